@@ -1,0 +1,175 @@
+/**
+ * CycleCloud REST wire format (reference/cyclecloud-rest-api.md §3–4).
+ *
+ * The only module that knows CycleCloud's JSON shapes. Lenient where the real API is: unknown
+ * fields pass through, newer fields are optional. Shared by the client (parsing responses) and the
+ * simulator (validating requests), so the two cannot drift apart.
+ */
+import { z } from 'zod';
+
+const int = z.number().int();
+const optInt = int.optional();
+
+export const PlacementGroupStatus = z
+  .object({ name: z.string(), activeCount: int, activeCoreCount: int })
+  .passthrough();
+
+export const VirtualMachine = z
+  .object({
+    vcpuCount: int,
+    memory: z.number(),
+    infiniband: z.boolean(),
+    gpuCount: int.default(0),
+    pcpuCount: optInt,
+    vcpuQuotaCount: optInt,
+  })
+  .passthrough();
+
+export const NodearrayBucketStatus = z
+  .object({
+    bucketId: z.string(),
+    definition: z.object({ machineType: z.string() }).passthrough().optional(),
+    maxCount: int,
+    maxCoreCount: int,
+    activeCount: int,
+    activeCoreCount: int,
+    activeNodes: z.array(z.string()).optional(),
+    availableCount: int,
+    availableCoreCount: int,
+    quotaCount: int,
+    quotaCoreCount: int,
+    consumedCoreCount: int,
+    familyQuotaCount: optInt,
+    familyQuotaCoreCount: optInt,
+    familyConsumedCoreCount: optInt,
+    regionalQuotaCount: optInt,
+    regionalQuotaCoreCount: optInt,
+    regionalConsumedCoreCount: optInt,
+    maxPlacementGroupSize: int,
+    maxPlacementGroupCoreSize: int,
+    placementGroups: z.array(PlacementGroupStatus).default([]),
+    valid: z.boolean(),
+    invalidReason: z.string().optional(),
+    /** Seconds since the last capacity failure; negative = never. */
+    lastCapacityFailure: z.number().optional(),
+    spotPlacementScore: z.string().optional(),
+    virtualMachine: VirtualMachine,
+  })
+  .passthrough();
+export type NodearrayBucketStatus = z.infer<typeof NodearrayBucketStatus>;
+
+/** A CycleCloud node record: free-form, PascalCase. Only `Name` is relied on. */
+export const NodeRecord = z
+  .object({
+    Name: z.string(),
+    NodeId: z.string().optional(),
+    Template: z.string().optional(),
+    MachineType: z.string().optional(),
+    Status: z.string().optional(),
+    TargetState: z.string().optional(),
+    State: z.string().optional(),
+    StatusMessage: z.string().optional(),
+    Hostname: z.string().optional(),
+    PrivateIp: z.string().optional(),
+    InstanceId: z.string().optional(),
+    PlacementGroupId: z.string().optional(),
+  })
+  .catchall(z.unknown());
+export type NodeRecord = z.infer<typeof NodeRecord>;
+
+export const ClusterNodearrayStatus = z
+  .object({
+    name: z.string(),
+    maxCount: int,
+    maxCoreCount: int,
+    buckets: z.array(NodearrayBucketStatus),
+    nodearray: z.record(z.string(), z.unknown()).default({}),
+  })
+  .passthrough();
+export type ClusterNodearrayStatus = z.infer<typeof ClusterNodearrayStatus>;
+
+export const ClusterStatus = z
+  .object({
+    state: z.string().optional(),
+    targetState: z.string().optional(),
+    maxCount: int,
+    maxCoreCount: int,
+    nodearrays: z.array(ClusterNodearrayStatus),
+    nodes: z.array(NodeRecord).optional(),
+  })
+  .passthrough();
+export type ClusterStatus = z.infer<typeof ClusterStatus>;
+
+export const OperationStatus = z
+  .object({ action: z.string(), startTime: z.string() })
+  .passthrough();
+export type OperationStatus = z.infer<typeof OperationStatus>;
+
+export const NodeList = z
+  .object({ nodes: z.array(NodeRecord), operation: OperationStatus.optional() })
+  .passthrough();
+export type NodeList = z.infer<typeof NodeList>;
+
+export const NodeCreationRequestSet = z
+  .object({
+    nodearray: z.string().min(1),
+    count: int.min(1),
+    definition: z.object({ machineType: z.string().optional() }).passthrough().optional(),
+    nameFormat: z.string().optional(),
+    nameOffset: optInt,
+    nodeAttributes: z.record(z.string(), z.unknown()).optional(),
+    placementGroupId: z.string().optional(),
+  })
+  .passthrough();
+export type NodeCreationRequestSet = z.infer<typeof NodeCreationRequestSet>;
+
+export const NodeCreationRequest = z
+  .object({ requestId: z.string().optional(), sets: z.array(NodeCreationRequestSet).min(1) })
+  .passthrough();
+export type NodeCreationRequest = z.infer<typeof NodeCreationRequest>;
+
+export const NodeCreationResult = z
+  .object({
+    operationId: z.string(),
+    sets: z.array(z.object({ added: int, message: z.string().optional() }).passthrough()),
+  })
+  .passthrough();
+export type NodeCreationResult = z.infer<typeof NodeCreationResult>;
+
+export const NodeManagementRequest = z
+  .object({
+    ids: z.array(z.string()).optional(),
+    names: z.array(z.string()).optional(),
+    hostnames: z.array(z.string()).optional(),
+    ip_addresses: z.array(z.string()).optional(),
+    filter: z.string().optional(),
+    requestId: z.string().optional(),
+  })
+  .passthrough();
+export type NodeManagementRequest = z.infer<typeof NodeManagementRequest>;
+
+export const NodeManagementResult = z
+  .object({
+    operationId: z.string(),
+    nodes: z.array(
+      z
+        .object({
+          id: z.string(),
+          name: z.string(),
+          status: z.enum(['OK', 'Error']).optional(),
+          error: z.string().optional(),
+        })
+        .passthrough(),
+    ),
+  })
+  .passthrough();
+export type NodeManagementResult = z.infer<typeof NodeManagementResult>;
+
+export const OperationList = z.array(OperationStatus);
+
+/** CycleCloud's error body, when it sends JSON (az-hop#221). */
+export const CycleCloudErrorBody = z
+  .object({ Exception: z.string(), Message: z.string(), Detail: z.string() })
+  .partial()
+  .passthrough();
+export type CycleCloudErrorBody = z.infer<typeof CycleCloudErrorBody>;

@@ -1,0 +1,107 @@
+/**
+ * Planner input and output. Planning is pure: no I/O, time comes in as `nowMs`.
+ */
+import type { ClusterSnapshot } from '../snapshots/model.ts';
+import type { ScaleRequest } from '../requests/schemas.ts';
+import type { NodeCreationRequestSet } from '../cyclecloud/schemas.ts';
+
+/** Nodes this service asked for that the snapshot does not count yet (created after `takenAt`). */
+export interface InFlightAllocation {
+  nodearray: string;
+  /** The bucket's machine type (CycleCloud `definition.machineType`). */
+  machineType: string;
+  placementGroupId: string | null;
+  count: number;
+}
+
+/** A bucket this service saw fail for capacity, backing off until `untilMs`. */
+export interface CapacityBackoff {
+  nodearray: string;
+  machineType: string;
+  untilMs: number;
+  reason: string;
+}
+
+export interface PlanOptions {
+  /** Skip a bucket whose CycleCloud `lastCapacityFailure` is younger than this. Default 300 s. */
+  capacityFailureWindowSec?: number;
+  /** Snapshot older than this is stale: nothing is planned, demands wait. Default 120 s. */
+  maxSnapshotAgeSec?: number;
+}
+
+export interface PlanInput {
+  request: ScaleRequest;
+  snapshot: ClusterSnapshot;
+  inFlight: InFlightAllocation[];
+  backoffs: CapacityBackoff[];
+  nowMs: number;
+  /** Re-plan generation (0 first); part of new placement-group ids so a re-plan does not reuse a failed group. */
+  generation?: number;
+  /** Per demand index, how many nodes are still to place (default: the demand's `count`). Demands absent or 0 are skipped. */
+  remaining?: Record<number, number>;
+  /** Placement groups never to use again for this request (a partial gang was compensated there). */
+  excludedPlacementGroups?: string[];
+  options?: PlanOptions;
+}
+
+export type DemandPlanStatus = 'placed' | 'partial' | 'waiting' | 'rejected' | 'skipped';
+
+export type PlanReasonCode =
+  | 'PLAN_UNKNOWN_NODEARRAY'
+  | 'PLAN_UNKNOWN_MACHINE_TYPE'
+  | 'PLAN_NO_VALID_BUCKET'
+  | 'PLAN_EXCEEDS_PLACEMENT_GROUP'
+  | 'PLAN_NO_CAPACITY'
+  | 'PLAN_CAPACITY_BACKOFF'
+  | 'PLAN_NO_PLACEMENT_GROUP_ROOM'
+  | 'PLAN_STALE_SNAPSHOT';
+
+export interface BucketVerdict {
+  bucketId: string;
+  machineType: string;
+  /** Nodes the bucket could take for this demand after in-flight and shared limits. */
+  available: number;
+  verdict: 'chosen' | 'full' | 'invalid' | 'backoff' | 'not-preferred' | 'no-pg-room';
+  note?: string;
+}
+
+export interface Placement {
+  /** Index into `Plan.sets`. */
+  setIndex: number;
+  count: number;
+  bucketId: string;
+  machineType: string;
+  placementGroupId: string | null;
+}
+
+export interface DemandPlan {
+  index: number;
+  requested: number;
+  /** Nodes placed by this plan. */
+  planned: number;
+  placements: Placement[];
+  status: DemandPlanStatus;
+  /** Words: which limit bound the demand, which bucket, what to wait for. Null when fully placed. */
+  reason: string | null;
+  code: PlanReasonCode | null;
+  /** The limit that bound the demand, e.g. `maxPlacementGroupSize=4 (mpi/Standard_HB120rs_v3)`. */
+  boundBy: string | null;
+  considered: BucketVerdict[];
+}
+
+export interface PlannedSet {
+  nodearray: string;
+  bucketId: string;
+  machineType: string;
+  placementGroupId: string | null;
+  count: number;
+  /** Which demands the set's nodes belong to, in node order. */
+  demands: { index: number; count: number }[];
+  /** CycleCloud's set, ready for `nodes/create` (the request id is added at submission). */
+  set: NodeCreationRequestSet;
+}
+
+export interface Plan {
+  sets: PlannedSet[];
+  demands: DemandPlan[];
+}

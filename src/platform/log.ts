@@ -1,0 +1,99 @@
+/**
+ * Structured JSON logging with redaction.
+ *
+ * Two nets keep secrets out of logs: keys that look secret are replaced whatever their value, and
+ * every secret value the process learns (CycleCloud password and Basic header, HMAC keys, function
+ * keys) is registered with {@link registerSecret} and scrubbed from every line, wherever it hides.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFields = Record<string, unknown>;
+export type LogSink = (level: LogLevel, line: string) => void;
+
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  /** A logger whose lines all carry `fields` (request id, cluster, operation id…). */
+  child(fields: LogFields): Logger;
+}
+
+const secrets = new Set<string>();
+const SECRET_KEY = /pass(word)?|secret|authorization|api[-_]?key|functionkey|token|signature|credential/i;
+const REDACTED = '[redacted]';
+
+/** Remembers a secret value so it is scrubbed from every log line and error text. */
+export function registerSecret(value: string | undefined | null): void {
+  // Very short values would scrub innocent text; they are not credible secrets anyway.
+  if (value && value.length >= 4) secrets.add(value);
+}
+
+/** For tests only. */
+export function clearRegisteredSecrets(): void {
+  secrets.clear();
+}
+
+/** Replaces every registered secret value in `text`. */
+export function scrub(text: string): string {
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join(REDACTED);
+  return out;
+}
+
+function sanitize(value: unknown, depth = 0): unknown {
+  if (depth > 6) return '[…]';
+  if (value instanceof Error) {
+    const e = value as Error & { code?: unknown };
+    return { name: e.name, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) };
+  }
+  if (Array.isArray(value)) return value.slice(0, 50).map((v) => sanitize(v, depth + 1));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? REDACTED : sanitize(v, depth + 1);
+    return out;
+  }
+  return value;
+}
+
+/** Formats one JSON log line (already scrubbed). */
+export function formatLine(level: LogLevel, message: string, fields: LogFields): string {
+  const body = { level, msg: message, ...(sanitize(fields) as LogFields) };
+  return scrub(JSON.stringify(body));
+}
+
+export const consoleSink: LogSink = (level, line) => {
+  if (level === 'error') console.error(line);
+  else if (level === 'warn') console.warn(line);
+  else console.log(line);
+};
+
+export function createLogger(sink: LogSink = consoleSink, base: LogFields = {}): Logger {
+  const emit = (level: LogLevel, message: string, fields?: LogFields) =>
+    sink(level, formatLine(level, message, { ...base, ...fields }));
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (fields) => createLogger(sink, { ...base, ...fields }),
+  };
+}
+
+/** A logger that writes through an Azure Functions InvocationContext (so App Insights correlates it). */
+export function contextLogger(
+  ctx: { invocationId: string; log(...a: unknown[]): void; warn(...a: unknown[]): void; error(...a: unknown[]): void; debug?(...a: unknown[]): void },
+  base: LogFields = {},
+): Logger {
+  return createLogger(
+    (level, line) => {
+      if (level === 'error') ctx.error(line);
+      else if (level === 'warn') ctx.warn(line);
+      else if (level === 'debug' && ctx.debug) ctx.debug(line);
+      else ctx.log(line);
+    },
+    { invocationId: ctx.invocationId, ...base },
+  );
+}
+
+/** A logger that drops everything (tests that do not look at logs). */
+export const silentLogger: Logger = createLogger(() => {});

@@ -1,0 +1,54 @@
+/**
+ * The request ledger's interface (implemented in `ledger.ts` over Table storage, ETag concurrency).
+ * One entry per caller `requestId`. The public record (CONTRACT §5) is part of it; the rest is the
+ * scaler's own bookkeeping, never returned over HTTP.
+ */
+import type { RequestMessage, RequestRecord } from './schemas.ts';
+import type { InFlightAllocation } from '../planning/types.ts';
+
+export interface SubmissionAttempt {
+  /** 0 for the first create, +1 for each re-plan after compensation. */
+  generation: number;
+  /** The CycleCloud requestId used for this create (deterministic from requestId + generation). */
+  cycleCloudRequestId: string;
+  /** Intent is written before the call; the outcome after. */
+  state: 'intent' | 'accepted' | 'unknown' | 'failed';
+  operationId: string | null;
+  /** The sets sent, with the demand each node belongs to. */
+  sets: { nodearray: string; machineType: string; placementGroupId: string | null; count: number; added: number | null; message: string | null; demands: { index: number; count: number }[] }[];
+  submittedAtMs: number;
+}
+
+export interface LedgerEntry {
+  record: RequestRecord;
+  /** The validated message (null when the message was rejected unparsed). */
+  request: RequestMessage | null;
+  /** sha256 of the canonical JSON of the message: same id + same hash = duplicate; different = conflict. */
+  bodyHash: string;
+  attempts: SubmissionAttempt[];
+  /** Absolute deadline for the request (epoch ms). */
+  deadlineAtMs: number;
+  /** Next time a waiting request should be planned again (epoch ms) or null. */
+  nextAttemptAtMs: number | null;
+  /** Table ETag of the row this was read from. */
+  etag?: string;
+}
+
+export type AdmitResult =
+  | { outcome: 'created'; entry: LedgerEntry }
+  | { outcome: 'duplicate'; entry: LedgerEntry }
+  | { outcome: 'conflict'; entry: LedgerEntry };
+
+export interface RequestLedgerApi {
+  get(requestId: string): Promise<LedgerEntry | null>;
+  /** Creates the entry in state `queued` unless the requestId exists (then duplicate or conflict). */
+  admit(message: RequestMessage, nowMs: number): Promise<AdmitResult>;
+  /** Records a message that failed validation as `rejected` (key: its requestId or `msg-<queue message id>`). */
+  reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number): Promise<LedgerEntry>;
+  /** Read-modify-write with ETag; retried on 412. `mutate` may be called more than once. */
+  update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry>;
+  /** Nodes requested for `cluster` since `sinceMs` that are not yet final (for the planner). */
+  inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
+  /** Entries not in a final state (for sweepers). */
+  listOpen(cluster?: string): Promise<LedgerEntry[]>;
+}

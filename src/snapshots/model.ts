@@ -1,0 +1,50 @@
+/**
+ * The compact cluster snapshot: what the timer stores, the planner reads and
+ * `GET /api/clusters/{cluster}/status` returns (CONTRACT §4).
+ */
+export interface PlacementGroupSnapshot {
+  name: string;
+  activeCount: number;
+}
+
+export interface BucketSnapshot {
+  bucketId: string;
+  machineType: string;
+  vcpuCount: number;
+  memoryGB: number;
+  infiniband: boolean;
+  valid: boolean;
+  invalidReason?: string;
+  maxCount: number;
+  activeCount: number;
+  availableCount: number;
+  quotaCount: number;
+  maxPlacementGroupSize: number;
+  placementGroups: PlacementGroupSnapshot[];
+  /** Seconds since CycleCloud last saw a capacity failure at `takenAt`; null = never. */
+  lastCapacityFailureSec: number | null;
+}
+
+export interface NodearraySnapshot {
+  name: string;
+  maxCount: number;
+  maxCoreCount: number;
+  buckets: BucketSnapshot[];
+}
+
+export interface ClusterSnapshot {
+  cluster: string;
+  /** ISO time the status was read. */
+  takenAt: string;
+  maxCount: number;
+  maxCoreCount: number;
+  nodearrays: NodearraySnapshot[];
+  /** Node names by CycleCloud Status; for reconciliation. Optional in tests. */
+  nodes?: { name: string; id: string | null; status: string; nodearray: string | null; placementGroupId: string | null }[];
+}
+
+/** What the API answers: the snapshot plus its age, as of now. */
+export interface ClusterStatusView extends Omit<ClusterSnapshot, 'nodes' | 'maxCount' | 'maxCoreCount'> {
+  ageSeconds: number;
+  stale: boolean;
+}
