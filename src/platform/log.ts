@@ -14,6 +14,11 @@ export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
   error(message: string, fields?: LogFields): void;
+  /**
+   * A custom metric as a log line `{"metric":name,"value":n,...dims}`; Application Insights keeps it in
+   * `traces.customDimensions`, so Kusto can chart it (README "Operate").
+   */
+  metric(name: string, value: number, dimensions?: LogFields): void;
   /** A logger whose lines all carry `fields` (request id, cluster, operation id…). */
   child(fields: LogFields): Logger;
 }
@@ -75,6 +80,7 @@ export function createLogger(sink: LogSink = consoleSink, base: LogFields = {}):
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
+    metric: (name, value, dims) => emit('info', `metric ${name}`, { ...dims, metric: name, value }),
     child: (fields) => createLogger(sink, { ...base, ...fields }),
   };
 }

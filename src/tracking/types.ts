@@ -1,0 +1,40 @@
+/**
+ * What the submission path hands the tracker, and the internal wake-up message both use.
+ */
+
+/** Starts following one CycleCloud operation until every node is final. */
+export interface TrackStart {
+  cluster: string;
+  operationId: string;
+  cycleCloudRequestId: string;
+  /** The caller's requestId (ledger key). */
+  requestId: string;
+  /** `create` for scale requests, `terminate` for terminate requests and compensations. */
+  action: 'create' | 'terminate';
+  /** For creates: the submission generation (see SubmissionAttempt). */
+  generation: number;
+  /** For creates: the sets as sent, with which demand each node belongs to. */
+  sets: { nodearray: string; machineType: string; placementGroupId: string | null; count: number; added: number; colocated: boolean; demands: { index: number; count: number }[] }[];
+  /** For compensations: the node names being terminated. */
+  nodeNames?: string[];
+}
+
+export interface TrackerApi {
+  /** Idempotent on operationId: writes the tracker record (if absent) and schedules the first poll. */
+  start(t: TrackStart): Promise<void>;
+}
+
+/**
+ * An internal message on the scale queue meaning "look at this ledger entry again": a waiting request
+ * whose backoff elapsed, or a demand the tracker wants re-planned. Recognised before validation; it is
+ * never a caller's message (callers cannot send `$scaler`).
+ */
+export interface ContinueMessage {
+  $scaler: 'continue';
+  requestId: string;
+  reason?: string;
+}
+
+export function isContinueMessage(m: unknown): m is ContinueMessage {
+  return !!m && typeof m === 'object' && (m as { $scaler?: unknown }).$scaler === 'continue' && typeof (m as { requestId?: unknown }).requestId === 'string';
+}
