@@ -32,6 +32,23 @@ export interface LedgerEntry {
   nextAttemptAtMs: number | null;
   /** Table ETag of the row this was read from. */
   etag?: string;
+  /** Last known outcome of every node the request created (by node name); see `record.ts`. */
+  nodeOutcomes?: Record<string, NodeOutcome>;
+  /** Partial colocated sets being terminated: their nodes no longer count, their groups are never reused. */
+  compensations?: Compensation[];
+  /** Demand indexes that will not be retried (rejected by the planner, re-plan attempts exhausted), with why. */
+  closedDemands?: Record<number, string>;
+}
+
+/** A node's fate as the tracker sees it. */
+export type NodeOutcome = 'pending' | 'ready' | 'failed' | 'gone' | 'timed_out';
+
+export interface Compensation {
+  demandIndex: number;
+  placementGroupId: string | null;
+  nodeNames: string[];
+  reason: string;
+  atMs: number;
 }
 
 export type AdmitResult =
