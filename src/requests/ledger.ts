@@ -1,0 +1,246 @@
+/**
+ * The request ledger over Table storage: one row per caller requestId, claimed by one conditional
+ * write and changed only by ETag-guarded read-modify-write.
+ *
+ * Layout of `names.requestsTable`:
+ * - entry rows: PartitionKey = requestId, RowKey = `r`; the whole {@link LedgerEntry} packed with
+ *   `packJson` (records can hold thousands of nodes), plus `state`, `cluster`, `kind` for humans.
+ * - open index rows: PartitionKey = `~open~<encoded cluster>` (`~` cannot occur in a requestId),
+ *   RowKey = requestId; a few hundred bytes: whether the entry is final and what its creates asked
+ *   for, with when. `inFlight` and `listOpen` read one small partition instead of scanning every
+ *   record. The index row is written after the entry row (different partitions cannot share a
+ *   transaction): a crash between the two leaves it one step behind until the entry's next update;
+ *   `listOpen` double-checks against the entry row and heals stale rows. Rows of final entries stay
+ *   while their creates are recent enough to matter to a snapshot ({@link RequestLedgerOptions.indexRetentionMs}).
+ */
+import type { TableClient } from '@azure/data-tables';
+import type { Storage } from '../platform/storage.ts';
+import type { StorageNames } from '../platform/names.ts';
+import { packJson, unpackJson } from '../platform/table-json.ts';
+import type { InFlightAllocation } from '../planning/types.ts';
+import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
+import type { RequestMessage, RequestRecord } from './schemas.ts';
+import { isFinal, newEntry, rejectedEntry } from './record.ts';
+
+export interface RequestLedgerOptions {
+  storage: Storage;
+  names: StorageNames;
+  /** Epoch-ms clock. Default `Date.now`. */
+  now?: () => number;
+  /** Time budget of a new request (CONTRACT: request deadline). Default 30 minutes. */
+  deadlineMs?: number;
+  /** How long the index keeps a final entry's creates for `inFlight`. Default 1 hour. */
+  indexRetentionMs?: number;
+  /** Attempts of a read-modify-write that keeps losing ETag races. Default 25. */
+  maxUpdateAttempts?: number;
+}
+
+/** Stable codes of ledger failures. */
+export type LedgerErrorCode = 'LEDGER_NOT_FOUND' | 'LEDGER_CONTENTION';
+
+export class LedgerError extends Error {
+  override name = 'LedgerError' as const;
+  readonly code: LedgerErrorCode;
+  constructor(code: LedgerErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+interface IndexAllocation extends InFlightAllocation {
+  atMs: number;
+}
+
+const ENTRY_ROW = 'r';
+const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number } | null)?.statusCode;
+// `~` is encoded too so every index partition sorts between `~open~` and `~open~~`.
+const indexPartition = (cluster: string): string => `~open~${encodeURIComponent(cluster).replace(/~/g, '%7E')}`;
+
+/** What a request's creates asked for, for the planner: accepted sets count what was added; an intent or unknown outcome counts what was asked (it may exist). */
+export function allocationsOf(entry: LedgerEntry): IndexAllocation[] {
+  const out: IndexAllocation[] = [];
+  for (const a of entry.attempts) {
+    if (a.state === 'failed') continue;
+    for (const s of a.sets) {
+      const count = a.state === 'accepted' ? (s.added ?? 0) : s.count;
+      if (count > 0) out.push({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count, atMs: a.submittedAtMs });
+    }
+  }
+  return out;
+}
+
+export class RequestLedger implements RequestLedgerApi {
+  readonly #table: TableClient;
+  readonly #now: () => number;
+  readonly #deadlineMs: number;
+  readonly #retentionMs: number;
+  readonly #maxAttempts: number;
+
+  constructor(options: RequestLedgerOptions) {
+    this.#table = options.storage.table(options.names.requestsTable);
+    this.#now = options.now ?? Date.now;
+    this.#deadlineMs = options.deadlineMs ?? 30 * 60_000;
+    this.#retentionMs = options.indexRetentionMs ?? 60 * 60_000;
+    this.#maxAttempts = options.maxUpdateAttempts ?? 25;
+  }
+
+  async get(requestId: string): Promise<LedgerEntry | null> {
+    try {
+      const entity = await this.#table.getEntity<Record<string, unknown>>(requestId, ENTRY_ROW);
+      const entry = unpackJson<LedgerEntry>(entity);
+      if (entity.etag) entry.etag = String(entity.etag);
+      return entry;
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  }
+
+  /** The public record (CONTRACT §5), or null when unknown. */
+  async getRecord(requestId: string): Promise<RequestRecord | null> {
+    return (await this.get(requestId))?.record ?? null;
+  }
+
+  async admit(message: RequestMessage, nowMs: number): Promise<AdmitResult> {
+    const entry = newEntry(message, nowMs, this.#deadlineMs);
+    const created = await this.#create(entry);
+    if (created) return { outcome: 'created', entry: created };
+    const existing = await this.get(message.requestId);
+    if (!existing) throw new LedgerError('LEDGER_CONTENTION', `request ${message.requestId} exists but could not be read`);
+    return { outcome: existing.bodyHash === entry.bodyHash ? 'duplicate' : 'conflict', entry: existing };
+  }
+
+  async reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number): Promise<LedgerEntry> {
+    const created = await this.#create(rejectedEntry(requestId, cluster, reason, errors, nowMs));
+    if (created) return created;
+    // A redelivery of the same bad message, or a bad message reusing a known id: the first record stands.
+    const existing = await this.get(requestId);
+    if (!existing) throw new LedgerError('LEDGER_CONTENTION', `request ${requestId} exists but could not be read`);
+    return existing;
+  }
+
+  async update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(requestId);
+      if (!current) throw new LedgerError('LEDGER_NOT_FOUND', `request ${requestId} is not in the ledger`);
+      const etag = current.etag!;
+      const before = JSON.stringify({ ...current, etag: undefined });
+      const working = structuredClone(current);
+      const next = mutate(working) ?? working;
+      delete next.etag;
+      if (JSON.stringify(next) === before) return current;
+      try {
+        const res = await this.#table.updateEntity(this.#entity(next), 'Replace', { etag });
+        if (res.etag) next.etag = res.etag;
+        await this.#writeIndex(next);
+        return next;
+      } catch (error) {
+        if (statusOf(error) !== 412 || attempt >= this.#maxAttempts) {
+          if (statusOf(error) === 412) throw new LedgerError('LEDGER_CONTENTION', `request ${requestId}: gave up after ${attempt} concurrent updates`, { cause: error });
+          throw error;
+        }
+        // Someone else wrote in between: read again and re-apply; a little jitter spreads the racers.
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 10 * attempt)));
+      }
+    }
+  }
+
+  async inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]> {
+    const rows = await this.#indexRows(cluster);
+    const out: InFlightAllocation[] = [];
+    for (const row of rows) {
+      for (const a of row.allocations) {
+        if (a.atMs >= sinceMs) out.push({ nodearray: a.nodearray, machineType: a.machineType, placementGroupId: a.placementGroupId, count: a.count });
+      }
+    }
+    return out;
+  }
+
+  async listOpen(cluster?: string): Promise<LedgerEntry[]> {
+    const partitions = cluster === undefined ? await this.#indexPartitions() : [indexPartition(cluster)];
+    const out: LedgerEntry[] = [];
+    for (const pk of partitions) {
+      for (const row of await this.#indexRowsOf(pk)) {
+        if (row.final) continue;
+        const entry = await this.get(row.requestId);
+        if (!entry) continue;
+        if (isFinal(entry)) {
+          await this.#writeIndex(entry); // heal a row left behind by a crash
+          continue;
+        }
+        out.push(entry);
+      }
+    }
+    return out;
+  }
+
+  #entity(entry: LedgerEntry): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+    const { etag: _etag, ...body } = entry;
+    return {
+      partitionKey: entry.record.requestId,
+      rowKey: ENTRY_ROW,
+      state: entry.record.state,
+      cluster: entry.record.cluster,
+      kind: entry.record.kind,
+      ...packJson(body),
+    };
+  }
+
+  /** Creates the row; null when the requestId already exists. */
+  async #create(entry: LedgerEntry): Promise<LedgerEntry | null> {
+    try {
+      const res = await this.#table.createEntity(this.#entity(entry));
+      if (res.etag) entry.etag = res.etag;
+    } catch (error) {
+      if (statusOf(error) === 409) return null;
+      throw error;
+    }
+    await this.#writeIndex(entry);
+    return entry;
+  }
+
+  async #writeIndex(entry: LedgerEntry): Promise<void> {
+    if (!entry.record.cluster || entry.request === null) return; // rejected-unparsed: nothing in flight, never open
+    const allocations = allocationsOf(entry);
+    const final = isFinal(entry);
+    const newest = allocations.reduce((m, a) => Math.max(m, a.atMs), 0);
+    const pk = indexPartition(entry.record.cluster);
+    if (final && newest < this.#now() - this.#retentionMs) {
+      await this.#table.deleteEntity(pk, entry.record.requestId).catch((e: unknown) => {
+        if (statusOf(e) !== 404) throw e;
+      });
+      return;
+    }
+    await this.#table.upsertEntity({ partitionKey: pk, rowKey: entry.record.requestId, final, allocations: JSON.stringify(allocations) }, 'Replace');
+  }
+
+  async #indexRows(cluster: string): Promise<{ requestId: string; final: boolean; allocations: IndexAllocation[] }[]> {
+    return this.#indexRowsOf(indexPartition(cluster));
+  }
+
+  async #indexRowsOf(pk: string): Promise<{ requestId: string; final: boolean; allocations: IndexAllocation[] }[]> {
+    const out: { requestId: string; final: boolean; allocations: IndexAllocation[] }[] = [];
+    const filter = `PartitionKey eq '${pk.replace(/'/g, "''")}'`;
+    const cutoff = this.#now() - this.#retentionMs;
+    for await (const row of this.#table.listEntities<{ final?: boolean; allocations?: string }>({ queryOptions: { filter } })) {
+      const allocations = JSON.parse(row.allocations ?? '[]') as IndexAllocation[];
+      const final = Boolean(row.final);
+      if (final && allocations.every((a) => a.atMs < cutoff)) {
+        // Lazy clean-up: a final entry whose creates every snapshot now counts.
+        await this.#table.deleteEntity(pk, row.rowKey!).catch(() => undefined);
+        continue;
+      }
+      out.push({ requestId: row.rowKey!, final, allocations });
+    }
+    return out;
+  }
+
+  async #indexPartitions(): Promise<string[]> {
+    const seen = new Set<string>();
+    // Index partitions sort after every requestId partition (`~` is above the id alphabet).
+    for await (const row of this.#table.listEntities({ queryOptions: { filter: "PartitionKey ge '~open~' and PartitionKey lt '~open~~'", select: ['PartitionKey'] } })) {
+      if (row.partitionKey) seen.add(row.partitionKey);
+    }
+    return [...seen];
+  }
+}

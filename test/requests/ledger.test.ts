@@ -1,0 +1,133 @@
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { Storage } from '../../src/platform/storage.ts';
+import { RequestLedger } from '../../src/requests/ledger.ts';
+import { ScalerState, pausedFromEnv } from '../../src/requests/state.ts';
+import { applySubmission, settle, closeDemand } from '../../src/requests/record.ts';
+import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { uniqueNames } from '../helpers/names.ts';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+function request(requestId: string, cluster = 'hpc', count = 2): ScaleRequest {
+  return { kind: 'scale', requestId, cluster, demands: [{ nodearray: 'ondemand', count }] };
+}
+
+describe('RequestLedger on azurite', () => {
+  const names = uniqueNames();
+  let storage: Storage;
+  let now = T0;
+  let ledger: RequestLedger;
+
+  beforeAll(async () => {
+    storage = Storage.fromConnectionString(inject('storageConnectionString'));
+    await storage.ensure({ tables: [names.requestsTable, names.stateTable] });
+    ledger = new RequestLedger({ storage, names, now: () => now });
+  });
+
+  it('admits once: same content is a duplicate, different content a conflict', async () => {
+    // Act
+    const first = await ledger.admit(request('job-a'), now);
+    const again = await ledger.admit({ ...request('job-a'), demands: [{ count: 2, nodearray: 'ondemand' }] }, now + 5);
+    const other = await ledger.admit(request('job-a', 'hpc', 3), now + 6);
+    // Assess
+    expect(first.outcome).toBe('created');
+    expect(first.entry.record.state).toBe('queued');
+    expect(again.outcome).toBe('duplicate');
+    expect(other.outcome).toBe('conflict');
+    expect((await ledger.getRecord('job-a'))!.demands[0]!.requested).toBe(2);
+    expect(await ledger.getRecord('nope')).toBeNull();
+  });
+
+  it('serialises concurrent updates with ETags (no lost writes)', async () => {
+    await ledger.admit(request('job-b'), now);
+    // Act: 8 writers each append an operation
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        ledger.update('job-b', (e) => {
+          e.record.operations.push({ operationId: `op-${i}`, cycleCloudRequestId: `x-${i}`, state: 'pending' });
+        }),
+      ),
+    );
+    // Assess
+    const rec = await ledger.getRecord('job-b');
+    expect(rec!.operations.map((o) => o.operationId).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `op-${i}`).sort());
+  });
+
+  it('keeps records with thousands of nodes', async () => {
+    await ledger.admit(request('job-big', 'hpc', 5000), now);
+    const nodes = Array.from({ length: 5000 }, (_, i) => ({ name: `ondemand-${i}`, id: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, status: 'Ready', demand: 0 }));
+    await ledger.update('job-big', (e) => {
+      e.record.nodes = nodes;
+    });
+    expect((await ledger.getRecord('job-big'))!.nodes).toHaveLength(5000);
+  });
+
+  it('records a rejected message once, without overwriting a valid entry', async () => {
+    const r = await ledger.reject('msg-123', null, 'not JSON', [], now);
+    expect(r.record.state).toBe('rejected');
+    const again = await ledger.reject('job-a', 'hpc', 'demands.0.count: too small', [{ path: 'demands.0.count', message: 'too small' }], now);
+    expect(again.record.state).toBe('queued');
+  });
+
+  it('reports in-flight creates per cluster since a time and lists open entries', async () => {
+    // Prepare: a request on another cluster with an accepted create, one still at intent
+    const cluster = 'c-inflight/1';
+    await ledger.admit(request('if-1', cluster, 4), now);
+    await ledger.admit(request('if-2', cluster, 3), now);
+    await ledger.update('if-1', (e) =>
+      applySubmission(e, { generation: 0, cycleCloudRequestId: 'if-1-g0', state: 'accepted', operationId: 'op', submittedAtMs: now + 10, sets: [{ nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 4, added: 3, message: null, demands: [{ index: 0, count: 4 }] }] }, now),
+    );
+    await ledger.update('if-2', (e) =>
+      applySubmission(e, { generation: 0, cycleCloudRequestId: 'if-2-g0', state: 'intent', operationId: null, submittedAtMs: now + 20, sets: [{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3, added: null, message: null, demands: [{ index: 0, count: 3 }] }] }, now),
+    );
+    // Act
+    const all = await ledger.inFlight(cluster, now);
+    const recent = await ledger.inFlight(cluster, now + 15);
+    // Assess
+    expect(all).toEqual(expect.arrayContaining([
+      { nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 3 },
+      { nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 },
+    ]));
+    expect(all).toHaveLength(2);
+    expect(recent).toEqual([{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 }]);
+    expect((await ledger.listOpen(cluster)).map((e) => e.record.requestId).sort()).toEqual(['if-1', 'if-2']);
+
+    // a final entry leaves listOpen but its recent creates still count
+    await ledger.update('if-2', (e) => settle(closeDemand(e, 0, 'gave up', now), now));
+    expect((await ledger.listOpen(cluster)).map((e) => e.record.requestId)).toEqual(['if-1']);
+    expect(await ledger.inFlight(cluster, now)).toHaveLength(2);
+    expect((await ledger.listOpen()).map((e) => e.record.requestId)).toContain('if-1');
+
+    // once old enough, it is dropped from the index
+    now += 2 * 60 * 60_000;
+    expect(await ledger.inFlight(cluster, 0)).toHaveLength(1);
+  });
+});
+
+describe('ScalerState on azurite', () => {
+  const names = uniqueNames();
+  let storage: Storage;
+
+  beforeAll(async () => {
+    storage = Storage.fromConnectionString(inject('storageConnectionString'));
+    await storage.ensure({ tables: [names.stateTable] });
+  });
+
+  it('pauses by switch or by setting', async () => {
+    const state = new ScalerState({ storage, names });
+    expect(await state.isPaused()).toBe(false);
+    await state.setPaused(true, 'ops');
+    expect(await state.isPaused()).toBe(true);
+    await state.setPaused(false);
+    expect(await state.isPaused()).toBe(false);
+    expect(await new ScalerState({ storage, names, pausedBySetting: pausedFromEnv({ SCALE_OUT_PAUSED: 'TRUE' }) }).isPaused()).toBe(true);
+    expect(pausedFromEnv({})).toBe(false);
+  });
+
+  it('counts concurrently without losing increments', async () => {
+    const state = new ScalerState({ storage, names });
+    await Promise.all(Array.from({ length: 10 }, () => state.increment('rejectedMessages')));
+    await state.increment('poisonedMessages');
+    expect(await state.counters()).toEqual({ rejectedMessages: 10, poisonedMessages: 1 });
+  });
+});
