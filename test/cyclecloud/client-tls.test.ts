@@ -1,36 +1,22 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
 import { isCycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { staticCredentialProvider } from '../../src/platform/credentials.ts';
-import { startFakeServer, type FakeServer } from './fake-server.ts';
+import { selfSignedCert, startFakeServer, type FakeServer } from './fake-server.ts';
 
 // CycleCloud ships a self-signed certificate: prove the three ways of dealing with it.
 describe('CycleCloud client over HTTPS with a self-signed certificate', () => {
-  let dir: string;
   let cert: string;
   let server: FakeServer;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cc-tls-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
-    cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    server = await startFakeServer(() => ({ status: 200, json: { action: 'create', startTime: '2026-01-01T00:00:00Z' } }), {
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-      cert,
-    });
+    const tls = selfSignedCert();
+    cert = tls.cert;
+    server = await startFakeServer(() => ({ status: 200, json: { action: 'create', startTime: '2026-01-01T00:00:00Z' } }), tls);
   });
 
   afterAll(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const credentials = staticCredentialProvider({ username: 'u', password: 'tls-test-password' });
