@@ -38,6 +38,8 @@ export interface LedgerEntry {
   compensations?: Compensation[];
   /** Demand indexes that will not be retried (rejected by the planner, re-plan attempts exhausted), with why. */
   closedDemands?: Record<number, string>;
+  /** How many times in a row the request was put back to wait (drives the continue backoff). */
+  waits?: number;
 }
 
 /** A node's fate as the tracker sees it. */
@@ -49,6 +51,10 @@ export interface Compensation {
   nodeNames: string[];
   reason: string;
   atMs: number;
+  /** The CycleCloud terminate operation, once sent (absent = terminate still to send or to look up). */
+  operationId?: string | null;
+  /** The CycleCloud requestId of that terminate. */
+  cycleCloudRequestId?: string;
 }
 
 export type AdmitResult =

@@ -1,0 +1,168 @@
+/**
+ * Intake: the scale-queue handler and the HTTP admission path.
+ *
+ * The queue handler throws ONLY for transient failures, so the Functions host retries the message
+ * with backoff and, after `maxDequeueCount`, moves it to the poison queue; on that last attempt the
+ * request record is first marked `failed` with the reason. Everything else (invalid, not JSON,
+ * conflicting) is recorded and counted, and the message is completed: it is never retried and
+ * never blocks the queue.
+ */
+import type { Logger } from '../platform/log.ts';
+import { isContinueMessage } from '../tracking/types.ts';
+import type { RequestLedgerApi } from './ledger-types.ts';
+import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from './schemas.ts';
+import { isFinal } from './record.ts';
+import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
+
+/** Counters and the pause switch (`ScalerState`). */
+export interface IntakeState {
+  isPaused(): Promise<boolean>;
+  increment(counter: string): Promise<unknown>;
+}
+
+export interface IntakeDeps extends SubmitDeps {
+  state: IntakeState;
+}
+
+export interface QueueMessageMeta {
+  /** The queue message id (Functions `triggerMetadata.id`). */
+  messageId: string;
+  dequeueCount: number;
+  /** The host's `maxDequeueCount` (default 5). */
+  maxDequeueCount: number;
+  /** Where the host moves the message after the last attempt, e.g. `scale-requests-poison`. */
+  poisonQueue: string;
+}
+
+/** A `continue` for a wait that is not due yet (a duplicate wake-up) is dropped; this much early is tolerated. */
+const EARLY_TOLERANCE_MS = 1000;
+const MAX_REASON_FIELDS = 20;
+
+/**
+ * Handles one message of the scale queue. `message` is what the host hands over: a parsed object
+ * for JSON, a string for other text. Returns what was done, for logs and tests.
+ */
+export async function handleScaleQueueMessage(
+  deps: IntakeDeps,
+  message: unknown,
+  meta: QueueMessageMeta,
+  logger: Logger,
+): Promise<ProcessResult | { action: 'rejected' | 'conflict' | 'early'; requestId: string; state: string | null }> {
+  const log = logger.child({ queueMessageId: meta.messageId, dequeueCount: meta.dequeueCount });
+  let body: unknown = message;
+  if (typeof message === 'string' || Buffer.isBuffer(message)) {
+    try {
+      body = JSON.parse(String(message));
+    } catch {
+      return recordBroken(deps, meta, log, 'the message is not JSON');
+    }
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return recordBroken(deps, meta, log, 'the message is not a JSON object');
+
+  if (isContinueMessage(body)) {
+    const requestId = body.requestId;
+    if (body.reason === WAIT_REASON) {
+      const entry = await deps.ledger.get(requestId);
+      if (entry && !isFinal(entry) && entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs - EARLY_TOLERANCE_MS > deps.now()) {
+        log.debug('continue before its time; another wake-up is scheduled', { requestId });
+        return { action: 'early', requestId, state: entry.record.state };
+      }
+    }
+    return withTransientHandling(deps, requestId, meta, log, () => processEntry(deps, requestId, log));
+  }
+
+  const parsed = parseRequestMessage(body);
+  const rawId = (body as { requestId?: unknown }).requestId;
+  const usableId = RequestId.safeParse(rawId).success ? (rawId as string) : null;
+  if (!parsed.ok) {
+    const key = usableId ?? `msg-${meta.messageId}`;
+    const rawCluster = (body as { cluster?: unknown }).cluster;
+    const cluster = typeof rawCluster === 'string' ? rawCluster.slice(0, 128) : null;
+    const shown = parsed.errors.slice(0, MAX_REASON_FIELDS).map((e) => `${e.path || '(message)'}: ${e.message}`);
+    const more = parsed.errors.length > MAX_REASON_FIELDS ? `; and ${parsed.errors.length - MAX_REASON_FIELDS} more` : '';
+    const reason = `invalid request: ${shown.join('; ')}${more}`;
+    const entry = await deps.ledger.reject(key, cluster, reason, parsed.errors, deps.now());
+    await deps.state.increment('rejectedMessages');
+    if (entry.record.state !== 'rejected') log.warn('invalid message reuses a known requestId; the existing record stands', { requestId: key, reason });
+    else log.warn('message rejected', { requestId: key, reason });
+    return { action: 'rejected', requestId: key, state: entry.record.state };
+  }
+
+  const request = parsed.value;
+  return withTransientHandling(deps, request.requestId, meta, log, async () => {
+    const admitted = await deps.ledger.admit(request, deps.now());
+    if (admitted.outcome === 'conflict') {
+      // The first record stands; the conflicting message is recorded on its own so it is visible.
+      const key = `msg-${meta.messageId}`;
+      await deps.ledger.reject(key, request.cluster, `conflict: requestId ${request.requestId} already exists with different content`, [{ path: 'requestId', message: 'already used with different content' }], deps.now());
+      await deps.state.increment('rejectedMessages');
+      log.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
+      return { action: 'conflict', requestId: request.requestId, state: admitted.entry.record.state };
+    }
+    if (admitted.outcome === 'duplicate') log.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+    return processEntry(deps, request.requestId, log);
+  });
+}
+
+/** Not JSON, or no usable requestId: recorded under `msg-<queue message id>`, counted, completed. */
+async function recordBroken(deps: IntakeDeps, meta: QueueMessageMeta, log: Logger, reason: string): Promise<{ action: 'rejected'; requestId: string; state: string | null }> {
+  const key = `msg-${meta.messageId}`;
+  log.warn('unreadable message removed', { recordedAs: key, reason });
+  const entry = await deps.ledger.reject(key, null, reason, [{ path: '', message: reason }], deps.now());
+  await deps.state.increment('rejectedMessages');
+  return { action: 'rejected', requestId: key, state: entry.record.state };
+}
+
+/**
+ * Runs `work`; a failure is transient by definition here (everything permanent is recorded, not
+ * thrown). On the last delivery the record first says where the message went and why.
+ */
+async function withTransientHandling<T>(deps: IntakeDeps, requestId: string, meta: QueueMessageMeta, log: Logger, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const why = error instanceof Error ? `${(error as { code?: string }).code ? `${(error as { code?: string }).code}: ` : ''}${error.message}` : String(error);
+    const last = meta.dequeueCount >= meta.maxDequeueCount;
+    log.warn(last ? 'transient failure on the last attempt; the message goes to the poison queue' : 'transient failure; the queue will retry', { requestId, error, dequeueCount: meta.dequeueCount });
+    if (last) {
+      try {
+        const entry = await deps.ledger.get(requestId);
+        if (entry && !isFinal(entry)) {
+          await deps.ledger.update(requestId, (e) => {
+            if (isFinal(e)) return e;
+            e.record.state = 'failed';
+            e.record.reason = `moved to ${meta.poisonQueue} after ${meta.dequeueCount} attempts: ${why}`;
+            e.record.updatedAt = new Date(deps.now()).toISOString();
+            e.nextAttemptAtMs = null;
+            return e;
+          });
+        }
+        await deps.state.increment('poisonedMessages');
+      } catch (recordError) {
+        log.error('could not record the poison reason', { requestId, error: recordError });
+      }
+    }
+    throw error;
+  }
+}
+
+/** What the HTTP API needs to admit a request. */
+export interface SubmitRequestDeps {
+  ledger: Pick<RequestLedgerApi, 'admit'>;
+  /** The scale queue. */
+  queue: QueueSender;
+  now: () => number;
+}
+
+/**
+ * Admits a validated message to the ledger and enqueues it on the scale queue (the queue path does
+ * the work). A duplicate still `queued` is enqueued again: harmless, since processing is
+ * idempotent, and it revives a request whose first enqueue failed after the admit.
+ */
+export async function submitRequest(deps: SubmitRequestDeps, message: RequestMessage): Promise<{ outcome: 'created' | 'duplicate' | 'conflict'; record: RequestRecord }> {
+  const admitted = await deps.ledger.admit(message, deps.now());
+  if (admitted.outcome === 'created' || (admitted.outcome === 'duplicate' && admitted.entry.record.state === 'queued')) {
+    await deps.queue.send(message);
+  }
+  return { outcome: admitted.outcome, record: admitted.entry.record };
+}

@@ -1,0 +1,19 @@
+/**
+ * The scale queue as the submission path sends to it: base64 JSON (the Functions host's default
+ * `messageEncoding`), optionally invisible for a while (Azure caps the delay at 7 days).
+ */
+import type { Storage } from '../platform/storage.ts';
+import { encodeQueueMessage } from '../platform/storage.ts';
+import type { QueueSender } from './submit.ts';
+
+const MAX_VISIBILITY_S = 7 * 24 * 3600;
+
+/** A {@link QueueSender} over `storage.queue(queueName)`. */
+export function storageQueueSender(storage: Pick<Storage, 'queue'>, queueName: string): QueueSender {
+  return {
+    async send(body, options) {
+      const delayS = Math.min(MAX_VISIBILITY_S, Math.max(0, Math.ceil((options?.visibilityDelayMs ?? 0) / 1000)));
+      await storage.queue(queueName).sendMessage(encodeQueueMessage(body), delayS > 0 ? { visibilityTimeout: delayS } : {});
+    },
+  };
+}

@@ -1,0 +1,669 @@
+/**
+ * Planning and exactly-once submission of one ledger entry.
+ *
+ * Why it cannot create twice: before every `nodes/create` the ledger holds an `intent` attempt
+ * (written under ETag: the write is also the claim, so two workers never submit the same
+ * generation) with a CycleCloud requestId derived from the caller's (`<requestId>-g<generation>`).
+ * Whenever the outcome is not known for sure (timeout, reset, 5xx after sending, 409, redelivery
+ * finding an `intent`), the operation is looked up with `GET /clusters/{c}/nodes?request_id=`; only
+ * when CycleCloud says it has none is the create sent again, with the SAME id. A new id is used
+ * only for a new generation: a re-plan after a partial gang was compensated, or the retry of a
+ * loose remainder (CONTRACT §3).
+ *
+ * Everything here is idempotent: any step may crash and the queue message be delivered again.
+ */
+import type { CycleCloudApi } from '../cyclecloud/api.ts';
+import type { CycleCloudError } from '../cyclecloud/errors.ts';
+import { isCycleCloudError } from '../cyclecloud/errors.ts';
+import type { NodeCreationRequestSet, NodeList } from '../cyclecloud/schemas.ts';
+import type { Logger } from '../platform/log.ts';
+import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
+import { plan as defaultPlan } from '../planning/planner.ts';
+import type { ClusterSnapshot } from '../snapshots/model.ts';
+import type { TrackerApi, TrackStart } from '../tracking/types.ts';
+import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
+import type { ScaleRequest, TerminateRequest } from './schemas.ts';
+import {
+  addOperation,
+  applySubmission,
+  closeDemand,
+  compensationRequestId,
+  createRequestId,
+  excludedPlacementGroups,
+  isFinal,
+  markCompensated,
+  openRemaining,
+  setState,
+  settle,
+  terminateRequestId,
+} from './record.ts';
+
+/** The snapshot store's read side, bound by the composition root to `getFreshSnapshot`. */
+export interface SnapshotSource {
+  /** The latest snapshot of `cluster`, fetched live when the stored one is older than `maxAgeMs`; null when none can be had. */
+  getFresh(cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null>;
+}
+
+/** A capacity failure seen by the submission path (a set CycleCloud filled only in part). */
+export interface CapacityFailure {
+  cluster: string;
+  nodearray: string;
+  machineType: string;
+  placementGroupId: string | null;
+  /** What CycleCloud said, in words. */
+  reason: string;
+  atMs: number;
+}
+
+/** The capacity-failure memory. */
+export interface CapacityMemoryApi {
+  active(cluster: string, nowMs: number): Promise<CapacityBackoff[]> | CapacityBackoff[];
+  recordFailure(failure: CapacityFailure): Promise<void> | void;
+}
+
+/** Sends a message on the scale queue (base64 JSON), optionally invisible for a while. */
+export interface QueueSender {
+  send(body: unknown, options?: { visibilityDelayMs?: number }): Promise<void>;
+}
+
+export interface SubmitConfig {
+  /** Re-plans of one colocated demand after a partial placement group. Default 3. */
+  maxReplanAttempts?: number;
+  /** Fetch a live snapshot when the stored one is older. Default 120 000 (2 minutes). */
+  snapshotMaxAgeMs?: number;
+  /** First wait of a waiting request. Default 15 000. */
+  backoffMinMs?: number;
+  /** Longest wait of a waiting request. Default 300 000 (5 minutes). */
+  backoffMaxMs?: number;
+  /** Passed to the planner. */
+  planOptions?: PlanOptions;
+  /** Reconcile/create rounds for one attempt before giving the message back to the queue. Default 3. */
+  maxSubmitRounds?: number;
+}
+
+export interface SubmitDeps {
+  cyclecloud: CycleCloudApi;
+  ledger: RequestLedgerApi;
+  snapshots: SnapshotSource;
+  capacity: CapacityMemoryApi;
+  tracker: TrackerApi;
+  /** The scale queue, for `continue` messages. */
+  queue: QueueSender;
+  /** Pause switch (`ScalerState#isPaused`). */
+  state: { isPaused(): Promise<boolean> };
+  config?: SubmitConfig;
+  /** Epoch-ms clock. */
+  now: () => number;
+  /** The planner; default `plan` from `src/planning/planner.ts`. */
+  plan?: (input: PlanInput) => Plan;
+}
+
+export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NO_OPERATION_ID';
+
+/** A transient submission failure: the queue should deliver the message again. */
+export class SubmitError extends Error {
+  override name = 'SubmitError' as const;
+  readonly code: SubmitErrorCode;
+  constructor(code: SubmitErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** What one `processEntry` did. */
+export interface ProcessResult {
+  requestId: string;
+  /** `missing`: no ledger entry; `final`: already final or made final; `submitted`: a create or terminate went out (or was adopted); `waiting`: put back to wait; `paused`; `tracking`: nothing to do but wait for the tracker; `skipped`: another worker holds it. */
+  action: 'missing' | 'final' | 'submitted' | 'waiting' | 'paused' | 'tracking' | 'skipped';
+  state: string | null;
+}
+
+/** The `continue` message a waiting request schedules for itself (see `intake.ts`). */
+export const WAIT_REASON = 'wait';
+
+interface Ctx {
+  deps: SubmitDeps;
+  logger: Logger;
+  requestId: string;
+  cluster: string;
+  cfg: Required<Omit<SubmitConfig, 'planOptions'>> & { planOptions?: PlanOptions };
+}
+
+class ClaimLost extends Error {}
+
+/**
+ * Plans and submits one request (scale or terminate), or continues it from wherever a previous
+ * delivery stopped. Throws only for transient failures (CycleCloud or storage unreachable,
+ * throttling, an outcome still unknown after the bounded reconcile rounds).
+ */
+export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger): Promise<ProcessResult> {
+  let entry = await deps.ledger.get(requestId);
+  if (!entry || !entry.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
+  if (isFinal(entry)) return { requestId, action: 'final', state: entry.record.state };
+  const c = deps.config ?? {};
+  const ctx: Ctx = {
+    deps,
+    logger: logger.child({ requestId, cluster: entry.record.cluster }),
+    requestId,
+    cluster: entry.record.cluster,
+    cfg: {
+      maxReplanAttempts: c.maxReplanAttempts ?? 3,
+      snapshotMaxAgeMs: c.snapshotMaxAgeMs ?? 120_000,
+      backoffMinMs: c.backoffMinMs ?? 15_000,
+      backoffMaxMs: c.backoffMaxMs ?? 300_000,
+      maxSubmitRounds: c.maxSubmitRounds ?? 3,
+      ...(c.planOptions ? { planOptions: c.planOptions } : {}),
+    },
+  };
+  if (entry.request.kind === 'terminate') return processTerminate(ctx, entry, entry.request);
+  return processScale(ctx, entry, entry.request);
+}
+
+const update = (ctx: Ctx, mutate: (e: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> => ctx.deps.ledger.update(ctx.requestId, mutate);
+
+// ---------------------------------------------------------------------------------------------
+// Scale requests
+
+async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest): Promise<ProcessResult> {
+  const { deps } = ctx;
+  let entry = start;
+  // 1. Attempts whose outcome we do not know (crash or ambiguous error after the intent).
+  for (const a of entry.attempts) {
+    if (a.state === 'intent' || a.state === 'unknown') entry = await submitAttempt(ctx, entry, request, a, false);
+  }
+  // 2. Every accepted create is followed by the tracker (start is idempotent on operationId).
+  await startTracking(ctx, entry, request);
+  // 3. Partial gangs: compensate (idempotent), then send any compensation terminate not yet sent.
+  entry = await compensatePartialGangs(ctx, entry, request);
+  entry = await sendCompensations(ctx, entry);
+
+  for (let round = 0; round <= ctx.cfg.maxReplanAttempts + 1; round++) {
+    entry = await update(ctx, (e) => settle(e, deps.now()));
+    if (isFinal(entry)) return done(entry, 'final');
+    const open = openRemaining(entry);
+    if (Object.keys(open).length === 0) return done(entry, 'tracking');
+    const nowMs = deps.now();
+    if (nowMs >= entry.deadlineAtMs) {
+      entry = await update(ctx, (e) => {
+        let x = e;
+        for (const k of Object.keys(openRemaining(x))) {
+          const d = x.record.demands[Number(k)]!;
+          x = closeDemand(x, d.index, `request deadline passed${d.reason ? `: ${d.reason}` : ''}`, nowMs);
+        }
+        return settle(x, nowMs);
+      });
+      return done(entry, isFinal(entry) ? 'final' : 'tracking');
+    }
+    if (await deps.state.isPaused()) return wait(ctx, entry, 'scale-out is paused', 'paused');
+
+    const snapshot = await deps.snapshots.getFresh(ctx.cluster, ctx.cfg.snapshotMaxAgeMs);
+    if (!snapshot) return wait(ctx, entry, `no snapshot of cluster ${ctx.cluster} is available yet`);
+    const takenAtMs = Date.parse(snapshot.takenAt);
+    const [inFlight, backoffs] = await Promise.all([
+      deps.ledger.inFlight(ctx.cluster, Number.isFinite(takenAtMs) ? takenAtMs : 0),
+      deps.capacity.active(ctx.cluster, nowMs),
+    ]);
+    const generation = entry.attempts.reduce((m, a) => Math.max(m, a.generation + 1), 0);
+    const plan = (deps.plan ?? defaultPlan)({
+      request,
+      snapshot,
+      inFlight,
+      backoffs,
+      nowMs,
+      generation,
+      remaining: open,
+      excludedPlacementGroups: excludedPlacementGroups(entry),
+      ...(ctx.cfg.planOptions ? { options: ctx.cfg.planOptions } : {}),
+    });
+
+    const rejected = plan.demands.filter((d) => d.status === 'rejected');
+    const submittedBefore = entry.attempts.some((a) => a.state === 'accepted');
+    if (rejected.length > 0 && !submittedBefore) {
+      // CONTRACT §3: a demand that can never be placed rejects the request, naming the limit.
+      const reason = rejected.map((d) => `demand ${d.index}: ${d.reason ?? d.code ?? 'cannot be placed'}`).join('; ');
+      entry = await update(ctx, (e) => {
+        for (const d of rejected) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = d.reason;
+        return setState(e, 'rejected', reason, nowMs);
+      });
+      ctx.logger.warn('scale request rejected by the planner', { reason });
+      return done(entry, 'final');
+    }
+    entry = await update(ctx, (e) => {
+      let x = e;
+      for (const d of rejected) x = closeDemand(x, d.index, d.reason ?? 'cannot be placed', nowMs);
+      for (const d of plan.demands) {
+        if (d.status !== 'placed' && d.status !== 'skipped' && d.status !== 'rejected' && x.record.demands[d.index]) x.record.demands[d.index]!.reason = d.reason;
+      }
+      return x;
+    });
+    if (plan.sets.length === 0) {
+      const reasons = plan.demands.filter((d) => d.reason).map((d) => `demand ${d.index}: ${d.reason}`).join('; ');
+      if (Object.keys(openRemaining(entry)).length === 0) continue; // only closed demands left: settle next round
+      return wait(ctx, entry, reasons || 'nothing could be placed yet');
+    }
+
+    // 4. Intent (the claim), then the create.
+    const intent: SubmissionAttempt = {
+      generation,
+      cycleCloudRequestId: createRequestId(ctx.requestId, generation),
+      state: 'intent',
+      operationId: null,
+      sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands })),
+      submittedAtMs: nowMs,
+    };
+    try {
+      entry = await update(ctx, (e) => {
+        if (e.attempts.some((a) => a.generation === generation) || isFinal(e)) throw new ClaimLost();
+        const x = applySubmission(e, intent, nowMs);
+        return x.record.state === 'queued' ? setState(x, 'planning', null, nowMs) : x;
+      });
+    } catch (error) {
+      if (error instanceof ClaimLost) return done(entry, 'skipped');
+      throw error;
+    }
+    ctx.logger.info('create intent recorded', { cycleCloudRequestId: intent.cycleCloudRequestId, generation, sets: intent.sets.length });
+    entry = await submitAttempt(ctx, entry, request, intent, true, plan.sets.map((s) => s.set));
+    await startTracking(ctx, entry, request);
+    const before = entry.compensations?.length ?? 0;
+    entry = await compensatePartialGangs(ctx, entry, request, intent.cycleCloudRequestId);
+    entry = await sendCompensations(ctx, entry);
+    const replan = (entry.compensations?.length ?? 0) > before;
+    if (!replan) {
+      entry = await update(ctx, (e) => settle(e, deps.now()));
+      if (isFinal(entry)) return done(entry, 'final');
+      const remaining = openRemaining(entry);
+      if (Object.keys(remaining).length === 0) return done(entry, 'submitted');
+      const why = Object.keys(remaining).map((k) => entry.record.demands[Number(k)]!.reason).filter(Boolean).join('; ');
+      return wait(ctx, entry, why || 'some demands are not placed yet', 'submitted');
+    }
+    // A partial gang was compensated: re-plan the demand now (bounded by the round count).
+  }
+  return wait(ctx, entry, 'still re-planning after compensation');
+}
+
+function done(entry: LedgerEntry, action: ProcessResult['action']): ProcessResult {
+  return { requestId: entry.record.requestId, action, state: entry.record.state };
+}
+
+/**
+ * Puts the request back to wait: a `continue` message with a visibility delay (15 s doubling to
+ * 5 min, never past the deadline by more than a moment), unless one is already scheduled. The
+ * message is sent before the ledger says so: a crash in between leaves a harmless extra wake-up,
+ * never a request nobody wakes.
+ */
+async function wait(ctx: Ctx, entry: LedgerEntry, reason: string, action: ProcessResult['action'] = 'waiting'): Promise<ProcessResult> {
+  const nowMs = ctx.deps.now();
+  const waits = entry.waits ?? 0;
+  const backoff = Math.min(ctx.cfg.backoffMaxMs, ctx.cfg.backoffMinMs * 2 ** Math.min(waits, 20));
+  const delayMs = Math.max(1000, Math.min(backoff, entry.deadlineAtMs - nowMs + 1000));
+  const scheduled = entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs > nowMs;
+  if (!scheduled) await ctx.deps.queue.send({ $scaler: 'continue', requestId: ctx.requestId, reason: WAIT_REASON }, { visibilityDelayMs: delayMs });
+  const submitted = entry.attempts.some((a) => a.state === 'accepted');
+  const next = await update(ctx, (e) => {
+    if (isFinal(e)) return e;
+    const x = setState(e, submitted ? 'submitted' : 'queued', reason, nowMs);
+    if (!scheduled) {
+      x.nextAttemptAtMs = nowMs + delayMs;
+      x.waits = waits + 1;
+    }
+    return x;
+  });
+  ctx.logger.info('request waiting', { reason, delayMs: scheduled ? undefined : delayMs });
+  return done(next, action);
+}
+
+const isAmbiguous = (e: CycleCloudError): boolean =>
+  e.ambiguous || e.code === 'CC_CONFLICT' || e.code === 'CC_TIMEOUT' || e.code === 'CC_BAD_RESPONSE';
+const isPermanent = (e: CycleCloudError): boolean => !e.ambiguous && (e.code === 'CC_BAD_REQUEST' || e.code === 'CC_NOT_FOUND');
+
+/** Rebuilds CycleCloud's sets from an attempt (after a crash the plan is not re-derived: the intent is the truth). */
+function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreationRequestSet[] {
+  return attempt.sets.map((s) => {
+    const set: NodeCreationRequestSet = { nodearray: s.nodearray, count: s.count, definition: { machineType: s.machineType } };
+    if (s.placementGroupId) set.placementGroupId = s.placementGroupId;
+    const attrs = request.demands[s.demands[0]?.index ?? -1]?.nodeAttributes;
+    if (attrs) set.nodeAttributes = attrs;
+    return set;
+  });
+}
+
+/**
+ * Brings one attempt to a known outcome: create (when it surely was not sent), or look it up by
+ * request id and adopt what CycleCloud has, creating again with the same id only when CycleCloud
+ * has nothing. Permanent CycleCloud refusals close the attempt's demands with what CycleCloud said.
+ */
+async function submitAttempt(
+  ctx: Ctx,
+  entry: LedgerEntry,
+  request: ScaleRequest,
+  attempt: SubmissionAttempt,
+  surelyUnsent: boolean,
+  sets?: NodeCreationRequestSet[],
+): Promise<LedgerEntry> {
+  const { deps } = ctx;
+  const cc = attempt.cycleCloudRequestId;
+  let unsent = surelyUnsent;
+  let lastError: unknown;
+  for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
+    if (!unsent) {
+      const found = await lookupCreate(ctx, attempt);
+      if (found) {
+        ctx.logger.info('create reconciled by request id', { cycleCloudRequestId: cc, operationId: found.operationId });
+        return recordAccepted(ctx, found);
+      }
+    }
+    try {
+      const result = await deps.cyclecloud.createNodes(ctx.cluster, { requestId: cc, sets: sets ?? wireSets(request, attempt) });
+      const accepted: SubmissionAttempt = {
+        ...attempt,
+        state: 'accepted',
+        operationId: result.operationId,
+        sets: attempt.sets.map((s, i) => ({ ...s, added: result.sets[i]?.added ?? 0, message: result.sets[i]?.message ?? null })),
+      };
+      ctx.logger.info('create accepted', { cycleCloudRequestId: cc, operationId: result.operationId, added: accepted.sets.map((s) => s.added) });
+      ctx.logger.metric('scaler.create.calls', 1, { cluster: ctx.cluster });
+      return recordAccepted(ctx, accepted);
+    } catch (error) {
+      if (!isCycleCloudError(error)) throw error;
+      lastError = error;
+      if (isAmbiguous(error)) {
+        ctx.logger.warn('create outcome unknown; reconciling by request id', { cycleCloudRequestId: cc, code: error.code });
+        unsent = false;
+        continue;
+      }
+      if (isPermanent(error)) {
+        const said = `CycleCloud refused the create: ${error.message}`;
+        ctx.logger.warn('create refused', { cycleCloudRequestId: cc, code: error.code });
+        return update(ctx, (e) => {
+          let x = applySubmission(e, { ...attempt, state: 'failed' }, deps.now());
+          for (const s of attempt.sets) for (const d of s.demands) x = closeDemand(x, d.index, said, deps.now());
+          return x;
+        });
+      }
+      // Throttled, unavailable, auth, network before sending: nothing was created; the intent stays
+      // and the queue delivers again (the next delivery reconciles first).
+      throw error;
+    }
+  }
+  await update(ctx, (e) => {
+    const a = e.attempts.find((x) => x.cycleCloudRequestId === cc);
+    if (a && a.state === 'intent') return applySubmission(e, { ...a, state: 'unknown' }, deps.now());
+  });
+  throw new SubmitError('SUBMIT_UNRESOLVED', `create ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: lastError });
+}
+
+async function recordAccepted(ctx: Ctx, accepted: SubmissionAttempt): Promise<LedgerEntry> {
+  return update(ctx, (e) => {
+    const known = e.attempts.find((a) => a.cycleCloudRequestId === accepted.cycleCloudRequestId);
+    if (known?.state === 'accepted') return e; // another delivery recorded it first
+    const x = applySubmission(e, accepted, ctx.deps.now());
+    if (accepted.sets.some((s) => (s.added ?? 0) > 0)) x.waits = 0;
+    x.nextAttemptAtMs = null;
+    return x;
+  });
+}
+
+/** The operation id of a node list looked up by request id (CycleCloud may name it `operationId` or `id`). */
+async function operationIdOf(ctx: Ctx, list: NodeList, cc: string): Promise<string> {
+  const op = list.operation as Record<string, unknown> | undefined;
+  const direct = op?.operationId ?? op?.id;
+  if (typeof direct === 'string' && direct) return direct;
+  const found = (await ctx.deps.cyclecloud.findOperationByRequestId(cc)) as (Record<string, unknown> & { operationId?: string }) | null;
+  const viaOps = found?.operationId ?? found?.id;
+  if (typeof viaOps === 'string' && viaOps) return viaOps;
+  throw new SubmitError('SUBMIT_NO_OPERATION_ID', `CycleCloud has an operation for request id ${cc} but did not say its id`);
+}
+
+/** Looks a create up by request id; null when CycleCloud has none. Nodes are grouped back to the attempt's sets. */
+async function lookupCreate(ctx: Ctx, attempt: SubmissionAttempt): Promise<SubmissionAttempt | null> {
+  const cc = attempt.cycleCloudRequestId;
+  let list: NodeList;
+  try {
+    list = await ctx.deps.cyclecloud.listNodes(ctx.cluster, { requestId: cc });
+  } catch (error) {
+    if (isCycleCloudError(error) && error.code === 'CC_NOT_FOUND') return null;
+    throw error;
+  }
+  const operationId = await operationIdOf(ctx, list, cc);
+  const added = attempt.sets.map(() => 0);
+  const lower = (s: string | undefined) => (s ?? '').toLowerCase();
+  const leftovers: typeof list.nodes = [];
+  for (const n of list.nodes) {
+    const i = attempt.sets.findIndex(
+      (s, k) =>
+        added[k]! < s.count &&
+        (!n.Template || n.Template === s.nodearray) &&
+        (!n.MachineType || lower(n.MachineType) === lower(s.machineType)) &&
+        (n.PlacementGroupId ?? null) === s.placementGroupId,
+    );
+    if (i >= 0) added[i]!++;
+    else leftovers.push(n);
+  }
+  for (const n of leftovers) {
+    const i = attempt.sets.findIndex((s, k) => added[k]! < s.count && (!n.Template || n.Template === s.nodearray));
+    if (i >= 0) added[i]!++;
+  }
+  return {
+    ...attempt,
+    state: 'accepted',
+    operationId,
+    sets: attempt.sets.map((s, i) => ({
+      ...s,
+      added: added[i]!,
+      message: added[i]! < s.count ? `reconciled: CycleCloud had ${added[i]} of ${s.count} nodes under ${cc}` : null,
+    })),
+  };
+}
+
+const colocatedSet = (request: ScaleRequest, s: SubmissionAttempt['sets'][number]): boolean =>
+  s.placementGroupId !== null && s.demands.some((d) => request.demands[d.index]?.colocated === true || request.demands[d.index]?.placementGroupId !== undefined);
+
+/** Starts the tracker for every accepted create whose operation is still pending. */
+async function startTracking(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest): Promise<void> {
+  for (const a of entry.attempts) {
+    if (a.state !== 'accepted' || !a.operationId) continue;
+    const op = entry.record.operations.find((o) => o.operationId === a.operationId);
+    if (op && op.state !== 'pending') continue;
+    const t: TrackStart = {
+      cluster: ctx.cluster,
+      operationId: a.operationId,
+      cycleCloudRequestId: a.cycleCloudRequestId,
+      requestId: ctx.requestId,
+      action: 'create',
+      generation: a.generation,
+      sets: a.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: s.added ?? 0, colocated: colocatedSet(request, s), demands: s.demands })),
+    };
+    await ctx.deps.tracker.start(t);
+  }
+}
+
+/**
+ * For every accepted colocated set that CycleCloud filled only in part and that is not yet
+ * compensated: record the compensation (nodes no longer count, group excluded), the capacity
+ * failure, and close the demand when its re-plans are exhausted. Loose shortfalls of the attempt
+ * just accepted get a reason and a capacity failure; their remainder waits.
+ */
+async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest, justAccepted?: string): Promise<LedgerEntry> {
+  const { deps } = ctx;
+  let current = entry;
+  for (const a of current.attempts) {
+    if (a.state !== 'accepted' || !a.operationId) continue;
+    for (const s of a.sets) {
+      const added = s.added ?? 0;
+      if (added >= s.count) continue;
+      const demandIndex = s.demands[0]?.index ?? 0;
+      const said = s.message ? `: ${s.message}` : '';
+      if (!colocatedSet(request, s)) {
+        if (a.cycleCloudRequestId !== justAccepted) continue;
+        const reason = `CycleCloud added ${added} of ${s.count} nodes on ${s.nodearray}/${s.machineType}${said}; the rest waits and is retried`;
+        await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, placementGroupId: null, reason: `added ${added} of ${s.count}${said}`, atMs: deps.now() });
+        current = await update(ctx, (e) => {
+          for (const d of s.demands) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = reason;
+        });
+        continue;
+      }
+      const handled = (current.compensations ?? []).some((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex);
+      if (handled) continue;
+      let names: string[] = [];
+      if (added > 0) {
+        const list = await deps.cyclecloud.listNodes(ctx.cluster, { operationId: a.operationId });
+        names = list.nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId).map((n) => n.Name);
+      }
+      const reason = `CycleCloud added only ${added} of ${s.count} nodes to placement group ${s.placementGroupId} (${s.nodearray}/${s.machineType})${said}; ${added > 0 ? 'the partial set is terminated and ' : ''}the demand is re-planned`;
+      await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, reason: `placement group ${s.placementGroupId}: added ${added} of ${s.count}${said}`, atMs: deps.now() });
+      const ccTerminate = compensationRequestId(ctx.requestId, a.generation);
+      current = await update(ctx, (e) => {
+        let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, reason }, deps.now());
+        const comp = x.compensations!.find((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex)!;
+        comp.cycleCloudRequestId = ccTerminate;
+        if (names.length === 0) comp.operationId = null;
+        const count = x.compensations!.filter((c) => c.demandIndex === demandIndex).length;
+        if (count > ctx.cfg.maxReplanAttempts) x = closeDemand(x, demandIndex, `gave up after ${count} partial placement groups: ${reason}`, deps.now());
+        return x;
+      });
+      ctx.logger.warn('partial colocated set compensated', { placementGroupId: s.placementGroupId, added, count: s.count, nodes: names.length });
+    }
+  }
+  return current;
+}
+
+/**
+ * Sends each compensation terminate not yet sent (one per generation, CycleCloud requestId
+ * `<requestId>-g<generation>-c`), reconciling by request id on ambiguity, and hands it to the tracker.
+ */
+async function sendCompensations(ctx: Ctx, entry: LedgerEntry): Promise<LedgerEntry> {
+  const { deps } = ctx;
+  let current = entry;
+  const pending = new Map<string, string[]>();
+  for (const c of current.compensations ?? []) {
+    if (c.operationId !== undefined || c.nodeNames.length === 0 || !c.cycleCloudRequestId) continue;
+    pending.set(c.cycleCloudRequestId, [...(pending.get(c.cycleCloudRequestId) ?? []), ...c.nodeNames]);
+  }
+  for (const [cc, names] of pending) {
+    const { operationId } = await terminateOnce(ctx, cc, { names });
+    const generation = Number(/-g(\d+)-c$/.exec(cc)?.[1] ?? 0);
+    await deps.tracker.start({ cluster: ctx.cluster, operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation, sets: [], nodeNames: names });
+    current = await update(ctx, (e) => {
+      for (const c of e.compensations ?? []) if (c.cycleCloudRequestId === cc) c.operationId = operationId;
+      addOperation(e.record, { operationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' });
+    });
+  }
+  return current;
+}
+
+/** One terminate under a fixed CycleCloud requestId; a 409 or unknown outcome is resolved by looking the request id up. */
+async function terminateOnce(
+  ctx: Ctx,
+  cc: string,
+  target: { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string },
+): Promise<{ operationId: string; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
+  let unsent = true;
+  let lastError: unknown;
+  for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
+    if (!unsent) {
+      try {
+        const list = await ctx.deps.cyclecloud.listNodes(ctx.cluster, { requestId: cc });
+        const operationId = await operationIdOf(ctx, list, cc);
+        return { operationId, nodes: list.nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? 'Terminating', error: null })) };
+      } catch (error) {
+        if (!(isCycleCloudError(error) && error.code === 'CC_NOT_FOUND')) throw error;
+      }
+    }
+    try {
+      const res = await ctx.deps.cyclecloud.terminateNodes(ctx.cluster, { ...target, requestId: cc });
+      return {
+        operationId: res.operationId,
+        nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : 'Terminating', error: n.error ?? null })),
+      };
+    } catch (error) {
+      if (!isCycleCloudError(error) || !isAmbiguous(error)) throw error;
+      lastError = error;
+      unsent = false;
+    }
+  }
+  throw new SubmitError('SUBMIT_UNRESOLVED', `terminate ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: lastError });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminate requests
+
+async function processTerminate(ctx: Ctx, start: LedgerEntry, request: TerminateRequest): Promise<ProcessResult> {
+  const { deps } = ctx;
+  let entry = start;
+  const cc = terminateRequestId(ctx.requestId);
+  const existing = entry.record.operations.find((o) => o.cycleCloudRequestId === cc);
+  if (existing) {
+    // Already sent; make sure the tracker follows it (idempotent) and stop.
+    await deps.tracker.start({ cluster: ctx.cluster, operationId: existing.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: entry.record.nodes.map((n) => n.name) });
+    entry = await update(ctx, (e) => settle(e, deps.now()));
+    return done(entry, isFinal(entry) ? 'final' : 'tracking');
+  }
+  const nowMs = deps.now();
+  const hadIntent = entry.attempts.some((a) => a.cycleCloudRequestId === cc);
+  if (!hadIntent) {
+    try {
+      entry = await update(ctx, (e) => {
+        if (e.attempts.some((a) => a.cycleCloudRequestId === cc)) throw new ClaimLost();
+        return setState(applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'intent', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs), 'planning', null, nowMs);
+      });
+    } catch (error) {
+      if (error instanceof ClaimLost) return done(entry, 'skipped');
+      throw error;
+    }
+  }
+  const target = {
+    ...(request.ids ? { ids: request.ids } : {}),
+    ...(request.names ? { names: request.names } : {}),
+    ...(request.hostnames ? { hostnames: request.hostnames } : {}),
+    ...(request.ipAddresses ? { ip_addresses: request.ipAddresses } : {}),
+    ...(request.filter ? { filter: request.filter } : {}),
+  };
+  let result: Awaited<ReturnType<typeof terminateOnce>>;
+  try {
+    result = hadIntent ? await terminateAfterCrash(ctx, cc, target) : await terminateOnce(ctx, cc, target);
+  } catch (error) {
+    if (isCycleCloudError(error) && isPermanent(error)) {
+      entry = await update(ctx, (e) => {
+        const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'failed', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs);
+        x.record.state = 'failed';
+        x.record.reason = `CycleCloud refused the terminate: ${error.message}`;
+        return x;
+      });
+      return done(entry, 'final');
+    }
+    throw error;
+  }
+  const matched = new Set(result.nodes.flatMap((n) => [n.name, n.id ?? '']));
+  const unmatched = [...(request.names ?? []), ...(request.ids ?? [])].filter((x) => !matched.has(x));
+  const errors = result.nodes.filter((n) => n.status === 'Error');
+  await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
+  entry = await update(ctx, (e) => {
+    const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
+    const op = x.record.operations.find((o) => o.operationId === result.operationId);
+    if (op) op.action = 'terminate';
+    x.record.nodes = result.nodes.map((n) => ({ name: n.name, id: n.id, status: n.status, demand: null }));
+    x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [n.name, n.status === 'Error' ? 'failed' : 'pending']));
+    const notes: string[] = [];
+    if (unmatched.length) notes.push(`matched no node: ${unmatched.slice(0, 20).join(', ')}${unmatched.length > 20 ? ` and ${unmatched.length - 20} more` : ''}`);
+    if (errors.length) notes.push(`CycleCloud refused ${errors.length}: ${errors.slice(0, 5).map((n) => `${n.name} (${n.error ?? 'error'})`).join(', ')}`);
+    if (result.nodes.length === 0 || result.nodes.every((n) => n.status === 'Error')) {
+      if (op) op.state = 'done';
+    }
+    x.record.reason = notes.length ? notes.join('; ') : null;
+    return settle(x, deps.now());
+  });
+  ctx.logger.info('terminate submitted', { operationId: result.operationId, nodes: result.nodes.length, unmatched: unmatched.length });
+  return done(entry, isFinal(entry) ? 'final' : 'submitted');
+}
+
+/** After a crash with a terminate intent: look it up first, send only if CycleCloud has nothing. */
+async function terminateAfterCrash(ctx: Ctx, cc: string, target: Parameters<typeof terminateOnce>[2]): Promise<Awaited<ReturnType<typeof terminateOnce>>> {
+  try {
+    const list = await ctx.deps.cyclecloud.listNodes(ctx.cluster, { requestId: cc });
+    const operationId = await operationIdOf(ctx, list, cc);
+    return { operationId, nodes: list.nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? 'Terminating', error: null })) };
+  } catch (error) {
+    if (!(isCycleCloudError(error) && error.code === 'CC_NOT_FOUND')) throw error;
+  }
+  return terminateOnce(ctx, cc, target);
+}
