@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// Bundles the Functions entry (functions/index.ts) into dist/main.js, the file package.json#main
+// points the Azure Functions host at. One ESM file keeps cold start short (no node_modules walk).
+// Usage: node scripts/build.mjs [--analyze]
+import { build } from 'esbuild';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outfile = `${root}dist/main.js`;
+
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: ['functions/index.ts'],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  // Provided by the Functions host at run time; absent outside it (the library then runs in test mode).
+  external: ['@azure/functions-core'],
+  sourcemap: true,
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+  // CommonJS dependencies bundled into an ESM file still call require() for Node built-ins.
+  banner: { js: "import { createRequire as __scalerCreateRequire } from 'node:module';\nconst require = __scalerCreateRequire(import.meta.url);" },
+});
+
+const bytes = statSync(outfile).size;
+const inputs = Object.keys(result.metafile.inputs).length;
+console.log(`dist/main.js: ${(bytes / 1024).toFixed(1)} KiB from ${inputs} inputs`);
+if (process.argv.includes('--analyze')) {
+  const { analyzeMetafile } = await import('esbuild');
+  console.log(await analyzeMetafile(result.metafile, { verbose: false }));
+}
