@@ -1,0 +1,229 @@
+/**
+ * Callbacks (CONTRACT §3 `callbackUrl`, §4 signature): when a request reaches a final state its
+ * public record is POSTed to the caller, signed, from its own queue so a slow or failing receiver
+ * never holds up the tracker.
+ *
+ * Delivery is at least once, deduplicated per record version: a small row per request in
+ * `names.stateTable` (PartitionKey `callbacks`) remembers the last delivered `updatedAt` and a short
+ * claim, so two messages for the same final record (two trackers finishing together, a redelivery)
+ * POST once. A receiver should still be idempotent on `X-Scaler-Request-Id` (a crash between the
+ * POST and the bookkeeping repeats it).
+ *
+ * Failures (non-2xx, network, 10 s timeout, a redirect) are retried by re-enqueueing the message
+ * with a visibility delay: 10 s, 30 s, 2 min, 10 min, 20 min, 30 min (7 tries over ~1 h; a
+ * receiver's `Retry-After` lengthens a delay), then given up and logged. The secret, the signature
+ * and the URL's query string are never logged.
+ */
+import { RestError } from '@azure/data-tables';
+import type { Storage } from '../platform/storage.ts';
+import { decodeQueueMessage, encodeQueueMessage } from '../platform/storage.ts';
+import type { StorageNames } from '../platform/names.ts';
+import type { Logger } from '../platform/log.ts';
+import { registerSecret } from '../platform/log.ts';
+import { signBody } from '../platform/signature.ts';
+import type { RequestLedgerApi } from '../requests/ledger-types.ts';
+import { FINAL_STATES } from '../requests/schemas.ts';
+
+/** Default delays before each retry (the first try is immediate). */
+export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
+/** Default per-POST timeout. */
+export const DEFAULT_CALLBACK_TIMEOUT_MS = 10_000;
+const MAX_RETRY_AFTER_MS = 60 * 60_000;
+
+export interface CallbackMessage {
+  $callback: 'deliver';
+  requestId: string;
+  /** 0 for the first try. */
+  attempt: number;
+}
+
+export interface CallbackSenderDeps {
+  storage: Storage;
+  names: StorageNames;
+  ledger: Pick<RequestLedgerApi, 'get'>;
+  /** The HMAC key; undefined = callbacks are sent unsigned. */
+  signingSecret: () => Promise<string | undefined>;
+  /** Default: the global fetch. */
+  fetch?: typeof fetch;
+  now: () => number;
+  logger: Logger;
+  /** Delays before retries. Default {@link DEFAULT_CALLBACK_RETRY_DELAYS_MS}. */
+  retryDelaysMs?: readonly number[];
+  /** Per-POST timeout. Default 10 000. */
+  timeoutMs?: number;
+}
+
+export interface EnqueueCallbackOptions {
+  /** Visibility delay of the message. Default 0. */
+  delayMs?: number;
+  /** Default 0. */
+  attempt?: number;
+}
+
+export interface CallbackSender {
+  /** Queues a delivery of the request's record (when it has a `callbackUrl` and is final). */
+  enqueue(requestId: string, options?: EnqueueCallbackOptions): Promise<void>;
+  /**
+   * The callback queue's handler. Never throws for delivery problems (they are retried from the
+   * queue); throws only when storage fails, so the host retries the message.
+   */
+  handleCallbackMessage(message: unknown, meta: { dequeueCount: number }, logger?: Logger): Promise<void>;
+}
+
+const PARTITION = 'callbacks';
+
+/** Accepts what a queue trigger hands over: a parsed object, JSON text or base64 JSON text. */
+export function parseInternalMessage(message: unknown): Record<string, unknown> | null {
+  let value = message;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    try {
+      value = JSON.parse(text.startsWith('{') ? text : decodeQueueMessage(text));
+    } catch {
+      return null;
+    }
+  }
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+}
+
+function parseCallbackMessage(message: unknown): CallbackMessage | null {
+  const m = parseInternalMessage(message);
+  if (!m || m.$callback !== 'deliver' || typeof m.requestId !== 'string' || m.requestId.length === 0) return null;
+  const attempt = typeof m.attempt === 'number' && Number.isInteger(m.attempt) && m.attempt >= 0 ? m.attempt : 0;
+  return { $callback: 'deliver', requestId: m.requestId, attempt };
+}
+
+/** Origin and path only: query strings of webhook URLs often carry tokens. */
+function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+function retryAfterMs(header: string | null, nowMs: number): number | undefined {
+  if (!header) return undefined;
+  const secs = Number(header);
+  if (Number.isFinite(secs) && secs >= 0) return Math.min(secs * 1000, MAX_RETRY_AFTER_MS);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.min(Math.max(0, at - nowMs), MAX_RETRY_AFTER_MS);
+}
+
+const statusOf = (e: unknown): number | undefined => (e instanceof RestError ? e.statusCode : undefined);
+
+export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
+  const doFetch = deps.fetch ?? fetch;
+  const delays = deps.retryDelaysMs ?? DEFAULT_CALLBACK_RETRY_DELAYS_MS;
+  const timeoutMs = deps.timeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
+  const table = () => deps.storage.table(deps.names.stateTable);
+  const queue = () => deps.storage.queue(deps.names.callbackQueue);
+
+  async function enqueue(requestId: string, options: EnqueueCallbackOptions = {}): Promise<void> {
+    const body: CallbackMessage = { $callback: 'deliver', requestId, attempt: options.attempt ?? 0 };
+    const delaySec = Math.ceil((options.delayMs ?? 0) / 1000);
+    await queue().sendMessage(encodeQueueMessage(body), delaySec > 0 ? { visibilityTimeout: delaySec } : {});
+  }
+
+  /** Claims delivery of `version`; null when it was delivered already or another delivery holds it. */
+  async function claim(requestId: string, version: string, nowMs: number): Promise<{ etag: string; previous: string } | null> {
+    const leaseUntilMs = nowMs + timeoutMs + 5_000;
+    let row: { deliveredVersion?: unknown; leaseUntilMs?: unknown; etag: string } | null = null;
+    try {
+      row = await table().getEntity<{ deliveredVersion?: string; leaseUntilMs?: number }>(PARTITION, encodeURIComponent(requestId));
+    } catch (e) {
+      if (statusOf(e) !== 404) throw e;
+    }
+    try {
+      if (!row) {
+        const res = await table().createEntity({ partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: '', leaseUntilMs });
+        return { etag: res.etag ?? '*', previous: '' };
+      }
+      if (row.deliveredVersion === version) return null;
+      if (typeof row.leaseUntilMs === 'number' && row.leaseUntilMs > nowMs) return null;
+      const res = await table().updateEntity({ partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: String(row.deliveredVersion ?? ''), leaseUntilMs }, 'Replace', { etag: row.etag });
+      return { etag: res.etag ?? '*', previous: String(row.deliveredVersion ?? '') };
+    } catch (e) {
+      const s = statusOf(e);
+      if (s === 409 || s === 412) return null;
+      throw e;
+    }
+  }
+
+  async function finish(requestId: string, etag: string, deliveredVersion: string | null, previous: string): Promise<void> {
+    try {
+      await table().updateEntity({ partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: deliveredVersion ?? previous, leaseUntilMs: 0 }, 'Replace', { etag });
+    } catch (e) {
+      // Losing this bookkeeping only risks a duplicate POST later, never a lost one.
+      if (statusOf(e) !== 412) throw e;
+    }
+  }
+
+  async function handleCallbackMessage(message: unknown, meta: { dequeueCount: number }, logger: Logger = deps.logger): Promise<void> {
+    const msg = parseCallbackMessage(message);
+    if (!msg) {
+      logger.warn('callback message ignored: not a callback delivery', { dequeueCount: meta.dequeueCount });
+      return;
+    }
+    const log = logger.child({ requestId: msg.requestId, attempt: msg.attempt });
+    const entry = await deps.ledger.get(msg.requestId);
+    const url = entry?.request?.callbackUrl;
+    if (!entry || !url) {
+      log.info('callback skipped: no such request or no callbackUrl');
+      return;
+    }
+    if (!FINAL_STATES.has(entry.record.state)) {
+      log.warn('callback skipped: the request is not final yet', { state: entry.record.state });
+      return;
+    }
+    const version = `${entry.record.state}|${entry.record.updatedAt}`;
+    const nowMs = deps.now();
+    const claimed = await claim(msg.requestId, version, nowMs);
+    if (!claimed) {
+      log.info('callback already delivered or being delivered', { version });
+      return;
+    }
+
+    const body = JSON.stringify(entry.record);
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId };
+    let outcome: { ok: true; status: number } | { ok: false; status?: number; error?: string; retryAfterMs?: number };
+    try {
+      const secret = await deps.signingSecret();
+      if (secret) {
+        registerSecret(secret);
+        const { signature, timestamp } = signBody(secret, body, nowMs);
+        headers['X-Scaler-Signature'] = signature;
+        headers['X-Scaler-Timestamp'] = timestamp;
+      }
+      const res = await doFetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+      // Drain the body so the connection can be reused; its content is not ours to log.
+      await res.arrayBuffer().catch(() => undefined);
+      const ra = retryAfterMs(res.headers.get('retry-after'), nowMs);
+      outcome = res.status >= 200 && res.status < 300 ? { ok: true, status: res.status } : { ok: false, status: res.status, ...(ra !== undefined ? { retryAfterMs: ra } : {}) };
+    } catch (e) {
+      const err = e as Error;
+      outcome = { ok: false, error: err.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : err.name || 'network error' };
+    }
+
+    const target = safeUrl(url);
+    if (outcome.ok) {
+      await finish(msg.requestId, claimed.etag, version, claimed.previous);
+      log.info('callback delivered', { url: target, status: outcome.status, state: entry.record.state });
+      log.metric('callbacks_delivered', 1, { requestId: msg.requestId });
+      return;
+    }
+    await finish(msg.requestId, claimed.etag, null, claimed.previous);
+    const delay = delays[msg.attempt];
+    if (delay === undefined) {
+      log.error('callback given up', { url: target, status: outcome.status, error: outcome.error, attempts: msg.attempt + 1 });
+      log.metric('callbacks_failed', 1, { requestId: msg.requestId });
+      return;
+    }
+    const wait = Math.max(delay, outcome.retryAfterMs ?? 0);
+    log.warn('callback failed; will retry', { url: target, status: outcome.status, error: outcome.error, retryInMs: wait });
+    await enqueue(msg.requestId, { delayMs: wait, attempt: msg.attempt + 1 });
+  }
+
+  return { enqueue, handleCallbackMessage };
+}
