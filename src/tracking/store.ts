@@ -12,7 +12,7 @@
  *   token written with it; a message with an older token (a chain the sweeper replaced, a late
  *   duplicate) is dropped, so a lost-and-found message can never start a second polling loop.
  */
-import { RestError, type TableEntityResult } from '@azure/data-tables';
+import { RestError, type TableEntity, type TableEntityResult } from '@azure/data-tables';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
@@ -52,7 +52,7 @@ interface Columns {
 
 const key = (s: string): string => encodeURIComponent(s);
 
-function toEntity(r: TrackerRecord): Record<string, unknown> {
+function toEntity(r: TrackerRecord): TableEntity<Record<string, unknown>> {
   const columns: Columns = {
     requestId: r.state.requestId,
     action: r.state.action,
