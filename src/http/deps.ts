@@ -1,0 +1,99 @@
+/**
+ * What the HTTP handlers need, as narrow interfaces. The real implementations live elsewhere
+ * (`src/requests/`, `src/snapshots/`, `src/planning/`); the composition root passes them in, and
+ * tests pass fakes. Every member is shaped after the real module's method of the same name so a
+ * real instance can be passed as is.
+ */
+import type { Logger } from '../platform/log.ts';
+import type { Storage } from '../platform/storage.ts';
+import type { RequestMessage, RequestRecord } from '../requests/schemas.ts';
+import type { ClusterSnapshot, ClusterStatusView } from '../snapshots/model.ts';
+import type { CapacityBackoff, InFlightAllocation, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
+
+/** What `submitRequest` from `src/requests/intake.ts` answers (bound to its own deps by the caller). */
+export interface SubmitResult {
+  outcome: 'created' | 'duplicate' | 'conflict';
+  record: RequestRecord;
+}
+
+/** The ledger's read side (`RequestLedger` in `src/requests/ledger.ts`). */
+export interface LedgerReader {
+  /** The public record (CONTRACT §5) or null when unknown. */
+  getRecord(requestId: string): Promise<RequestRecord | null>;
+  /** Nodes requested for `cluster` since `sinceMs` that the snapshot cannot know yet. */
+  inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
+}
+
+/** The pause switch and counters (`ScalerState` in `src/requests/state.ts`). */
+export interface ScalerStateApi {
+  isPaused(): Promise<boolean>;
+  setPaused(paused: boolean, by?: string): Promise<void>;
+  /** Counter values by name; `rejectedMessages` is the one health reports. Absent counters are 0. */
+  counters(): Promise<Record<string, number>>;
+}
+
+/** Per-cluster snapshot health (`SnapshotStore#health`). Null when the cluster was never snapshotted. */
+export interface SnapshotHealth {
+  takenAt: string | null;
+  ageSeconds: number | null;
+  consecutiveFailures: number;
+  stale: boolean;
+  lastError?: string | null;
+}
+
+/** The snapshot store's read side (`SnapshotStore` in `src/snapshots/`). */
+export interface SnapshotReader {
+  latest(cluster: string): Promise<ClusterSnapshot | null>;
+  health(cluster: string): Promise<SnapshotHealth | null>;
+  listClusters(): Promise<string[]>;
+}
+
+/** The capacity-failure memory (`CapacityMemory#active`). */
+export interface CapacityReader {
+  active(cluster: string, nowMs: number): Promise<CapacityBackoff[]> | CapacityBackoff[];
+}
+
+export interface HttpDeps {
+  /** Epoch-ms clock. */
+  now: () => number;
+  logger: Logger;
+  /** Admits a validated message to the ledger and enqueues it (`submitRequest` from `src/requests/intake.ts`). */
+  submitRequest(message: RequestMessage): Promise<SubmitResult>;
+  ledger: LedgerReader;
+  state: ScalerStateApi;
+  snapshots: SnapshotReader;
+  capacity: CapacityReader;
+  /** The pure planner (`plan` from `src/planning/planner.ts`). */
+  plan(input: PlanInput): Plan;
+  /** Options the submission path gives the planner, so an explanation matches what would happen. */
+  planOptions?: PlanOptions;
+  /** The status view of CONTRACT §4 (`statusView` from `src/snapshots/`). */
+  statusView(snapshot: ClusterSnapshot, nowMs: number, options: { stale: boolean }): ClusterStatusView;
+  /** Clusters the scaler is configured for (`CYCLECLOUD_CLUSTERS`); shown by health even before a snapshot. */
+  configuredClusters?: () => readonly string[];
+  /** Approximate message count of a queue; 0 for a queue that does not exist. See {@link queueDepthFrom}. */
+  queueDepth(queue: string): Promise<number>;
+  queues: { scaleQueue: string; scalePoisonQueue: string };
+  /** The HMAC key for incoming signatures (Key Vault or a local setting); undefined = signatures not checked. */
+  signingSecret(): Promise<string | undefined>;
+  /** When true, POSTs without a signature are refused (needs a signing secret). Default false. */
+  requireSignatures?: boolean;
+  /** Health answers within this time or reports storage unreachable. Default 5000 ms. */
+  healthTimeoutMs?: number;
+  /** A snapshot older than this counts as stale in health and status, whatever the failure count. Default: only the store's verdict. */
+  staleAfterMs?: number;
+}
+
+/** `queueDepth` over the storage account: `getProperties().approximateMessagesCount`, 0 when the queue is missing. */
+export function queueDepthFrom(storage: Pick<Storage, 'queue'>): (queue: string) => Promise<number> {
+  return async (queue) => {
+    try {
+      const props = await storage.queue(queue).getProperties();
+      return props.approximateMessagesCount ?? 0;
+    } catch (error) {
+      // A poison queue exists only after the first poisoned message: absent means none.
+      if ((error as { statusCode?: number }).statusCode === 404) return 0;
+      throw error;
+    }
+  };
+}

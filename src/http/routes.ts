@@ -1,0 +1,393 @@
+/**
+ * The HTTP API of CONTRACT §4 as plain handlers `(deps, request, context?) => HttpResponseInit`,
+ * and the `ROUTES` table that both the Functions registration (`functions/http.ts`) and the
+ * OpenAPI document are built from.
+ *
+ * Writes go through the queue path: POST /api/scale-requests and /api/terminate admit the request
+ * to the ledger and enqueue it, answering 202 with the status URL; the queue function does the work.
+ */
+import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { z } from 'zod';
+import { ClusterName, RequestId, RequestMessage, RequestRecord, ScaleRequest, parseRequestMessage } from '../requests/schemas.ts';
+import type { ClusterSnapshot } from '../snapshots/model.ts';
+import type { Logger } from '../platform/log.ts';
+import type { HttpDeps, SnapshotHealth } from './deps.ts';
+import { checkSignature, parseJsonBody, readBoundedBody } from './body.ts';
+import { buildOpenApiDocument, ROUTE_PREFIX, TerminateBody, type OpenApiRoute } from './openapi.ts';
+import { json, problem, validationProblem } from './problem.ts';
+import { Accepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
+
+export type RouteHandler = (deps: HttpDeps, request: HttpRequest, context?: InvocationContext) => Promise<HttpResponseInit>;
+
+export interface RouteDefinition extends OpenApiRoute {
+  /** Function name for `app.http(name, …)`. */
+  name: string;
+  methods: HttpMethod[];
+  handler: RouteHandler;
+}
+
+/** Default time health waits for storage before calling it unreachable. */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 5_000;
+
+function routeLogger(deps: HttpDeps, route: string, context?: InvocationContext): Logger {
+  return deps.logger.child({ route, ...(context ? { invocationId: context.invocationId } : {}) });
+}
+
+/**
+ * Turns an unexpected failure into a generic 500 problem: the error is logged (scrubbed by the
+ * logger), the caller learns nothing about internals.
+ */
+function guarded(route: string, impl: (deps: HttpDeps, request: HttpRequest, log: Logger) => Promise<HttpResponseInit>): RouteHandler {
+  return async (deps, request, context) => {
+    const log = routeLogger(deps, route, context);
+    try {
+      return await impl(deps, request, log);
+    } catch (error) {
+      log.error('http handler failed', { error });
+      return problem(500, 'HTTP_INTERNAL', 'the request could not be handled; retry later');
+    }
+  };
+}
+
+/** Absolute URL of `GET /api/scale-requests/{requestId}` on the host the caller used (never its query, which may hold the key). */
+export function statusUrlFor(requestUrl: string, requestId: string): string {
+  return new URL(`${ROUTE_PREFIX}/scale-requests/${encodeURIComponent(requestId)}`, requestUrl).toString();
+}
+
+/** Reads the body within the limit and applies the signature rule. */
+async function readSignedBody(deps: HttpDeps, request: HttpRequest, log: Logger): Promise<{ ok: true; raw: Uint8Array } | { ok: false; response: HttpResponseInit }> {
+  const body = await readBoundedBody(request);
+  if (!body.ok) {
+    log.info('request refused: body too large');
+    return body;
+  }
+  const required = deps.requireSignatures ?? false;
+  // The secret may come from Key Vault: fetch it only when there is something to check.
+  const secret = required || request.headers.has('x-scaler-signature') ? await deps.signingSecret() : undefined;
+  if (required && !secret) log.error('signatures are required but no signing secret is configured');
+  const verdict = checkSignature(request, body.raw, { secret, required, nowMs: deps.now() });
+  if (!verdict.ok) {
+    log.warn('request refused: signature', { reason: verdict.reason });
+    return verdict;
+  }
+  return body;
+}
+
+async function readSignedJson(deps: HttpDeps, request: HttpRequest, log: Logger): Promise<{ ok: true; value: unknown } | { ok: false; response: HttpResponseInit }> {
+  const body = await readSignedBody(deps, request, log);
+  if (!body.ok) return body;
+  return parseJsonBody(body.raw);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Passes an answer through its schema (dropping keys the contract does not name); never fails a good answer over drift. */
+function shape<T>(schema: z.ZodType<T>, value: unknown, log: Logger, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  log.warn(`${what} does not match its response schema`, { paths: result.error.issues.map((i) => i.path.join('.')).slice(0, 10) });
+  return value as T;
+}
+
+async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 'scale-requests' | 'terminate'): Promise<HttpResponseInit> {
+  const body = await readSignedJson(deps, request, log);
+  if (!body.ok) return body.response;
+  let input = body.value;
+  if (route === 'terminate' && isObject(input)) {
+    if (input.kind === undefined) input = { ...input, kind: 'terminate' };
+    else if (input.kind !== 'terminate') {
+      return validationProblem([{ path: 'kind', message: 'must be "terminate" on /api/terminate (scale requests go to /api/scale-requests)' }]);
+    }
+  }
+  const parsed = parseRequestMessage(input);
+  if (!parsed.ok) {
+    log.info('request refused: invalid', { fields: parsed.errors.map((e) => e.path).slice(0, 20) });
+    return validationProblem(parsed.errors);
+  }
+  const message = parsed.value;
+  const result = await deps.submitRequest(message);
+  const fields = { requestId: message.requestId, cluster: message.cluster, kind: message.kind, outcome: result.outcome };
+  if (result.outcome === 'conflict') {
+    log.info('request refused: conflict', fields);
+    return problem(409, 'HTTP_CONFLICT', `requestId "${message.requestId}" already exists with a different body; send the same body or use a new requestId`);
+  }
+  log.info('request accepted', fields);
+  const statusUrl = statusUrlFor(request.url, message.requestId);
+  const accepted: Accepted = { requestId: message.requestId, state: result.record.state, statusUrl };
+  return json(202, accepted, { location: statusUrl });
+}
+
+/** `POST /api/scale-requests`: any CONTRACT §3 message (kind `scale` by default, or `terminate`). */
+export const submitScaleRequest: RouteHandler = guarded('scale-requests', (deps, request, log) => intake(deps, request, log, 'scale-requests'));
+
+/** `POST /api/terminate`: a terminate request; `kind` may be omitted. */
+export const submitTerminate: RouteHandler = guarded('terminate', (deps, request, log) => intake(deps, request, log, 'terminate'));
+
+/** `GET /api/scale-requests/{requestId}`: the public record (CONTRACT §5). */
+export const getScaleRequest: RouteHandler = guarded('scale-request-status', async (deps, request, log) => {
+  const id = RequestId.safeParse(request.params.requestId ?? '');
+  if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
+  const record = await deps.ledger.getRecord(id.data);
+  if (!record) return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
+  return json(200, shape(RequestRecord, record, log, 'request record'));
+});
+
+function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallback: number | null): number | null {
+  const takenAtMs = takenAt ? Date.parse(takenAt) : NaN;
+  if (Number.isNaN(takenAtMs)) return fallback;
+  return Math.max(0, Math.floor((nowMs - takenAtMs) / 1000));
+}
+
+/** The store's verdict (consecutive failures), or age past `staleAfterMs` when configured. */
+function isStale(deps: HttpDeps, health: SnapshotHealth | null, ageSeconds: number | null): boolean {
+  if (!health || health.takenAt === null) return false; // never snapshotted is not stale (CONTRACT §4)
+  if (health.stale) return true;
+  return deps.staleAfterMs !== undefined && ageSeconds !== null && ageSeconds * 1000 > deps.staleAfterMs;
+}
+
+/** `GET /api/clusters/{cluster}/status`: the latest snapshot in CONTRACT §4's shape. */
+export const getClusterStatus: RouteHandler = guarded('cluster-status', async (deps, request, log) => {
+  const name = ClusterName.safeParse(request.params.cluster ?? '');
+  if (!name.success) return validationProblem([{ path: 'cluster', message: name.error.issues[0]?.message ?? 'invalid' }]);
+  const cluster = name.data;
+  const [snapshot, health] = await Promise.all([deps.snapshots.latest(cluster), deps.snapshots.health(cluster)]);
+  if (!snapshot) return problem(404, 'HTTP_NOT_FOUND', `unknown cluster "${cluster}": no snapshot has been taken of it`);
+  const nowMs = deps.now();
+  const stale = isStale(deps, health ?? { takenAt: snapshot.takenAt, ageSeconds: null, consecutiveFailures: 0, stale: false }, ageSecondsOf(snapshot.takenAt, nowMs, null));
+  const view = deps.statusView(snapshot, nowMs, { stale });
+  return json(200, shape(ClusterStatus, view, log, 'cluster status'));
+});
+
+/** `POST /api/plan`: what CycleCloud would receive for a scale request, and why; creates nothing. */
+export const explainPlan: RouteHandler = guarded('plan', async (deps, request, log) => {
+  const body = await readSignedJson(deps, request, log);
+  if (!body.ok) return body.response;
+  if (isObject(body.value) && body.value.kind === 'terminate') {
+    return validationProblem([{ path: 'kind', message: 'must be "scale": /api/plan explains scale requests' }]);
+  }
+  const parsed = parseRequestMessage(body.value);
+  if (!parsed.ok) return validationProblem(parsed.errors);
+  if (parsed.value.kind !== 'scale') return validationProblem([{ path: 'kind', message: 'must be "scale"' }]);
+  const scaleRequest = parsed.value;
+  const snapshot: ClusterSnapshot | null = await deps.snapshots.latest(scaleRequest.cluster);
+  if (!snapshot) {
+    return problem(404, 'HTTP_NOT_FOUND', `cluster "${scaleRequest.cluster}" has no snapshot yet: it is unknown or the snapshot timer has not run for it`);
+  }
+  const nowMs = deps.now();
+  const takenAtMs = Date.parse(snapshot.takenAt);
+  const [inFlight, backoffs, paused] = await Promise.all([
+    deps.ledger.inFlight(scaleRequest.cluster, Number.isNaN(takenAtMs) ? 0 : takenAtMs),
+    deps.capacity.active(scaleRequest.cluster, nowMs),
+    deps.state.isPaused(),
+  ]);
+  const plan = deps.plan({ request: scaleRequest, snapshot, inFlight, backoffs, nowMs, ...(deps.planOptions ? { options: deps.planOptions } : {}) });
+  const answer = {
+    cluster: scaleRequest.cluster,
+    snapshotTakenAt: snapshot.takenAt,
+    paused,
+    sets: plan.sets.map(({ set: _wire, ...rest }) => rest),
+    demands: plan.demands,
+    createRequest: { sets: plan.sets.map((s) => s.set) },
+  };
+  log.info('plan explained', { requestId: scaleRequest.requestId, cluster: scaleRequest.cluster, sets: plan.sets.length });
+  return json(200, shape(PlanResponse, answer, log, 'plan'));
+});
+
+type Probe<T> = { ok: true; value: T } | { ok: false };
+
+/** Resolves within `deadline` or reports failure; health must answer even when storage hangs. */
+function probe<T>(work: () => Promise<T>, deadline: Promise<'timeout'>): Promise<Probe<T>> {
+  return Promise.race([
+    Promise.resolve()
+      .then(work)
+      .then((value): Probe<T> => ({ ok: true, value }), (): Probe<T> => ({ ok: false })),
+    deadline.then((): Probe<T> => ({ ok: false })),
+  ]);
+}
+
+/** `GET /api/health` (anonymous): 200 when storage answers and no snapshot is stale, else 503. */
+export const getHealth: RouteHandler = guarded('health', async (deps, _request, log) => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), deps.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);
+  });
+  try {
+    const [listed, depth, poison, counters, paused] = await Promise.all([
+      probe(() => deps.snapshots.listClusters(), deadline),
+      probe(() => deps.queueDepth(deps.queues.scaleQueue), deadline),
+      probe(() => deps.queueDepth(deps.queues.scalePoisonQueue), deadline),
+      probe(() => deps.state.counters(), deadline),
+      probe(() => deps.state.isPaused(), deadline),
+    ]);
+    const names = [...new Set([...(deps.configuredClusters?.() ?? []), ...(listed.ok ? listed.value : [])])].sort();
+    const healths = await Promise.all(names.map((c) => probe(() => deps.snapshots.health(c), deadline)));
+    const nowMs = deps.now();
+    const clusters = names.map((cluster, i) => {
+      const h = healths[i]!;
+      const health = h.ok ? h.value : null;
+      const ageSeconds = health?.takenAt ? ageSecondsOf(health.takenAt, nowMs, health.ageSeconds) : null;
+      return {
+        cluster,
+        takenAt: health?.takenAt ?? null,
+        ageSeconds,
+        stale: isStale(deps, health, ageSeconds),
+        consecutiveFailures: health?.consecutiveFailures ?? 0,
+      };
+    });
+    const reachable = [listed, depth, poison, counters, paused, ...healths].every((p) => p.ok);
+    const healthy = reachable && clusters.every((c) => !c.stale);
+    const body: HealthBody = {
+      status: healthy ? 'ok' : 'degraded',
+      storage: { reachable },
+      clusters,
+      queue: { name: deps.queues.scaleQueue, depth: depth.ok ? depth.value : null },
+      poison: { name: deps.queues.scalePoisonQueue, count: poison.ok ? poison.value : null },
+      rejectedMessages: counters.ok ? (counters.value.rejectedMessages ?? 0) : null,
+      paused: paused.ok ? paused.value : null,
+    };
+    if (!healthy) log.warn('health degraded', { reachable, stale: clusters.filter((c) => c.stale).map((c) => c.cluster) });
+    return json(healthy ? 200 : 503, body);
+  } finally {
+    clearTimeout(timer);
+  }
+});
+
+/** `GET /api/scale-out`: whether scale-out is paused. */
+export const getScaleOut: RouteHandler = guarded('scale-out', async (deps) => json(200, { paused: await deps.state.isPaused() }));
+
+function pauseSwitch(paused: boolean): RouteHandler {
+  return guarded(paused ? 'scale-out-pause' : 'scale-out-resume', async (deps, request, log) => {
+    const body = await readSignedBody(deps, request, log);
+    if (!body.ok) return body.response;
+    await deps.state.setPaused(paused, 'http');
+    log.info(paused ? 'scale-out paused' : 'scale-out resumed', { by: 'http' });
+    return json(200, { paused: await deps.state.isPaused() });
+  });
+}
+
+/** `POST /api/scale-out/pause`: hold scale-out; requests are still accepted and wait. */
+export const pauseScaleOut: RouteHandler = pauseSwitch(true);
+/** `POST /api/scale-out/resume`: let waiting requests proceed. */
+export const resumeScaleOut: RouteHandler = pauseSwitch(false);
+
+let openApiCache: Record<string, unknown> | undefined;
+
+/** `GET /api/openapi.json` (anonymous): the document, with `servers` set to the origin the caller used. */
+export const getOpenApi: RouteHandler = guarded('openapi', async (_deps, request) => {
+  openApiCache ??= buildOpenApiDocument(ROUTES);
+  return json(200, { ...openApiCache, servers: [{ url: new URL(request.url).origin }] }, { 'cache-control': 'public, max-age=300' });
+});
+
+/**
+ * Every route of CONTRACT §4. `route` has no `/api` prefix (the Functions host adds it).
+ * Registration: `app.http(r.name, { methods: r.methods, route: r.route, authLevel: r.authLevel, handler: … })`.
+ */
+export const ROUTES: readonly RouteDefinition[] = [
+  {
+    name: 'scaleRequestsSubmit',
+    methods: ['POST'],
+    route: 'scale-requests',
+    authLevel: 'function',
+    summary: 'Submit a scale (or terminate) request',
+    description:
+      'Records the request and queues it; the queue path does the work. Idempotent on requestId: the same body again answers 202 with the current state, a different body 409.',
+    requestSchema: RequestMessage,
+    responseSchema: Accepted,
+    successStatus: 202,
+    problemStatuses: [400, 409],
+    handler: submitScaleRequest,
+  },
+  {
+    name: 'scaleRequestsGet',
+    methods: ['GET'],
+    route: 'scale-requests/{requestId}',
+    authLevel: 'function',
+    summary: 'The request record: state, per-demand progress, operations and nodes',
+    responseSchema: RequestRecord,
+    problemStatuses: [400, 404],
+    params: { requestId: 'The caller\'s requestId' },
+    handler: getScaleRequest,
+  },
+  {
+    name: 'terminateSubmit',
+    methods: ['POST'],
+    route: 'terminate',
+    authLevel: 'function',
+    summary: 'Submit a terminate request',
+    description: 'Same idempotency as scale requests; `kind` may be omitted.',
+    requestSchema: TerminateBody,
+    responseSchema: Accepted,
+    successStatus: 202,
+    problemStatuses: [400, 409],
+    handler: submitTerminate,
+  },
+  {
+    name: 'planExplain',
+    methods: ['POST'],
+    route: 'plan',
+    authLevel: 'function',
+    summary: 'Explain the plan for a scale request without creating anything',
+    description:
+      'Runs the planner against the latest snapshot, in-flight capacity and capacity-failure backoffs. Answers the sets CycleCloud would receive, and per demand the chosen buckets and placement groups, the limit that bound it and what could not be placed.',
+    requestSchema: ScaleRequest,
+    responseSchema: PlanResponse,
+    problemStatuses: [400, 404],
+    handler: explainPlan,
+  },
+  {
+    name: 'clusterStatus',
+    methods: ['GET'],
+    route: 'clusters/{cluster}/status',
+    authLevel: 'function',
+    summary: 'The latest snapshot of a cluster: buckets, capacity and placement groups',
+    responseSchema: ClusterStatus,
+    problemStatuses: [400, 404],
+    params: { cluster: 'CycleCloud cluster name' },
+    handler: getClusterStatus,
+  },
+  {
+    name: 'health',
+    methods: ['GET'],
+    route: 'health',
+    authLevel: 'anonymous',
+    summary: 'Storage reachability, snapshot age per cluster, queue depth, poison and rejected counts',
+    responseSchema: Health,
+    problemStatuses: [503],
+    handler: getHealth,
+  },
+  {
+    name: 'scaleOutGet',
+    methods: ['GET'],
+    route: 'scale-out',
+    authLevel: 'function',
+    summary: 'Whether scale-out is paused',
+    responseSchema: ScaleOutState,
+    handler: getScaleOut,
+  },
+  {
+    name: 'scaleOutPause',
+    methods: ['POST'],
+    route: 'scale-out/pause',
+    authLevel: 'function',
+    summary: 'Pause scale-out: requests are still accepted and wait until resumed; terminates still run',
+    responseSchema: ScaleOutState,
+    handler: pauseScaleOut,
+  },
+  {
+    name: 'scaleOutResume',
+    methods: ['POST'],
+    route: 'scale-out/resume',
+    authLevel: 'function',
+    summary: 'Resume scale-out',
+    responseSchema: ScaleOutState,
+    handler: resumeScaleOut,
+  },
+  {
+    name: 'openapi',
+    methods: ['GET'],
+    route: 'openapi.json',
+    authLevel: 'anonymous',
+    summary: 'This OpenAPI 3.1 document',
+    handler: getOpenApi,
+  },
+];
