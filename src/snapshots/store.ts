@@ -1,0 +1,270 @@
+/**
+ * The snapshot store: per cluster, in one Table partition,
+ * - `latest`: the newest snapshot (with node list), replaced under ETag so an older capture never
+ *   overwrites a newer one when two timer instances fire at once;
+ * - `h-<inverted takenAt>`: the last `historySize` snapshots without node lists (newest sorts first,
+ *   older rows are pruned: the table is replaced, never grown);
+ * - `health`: consecutive capture failures and the last error, updated under ETag.
+ *
+ * Snapshot JSON is gzip-packed into Binary properties (`platform/table-json.ts`): a 200 × 5 snapshot
+ * with 10,000 nodes is several MiB of JSON but fits one entity compressed.
+ */
+import type { TableClient, TableEntityResult } from '@azure/data-tables';
+import { packJson, unpackJson } from '../platform/table-json.ts';
+import { scrub } from '../platform/log.ts';
+import type { Storage } from '../platform/storage.ts';
+import type { StorageNames } from '../platform/names.ts';
+import type { ClusterSnapshot } from './model.ts';
+import { fromTableKey, statusOf, toTableKey } from './table-keys.ts';
+
+export interface SnapshotStoreOptions {
+  /** Epoch-ms clock for health ages. Default `Date.now`. */
+  now?: () => number;
+  /** History rows kept per cluster. Default 10. */
+  historySize?: number;
+  /** Consecutive capture failures that make a cluster stale. Default 3. */
+  failureThreshold?: number;
+  /** A snapshot older than this is stale whatever the failure count. Default: never by age alone. */
+  staleAfterMs?: number;
+}
+
+export interface StoreCallOptions {
+  abortSignal?: AbortSignal;
+}
+
+export interface SaveSnapshotResult {
+  /** False when `latest` already held a snapshot at least as new (a concurrent capture won). */
+  latestReplaced: boolean;
+}
+
+export interface FailureCount {
+  consecutiveFailures: number;
+  stale: boolean;
+}
+
+/** Per-cluster snapshot health, as `GET /api/health` reports it. */
+export interface SnapshotHealth {
+  /** ISO time of the latest snapshot; null when none was ever stored. */
+  takenAt: string | null;
+  ageSeconds: number | null;
+  consecutiveFailures: number;
+  stale: boolean;
+  lastError: string | null;
+}
+
+export class SnapshotStoreError extends Error {
+  override name = 'SnapshotStoreError';
+  readonly code: 'SNAPSHOT_STORE_CONTENDED';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = 'SNAPSHOT_STORE_CONTENDED';
+  }
+}
+
+const LATEST = 'latest';
+const HEALTH = 'health';
+const HISTORY_PREFIX = 'h-';
+const INVERT_BASE = 9_999_999_999_999;
+/** Conditional writes retried this often before giving up (only under heavy contention). */
+const MAX_ATTEMPTS = 8;
+const MAX_ERROR_TEXT = 500;
+
+interface HealthEntity {
+  partitionKey: string;
+  rowKey: string;
+  consecutiveFailures: number;
+  lastError: string;
+  lastFailureAtMs: number;
+  lastSuccessAtMs: number;
+}
+
+// Partition keys come from toTableKey, which never yields a quote: safe to put in a filter as is.
+const historyFilter = (pk: string): string => `PartitionKey eq '${pk}' and RowKey ge '${HISTORY_PREFIX}' and RowKey lt 'h.'`;
+
+function errorText(error: unknown): string {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  const message = typeof e?.message === 'string' ? e.message : String(error);
+  const text = typeof e?.code === 'string' ? `${e.code}: ${message}` : message;
+  // Errors are ours or the client's (which already keep secrets out); scrub anyway, and bound it.
+  return scrub(text).slice(0, MAX_ERROR_TEXT);
+}
+
+export class SnapshotStore {
+  readonly #table: TableClient;
+  readonly #tableName: string;
+  readonly #storage: Pick<Storage, 'table' | 'ensure'>;
+  readonly #now: () => number;
+  readonly #historySize: number;
+  readonly #threshold: number;
+  readonly #staleAfterMs: number | undefined;
+
+  constructor(storage: Pick<Storage, 'table' | 'ensure'>, names: Pick<StorageNames, 'snapshotsTable'>, options: SnapshotStoreOptions = {}) {
+    this.#storage = storage;
+    this.#tableName = names.snapshotsTable;
+    this.#table = storage.table(names.snapshotsTable);
+    this.#now = options.now ?? Date.now;
+    this.#historySize = Math.max(0, options.historySize ?? 10);
+    this.#threshold = Math.max(1, options.failureThreshold ?? 3);
+    this.#staleAfterMs = options.staleAfterMs;
+  }
+
+  /** Creates the table if missing. */
+  async ensure(): Promise<void> {
+    await this.#storage.ensure({ tables: [this.#tableName] });
+  }
+
+  /** Stores `snapshot` as the cluster's latest (unless a newer one is there) and as a history row. */
+  async saveSnapshot(snapshot: ClusterSnapshot, options: StoreCallOptions = {}): Promise<SaveSnapshotResult> {
+    const pk = toTableKey(snapshot.cluster);
+    const takenAtMs = Date.parse(snapshot.takenAt);
+    const latestReplaced = await this.#replaceLatest(pk, snapshot, takenAtMs, options);
+    if (this.#historySize > 0) {
+      const { nodes: _nodes, ...compact } = snapshot;
+      const rowKey = `${HISTORY_PREFIX}${String(INVERT_BASE - takenAtMs).padStart(13, '0')}`;
+      await this.#table.upsertEntity({ partitionKey: pk, rowKey, takenAtMs, ...packJson(compact) }, 'Replace', { abortSignal: options.abortSignal });
+      await this.#pruneHistory(pk, options);
+    }
+    return { latestReplaced };
+  }
+
+  async #replaceLatest(pk: string, snapshot: ClusterSnapshot, takenAtMs: number, options: StoreCallOptions): Promise<boolean> {
+    const entity = { partitionKey: pk, rowKey: LATEST, takenAtMs, takenAt: snapshot.takenAt, ...packJson(snapshot) };
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      let current: TableEntityResult<{ takenAtMs?: number }> | undefined;
+      try {
+        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, abortSignal: options.abortSignal });
+      } catch (error) {
+        if (statusOf(error) !== 404) throw error;
+      }
+      try {
+        if (!current) {
+          await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
+          return true;
+        }
+        if (Number(current.takenAtMs ?? 0) >= takenAtMs) return false;
+        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
+        return true;
+      } catch (error) {
+        const status = statusOf(error);
+        // 409: created meanwhile; 412: replaced meanwhile. Read again and compare.
+        if (status !== 409 && status !== 412) throw error;
+      }
+    }
+    throw new SnapshotStoreError(`could not store the snapshot of ${snapshot.cluster}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+  }
+
+  async #pruneHistory(pk: string, options: StoreCallOptions): Promise<void> {
+    const keys: string[] = [];
+    const rows = this.#table.listEntities<{ rowKey: string }>({
+      queryOptions: { filter: historyFilter(pk), select: ['RowKey'] },
+      abortSignal: options.abortSignal,
+    });
+    for await (const row of rows) keys.push(row.rowKey);
+    keys.sort();
+    await Promise.all(
+      keys.slice(this.#historySize).map(async (rowKey) => {
+        try {
+          await this.#table.deleteEntity(pk, rowKey, { abortSignal: options.abortSignal });
+        } catch (error) {
+          if (statusOf(error) !== 404) throw error; // a concurrent prune got there first
+        }
+      }),
+    );
+  }
+
+  /** The cluster's newest snapshot (with node list), or null. */
+  async latest(cluster: string, options: StoreCallOptions = {}): Promise<ClusterSnapshot | null> {
+    try {
+      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { abortSignal: options.abortSignal });
+      return unpackJson<ClusterSnapshot>(entity);
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  }
+
+  /** Stored history, newest first, without node lists. */
+  async history(cluster: string, options: StoreCallOptions = {}): Promise<ClusterSnapshot[]> {
+    const pk = toTableKey(cluster);
+    const out: { rowKey: string; snapshot: ClusterSnapshot }[] = [];
+    const rows = this.#table.listEntities({
+      queryOptions: { filter: historyFilter(pk) },
+      abortSignal: options.abortSignal,
+    });
+    for await (const row of rows) out.push({ rowKey: row.rowKey!, snapshot: unpackJson<ClusterSnapshot>(row) });
+    return out.sort((a, b) => (a.rowKey < b.rowKey ? -1 : 1)).map((r) => r.snapshot);
+  }
+
+  /** Counts one more failed capture; `stale` once the count reaches the threshold (default 3). */
+  async recordFailure(cluster: string, error: unknown, nowMs: number, options: StoreCallOptions = {}): Promise<FailureCount> {
+    const pk = toTableKey(cluster);
+    const lastError = errorText(error);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      let current: TableEntityResult<HealthEntity> | undefined;
+      try {
+        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { abortSignal: options.abortSignal });
+      } catch (e) {
+        if (statusOf(e) !== 404) throw e;
+      }
+      const consecutiveFailures = Number(current?.consecutiveFailures ?? 0) + 1;
+      const entity: HealthEntity = {
+        partitionKey: pk, rowKey: HEALTH, consecutiveFailures, lastError, lastFailureAtMs: nowMs,
+        lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0),
+      };
+      try {
+        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
+        else await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
+        return { consecutiveFailures, stale: consecutiveFailures >= this.#threshold };
+      } catch (e) {
+        const status = statusOf(e);
+        if (status !== 409 && status !== 412) throw e;
+      }
+    }
+    throw new SnapshotStoreError(`could not count a capture failure for ${cluster}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+  }
+
+  /** A successful capture: the failure count starts again at 0. */
+  async recordSuccess(cluster: string, nowMs: number, options: StoreCallOptions = {}): Promise<void> {
+    const pk = toTableKey(cluster);
+    await this.#table.upsertEntity({ partitionKey: pk, rowKey: HEALTH, consecutiveFailures: 0, lastError: '', lastSuccessAtMs: nowMs }, 'Merge', { abortSignal: options.abortSignal });
+  }
+
+  /** Age, failures and staleness of a cluster's snapshots; null when the cluster was never captured or attempted. */
+  async health(cluster: string, options: StoreCallOptions = {}): Promise<SnapshotHealth | null> {
+    const pk = toTableKey(cluster);
+    const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | undefined> => {
+      try {
+        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), abortSignal: options.abortSignal });
+      } catch (error) {
+        if (statusOf(error) === 404) return undefined;
+        throw error;
+      }
+    };
+    const [latest, health] = await Promise.all([
+      get<{ takenAtMs: number; takenAt: string }>(LATEST, ['takenAtMs', 'takenAt']),
+      get<HealthEntity>(HEALTH),
+    ]);
+    if (!latest && !health) return null;
+    const consecutiveFailures = Number(health?.consecutiveFailures ?? 0);
+    const ageMs = latest ? Math.max(0, this.#now() - Number(latest.takenAtMs)) : null;
+    const tooOld = ageMs !== null && this.#staleAfterMs !== undefined && ageMs > this.#staleAfterMs;
+    return {
+      takenAt: latest?.takenAt ?? null,
+      ageSeconds: ageMs === null ? null : Math.round(ageMs / 1000),
+      consecutiveFailures,
+      stale: consecutiveFailures >= this.#threshold || tooOld,
+      lastError: health?.lastError ? health.lastError : null,
+    };
+  }
+
+  /** Every cluster with a stored snapshot or a recorded capture attempt, sorted. */
+  async listClusters(options: StoreCallOptions = {}): Promise<string[]> {
+    const names = new Set<string>();
+    const rows = this.#table.listEntities({
+      queryOptions: { filter: `RowKey eq '${LATEST}' or RowKey eq '${HEALTH}'`, select: ['PartitionKey'] },
+      abortSignal: options.abortSignal,
+    });
+    for await (const row of rows) names.add(fromTableKey(row.partitionKey!));
+    return [...names].sort();
+  }
+}
