@@ -263,7 +263,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     }
     ctx.logger.info('create intent recorded', { cycleCloudRequestId: intent.cycleCloudRequestId, generation, sets: intent.sets.length });
     entry = await submitAttempt(ctx, entry, request, intent, true, plan.sets.map((s) => s.set));
-    await startTracking(ctx, entry, request);
+    await startTracking(ctx, entry, request, intent.cycleCloudRequestId);
     const before = entry.compensations?.length ?? 0;
     entry = await compensatePartialGangs(ctx, entry, request, intent.cycleCloudRequestId);
     entry = await sendCompensations(ctx, entry);
@@ -458,10 +458,10 @@ async function lookupCreate(ctx: Ctx, attempt: SubmissionAttempt): Promise<Submi
 const colocatedSet = (request: ScaleRequest, s: SubmissionAttempt['sets'][number]): boolean =>
   s.placementGroupId !== null && s.demands.some((d) => request.demands[d.index]?.colocated === true || request.demands[d.index]?.placementGroupId !== undefined);
 
-/** Starts the tracker for every accepted create whose operation is still pending. */
-async function startTracking(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest): Promise<void> {
+/** Starts the tracker for every accepted create (or only `only`) whose operation is still pending. */
+async function startTracking(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest, only?: string): Promise<void> {
   for (const a of entry.attempts) {
-    if (a.state !== 'accepted' || !a.operationId) continue;
+    if (a.state !== 'accepted' || !a.operationId || (only !== undefined && a.cycleCloudRequestId !== only)) continue;
     const op = entry.record.operations.find((o) => o.operationId === a.operationId);
     if (op && op.state !== 'pending') continue;
     const t: TrackStart = {

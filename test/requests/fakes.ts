@@ -1,0 +1,201 @@
+/** Fakes for the request pipeline's unit tests: CycleCloud, tracker, queue, state, capacity. */
+import type { CycleCloudApi, ListNodesOptions } from '../../src/cyclecloud/api.ts';
+import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
+import type { NodeCreationRequest, NodeCreationResult, NodeList, NodeManagementRequest, NodeManagementResult, NodeRecord } from '../../src/cyclecloud/schemas.ts';
+import type { TrackerApi, TrackStart } from '../../src/tracking/types.ts';
+import type { CapacityFailure, CapacityMemoryApi, QueueSender, SnapshotSource } from '../../src/requests/submit.ts';
+import type { IntakeState } from '../../src/requests/intake.ts';
+import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
+
+/** What the next create (or terminate) call suffers. */
+export type Fault =
+  | 'commit-then-fail' // applied, then a 5xx: ambiguous
+  | 'lost' // a reset after sending that never reached CycleCloud: ambiguous, nothing applied
+  | 'throttle' // 429 before anything happened
+  | 'unavailable-before'; // connection refused: not ambiguous
+
+interface Op {
+  id: string;
+  requestId: string | undefined;
+  action: string;
+  names: string[];
+}
+
+/**
+ * An in-memory CycleCloud with CycleCloud's idempotency rule (409 on a repeated requestId) and
+ * request-id lookups. Not the simulator: just enough to drive every branch from a unit test.
+ */
+export class FakeCycleCloud implements CycleCloudApi {
+  readonly nodes: NodeRecord[] = [];
+  readonly ops = new Map<string, Op>();
+  readonly byRequestId = new Map<string, string>();
+  /** Every call: method + CycleCloud requestId when it had one. */
+  readonly calls: { method: string; requestId?: string; body?: unknown }[] = [];
+  /** Faults consumed one per create call (front first). */
+  readonly createFaults: Fault[] = [];
+  readonly terminateFaults: Fault[] = [];
+  /** nodearray → how many nodes the next create of that nodearray adds at most (consumed). */
+  readonly limitNext = new Map<string, number>();
+  /** Errors thrown by the next listNodes calls (consumed). */
+  readonly listFaults: CycleCloudError[] = [];
+  #seq = 0;
+  #counters = new Map<string, number>();
+
+  /** Creates that CycleCloud applied (what exactly-once is about). */
+  get appliedCreates(): number {
+    return [...this.ops.values()].filter((o) => o.action === 'create').length;
+  }
+
+  async getClusterStatus(): Promise<never> {
+    throw new Error('not used');
+  }
+
+  async listNodes(_cluster: string, options?: ListNodesOptions): Promise<NodeList> {
+    this.calls.push({ method: 'listNodes', ...(options?.requestId ? { requestId: options.requestId } : {}) });
+    const fault = this.listFaults.shift();
+    if (fault) throw fault;
+    let op: Op | undefined;
+    if (options?.requestId) {
+      const id = this.byRequestId.get(options.requestId);
+      if (!id) throw new CycleCloudError('CC_NOT_FOUND', `No operation found for request id ${options.requestId}`, { status: 404 });
+      op = this.ops.get(id);
+    } else if (options?.operationId) {
+      op = this.ops.get(options.operationId);
+      if (!op) throw new CycleCloudError('CC_NOT_FOUND', 'no such operation', { status: 404 });
+    }
+    if (!op) return { nodes: structuredClone(this.nodes) };
+    const names = new Set(op.names);
+    return { nodes: structuredClone(this.nodes.filter((n) => names.has(n.Name))), operation: { action: op.action, startTime: new Date(0).toISOString(), operationId: op.id } };
+  }
+
+  async createNodes(_cluster: string, request: NodeCreationRequest): Promise<NodeCreationResult> {
+    this.calls.push({ method: 'createNodes', ...(request.requestId ? { requestId: request.requestId } : {}), body: structuredClone(request) });
+    const fault = this.createFaults.shift();
+    if (fault === 'throttle') throw new CycleCloudError('CC_THROTTLED', 'HTTP 429', { status: 429, retryAfterMs: 1000 });
+    if (fault === 'unavailable-before') throw new CycleCloudError('CC_NETWORK', 'ECONNREFUSED', {});
+    if (fault === 'lost') throw new CycleCloudError('CC_NETWORK', 'socket hang up (ECONNRESET)', { ambiguous: true });
+    if (request.requestId && this.byRequestId.has(request.requestId)) throw new CycleCloudError('CC_CONFLICT', 'HTTP 409', { status: 409 });
+    const op = this.#op('create', request.requestId);
+    const sets = request.sets.map((s) => {
+      const limit = this.limitNext.get(s.nodearray);
+      if (limit !== undefined) this.limitNext.delete(s.nodearray);
+      const added = Math.min(s.count, limit ?? s.count);
+      for (let i = 0; i < added; i++) {
+        const n = (this.#counters.get(s.nodearray) ?? 0) + 1;
+        this.#counters.set(s.nodearray, n);
+        const name = `${s.nodearray}-${n}`;
+        this.nodes.push({
+          Name: name,
+          NodeId: `id-${name}`,
+          Template: s.nodearray,
+          MachineType: s.definition?.machineType ?? 'unknown',
+          Status: 'Acquiring',
+          TargetState: 'Started',
+          ...(s.placementGroupId ? { PlacementGroupId: s.placementGroupId } : {}),
+        });
+        op.names.push(name);
+      }
+      return added < s.count ? { added, message: `only ${added} could be added` } : { added };
+    });
+    if (fault === 'commit-then-fail') throw new CycleCloudError('CC_UNAVAILABLE', 'HTTP 502', { status: 502, ambiguous: true });
+    return { operationId: op.id, sets };
+  }
+
+  async terminateNodes(_cluster: string, request: NodeManagementRequest): Promise<NodeManagementResult> {
+    this.calls.push({ method: 'terminateNodes', ...(request.requestId ? { requestId: request.requestId } : {}), body: structuredClone(request) });
+    const fault = this.terminateFaults.shift();
+    if (fault === 'lost') throw new CycleCloudError('CC_NETWORK', 'socket hang up (ECONNRESET)', { ambiguous: true });
+    if (fault === 'throttle') throw new CycleCloudError('CC_THROTTLED', 'HTTP 429', { status: 429 });
+    if (request.requestId && this.byRequestId.has(request.requestId)) throw new CycleCloudError('CC_CONFLICT', 'HTTP 409', { status: 409 });
+    const op = this.#op('terminate', request.requestId);
+    const matched = this.nodes.filter(
+      (n) => request.names?.includes(n.Name) || (n.NodeId && request.ids?.includes(n.NodeId)) || (n.Hostname && request.hostnames?.includes(n.Hostname)) || (n.PrivateIp && request.ip_addresses?.includes(n.PrivateIp)),
+    );
+    for (const n of matched) {
+      n.Status = 'Terminating';
+      n.TargetState = 'Terminated';
+      op.names.push(n.Name);
+    }
+    if (fault === 'commit-then-fail') throw new CycleCloudError('CC_UNAVAILABLE', 'HTTP 502', { status: 502, ambiguous: true });
+    return { operationId: op.id, nodes: matched.map((n) => ({ id: n.NodeId!, name: n.Name, status: 'OK' as const })) };
+  }
+
+  #op(action: string, requestId: string | undefined): Op {
+    const op: Op = { id: `op-${++this.#seq}`, requestId, action, names: [] };
+    this.ops.set(op.id, op);
+    if (requestId) this.byRequestId.set(requestId, op.id);
+    return op;
+  }
+
+  deallocateNodes = this.#unused;
+  shutdownNodes = this.#unused;
+  startNodes = this.#unused;
+  removeNodes = this.#unused;
+  async scaleNodearray(): Promise<never> {
+    throw new Error('not used');
+  }
+  async getOperation(): Promise<never> {
+    throw new Error('not used');
+  }
+  async findOperationByRequestId(requestId: string) {
+    const id = this.byRequestId.get(requestId);
+    return id ? { action: this.ops.get(id)!.action, startTime: new Date(0).toISOString(), operationId: id } : null;
+  }
+  async #unused(): Promise<never> {
+    throw new Error('not used');
+  }
+}
+
+/** A tracker that records what it was asked to follow. */
+export class FakeTracker implements TrackerApi {
+  readonly starts: TrackStart[] = [];
+  failNext = 0;
+  async start(t: TrackStart): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('tracker table unavailable');
+    }
+    this.starts.push(structuredClone(t));
+  }
+}
+
+export class FakeQueue implements QueueSender {
+  readonly sent: { body: unknown; visibilityDelayMs: number | undefined }[] = [];
+  async send(body: unknown, options?: { visibilityDelayMs?: number }): Promise<void> {
+    this.sent.push({ body: structuredClone(body), visibilityDelayMs: options?.visibilityDelayMs });
+  }
+}
+
+export class FakeState implements IntakeState {
+  paused = false;
+  readonly counts: Record<string, number> = {};
+  async isPaused(): Promise<boolean> {
+    return this.paused;
+  }
+  async increment(counter: string): Promise<number> {
+    this.counts[counter] = (this.counts[counter] ?? 0) + 1;
+    return this.counts[counter]!;
+  }
+}
+
+export class FakeCapacity implements CapacityMemoryApi {
+  readonly failures: CapacityFailure[] = [];
+  active() {
+    return [];
+  }
+  recordFailure(f: CapacityFailure): void {
+    this.failures.push(f);
+  }
+}
+
+/** Always answers `snapshot()` (taken "now" by default). */
+export function fixedSnapshots(snapshot: () => ClusterSnapshot | null): SnapshotSource & { calls: number } {
+  const source = {
+    calls: 0,
+    async getFresh() {
+      source.calls++;
+      return snapshot();
+    },
+  };
+  return source;
+}

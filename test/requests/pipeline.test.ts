@@ -1,0 +1,378 @@
+/**
+ * The queue handler end to end with a fake CycleCloud (every fault on demand) and the real ledger on
+ * azurite: exactly-once creates, compensation, waiting, rejection, poison reasons, pause, terminate.
+ */
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { Storage } from '../../src/platform/storage.ts';
+import { silentLogger } from '../../src/platform/log.ts';
+import { RequestLedger } from '../../src/requests/ledger.ts';
+import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from '../../src/requests/intake.ts';
+import { applySubmission } from '../../src/requests/record.ts';
+import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
+import { seedSnapshot } from '../planning/fixtures.ts';
+import { uniqueNames } from '../helpers/names.ts';
+import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, fixedSnapshots } from './fakes.ts';
+
+const T0 = Date.parse('2026-11-28T01:00:00.000Z');
+let storage: Storage;
+let seq = 0;
+
+beforeAll(() => {
+  storage = Storage.fromConnectionString(inject('storageConnectionString'));
+});
+
+async function setup(over: { paused?: boolean } = {}) {
+  const names = uniqueNames();
+  await storage.ensure({ tables: [names.requestsTable] });
+  const clock = { now: T0 + 10_000 };
+  const cc = new FakeCycleCloud();
+  const tracker = new FakeTracker();
+  const queue = new FakeQueue();
+  const state = new FakeState();
+  state.paused = over.paused ?? false;
+  const capacity = new FakeCapacity();
+  const ledger = new RequestLedger({ storage, names, now: () => clock.now });
+  const deps: IntakeDeps = {
+    cyclecloud: cc,
+    ledger,
+    snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(clock.now - 5_000).toISOString() })),
+    capacity,
+    tracker,
+    queue,
+    state,
+    now: () => clock.now,
+    config: { maxReplanAttempts: 2 },
+  };
+  const meta = (over: Partial<QueueMessageMeta> = {}): QueueMessageMeta => ({ messageId: `m${++seq}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'scale-requests-poison', ...over });
+  const deliver = (message: unknown, m: Partial<QueueMessageMeta> = {}) => handleScaleQueueMessage(deps, message, meta(m), silentLogger);
+  return { deps, cc, tracker, queue, state, capacity, ledger, clock, deliver };
+}
+
+function scale(requestId: string, demands: ScaleRequest['demands']): ScaleRequest {
+  return { kind: 'scale', requestId, cluster: 'hpc', demands };
+}
+
+const creates = (cc: FakeCycleCloud) => cc.calls.filter((c) => c.method === 'createNodes');
+
+describe('scale requests: one create, exactly once', () => {
+  it('sends one create with sets grouped by placement group and hands it to the tracker', async () => {
+    const { cc, tracker, ledger, deliver } = await setup();
+    // Prepare: a gang on mpi, a gang on HC44rs, a loose demand
+    const msg = scale('multi-1', [
+      { nodearray: 'mpi', count: 4, colocated: true },
+      { nodearray: 'ondemand', count: 3, machineTypes: ['Standard_HC44rs'], colocated: true },
+      { nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'] },
+    ]);
+    // Act
+    const result = await deliver(msg);
+    // Assess
+    expect(result.action).toBe('submitted');
+    expect(creates(cc)).toHaveLength(1);
+    const body = creates(cc)[0]!.body as { requestId: string; sets: { nodearray: string; count: number; placementGroupId?: string }[] };
+    expect(body.requestId).toBe('multi-1-g0');
+    expect(body.sets.map((s) => [s.nodearray, s.count, s.placementGroupId !== undefined])).toEqual([
+      ['mpi', 4, true],
+      ['ondemand', 3, true],
+      ['ondemand', 2, false],
+    ]);
+    expect(body.sets[0]!.placementGroupId).not.toBe(body.sets[1]!.placementGroupId);
+    const rec = (await ledger.getRecord('multi-1'))!;
+    expect(rec.state).toBe('submitted');
+    expect(rec.operations).toEqual([{ operationId: 'op-1', cycleCloudRequestId: 'multi-1-g0', state: 'pending', action: 'create' }]);
+    expect(rec.demands.map((d) => d.created)).toEqual([4, 3, 2]);
+    expect(tracker.starts).toHaveLength(1);
+    expect(tracker.starts[0]).toMatchObject({ operationId: 'op-1', action: 'create', requestId: 'multi-1', generation: 0 });
+    expect(tracker.starts[0]!.sets.map((s) => s.colocated)).toEqual([true, true, false]);
+  });
+
+  it('creates once when the same message is delivered twice', async () => {
+    const { cc, tracker, deliver } = await setup();
+    const msg = scale('dup-1', [{ nodearray: 'ondemand', count: 2 }]);
+    await deliver(msg);
+    const again = await deliver(msg);
+    expect(again.action).toBe('tracking');
+    expect(creates(cc)).toHaveLength(1);
+    expect(cc.nodes).toHaveLength(2);
+    // the second delivery re-asserts tracking (idempotent on operationId)
+    expect(new Set(tracker.starts.map((t) => t.operationId))).toEqual(new Set(['op-1']));
+  });
+
+  it('creates once when two deliveries race', async () => {
+    const { cc, deliver } = await setup();
+    const msg = scale('race-1', [{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_HC44rs'] }]);
+    await Promise.all([deliver(msg), deliver(msg), deliver(msg)]);
+    expect(cc.appliedCreates).toBe(1);
+    expect(cc.nodes).toHaveLength(3);
+  });
+
+  it('commit-then-fail: reconciles by request id and adopts the operation', async () => {
+    const { cc, ledger, tracker, deliver } = await setup();
+    cc.createFaults.push('commit-then-fail');
+    const result = await deliver(scale('ctf-1', [{ nodearray: 'ondemand', count: 2 }]));
+    expect(result.action).toBe('submitted');
+    expect(cc.appliedCreates).toBe(1);
+    expect(cc.nodes).toHaveLength(2);
+    expect(cc.calls.map((c) => c.method)).toEqual(['createNodes', 'listNodes']);
+    const rec = (await ledger.getRecord('ctf-1'))!;
+    expect(rec.operations[0]!.operationId).toBe('op-1');
+    expect(rec.demands[0]!.created).toBe(2);
+    expect(tracker.starts[0]!.operationId).toBe('op-1');
+  });
+
+  it('a reset that never reached CycleCloud: creates again with the same request id', async () => {
+    const { cc, ledger, deliver } = await setup();
+    cc.createFaults.push('lost');
+    await deliver(scale('lost-1', [{ nodearray: 'ondemand', count: 2 }]));
+    expect(creates(cc).map((c) => c.requestId)).toEqual(['lost-1-g0', 'lost-1-g0']);
+    expect(cc.appliedCreates).toBe(1);
+    expect((await ledger.getRecord('lost-1'))!.state).toBe('submitted');
+  });
+
+  it('a crash after the intent: the redelivery looks it up instead of creating again', async () => {
+    const { cc, ledger, deliver } = await setup();
+    const msg = scale('crash-1', [{ nodearray: 'ondemand', count: 2 }]);
+    // Prepare: CycleCloud applied the create, the worker died before recording the result.
+    cc.createFaults.push('commit-then-fail');
+    cc.listFaults.push(new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503 }));
+    await expect(deliver(msg)).rejects.toThrow('503');
+    const mid = (await ledger.get('crash-1'))!;
+    expect(mid.attempts[0]!.state).toBe('intent');
+    // Act
+    const result = await deliver(msg, { dequeueCount: 2 });
+    // Assess
+    expect(result.action).toBe('tracking');
+    expect(cc.appliedCreates).toBe(1);
+    expect(creates(cc)).toHaveLength(1);
+    expect((await ledger.getRecord('crash-1'))!.operations[0]!.operationId).toBe('op-1');
+  });
+
+  it('a 409 on create after a crash before the response: adopts the existing operation', async () => {
+    const { cc, ledger, deliver } = await setup();
+    const msg = scale('conf-1', [{ nodearray: 'ondemand', count: 1 }]);
+    await ledger.admit(msg, T0);
+    // Prepare: the intent was never written (crash before), yet CycleCloud has the id (a previous worker sent it).
+    await cc.createNodes('hpc', { requestId: 'conf-1-g0', sets: [{ nodearray: 'ondemand', count: 1 }] });
+    // Act
+    await deliver(msg);
+    // Assess
+    expect(cc.appliedCreates).toBe(1);
+    expect(cc.nodes).toHaveLength(1);
+    expect((await ledger.getRecord('conf-1'))!.operations[0]!.operationId).toBe('op-1');
+  });
+
+  it('throttled create: the intent stays, the message is retried, the retry reconciles then creates', async () => {
+    const { cc, ledger, deliver } = await setup();
+    cc.createFaults.push('throttle');
+    const msg = scale('thr-1', [{ nodearray: 'ondemand', count: 1 }]);
+    await expect(deliver(msg)).rejects.toMatchObject({ code: 'CC_THROTTLED' });
+    expect((await ledger.getRecord('thr-1'))!.state).toBe('planning');
+    await deliver(msg, { dequeueCount: 2 });
+    expect(cc.calls.map((c) => c.method)).toEqual(['createNodes', 'listNodes', 'createNodes']);
+    expect(cc.appliedCreates).toBe(1);
+  });
+
+  it('tracker down after the create: retried delivery starts tracking without a second create', async () => {
+    const { cc, tracker, deliver } = await setup();
+    tracker.failNext = 1;
+    const msg = scale('trk-1', [{ nodearray: 'ondemand', count: 1 }]);
+    await expect(deliver(msg)).rejects.toThrow('tracker');
+    await deliver(msg, { dequeueCount: 2 });
+    expect(cc.appliedCreates).toBe(1);
+    expect(tracker.starts.map((t) => t.operationId)).toEqual(['op-1']);
+  });
+});
+
+describe('scale requests: shortfalls', () => {
+  it('partial colocated add: terminates the partial set and re-plans into another group', async () => {
+    const { cc, ledger, tracker, capacity, deliver } = await setup();
+    cc.limitNext.set('mpi', 2);
+    // Act
+    await deliver(scale('gang-1', [{ nodearray: 'mpi', count: 4, colocated: true }]));
+    // Assess: two creates, the first partial one compensated
+    const bodies = creates(cc).map((c) => c.body as { requestId: string; sets: { placementGroupId: string; count: number }[] });
+    expect(bodies.map((b) => b.requestId)).toEqual(['gang-1-g0', 'gang-1-g1']);
+    expect(bodies[1]!.sets[0]!.placementGroupId).not.toBe(bodies[0]!.sets[0]!.placementGroupId);
+    const term = cc.calls.find((c) => c.method === 'terminateNodes')!;
+    expect(term.requestId).toBe('gang-1-g0-c');
+    expect((term.body as { names: string[] }).names).toEqual(['mpi-1', 'mpi-2']);
+    const e = (await ledger.get('gang-1'))!;
+    expect(e.record.state).toBe('submitted');
+    expect(e.record.demands[0]).toMatchObject({ requested: 4, created: 4, placementGroupId: bodies[1]!.sets[0]!.placementGroupId });
+    expect(e.compensations).toHaveLength(1);
+    expect(e.record.operations.map((o) => o.action)).toEqual(['create', 'terminate', 'create']);
+    expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
+    expect(tracker.starts[1]!.nodeNames).toEqual(['mpi-1', 'mpi-2']);
+    expect(capacity.failures).toHaveLength(1);
+    expect(capacity.failures[0]!.placementGroupId).toBe(bodies[0]!.sets[0]!.placementGroupId);
+  });
+
+  it('gives up on a gang after the bounded re-plans and fails with the reason', async () => {
+    const { cc, ledger, deliver } = await setup();
+    // maxReplanAttempts 2: three partial groups in a row
+    const limits = [1, 1, 1];
+    const orig = cc.createNodes.bind(cc);
+    cc.createNodes = async (cluster, req) => {
+      const l = limits.shift();
+      if (l !== undefined) cc.limitNext.set('mpi', l);
+      return orig(cluster, req);
+    };
+    await deliver(scale('gang-2', [{ nodearray: 'mpi', count: 4, colocated: true }]));
+    const e = (await ledger.get('gang-2'))!;
+    expect(creates(cc)).toHaveLength(3);
+    expect(e.compensations).toHaveLength(3);
+    // the compensated nodes are still terminating: final once the tracker reports them; nothing waits
+    expect(e.closedDemands?.[0]).toContain('gave up after 3 partial placement groups');
+  });
+
+  it('loose shortfall: the remainder waits with a reason and a delayed continue message', async () => {
+    const { cc, ledger, queue, deliver, clock } = await setup();
+    cc.limitNext.set('ondemand', 1);
+    const result = await deliver(scale('loose-1', [{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_HC44rs'] }]));
+    expect(result.action).toBe('submitted');
+    const e = (await ledger.get('loose-1'))!;
+    expect(e.record.state).toBe('submitted');
+    expect(e.record.demands[0]!.created).toBe(1);
+    expect(e.record.reason).toContain('added 1 of 3');
+    expect(queue.sent).toEqual([{ body: { $scaler: 'continue', requestId: 'loose-1', reason: 'wait' }, visibilityDelayMs: 15_000 }]);
+    expect(e.nextAttemptAtMs).toBe(clock.now + 15_000);
+
+    // an early duplicate wake-up is dropped; the due one re-plans the remainder under a new id
+    expect((await deliver(queue.sent[0]!.body)).action).toBe('early');
+    clock.now += 15_000;
+    await deliver(queue.sent[0]!.body);
+    expect(creates(cc).map((c) => c.requestId)).toEqual(['loose-1-g0', 'loose-1-g1']);
+    expect((creates(cc)[1]!.body as { sets: { count: number }[] }).sets[0]!.count).toBe(2);
+    expect((await ledger.getRecord('loose-1'))!.demands[0]!.created).toBe(3);
+  });
+
+  it('after the deadline a waiting request becomes failed with the reason', async () => {
+    const { ledger, deliver, clock, state, cc } = await setup({ paused: true });
+    await deliver(scale('late-1', [{ nodearray: 'ondemand', count: 1 }]));
+    state.paused = false;
+    clock.now += 31 * 60_000;
+    const r = await deliver({ $scaler: 'continue', requestId: 'late-1', reason: 'wait' });
+    expect(r.action).toBe('final');
+    const rec = (await ledger.getRecord('late-1'))!;
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toContain('demand 0: 0/1 ready (request deadline passed)');
+    expect(creates(cc)).toHaveLength(0);
+  });
+});
+
+describe('intake: invalid, broken, conflicting, transient', () => {
+  it('an invalid message is rejected once with each bad field named, not retried', async () => {
+    const { ledger, state, cc, deliver } = await setup();
+    const result = await deliver({ requestId: 'bad-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 0 }, { count: 2 }] });
+    expect(result.action).toBe('rejected');
+    const rec = (await ledger.getRecord('bad-1'))!;
+    expect(rec.state).toBe('rejected');
+    expect(rec.reason).toContain('demands.0.count');
+    expect(rec.reason).toContain('demands.1.nodearray');
+    expect(rec.errors!.map((e) => e.path)).toEqual(expect.arrayContaining(['demands.0.count', 'demands.1.nodearray']));
+    expect(state.counts.rejectedMessages).toBe(1);
+    expect(cc.calls).toEqual([]);
+  });
+
+  it('a message that is not JSON is recorded under its queue message id and counted', async () => {
+    const { ledger, state, deliver } = await setup();
+    const result = await deliver('this is { not json', { messageId: 'abc-123' });
+    expect(result).toMatchObject({ action: 'rejected', requestId: 'msg-abc-123' });
+    expect((await ledger.getRecord('msg-abc-123'))!.reason).toBe('the message is not JSON');
+    expect(state.counts.rejectedMessages).toBe(1);
+  });
+
+  it('a message without a usable requestId is recorded under its queue message id', async () => {
+    const { ledger, deliver } = await setup();
+    const result = await deliver({ requestId: 'bad id with spaces', cluster: 'hpc', demands: [{ nodearray: 'a', count: 1 }] }, { messageId: 'q-9' });
+    expect(result.requestId).toBe('msg-q-9');
+    expect((await ledger.getRecord('msg-q-9'))!.reason).toContain('requestId');
+  });
+
+  it('same requestId with different content is a conflict; the first record stands', async () => {
+    const { ledger, state, cc, deliver } = await setup();
+    await deliver(scale('cf-1', [{ nodearray: 'ondemand', count: 1 }]));
+    const result = await deliver(scale('cf-1', [{ nodearray: 'ondemand', count: 2 }]), { messageId: 'q-cf' });
+    expect(result.action).toBe('conflict');
+    expect((await ledger.getRecord('cf-1'))!.demands[0]!.requested).toBe(1);
+    expect((await ledger.getRecord('msg-q-cf'))!.reason).toContain('conflict');
+    expect(state.counts.rejectedMessages).toBe(1);
+    expect(cc.appliedCreates).toBe(1);
+  });
+
+  it('a transient failure is thrown for the queue; on the last attempt the record says why first', async () => {
+    const { cc, ledger, state, deliver } = await setup();
+    const msg = scale('tr-1', [{ nodearray: 'ondemand', count: 1 }]);
+    cc.createFaults.push('unavailable-before', 'unavailable-before');
+    await expect(deliver(msg, { dequeueCount: 4 })).rejects.toMatchObject({ code: 'CC_NETWORK' });
+    expect((await ledger.getRecord('tr-1'))!.state).toBe('planning');
+    cc.listFaults.push(new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503 }));
+    await expect(deliver(msg, { dequeueCount: 5 })).rejects.toThrow();
+    const rec = (await ledger.getRecord('tr-1'))!;
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toMatch(/^moved to scale-requests-poison after 5 attempts: CC_UNAVAILABLE: HTTP 503/);
+    expect(state.counts.poisonedMessages).toBe(1);
+  });
+
+  it('the planner rejects a demand that can never be placed, naming the limit', async () => {
+    const { ledger, cc, deliver } = await setup();
+    await deliver(scale('big-gang', [{ nodearray: 'mpi', count: 5, colocated: true }]));
+    const rec = (await ledger.getRecord('big-gang'))!;
+    expect(rec.state).toBe('rejected');
+    expect(rec.reason).toMatch(/4/);
+    expect(cc.calls).toEqual([]);
+  });
+});
+
+describe('pause and terminate', () => {
+  it('paused: scale requests are admitted and wait; terminate requests still run', async () => {
+    const { cc, ledger, queue, deliver } = await setup({ paused: true });
+    const r = await deliver(scale('p-1', [{ nodearray: 'ondemand', count: 1 }]));
+    expect(r.action).toBe('paused');
+    const rec = (await ledger.getRecord('p-1'))!;
+    expect(rec.state).toBe('queued');
+    expect(rec.reason).toBe('scale-out is paused');
+    expect(creates(cc)).toHaveLength(0);
+    expect(queue.sent).toHaveLength(1);
+
+    await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 2 }] });
+    const t = await deliver({ kind: 'terminate', requestId: 'drain-1', cluster: 'hpc', names: ['ondemand-1', 'nope-9'] });
+    expect(t.action).toBe('submitted');
+    expect(cc.calls.find((c) => c.method === 'terminateNodes')!.requestId).toBe('drain-1-t');
+  });
+
+  it('terminate: same ledger idempotency, record submitted, unmatched nodes reported, reconciles on doubt', async () => {
+    const { cc, ledger, tracker, deliver } = await setup();
+    await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 2 }] });
+    cc.terminateFaults.push('commit-then-fail');
+    const msg = { kind: 'terminate', requestId: 'drain-2', cluster: 'hpc', names: ['ondemand-1'], ids: ['id-ondemand-2', 'id-ghost'] };
+    await deliver(msg);
+    await deliver(msg);
+    const terms = cc.calls.filter((c) => c.method === 'terminateNodes');
+    expect(terms).toHaveLength(1);
+    const rec = (await ledger.getRecord('drain-2'))!;
+    expect(rec.state).toBe('submitted');
+    expect(rec.operations).toEqual([expect.objectContaining({ operationId: 'op-2', action: 'terminate', cycleCloudRequestId: 'drain-2-t' })]);
+    expect(rec.nodes.map((n) => n.name).sort()).toEqual(['ondemand-1', 'ondemand-2']);
+    expect(rec.reason).toContain('matched no node: id-ghost');
+    expect(tracker.starts.every((t) => t.action === 'terminate' && t.operationId === 'op-2')).toBe(true);
+  });
+});
+
+describe('submitRequest (HTTP admission)', () => {
+  it('admits and enqueues; duplicates still queued re-enqueue; conflicts do not', async () => {
+    const { ledger, queue } = await setup();
+    const deps = { ledger, queue, now: () => T0 };
+    const msg = scale('http-1', [{ nodearray: 'ondemand', count: 1 }]);
+    expect((await submitRequest(deps, msg)).outcome).toBe('created');
+    expect((await submitRequest(deps, msg)).outcome).toBe('duplicate');
+    const c = await submitRequest(deps, scale('http-1', [{ nodearray: 'ondemand', count: 9 }]));
+    expect(c.outcome).toBe('conflict');
+    expect(c.record.demands[0]!.requested).toBe(1);
+    expect(queue.sent.map((s) => s.body)).toEqual([msg, msg]);
+    // once it is past queued, a duplicate is not enqueued again
+    await ledger.update('http-1', (e) => applySubmission(e, { generation: 0, cycleCloudRequestId: 'http-1-g0', state: 'accepted', operationId: 'op', sets: [], submittedAtMs: T0 }, T0));
+    await submitRequest(deps, msg);
+    expect(queue.sent).toHaveLength(2);
+  });
+});
