@@ -1,0 +1,371 @@
+/**
+ * App settings (CONTRACT §2) → one typed, frozen {@link Config}, parsed once at start-up.
+ *
+ * A missing or malformed setting throws {@link ConfigError} naming that ONE setting and what is
+ * wrong with it, never its value (some are secrets, and the rest do not need echoing to be fixed).
+ * An empty setting counts as unset, as the Function App portal makes it easy to leave one blank.
+ *
+ * | setting | meaning | default |
+ * | --- | --- | --- |
+ * | `CYCLECLOUD_URL` | CycleCloud base URL (http/https, no credentials in it) | local: embedded simulator; azure: required |
+ * | `CYCLECLOUD_CLUSTERS` | comma-separated clusters the snapshot timer covers | local: the simulator's; azure: required |
+ * | `KEY_VAULT_URL` | https URL of the Key Vault holding the CycleCloud credentials | unset: `CYCLECLOUD_USERNAME`/`CYCLECLOUD_PASSWORD` |
+ * | `CYCLECLOUD_CREDENTIALS_SECRET` | secret name; value `{"username","password"}` JSON or `user:password` | `cyclecloud-credentials` |
+ * | `CYCLECLOUD_USERNAME`, `CYCLECLOUD_PASSWORD` | direct credentials (local development) | — |
+ * | `CYCLECLOUD_CA_PEM` | PEM text (`\n` escapes allowed) or a path to a PEM file to trust | system CAs |
+ * | `CYCLECLOUD_TLS_INSECURE` | `true` disables certificate verification | `false` |
+ * | `AzureWebJobsStorage` | storage connection string, or identity-based `AzureWebJobsStorage__*` settings | local: embedded azurite; azure: required |
+ * | `SCALE_REQUESTS_QUEUE` | queue of scale and terminate requests | `scale-requests` |
+ * | `SNAPSHOT_SCHEDULE` | 6-field NCRONTAB of the snapshot timer | `0 *\/1 * * * *` |
+ * | `PORT` | local host HTTP port (0 = any free port) | `7071` |
+ * | `FUNCTION_KEY` | local host: the key HTTP callers must send | generated at start |
+ * | `SNAPSHOT_MAX_AGE_SECONDS` | the planner fetches live status when the stored snapshot is older | `120` |
+ * | `SNAPSHOT_STALE_AFTER_FAILURES` | consecutive failed snapshots after which a cluster is stale | `3` |
+ * | `SNAPSHOT_HISTORY` | snapshots kept per cluster besides the latest | `10` |
+ * | `REQUEST_DEADLINE_MINUTES` | how long a request may wait for capacity before it ends | `30` |
+ * | `BOOT_TIMEOUT_MINUTES` | how long a node may take to become Ready | `30` |
+ * | `TERMINATE_ON_BOOT_TIMEOUT` | terminate nodes that missed the boot timeout | `true` |
+ * | `TRACKER_POLL_MIN_SECONDS`, `TRACKER_POLL_MAX_SECONDS` | tracker poll interval range (min ≤ max) | `5`, `60` |
+ * | `MAX_REPLAN_ATTEMPTS` | re-plans of a demand after compensation | `3` |
+ * | `CAPACITY_BACKOFF_MIN_MINUTES`, `CAPACITY_BACKOFF_MAX_MINUTES` | capacity-failure backoff range (min ≤ max) | `5`, `30` |
+ * | `SCALE_OUT_PAUSED` | `true` stops new creates (requests wait with a reason) | `false` |
+ * | `SIGNING_SECRET_NAME` | Key Vault secret with the HMAC key for callbacks and webhooks (needs `KEY_VAULT_URL`) | unset |
+ * | `SCALER_SIGNING_SECRET` | the HMAC key itself (local development) | unset |
+ * | `STORAGE_PREFIX` | prefix of table and internal queue names (lowercase letters and digits) | `scaler` |
+ * | `AZURE_CLIENT_ID` | client id of the user-assigned managed identity | unset |
+ * | `LOG_LEVEL` | `debug`, `info`, `warn` or `error` | `info` |
+ */
+import { readFileSync } from 'node:fs';
+import { CronPattern } from 'croner';
+import { z } from 'zod';
+import { registerSecret, type LogLevel } from './log.ts';
+import { storageConnectionFromEnv, type StorageConnection } from './storage.ts';
+
+export type ConfigMode = 'local' | 'azure';
+
+export interface LoadConfigOptions {
+  /** `azure` requires what only the local host can default (CycleCloud URL, clusters, storage). */
+  mode: ConfigMode;
+  /** Reads `CYCLECLOUD_CA_PEM` when it is a path. Default: `fs.readFileSync(path, 'utf8')`. */
+  readFile?: (path: string) => string;
+}
+
+/** Where the CycleCloud username and password come from. */
+export type CycleCloudCredentialSource =
+  | { readonly kind: 'keyVault'; readonly vaultUrl: string; readonly secretName: string }
+  | { readonly kind: 'settings'; readonly username: string; readonly password: string }
+  /** Local mode without `CYCLECLOUD_URL`: the embedded simulator hands out its own. */
+  | { readonly kind: 'simulator' };
+
+export interface Config {
+  readonly mode: ConfigMode;
+  /** Undefined only in local mode: run the embedded simulator. */
+  readonly cycleCloudUrl: string | undefined;
+  /** Undefined only in local mode: the simulator's clusters. */
+  readonly cycleCloudClusters: readonly string[] | undefined;
+  readonly keyVaultUrl: string | undefined;
+  readonly cycleCloudCredentialsSecret: string;
+  readonly cycleCloudCredentials: CycleCloudCredentialSource;
+  /** PEM text (read from the file when the setting was a path). */
+  readonly cycleCloudCaPem: string | undefined;
+  readonly cycleCloudTlsInsecure: boolean;
+  /** Undefined only in local mode: the local host starts azurite. */
+  readonly storage: StorageConnection | undefined;
+  readonly scaleRequestsQueue: string;
+  readonly snapshotSchedule: string;
+  readonly port: number;
+  /** Undefined: the local host generates one and prints it. */
+  readonly functionKey: string | undefined;
+  readonly snapshotMaxAgeMs: number;
+  readonly snapshotStaleAfterFailures: number;
+  readonly snapshotHistory: number;
+  readonly requestDeadlineMs: number;
+  readonly bootTimeoutMs: number;
+  readonly terminateOnBootTimeout: boolean;
+  readonly trackerPollMinMs: number;
+  readonly trackerPollMaxMs: number;
+  readonly maxReplanAttempts: number;
+  readonly capacityBackoffMinMs: number;
+  readonly capacityBackoffMaxMs: number;
+  readonly scaleOutPaused: boolean;
+  readonly signingSecretName: string | undefined;
+  readonly signingSecret: string | undefined;
+  readonly storagePrefix: string;
+  readonly azureClientId: string | undefined;
+  readonly logLevel: LogLevel;
+}
+
+/** A setting that stops start-up. `setting` is its name; the message never contains its value. */
+export class ConfigError extends Error {
+  override name = 'ConfigError' as const;
+  readonly code = 'CONFIG_INVALID' as const;
+  readonly setting: string;
+
+  constructor(setting: string, problem: string, options?: ErrorOptions) {
+    super(`Setting ${setting} ${problem}`, options);
+    this.setting = setting;
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+// ---- value schemas (input: the trimmed, non-empty text of a setting) -----------------------------
+
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+/** A positive duration in the setting's unit; fractions allowed (tests use sub-minute values). */
+const positiveNumber = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, 'must be a positive number')
+  .transform(Number)
+  .pipe(z.number().positive('must be greater than 0'));
+
+const boolean = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .pipe(z.enum(['true', 'false'], { error: 'must be true or false' }))
+  .transform((v) => v === 'true');
+
+const httpUrl = (protocols: readonly string[]) =>
+  z.string().superRefine((text, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `must be a URL (${protocols.join(' or ')})` });
+      return;
+    }
+    if (!protocols.includes(url.protocol.slice(0, -1))) ctx.addIssue({ code: 'custom', message: `must be a ${protocols.join(' or ')} URL` });
+    else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials' });
+  }).transform((text) => text.replace(/\/+$/, ''));
+
+/** Key Vault secret names: 1–127 letters, digits and dashes. */
+const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault secret name (1-127 letters, digits and dashes)');
+
+// Azure queue names: 3-63 lowercase letters, digits and single dashes; room left for "-poison".
+const queueName = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/, 'must be a queue name (lowercase letters, digits and single dashes)')
+  .min(3, 'must be at least 3 characters')
+  .max(56, 'must be at most 56 characters (its "-poison" queue must fit in 63)');
+
+const clusters = z
+  .string()
+  .transform((text) => [...new Set(text.split(',').map((s) => s.trim()).filter(Boolean))])
+  .pipe(z.array(z.string().regex(/^[^\s/\\?#%]+$/, 'must be cluster names without spaces or / \\ ? # %')).min(1, 'must name at least one cluster'));
+
+const ncrontab = z.string().superRefine((text, ctx) => {
+  if (text.split(/\s+/).length !== 6) {
+    ctx.addIssue({ code: 'custom', message: 'must be a 6-field NCRONTAB expression: second minute hour day month day-of-week' });
+    return;
+  }
+  try {
+    new CronPattern(text, undefined, { mode: '6-part' });
+  } catch {
+    // croner's message quotes the pattern; the field count is already right, so say what remains.
+    ctx.addIssue({ code: 'custom', message: 'is not a valid NCRONTAB expression (a field is out of range or malformed)' });
+  }
+});
+
+const guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a GUID (the managed identity client id)');
+
+const logLevel = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .pipe(z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be debug, info, warn or error' }));
+
+const functionKey = z.string().min(4, 'must be at least 4 characters').regex(/^\S+$/, 'must not contain whitespace');
+
+const storagePrefix = z.string().regex(/^[a-z][a-z0-9]{0,39}$/, 'must be 1-40 lowercase letters and digits, starting with a letter');
+
+// ---- reading -------------------------------------------------------------------------------------
+
+const ms = { seconds: 1000, minutes: 60_000 } as const;
+
+function firstProblem(error: z.ZodError): string {
+  // zod's own messages describe the expected shape, never the received value.
+  return error.issues[0]?.message ?? 'is invalid';
+}
+
+function problemText(message: string): string {
+  return /^(must|is|has|needs)\b/.test(message) ? message : `is invalid: ${message}`;
+}
+
+/** The setting's trimmed text, or undefined when unset or blank. */
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function parse<T>(env: Env, name: string, schema: z.ZodType<T, string>): T | undefined {
+  const text = raw(env, name);
+  if (text === undefined) return undefined;
+  const result = schema.safeParse(text);
+  if (!result.success) throw new ConfigError(name, problemText(firstProblem(result.error)));
+  return result.data;
+}
+
+function required<T>(value: T | undefined, name: string, why: string): T {
+  if (value === undefined) throw new ConfigError(name, `is required ${why}`);
+  return value;
+}
+
+function readCaPem(env: Env, readFile: (path: string) => string): string | undefined {
+  const text = raw(env, 'CYCLECLOUD_CA_PEM');
+  if (text === undefined) return undefined;
+  const isPem = (s: string) => /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(s);
+  if (text.includes('-----BEGIN')) {
+    // App settings are single-line: accept literal "\n" escapes.
+    const pem = text.includes('\n') ? text : text.replace(/\\n/g, '\n');
+    if (!isPem(pem)) throw new ConfigError('CYCLECLOUD_CA_PEM', 'is not a PEM certificate (BEGIN/END CERTIFICATE)');
+    return `${pem.trim()}\n`;
+  }
+  let content: string;
+  try {
+    content = readFile(text);
+  } catch (cause) {
+    throw new ConfigError('CYCLECLOUD_CA_PEM', 'is neither PEM text nor a readable PEM file path', { cause });
+  }
+  if (!isPem(content)) throw new ConfigError('CYCLECLOUD_CA_PEM', 'names a file that holds no PEM certificate');
+  return content;
+}
+
+/** Registers the key or SAS inside a storage connection string so logs scrub it. */
+function registerConnectionSecrets(connection: StorageConnection | undefined): void {
+  if (connection?.kind !== 'connectionString') return;
+  for (const part of connection.connectionString.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && /^(AccountKey|SharedAccessSignature)$/i.test(part.slice(0, eq).trim())) registerSecret(part.slice(eq + 1).trim());
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * Parses the settings in `env`. Throws {@link ConfigError} for the first bad setting, in the order
+ * of the table above. Secret values it finds are registered with `registerSecret`.
+ *
+ * @example
+ * const config = loadConfig(process.env, { mode: 'azure' });
+ */
+export function loadConfig(env: Env, options: LoadConfigOptions): Config {
+  const { mode } = options;
+  const azure = mode === 'azure';
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+
+  const cycleCloudUrl = parse(env, 'CYCLECLOUD_URL', httpUrl(['http', 'https']));
+  if (azure) required(cycleCloudUrl, 'CYCLECLOUD_URL', 'in Azure (the CycleCloud base URL, e.g. https://cyclecloud.example.com:8443)');
+  const cycleCloudClusters = parse(env, 'CYCLECLOUD_CLUSTERS', clusters);
+  if (azure) required(cycleCloudClusters, 'CYCLECLOUD_CLUSTERS', 'in Azure (comma-separated cluster names)');
+
+  const keyVaultUrl = parse(env, 'KEY_VAULT_URL', httpUrl(['https']));
+  const cycleCloudCredentialsSecret = parse(env, 'CYCLECLOUD_CREDENTIALS_SECRET', secretName) ?? 'cyclecloud-credentials';
+  const username = raw(env, 'CYCLECLOUD_USERNAME');
+  // The password is not trimmed: spaces may be part of it.
+  const password = env.CYCLECLOUD_PASSWORD ? env.CYCLECLOUD_PASSWORD : undefined;
+  registerSecret(password);
+  let cycleCloudCredentials: CycleCloudCredentialSource;
+  if (keyVaultUrl) {
+    cycleCloudCredentials = { kind: 'keyVault', vaultUrl: keyVaultUrl, secretName: cycleCloudCredentialsSecret };
+  } else if (username !== undefined || password !== undefined) {
+    if (username === undefined) throw new ConfigError('CYCLECLOUD_USERNAME', 'is required when CYCLECLOUD_PASSWORD is set');
+    if (password === undefined) throw new ConfigError('CYCLECLOUD_PASSWORD', 'is required when CYCLECLOUD_USERNAME is set');
+    cycleCloudCredentials = { kind: 'settings', username, password };
+  } else if (cycleCloudUrl === undefined) {
+    cycleCloudCredentials = { kind: 'simulator' };
+  } else {
+    throw new ConfigError('KEY_VAULT_URL', 'is required to authenticate to CYCLECLOUD_URL (or set CYCLECLOUD_USERNAME and CYCLECLOUD_PASSWORD)');
+  }
+
+  const cycleCloudCaPem = readCaPem(env, readFile);
+  const cycleCloudTlsInsecure = parse(env, 'CYCLECLOUD_TLS_INSECURE', boolean) ?? false;
+
+  const storage = storageConnectionFromEnv(
+    Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v?.trim() ? v.trim() : undefined])),
+  );
+  if (azure) {
+    required(storage, 'AzureWebJobsStorage', 'in Azure (a connection string, or AzureWebJobsStorage__accountName, or __queueServiceUri and __tableServiceUri)');
+  } else if (!storage && (raw(env, 'AzureWebJobsStorage__queueServiceUri') || raw(env, 'AzureWebJobsStorage__tableServiceUri'))) {
+    // Half an identity-based configuration would silently fall back to the embedded azurite.
+    throw new ConfigError('AzureWebJobsStorage', 'identity-based settings need both __queueServiceUri and __tableServiceUri (or __accountName)');
+  }
+  registerConnectionSecrets(storage);
+
+  const scaleRequestsQueue = parse(env, 'SCALE_REQUESTS_QUEUE', queueName) ?? 'scale-requests';
+  const snapshotSchedule = parse(env, 'SNAPSHOT_SCHEDULE', ncrontab) ?? '0 */1 * * * *';
+  const port = parse(env, 'PORT', wholeNumber(0, 65_535)) ?? 7071;
+  const functionKeyValue = parse(env, 'FUNCTION_KEY', functionKey);
+  registerSecret(functionKeyValue);
+
+  const seconds = (name: string, fallback: number) => Math.round((parse(env, name, positiveNumber) ?? fallback) * ms.seconds);
+  const minutes = (name: string, fallback: number) => Math.round((parse(env, name, positiveNumber) ?? fallback) * ms.minutes);
+
+  const snapshotMaxAgeMs = seconds('SNAPSHOT_MAX_AGE_SECONDS', 120);
+  const snapshotStaleAfterFailures = parse(env, 'SNAPSHOT_STALE_AFTER_FAILURES', wholeNumber(1)) ?? 3;
+  const snapshotHistory = parse(env, 'SNAPSHOT_HISTORY', wholeNumber(0, 1000)) ?? 10;
+  const requestDeadlineMs = minutes('REQUEST_DEADLINE_MINUTES', 30);
+  const bootTimeoutMs = minutes('BOOT_TIMEOUT_MINUTES', 30);
+  const terminateOnBootTimeout = parse(env, 'TERMINATE_ON_BOOT_TIMEOUT', boolean) ?? true;
+  const trackerPollMinMs = seconds('TRACKER_POLL_MIN_SECONDS', 5);
+  const trackerPollMaxMs = seconds('TRACKER_POLL_MAX_SECONDS', 60);
+  if (trackerPollMaxMs < trackerPollMinMs) throw new ConfigError('TRACKER_POLL_MAX_SECONDS', 'must not be less than TRACKER_POLL_MIN_SECONDS');
+  const maxReplanAttempts = parse(env, 'MAX_REPLAN_ATTEMPTS', wholeNumber(0, 100)) ?? 3;
+  const capacityBackoffMinMs = minutes('CAPACITY_BACKOFF_MIN_MINUTES', 5);
+  const capacityBackoffMaxMs = minutes('CAPACITY_BACKOFF_MAX_MINUTES', 30);
+  if (capacityBackoffMaxMs < capacityBackoffMinMs) throw new ConfigError('CAPACITY_BACKOFF_MAX_MINUTES', 'must not be less than CAPACITY_BACKOFF_MIN_MINUTES');
+  const scaleOutPaused = parse(env, 'SCALE_OUT_PAUSED', boolean) ?? false;
+
+  const signingSecretName = parse(env, 'SIGNING_SECRET_NAME', secretName);
+  if (signingSecretName && !keyVaultUrl) throw new ConfigError('SIGNING_SECRET_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
+  const signingSecret = env.SCALER_SIGNING_SECRET ? env.SCALER_SIGNING_SECRET : undefined;
+  if (signingSecret !== undefined && signingSecret.length < 16) throw new ConfigError('SCALER_SIGNING_SECRET', 'must be at least 16 characters');
+  registerSecret(signingSecret);
+
+  const storagePrefixValue = parse(env, 'STORAGE_PREFIX', storagePrefix) ?? 'scaler';
+  const azureClientId = parse(env, 'AZURE_CLIENT_ID', guid);
+  const level = parse(env, 'LOG_LEVEL', logLevel) ?? 'info';
+
+  return deepFreeze<Config>({
+    mode,
+    cycleCloudUrl,
+    cycleCloudClusters,
+    keyVaultUrl,
+    cycleCloudCredentialsSecret,
+    cycleCloudCredentials,
+    cycleCloudCaPem,
+    cycleCloudTlsInsecure,
+    storage,
+    scaleRequestsQueue,
+    snapshotSchedule,
+    port,
+    functionKey: functionKeyValue,
+    snapshotMaxAgeMs,
+    snapshotStaleAfterFailures,
+    snapshotHistory,
+    requestDeadlineMs,
+    bootTimeoutMs,
+    terminateOnBootTimeout,
+    trackerPollMinMs,
+    trackerPollMaxMs,
+    maxReplanAttempts,
+    capacityBackoffMinMs,
+    capacityBackoffMaxMs,
+    scaleOutPaused,
+    signingSecretName,
+    signingSecret,
+    storagePrefix: storagePrefixValue,
+    azureClientId,
+    logLevel: level,
+  });
+}
