@@ -49,16 +49,15 @@ export interface CapacityFailure {
   cluster: string;
   nodearray: string;
   machineType: string;
-  placementGroupId: string | null;
-  /** What CycleCloud said, in words. */
+  /** What CycleCloud said, in words (names the placement group for gangs). */
   reason: string;
-  atMs: number;
+  failedAtMs?: number;
 }
 
-/** The capacity-failure memory. */
+/** The capacity-failure memory (`CapacityMemory` from `src/snapshots/capacity-store.ts` fits as is). */
 export interface CapacityMemoryApi {
   active(cluster: string, nowMs: number): Promise<CapacityBackoff[]> | CapacityBackoff[];
-  recordFailure(failure: CapacityFailure): Promise<void> | void;
+  recordFailure(failure: CapacityFailure, nowMs: number): Promise<unknown> | unknown;
 }
 
 /** Sends a message on the scale queue (base64 JSON), optionally invisible for a while. */
@@ -496,7 +495,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
       if (!colocatedSet(request, s)) {
         if (a.cycleCloudRequestId !== justAccepted) continue;
         const reason = `CycleCloud added ${added} of ${s.count} nodes on ${s.nodearray}/${s.machineType}${said}; the rest waits and is retried`;
-        await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, placementGroupId: null, reason: `added ${added} of ${s.count}${said}`, atMs: deps.now() });
+        await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
         current = await update(ctx, (e) => {
           for (const d of s.demands) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = reason;
         });
@@ -510,7 +509,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
         names = list.nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId).map((n) => n.Name);
       }
       const reason = `CycleCloud added only ${added} of ${s.count} nodes to placement group ${s.placementGroupId} (${s.nodearray}/${s.machineType})${said}; ${added > 0 ? 'the partial set is terminated and ' : ''}the demand is re-planned`;
-      await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, reason: `placement group ${s.placementGroupId}: added ${added} of ${s.count}${said}`, atMs: deps.now() });
+      await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `placement group ${s.placementGroupId}: CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
       const ccTerminate = compensationRequestId(ctx.requestId, a.generation);
       current = await update(ctx, (e) => {
         let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, reason }, deps.now());

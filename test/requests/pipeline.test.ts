@@ -204,7 +204,7 @@ describe('scale requests: shortfalls', () => {
     expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
     expect(tracker.starts[1]!.nodeNames).toEqual(['mpi-1', 'mpi-2']);
     expect(capacity.failures).toHaveLength(1);
-    expect(capacity.failures[0]!.placementGroupId).toBe(bodies[0]!.sets[0]!.placementGroupId);
+    expect(capacity.failures[0]!.reason).toContain(bodies[0]!.sets[0]!.placementGroupId);
   });
 
   it('gives up on a gang after the bounded re-plans and fails with the reason', async () => {
