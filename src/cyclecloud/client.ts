@@ -98,6 +98,8 @@ const NO_OPERATION = /No operation found for request id/i;
 
 // Errors raised before the request can have reached CycleCloud: never ambiguous.
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+// The client was closed: nothing was sent and nothing will be.
+const CLOSED_ERRORS = new Set(['UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME|ALTNAME/;
 
@@ -211,6 +213,7 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
         bodyTimeout,
       });
   const dispatcher: Dispatcher = options.dispatcher ?? ownedAgent!;
+  let closing: Promise<void> | undefined;
 
   const pathOf = (path: string, query?: Query): string => {
     const params = new URLSearchParams();
@@ -281,7 +284,8 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
         const code = errorCodeOf(cause) ?? '';
         const timeout = TIMEOUT_ERRORS.has(code);
         const tls = TLS_ERROR.test(code);
-        const beforeSend = CONNECT_ERRORS.has(code) || tls;
+        const closed = CLOSED_ERRORS.has(code);
+        const beforeSend = CONNECT_ERRORS.has(code) || tls || closed;
         error = fail(
           timeout ? 'CC_TIMEOUT' : 'CC_NETWORK',
           `${label} failed: ${tls ? 'TLS: ' : ''}${scrub(cause instanceof Error ? cause.message : String(cause))}${code ? ` (${code})` : ''}`,
@@ -291,7 +295,7 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
         );
         logger.debug('cyclecloud request failed', { method: call.method, path: call.path, code: error.code, attempt, durationMs: now() - startedAtMs });
         // A certificate that does not verify will not verify on the next attempt either.
-        if (retryable && !tls && attempt < maxRetries) {
+        if (retryable && !tls && !closed && attempt < maxRetries) {
           const delayMs = backoffDelayMs(attempt, baseDelayMs, maxDelayMs, random);
           logger.info('cyclecloud retry scheduled', { method: call.method, path: call.path, code: error.code, attempt: attempt + 1, delayMs });
           await sleep(delayMs, call.abortSignal);
@@ -423,8 +427,10 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
       }
     },
 
-    close: async () => {
-      await ownedAgent?.close();
+    close: () => {
+      // Idempotent: composition roots and tests may both close the client.
+      closing ??= ownedAgent?.close() ?? Promise.resolve();
+      return closing;
     },
   };
 }

@@ -511,6 +511,20 @@ describe('CycleCloud client: authentication', () => {
     expect(s.calls).toHaveLength(1);
   });
 
+  it('close() is idempotent and later calls fail without retrying', async () => {
+    // Prepare
+    const s = await server(() => ({ status: 200, json: { nodes: [] } }));
+    const { cc, sleeps } = client(s.url);
+    await cc.listNodes('hpc');
+    // Act
+    await Promise.all([cc.close(), cc.close()]);
+    const error = await failure(cc.listNodes('hpc'));
+    // Assess
+    expect(error.code).toBe('CC_NETWORK');
+    expect(sleeps).toEqual([]);
+    expect(s.calls).toHaveLength(1);
+  });
+
   it('refuses a base URL that carries credentials or is not http(s)', () => {
     expect(() => createCycleCloudClient({ baseUrl: 'https://u:p@cc.example.com', credentials: staticCredentialProvider(CREDS) })).toThrow(TypeError);
     expect(() => createCycleCloudClient({ baseUrl: 'ftp://cc.example.com', credentials: staticCredentialProvider(CREDS) })).toThrow(TypeError);
