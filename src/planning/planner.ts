@@ -395,7 +395,20 @@ export function plan(input: PlanInput): Plan {
     };
   }
 
-  function planColocated(index: number, demand: Demand, need: number, valid: BucketState[], considered: BucketVerdict[]): DemandPlan {
+  function planColocated(index: number, demand: Demand, need: number, candidates: BucketState[], considered: BucketVerdict[]): DemandPlan {
+    // A given group that already exists (or is being filled) lives in one bucket: a scale set has one
+    // VM size, so the gang must go there rather than start a same-named group of another size.
+    let valid = candidates;
+    const given = demand.placementGroupId;
+    if (given !== undefined) {
+      const homes = candidates.filter((b) => b.activeByGroup.has(given) || b.inFlightByGroup.has(given) || b.plannedByGroup.has(given));
+      if (homes.length > 0 && homes.length < candidates.length) {
+        for (const b of candidates) {
+          if (!homes.includes(b)) considered.push({ bucketId: b.bucket.bucketId, machineType: b.bucket.machineType, available: 0, verdict: 'not-preferred', note: `placement group ${given} already lives in ${homes[0]!.label}` });
+        }
+        valid = homes;
+      }
+    }
     // A gang that no placement group can ever hold is rejected, not left waiting forever.
     const fits = valid.filter((b) => b.bucket.maxPlacementGroupSize >= need);
     if (fits.length === 0) {

@@ -261,3 +261,14 @@ describe('plan: explanations', () => {
     ]);
   });
 });
+
+describe('plan: a given placement group that exists', () => {
+  it('goes to the bucket the group lives in, even if another is preferred', () => {
+    const snapshot = seedSnapshot();
+    const od = snapshot.nodearrays[0]!;
+    od.buckets[1] = { ...od.buckets[1]!, placementGroups: [{ name: 'pg7', activeCount: 2 }] };
+    const p = plan(input([{ nodearray: 'ondemand', count: 2, placementGroupId: 'pg7', machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }], { snapshot }));
+    expect(p.sets.map((s) => [s.machineType, s.placementGroupId, s.count])).toEqual([['Standard_HC44rs', 'pg7', 2]]);
+    expect(p.demands[0]!.considered[0]).toMatchObject({ machineType: 'Standard_F32s_v2', verdict: 'not-preferred' });
+  });
+});
