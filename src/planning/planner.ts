@@ -216,26 +216,27 @@ export function plan(input: PlanInput): Plan {
     const { bucket, na } = b;
     const vcpu = Math.max(1, bucket.vcpuCount);
     const taken = b.inFlight + b.planned;
+    const less = [
+      ...(b.inFlight > 0 ? [`${b.inFlight} in-flight`] : []),
+      ...(b.planned > 0 ? [`${b.planned} planned for earlier demands`] : []),
+    ].join(', ');
     let best: Room = {
       room: bucket.availableCount - taken,
-      bound: taken === 0 ? `bucket availableCount ${bucket.availableCount} (${b.label})` : `in-flight: bucket availableCount ${bucket.availableCount} (${b.label})`,
-      detail:
-        taken === 0
-          ? `${b.label} has availableCount ${bucket.availableCount}`
-          : `${b.label} has availableCount ${bucket.availableCount}, of which ${b.inFlight} already in flight and ${b.planned} planned for earlier demands`,
+      bound: `bucket availableCount ${bucket.availableCount} (${b.label})${less ? ` less ${less}` : ''}`,
+      detail: `availableCount ${bucket.availableCount}${less ? ` less ${less}` : ''}`,
     };
     const consider = (room: number, bound: string, detail: string): void => {
       if (room < best.room) best = { room, bound, detail };
     };
     const naName = na.snapshot.name;
     consider(na.snapshot.maxCount - na.usedCount, `nodearray maxCount ${na.snapshot.maxCount} (${naName})`,
-      `nodearray ${naName} allows ${na.snapshot.maxCount} nodes and ${na.usedCount} are active, in flight or planned`);
+      `nodearray ${naName} allows ${na.snapshot.maxCount} nodes; ${na.usedCount} are active, in flight or planned`);
     consider(Math.floor((na.snapshot.maxCoreCount - na.usedCores) / vcpu), `nodearray maxCoreCount ${na.snapshot.maxCoreCount} (${naName})`,
-      `nodearray ${naName} allows ${na.snapshot.maxCoreCount} cores and ${na.usedCores} are active, in flight or planned (${bucket.machineType} has ${bucket.vcpuCount} per node)`);
+      `nodearray ${naName} allows ${na.snapshot.maxCoreCount} cores; ${na.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`);
     consider(cluster.maxCount - cluster.usedCount, `cluster maxCount ${cluster.maxCount}`,
-      `cluster ${snapshot.cluster} allows ${cluster.maxCount} nodes and ${cluster.usedCount} are active, in flight or planned`);
+      `cluster ${snapshot.cluster} allows ${cluster.maxCount} nodes; ${cluster.usedCount} are active, in flight or planned`);
     consider(Math.floor((cluster.maxCoreCount - cluster.usedCores) / vcpu), `cluster maxCoreCount ${cluster.maxCoreCount}`,
-      `cluster ${snapshot.cluster} allows ${cluster.maxCoreCount} cores and ${cluster.usedCores} are active, in flight or planned (${bucket.machineType} has ${bucket.vcpuCount} per node)`);
+      `cluster ${snapshot.cluster} allows ${cluster.maxCoreCount} cores; ${cluster.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`);
     if (best.room < 0) best = { ...best, room: 0 };
     return best;
   }
@@ -372,7 +373,7 @@ export function plan(input: PlanInput): Plan {
       if (take > 0) {
         placements.push(place(b, demand, index, take, null));
         left -= take;
-        considered.push({ ...verdictBase, available: room.room, verdict: 'chosen', note: take < room.room ? `took ${take} of ${room.room}` : `took ${take}, all it had (${room.bound})` });
+        considered.push({ ...verdictBase, available: room.room, verdict: 'chosen', note: take < room.room ? `took ${take} of ${room.room}` : `took ${take}, all it had: ${room.detail}` });
       } else {
         considered.push({ ...verdictBase, available: 0, verdict: 'full', note: room.detail });
       }

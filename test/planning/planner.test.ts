@@ -87,8 +87,8 @@ describe('plan: shared limits', () => {
       inFlight: [{ nodearray: 'ondemand', machineType: 'standard_f32s_v2', placementGroupId: null, count: 2 }],
     }));
     expect(p.demands[0]).toMatchObject({ status: 'partial', planned: 1 });
-    expect(p.demands[0]!.boundBy).toContain('in-flight');
-    expect(p.demands[0]!.reason).toContain('2 already in flight');
+    expect(p.demands[0]!.boundBy).toBe('bucket availableCount 3 (ondemand/Standard_F32s_v2) less 2 in-flight');
+    expect(p.demands[0]!.reason).toBe('demand 0 got 1 of 3 nodes: ondemand/Standard_F32s_v2 took 1 (availableCount 3 less 2 in-flight); 2 nodes wait for capacity');
   });
 
   it('counts in-flight nodes of one bucket against the nodearray limit of the others', () => {
