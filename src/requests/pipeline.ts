@@ -1,0 +1,68 @@
+/**
+ * Wires the request pipeline over one storage account: ledger, scaler state, the scale queue and
+ * the submission dependencies. The composition root (functions/, src/local/) passes what other
+ * parts own (CycleCloud client, tracker, snapshots, capacity memory) and gets back the queue
+ * handler's deps and the HTTP admission function.
+ */
+import type { CycleCloudApi } from '../cyclecloud/api.ts';
+import type { Logger } from '../platform/log.ts';
+import type { StorageNames } from '../platform/names.ts';
+import type { Storage } from '../platform/storage.ts';
+import type { TrackerApi } from '../tracking/types.ts';
+import type { RequestPipelineConfig } from './config.ts';
+import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
+import { RequestLedger } from './ledger.ts';
+import { storageQueueSender } from './queue.ts';
+import type { RequestMessage } from './schemas.ts';
+import { ScalerState } from './state.ts';
+import type { CapacityMemoryApi, SnapshotSource, SubmitConfig } from './submit.ts';
+
+export interface RequestPipelineOptions {
+  storage: Storage;
+  names: StorageNames;
+  cyclecloud: CycleCloudApi;
+  tracker: TrackerApi;
+  /** E.g. `{ getFresh: (c, maxAgeMs) => getFreshSnapshot(captureDeps, c, maxAgeMs) }`. */
+  snapshots: SnapshotSource;
+  capacity: CapacityMemoryApi;
+  /** From `requestConfigFromEnv`; defaults as documented there. */
+  config?: Partial<RequestPipelineConfig> & Omit<SubmitConfig, 'maxReplanAttempts' | 'snapshotMaxAgeMs'>;
+  /** Epoch-ms clock. Default `Date.now`. */
+  now?: () => number;
+}
+
+export interface RequestPipeline {
+  ledger: RequestLedger;
+  state: ScalerState;
+  deps: IntakeDeps;
+  /** The scale-queue function's handler. */
+  handle(message: unknown, meta: QueueMessageMeta, logger: Logger): ReturnType<typeof handleScaleQueueMessage>;
+  /** `POST /api/scale-requests` and `/api/terminate`: admit + enqueue. */
+  submitRequest(message: RequestMessage): ReturnType<typeof submitRequest>;
+}
+
+export function createRequestPipeline(o: RequestPipelineOptions): RequestPipeline {
+  const now = o.now ?? Date.now;
+  const { pausedBySetting, deadlineMs, ...submitConfig } = o.config ?? {};
+  const ledger = new RequestLedger({ storage: o.storage, names: o.names, now, ...(deadlineMs !== undefined ? { deadlineMs } : {}) });
+  const state = new ScalerState({ storage: o.storage, names: o.names, now, pausedBySetting: pausedBySetting ?? false });
+  const queue = storageQueueSender(o.storage, o.names.scaleQueue);
+  const deps: IntakeDeps = {
+    cyclecloud: o.cyclecloud,
+    ledger,
+    snapshots: o.snapshots,
+    capacity: o.capacity,
+    tracker: o.tracker,
+    queue,
+    state,
+    config: submitConfig,
+    now,
+  };
+  return {
+    ledger,
+    state,
+    deps,
+    handle: (message, meta, logger) => handleScaleQueueMessage(deps, message, meta, logger),
+    submitRequest: (message) => submitRequest({ ledger, queue, now }, message),
+  };
+}

@@ -1,0 +1,56 @@
+import { describe, expect, inject, it } from 'vitest';
+import { Storage, decodeQueueMessage } from '../../src/platform/storage.ts';
+import { silentLogger } from '../../src/platform/log.ts';
+import { CapacityMemory } from '../../src/snapshots/capacity-store.ts';
+import { createRequestPipeline } from '../../src/requests/pipeline.ts';
+import { requestConfigFromEnv, RequestConfigError } from '../../src/requests/config.ts';
+import type { CapacityMemoryApi } from '../../src/requests/submit.ts';
+import { seedSnapshot } from '../planning/fixtures.ts';
+import { uniqueNames } from '../helpers/names.ts';
+import { FakeCycleCloud, FakeTracker, fixedSnapshots } from './fakes.ts';
+
+describe('requestConfigFromEnv', () => {
+  it('has the documented defaults', () => {
+    expect(requestConfigFromEnv({})).toEqual({ pausedBySetting: false, deadlineMs: 30 * 60_000, maxReplanAttempts: 3, snapshotMaxAgeMs: 120_000 });
+  });
+  it('reads settings and names a malformed one', () => {
+    expect(requestConfigFromEnv({ SCALE_OUT_PAUSED: 'true', REQUEST_DEADLINE_MINUTES: '5' })).toMatchObject({ pausedBySetting: true, deadlineMs: 300_000 });
+    expect(() => requestConfigFromEnv({ MAX_REPLAN_ATTEMPTS: 'many' })).toThrow(RequestConfigError);
+    expect(() => requestConfigFromEnv({ MAX_REPLAN_ATTEMPTS: 'many' })).toThrow(/MAX_REPLAN_ATTEMPTS/);
+    expect(() => requestConfigFromEnv({ SCALE_OUT_PAUSED: 'perhaps' })).toThrow(/SCALE_OUT_PAUSED/);
+  });
+});
+
+describe('createRequestPipeline on azurite', () => {
+  it('admits over HTTP, enqueues base64 JSON, and the queue handler submits it with the real capacity memory', async () => {
+    // Prepare
+    const storage = Storage.fromConnectionString(inject('storageConnectionString'));
+    const names = uniqueNames();
+    await storage.ensure({ tables: [names.requestsTable, names.stateTable, names.capacityTable], queues: [names.scaleQueue] });
+    const now = () => Date.parse('2026-11-28T01:00:10.000Z');
+    const capacity: CapacityMemoryApi = new CapacityMemory(storage, names);
+    const cc = new FakeCycleCloud();
+    cc.limitNext.set('ondemand', 1);
+    const pipeline = createRequestPipeline({
+      storage, names, cyclecloud: cc, tracker: new FakeTracker(), capacity, now,
+      snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(now() - 1000).toISOString() })),
+      config: requestConfigFromEnv({}),
+    });
+    const msg = { kind: 'scale' as const, requestId: 'wired-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }] };
+    // Act
+    const admitted = await pipeline.submitRequest(msg);
+    const [queued] = (await storage.queue(names.scaleQueue).receiveMessages({ numberOfMessages: 1 })).receivedMessageItems;
+    const body = JSON.parse(decodeQueueMessage(queued!.messageText));
+    const result = await pipeline.handle(body, { messageId: queued!.messageId, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: names.scalePoisonQueue }, silentLogger);
+    // Assess
+    expect(admitted.outcome).toBe('created');
+    expect(body).toEqual(msg);
+    expect(result.action).toBe('submitted');
+    expect(cc.appliedCreates).toBe(1);
+    const backoffs = await capacity.active('hpc', now());
+    expect(backoffs.map((b) => b.machineType)).toEqual(['Standard_HC44rs']);
+    // the loose remainder waits: a continue message is on the queue, invisible for now
+    expect((await pipeline.ledger.get('wired-1'))!.nextAttemptAtMs).toBe(now() + 15_000);
+    expect((await storage.queue(names.scaleQueue).getProperties()).approximateMessagesCount).toBe(2);
+  });
+});
