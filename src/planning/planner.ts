@@ -208,6 +208,8 @@ export function plan(input: PlanInput): Plan {
   }
 
   const sets: PlannedSet[] = [];
+  /** "What exists" for unknown-nodearray reasons, built once (a request may repeat the same typo 1,000 times). */
+  let nodearrayList: string | undefined;
   const setIndexByKey = new Map<string, number>();
   const demands: DemandPlan[] = [];
 
@@ -293,7 +295,7 @@ export function plan(input: PlanInput): Plan {
     const na = nodearrays.get(demand.nodearray);
     if (!na) {
       demands.push(rejected(index, need, 'PLAN_UNKNOWN_NODEARRAY', `nodearray ${demand.nodearray}`,
-        `demand ${index} asks for nodearray "${demand.nodearray}", which cluster ${snapshot.cluster} does not have; it has: ${listNames(snapshot.nodearrays.map((n) => n.name))}`, []));
+        `demand ${index} asks for nodearray "${demand.nodearray}", which cluster ${snapshot.cluster} does not have; it has: ${(nodearrayList ??= listNames(snapshot.nodearrays.map((n) => n.name)))}`, []));
       continue;
     }
 
