@@ -67,3 +67,17 @@ describe('statusView', () => {
     expect(statusView(s, T + 299_000, { staleAfterMs: 300_000 }).stale).toBe(false);
   });
 });
+
+describe('seed end to end: wire status → snapshot → plan', () => {
+  it('plans the seed colocated create against the seed status, matching Standard_Hc44rs case-insensitively', async () => {
+    const { plan } = await import('../../src/planning/planner.ts');
+    const snapshot = toSnapshot('hpc', ClusterStatus.parse(seedStatusBody()), T);
+    const p = plan({
+      request: { kind: 'scale', requestId: '463270ca-abcd-1234-98d6-431ee3ef8ed5', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 4, machineTypes: ['Standard_HC44rs'], placementGroupId: 'pg0' }] },
+      snapshot, inFlight: [], backoffs: [], nowMs: T + 1000,
+    });
+    // The set carries CycleCloud's own spelling of the bucket: it is what CycleCloud listed, so its
+    // definition match accepts it whether or not that match ignores case.
+    expect(p.sets.map((s) => s.set)).toEqual([{ count: 4, nodearray: 'ondemand', placementGroupId: 'pg0', definition: { machineType: 'Standard_Hc44rs' } }]);
+  });
+});
