@@ -34,8 +34,6 @@ export interface QueueMessageMeta {
   poisonQueue: string;
 }
 
-/** A `continue` for a wait that is not due yet (a duplicate wake-up) is dropped; this much early is tolerated. */
-const EARLY_TOLERANCE_MS = 1000;
 const MAX_REASON_FIELDS = 20;
 
 /**
@@ -47,7 +45,7 @@ export async function handleScaleQueueMessage(
   message: unknown,
   meta: QueueMessageMeta,
   logger: Logger,
-): Promise<ProcessResult | { action: 'rejected' | 'conflict' | 'early'; requestId: string; state: string | null }> {
+): Promise<ProcessResult | { action: 'rejected' | 'conflict' | 'superseded'; requestId: string; state: string | null }> {
   const log = logger.child({ queueMessageId: meta.messageId, dequeueCount: meta.dequeueCount });
   let body: unknown = message;
   if (typeof message === 'string' || Buffer.isBuffer(message)) {
@@ -61,14 +59,16 @@ export async function handleScaleQueueMessage(
 
   if (isContinueMessage(body)) {
     const requestId = body.requestId;
-    if (body.reason === WAIT_REASON) {
+    let consumedWakeAtMs: number | undefined;
+    if (body.reason === WAIT_REASON && typeof body.wakeAtMs === 'number') {
       const entry = await deps.ledger.get(requestId);
-      if (entry && !isFinal(entry) && entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs - EARLY_TOLERANCE_MS > deps.now()) {
-        log.debug('continue before its time; another wake-up is scheduled', { requestId });
-        return { action: 'early', requestId, state: entry.record.state };
+      if (entry && !isFinal(entry) && entry.nextAttemptAtMs !== body.wakeAtMs) {
+        log.debug('superseded wake-up dropped', { requestId });
+        return { action: 'superseded', requestId, state: entry.record.state };
       }
+      consumedWakeAtMs = body.wakeAtMs;
     }
-    return withTransientHandling(deps, requestId, meta, log, () => processEntry(deps, requestId, log));
+    return withTransientHandling(deps, requestId, meta, log, () => processEntry(deps, requestId, log, consumedWakeAtMs === undefined ? {} : { consumedWakeAtMs }));
   }
 
   const parsed = parseRequestMessage(body);

@@ -20,7 +20,7 @@ import type { Logger } from '../platform/log.ts';
 import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
 import { plan as defaultPlan } from '../planning/planner.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
-import type { TrackerApi, TrackStart } from '../tracking/types.ts';
+import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
 import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
 import type { ScaleRequest, TerminateRequest } from './schemas.ts';
 import {
@@ -117,7 +117,7 @@ export interface ProcessResult {
   state: string | null;
 }
 
-/** The `continue` message a waiting request schedules for itself (see `intake.ts`). */
+/** `reason` of the `continue` message a waiting request schedules for itself, with `wakeAtMs` (see `intake.ts`). */
 export const WAIT_REASON = 'wait';
 
 interface Ctx {
@@ -126,6 +126,7 @@ interface Ctx {
   requestId: string;
   cluster: string;
   cfg: Required<Omit<SubmitConfig, 'planOptions'>> & { planOptions?: PlanOptions };
+  consumedWakeAtMs?: number;
 }
 
 class ClaimLost extends Error {}
@@ -135,7 +136,12 @@ class ClaimLost extends Error {}
  * delivery stopped. Throws only for transient failures (CycleCloud or storage unreachable,
  * throttling, an outcome still unknown after the bounded reconcile rounds).
  */
-export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger): Promise<ProcessResult> {
+export interface ProcessOptions {
+  /** This run was woken by the backoff wake-up sent for this `nextAttemptAtMs`: that wake-up is used up. */
+  consumedWakeAtMs?: number;
+}
+
+export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger, options: ProcessOptions = {}): Promise<ProcessResult> {
   let entry = await deps.ledger.get(requestId);
   if (!entry || !entry.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
   if (isFinal(entry)) return { requestId, action: 'final', state: entry.record.state };
@@ -145,6 +151,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
     logger: logger.child({ requestId, cluster: entry.record.cluster }),
     requestId,
     cluster: entry.record.cluster,
+    ...(options.consumedWakeAtMs !== undefined ? { consumedWakeAtMs: options.consumedWakeAtMs } : {}),
     cfg: {
       maxReplanAttempts: c.maxReplanAttempts ?? 3,
       snapshotMaxAgeMs: c.snapshotMaxAgeMs ?? 120_000,
@@ -295,14 +302,16 @@ async function wait(ctx: Ctx, entry: LedgerEntry, reason: string, action: Proces
   const waits = entry.waits ?? 0;
   const backoff = Math.min(ctx.cfg.backoffMaxMs, ctx.cfg.backoffMinMs * 2 ** Math.min(waits, 20));
   const delayMs = Math.max(1000, Math.min(backoff, entry.deadlineAtMs - nowMs + 1000));
-  const scheduled = entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs > nowMs;
-  if (!scheduled) await ctx.deps.queue.send({ $scaler: 'continue', requestId: ctx.requestId, reason: WAIT_REASON }, { visibilityDelayMs: delayMs });
+  // A wake-up is pending unless none was sent, it is due, or it is the one that woke this run.
+  const scheduled = entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs > nowMs && entry.nextAttemptAtMs !== ctx.consumedWakeAtMs;
+  const wakeAtMs = nowMs + delayMs;
+  if (!scheduled) await ctx.deps.queue.send({ $scaler: 'continue', requestId: ctx.requestId, reason: WAIT_REASON, wakeAtMs } satisfies ContinueMessage, { visibilityDelayMs: delayMs });
   const submitted = entry.attempts.some((a) => a.state === 'accepted');
   const next = await update(ctx, (e) => {
     if (isFinal(e)) return e;
     const x = setState(e, submitted ? 'submitted' : 'queued', reason, nowMs);
     if (!scheduled) {
-      x.nextAttemptAtMs = nowMs + delayMs;
+      x.nextAttemptAtMs = wakeAtMs;
       x.waits = waits + 1;
     }
     return x;

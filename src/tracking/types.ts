@@ -33,6 +33,11 @@ export interface ContinueMessage {
   $scaler: 'continue';
   requestId: string;
   reason?: string;
+  /**
+   * For the pipeline's own backoff wake-ups: the ledger entry's `nextAttemptAtMs` when it was sent.
+   * A wake-up whose value no longer matches was superseded and is dropped.
+   */
+  wakeAtMs?: number;
 }
 
 export function isContinueMessage(m: unknown): m is ContinueMessage {

@@ -234,12 +234,13 @@ describe('scale requests: shortfalls', () => {
     expect(e.record.state).toBe('submitted');
     expect(e.record.demands[0]!.created).toBe(1);
     expect(e.record.reason).toContain('added 1 of 3');
-    expect(queue.sent).toEqual([{ body: { $scaler: 'continue', requestId: 'loose-1', reason: 'wait' }, visibilityDelayMs: 15_000 }]);
-    expect(e.nextAttemptAtMs).toBe(clock.now + 15_000);
+    const wakeAtMs = clock.now + 15_000;
+    expect(queue.sent).toEqual([{ body: { $scaler: 'continue', requestId: 'loose-1', reason: 'wait', wakeAtMs }, visibilityDelayMs: 15_000 }]);
+    expect(e.nextAttemptAtMs).toBe(wakeAtMs);
 
-    // an early duplicate wake-up is dropped; the due one re-plans the remainder under a new id
-    expect((await deliver(queue.sent[0]!.body)).action).toBe('early');
-    clock.now += 15_000;
+    // a superseded wake-up is dropped; the current one re-plans the remainder under a new id (even a little early)
+    expect((await deliver({ ...(queue.sent[0]!.body as object), wakeAtMs: wakeAtMs - 5000 })).action).toBe('superseded');
+    clock.now += 12_000;
     await deliver(queue.sent[0]!.body);
     expect(creates(cc).map((c) => c.requestId)).toEqual(['loose-1-g0', 'loose-1-g1']);
     expect((creates(cc)[1]!.body as { sets: { count: number }[] }).sets[0]!.count).toBe(2);
@@ -247,11 +248,11 @@ describe('scale requests: shortfalls', () => {
   });
 
   it('after the deadline a waiting request becomes failed with the reason', async () => {
-    const { ledger, deliver, clock, state, cc } = await setup({ paused: true });
+    const { ledger, deliver, clock, state, cc, queue } = await setup({ paused: true });
     await deliver(scale('late-1', [{ nodearray: 'ondemand', count: 1 }]));
     state.paused = false;
     clock.now += 31 * 60_000;
-    const r = await deliver({ $scaler: 'continue', requestId: 'late-1', reason: 'wait' });
+    const r = await deliver(queue.sent[0]!.body);
     expect(r.action).toBe('final');
     const rec = (await ledger.getRecord('late-1'))!;
     expect(rec.state).toBe('failed');
@@ -326,7 +327,7 @@ describe('intake: invalid, broken, conflicting, transient', () => {
 
 describe('pause and terminate', () => {
   it('paused: scale requests are admitted and wait; terminate requests still run', async () => {
-    const { cc, ledger, queue, deliver } = await setup({ paused: true });
+    const { cc, ledger, queue, deliver, clock } = await setup({ paused: true });
     const r = await deliver(scale('p-1', [{ nodearray: 'ondemand', count: 1 }]));
     expect(r.action).toBe('paused');
     const rec = (await ledger.getRecord('p-1'))!;
@@ -334,6 +335,10 @@ describe('pause and terminate', () => {
     expect(rec.reason).toBe('scale-out is paused');
     expect(creates(cc)).toHaveLength(0);
     expect(queue.sent).toHaveLength(1);
+    // the wake-up, even if it comes a few seconds early, schedules the next one with a longer backoff (no stall)
+    clock.now += 10_000;
+    expect((await deliver(queue.sent[0]!.body)).action).toBe('paused');
+    expect(queue.sent.map((m) => m.visibilityDelayMs)).toEqual([15_000, 30_000]);
 
     await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 2 }] });
     const t = await deliver({ kind: 'terminate', requestId: 'drain-1', cluster: 'hpc', names: ['ondemand-1', 'nope-9'] });
