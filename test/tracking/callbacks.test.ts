@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, inject } from 'vitest';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Storage } from '../../src/platform/storage.ts';
 import { verifySignature } from '../../src/platform/signature.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
@@ -9,40 +8,19 @@ import { newEntry } from '../../src/requests/record.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { peekAll, pumpOnce } from './pump.ts';
+import { startReceiver, type Receiver } from './receiver.ts';
 
 const SECRET = 'callback-hmac-key-0123456789';
 
-interface Received {
-  headers: IncomingMessage['headers'];
-  body: string;
-}
-
-let server: Server;
+let rx: Receiver;
 let baseUrl: string;
-const received: Received[] = [];
-/** What the receiver answers next (then 200 forever). */
-let script: Array<number | 'hang'> = [];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const next = script.shift() ?? 200;
-      if (next === 'hang') return; // never answers: the sender's timeout must fire
-      res.writeHead(next).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const addr = server.address();
-  baseUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  rx = await startReceiver('');
+  baseUrl = rx.url;
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-});
+afterAll(() => rx.close());
 
 let names: StorageNames;
 let storage: Storage;
@@ -75,8 +53,8 @@ beforeEach(async () => {
   names = uniqueNames();
   storage = Storage.fromConnectionString(inject('storageConnectionString'));
   await storage.ensure({ tables: [names.stateTable], queues: [names.callbackQueue] });
-  received.length = 0;
-  script = [];
+  rx.received.length = 0;
+  rx.script.length = 0;
 });
 
 describe('callbacks', () => {
@@ -88,8 +66,8 @@ describe('callbacks', () => {
     await s.enqueue('job-1');
     await pump(s.handleCallbackMessage);
     // Assess
-    expect(received).toHaveLength(1);
-    const { headers, body } = received[0]!;
+    expect(rx.received).toHaveLength(1);
+    const { headers, body } = rx.received[0]!;
     expect(headers['content-type']).toBe('application/json');
     expect(headers['x-scaler-request-id']).toBe('job-1');
     expect(JSON.parse(body)).toEqual(entry.record);
@@ -100,7 +78,7 @@ describe('callbacks', () => {
 
   it('retries after a 500 and delivers on the next try', async () => {
     // Prepare
-    script = [500];
+    rx.script.push(500);
     const { s } = sender({ 'job-2': finalEntry('job-2', `${baseUrl}/hook`) });
     await s.enqueue('job-2');
     // Act
@@ -109,23 +87,23 @@ describe('callbacks', () => {
     await pump(s.handleCallbackMessage);
     // Assess
     expect(requeued).toEqual([{ $callback: 'deliver', requestId: 'job-2', attempt: 1 }]);
-    expect(received).toHaveLength(2);
-    expect(received[1]!.body).toBe(received[0]!.body);
+    expect(rx.received).toHaveLength(2);
+    expect(rx.received[1]!.body).toBe(rx.received[0]!.body);
     expect(await peekAll(storage, names.callbackQueue)).toEqual([]);
   });
 
   it('gives up after the last retry and says so', async () => {
-    script = [500, 503, 502];
+    rx.script.push(500, 503, 502);
     const { s, logs } = sender({ 'job-3': finalEntry('job-3', `${baseUrl}/hook`) });
     await s.enqueue('job-3');
     for (let i = 0; i < 4; i++) await pump(s.handleCallbackMessage);
-    expect(received).toHaveLength(3);
+    expect(rx.received).toHaveLength(3);
     expect(logs.entries().some((l) => l.msg === 'callback given up' && l.attempts === 3)).toBe(true);
     expect(await peekAll(storage, names.callbackQueue)).toEqual([]);
   });
 
   it('treats a receiver that does not answer in time as a failure', async () => {
-    script = ['hang'];
+    rx.script.push('hang');
     const { s } = sender({ 'job-4': finalEntry('job-4', `${baseUrl}/hook`) }, { timeoutMs: 300 });
     await s.enqueue('job-4');
     await pump(s.handleCallbackMessage);
@@ -137,7 +115,7 @@ describe('callbacks', () => {
     await Promise.all([s.enqueue('job-5'), s.enqueue('job-5'), s.enqueue('job-5')]);
     await pump(s.handleCallbackMessage);
     await pump(s.handleCallbackMessage);
-    expect(received).toHaveLength(1);
+    expect(rx.received).toHaveLength(1);
   });
 
   it('sends unsigned when no secret is configured, and skips requests without a callbackUrl', async () => {
@@ -145,8 +123,8 @@ describe('callbacks', () => {
     await s.enqueue('job-6');
     await s.enqueue('job-7');
     await pump(s.handleCallbackMessage);
-    expect(received).toHaveLength(1);
-    expect(received[0]!.headers['x-scaler-signature']).toBeUndefined();
+    expect(rx.received).toHaveLength(1);
+    expect(rx.received[0]!.headers['x-scaler-signature']).toBeUndefined();
   });
 
   it('does not call back for a request that is not final', async () => {
@@ -155,6 +133,6 @@ describe('callbacks', () => {
     const { s } = sender({ 'job-8': open });
     await s.enqueue('job-8');
     await pump(s.handleCallbackMessage);
-    expect(received).toHaveLength(0);
+    expect(rx.received).toHaveLength(0);
   });
 });

@@ -1,0 +1,494 @@
+/**
+ * The operation tracker: follows every CycleCloud operation the scaler starts until each node is
+ * Ready, failed, gone or timed out, and feeds the outcome into the request ledger.
+ *
+ * Durable = persisted (DESIGN.md): the state lives in Table storage (`store.ts`), the next poll is a
+ * queue message with a visibility delay on `names.trackerQueue`. A wake-up:
+ *   1. takes the poll lease (ETag write; a duplicate wake-up drops out: one poll in flight);
+ *   2. finishes any actions a crashed predecessor left in the record's outbox;
+ *   3. lists the operation's nodes (`GET /clusters/{c}/nodes?operation=…`);
+ *   4. runs the pure machine and writes the new state with its actions as an outbox (ETag);
+ *   5. performs the actions — ledger update, terminates (deterministic CycleCloud requestId, and a
+ *      tracker for each), re-plans (`markCompensated` + a continue message), settle + callback;
+ *   6. writes a fresh wake token, releases the lease and sends the next wake-up.
+ * Killed between any two steps, the operation is still followed: the outbox is replayed (every
+ * action is idempotent) and the sweeper re-sends wake-ups that are overdue or whose lease expired.
+ *
+ * CycleCloud failures while polling (5xx, timeouts, 429) are absorbed by the machine's own backoff
+ * (a 429's Retry-After wins) rather than thrown, so an outage neither hammers CycleCloud through
+ * queue retries nor drives wake-ups into the poison queue. Storage failures throw: the host retries.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { CycleCloudApi } from '../cyclecloud/api.ts';
+import { isCycleCloudError } from '../cyclecloud/errors.ts';
+import type { NodeRecord } from '../cyclecloud/schemas.ts';
+import type { Storage } from '../platform/storage.ts';
+import { encodeQueueMessage } from '../platform/storage.ts';
+import type { StorageNames } from '../platform/names.ts';
+import type { Logger } from '../platform/log.ts';
+import { silentLogger } from '../platform/log.ts';
+import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/ledger-types.ts';
+import { addOperation, applyNodeStates, closeDemand, isFinal, markCompensated, settle, type NodeStateUpdate } from '../requests/record.ts';
+import type { CallbackSender } from './callbacks.ts';
+import { parseInternalMessage } from './callbacks.ts';
+import { DEFAULT_MACHINE_CONFIG, initialState, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
+import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
+import type { ContinueMessage, TrackerApi, TrackStart } from './types.ts';
+
+/** Tracker settings; defaults in {@link DEFAULT_TRACKER_CONFIG}. */
+export interface TrackerConfig extends MachineConfig {
+  /** How long a poll may hold its lease before the sweeper may take over. Default 120 000. */
+  leaseMs: number;
+  /** The sweeper wakes records whose poll is late by more than this many max intervals. Default 3. */
+  overdueFactor: number;
+}
+
+export const DEFAULT_TRACKER_CONFIG: Readonly<TrackerConfig> = Object.freeze({ ...DEFAULT_MACHINE_CONFIG, leaseMs: 120_000, overdueFactor: 3 });
+
+/** The wake-up message on `names.trackerQueue`. */
+export interface TrackerWakeMessage {
+  $tracker: 'poll';
+  cluster: string;
+  operationId: string;
+  /** The record's wake token when sent; a message with a stale token is dropped. */
+  token?: string;
+}
+
+/** Records a bucket's capacity failure (the planner's capacity memory). */
+export interface CapacityFailureSink {
+  recordFailure(failure: { cluster: string; nodearray: string; machineType: string; reason: string }, nowMs: number): Promise<unknown>;
+}
+
+export interface TrackerDeps {
+  cyclecloud: CycleCloudApi;
+  storage: Storage;
+  names: StorageNames;
+  ledger: RequestLedgerApi;
+  /** Partial settings over {@link DEFAULT_TRACKER_CONFIG}. */
+  config?: Partial<TrackerConfig>;
+  now: () => number;
+  /** Jitter source in [0, 1). Default Math.random. */
+  random?: () => number;
+  /** Where final requests' callbacks are queued. Default: none (no callbacks). */
+  callbacks?: Pick<CallbackSender, 'enqueue'>;
+  /** Capacity-failure memory fed by nodes that fail for lack of capacity. Optional. */
+  capacity?: CapacityFailureSink;
+  /** Used by `start()` (which has no logger parameter). Default: silent. */
+  logger?: Logger;
+}
+
+export interface Tracker extends TrackerApi {
+  /** The tracker queue's handler. Throws only on transient (storage) failures. */
+  handleTrackerMessage(message: unknown, meta: { dequeueCount: number }, logger: Logger): Promise<void>;
+  /** Re-sends wake-ups that are overdue (> overdueFactor × max interval) or whose lease expired; returns how many. */
+  sweep(nowMs: number, logger: Logger): Promise<number>;
+  /** Wakes an operation now (reconciliation); false when it is final or a poll holds it. */
+  wake(cluster: string, operationId: string): Promise<boolean>;
+  readonly store: TrackerStore;
+}
+
+const MAX_CC_REQUEST_ID = 128;
+
+/** A deterministic CycleCloud requestId for a terminate this tracker sends (same scheme as `record.ts`). */
+export function trackerTerminateRequestId(requestId: string, generation: number, key: string): string {
+  const suffix = `-g${generation}-${key}`;
+  const plain = `${requestId}${suffix}`;
+  if (plain.length <= MAX_CC_REQUEST_ID) return plain;
+  return `${requestId.slice(0, 80)}-${createHash('sha256').update(requestId).digest('hex').slice(0, 24)}${suffix}`;
+}
+
+/** Node failures that mean "no capacity here now" (Azure allocation errors surface in StatusMessage). */
+const CAPACITY_MESSAGE = /capacity|allocationfailed|skunotavailable|overconstrained|zonalallocationfailed|quota/i;
+
+function observe(n: NodeRecord): ObservedNode {
+  return {
+    name: n.Name,
+    id: n.NodeId ?? null,
+    status: n.Status ?? '',
+    statusMessage: n.StatusMessage ?? null,
+    nodearray: n.Template ?? null,
+    machineType: n.MachineType ?? null,
+    placementGroupId: n.PlacementGroupId ?? null,
+    privateIp: n.PrivateIp ?? null,
+  };
+}
+
+export function parseTrackerMessage(message: unknown): TrackerWakeMessage | null {
+  const m = parseInternalMessage(message);
+  if (!m || m.$tracker !== 'poll' || typeof m.cluster !== 'string' || typeof m.operationId !== 'string' || !m.cluster || !m.operationId) return null;
+  return { $tracker: 'poll', cluster: m.cluster, operationId: m.operationId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
+}
+
+export function createTracker(deps: TrackerDeps): Tracker {
+  const config: TrackerConfig = { ...DEFAULT_TRACKER_CONFIG, ...deps.config };
+  const store = new TrackerStore({ storage: deps.storage, names: deps.names });
+  const random = deps.random ?? Math.random;
+  const baseLogger = deps.logger ?? silentLogger;
+  let ready: Promise<void> | undefined;
+  const ensure = (): Promise<void> =>
+    (ready ??= deps.storage
+      .ensure({ tables: [deps.names.operationsTable], queues: [deps.names.trackerQueue, deps.names.scaleQueue, deps.names.callbackQueue] })
+      .catch((e: unknown) => {
+        ready = undefined;
+        throw e;
+      }));
+
+  async function sendWake(cluster: string, operationId: string, token: string, delayMs: number): Promise<void> {
+    const body: TrackerWakeMessage = { $tracker: 'poll', cluster, operationId, token };
+    const sec = Math.max(0, Math.ceil(delayMs / 1000));
+    await deps.storage.queue(deps.names.trackerQueue).sendMessage(encodeQueueMessage(body), sec > 0 ? { visibilityTimeout: sec } : {});
+  }
+
+  async function sendContinue(requestId: string, reason: string): Promise<void> {
+    const body: ContinueMessage = { $scaler: 'continue', requestId, reason };
+    await deps.storage.queue(deps.names.scaleQueue).sendMessage(encodeQueueMessage(body));
+  }
+
+  async function start(t: TrackStart): Promise<void> {
+    await ensure();
+    const nowMs = deps.now();
+    const state = initialState(t, nowMs, config, random());
+    const { created, record } = await store.create({ state, outbox: [], wakeToken: randomUUID(), leaseUntilMs: 0 });
+    if (created) {
+      await sendWake(t.cluster, t.operationId, record.wakeToken, state.nextPollAtMs - nowMs);
+      baseLogger.info('tracking operation', { requestId: t.requestId, cluster: t.cluster, operationId: t.operationId, action: t.action, nodes: state.nodes.length });
+      return;
+    }
+    // Already tracking. If it was never polled, its first wake-up may have been lost with a crash
+    // right after the create: send it again (same token, so at most one chain survives).
+    if (!record.state.final && record.state.polls === 0 && record.leaseUntilMs <= nowMs) {
+      await sendWake(t.cluster, t.operationId, record.wakeToken, Math.max(0, record.state.nextPollAtMs - nowMs));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ledger
+
+  async function ledgerUpdate(requestId: string, mutate: (e: LedgerEntry) => LedgerEntry | void, log: Logger): Promise<LedgerEntry | null> {
+    try {
+      return await deps.ledger.update(requestId, mutate);
+    } catch (e) {
+      if ((e as { code?: unknown }).code === 'LEDGER_NOT_FOUND') {
+        log.error('tracked operation has no ledger entry; its outcome is not recorded', { requestId });
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  /** Writes the tracker's view of its nodes into the request record. */
+  async function syncLedger(state: TrackerState, log: Logger): Promise<void> {
+    const nowMs = deps.now();
+    await ledgerUpdate(
+      state.requestId,
+      (entry) => {
+        addOperation(entry.record, { operationId: state.operationId, cycleCloudRequestId: state.cycleCloudRequestId, state: 'pending', action: state.action });
+        const known = new Map(entry.record.nodes.map((n) => [n.name, n]));
+        const outcomes = entry.nodeOutcomes ?? {};
+        const updates: NodeStateUpdate[] = state.nodes.map((n) => {
+          let outcome: NodeOutcome = n.outcome;
+          let status = n.status || 'Unknown';
+          // A terminate following a failed or timed-out node must not erase why it was removed.
+          const before = outcomes[n.name];
+          if (state.action === 'terminate' && (before === 'failed' || before === 'timed_out') && outcome !== 'failed') {
+            outcome = before;
+            status = known.get(n.name)?.status ?? status;
+          }
+          return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome };
+        });
+        let next = applyNodeStates(entry, state.operationId, updates, nowMs);
+        if (state.action === 'create') {
+          const compensated = new Set((next.compensations ?? []).map((c) => c.demandIndex));
+          for (const d of next.record.demands) {
+            if (compensated.has(d.index)) continue;
+            const bad = state.nodes.filter((n) => n.demandIndex === d.index && (n.outcome === 'failed' || n.outcome === 'timed_out'));
+            if (bad.length === 0) continue;
+            const failed = bad.filter((n) => n.outcome === 'failed');
+            const timedOut = bad.filter((n) => n.outcome === 'timed_out');
+            const parts = [
+              failed.length ? `${failed.length} node(s) failed (${failed.slice(0, 5).map((n) => `${n.name}${n.statusMessage ? `: ${n.statusMessage}` : ''}`).join(', ')})` : '',
+              timedOut.length ? `${timedOut.length} node(s) not Ready within the ${Math.round(config.bootTimeoutMs / 60_000)}-minute boot deadline (${timedOut.slice(0, 5).map((n) => n.name).join(', ')})` : '',
+            ].filter(Boolean);
+            d.reason = parts.join('; ');
+          }
+        }
+        if (state.final) {
+          const op = next.record.operations.find((o) => o.operationId === state.operationId);
+          if (op && op.state === 'pending') op.state = 'done';
+        }
+        return next;
+      },
+      log,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Actions
+
+  /** Sends one terminate under a deterministic requestId (a repeat is resolved by looking it up) and tracks it. */
+  async function terminate(rec: TrackerRecord, action: Extract<TrackerAction, { type: 'terminate' }>, log: Logger): Promise<string | null> {
+    const s = rec.state;
+    const cc = trackerTerminateRequestId(s.requestId, s.generation, action.key);
+    let operationId: string | null = null;
+    let names = action.names;
+    try {
+      s.cycleCloudCalls += 1;
+      const res = await deps.cyclecloud.terminateNodes(s.cluster, { names: action.names, requestId: cc });
+      operationId = res.operationId;
+      const refused = res.nodes.filter((n) => n.status === 'Error');
+      if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });
+      names = action.names.filter((n) => !refused.some((r) => r.name === n));
+    } catch (e) {
+      if (!isCycleCloudError(e)) throw e;
+      if (e.code === 'CC_CONFLICT' || e.ambiguous) {
+        // Sent before (a replayed outbox) or maybe sent: CycleCloud knows it by request id.
+        s.cycleCloudCalls += 1;
+        const found = await deps.cyclecloud.findOperationByRequestId(cc);
+        if (!found?.operationId) throw e;
+        operationId = found.operationId;
+      } else if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
+        log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e.message });
+        return null;
+      } else {
+        throw e;
+      }
+    }
+    await start({ cluster: s.cluster, operationId, cycleCloudRequestId: cc, requestId: s.requestId, action: 'terminate', generation: s.generation, sets: [], nodeNames: names });
+    // Listed as pending at once, so the request cannot settle before its terminate is followed.
+    const terminateOperationId = operationId;
+    await ledgerUpdate(s.requestId, (e) => addOperation(e.record, { operationId: terminateOperationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' }), log);
+    log.info('terminate sent', { cause: action.cause, nodes: action.names.length, terminateOperationId: operationId, cycleCloudRequestId: cc });
+    return operationId;
+  }
+
+  async function compensate(
+    rec: TrackerRecord,
+    action: Extract<TrackerAction, { type: 'replan' | 'close' }>,
+    terminateOps: Map<number, { operationId: string; cc: string }>,
+    log: Logger,
+  ): Promise<void> {
+    const s = rec.state;
+    const nowMs = deps.now();
+    const t = terminateOps.get(action.demandIndex);
+    await ledgerUpdate(
+      s.requestId,
+      (entry) => {
+        let next = markCompensated(entry, { demandIndex: action.demandIndex, placementGroupId: action.placementGroupId, nodeNames: action.nodeNames, reason: action.reason }, nowMs);
+        const c = next.compensations?.find((x) => x.demandIndex === action.demandIndex && x.placementGroupId === action.placementGroupId);
+        // Marked as sent, so the submission never sends this terminate again.
+        if (c && t) {
+          c.operationId = t.operationId;
+          c.cycleCloudRequestId = t.cc;
+        } else if (c && c.operationId === undefined) c.operationId = null;
+        if (action.type === 'close') next = closeDemand(next, action.demandIndex, action.reason, nowMs);
+        return next;
+      },
+      log,
+    );
+    if (action.type === 'replan') {
+      await sendContinue(s.requestId, `re-plan demand ${action.demandIndex}: ${action.reason}`);
+      log.warn('colocated set broken; demand re-planned', { demandIndex: action.demandIndex, placementGroupId: action.placementGroupId, generation: s.generation });
+    } else {
+      log.warn('colocated set broken; re-plans used up, demand closed', { demandIndex: action.demandIndex, placementGroupId: action.placementGroupId });
+    }
+  }
+
+  /** The operation is final: settle the request if nothing else is pending, and call back. */
+  async function finish(rec: TrackerRecord, replanned: boolean, recovering: boolean, log: Logger): Promise<void> {
+    const s = rec.state;
+    let wasFinal = false;
+    const entry = await ledgerUpdate(
+      s.requestId,
+      (e) => {
+        wasFinal = isFinal(e);
+        return settle(e, deps.now());
+      },
+      log,
+    );
+    if (!entry) return;
+    if (isFinal(entry)) {
+      if ((!wasFinal || recovering) && entry.request?.callbackUrl && deps.callbacks) await deps.callbacks.enqueue(s.requestId);
+      if (!wasFinal) log.info('request final', { state: entry.record.state, reason: entry.record.reason });
+      return;
+    }
+    // Still open with nothing in flight: the pipeline decides what the lost nodes mean (replace
+    // them, wait, or give up at the deadline). A re-plan already sent its own continue.
+    const pendingOps = entry.record.operations.some((o) => o.state === 'pending');
+    if (!replanned && !pendingOps) await sendContinue(s.requestId, `operation ${s.operationId} finished with demands still open`);
+  }
+
+  async function performOutbox(rec: TrackerRecord, recovering: boolean, log: Logger): Promise<TrackerRecord> {
+    const terminateOps = new Map<number, { operationId: string; cc: string }>();
+    const replanned = rec.outbox.some((a) => a.type === 'replan');
+    for (const item of rec.outbox) {
+      switch (item.type) {
+        case 'ledger':
+          await syncLedger(rec.state, log);
+          break;
+        case 'terminate': {
+          const operationId = await terminate(rec, item, log);
+          if (operationId && item.demandIndex !== undefined) terminateOps.set(item.demandIndex, { operationId, cc: trackerTerminateRequestId(rec.state.requestId, rec.state.generation, item.key) });
+          break;
+        }
+        case 'replan':
+        case 'close':
+          await compensate(rec, item, terminateOps, log);
+          break;
+        case 'final':
+          await finish(rec, replanned, recovering, log);
+          break;
+      }
+    }
+    return store.replace({ ...rec, outbox: [] });
+  }
+
+  async function listOperationNodes(s: TrackerState, log: Logger): Promise<{ nodes: ObservedNode[] | null; retryAfterMs?: number }> {
+    try {
+      const list = await deps.cyclecloud.listNodes(s.cluster, { operationId: s.operationId });
+      return { nodes: list.nodes.map(observe) };
+    } catch (e) {
+      if (!isCycleCloudError(e)) throw e;
+      if (e.code === 'CC_THROTTLED') {
+        log.warn('CycleCloud throttled the poll', { retryAfterMs: e.retryAfterMs });
+        return { nodes: null, retryAfterMs: e.retryAfterMs ?? s.intervalMs };
+      }
+      // CycleCloud no longer knows the operation: every node it had is gone.
+      if (e.code === 'CC_NOT_FOUND') return { nodes: [] };
+      log.warn('poll failed; backing off', { code: e.code, error: e.message });
+      return { nodes: null };
+    }
+  }
+
+  async function recordCapacityFailures(before: TrackerState, after: TrackerState, nowMs: number, log: Logger): Promise<void> {
+    if (!deps.capacity || after.action !== 'create') return;
+    const prev = new Map(before.nodes.map((n) => [n.name, n.outcome]));
+    const seen = new Set<string>();
+    for (const n of after.nodes) {
+      if (n.outcome !== 'failed' || prev.get(n.name) === 'failed' || n.setIndex === null || !CAPACITY_MESSAGE.test(n.statusMessage ?? '')) continue;
+      const set = after.sets[n.setIndex]!;
+      const k = `${set.nodearray}|${set.machineType}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      try {
+        await deps.capacity.recordFailure({ cluster: after.cluster, nodearray: set.nodearray, machineType: set.machineType, reason: `node ${n.name} failed: ${n.statusMessage}` }, nowMs);
+      } catch (e) {
+        log.warn('could not record a capacity failure', { error: e });
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // One wake-up
+
+  async function poll(leased: TrackerRecord, log: Logger): Promise<TrackerRecord> {
+    let rec = leased;
+    if (rec.outbox.length > 0) {
+      log.warn('replaying actions left by an interrupted poll', { actions: rec.outbox.map((a) => a.type) });
+      rec = await performOutbox(rec, true, log);
+    }
+    if (rec.state.final) return store.replace({ ...rec, leaseUntilMs: 0 });
+
+    let compensated: Set<string> | undefined;
+    if (rec.state.action === 'create' && rec.state.sets.some((x) => x.colocated)) {
+      const entry = await deps.ledger.get(rec.state.requestId);
+      compensated = new Set((entry?.compensations ?? []).flatMap((c) => c.nodeNames));
+    }
+    const observed = await listOperationNodes(rec.state, log);
+    const nowMs = deps.now();
+    const result = step(rec.state, { nowMs, nodes: observed.nodes, ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}), ...(compensated ? { compensated } : {}) }, config);
+    result.state.cycleCloudCalls += 1;
+    await recordCapacityFailures(rec.state, result.state, nowMs, log);
+    const outbox: OutboxItem[] = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');
+    if (result.changed || result.state.final || rec.state.polls === 0) outbox.unshift({ type: 'ledger' });
+    rec = await store.replace({ ...rec, state: result.state, outbox });
+    if (outbox.length > 0) rec = await performOutbox(rec, false, log);
+
+    if (rec.state.final) {
+      const counts = outcomeCounts(rec.state);
+      const dims = { cluster: rec.state.cluster, operationId: rec.state.operationId, requestId: rec.state.requestId, action: rec.state.action };
+      log.metric('nodes_ready', counts.ready, dims);
+      log.metric('nodes_failed', counts.failed + counts.timed_out, dims);
+      log.metric('cyclecloud_calls', rec.state.cycleCloudCalls, dims);
+      log.info('operation final', { ...counts, polls: rec.state.polls, elapsedMs: nowMs - rec.state.startedAtMs });
+      return store.replace({ ...rec, leaseUntilMs: 0 });
+    }
+    const schedule = result.actions.find((a): a is Extract<TrackerAction, { type: 'schedule' }> => a.type === 'schedule');
+    const atMs = schedule?.atMs ?? nowMs + config.pollMaxMs;
+    const next = await store.replace({ ...rec, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...rec.state, nextPollAtMs: atMs } });
+    await sendWake(next.state.cluster, next.state.operationId, next.wakeToken, atMs - deps.now());
+    return next;
+  }
+
+  async function handleTrackerMessage(message: unknown, meta: { dequeueCount: number }, logger: Logger): Promise<void> {
+    const msg = parseTrackerMessage(message);
+    if (!msg) {
+      logger.warn('tracker message ignored: not a wake-up', { dequeueCount: meta.dequeueCount });
+      return;
+    }
+    await ensure();
+    const log = logger.child({ cluster: msg.cluster, operationId: msg.operationId });
+    const rec = await store.get(msg.cluster, msg.operationId);
+    if (!rec) {
+      log.warn('wake-up for an unknown operation dropped');
+      return;
+    }
+    if (rec.state.final && rec.outbox.length === 0) return;
+    if (msg.token !== undefined && msg.token !== rec.wakeToken) {
+      log.debug('stale wake-up dropped');
+      return;
+    }
+    const leased = await store.tryLease(rec, deps.now(), config.leaseMs);
+    if (!leased) {
+      log.debug('a poll is already in flight; wake-up dropped');
+      return;
+    }
+    const plog = log.child({ requestId: rec.state.requestId });
+    try {
+      await poll(leased, plog);
+    } catch (e) {
+      // Give the lease back so the host's retry of this message can poll at once.
+      try {
+        const current = await store.get(msg.cluster, msg.operationId);
+        if (current && current.leaseUntilMs > deps.now()) await store.replace({ ...current, leaseUntilMs: 0 });
+      } catch {
+        // the sweeper recovers it when the lease expires
+      }
+      plog.warn('poll failed; the queue will retry', { error: e, dequeueCount: meta.dequeueCount });
+      throw e;
+    }
+  }
+
+  async function sweep(nowMs: number, logger: Logger): Promise<number> {
+    await ensure();
+    const overdue = await store.listOverdue(nowMs, config.overdueFactor * config.pollMaxMs);
+    let woken = 0;
+    for (const rec of overdue) {
+      try {
+        const next = await store.replace({ ...rec, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...rec.state, nextPollAtMs: nowMs } });
+        await sendWake(next.state.cluster, next.state.operationId, next.wakeToken, 0);
+        woken += 1;
+        logger.warn('tracker record re-enqueued', { cluster: rec.state.cluster, operationId: rec.state.operationId, requestId: rec.state.requestId, leaseExpired: rec.leaseUntilMs > 0, lateByMs: nowMs - rec.state.nextPollAtMs });
+      } catch (e) {
+        if (!(e instanceof TrackerStoreError)) throw e;
+        // Someone else moved it just now: it is alive.
+      }
+    }
+    return woken;
+  }
+
+  async function wake(cluster: string, operationId: string): Promise<boolean> {
+    await ensure();
+    const rec = await store.get(cluster, operationId);
+    if (!rec || (rec.state.final && rec.outbox.length === 0) || rec.leaseUntilMs > deps.now()) return false;
+    try {
+      const next = await store.replace({ ...rec, wakeToken: randomUUID(), state: { ...rec.state, nextPollAtMs: deps.now() } });
+      await sendWake(cluster, operationId, next.wakeToken, 0);
+      return true;
+    } catch (e) {
+      if (e instanceof TrackerStoreError) return false;
+      throw e;
+    }
+  }
+
+  return { start, handleTrackerMessage, sweep, wake, store };
+}
