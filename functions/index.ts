@@ -1,10 +1,9 @@
-// PLACEHOLDER written by the local-host engineer so `npm start` and the build have an entry:
-// the lead replaces this file with the real registrations (functions/*.ts).
-import { app } from '@azure/functions';
-
-app.http('health', {
-  route: 'health',
-  methods: ['GET'],
-  authLevel: 'anonymous',
-  handler: () => ({ status: 200, jsonBody: { status: 'ok' } }),
-});
+/**
+ * The Functions entry (`package.json#main` is its bundle). Azure's host and the local host both
+ * load exactly this list of registrations.
+ */
+import './snapshot.ts';
+import './scale-requests.ts';
+import './tracker.ts';
+import './callbacks.ts';
+import './http.ts';

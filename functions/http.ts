@@ -1,0 +1,13 @@
+import { app } from '@azure/functions';
+import { ROUTES } from '../src/http/routes.ts';
+import { services } from '../src/app/services.ts';
+
+// Every HTTP route of CONTRACT §4, from the same table that generates the OpenAPI document.
+for (const route of ROUTES) {
+  app.http(route.name, {
+    methods: route.methods,
+    route: route.route,
+    authLevel: route.authLevel,
+    handler: async (request, ctx) => route.handler((await services()).http, request, ctx),
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * The snapshot timer's work: capture every cluster, then use the fresh view to repair what
+ * messages alone cannot guarantee — wake-ups lost in a crash (tracker and waiting requests).
+ */
+import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
+import { encodeQueueMessage } from '../platform/storage.ts';
+import type { Logger } from '../platform/log.ts';
+import type { Services } from './services.ts';
+import type { LedgerEntry } from '../requests/ledger-types.ts';
+
+/** A waiting request whose continue message is this late is assumed lost and re-sent. */
+const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
+
+export interface SnapshotJobResult {
+  captured: CaptureResult[];
+  trackerWakeups: number;
+  requestWakeups: number;
+}
+
+export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean }, logger: Logger): Promise<SnapshotJobResult> {
+  const now = s.http.now;
+  const captured = await captureSnapshots(
+    { cyclecloud: s.cyclecloud, store: s.snapshots, logger, now, capacity: s.capacity },
+    s.clusters,
+    { isPastDue: timer.isPastDue },
+  );
+  const trackerWakeups = await s.tracker.sweep(now(), logger);
+  const requestWakeups = await wakeLostRequests(s, now(), logger);
+  return { captured, trackerWakeups, requestWakeups };
+}
+
+/** Open requests not being tracked whose next attempt is long overdue get a continue message. */
+async function wakeLostRequests(s: Services, nowMs: number, logger: Logger): Promise<number> {
+  const open = await s.pipeline.ledger.listOpen();
+  const lost = open.filter((e) => isLost(e, nowMs));
+  await Promise.all(
+    lost.map((e) =>
+      s.storage.queue(s.names.scaleQueue).sendMessage(encodeQueueMessage({ $scaler: 'continue', requestId: e.record.requestId, reason: 'sweeper' })),
+    ),
+  );
+  if (lost.length) logger.warn('re-sent lost wake-ups of waiting requests', { count: lost.length });
+  return lost.length;
+}
+
+function isLost(e: LedgerEntry, nowMs: number): boolean {
+  if (e.nextAttemptAtMs !== null) return nowMs - e.nextAttemptAtMs > LOST_CONTINUE_AFTER_MS;
+  if (e.record.state === 'submitted') return false; // the tracker owns it (and has its own sweeper)
+  // queued/planning with no scheduled attempt: the intake message itself may be gone.
+  return nowMs - Date.parse(e.record.updatedAt) > LOST_CONTINUE_AFTER_MS;
+}

@@ -1,0 +1,217 @@
+/**
+ * The composition root: builds every service the function handlers use from one parsed
+ * configuration. Nothing here decides anything; it only connects the parts.
+ *
+ * Built lazily on the first invocation (not at import), once per process, so a cold start pays
+ * only for what the first trigger needs and a bad setting fails the invocation with one message
+ * naming it instead of crashing the worker.
+ */
+import { loadConfig, type Config, type ConfigMode } from '../platform/config.ts';
+import { createLogger, type Logger } from '../platform/log.ts';
+import { storageNames, type StorageNames } from '../platform/names.ts';
+import { Storage } from '../platform/storage.ts';
+import {
+  credentialProviderFromSource,
+  secretSource,
+  staticCredentialProvider,
+  type CredentialProvider,
+  type SecretSource,
+} from '../platform/credentials.ts';
+import { createCycleCloudClient, type CycleCloudClient } from '../cyclecloud/client.ts';
+import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
+import { SnapshotStore } from '../snapshots/store.ts';
+import { CapacityMemory } from '../snapshots/capacity-store.ts';
+import { getFreshSnapshot } from '../snapshots/capture.ts';
+import { statusView } from '../snapshots/snapshot.ts';
+import { createTracker, type Tracker } from '../tracking/tracker.ts';
+import { createCallbackSender, type CallbackSender } from '../tracking/callbacks.ts';
+import { plan } from '../planning/planner.ts';
+import { queueDepthFrom, type HttpDeps } from '../http/deps.ts';
+import type { TrackerApi } from '../tracking/types.ts';
+import type { ClusterSnapshot } from '../snapshots/model.ts';
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  names: StorageNames;
+  storage: Storage;
+  cyclecloud: CycleCloudClient;
+  snapshots: SnapshotStore;
+  capacity: CapacityMemory;
+  tracker: Tracker;
+  callbacks: CallbackSender;
+  pipeline: RequestPipeline;
+  http: HttpDeps;
+  /** The clusters the snapshot timer covers. */
+  clusters: readonly string[];
+  /** The latest stored snapshot, or a live one when it is older than the bound; null when CycleCloud cannot be read. */
+  freshSnapshot(cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null>;
+  close(): Promise<void>;
+}
+
+export interface CreateServicesOptions {
+  mode: ConfigMode;
+  now?: () => number;
+  logger?: Logger;
+}
+
+/** Builds the services from an environment (app settings). Creates missing tables and queues. */
+export async function createServices(env: Record<string, string | undefined>, options: CreateServicesOptions): Promise<Services> {
+  const config = loadConfig(env, { mode: options.mode });
+  const now = options.now ?? Date.now;
+  const logger = options.logger ?? createLogger();
+  if (!config.storage) throw new Error('AzureWebJobsStorage is not set (the local host sets it when it starts azurite)');
+  if (!config.cycleCloudUrl) throw new Error('CYCLECLOUD_URL is not set (the local host sets it when it starts the simulator)');
+
+  const names = storageNames({ prefix: config.storagePrefix, scaleQueue: config.scaleRequestsQueue });
+  const storage = await Storage.connect(config.storage);
+  await storage.ensure({
+    tables: [names.requestsTable, names.snapshotsTable, names.operationsTable, names.capacityTable, names.stateTable],
+    queues: [names.scaleQueue, names.trackerQueue, names.callbackQueue],
+  });
+
+  let secrets: SecretSource | undefined;
+  const vault = (): SecretSource => {
+    if (!config.keyVaultUrl) throw new Error('KEY_VAULT_URL is not set');
+    secrets ??= secretSource({ vaultUrl: config.keyVaultUrl, ...(config.azureClientId ? { managedIdentityClientId: config.azureClientId } : {}) });
+    return secrets;
+  };
+  const creds = config.cycleCloudCredentials;
+  let credentials: CredentialProvider;
+  if (creds.kind === 'keyVault') credentials = credentialProviderFromSource(vault(), creds.secretName);
+  else if (creds.kind === 'settings') credentials = staticCredentialProvider({ username: creds.username, password: creds.password });
+  else throw new Error('CycleCloud credentials are not set (CYCLECLOUD_USERNAME/CYCLECLOUD_PASSWORD or KEY_VAULT_URL)');
+
+  if (config.cycleCloudTlsInsecure) logger.warn('CYCLECLOUD_TLS_INSECURE=true: CycleCloud certificates are not verified');
+  const cyclecloud = createCycleCloudClient({
+    baseUrl: config.cycleCloudUrl,
+    credentials,
+    ...(config.cycleCloudCaPem ? { caPem: config.cycleCloudCaPem } : {}),
+    insecure: config.cycleCloudTlsInsecure,
+    logger,
+    now,
+  });
+
+  const signingSecret = async (): Promise<string | undefined> => {
+    if (config.signingSecret) return config.signingSecret;
+    if (config.signingSecretName) return vault().getSecret(config.signingSecretName);
+    return undefined;
+  };
+
+  const snapshots = new SnapshotStore(storage, names, {
+    now,
+    historySize: config.snapshotHistory,
+    failureThreshold: config.snapshotStaleAfterFailures,
+  });
+  const capacity = new CapacityMemory(storage, names, {
+    policy: { minMs: config.capacityBackoffMinMs, maxMs: config.capacityBackoffMaxMs },
+  });
+
+  // The tracker and the pipeline refer to each other (submission hands operations to the tracker;
+  // the tracker reads and writes the ledger the pipeline owns): bind through a late reference.
+  let trackerRef: Tracker | undefined;
+  const trackerProxy: TrackerApi = { start: (t) => trackerRef!.start(t) };
+
+  const freshSnapshot = async (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> => {
+    try {
+      return await getFreshSnapshot({ cyclecloud, store: snapshots, logger: logger.child({ cluster }), now }, cluster, maxAgeMs);
+    } catch (error) {
+      // CycleCloud cannot be read now: plan on the stored snapshot if there is one (the planner
+      // refuses it when it is too old, and the request waits with that reason), else wait.
+      logger.warn('live snapshot failed; using the stored one', { cluster, error });
+      return snapshots.latest(cluster);
+    }
+  };
+
+  const pipeline = createRequestPipeline({
+    storage,
+    names,
+    cyclecloud,
+    tracker: trackerProxy,
+    snapshots: { getFresh: freshSnapshot },
+    capacity,
+    config: {
+      pausedBySetting: config.scaleOutPaused,
+      deadlineMs: config.requestDeadlineMs,
+      maxReplanAttempts: config.maxReplanAttempts,
+      snapshotMaxAgeMs: config.snapshotMaxAgeMs,
+      planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
+    },
+    now,
+  });
+
+  const callbacks = createCallbackSender({ storage, names, ledger: pipeline.ledger, signingSecret, now, logger });
+  const tracker = createTracker({
+    cyclecloud,
+    storage,
+    names,
+    ledger: pipeline.ledger,
+    now,
+    callbacks,
+    capacity,
+    logger,
+    config: {
+      pollMinMs: config.trackerPollMinMs,
+      pollMaxMs: config.trackerPollMaxMs,
+      bootTimeoutMs: config.bootTimeoutMs,
+      terminateOnBootTimeout: config.terminateOnBootTimeout,
+      maxReplanAttempts: config.maxReplanAttempts,
+    },
+  });
+  trackerRef = tracker;
+
+  const clusters = config.cycleCloudClusters ?? [];
+  const http: HttpDeps = {
+    now,
+    logger,
+    submitRequest: (m) => pipeline.submitRequest(m),
+    ledger: pipeline.ledger,
+    state: pipeline.state,
+    snapshots,
+    capacity,
+    plan,
+    planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
+    statusView: (s, nowMs, o) => statusView(s, nowMs, o),
+    configuredClusters: () => clusters,
+    queueDepth: queueDepthFrom(storage),
+    queues: { scaleQueue: names.scaleQueue, scalePoisonQueue: names.scalePoisonQueue },
+    signingSecret,
+  };
+
+  return {
+    config,
+    logger,
+    names,
+    storage,
+    cyclecloud,
+    snapshots,
+    capacity,
+    tracker,
+    callbacks,
+    pipeline,
+    http,
+    clusters,
+    freshSnapshot,
+    close: () => cyclecloud.close(),
+  };
+}
+
+let shared: Promise<Services> | undefined;
+
+/**
+ * The process-wide services, built on first use from `process.env`. `SCALER_MODE=local` (set by the
+ * local host) relaxes what only the local host can default; anything else is Azure.
+ */
+export function services(): Promise<Services> {
+  shared ??= createServices(process.env, { mode: process.env.SCALER_MODE === 'local' ? 'local' : 'azure' });
+  // A failed build (Key Vault down, bad setting) must not stick: the next invocation tries again.
+  shared.catch(() => {
+    shared = undefined;
+  });
+  return shared;
+}
+
+/** Tests only: forget the process-wide services. */
+export function resetServices(): void {
+  shared = undefined;
+}
