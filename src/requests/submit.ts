@@ -127,6 +127,12 @@ interface Ctx {
   cluster: string;
   cfg: Required<Omit<SubmitConfig, 'planOptions'>> & { planOptions?: PlanOptions };
   consumedWakeAtMs?: number;
+  /**
+   * Buckets (`nodearray\u0000machinetype`) this run recorded a partial gang for. The failure is
+   * remembered for everyone else, but this run's immediate re-plan may still try ANOTHER group of
+   * the same bucket: a placement group that could not grow says little about a fresh one.
+   */
+  gangFailures: Set<string>;
 }
 
 class ClaimLost extends Error {}
@@ -152,6 +158,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
     requestId,
     cluster: entry.record.cluster,
     ...(options.consumedWakeAtMs !== undefined ? { consumedWakeAtMs: options.consumedWakeAtMs } : {}),
+    gangFailures: new Set(),
     cfg: {
       maxReplanAttempts: c.maxReplanAttempts ?? 3,
       snapshotMaxAgeMs: c.snapshotMaxAgeMs ?? 120_000,
@@ -207,7 +214,9 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     const takenAtMs = Date.parse(snapshot.takenAt);
     const [inFlight, backoffs] = await Promise.all([
       deps.ledger.inFlight(ctx.cluster, Number.isFinite(takenAtMs) ? takenAtMs : 0),
-      deps.capacity.active(ctx.cluster, nowMs),
+      Promise.resolve(deps.capacity.active(ctx.cluster, nowMs)).then((list) =>
+        list.filter((b) => !ctx.gangFailures.has(bucketKey(b.nodearray, b.machineType))),
+      ),
     ]);
     const generation = entry.attempts.reduce((m, a) => Math.max(m, a.generation + 1), 0);
     const plan = (deps.plan ?? defaultPlan)({
@@ -463,6 +472,8 @@ async function lookupCreate(ctx: Ctx, attempt: SubmissionAttempt): Promise<Submi
   };
 }
 
+const bucketKey = (nodearray: string, machineType: string): string => `${nodearray}\u0000${machineType.toLowerCase()}`;
+
 const colocatedSet = (request: ScaleRequest, s: SubmissionAttempt['sets'][number]): boolean =>
   s.placementGroupId !== null && s.demands.some((d) => request.demands[d.index]?.colocated === true || request.demands[d.index]?.placementGroupId !== undefined);
 
@@ -519,6 +530,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
       }
       const reason = `CycleCloud added only ${added} of ${s.count} nodes to placement group ${s.placementGroupId} (${s.nodearray}/${s.machineType})${said}; ${added > 0 ? 'the partial set is terminated and ' : ''}the demand is re-planned`;
       await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `placement group ${s.placementGroupId}: CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
+      ctx.gangFailures.add(bucketKey(s.nodearray, s.machineType));
       const ccTerminate = compensationRequestId(ctx.requestId, a.generation);
       current = await update(ctx, (e) => {
         let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, reason }, deps.now());

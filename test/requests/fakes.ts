@@ -6,6 +6,7 @@ import type { TrackerApi, TrackStart } from '../../src/tracking/types.ts';
 import type { CapacityFailure, CapacityMemoryApi, QueueSender, SnapshotSource } from '../../src/requests/submit.ts';
 import type { IntakeState } from '../../src/requests/intake.ts';
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
+import type { CapacityBackoff } from '../../src/planning/types.ts';
 
 /** What the next create (or terminate) call suffers. */
 export type Fault =
@@ -180,8 +181,12 @@ export class FakeState implements IntakeState {
 
 export class FakeCapacity implements CapacityMemoryApi {
   readonly failures: CapacityFailure[] = [];
-  active() {
-    return [];
+  /** How long a recorded failure keeps its bucket in backoff (0 = never, the default). */
+  backoffMs = 0;
+  active(_cluster: string, nowMs: number): CapacityBackoff[] {
+    return this.failures
+      .filter((f) => (f.failedAtMs ?? 0) + this.backoffMs > nowMs)
+      .map((f) => ({ nodearray: f.nodearray, machineType: f.machineType, untilMs: (f.failedAtMs ?? 0) + this.backoffMs, reason: f.reason }));
   }
   recordFailure(f: CapacityFailure): void {
     this.failures.push(f);

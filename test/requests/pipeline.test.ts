@@ -186,6 +186,8 @@ describe('scale requests: one create, exactly once', () => {
 describe('scale requests: shortfalls', () => {
   it('partial colocated add: terminates the partial set and re-plans into another group', async () => {
     const { cc, ledger, tracker, capacity, deliver } = await setup();
+    // the bucket's failure is remembered (for others) but this request still tries another group now
+    capacity.backoffMs = 5 * 60_000;
     cc.limitNext.set('mpi', 2);
     // Act
     await deliver(scale('gang-1', [{ nodearray: 'mpi', count: 4, colocated: true }]));
@@ -204,6 +206,7 @@ describe('scale requests: shortfalls', () => {
     expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
     expect(tracker.starts[1]!.nodeNames).toEqual(['mpi-1', 'mpi-2']);
     expect(capacity.failures).toHaveLength(1);
+    expect(capacity.active('hpc', T0 + 20_000).map((b) => b.machineType)).toEqual(['Standard_HB120rs_v3']);
     expect(capacity.failures[0]!.reason).toContain(bodies[0]!.sets[0]!.placementGroupId);
   });
 
