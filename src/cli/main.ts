@@ -1,0 +1,334 @@
+/**
+ * `ccscale`: the operator CLI over the HTTP API (CONTRACT §4).
+ *
+ *   ccscale submit --cluster hpc --nodearray ondemand --count 4 [--machine-type T]… [--colocated] [--watch]
+ *   ccscale submit --file request.json [--watch]
+ *   ccscale status <requestId>        ccscale watch <requestId> [--interval 2000] [--timeout s]
+ *   ccscale plan  (same flags as submit) ccscale terminate --cluster hpc --name n1 [--id …] [--filter …]
+ *   ccscale clusters [cluster…]       ccscale health        ccscale pause | resume
+ *
+ * Every command takes `--url` (default `$SCALER_URL` or http://127.0.0.1:7071), `--key` (default
+ * `$SCALER_KEY`) and `--json` (machine-readable output on stdout; errors as `{"error":…}` on stderr).
+ * Exit codes: 0 success / fulfilled; 1 the request ended failed, rejected or partially_fulfilled
+ * (also `health` when degraded, `watch --timeout` when time ran out); 2 usage errors; 3 the API
+ * refused the call or could not be reached.
+ */
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
+import type { Accepted } from '../http/schemas.ts';
+import { CliError, EXIT, ScalerClient } from './client.ts';
+import { painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
+import { exitCodeFor, watchRequest } from './watch.ts';
+
+/** Default API base URL: the local host (`npm start`). */
+export const DEFAULT_URL = 'http://127.0.0.1:7071';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  env: Record<string, string | undefined>;
+  /** Source of `--file -`. Default process.stdin. */
+  stdin?: NodeJS.ReadableStream;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface GlobalOptions {
+  url?: string;
+  key?: string;
+  json?: boolean;
+}
+
+interface RequestFlags {
+  file?: string;
+  cluster?: string;
+  nodearray?: string;
+  count?: number;
+  machineType?: string[];
+  colocated?: boolean;
+  placementGroup?: string;
+  jobId?: string;
+  requestId?: string;
+  callbackUrl?: string;
+}
+
+interface TerminateFlags {
+  file?: string;
+  cluster?: string;
+  id?: string[];
+  name?: string[];
+  hostname?: string[];
+  ip?: string[];
+  filter?: string;
+  requestId?: string;
+  callbackUrl?: string;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function positiveInt(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return Number(value);
+  };
+}
+
+/** `cli-20261128T013500-a1b2c3`: readable, sortable, unique enough for one operator's requests. */
+export function generateRequestId(nowMs: number = Date.now()): string {
+  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  return `cli-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    if (path === '-') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of io.stdin ?? process.stdin) chunks.push(Buffer.from(chunk as Buffer));
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      text = await readFile(path, 'utf8');
+    }
+  } catch (error) {
+    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CliError('CLI_USAGE', `--file ${path} is not valid JSON`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError('CLI_USAGE', `--file ${path} must hold one JSON object (a request of CONTRACT §3)`);
+  return value as Record<string, unknown>;
+}
+
+/** Validates locally with the API's own schema, so a typo is a usage error naming the field. */
+function validated(message: Record<string, unknown>): Record<string, unknown> {
+  const parsed = parseRequestMessage(message);
+  if (parsed.ok) return message;
+  const lines = parsed.errors.map((e) => `  ${e.path || '(body)'}: ${e.message}`).join('\n');
+  throw new CliError('CLI_USAGE', `the request is invalid:\n${lines}`, { errors: parsed.errors });
+}
+
+async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Promise<Record<string, unknown>> {
+  const demandFlags = flags.nodearray !== undefined || flags.count !== undefined || flags.machineType || flags.colocated || flags.placementGroup || flags.jobId;
+  let message: Record<string, unknown>;
+  if (flags.file) {
+    if (demandFlags) throw new CliError('CLI_USAGE', `${command}: use either --file or the demand flags (--nodearray, --count, …), not both`);
+    message = await readJsonFile(flags.file, io);
+  } else {
+    if (!flags.cluster || !flags.nodearray || flags.count === undefined) {
+      throw new CliError('CLI_USAGE', `${command} needs --file <request.json>, or --cluster, --nodearray and --count`);
+    }
+    const demand: Record<string, unknown> = { nodearray: flags.nodearray, count: flags.count };
+    if (flags.machineType?.length) demand.machineTypes = flags.machineType;
+    if (flags.colocated) demand.colocated = true;
+    if (flags.placementGroup) demand.placementGroupId = flags.placementGroup;
+    if (flags.jobId) demand.jobId = flags.jobId;
+    message = { kind: 'scale', cluster: flags.cluster, demands: [demand] };
+  }
+  if (flags.cluster) message.cluster = flags.cluster;
+  if (flags.callbackUrl) message.callbackUrl = flags.callbackUrl;
+  if (flags.requestId) message.requestId = flags.requestId;
+  message.requestId ??= generateRequestId();
+  return validated(message);
+}
+
+async function terminateMessage(flags: TerminateFlags, io: CliIo): Promise<Record<string, unknown>> {
+  const message: Record<string, unknown> = flags.file ? await readJsonFile(flags.file, io) : {};
+  message.kind ??= 'terminate';
+  if (flags.cluster) message.cluster = flags.cluster;
+  if (flags.id?.length) message.ids = flags.id;
+  if (flags.name?.length) message.names = flags.name;
+  if (flags.hostname?.length) message.hostnames = flags.hostname;
+  if (flags.ip?.length) message.ipAddresses = flags.ip;
+  if (flags.filter) message.filter = flags.filter;
+  if (flags.callbackUrl) message.callbackUrl = flags.callbackUrl;
+  if (flags.requestId) message.requestId = flags.requestId;
+  if (!message.cluster) throw new CliError('CLI_USAGE', 'terminate needs --cluster (or a --file that names it)');
+  message.requestId ??= generateRequestId();
+  return validated(message);
+}
+
+function addRequestFlags(cmd: Command): Command {
+  return cmd
+    .option('-f, --file <path>', 'the request as JSON (CONTRACT §3); "-" reads stdin')
+    .option('-c, --cluster <name>', 'CycleCloud cluster')
+    .option('-n, --nodearray <name>', 'nodearray of the demand')
+    .option('--count <n>', 'nodes to add', positiveInt('--count'))
+    .option('-m, --machine-type <type>', 'acceptable machine type, in order of preference (repeatable)', collect)
+    .option('--colocated', 'all nodes in one placement group (tightly coupled) or none')
+    .option('--placement-group <id>', 'explicit placement group (implies --colocated)')
+    .option('--job-id <id>', 'scheduler job id carried into logs and status')
+    .option('--request-id <id>', 'idempotency key (default: generated)')
+    .option('--callback-url <url>', 'https URL that receives the final record');
+}
+
+function addWatchFlags(cmd: Command): Command {
+  return cmd
+    .option('--interval <ms>', 'poll interval in milliseconds', positiveInt('--interval'), 2000)
+    .option('--timeout <seconds>', 'stop watching after this many seconds (exit 1)', positiveInt('--timeout'));
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const paint: Paint = painter(useColour(io.stdout.isTTY, io.env));
+  const out = (text: string) => io.stdout.write(`${text}\n`);
+  let exitCode: number = EXIT.ok;
+  let jsonMode = argv.includes('--json');
+
+  const program = new Command('ccscale')
+    .description('Operate the CycleCloud scaler through its HTTP API')
+    .addOption(new Option('--url <url>', `scaler base URL (default: $SCALER_URL or ${DEFAULT_URL})`))
+    .addOption(new Option('--key <key>', 'function key (default: $SCALER_KEY)'))
+    .option('--json', 'machine-readable JSON on stdout')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  const context = (cmd: Command) => {
+    const g = cmd.optsWithGlobals<GlobalOptions>();
+    jsonMode = Boolean(g.json);
+    const client = new ScalerClient({
+      baseUrl: g.url ?? io.env.SCALER_URL ?? DEFAULT_URL,
+      ...((g.key ?? io.env.SCALER_KEY) ? { key: g.key ?? io.env.SCALER_KEY } : {}),
+      ...(io.fetch ? { fetch: io.fetch } : {}),
+    });
+    return { client, json: jsonMode };
+  };
+
+  const watchOptions = (json: boolean, flags: { interval?: number; timeout?: number }) => ({
+    json,
+    tty: Boolean(io.stdout.isTTY),
+    paint,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    intervalMs: flags.interval ?? 2000,
+    ...(flags.timeout ? { timeoutMs: flags.timeout * 1000 } : {}),
+    ...(io.sleep ? { sleep: io.sleep } : {}),
+  });
+
+  /** After a 202: print where to follow it, or follow it (`--watch`) and answer how it ended. */
+  const accepted = async (client: ScalerClient, body: Accepted, json: boolean, flags: { watch?: boolean; interval?: number; timeout?: number }): Promise<number> => {
+    if (!flags.watch) {
+      if (json) out(JSON.stringify(body));
+      else out(`accepted ${body.requestId} (${body.state})\nstatus: ${body.statusUrl}\nfollow: ccscale watch ${body.requestId}`);
+      return EXIT.ok;
+    }
+    // With --json only the final record goes to stdout, so scripts get one JSON document.
+    if (!json) out(`accepted ${body.requestId} (${body.state})`);
+    return watchRequest(client, body.requestId, watchOptions(json, flags));
+  };
+
+  addWatchFlags(
+    addRequestFlags(program.command('submit').description('submit a scale request (flags for one demand, or --file)')).option('-w, --watch', 'follow the request until it is final'),
+  ).action(async (flags: RequestFlags & { watch?: boolean; interval?: number; timeout?: number }, cmd: Command) => {
+    const { client, json } = context(cmd);
+    const message = await scaleMessage(flags, io, 'submit');
+    exitCode = await accepted(client, (await client.submit(message)).body, json, flags);
+  });
+
+  program
+    .command('status')
+    .description('show a request: state, demands, operations, nodes')
+    .argument('<requestId>')
+    .action(async (requestId: string, _flags: unknown, cmd: Command) => {
+      const { client, json } = context(cmd);
+      const { body } = await client.record(requestId);
+      out(json ? JSON.stringify(body) : renderRecord(body, paint));
+      exitCode = FINAL_STATES.has(body.state) ? exitCodeFor(body) : EXIT.ok;
+    });
+
+  addWatchFlags(program.command('watch').description('follow a request until it is final (exit 0 fulfilled, 1 otherwise)').argument('<requestId>')).action(
+    async (requestId: string, flags: { interval?: number; timeout?: number }, cmd: Command) => {
+      const { client, json } = context(cmd);
+      exitCode = await watchRequest(client, requestId, watchOptions(json, flags));
+    },
+  );
+
+  addRequestFlags(program.command('plan').description('explain what a scale request would create, and why; creates nothing')).action(
+    async (flags: RequestFlags, cmd: Command) => {
+      const { client, json } = context(cmd);
+      const message = await scaleMessage(flags, io, 'plan');
+      const { body } = await client.plan(message);
+      out(json ? JSON.stringify(body) : renderPlan(body, paint));
+    },
+  );
+
+  addWatchFlags(
+    program
+      .command('terminate')
+      .description('terminate nodes (at least one of --id, --name, --hostname, --ip, --filter)')
+      .option('-f, --file <path>', 'the terminate request as JSON; "-" reads stdin')
+      .option('-c, --cluster <name>', 'CycleCloud cluster')
+      .option('--id <id>', 'node id (repeatable)', collect)
+      .option('--name <name>', 'node name (repeatable)', collect)
+      .option('--hostname <host>', 'hostname (repeatable)', collect)
+      .option('--ip <address>', 'IP address (repeatable)', collect)
+      .option('--filter <expr>', 'CycleCloud node filter expression')
+      .option('--request-id <id>', 'idempotency key (default: generated)')
+      .option('--callback-url <url>', 'https URL that receives the final record')
+      .option('-w, --watch', 'follow the request until it is final'),
+  ).action(async (flags: TerminateFlags & { watch?: boolean; interval?: number; timeout?: number }, cmd: Command) => {
+    const { client, json } = context(cmd);
+    const message = await terminateMessage(flags, io);
+    exitCode = await accepted(client, (await client.terminate(message)).body, json, flags);
+  });
+
+  program
+    .command('clusters')
+    .description('latest snapshot per cluster: buckets, available/active/max, placement groups')
+    .argument('[cluster...]', 'clusters to show (default: every cluster health knows)')
+    .action(async (names: string[], _flags: unknown, cmd: Command) => {
+      const { client, json } = context(cmd);
+      let clusters = names;
+      if (!clusters.length) {
+        const { body } = await client.health();
+        clusters = body.clusters.filter((c) => c.takenAt !== null).map((c) => c.cluster);
+      }
+      const statuses = [];
+      for (const c of clusters) statuses.push((await client.clusterStatus(c)).body);
+      if (json) out(JSON.stringify(statuses));
+      else out(statuses.length ? statuses.map((s) => renderCluster(s, paint)).join('\n\n') : 'no cluster has been snapshotted yet');
+    });
+
+  program
+    .command('health')
+    .description('storage, snapshot ages, queue depth, poison and rejected counts (exit 1 when degraded)')
+    .action(async (_flags: unknown, cmd: Command) => {
+      const { client, json } = context(cmd);
+      const { body } = await client.health();
+      out(json ? JSON.stringify(body) : renderHealth(body, paint));
+      exitCode = body.status === 'ok' ? EXIT.ok : EXIT.requestFailed;
+    });
+
+  for (const action of ['pause', 'resume'] as const) {
+    program
+      .command(action)
+      .description(action === 'pause' ? 'hold scale-out (requests are still accepted and wait)' : 'resume scale-out')
+      .action(async (_flags: unknown, cmd: Command) => {
+        const { client, json } = context(cmd);
+        const { body } = await client.scaleOut(action);
+        out(json ? JSON.stringify(body) : `scale-out is ${body.paused ? 'paused' : 'running'}`);
+      });
+  }
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are not failures; everything else commander refuses is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof CliError) {
+      if (jsonMode) io.stderr.write(`${JSON.stringify(error.toJSON())}\n`);
+      else io.stderr.write(`${paint('red', 'error:')} ${error.message}\n`);
+      return error.exitCode;
+    }
+    io.stderr.write(`error: ${(error as Error).message}\n`);
+    return EXIT.http;
+  }
+}

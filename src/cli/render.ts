@@ -1,0 +1,137 @@
+/**
+ * Human output of the CLI: tables (cli-table3) and colours (node:util styleText), colours only
+ * when the output is a terminal and `NO_COLOR` is not set.
+ */
+import { styleText } from 'node:util';
+import Table from 'cli-table3';
+import type { ClusterStatus, Health, PlanResponse } from '../http/schemas.ts';
+import type { RequestRecord, RequestState } from '../requests/schemas.ts';
+
+type Colour = 'bold' | 'dim' | 'green' | 'red' | 'yellow' | 'cyan';
+export type Paint = (colour: Colour, text: string) => string;
+
+/** Colours when `enabled`; otherwise the text unchanged. */
+export function painter(enabled: boolean): Paint {
+  // The decision is ours (TTY and NO_COLOR, see `useColour`), so styleText must not second-guess it.
+  return enabled ? (colour, text) => styleText(colour, text, { validateStream: false }) : (_colour, text) => text;
+}
+
+/** Colours only on a terminal, and never when `NO_COLOR` is set to anything non-empty (no-color.org). */
+export function useColour(isTTY: boolean | undefined, env: Record<string, string | undefined>): boolean {
+  return Boolean(isTTY) && !env.NO_COLOR;
+}
+
+export function paintState(paint: Paint, state: RequestState | string): string {
+  if (state === 'fulfilled') return paint('green', state);
+  if (state === 'failed' || state === 'rejected') return paint('red', state);
+  if (state === 'partially_fulfilled') return paint('yellow', state);
+  return paint('cyan', state);
+}
+
+function table(head: string[], paint: Paint): Table.Table {
+  // Borders and heads are styled by us (or not at all): cli-table3's own colours ignore NO_COLOR.
+  return new Table({ head: head.map((h) => paint('bold', h)), style: { head: [], border: [] } });
+}
+
+const dash = (v: string | number | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : String(v));
+
+/** Nodes of a request counted by CycleCloud status, in a stable order. */
+export function nodesPerState(record: Pick<RequestRecord, 'nodes'>): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const n of record.nodes) counts.set(n.status, (counts.get(n.status) ?? 0) + 1);
+  return [...counts.entries()].sort(([a], [b]) => a.localeCompare(b));
+}
+
+export function progressOf(record: Pick<RequestRecord, 'demands'>): { ready: number; requested: number } {
+  return record.demands.reduce((acc, d) => ({ ready: acc.ready + d.ready, requested: acc.requested + d.requested }), { ready: 0, requested: 0 });
+}
+
+/** `Acquiring 2, Ready 4` or `no nodes yet`. */
+export function nodesSummary(record: Pick<RequestRecord, 'nodes'>): string {
+  const counts = nodesPerState(record);
+  return counts.length ? counts.map(([s, n]) => `${s} ${n}`).join(', ') : 'no nodes yet';
+}
+
+/** One line: `job-4711 submitted  ready 2/6  nodes: Acquiring 4, Ready 2`. */
+export function progressLine(record: RequestRecord, paint: Paint): string {
+  const { ready, requested } = progressOf(record);
+  const readyPart = requested > 0 ? `  ready ${ready}/${requested}` : '';
+  return `${record.requestId} ${paintState(paint, record.state)}${readyPart}  nodes: ${nodesSummary(record)}${record.reason ? `  (${record.reason})` : ''}`;
+}
+
+/** `status <requestId>`: the record as a summary and tables. */
+export function renderRecord(record: RequestRecord, paint: Paint): string {
+  const out: string[] = [];
+  const summary = table(['request', 'cluster', 'kind', 'state', 'created', 'updated'], paint);
+  summary.push([record.requestId, record.cluster, record.kind, paintState(paint, record.state), record.createdAt, record.updatedAt]);
+  out.push(summary.toString());
+  if (record.reason) out.push(`reason: ${record.reason}`);
+  for (const e of record.errors ?? []) out.push(paint('red', `  ${e.path || '(body)'}: ${e.message}`));
+  if (record.demands.length) {
+    const demands = table(['demand', 'requested', 'created', 'ready', 'machine type', 'placement group', 'reason'], paint);
+    for (const d of record.demands) demands.push([d.index, d.requested, d.created, d.ready, dash(d.machineType), dash(d.placementGroupId), dash(d.reason)]);
+    out.push(demands.toString());
+  }
+  if (record.operations.length) {
+    const ops = table(['operation', 'CycleCloud requestId', 'action', 'state'], paint);
+    for (const o of record.operations) ops.push([o.operationId, o.cycleCloudRequestId, dash(o.action), o.state]);
+    out.push(ops.toString());
+  }
+  out.push(`nodes: ${nodesSummary(record)}`);
+  return out.join('\n');
+}
+
+/** `plan`: the sets CycleCloud would receive and, per demand, why. */
+export function renderPlan(plan: PlanResponse, paint: Paint): string {
+  const out: string[] = [`cluster ${plan.cluster}, snapshot taken ${plan.snapshotTakenAt}`];
+  if (plan.paused) out.push(paint('yellow', 'scale-out is paused: this plan would wait until resumed'));
+  if (plan.sets.length) {
+    const sets = table(['set', 'nodearray', 'machine type', 'bucket', 'placement group', 'count', 'demands'], paint);
+    plan.sets.forEach((s, i) => sets.push([i, s.nodearray, s.machineType, s.bucketId, dash(s.placementGroupId), s.count, s.demands.map((d) => `#${d.index}×${d.count}`).join(' ')]));
+    out.push(sets.toString());
+  } else {
+    out.push(paint('yellow', 'nothing would be created now'));
+  }
+  const demands = table(['demand', 'requested', 'planned', 'status', 'bound by', 'reason'], paint);
+  for (const d of plan.demands) {
+    const status = d.status === 'placed' ? paint('green', d.status) : d.status === 'rejected' ? paint('red', d.status) : paint('yellow', d.status);
+    demands.push([d.index, d.requested, d.planned, status, dash(d.boundBy), dash(d.reason)]);
+  }
+  out.push(demands.toString());
+  return out.join('\n');
+}
+
+/** `clusters`: buckets with available/active/max and their placement groups. */
+export function renderCluster(status: ClusterStatus, paint: Paint): string {
+  const age = `${status.ageSeconds} s old`;
+  const head = `${paint('bold', status.cluster)}  snapshot ${status.takenAt} (${status.stale ? paint('red', `${age}, STALE`) : age})`;
+  const t = table(['nodearray', 'bucket', 'machine type', 'vCPU', 'IB', 'available/active/max', 'PG size', 'placement groups'], paint);
+  for (const na of status.nodearrays) {
+    for (const b of na.buckets) {
+      const machine = b.valid ? b.machineType : `${b.machineType} ${paint('red', '(invalid)')}`;
+      const groups = b.placementGroups.length ? b.placementGroups.map((g) => `${g.name}:${g.activeCount}`).join(', ') : '-';
+      t.push([na.name, b.bucketId, machine, b.vcpuCount, b.infiniband ? 'yes' : 'no', `${b.availableCount}/${b.activeCount}/${b.maxCount}`, b.maxPlacementGroupSize, groups]);
+    }
+  }
+  return `${head}\n${t.toString()}`;
+}
+
+export function renderHealth(health: Health, paint: Paint): string {
+  const status = health.status === 'ok' ? paint('green', 'ok') : paint('red', 'degraded');
+  const lines = [
+    `status: ${status}`,
+    `storage: ${health.storage.reachable ? 'reachable' : paint('red', 'unreachable')}`,
+    `queue ${health.queue.name}: ${dash(health.queue.depth)} message(s)`,
+    `poison ${health.poison.name}: ${dash(health.poison.count)} message(s)`,
+    `rejected messages: ${dash(health.rejectedMessages)}`,
+    `scale-out: ${health.paused === null ? 'unknown' : health.paused ? paint('yellow', 'paused') : 'running'}`,
+  ];
+  if (health.clusters.length) {
+    const t = table(['cluster', 'snapshot taken', 'age (s)', 'stale', 'consecutive failures'], paint);
+    for (const c of health.clusters) t.push([c.cluster, dash(c.takenAt), dash(c.ageSeconds), c.stale ? paint('red', 'yes') : 'no', c.consecutiveFailures]);
+    lines.push(t.toString());
+  } else {
+    lines.push('no clusters yet');
+  }
+  return lines.join('\n');
+}

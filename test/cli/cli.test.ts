@@ -1,0 +1,312 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RequestRecord, RequestState } from '../../src/requests/schemas.ts';
+import { painter, useColour } from '../../src/cli/render.ts';
+import { generateRequestId } from '../../src/cli/main.ts';
+import { fakeDeps, recordFor, scaleBody, type FakeWorld } from '../http/fakes.ts';
+import { startFakeApi, TEST_KEY, type FakeApi } from './api-server.ts';
+
+const BIN = resolve(import.meta.dirname, '../../bin/ccscale.mjs');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/ccscale.mjs …` as a child process (asynchronously: the fake API lives in this process). */
+function runCli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((done) => {
+    execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A record of `requested` nodes with `ready` of them Ready and the rest Acquiring. */
+function progressRecord(state: RequestState, requested: number, ready: number, reason: string | null = null): RequestRecord {
+  const base = recordFor({ kind: 'scale', requestId: 'job-7', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: requested }] }, Date.parse('2026-11-28T01:00:00Z'));
+  const created = state === 'queued' ? 0 : requested;
+  return {
+    ...base,
+    state,
+    reason,
+    demands: [{ ...base.demands[0]!, created, ready, machineType: 'Standard_HC44rs', placementGroupId: 'pg-7', reason }],
+    operations: state === 'queued' ? [] : [{ operationId: 'op-1', cycleCloudRequestId: 'job-7-g0', state: FINAL(state) ? 'done' : 'pending' }],
+    nodes: Array.from({ length: created }, (_, i) => ({ name: `ondemand-${i + 1}`, id: `n${i}`, status: i < ready ? 'Ready' : state === 'failed' ? 'Failed' : 'Acquiring', demand: 0 })),
+  };
+}
+const FINAL = (s: RequestState) => ['fulfilled', 'failed', 'rejected', 'partially_fulfilled'].includes(s);
+
+/** Each GET of the record returns the next step; the last one repeats. */
+function scripted(world: FakeWorld, steps: RequestRecord[]): (id: string) => Promise<RequestRecord | null> {
+  let i = 0;
+  return async (id) => {
+    if (id !== 'job-7') return world.records.get(id)?.record ?? null;
+    return steps[Math.min(i++, steps.length - 1)]!;
+  };
+}
+
+let api: FakeApi | undefined;
+let dir: string;
+const auth = () => ['--url', api!.url, '--key', TEST_KEY];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ccscale-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await api?.close();
+  api = undefined;
+});
+
+async function serve(over: Parameters<typeof fakeDeps>[0] = {}, setup?: (world: FakeWorld) => void): Promise<FakeWorld> {
+  const { deps, world } = fakeDeps(over);
+  setup?.(world);
+  api = await startFakeApi(deps);
+  return world;
+}
+
+describe('ccscale watch', () => {
+  it('prints progress and exits 0 when the request is fulfilled', async () => {
+    // Prepare
+    const { deps, world } = fakeDeps();
+    deps.ledger.getRecord = scripted(world, [
+      progressRecord('queued', 4, 0),
+      progressRecord('submitted', 4, 0),
+      progressRecord('submitted', 4, 2),
+      progressRecord('fulfilled', 4, 4),
+    ]);
+    api = await startFakeApi(deps);
+    // Act
+    const run = await runCli(['watch', 'job-7', '--interval', '20', ...auth()]);
+    // Assess
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toEqual([
+      'job-7 queued  ready 0/4  nodes: no nodes yet',
+      'job-7 submitted  ready 0/4  nodes: Acquiring 4',
+      'job-7 submitted  ready 2/4  nodes: Acquiring 2, Ready 2',
+      'job-7 fulfilled  ready 4/4  nodes: Ready 4',
+      'job-7 ended fulfilled: 4/4 nodes ready',
+    ]);
+    // Not a TTY: no colour codes, no progress-bar control sequences.
+    expect(run.stdout).not.toMatch(/\u001b\[/);
+  });
+
+  it('exits 1 and says why when the request fails', async () => {
+    const { deps, world } = fakeDeps();
+    deps.ledger.getRecord = scripted(world, [progressRecord('submitted', 4, 1), progressRecord('failed', 4, 0, 'Standard_HC44rs has no capacity in westeurope')]);
+    api = await startFakeApi(deps);
+    const run = await runCli(['watch', 'job-7', '--interval', '20', ...auth()]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('job-7 ended failed: 0/4 nodes ready (Standard_HC44rs has no capacity in westeurope)');
+  });
+
+  it('prints only the final record with --json', async () => {
+    const { deps, world } = fakeDeps();
+    deps.ledger.getRecord = scripted(world, [progressRecord('submitted', 2, 0), progressRecord('partially_fulfilled', 2, 1, 'one node failed')]);
+    api = await startFakeApi(deps);
+    const run = await runCli(['watch', 'job-7', '--interval', '20', '--json', ...auth()]);
+    expect(run.code).toBe(1);
+    const record = JSON.parse(run.stdout) as RequestRecord;
+    expect(record).toMatchObject({ requestId: 'job-7', state: 'partially_fulfilled' });
+  });
+
+  it('stops after --timeout with exit 1', async () => {
+    const { deps, world } = fakeDeps();
+    deps.ledger.getRecord = scripted(world, [progressRecord('submitted', 2, 0)]);
+    api = await startFakeApi(deps);
+    const run = await runCli(['watch', 'job-7', '--interval', '200', '--timeout', '1', ...auth()]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('job-7 still submitted after 1 s; stopped watching');
+  });
+});
+
+describe('ccscale status', () => {
+  it('prints a readable table of the record', async () => {
+    const { deps, world } = fakeDeps();
+    deps.ledger.getRecord = scripted(world, [progressRecord('submitted', 4, 2)]);
+    api = await startFakeApi(deps);
+    const run = await runCli(['status', 'job-7', ...auth()]);
+    expect(run.code).toBe(0);
+    for (const text of ['request', 'job-7', 'submitted', 'demand', 'requested', 'Standard_HC44rs', 'pg-7', 'op-1', 'job-7-g0', 'nodes: Acquiring 2, Ready 2']) {
+      expect(run.stdout).toContain(text);
+    }
+    expect(run.stdout).toMatch(/┌|\+-/); // a drawn table, not a JSON dump
+  });
+
+  it('--json prints the record as JSON', async () => {
+    await serve({}, (world) => world.records.set('job-9', { record: progressRecord('fulfilled', 1, 1), hash: 'h' }));
+    const run = await runCli(['status', 'job-9', '--json', ...auth()]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ state: 'fulfilled' });
+  });
+
+  it('says what is not found (404, exit 3)', async () => {
+    await serve();
+    const run = await runCli(['status', 'nope', ...auth()]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('not found: no request with requestId "nope"');
+  });
+
+  it('explains a refused key (401, exit 3) without printing the key', async () => {
+    await serve();
+    const run = await runCli(['status', 'job-7', '--url', api!.url, '--key', 'wrong-key-0000']);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('the function key was refused: pass --key or set SCALER_KEY');
+    expect(run.stderr + run.stdout).not.toContain('wrong-key-0000');
+  });
+
+  it('takes the key from SCALER_KEY and the URL from SCALER_URL', async () => {
+    await serve({}, (world) => world.records.set('job-9', { record: progressRecord('queued', 1, 0), hash: 'h' }));
+    const run = await runCli(['status', 'job-9', '--json'], { SCALER_KEY: TEST_KEY, SCALER_URL: api!.url });
+    expect(run.code).toBe(0);
+    expect(api!.calls.at(-1)).toMatchObject({ path: '/api/scale-requests/job-9', keyed: true });
+  });
+
+  it('reports an unreachable API (exit 3) as JSON with --json', async () => {
+    const run = await runCli(['status', 'x', '--json', '--url', 'http://127.0.0.1:9', '--key', 'k']);
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stderr)).toMatchObject({ error: { code: 'CLI_NETWORK' } });
+  });
+});
+
+describe('ccscale submit', () => {
+  it('submits one demand from flags with a generated requestId', async () => {
+    const world = await serve();
+    const run = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '4', '-m', 'Standard_HC44rs', '-m', 'Standard_F32s_v2', '--colocated', '--json', ...auth()]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const accepted = JSON.parse(run.stdout) as { requestId: string; state: string; statusUrl: string };
+    expect(accepted.requestId).toMatch(/^cli-\d{8}T\d{6}-[0-9a-f]{6}$/);
+    expect(accepted.statusUrl).toBe(`${api!.url}/api/scale-requests/${accepted.requestId}`);
+    expect(world.submitted).toEqual([
+      { kind: 'scale', requestId: accepted.requestId, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 4, machineTypes: ['Standard_HC44rs', 'Standard_F32s_v2'], colocated: true }] },
+    ]);
+  });
+
+  it('submits a JSON file and follows it with --watch', async () => {
+    const { deps, world } = fakeDeps();
+    deps.ledger.getRecord = scripted(world, [progressRecord('submitted', 4, 3), progressRecord('fulfilled', 4, 4)]);
+    api = await startFakeApi(deps);
+    const file = join(dir, 'request.json');
+    await writeFile(file, JSON.stringify(scaleBody({ requestId: 'job-7' })));
+    const run = await runCli(['submit', '--file', file, '--watch', '--interval', '20', ...auth()]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('accepted job-7 (queued)');
+    expect(run.stdout).toContain('job-7 ended fulfilled: 4/4 nodes ready');
+    expect(world.submitted[0]).toMatchObject({ requestId: 'job-7', demands: [{ count: 4 }, { count: 2 }] });
+  });
+
+  it('refuses bad flags locally with exit 2 naming the field', async () => {
+    const world = await serve();
+    const missing = await runCli(['submit', '--cluster', 'hpc', ...auth()]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('submit needs --file <request.json>, or --cluster, --nodearray and --count');
+    const badId = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'x', '--count', '1', '--request-id', 'a b', ...auth()]);
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain('requestId: may contain only letters');
+    const badCount = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'x', '--count', 'many', ...auth()]);
+    expect(badCount.code).toBe(2);
+    expect(world.submitted).toHaveLength(0);
+  });
+
+  it('names a conflict (409, exit 3)', async () => {
+    await serve();
+    const args = ['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--request-id', 'dup-1', ...auth()];
+    expect((await runCli([...args, '--count', '1'])).code).toBe(0);
+    const again = await runCli([...args, '--count', '2']);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toContain('conflict: requestId "dup-1" already exists with a different body');
+  });
+});
+
+describe('ccscale terminate', () => {
+  it('sends a terminate request and shows the API\'s 400 naming the field', async () => {
+    const world = await serve();
+    const ok = await runCli(['terminate', '--cluster', 'hpc', '--name', 'ondemand-3', '--name', 'ondemand-4', '--request-id', 'drain-1', '--json', ...auth()]);
+    expect(ok.code).toBe(0);
+    expect(world.submitted).toEqual([{ kind: 'terminate', requestId: 'drain-1', cluster: 'hpc', names: ['ondemand-3', 'ondemand-4'] }]);
+    // A scale body in a terminate file passes the shared schema locally; the API's route refuses it.
+    const file = join(dir, 'scale-as-terminate.json');
+    await writeFile(file, JSON.stringify({ ...scaleBody(), kind: 'scale' }));
+    const refused = await runCli(['terminate', '--file', file, ...auth()]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('the scaler refused the request as invalid:\n  kind: must be "terminate"');
+  });
+});
+
+describe('ccscale plan, clusters, health', () => {
+  it('explains a plan as tables and as JSON', async () => {
+    await serve();
+    const args = ['plan', '--cluster', 'hpc', '--nodearray', 'mpi', '--count', '6', '--colocated', ...auth()];
+    const human = await runCli(args);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('nothing would be created now');
+    expect(human.stdout).toContain('rejected');
+    expect(human.stdout).toMatch(/maxPlacementGroupSize/i);
+    const json = await runCli([...args, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ cluster: 'hpc', demands: [{ status: 'rejected', code: 'PLAN_EXCEEDS_PLACEMENT_GROUP' }] });
+  });
+
+  it('says when the plan\'s cluster has no snapshot (404)', async () => {
+    await serve();
+    const run = await runCli(['plan', '--cluster', 'other', '--nodearray', 'x', '--count', '1', ...auth()]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('not found: cluster "other" has no snapshot yet');
+  });
+
+  it('shows buckets with available/active/max and placement groups', async () => {
+    await serve();
+    const run = await runCli(['clusters', ...auth()]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('available/active/max');
+    expect(run.stdout).toContain('60/4/64');
+    expect(run.stdout).toContain('pg-a:4');
+    const json = await runCli(['clusters', 'hpc', '--json', ...auth()]);
+    expect(JSON.parse(json.stdout)).toEqual([expect.objectContaining({ cluster: 'hpc', stale: false })]);
+  });
+
+  it('health exits 0 when ok and 1 when degraded', async () => {
+    const world = await serve();
+    const ok = await runCli(['health', '--url', api!.url]); // anonymous: no key needed
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('status: ok');
+    world.healths.set('hpc', { takenAt: '2026-11-28T01:00:00.000Z', ageSeconds: 900, consecutiveFailures: 5, stale: true });
+    const degraded = await runCli(['health', '--json', '--url', api!.url]);
+    expect(degraded.code).toBe(1);
+    expect(JSON.parse(degraded.stdout)).toMatchObject({ status: 'degraded' });
+  });
+
+  it('pauses and resumes scale-out', async () => {
+    const world = await serve();
+    expect((await runCli(['pause', ...auth()])).stdout).toContain('scale-out is paused');
+    expect(world.paused).toBe(true);
+    expect((await runCli(['resume', '--json', ...auth()])).stdout.trim()).toBe('{"paused":false}');
+  });
+});
+
+describe('colours and ids', () => {
+  it('colours only on a TTY and never with NO_COLOR', () => {
+    expect(useColour(true, {})).toBe(true);
+    expect(useColour(true, { NO_COLOR: '1' })).toBe(false);
+    expect(useColour(false, {})).toBe(false);
+    expect(useColour(undefined, {})).toBe(false);
+    expect(painter(true)('red', 'x')).toMatch(/\u001b\[31mx/);
+    expect(painter(false)('red', 'x')).toBe('x');
+  });
+
+  it('generates readable, distinct request ids that pass the schema', () => {
+    const a = generateRequestId(Date.parse('2026-11-28T01:35:00Z'));
+    expect(a).toMatch(/^cli-20261128T013500-[0-9a-f]{6}$/);
+    expect(generateRequestId()).not.toBe(generateRequestId());
+  });
+});
