@@ -159,6 +159,13 @@ export function terminateOutcome(status: string): NodeOutcome {
   return 'pending';
 }
 
+const CAPACITY_MESSAGE = /capacity|allocationfailed|skunotavailable|overconstrained|zonalallocationfailed|quota/i;
+
+/** Whether a failed node's StatusMessage says "no capacity here now" (Azure allocation errors). */
+export function isCapacityFailureMessage(message: string | null | undefined): boolean {
+  return CAPACITY_MESSAGE.test(message ?? '');
+}
+
 /** Whether a status is one the machine knows (for logging unknown values). */
 export function isKnownStatus(status: string): boolean {
   const s = status.trim().toLowerCase();

@@ -31,7 +31,7 @@ import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/led
 import { addOperation, applyNodeStates, closeDemand, isFinal, markCompensated, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
-import { DEFAULT_MACHINE_CONFIG, initialState, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
+import { DEFAULT_MACHINE_CONFIG, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
 import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from './types.ts';
 
@@ -84,6 +84,8 @@ export interface Tracker extends TrackerApi {
   sweep(nowMs: number, logger: Logger): Promise<number>;
   /** Wakes an operation now (reconciliation); false when it is final or a poll holds it. */
   wake(cluster: string, operationId: string): Promise<boolean>;
+  /** Asks the pipeline to look at a request again (`{ $scaler: 'continue' }` on the scale queue). */
+  sendContinue(requestId: string, reason: string): Promise<void>;
   readonly store: TrackerStore;
 }
 
@@ -97,8 +99,6 @@ export function trackerTerminateRequestId(requestId: string, generation: number,
   return `${requestId.slice(0, 80)}-${createHash('sha256').update(requestId).digest('hex').slice(0, 24)}${suffix}`;
 }
 
-/** Node failures that mean "no capacity here now" (Azure allocation errors surface in StatusMessage). */
-const CAPACITY_MESSAGE = /capacity|allocationfailed|skunotavailable|overconstrained|zonalallocationfailed|quota/i;
 
 function observe(n: NodeRecord): ObservedNode {
   return {
@@ -364,7 +364,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const prev = new Map(before.nodes.map((n) => [n.name, n.outcome]));
     const seen = new Set<string>();
     for (const n of after.nodes) {
-      if (n.outcome !== 'failed' || prev.get(n.name) === 'failed' || n.setIndex === null || !CAPACITY_MESSAGE.test(n.statusMessage ?? '')) continue;
+      if (n.outcome !== 'failed' || prev.get(n.name) === 'failed' || n.setIndex === null || !isCapacityFailureMessage(n.statusMessage)) continue;
       const set = after.sets[n.setIndex]!;
       const k = `${set.nodearray}|${set.machineType}`;
       if (seen.has(k)) continue;
@@ -490,5 +490,5 @@ export function createTracker(deps: TrackerDeps): Tracker {
     }
   }
 
-  return { start, handleTrackerMessage, sweep, wake, store };
+  return { start, handleTrackerMessage, sweep, wake, sendContinue, store };
 }
