@@ -1,0 +1,142 @@
+/**
+ * The request pipeline against the real CycleCloud client over HTTP and the simulator, with the
+ * ledger, snapshots and capacity memory on azurite: exactly-once under real faults.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Storage } from '../../src/platform/storage.ts';
+import { silentLogger } from '../../src/platform/log.ts';
+import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
+import { staticCredentialProvider } from '../../src/platform/credentials.ts';
+import { startSimulator } from '../../src/simulator/server.ts';
+import { SnapshotStore } from '../../src/snapshots/store.ts';
+import { getFreshSnapshot } from '../../src/snapshots/capture.ts';
+import { CapacityMemory } from '../../src/snapshots/capacity-store.ts';
+import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
+import { RequestLedger } from '../../src/requests/ledger.ts';
+import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { uniqueNames } from '../helpers/names.ts';
+import { FakeQueue, FakeState, FakeTracker } from './fakes.ts';
+
+type Handle = Awaited<ReturnType<typeof startSimulator>>;
+let handle: Handle;
+let sim: Handle['sim'];
+let storage: Storage;
+let seq = 0;
+
+beforeAll(async () => {
+  handle = await startSimulator({ port: 0, stepMs: 20 });
+  sim = handle.sim;
+  storage = Storage.fromConnectionString(inject('storageConnectionString'));
+});
+
+afterAll(async () => {
+  await handle?.close();
+});
+
+async function setup() {
+  const names = uniqueNames();
+  await storage.ensure({ tables: [names.requestsTable, names.snapshotsTable, names.capacityTable] });
+  const now = () => Date.now();
+  const cyclecloud = createCycleCloudClient({
+    baseUrl: handle.url,
+    credentials: staticCredentialProvider({ username: handle.username, password: handle.password }),
+    retry: { maxRetries: 1, baseDelayMs: 10, maxDelayMs: 50 },
+    headersTimeoutMs: 2000,
+    bodyTimeoutMs: 2000,
+  });
+  const store = new SnapshotStore(storage, names, { now });
+  const tracker = new FakeTracker();
+  const queue = new FakeQueue();
+  const ledger = new RequestLedger({ storage, names, now });
+  const deps: IntakeDeps = {
+    cyclecloud,
+    ledger,
+    snapshots: { getFresh: (cluster, maxAgeMs) => getFreshSnapshot({ cyclecloud, store, logger: silentLogger, now }, cluster, maxAgeMs) },
+    capacity: new CapacityMemory(storage, names),
+    tracker,
+    queue,
+    state: new FakeState(),
+    now,
+  };
+  const deliver = (message: unknown, dequeueCount = 1) =>
+    handleScaleQueueMessage(deps, message, { messageId: `sim-${++seq}`, dequeueCount, maxDequeueCount: 5, poisonQueue: names.scalePoisonQueue }, silentLogger);
+  return { deps, ledger, tracker, queue, deliver };
+}
+
+const createCalls = (requestId: string) =>
+  sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && JSON.stringify(c.body ?? '').includes(requestId));
+const nodesOf = (prefix: string) => sim.nodes('hpc').filter((n) => JSON.stringify(n).includes(prefix));
+
+function scale(requestId: string, demands: ScaleRequest['demands']): ScaleRequest {
+  return { kind: 'scale', requestId, cluster: 'hpc', demands };
+}
+
+describe('pipeline × simulator', () => {
+  it('several demands: one create call, sets grouped by placement group', async () => {
+    const { ledger, tracker, deliver } = await setup();
+    const id = `sim-multi-${seq}`;
+    await deliver(scale(id, [
+      { nodearray: 'mpi', count: 4, colocated: true },
+      { nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] },
+      { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] },
+    ]));
+    const calls = createCalls(id);
+    expect(calls).toHaveLength(1);
+    const body = calls[0]!.body as { sets: { nodearray: string; count: number; placementGroupId?: string }[] };
+    expect(body.sets.map((s) => [s.nodearray, s.count, Boolean(s.placementGroupId)])).toEqual([
+      ['mpi', 4, true],
+      ['ondemand', 3, false],
+    ]);
+    const rec = (await ledger.getRecord(id))!;
+    expect(rec.state).toBe('submitted');
+    expect(rec.demands.map((d) => d.created)).toEqual([4, 2, 1]);
+    expect(tracker.starts).toHaveLength(1);
+  });
+
+  it('the same message twice creates its nodes once', async () => {
+    const { deliver } = await setup();
+    const id = `sim-dup-${seq}`;
+    const msg = scale(id, [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }]);
+    const before = sim.nodes('hpc').length;
+    await deliver(msg);
+    await deliver(msg, 2);
+    expect(createCalls(id)).toHaveLength(1);
+    expect(sim.nodes('hpc').length - before).toBe(2);
+  });
+
+  it('commit-then-fail and connection reset on create: exactly the requested node count', async () => {
+    const { ledger, deliver } = await setup();
+    for (const kind of ['commit-then-fail', 'reset'] as const) {
+      const id = `sim-${kind}-${seq}`;
+      const before = sim.nodes('hpc').length;
+      sim.faults.add({ method: 'POST', path: 'nodes/create', kind });
+      await deliver(scale(id, [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }]));
+      expect(sim.nodes('hpc').length - before).toBe(2);
+      // the fault happened: commit-then-fail is looked up, a reset that applied nothing is re-sent under the same id
+      const calls = createCalls(id);
+      expect(calls[0]!.status === 0 || calls[0]!.status >= 500).toBe(true);
+      expect(calls.map((c) => (c.body as { requestId: string }).requestId)).toEqual(kind === 'reset' ? [`${id}-g0`, `${id}-g0`] : [`${id}-g0`]);
+      expect(sim.calls.some((c) => c.path.endsWith('/nodes') && c.query.request_id === `${id}-g0`)).toBe(true);
+      const rec = (await ledger.getRecord(id))!;
+      expect(rec.state).toBe('submitted');
+      expect(rec.operations).toHaveLength(1);
+      expect(rec.demands[0]!.created).toBe(2);
+    }
+  });
+
+  it('partial colocated add: the partial set is terminated and the demand re-planned into another group', async () => {
+    const { ledger, tracker, deliver } = await setup();
+    const id = `sim-gang-${seq}`;
+    sim.limitNextCreate('hpc', 'mpi', 'Standard_HB120rs_v3', 2);
+    await deliver(scale(id, [{ nodearray: 'mpi', count: 4, colocated: true }]));
+    const calls = createCalls(id);
+    expect(calls).toHaveLength(2);
+    const groups = calls.map((c) => (c.body as { sets: { placementGroupId: string }[] }).sets[0]!.placementGroupId);
+    expect(groups[0]).not.toBe(groups[1]);
+    const terminate = sim.calls.find((c) => c.method === 'POST' && c.path.endsWith('/nodes/terminate') && JSON.stringify(c.body ?? '').includes(`${id}-g0-c`));
+    expect((terminate?.body as { names: string[] }).names).toHaveLength(2);
+    const e = (await ledger.get(id))!;
+    expect(e.record.demands[0]).toMatchObject({ requested: 4, created: 4, placementGroupId: groups[1] });
+    expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
+  });
+});
