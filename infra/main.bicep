@@ -55,6 +55,9 @@ param appSubnetAddressPrefix string = '10.250.0.0/24'
 @description('Resource id of the virtual network CycleCloud runs in; when set (and a network is created), both directions of a peering are created. Empty = no peering.')
 param cycleCloudVnetId string = ''
 
+@description('More app settings for the tuning knobs of CONTRACT §2 / src/platform/config.ts (e.g. {"REQUEST_DEADLINE_MINUTES": "60"}). Set them here, not in the portal: every provision rewrites the app settings.')
+param extraAppSettings object = {}
+
 @minValue(1)
 @maxValue(1000)
 @description('Upper bound of Flex Consumption instances; also bounds concurrent calls into CycleCloud.')
@@ -200,6 +203,7 @@ module app 'modules/function-app.bicep' = {
     credentialsSecretName: credentialsSecretName
     signingSecretName: signingSecretName
     cycleCloudCaPemSecretName: cycleCloudCaPemSecretName
+    extraAppSettings: extraAppSettings
   }
   // The host starts as soon as the site exists; with its roles already in place it does not spend
   // its first minutes failing to reach storage and Key Vault.

@@ -33,6 +33,9 @@ param signingSecretName string
 @description('Key Vault secret with CycleCloud\'s CA PEM; empty = no CYCLECLOUD_CA_PEM setting.')
 param cycleCloudCaPemSecretName string = ''
 
+@description('Further settings (the app\'s tuning knobs), applied last.')
+param extraAppSettings object = {}
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -79,8 +82,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
     }
     functionAppConfig: {
       deployment: {
@@ -134,7 +135,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
       SNAPSHOT_SCHEDULE: snapshotSchedule
       SCALE_REQUESTS_QUEUE: scaleRequestsQueue
     },
-    caPemSetting
+    caPemSetting,
+    extraAppSettings
   )
 }
 
