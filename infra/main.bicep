@@ -168,7 +168,7 @@ module peering 'modules/peering.bicep' = if (peerWithCycleCloud) {
 }
 
 module remotePeering 'modules/peering.bicep' = if (peerWithCycleCloud) {
-  name: 'peering-remote'
+  name: 'peering-${resourceToken}'
   // Parsed from a stand-in id when not peering: ARM may evaluate the scope of a skipped deployment.
   scope: resourceGroup(cycleCloudVnetParts[2], cycleCloudVnetParts[4])
   params: {
