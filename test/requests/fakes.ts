@@ -13,7 +13,8 @@ export type Fault =
   | 'commit-then-fail' // applied, then a 5xx: ambiguous
   | 'lost' // a reset after sending that never reached CycleCloud: ambiguous, nothing applied
   | 'throttle' // 429 before anything happened
-  | 'unavailable-before'; // connection refused: not ambiguous
+  | 'unavailable-before' // connection refused: not ambiguous
+  | 'bad-request'; // CycleCloud refuses the request itself (400)
 
 interface Op {
   id: string;
@@ -75,6 +76,7 @@ export class FakeCycleCloud implements CycleCloudApi {
     if (fault === 'throttle') throw new CycleCloudError('CC_THROTTLED', 'HTTP 429', { status: 429, retryAfterMs: 1000 });
     if (fault === 'unavailable-before') throw new CycleCloudError('CC_NETWORK', 'ECONNREFUSED', {});
     if (fault === 'lost') throw new CycleCloudError('CC_NETWORK', 'socket hang up (ECONNRESET)', { ambiguous: true });
+    if (fault === 'bad-request') throw new CycleCloudError('CC_BAD_REQUEST', 'HTTP 400: MachineType Standard_X is not recognized', { status: 400 });
     if (request.requestId && this.byRequestId.has(request.requestId)) throw new CycleCloudError('CC_CONFLICT', 'HTTP 409', { status: 409 });
     const op = this.#op('create', request.requestId);
     const sets = request.sets.map((s) => {

@@ -367,6 +367,34 @@ describe('pause and terminate', () => {
   });
 });
 
+describe('refusals and wire details', () => {
+  it('a create CycleCloud refuses fails the request with what CycleCloud said, without retries', async () => {
+    const { cc, ledger, deliver } = await setup();
+    cc.createFaults.push('bad-request');
+    const r = await deliver(scale('refused-1', [{ nodearray: 'ondemand', count: 1 }]));
+    expect(r.action).toBe('final');
+    const rec = (await ledger.getRecord('refused-1'))!;
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toContain('MachineType Standard_X is not recognized');
+    expect(creates(cc)).toHaveLength(1);
+  });
+
+  it('terminate by hostnames, IP addresses and filter uses CycleCloud wire names', async () => {
+    const { cc, deliver } = await setup();
+    await deliver({ kind: 'terminate', requestId: 'drain-3', cluster: 'hpc', hostnames: ['h1'], ipAddresses: ['10.0.0.4'], filter: 'State === "Started"' });
+    const body = cc.calls.find((c) => c.method === 'terminateNodes')!.body;
+    expect(body).toEqual({ hostnames: ['h1'], ip_addresses: ['10.0.0.4'], filter: 'State === "Started"', requestId: 'drain-3-t' });
+  });
+
+  it('a terminate that matches nothing fails and says so', async () => {
+    const { ledger, deliver } = await setup();
+    await deliver({ kind: 'terminate', requestId: 'drain-4', cluster: 'hpc', names: ['ghost-1'] });
+    const rec = (await ledger.getRecord('drain-4'))!;
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toContain('matched no node: ghost-1');
+  });
+});
+
 describe('submitRequest (HTTP admission)', () => {
   it('admits and enqueues; duplicates still queued re-enqueue; conflicts do not', async () => {
     const { ledger, queue } = await setup();
