@@ -92,10 +92,19 @@ export async function createServices(env: Record<string, string | undefined>, op
     now,
   });
 
+  let warnedNoSigningSecret = false;
   const signingSecret = async (): Promise<string | undefined> => {
     if (config.signingSecret) return config.signingSecret;
-    if (config.signingSecretName) return vault().getSecret(config.signingSecretName);
-    return undefined;
+    if (!config.signingSecretName) return undefined;
+    try {
+      return await vault().getSecret(config.signingSecretName);
+    } catch (error) {
+      // Not created yet (the deployment names it; an operator stores it): run unsigned, say so once.
+      if ((error as { code?: string }).code !== 'SECRET_NOT_FOUND') throw error;
+      if (!warnedNoSigningSecret) logger.warn('signing secret not found in Key Vault: callbacks are unsigned and incoming signatures are not checked', { secretName: config.signingSecretName });
+      warnedNoSigningSecret = true;
+      return undefined;
+    }
   };
 
   const snapshots = new SnapshotStore(storage, names, {
