@@ -311,10 +311,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
       if (!wasFinal) log.info('request final', { state: entry.record.state, reason: entry.record.reason });
       return;
     }
-    // Still open with nothing in flight: the pipeline decides what the lost nodes mean (replace
-    // them, wait, or give up at the deadline). A re-plan already sent its own continue.
-    const pendingOps = entry.record.operations.some((o) => o.state === 'pending');
-    if (!replanned && !pendingOps) await sendContinue(s.requestId, `operation ${s.operationId} finished with demands still open`);
+    // A create ended with the request still open and no other create in flight: the pipeline
+    // decides what the lost nodes mean (replace them, wait, or give up at the deadline). Terminates
+    // still running do not matter (their nodes no longer count); a re-plan sent its own continue.
+    const createsPending = entry.record.operations.some((o) => o.state === 'pending' && o.action !== 'terminate');
+    if (s.action === 'create' && !replanned && !createsPending) await sendContinue(s.requestId, `operation ${s.operationId} finished with demands still open`);
   }
 
   async function performOutbox(rec: TrackerRecord, recovering: boolean, log: Logger): Promise<TrackerRecord> {

@@ -205,6 +205,22 @@ describe('tracker', () => {
     expect(await peekAll(storage, names.trackerQueue)).toHaveLength(1);
   });
 
+  it('feeds a node that failed for lack of capacity into the capacity memory, once per bucket', async () => {
+    const failures: { nodearray: string; machineType: string }[] = [];
+    const t = tracker({ capacity: { recordFailure: async (f) => void failures.push(f) } });
+    cc.addCreate('op-10', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
+    await t.start(await submitted('job-10', 'op-10', [looseSet()]));
+    const msg = 'AllocationFailed: insufficient capacity for Standard_F32s_v2';
+    cc.set('ondemand-1', { Status: 'Failed', StatusMessage: msg });
+    cc.set('ondemand-2', { Status: 'Failed', StatusMessage: msg });
+    clock += 5_000;
+    await wake(t, 'op-10');
+    expect(failures).toEqual([{ cluster: 'hpc', nodearray: 'ondemand', machineType: 'Standard_F32s_v2', reason: expect.stringContaining('insufficient capacity') }]);
+    const e = await entry('job-10');
+    expect(e.record.demands[0]!.reason).toContain('2 node(s) failed');
+    expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'job-10' })]);
+  });
+
   it('keeps at most one poll in flight: two wake-ups at once make one CycleCloud call', async () => {
     const t = tracker();
     cc.addCreate('op-6', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
