@@ -1,0 +1,891 @@
+/**
+ * The simulator's in-memory CycleCloud: clusters → nodearrays → buckets → nodes, operations and
+ * request ids, with the capacity accounting, bucket selection, placement groups, naming and node
+ * lifecycle of reference/cyclecloud-rest-api.md §5–6. Usable directly in tests; the HTTP server in
+ * `server.ts` is a thin layer over it.
+ *
+ * Node states are computed lazily from timestamps: every read first "settles" the nodes up to
+ * `now()`, advancing one lifecycle step per elapsed `stepMs`. No timers run, so nothing keeps the
+ * process alive, and a test with an injected clock is fully deterministic.
+ */
+import { randomUUID } from 'node:crypto';
+import type {
+  ClusterNodearrayStatus,
+  ClusterStatus,
+  NodeCreationRequest,
+  NodeCreationRequestSet,
+  NodeCreationResult,
+  NodeList,
+  NodeManagementRequest,
+  NodeManagementResult,
+  NodearrayBucketStatus,
+  NodeRecord,
+} from '../cyclecloud/schemas.ts';
+import { FaultList } from './faults.ts';
+import { compileFilter, FilterSyntaxError } from './filter.ts';
+
+/** One machine type of a nodearray. */
+export interface BucketSpec {
+  machineType: string;
+  vcpuCount: number;
+  /** GB. */
+  memory: number;
+  infiniband: boolean;
+  /** Default 0. */
+  gpuCount?: number;
+  /** vCPUs counted against quota per VM. Default `vcpuCount`. */
+  vcpuQuotaCount?: number;
+  /** VM family: buckets of the same family (cluster-wide) share `consumedCoreCount`. Default the machine type. */
+  family?: string;
+  /** Family quota in the region, in cores. */
+  quotaCoreCount: number;
+  /** Cores of this family already used outside the simulated cluster. Default 0. */
+  consumedCoreCount?: number;
+  /** Nodes per placement group (`Azure.MaxScaleSetSize`). Default 40. */
+  maxPlacementGroupSize?: number;
+  /** Default true. */
+  valid?: boolean;
+  invalidReason?: string;
+  /** Default: a random uuid. */
+  bucketId?: string;
+  /** `ThrottleCapacityTime` in seconds: how long a capacity failure reports 0 available. Default 300. */
+  throttleCapacitySec?: number;
+}
+
+export interface NodearraySpec {
+  name: string;
+  maxCount: number;
+  maxCoreCount: number;
+  buckets: BucketSpec[];
+  /** Extra nodearray attributes (template attributes such as `ShutdownPolicy`, `KeepAlive`, `Configuration`). */
+  attributes?: Record<string, unknown>;
+}
+
+export interface ClusterSpec {
+  name: string;
+  maxCount: number;
+  maxCoreCount: number;
+  /** Default `Started`. */
+  state?: string;
+  /** Default `westeurope`. */
+  region?: string;
+  nodearrays: NodearraySpec[];
+}
+
+/**
+ * The default cluster `hpc`: the seed's nodearray `ondemand` (its status numbers are reproduced
+ * exactly) and an InfiniBand nodearray `mpi` whose placement groups hold at most 4 nodes.
+ */
+export function defaultClusters(): ClusterSpec[] {
+  return [
+    {
+      name: 'hpc',
+      maxCount: 100,
+      maxCoreCount: 10_000,
+      state: 'Started',
+      nodearrays: [
+        {
+          name: 'ondemand',
+          maxCount: 100,
+          maxCoreCount: 500,
+          buckets: [
+            { bucketId: 'cd56af52-abcd-1234-a4e7-e6a91ca519a2', machineType: 'Standard_F32s_v2', family: 'standardFSv2Family', vcpuCount: 32, memory: 64, infiniband: false, quotaCoreCount: 100, consumedCoreCount: 0, maxPlacementGroupSize: 40 },
+            { bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225', machineType: 'Standard_HC44rs', family: 'standardHCSFamily', vcpuCount: 44, memory: 327.83, infiniband: true, quotaCoreCount: 8800, consumedCoreCount: 44, maxPlacementGroupSize: 40 },
+          ],
+        },
+        {
+          name: 'mpi',
+          maxCount: 64,
+          maxCoreCount: 64 * 120,
+          buckets: [
+            { bucketId: 'e0a1c3d5-abcd-1234-8f00-0123456789ab', machineType: 'Standard_HB120rs_v3', family: 'standardHBv3Family', vcpuCount: 120, memory: 456, infiniband: true, quotaCoreCount: 64 * 120, consumedCoreCount: 0, maxPlacementGroupSize: 4 },
+          ],
+        },
+      ],
+    },
+  ];
+}
+
+/** Stable codes of {@link SimulatorError}. */
+export type SimulatorErrorCode = 'SIM_NOT_FOUND' | 'SIM_BAD_REQUEST' | 'SIM_INVALID_ATTRIBUTE' | 'SIM_DUPLICATE_REQUEST' | 'SIM_NO_OPERATION';
+
+const EXCEPTION: Record<SimulatorErrorCode, string> = {
+  SIM_NOT_FOUND: 'com.cyclecomputing.cloud.exceptions.NotFoundException',
+  SIM_BAD_REQUEST: 'com.cyclecomputing.cloud.exceptions.InvalidRequestException',
+  SIM_INVALID_ATTRIBUTE: 'com.cyclecomputing.cloud.exceptions.InvalidAttributeException',
+  SIM_DUPLICATE_REQUEST: 'com.cyclecomputing.cloud.exceptions.DuplicateRequestException',
+  SIM_NO_OPERATION: 'com.cyclecomputing.cloud.exceptions.NotFoundException',
+};
+const STATUS: Record<SimulatorErrorCode, number> = {
+  SIM_NOT_FOUND: 404,
+  SIM_BAD_REQUEST: 400,
+  SIM_INVALID_ATTRIBUTE: 400,
+  SIM_DUPLICATE_REQUEST: 409,
+  SIM_NO_OPERATION: 404,
+};
+
+/** A request the simulated CycleCloud refuses; `status` and `exception` are what the server answers. */
+export class SimulatorError extends Error {
+  override readonly name = 'SimulatorError';
+  readonly code: SimulatorErrorCode;
+  readonly status: number;
+  readonly exception: string;
+  constructor(code: SimulatorErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.status = STATUS[code];
+    this.exception = EXCEPTION[code];
+  }
+}
+
+/** One logged HTTP call (the CycleCloud routes only, not `/__sim/`). */
+export interface CallRecord {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  /** 0 when the connection was reset without an answer. */
+  status: number;
+  body?: unknown;
+  atMs: number;
+}
+
+/** An operation as the test hooks show it. */
+export interface OperationView {
+  operationId: string;
+  cluster: string;
+  action: string;
+  startTime: string;
+  requestId?: string;
+  nodeIds: string[];
+}
+
+export interface SimulatorModelOptions {
+  /** Default {@link defaultClusters}. */
+  clusters?: ClusterSpec[];
+  /** Duration of each lifecycle step. Default 1000. */
+  stepMs?: number;
+  /** Clock. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** The management endpoints (E4–E10). */
+export type ManagementAction = 'terminate' | 'deallocate' | 'shutdown' | 'start' | 'remove' | 'restart' | 'reimage';
+export const MANAGEMENT_ACTIONS: readonly ManagementAction[] = ['terminate', 'deallocate', 'shutdown', 'start', 'remove', 'restart', 'reimage'];
+
+type Flow = 'acquiring' | 'preparing' | 'terminating' | 'deallocating';
+
+interface Bucket {
+  spec: Required<Pick<BucketSpec, 'gpuCount' | 'family' | 'consumedCoreCount' | 'maxPlacementGroupSize' | 'valid' | 'bucketId' | 'throttleCapacitySec'>> & BucketSpec;
+  lastCapacityFailureAtMs: number | undefined;
+  throttleUntilAtMs: number;
+  limitNextCreate: number | undefined;
+}
+
+interface Nodearray {
+  spec: NodearraySpec;
+  buckets: Bucket[];
+}
+
+interface SimNode {
+  record: Record<string, unknown> & { Name: string; NodeId: string };
+  nodearray: Nodearray;
+  bucket: Bucket;
+  flow: Flow | undefined;
+  stepAtMs: number;
+  held: boolean;
+  failOnBoot: string | undefined;
+}
+
+interface Cluster {
+  spec: ClusterSpec;
+  nodearrays: Nodearray[];
+  /** By name, in creation order. */
+  nodes: Map<string, SimNode>;
+  failNext: { remaining: number; message: string } | undefined;
+}
+
+interface Operation {
+  id: string;
+  cluster: string;
+  action: string;
+  startAtMs: number;
+  requestId: string | undefined;
+  nodeIds: string[];
+}
+
+/** Statuses in which a node holds no VM, so it counts against no limit. */
+const INACTIVE = new Set(['Off', 'Deallocated', 'Terminated']);
+const MAX_CALLS = 10_000;
+
+function lower(s: string): string {
+  return s.toLowerCase();
+}
+
+interface Activity {
+  count: number;
+  cores: number;
+}
+
+/** Counts of active nodes per cluster, nodearray, bucket, family and placement group. */
+interface ClusterActivity {
+  cluster: Activity;
+  nodearray: Map<Nodearray, Activity>;
+  bucket: Map<Bucket, Activity & { names: string[]; groups: Map<string, Activity> }>;
+  familyQuotaCores: Map<string, number>;
+}
+
+/** Bucket capacity as `status` reports it (§5.7). */
+interface Capacity {
+  quotaCount: number;
+  maxCount: number;
+  activeCount: number;
+  activeCoreCount: number;
+  availableCount: number;
+  consumedCoreCount: number;
+  throttled: boolean;
+}
+
+export class Simulator {
+  /** Armed faults for the HTTP routes. */
+  readonly faults = new FaultList();
+  /** Every CycleCloud HTTP call, oldest first (the latest 10,000). */
+  readonly calls: CallRecord[] = [];
+  readonly stepMs: number;
+  readonly now: () => number;
+  #clusters = new Map<string, Cluster>();
+  #operations = new Map<string, Operation>();
+  #requestIds = new Map<string, string>();
+  #ipCounter = 4;
+
+  constructor(options: SimulatorModelOptions = {}) {
+    this.stepMs = options.stepMs ?? 1000;
+    this.now = options.now ?? Date.now;
+    if (!(this.stepMs >= 0)) throw new RangeError('stepMs: must be ≥ 0');
+    for (const spec of options.clusters ?? defaultClusters()) {
+      this.#clusters.set(spec.name, {
+        spec,
+        nodearrays: spec.nodearrays.map((na) => ({ spec: na, buckets: na.buckets.map((b) => this.#bucket(b)) })),
+        nodes: new Map(),
+        failNext: undefined,
+      });
+    }
+  }
+
+  #bucket(b: BucketSpec): Bucket {
+    return {
+      spec: {
+        gpuCount: 0,
+        family: b.machineType,
+        consumedCoreCount: 0,
+        maxPlacementGroupSize: 40,
+        valid: true,
+        bucketId: randomUUID(),
+        throttleCapacitySec: 300,
+        ...b,
+      },
+      lastCapacityFailureAtMs: undefined,
+      throttleUntilAtMs: 0,
+      limitNextCreate: undefined,
+    };
+  }
+
+  /** Cluster names, in definition order. */
+  clusterNames(): string[] {
+    return [...this.#clusters.keys()];
+  }
+
+  /** Records the call in {@link calls}, keeping the latest 10,000. */
+  recordCall(call: CallRecord): void {
+    this.calls.push(call);
+    if (this.calls.length > MAX_CALLS) this.calls.splice(0, this.calls.length - MAX_CALLS);
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  #cluster(name: string): Cluster {
+    const cluster = this.#clusters.get(name);
+    if (!cluster) throw new SimulatorError('SIM_NOT_FOUND', `Cluster ${name} was not found`);
+    this.#settle(cluster);
+    return cluster;
+  }
+
+  #nodearray(cluster: Cluster, name: string): Nodearray {
+    const na = cluster.nodearrays.find((n) => n.spec.name === name);
+    if (!na) throw new SimulatorError('SIM_INVALID_ATTRIBUTE', `Nodearray ${name} is not recognized in cluster ${cluster.spec.name}`);
+    return na;
+  }
+
+  #bucketOf(na: Nodearray, machineType: string): Bucket {
+    const b = na.buckets.find((x) => lower(x.spec.machineType) === lower(machineType));
+    if (!b) throw new SimulatorError('SIM_INVALID_ATTRIBUTE', `MachineType ${machineType} is not recognized`);
+    return b;
+  }
+
+  #node(cluster: Cluster, name: string): SimNode {
+    const node = cluster.nodes.get(name);
+    if (!node) throw new SimulatorError('SIM_NOT_FOUND', `Node ${name} was not found in cluster ${cluster.spec.name}`);
+    return node;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Advances every node by the lifecycle steps that have elapsed. */
+  #settle(cluster: Cluster): void {
+    const now = this.now();
+    for (const node of [...cluster.nodes.values()]) {
+      while (node.flow !== undefined && !node.held && now - node.stepAtMs >= this.stepMs) {
+        node.stepAtMs += this.stepMs;
+        this.#advance(cluster, node);
+      }
+    }
+  }
+
+  #advance(cluster: Cluster, node: SimNode): void {
+    const r = node.record;
+    switch (node.flow) {
+      case 'acquiring':
+        if (node.failOnBoot !== undefined) {
+          Object.assign(r, { Status: 'Failed', State: 'Failed', StatusMessage: node.failOnBoot });
+          node.flow = undefined;
+          return;
+        }
+        if (r.PrivateIp === undefined) this.#assignVm(cluster, node);
+        Object.assign(r, { Status: 'Preparing', State: 'Configuration' });
+        node.flow = 'preparing';
+        return;
+      case 'preparing':
+        Object.assign(r, { Status: 'Ready', State: 'Started' });
+        node.flow = undefined;
+        return;
+      case 'terminating':
+        if (r.Fixed === true) {
+          Object.assign(r, { Status: 'Off', State: 'Terminated' });
+          delete r.PrivateIp;
+          delete r.InstanceId;
+        } else {
+          cluster.nodes.delete(r.Name);
+        }
+        node.flow = undefined;
+        return;
+      case 'deallocating':
+        Object.assign(r, { Status: 'Deallocated', State: 'Deallocated' });
+        node.flow = undefined;
+        return;
+      default:
+        node.flow = undefined;
+    }
+  }
+
+  #assignVm(cluster: Cluster, node: SimNode): void {
+    const n = this.#ipCounter++;
+    const octets = [10, 1 + (n >> 16), (n >> 8) & 255, n & 255];
+    const ip = octets.join('.');
+    node.record.PrivateIp = ip;
+    node.record.Hostname = `ip-${octets.map((o) => o.toString(16).padStart(2, '0').toUpperCase()).join('')}`;
+    node.record.InstanceId = `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/${cluster.spec.name}/providers/Microsoft.Compute/virtualMachines/${node.record.Name}-${node.record.NodeId.slice(0, 8)}`;
+  }
+
+  #boot(node: SimNode, from: 'acquiring' | 'preparing'): void {
+    Object.assign(node.record, { Status: from === 'acquiring' ? 'Acquiring' : 'Preparing', TargetState: 'Started', State: from === 'acquiring' ? 'Allocation' : 'Configuration' });
+    delete node.record.StatusMessage;
+    node.flow = from;
+    node.stepAtMs = this.now();
+    node.held = false;
+  }
+
+  // ---------------------------------------------------------------- capacity
+
+  #activity(cluster: Cluster): ClusterActivity {
+    const result: ClusterActivity = { cluster: { count: 0, cores: 0 }, nodearray: new Map(), bucket: new Map(), familyQuotaCores: new Map() };
+    for (const na of cluster.nodearrays) {
+      result.nodearray.set(na, { count: 0, cores: 0 });
+      for (const b of na.buckets) result.bucket.set(b, { count: 0, cores: 0, names: [], groups: new Map() });
+    }
+    for (const node of cluster.nodes.values()) {
+      if (INACTIVE.has(String(node.record.Status))) continue;
+      const cores = node.bucket.spec.vcpuCount;
+      result.cluster.count++;
+      result.cluster.cores += cores;
+      const na = result.nodearray.get(node.nodearray)!;
+      na.count++;
+      na.cores += cores;
+      const b = result.bucket.get(node.bucket)!;
+      b.count++;
+      b.cores += cores;
+      b.names.push(node.record.Name);
+      const pg = node.record.PlacementGroupId;
+      if (typeof pg === 'string') {
+        const g = b.groups.get(pg) ?? { count: 0, cores: 0 };
+        g.count++;
+        g.cores += cores;
+        b.groups.set(pg, g);
+      }
+      const family = node.bucket.spec.family;
+      result.familyQuotaCores.set(family, (result.familyQuotaCores.get(family) ?? 0) + (node.bucket.spec.vcpuQuotaCount ?? cores));
+    }
+    return result;
+  }
+
+  #capacity(cluster: Cluster, na: Nodearray, bucket: Bucket, activity: ClusterActivity): Capacity {
+    const s = bucket.spec;
+    const vcpu = s.vcpuCount;
+    const quotaVcpu = s.vcpuQuotaCount ?? vcpu;
+    const quotaCount = Math.floor(s.quotaCoreCount / quotaVcpu);
+    const maxCount = Math.max(
+      0,
+      Math.min(na.spec.maxCount, Math.floor(na.spec.maxCoreCount / vcpu), cluster.spec.maxCount, Math.floor(cluster.spec.maxCoreCount / vcpu), quotaCount),
+    );
+    const b = activity.bucket.get(bucket)!;
+    const a = activity.nodearray.get(na)!;
+    const c = activity.cluster;
+    const consumedCoreCount = s.consumedCoreCount + (activity.familyQuotaCores.get(s.family) ?? 0);
+    const throttled = this.now() < bucket.throttleUntilAtMs;
+    const availableCount =
+      throttled || !s.valid
+        ? 0
+        : Math.max(
+            0,
+            Math.min(
+              maxCount - b.count,
+              na.spec.maxCount - a.count,
+              Math.floor((na.spec.maxCoreCount - a.cores) / vcpu),
+              cluster.spec.maxCount - c.count,
+              Math.floor((cluster.spec.maxCoreCount - c.cores) / vcpu),
+              Math.floor((s.quotaCoreCount - consumedCoreCount) / quotaVcpu),
+            ),
+          );
+    return { quotaCount, maxCount, activeCount: b.count, activeCoreCount: b.cores, availableCount, consumedCoreCount, throttled };
+  }
+
+  // ---------------------------------------------------------------- E1 status
+
+  /** `GET /clusters/{c}/status`. */
+  status(clusterName: string, options: { nodes?: boolean } = {}): ClusterStatus {
+    const cluster = this.#cluster(clusterName);
+    const activity = this.#activity(cluster);
+    const now = this.now();
+    const nodearrays: ClusterNodearrayStatus[] = cluster.nodearrays.map((na) => ({
+      name: na.spec.name,
+      maxCount: na.spec.maxCount,
+      maxCoreCount: na.spec.maxCoreCount,
+      buckets: na.buckets.map((bucket): NodearrayBucketStatus => {
+        const s = bucket.spec;
+        const cap = this.#capacity(cluster, na, bucket, activity);
+        const act = activity.bucket.get(bucket)!;
+        const quotaVcpu = s.vcpuQuotaCount ?? s.vcpuCount;
+        return {
+          bucketId: s.bucketId,
+          definition: { machineType: s.machineType },
+          maxCount: cap.maxCount,
+          maxCoreCount: cap.maxCount * s.vcpuCount,
+          activeCount: cap.activeCount,
+          activeCoreCount: cap.activeCoreCount,
+          ...(options.nodes ? { activeNodes: [...act.names] } : {}),
+          availableCount: cap.availableCount,
+          availableCoreCount: cap.availableCount * s.vcpuCount,
+          quotaCount: cap.quotaCount,
+          quotaCoreCount: s.quotaCoreCount,
+          consumedCoreCount: cap.consumedCoreCount,
+          familyQuotaCount: cap.quotaCount,
+          familyQuotaCoreCount: s.quotaCoreCount,
+          familyConsumedCoreCount: cap.consumedCoreCount,
+          maxPlacementGroupSize: s.maxPlacementGroupSize,
+          maxPlacementGroupCoreSize: s.maxPlacementGroupSize * s.vcpuCount,
+          placementGroups: [...act.groups].map(([name, g]) => ({ name, activeCount: g.count, activeCoreCount: g.cores })),
+          valid: s.valid,
+          ...(s.valid ? {} : { invalidReason: s.invalidReason ?? 'DisabledMachineType' }),
+          lastCapacityFailure: bucket.lastCapacityFailureAtMs === undefined ? -1 : Math.max(0, (now - bucket.lastCapacityFailureAtMs) / 1000),
+          virtualMachine: {
+            vcpuCount: s.vcpuCount,
+            memory: s.memory,
+            infiniband: s.infiniband,
+            gpuCount: s.gpuCount,
+            pcpuCount: s.vcpuCount,
+            ...(quotaVcpu !== s.vcpuCount ? { vcpuQuotaCount: quotaVcpu } : {}),
+          },
+        };
+      }),
+      nodearray: this.#nodearrayRecord(cluster, na),
+    }));
+    return {
+      state: cluster.spec.state ?? 'Started',
+      targetState: 'Started',
+      maxCount: cluster.spec.maxCount,
+      maxCoreCount: cluster.spec.maxCoreCount,
+      nodearrays,
+      ...(options.nodes ? { nodes: this.#records(cluster.nodes.values()) } : {}),
+    };
+  }
+
+  #nodearrayRecord(cluster: Cluster, na: Nodearray): Record<string, unknown> {
+    return {
+      Name: na.spec.name,
+      Region: cluster.spec.region ?? 'westeurope',
+      SubnetId: `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/${cluster.spec.name}/providers/Microsoft.Network/virtualNetworks/${cluster.spec.name}-vnet/subnets/compute`,
+      MachineType: na.buckets.map((b) => b.spec.machineType),
+      MaxCount: na.spec.maxCount,
+      MaxCoreCount: na.spec.maxCoreCount,
+      Azure: { MaxScalesetSize: na.buckets[0]?.spec.maxPlacementGroupSize ?? 40 },
+      Configuration: { autoscale: { enabled: true } },
+      ...na.spec.attributes,
+    };
+  }
+
+  #records(nodes: Iterable<SimNode>): NodeRecord[] {
+    return [...nodes].map((n) => structuredClone(n.record));
+  }
+
+  // ---------------------------------------------------------------- E3 create
+
+  /** Throws 409 for a request id seen before; otherwise nothing. */
+  #checkRequestId(requestId: string | undefined): void {
+    if (requestId !== undefined && this.#requestIds.has(requestId)) {
+      throw new SimulatorError('SIM_DUPLICATE_REQUEST', `Request ${requestId} was already submitted`);
+    }
+  }
+
+  #operation(cluster: Cluster, action: string, requestId: string | undefined, nodeIds: string[]): Operation {
+    const op: Operation = { id: randomUUID(), cluster: cluster.spec.name, action, startAtMs: this.now(), requestId, nodeIds };
+    this.#operations.set(op.id, op);
+    if (requestId !== undefined) this.#requestIds.set(requestId, op.id);
+    return op;
+  }
+
+  /** `POST /clusters/{c}/nodes/create`. The request must already be schema-valid. */
+  createNodes(clusterName: string, request: NodeCreationRequest): NodeCreationResult {
+    const cluster = this.#cluster(clusterName);
+    this.#checkRequestId(request.requestId);
+    // Validate every set before creating anything, so a bad set 2 does not leave set 1 applied.
+    const plans = request.sets.map((set, i) => {
+      const na = this.#nodearray(cluster, set.nodearray);
+      const machineType = set.definition?.machineType;
+      if (machineType !== undefined) this.#bucketOf(na, machineType);
+      if (set.nameOffset !== undefined && set.nameFormat === undefined) {
+        throw new SimulatorError('SIM_BAD_REQUEST', `sets.${i}.nameOffset: requires nameFormat`);
+      }
+      if (set.nameFormat !== undefined && !set.nameFormat.includes('%d')) {
+        throw new SimulatorError('SIM_BAD_REQUEST', `sets.${i}.nameFormat: must contain %d`);
+      }
+      return { set, na };
+    });
+    const created: string[] = [];
+    const sets = plans.map(({ set, na }) => this.#createSet(cluster, na, set, created));
+    const op = this.#operation(cluster, 'create', request.requestId, created);
+    return { operationId: op.id, sets };
+  }
+
+  #createSet(cluster: Cluster, na: Nodearray, set: NodeCreationRequestSet, created: string[]): { added: number; message?: string } {
+    const activity = this.#activity(cluster);
+    const machineType = set.definition?.machineType;
+    const candidates = na.buckets.filter((b) => machineType === undefined || lower(b.spec.machineType) === lower(machineType));
+    const valid = candidates.filter((b) => b.spec.valid);
+    if (valid.length === 0) {
+      const b = candidates[0];
+      return { added: 0, message: `No valid bucket for nodearray ${na.spec.name}${b ? ` (${b.spec.machineType}: ${b.spec.invalidReason ?? 'DisabledMachineType'})` : ''}` };
+    }
+    const room = (b: Bucket): { available: number; reason: string | undefined } => {
+      const cap = this.#capacity(cluster, na, b, activity);
+      let available = cap.availableCount;
+      let reason: string | undefined = cap.throttled
+        ? `bucket ${b.spec.machineType} had a capacity failure and reports no capacity for ${b.spec.throttleCapacitySec} s (ThrottleCapacity)`
+        : `the limits of nodearray ${na.spec.name} (bucket ${b.spec.machineType}, cluster and quota) allow ${available} more`;
+      if (set.placementGroupId !== undefined) {
+        const inGroup = activity.bucket.get(b)!.groups.get(set.placementGroupId)?.count ?? 0;
+        const groupRoom = Math.max(0, b.spec.maxPlacementGroupSize - inGroup);
+        if (groupRoom < available) {
+          available = groupRoom;
+          reason = `placement group ${set.placementGroupId} holds at most ${b.spec.maxPlacementGroupSize} nodes (${inGroup} already in it)`;
+        }
+      }
+      return { available, reason };
+    };
+    // §5.2: the first bucket that can take the whole set, else the first with any room, else the first.
+    const rooms = valid.map((b) => ({ b, ...room(b) }));
+    const chosen = rooms.find((r) => r.available >= set.count) ?? rooms.find((r) => r.available > 0) ?? rooms[0]!;
+    let added = Math.min(set.count, chosen.available);
+    let reason = chosen.reason;
+    if (chosen.b.limitNextCreate !== undefined) {
+      if (chosen.b.limitNextCreate < added) {
+        added = chosen.b.limitNextCreate;
+        reason = `the allocation in bucket ${chosen.b.spec.machineType} was partial (simulated)`;
+      }
+      chosen.b.limitNextCreate = undefined;
+    }
+    const names = this.#names(cluster, na, set, added);
+    for (const name of names.names) created.push(this.#createNode(cluster, na, chosen.b, set, name).record.NodeId);
+    const messages: string[] = [];
+    if (added < set.count) messages.push(`Only ${added} of ${set.count} nodes were added: ${reason}`);
+    if (names.skipped.length > 0) messages.push(`Skipped existing node names ${names.skipped.join(', ')}`);
+    return messages.length > 0 ? { added, message: messages.join('. ') } : { added };
+  }
+
+  /** §5.6: `<nodearray>-<n>` with the lowest unused n from 1, or `nameFormat` from `nameOffset`, skipping names in use. */
+  #names(cluster: Cluster, na: Nodearray, set: NodeCreationRequestSet, count: number): { names: string[]; skipped: string[] } {
+    const format = set.nameFormat ?? `${na.spec.name}-%d`;
+    const names: string[] = [];
+    const skipped: string[] = [];
+    for (let i = set.nameOffset ?? 1; names.length < count; i++) {
+      const name = format.replace('%d', String(i));
+      if (cluster.nodes.has(name)) {
+        if (set.nameFormat !== undefined) skipped.push(name);
+        continue;
+      }
+      names.push(name);
+    }
+    return { names, skipped };
+  }
+
+  #createNode(cluster: Cluster, na: Nodearray, bucket: Bucket, set: NodeCreationRequestSet, name: string): SimNode {
+    const attributes = set.nodeAttributes ?? {};
+    const naConfig = (na.spec.attributes?.Configuration ?? {}) as Record<string, unknown>;
+    const setConfig = (attributes.Configuration ?? {}) as Record<string, unknown>;
+    const record: SimNode['record'] = {
+      ...na.spec.attributes,
+      ...attributes,
+      Name: name,
+      NodeId: randomUUID(),
+      Template: na.spec.name,
+      MachineType: bucket.spec.machineType,
+      Status: 'Acquiring',
+      TargetState: 'Started',
+      State: 'Allocation',
+      Region: cluster.spec.region ?? 'westeurope',
+      ClusterName: cluster.spec.name,
+      CoreCount: bucket.spec.vcpuCount,
+      Memory: bucket.spec.memory,
+      ...(set.placementGroupId !== undefined ? { PlacementGroupId: set.placementGroupId } : {}),
+      Configuration: { ...naConfig, ...setConfig },
+    };
+    const node: SimNode = { record, nodearray: na, bucket, flow: 'acquiring', stepAtMs: this.now(), held: false, failOnBoot: undefined };
+    if (attributes.StartAutomatically === false) {
+      Object.assign(record, { Status: 'Off', TargetState: 'Off' });
+      delete record.State;
+      node.flow = undefined;
+    } else if (cluster.failNext && cluster.failNext.remaining > 0) {
+      node.failOnBoot = cluster.failNext.message;
+      if (--cluster.failNext.remaining === 0) cluster.failNext = undefined;
+    }
+    cluster.nodes.set(name, node);
+    return node;
+  }
+
+  // ---------------------------------------------------------------- E11 scale
+
+  /** `POST /clusters/{c}/scale/{nodearray}`: adds nodes up to a total; never removes. */
+  scale(clusterName: string, nodearrayName: string, target: { totalNodeCount?: number; totalCoreCount?: number }): NodeCreationResult {
+    const cluster = this.#cluster(clusterName);
+    const na = this.#nodearray(cluster, nodearrayName);
+    if ((target.totalNodeCount === undefined) === (target.totalCoreCount === undefined)) {
+      throw new SimulatorError('SIM_BAD_REQUEST', 'totalNodeCount, totalCoreCount: exactly one is required');
+    }
+    const current = [...cluster.nodes.values()].filter(
+      (n) => n.nodearray === na && n.record.TargetState === 'Started' && !INACTIVE.has(String(n.record.Status)),
+    );
+    let count: number;
+    if (target.totalNodeCount !== undefined) {
+      count = target.totalNodeCount - current.length;
+    } else {
+      const cores = current.reduce((sum, n) => sum + n.bucket.spec.vcpuCount, 0);
+      const vcpu = na.buckets.find((b) => b.spec.valid)?.spec.vcpuCount ?? 1;
+      count = Math.ceil((target.totalCoreCount! - cores) / vcpu);
+    }
+    const created: string[] = [];
+    const set = count > 0 ? this.#createSet(cluster, na, { nodearray: na.spec.name, count }, created) : { added: 0, message: `Nodearray ${na.spec.name} already has the requested total` };
+    const op = this.#operation(cluster, 'create', undefined, created);
+    return { operationId: op.id, sets: [set] };
+  }
+
+  // ---------------------------------------------------------------- E2 nodes, E12/E13 operations
+
+  /** `GET /clusters/{c}/nodes[?operation=|request_id=]`. */
+  listNodes(clusterName: string, options: { operationId?: string; requestId?: string } = {}): NodeList {
+    const cluster = this.#cluster(clusterName);
+    let op: Operation | undefined;
+    if (options.requestId !== undefined) {
+      const id = this.#requestIds.get(options.requestId);
+      op = id === undefined ? undefined : this.#operations.get(id);
+      if (!op || op.cluster !== cluster.spec.name) throw new SimulatorError('SIM_NO_OPERATION', `No operation found for request id ${options.requestId}`);
+    } else if (options.operationId !== undefined) {
+      op = this.#operations.get(options.operationId);
+      if (!op || op.cluster !== cluster.spec.name) throw new SimulatorError('SIM_NOT_FOUND', `No operation found for operation id ${options.operationId}`);
+    }
+    if (!op) return { nodes: this.#records(cluster.nodes.values()) };
+    const ids = new Set(op.nodeIds);
+    return {
+      nodes: this.#records([...cluster.nodes.values()].filter((n) => ids.has(n.record.NodeId))),
+      operation: { action: op.action, startTime: new Date(op.startAtMs).toISOString() },
+    };
+  }
+
+  #view(op: Operation): OperationView {
+    return {
+      operationId: op.id,
+      cluster: op.cluster,
+      action: op.action,
+      startTime: new Date(op.startAtMs).toISOString(),
+      ...(op.requestId !== undefined ? { requestId: op.requestId } : {}),
+      nodeIds: [...op.nodeIds],
+    };
+  }
+
+  /** `GET /operations/{id}`: `{action, startTime, operationId}`. */
+  getOperation(operationId: string): { action: string; startTime: string; operationId: string } {
+    const op = this.#operations.get(operationId);
+    if (!op) throw new SimulatorError('SIM_NOT_FOUND', `Operation ${operationId} was not found`);
+    return { action: op.action, startTime: new Date(op.startAtMs).toISOString(), operationId: op.id };
+  }
+
+  /** `GET /operations/[?request_id=]`: with a request id, 0 or 1 element. */
+  findOperations(requestId?: string): Array<{ action: string; startTime: string; operationId: string }> {
+    if (requestId === undefined) return [...this.#operations.keys()].map((id) => this.getOperation(id));
+    const id = this.#requestIds.get(requestId);
+    return id === undefined ? [] : [this.getOperation(id)];
+  }
+
+  /** Every operation, oldest first. */
+  get operations(): OperationView[] {
+    return [...this.#operations.values()].map((op) => this.#view(op));
+  }
+
+  /** The current node records of a cluster (copies). */
+  nodes(clusterName: string): NodeRecord[] {
+    return this.#records(this.#cluster(clusterName).nodes.values());
+  }
+
+  // ---------------------------------------------------------------- E4–E10 management
+
+  /** `POST /clusters/{c}/nodes/{action}`. The request must already be schema-valid. */
+  manage(clusterName: string, action: ManagementAction, request: NodeManagementRequest): NodeManagementResult {
+    const cluster = this.#cluster(clusterName);
+    this.#checkRequestId(request.requestId);
+    const selectors = [request.ids, request.names, request.hostnames, request.ip_addresses, request.filter];
+    if (selectors.every((s) => s === undefined)) {
+      throw new SimulatorError('SIM_BAD_REQUEST', 'ids, names, hostnames, ip_addresses, filter: one of them is required');
+    }
+    let filter: ((r: Record<string, unknown>) => boolean) | undefined;
+    if (request.filter !== undefined) {
+      try {
+        filter = compileFilter(request.filter);
+      } catch (error) {
+        if (error instanceof FilterSyntaxError) throw new SimulatorError('SIM_BAD_REQUEST', error.message, { cause: error });
+        throw error;
+      }
+    }
+    const ids = new Set(request.ids ?? []);
+    const names = new Set(request.names ?? []);
+    const hostnames = new Set((request.hostnames ?? []).map(lower));
+    const ips = new Set(request.ip_addresses ?? []);
+    const matched = [...cluster.nodes.values()].filter((n) => {
+      const r = n.record;
+      return (
+        ids.has(r.NodeId) ||
+        names.has(r.Name) ||
+        (typeof r.Hostname === 'string' && hostnames.has(lower(r.Hostname))) ||
+        (typeof r.PrivateIp === 'string' && ips.has(r.PrivateIp)) ||
+        (filter !== undefined && filter(r))
+      );
+    });
+    const results = matched.map((node) => {
+      const error = this.#apply(cluster, action, node);
+      return { id: node.record.NodeId, name: node.record.Name, ...(error === undefined ? { status: 'OK' as const } : { status: 'Error' as const, error }) };
+    });
+    const op = this.#operation(cluster, action, request.requestId, matched.map((n) => n.record.NodeId));
+    return { operationId: op.id, nodes: results };
+  }
+
+  /** Applies one management action to one node; returns the per-node error text, if any. */
+  #apply(cluster: Cluster, action: ManagementAction, node: SimNode): string | undefined {
+    const r = node.record;
+    const status = String(r.Status);
+    const effective = action === 'shutdown' ? (lower(String(r.ShutdownPolicy ?? 'Terminate')) === 'deallocate' ? 'deallocate' : 'terminate') : action;
+    switch (effective) {
+      case 'terminate':
+      case 'deallocate': {
+        if (r.KeepAlive === true) return `Node ${r.Name} has KeepAlive set and cannot be ${effective}d`;
+        if (effective === 'terminate') {
+          if (status === 'Terminating' || (status === 'Off' && r.TargetState === 'Terminated')) return undefined;
+          Object.assign(r, { TargetState: 'Terminated', Status: 'Terminating', State: 'TerminationPreparation' });
+          node.flow = 'terminating';
+        } else {
+          if (status === 'Deallocated' || status === 'Deallocating') return undefined;
+          if (status === 'Terminating') return `Node ${r.Name} is terminating`;
+          Object.assign(r, { TargetState: 'Deallocated', Status: 'Deallocating' });
+          node.flow = 'deallocating';
+        }
+        node.stepAtMs = this.now();
+        node.held = false;
+        return undefined;
+      }
+      case 'start':
+        if (status === 'Terminating') return `Node ${r.Name} is terminating`;
+        if (node.flow === 'acquiring' || node.flow === 'preparing' || status === 'Ready') return undefined;
+        this.#boot(node, 'acquiring');
+        return undefined;
+      case 'remove':
+        if (status === 'Off' || status === 'Terminated' || r.State === 'Terminated') {
+          cluster.nodes.delete(r.Name);
+          return undefined;
+        }
+        return 'This node must be terminated before it can be removed';
+      case 'restart':
+        return status === 'Ready' ? undefined : `Node ${r.Name} is ${status}; only Ready nodes can be restarted`;
+      case 'reimage':
+        if (status !== 'Ready' && status !== 'Failed') return `Node ${r.Name} is ${status}; only Ready or Failed nodes can be reimaged`;
+        this.#boot(node, 'preparing');
+        return undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------- test hooks
+
+  /** Marks a node Failed with `StatusMessage` (default "Simulated failure"). */
+  failNode(clusterName: string, name: string, message = 'Simulated failure'): void {
+    const node = this.#node(this.#cluster(clusterName), name);
+    Object.assign(node.record, { Status: 'Failed', State: 'Failed', StatusMessage: message });
+    node.flow = undefined;
+  }
+
+  /** Stops a node where it is (e.g. Acquiring), so boot deadlines can be tested. */
+  holdNode(clusterName: string, name: string): void {
+    this.#node(this.#cluster(clusterName), name).held = true;
+  }
+
+  /** Lets a held node progress again, its current step starting now. */
+  releaseNode(clusterName: string, name: string): void {
+    const node = this.#node(this.#cluster(clusterName), name);
+    node.held = false;
+    node.stepAtMs = this.now();
+  }
+
+  /** The next `count` nodes created in the cluster fail during boot with `message`. */
+  failNextNodes(clusterName: string, count: number, message = 'Simulated boot failure'): void {
+    const cluster = this.#cluster(clusterName);
+    cluster.failNext = count > 0 ? { remaining: count, message } : undefined;
+  }
+
+  /** Changes a bucket's definition (quota, consumed cores, placement-group size, validity…). */
+  setBucket(clusterName: string, nodearray: string, machineType: string, patch: Partial<Omit<BucketSpec, 'machineType' | 'bucketId'>>): void {
+    const cluster = this.#cluster(clusterName);
+    const bucket = this.#bucketOf(this.#nodearray(cluster, nodearray), machineType);
+    Object.assign(bucket.spec, patch);
+  }
+
+  /**
+   * Records a capacity failure now: `lastCapacityFailure` counts from here and the bucket reports
+   * 0 available for `throttleSec` (default the bucket's `throttleCapacitySec`, 300).
+   */
+  capacityFailure(clusterName: string, nodearray: string, machineType: string, throttleSec?: number): void {
+    const cluster = this.#cluster(clusterName);
+    const bucket = this.#bucketOf(this.#nodearray(cluster, nodearray), machineType);
+    const seconds = throttleSec ?? bucket.spec.throttleCapacitySec;
+    bucket.lastCapacityFailureAtMs = this.now();
+    bucket.throttleUntilAtMs = this.now() + seconds * 1000;
+    bucket.spec.throttleCapacitySec = seconds;
+  }
+
+  /** The next create set placed in this bucket adds at most `added` nodes. */
+  limitNextCreate(clusterName: string, nodearray: string, machineType: string, added: number): void {
+    const cluster = this.#cluster(clusterName);
+    this.#bucketOf(this.#nodearray(cluster, nodearray), machineType).limitNextCreate = Math.max(0, added);
+  }
+}
