@@ -1,7 +1,8 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestRecord, RequestState } from '../../src/requests/schemas.ts';
 import { painter, useColour } from '../../src/cli/render.ts';
@@ -24,6 +25,19 @@ function runCli(args: string[], env: Record<string, string> = {}): Promise<Run> 
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });
+  });
+}
+
+/** Like {@link runCli} with `input` on stdin. */
+function runCliWithStdin(args: string[], input: string): Promise<Run> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += String(c)));
+    child.stderr.on('data', (c) => (stderr += String(c)));
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input);
   });
 }
 
@@ -206,6 +220,14 @@ describe('ccscale submit', () => {
     expect(world.submitted[0]).toMatchObject({ requestId: 'job-7', demands: [{ count: 4 }, { count: 2 }] });
   });
 
+  it('reads the request from stdin with --file -', async () => {
+    const world = await serve();
+    const run = await runCliWithStdin(['submit', '--file', '-', '--json', ...auth()], JSON.stringify(scaleBody({ requestId: 'from-stdin' })));
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ requestId: 'from-stdin', state: 'queued' });
+    expect(world.submitted[0]).toMatchObject({ requestId: 'from-stdin' });
+  });
+
   it('refuses bad flags locally with exit 2 naming the field', async () => {
     const world = await serve();
     const missing = await runCli(['submit', '--cluster', 'hpc', ...auth()]);
@@ -291,6 +313,31 @@ describe('ccscale plan, clusters, health', () => {
     expect((await runCli(['pause', ...auth()])).stdout).toContain('scale-out is paused');
     expect(world.paused).toBe(true);
     expect((await runCli(['resume', '--json', ...auth()])).stdout.trim()).toBe('{"paused":false}');
+  });
+});
+
+describe('the ccscale binary', () => {
+  it('runs through npx from the repository', async () => {
+    // npx from PATH, with this Node first so the bin's `#!/usr/bin/env node` finds Node 22.
+    const npx = 'npx';
+    const run = await new Promise<Run>((done) => {
+      execFile(npx, ['--no-install', 'ccscale', '--help'], { cwd: resolve(import.meta.dirname, '../..'), env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }, timeout: 30_000 }, (error, stdout, stderr) =>
+        done({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr }),
+      );
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage: ccscale');
+  });
+
+  const oldNode = '/usr/bin/node';
+  it.skipIf(!existsSync(oldNode) || process.execPath === oldNode)('says which Node it needs on an older Node', async () => {
+    const run = await new Promise<Run>((done) => {
+      execFile(oldNode, [BIN, '--help'], { timeout: 20_000 }, (error, stdout, stderr) => done({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr }));
+    });
+    const version = await new Promise<string>((done) => execFile(oldNode, ['-v'], (_e, out) => done(out.trim())));
+    if (Number(version.slice(1).split('.')[0]) >= 23) return; // a newer system Node runs it fine: nothing to check
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('ccscale needs Node.js 22.18 or newer');
   });
 });
 
