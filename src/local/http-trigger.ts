@@ -6,8 +6,11 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpRequest, HttpResponse } from '@azure/functions';
+// Default import: Node's CommonJS named-export detection misses the library's classes.
+import functions from '@azure/functions';
 import type { Cookie, HttpResponseInit, InvocationContext } from '@azure/functions';
+
+const { HttpRequest, HttpResponse } = functions;
 import type { Logger } from '../platform/log.ts';
 import type { HttpRegistration } from './registrations.ts';
 

@@ -5,8 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { format } from 'node:util';
-import { InvocationContext } from '@azure/functions';
-import type { FunctionOutput, InvocationContextInit, LogLevel as FunctionsLogLevel } from '@azure/functions';
+// Default import: Node's CommonJS named-export detection misses the library's classes.
+import functions from '@azure/functions';
+import type { FunctionOutput, InvocationContext, InvocationContextInit, LogLevel as FunctionsLogLevel } from '@azure/functions';
 import { scrub, type Logger, type LogLevel, type LogSink } from '../platform/log.ts';
 import { encodeQueueMessage, storageConnectionFromEnv, type Storage, type StorageConnection } from '../platform/storage.ts';
 import { resolveBindingExpression } from './host-config.ts';
@@ -77,7 +78,7 @@ export async function invoke<T>(options: InvokeOptions, handler: (ctx: Invocatio
       extraOutputs: options.bindings.extraOutputs ?? [],
     },
   };
-  const ctx = new InvocationContext(init);
+  const ctx = new functions.InvocationContext(init);
   const startedAtMs = Date.now();
   log.info('invocation started', { trigger: options.trigger });
   try {
