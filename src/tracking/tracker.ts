@@ -91,6 +91,11 @@ export interface Tracker extends TrackerApi {
 
 const MAX_CC_REQUEST_ID = 128;
 
+/** Tracker settings from the app configuration (`loadConfig` in `src/platform/config.ts`). */
+export function trackerConfigFrom(c: { trackerPollMinMs: number; trackerPollMaxMs: number; bootTimeoutMs: number; terminateOnBootTimeout: boolean; maxReplanAttempts: number }): Partial<TrackerConfig> {
+  return { pollMinMs: c.trackerPollMinMs, pollMaxMs: c.trackerPollMaxMs, bootTimeoutMs: c.bootTimeoutMs, terminateOnBootTimeout: c.terminateOnBootTimeout, maxReplanAttempts: c.maxReplanAttempts };
+}
+
 /** A deterministic CycleCloud requestId for a terminate this tracker sends (same scheme as `record.ts`). */
 export function trackerTerminateRequestId(requestId: string, generation: number, key: string): string {
   const suffix = `-g${generation}-${key}`;
@@ -124,6 +129,8 @@ export function createTracker(deps: TrackerDeps): Tracker {
   const store = new TrackerStore({ storage: deps.storage, names: deps.names });
   const random = deps.random ?? Math.random;
   const baseLogger = deps.logger ?? silentLogger;
+  // A CycleCloud call must end well within the poll lease, or a sweeper could start a second poll.
+  const callSignal = (): AbortSignal => AbortSignal.timeout(Math.max(1_000, Math.floor(config.leaseMs / 2)));
   let ready: Promise<void> | undefined;
   const ensure = (): Promise<void> =>
     (ready ??= deps.storage
@@ -233,7 +240,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     let names = action.names;
     try {
       s.cycleCloudCalls += 1;
-      const res = await deps.cyclecloud.terminateNodes(s.cluster, { names: action.names, requestId: cc });
+      const res = await deps.cyclecloud.terminateNodes(s.cluster, { names: action.names, requestId: cc }, { abortSignal: callSignal() });
       operationId = res.operationId;
       const refused = res.nodes.filter((n) => n.status === 'Error');
       if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });
@@ -243,7 +250,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       if (e.code === 'CC_CONFLICT' || e.ambiguous) {
         // Sent before (a replayed outbox) or maybe sent: CycleCloud knows it by request id.
         s.cycleCloudCalls += 1;
-        const found = await deps.cyclecloud.findOperationByRequestId(cc);
+        const found = await deps.cyclecloud.findOperationByRequestId(cc, { abortSignal: callSignal() });
         if (!found?.operationId) throw e;
         operationId = found.operationId;
       } else if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
@@ -345,7 +352,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
 
   async function listOperationNodes(s: TrackerState, log: Logger): Promise<{ nodes: ObservedNode[] | null; retryAfterMs?: number }> {
     try {
-      const list = await deps.cyclecloud.listNodes(s.cluster, { operationId: s.operationId });
+      const list = await deps.cyclecloud.listNodes(s.cluster, { operationId: s.operationId, abortSignal: callSignal() });
       return { nodes: list.nodes.map(observe) };
     } catch (e) {
       if (!isCycleCloudError(e)) throw e;
@@ -447,6 +454,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
     try {
       await poll(leased, plog);
     } catch (e) {
+      if (e instanceof TrackerStoreError) {
+        // Another poll took the record over (our lease ran out): it carries on; this one stops.
+        plog.warn('poll lost its lease to another; dropped', { dequeueCount: meta.dequeueCount });
+        return;
+      }
       // Give the lease back so the host's retry of this message can poll at once.
       try {
         const current = await store.get(msg.cluster, msg.operationId);
