@@ -185,6 +185,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .addOption(new Option('--key <key>', 'function key (default: $SCALER_KEY)'))
     .option('--json', 'machine-readable JSON on stdout')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Environment: SCALER_URL (default --url), SCALER_KEY (default --key), NO_COLOR (no colours).',
+        'Exit codes: 0 success or fulfilled; 1 the request ended failed, rejected or partially_fulfilled',
+        '(health: degraded; watch --timeout: time ran out); 2 usage error; 3 the API refused the call',
+        '(401 key, 404, 400, 409, 413, 5xx) or could not be reached.',
+      ].join('\n'),
+    )
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
 

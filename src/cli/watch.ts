@@ -60,8 +60,9 @@ export async function watchRequest(client: ScalerClient, requestId: string, opti
         if (options.tty && requested > 0) {
           const payload = { state: paintState(options.paint, record.state), nodes: nodesSummary(record) };
           if (!bar) {
+            // The cursor stays visible: a Ctrl-C mid-watch must not leave the terminal without one.
             bar = new cliProgress.SingleBar(
-              { format: `${requestId} {state} [{bar}] {value}/{total} ready | {nodes}`, stream: options.stdout, hideCursor: true, clearOnComplete: false, fps: 5 },
+              { format: `${requestId} {state} [{bar}] {value}/{total} ready | {nodes}`, stream: options.stdout, hideCursor: false, clearOnComplete: false, fps: 5 },
               cliProgress.Presets.shades_classic,
             );
             bar.start(requested, ready, payload);
