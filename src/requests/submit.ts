@@ -571,13 +571,17 @@ async function sendCompensations(ctx: Ctx, entry: LedgerEntry): Promise<LedgerEn
   return current;
 }
 
-/** One terminate under a fixed CycleCloud requestId; a 409 or unknown outcome is resolved by looking the request id up. */
+/**
+ * One terminate under a fixed CycleCloud requestId; a 409 or unknown outcome (or `surelyUnsent`
+ * false: a crash after the intent) is resolved by looking the request id up first.
+ */
 async function terminateOnce(
   ctx: Ctx,
   cc: string,
   target: { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string },
+  surelyUnsent = true,
 ): Promise<{ operationId: string; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
-  let unsent = true;
+  let unsent = surelyUnsent;
   let lastError: unknown;
   for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
     if (!unsent) {
@@ -640,7 +644,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   };
   let result: Awaited<ReturnType<typeof terminateOnce>>;
   try {
-    result = hadIntent ? await terminateAfterCrash(ctx, cc, target) : await terminateOnce(ctx, cc, target);
+    result = await terminateOnce(ctx, cc, target, !hadIntent);
   } catch (error) {
     if (isCycleCloudError(error) && isPermanent(error)) {
       entry = await update(ctx, (e) => {
@@ -674,16 +678,4 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   });
   ctx.logger.info('terminate submitted', { operationId: result.operationId, nodes: result.nodes.length, unmatched: unmatched.length });
   return done(entry, isFinal(entry) ? 'final' : 'submitted');
-}
-
-/** After a crash with a terminate intent: look it up first, send only if CycleCloud has nothing. */
-async function terminateAfterCrash(ctx: Ctx, cc: string, target: Parameters<typeof terminateOnce>[2]): Promise<Awaited<ReturnType<typeof terminateOnce>>> {
-  try {
-    const list = await ctx.deps.cyclecloud.listNodes(ctx.cluster, { requestId: cc });
-    const operationId = await operationIdOf(ctx, list, cc);
-    return { operationId, nodes: list.nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? 'Terminating', error: null })) };
-  } catch (error) {
-    if (!(isCycleCloudError(error) && error.code === 'CC_NOT_FOUND')) throw error;
-  }
-  return terminateOnce(ctx, cc, target);
 }

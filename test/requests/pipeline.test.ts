@@ -386,6 +386,23 @@ describe('refusals and wire details', () => {
     expect(body).toEqual({ hostnames: ['h1'], ip_addresses: ['10.0.0.4'], filter: 'State === "Started"', requestId: 'drain-3-t' });
   });
 
+  it('terminate after a crash between intent and result: looked up, not sent again', async () => {
+    const { cc, ledger, deliver } = await setup();
+    await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 1 }] });
+    const msg = { kind: 'terminate' as const, requestId: 'drain-5', cluster: 'hpc', names: ['ondemand-1'] };
+    // Prepare: the worker wrote its intent and sent the terminate, then died
+    await ledger.admit(msg, T0);
+    await ledger.update('drain-5', (e) => applySubmission(e, { generation: 0, cycleCloudRequestId: 'drain-5-t', state: 'intent', operationId: null, sets: [], submittedAtMs: T0 }, T0));
+    await cc.terminateNodes('hpc', { names: ['ondemand-1'], requestId: 'drain-5-t' });
+    // Act
+    await deliver(msg, { dequeueCount: 2 });
+    // Assess
+    expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toHaveLength(1);
+    const rec = (await ledger.getRecord('drain-5'))!;
+    expect(rec.state).toBe('submitted');
+    expect(rec.operations[0]).toMatchObject({ operationId: 'op-2', action: 'terminate' });
+  });
+
   it('a terminate that matches nothing fails and says so', async () => {
     const { ledger, deliver } = await setup();
     await deliver({ kind: 'terminate', requestId: 'drain-4', cluster: 'hpc', names: ['ghost-1'] });
