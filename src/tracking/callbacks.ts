@@ -14,7 +14,6 @@
  * receiver's `Retry-After` lengthens a delay), then given up and logged. The secret, the signature
  * and the URL's query string are never logged.
  */
-import { RestError } from '@azure/data-tables';
 import type { Storage } from '../platform/storage.ts';
 import { decodeQueueMessage, encodeQueueMessage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
@@ -111,7 +110,7 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
   return Number.isNaN(at) ? undefined : Math.min(Math.max(0, at - nowMs), MAX_RETRY_AFTER_MS);
 }
 
-const statusOf = (e: unknown): number | undefined => (e instanceof RestError ? e.statusCode : undefined);
+const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number } | null)?.statusCode;
 
 export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
   const doFetch = deps.fetch ?? fetch;

@@ -12,7 +12,7 @@
  *   token written with it; a message with an older token (a chain the sweeper replaced, a late
  *   duplicate) is dropped, so a lost-and-found message can never start a second polling loop.
  */
-import { RestError, type TableEntity, type TableEntityResult } from '@azure/data-tables';
+import type { TableEntity, TableEntityResult } from '@azure/data-tables';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
@@ -74,7 +74,7 @@ function fromEntity(e: TableEntityResult<Record<string, unknown>>): TrackerRecor
   return { ...doc, ...(e.etag ? { etag: e.etag } : {}) };
 }
 
-const status = (e: unknown): number | undefined => (e instanceof RestError ? e.statusCode : (e as { statusCode?: number })?.statusCode);
+const status = (e: unknown): number | undefined => (e as { statusCode?: number } | null)?.statusCode;
 
 export interface TrackerStoreOptions {
   storage: Storage;
