@@ -78,6 +78,27 @@ describe('local host queue trigger', () => {
     expect((await storage.queue(queueName).peekMessages()).peekedMessageItems).toHaveLength(0);
   });
 
+  it('treats text that is not base64 as a failed delivery: never handed to the function, poisoned at the end', async () => {
+    // Prepare
+    const queueName = uniqueNames().scaleQueue;
+    let calls = 0;
+    await start({
+      env: { AzureWebJobsStorage: connectionString },
+      hostJson: queuesJson({ maxDequeueCount: 2 }),
+      logSink: captureLog().sink,
+      registrations: [queueReg('strict', { queueName, connection: 'AzureWebJobsStorage', handler: () => { calls++; } })],
+    });
+
+    // Act
+    await storage.queue(queueName).sendMessage('{"requestId":"raw"}');
+
+    // Assess
+    const poison = storage.queue(`${queueName}-poison`);
+    const moved = await eventually(async () => ((await poison.exists()) ? (await poison.peekMessages()).peekedMessageItems[0] : undefined));
+    expect(moved.messageText).toBe('{"requestId":"raw"}');
+    expect(calls).toBe(0);
+  });
+
   it('makes a failed message visible again only after visibilityTimeout', async () => {
     // Prepare
     const queueName = uniqueNames().scaleQueue;
