@@ -73,8 +73,9 @@ export class ScalerClient {
       throw new CliError('CLI_USAGE', `--url must be a URL like http://127.0.0.1:7071`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError('CLI_USAGE', '--url must be http or https');
-    // Keep a path prefix (a reverse proxy) but never a trailing slash or a query.
-    this.#base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+    // Keep a path prefix (a reverse proxy) but never a trailing slash, a query, or the `/api` the
+    // local host prints as its base URL (routes add it themselves).
+    this.#base = `${url.origin}${url.pathname.replace(/\/+$/, '').replace(/\/api$/, '')}`;
     this.#key = options.key || undefined;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#fetch = options.fetch ?? fetch;

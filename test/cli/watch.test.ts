@@ -76,3 +76,12 @@ describe('watchRequest', () => {
     expect(down.calls()).toBe(3);
   });
 });
+
+describe('ScalerClient', () => {
+  it('accepts the base URL the local host prints (with /api) and keeps a proxy prefix', () => {
+    expect(new ScalerClient({ baseUrl: 'http://127.0.0.1:7071/api' }).baseUrl).toBe('http://127.0.0.1:7071');
+    expect(new ScalerClient({ baseUrl: 'http://127.0.0.1:7071/api/?code=k' }).baseUrl).toBe('http://127.0.0.1:7071');
+    expect(new ScalerClient({ baseUrl: 'https://gw.example.net/scaler/' }).baseUrl).toBe('https://gw.example.net/scaler');
+    expect(() => new ScalerClient({ baseUrl: 'not a url' })).toThrow(/--url must be a URL/);
+  });
+});
