@@ -14,7 +14,7 @@ import { parseHostSettings, resolveBindingExpression, type HostSettings } from '
 import { compileRoute, createHttpDispatcher, DEFAULT_MAX_BODY_BYTES, type CompiledRoute } from './http-trigger.ts';
 import { checkOutputBindings, invoke, storageFromEnv, type InvokeOptions, type StorageForConnection } from './invocation.ts';
 import { QueuePoller } from './queue-trigger.ts';
-import type { Registration } from './registrations.ts';
+import { LocalHostError, type Registration } from './registrations.ts';
 import { TimerSchedule } from './timer-trigger.ts';
 
 export interface LocalHostOptions {
@@ -82,6 +82,12 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     const where = `function "${reg.name}"`;
     const bindings = bindingsOf(reg);
     checkOutputBindings(reg.name, bindings, reg.kind);
+    if (reg.options.extraInputs?.length) {
+      throw new LocalHostError('LOCAL_UNSUPPORTED', `${where}: input bindings (extraInputs) are not supported by the local host`);
+    }
+    if (reg.kind === 'timer' && reg.options.retry) {
+      logger.warn('timer retry policy is not applied by the local host; a failed run waits for the next tick', { functionName: reg.name });
+    }
     if (reg.kind === 'timer') {
       const { handler } = reg.options;
       timers.push(

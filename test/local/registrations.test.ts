@@ -13,7 +13,7 @@ describe('captureRegistrations', () => {
 
     // Assess
     expect(regs.map((r) => `${r.kind}:${r.name}`)).toEqual([
-      'http:echo', 'http:defaults', 'http:shortcut', 'http:shortcutHandler', 'timer:tick', 'storageQueue:work',
+      'http:echo', 'http:defaults', 'http:shortcut', 'http:shortcutHandler', 'timer:tick', 'storageQueue:work', 'storageQueue:viaGeneric',
     ]);
     const byName = new Map(regs.map((r) => [r.name, r]));
     const echo = byName.get('echo');
@@ -30,6 +30,9 @@ describe('captureRegistrations', () => {
     const work = byName.get('work');
     expect(work?.kind === 'storageQueue' && work.options).toMatchObject({ queueName: 'fixture-in', connection: 'AzureWebJobsStorage' });
     expect(work?.options.extraOutputs?.[0]).toMatchObject({ type: 'queue', queueName: 'fixture-out' });
+    const generic = byName.get('viaGeneric');
+    expect(generic?.kind === 'storageQueue' && generic.options).toMatchObject({ queueName: 'fixture-generic', connection: 'AzureWebJobsStorage' });
+    expect(typeof generic?.options.handler).toBe('function');
     // The library's own functions are back in place for everyone else.
     expect(app.http).toBe(originalHttp);
     expect(app.timer).toBe(originalTimer);
