@@ -56,6 +56,7 @@ export function decodeQueueItem(messageText: string, encoding: 'base64' | 'none'
   }
 }
 
+/** Polls one queue for one function; `start()` then `stop(graceMs)`. */
 export class QueuePoller {
   readonly #o: QueuePollerOptions;
   readonly #inFlight = new Set<Promise<void>>();

@@ -35,6 +35,7 @@ export function parseSchedule(schedule: string, functionName: string): Cron {
   }
 }
 
+/** Runs one timer function on its schedule; `start()` then `stop(graceMs)`. Throws on a bad schedule. */
 export class TimerSchedule {
   readonly #o: TimerScheduleOptions;
   #job: Cron | undefined;
