@@ -408,8 +408,9 @@ export function createTracker(deps: TrackerDeps): Tracker {
     await recordCapacityFailures(rec.state, result.state, nowMs, log);
     const outbox: OutboxItem[] = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');
     if (result.changed || result.state.final || rec.state.polls === 0) outbox.unshift({ type: 'ledger' });
-    rec = await store.replace({ ...rec, state: result.state, outbox });
-    if (outbox.length > 0) rec = await performOutbox(rec, false, log);
+    rec = { ...rec, state: result.state, outbox };
+    // Actions are persisted before they run (a crash replays them); a quiet poll skips that write.
+    if (outbox.length > 0) rec = await performOutbox(await store.replace(rec), false, log);
 
     if (rec.state.final) {
       const counts = outcomeCounts(rec.state);

@@ -221,6 +221,27 @@ describe('tracker', () => {
     expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'job-10' })]);
   });
 
+  it('start() again re-sends a first wake-up lost before any poll, with the same token', async () => {
+    const t = tracker();
+    cc.addCreate('op-11', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
+    const start = await submitted('job-11', 'op-11', [looseSet()]);
+    await t.start(start);
+    await storage.queue(names.trackerQueue).clearMessages(); // crash right after the record was written
+    clock += 5_000; // the first poll is due: the re-sent wake-up is visible at once
+    await t.start(start);
+    const rec = await t.store.get('hpc', 'op-11');
+    expect(await peekAll(storage, names.trackerQueue)).toEqual([{ $tracker: 'poll', cluster: 'hpc', operationId: 'op-11', token: rec!.wakeToken }]);
+  });
+
+  it('ignores messages that are not wake-ups, and wake-ups for unknown operations', async () => {
+    const t = tracker();
+    await t.handleTrackerMessage('not json', { dequeueCount: 1 }, log);
+    await t.handleTrackerMessage({ $tracker: 'poll' }, { dequeueCount: 1 }, log);
+    await t.handleTrackerMessage(Buffer.from(JSON.stringify({ $tracker: 'poll', cluster: 'hpc', operationId: 'nope' })).toString('base64'), { dequeueCount: 1 }, log);
+    expect(cc.calls).toEqual([]);
+    expect(logs.entries().map((l) => l.msg)).toEqual(['tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up', 'wake-up for an unknown operation dropped']);
+  });
+
   it('keeps at most one poll in flight: two wake-ups at once make one CycleCloud call', async () => {
     const t = tracker();
     cc.addCreate('op-6', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
