@@ -178,6 +178,8 @@ interface Bucket {
   spec: Required<Pick<BucketSpec, 'gpuCount' | 'family' | 'consumedCoreCount' | 'maxPlacementGroupSize' | 'valid' | 'bucketId' | 'throttleCapacitySec'>> & BucketSpec;
   lastCapacityFailureAtMs: number | undefined;
   throttleUntilAtMs: number;
+  /** The throttle of the last capacity failure, for messages. */
+  throttleSec: number;
   limitNextCreate: number | undefined;
 }
 
@@ -245,6 +247,11 @@ interface Capacity {
   throttled: boolean;
 }
 
+/**
+ * The simulated CycleCloud: the operations behind each REST route (throwing {@link SimulatorError}
+ * for what the server refuses) and the test hooks (faults, failing/holding nodes, capacity
+ * failures, partial creates, bucket changes, the call log).
+ */
 export class Simulator {
   /** Armed faults for the HTTP routes. */
   readonly faults = new FaultList();
@@ -285,6 +292,7 @@ export class Simulator {
       },
       lastCapacityFailureAtMs: undefined,
       throttleUntilAtMs: 0,
+      throttleSec: 0,
       limitNextCreate: undefined,
     };
   }
@@ -587,7 +595,7 @@ export class Simulator {
       const cap = this.#capacity(cluster, na, b, activity);
       let available = cap.availableCount;
       let reason: string | undefined = cap.throttled
-        ? `bucket ${b.spec.machineType} had a capacity failure and reports no capacity for ${b.spec.throttleCapacitySec} s (ThrottleCapacity)`
+        ? `bucket ${b.spec.machineType} had a capacity failure and reports no capacity for ${b.throttleSec} s (ThrottleCapacity)`
         : `the limits of nodearray ${na.spec.name} (bucket ${b.spec.machineType}, cluster and quota) allow ${available} more`;
       if (set.placementGroupId !== undefined) {
         const inGroup = activity.bucket.get(b)!.groups.get(set.placementGroupId)?.count ?? 0;
@@ -880,7 +888,7 @@ export class Simulator {
     const seconds = throttleSec ?? bucket.spec.throttleCapacitySec;
     bucket.lastCapacityFailureAtMs = this.now();
     bucket.throttleUntilAtMs = this.now() + seconds * 1000;
-    bucket.spec.throttleCapacitySec = seconds;
+    bucket.throttleSec = seconds;
   }
 
   /** The next create set placed in this bucket adds at most `added` nodes. */
