@@ -4,7 +4,7 @@
  * What it guarantees to callers:
  * - every response body is validated with the wire schemas; a body that does not match is a
  *   `CC_BAD_RESPONSE` naming the first bad path, never echoing the body;
- * - GETs are retried on 429/502/503/504 and connection errors (`Retry-After` honoured, otherwise
+ * - GETs are retried on 429/502/503/504, connection errors and timeouts (`Retry-After` honoured, otherwise
  *   exponential backoff with full jitter, abortable waits); POSTs are never retried, because a
  *   create that timed out may have been applied: the caller reconciles by request id instead
  *   (`CycleCloudError.ambiguous` says when that is needed);
