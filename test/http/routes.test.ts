@@ -70,6 +70,20 @@ describe('POST /api/scale-requests', () => {
     expect(world.submitted).toHaveLength(0);
   });
 
+  it('names unknown fields by their own path', async () => {
+    const { deps } = fakeDeps();
+    const body = scaleBody({ priority: 1, demands: [{ nodearray: 'ondemand', count: 1, colour: 'red', size: 2 }] });
+    const res = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body }));
+    expect(res.status).toBe(400);
+    expect(problemOf(res).errors).toEqual(
+      expect.arrayContaining([
+        { path: 'priority', message: 'is not a known field' },
+        { path: 'demands.0.colour', message: 'is not a known field' },
+        { path: 'demands.0.size', message: 'is not a known field' },
+      ]),
+    );
+  });
+
   it('answers 400 for a body that is not JSON without quoting it back', async () => {
     const { deps } = fakeDeps();
     const res = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { raw: '{"requestId": "secret-ish-text' }));
