@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
   DEFAULT_MACHINE_CONFIG,
   TIMED_OUT_STATUS,
@@ -331,5 +332,39 @@ describe('poll cadence', () => {
     const r2 = step(r1.state, { nowMs: T0 + 6_000, nodes: [] });
     expect(r2.actions).toEqual([]);
     expect(r2.state).toEqual(r1.state);
+  });
+});
+
+describe('properties (random status sequences)', () => {
+  const STATUSES = ['Acquiring', 'Preparing', 'Ready', 'Failed', 'Terminating', 'Terminated', 'Unavailable', 'Weird', null] as const;
+
+  it('always ends by the deadline, never schedules past it, and compensates a gang at most once', () => {
+    const config: MachineConfig = { ...DEFAULT_MACHINE_CONFIG, bootTimeoutMs: 10 * 60_000 };
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(fc.tuple(fc.constantFrom(...STATUSES), fc.constantFrom(...STATUSES), fc.constantFrom(...STATUSES)), { maxLength: 40 }),
+        fc.double({ min: 0, max: 0.999, noNaN: true }),
+        (colocated, script, jitter) => {
+          const s0 = initialState(colocated ? gangStart() : createStart({ sets: [{ ...createStart().sets[0]!, count: 3, added: 3, demands: [{ index: 0, count: 3 }] }] }), T0, config, jitter);
+          let s = s0;
+          const all: TrackerAction[] = [];
+          for (let i = 0; !s.final && i < 100; i++) {
+            const row = script[i] ?? ['Acquiring', 'Acquiring', 'Acquiring'];
+            const nodes = row.flatMap((status, k) => (status === null ? [] : [colocated ? mpi(`mpi-${k + 1}`, status) : node(`ondemand-${k + 1}`, status)]));
+            const r = step(s, { nowMs: s.nextPollAtMs, nodes }, config);
+            all.push(...r.actions);
+            for (const a of r.actions) if (a.type === 'schedule') expect(a.atMs).toBeLessThanOrEqual(s0.deadlineAtMs);
+            s = r.state;
+          }
+          expect(s.final).toBe(true);
+          expect(s.finalAtMs).toBeLessThanOrEqual(s0.deadlineAtMs);
+          expect(s.nodes.every((n) => n.outcome !== 'pending')).toBe(true);
+          expect(ofType(all, 'replan').length + ofType(all, 'close').length).toBeLessThanOrEqual(1);
+          if (!colocated) expect(ofType(all, 'replan')).toEqual([]);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
