@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
+import { namedFieldErrors } from '../http/problem.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
 import { painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
@@ -108,8 +109,9 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
 function validated(message: Record<string, unknown>): Record<string, unknown> {
   const parsed = parseRequestMessage(message);
   if (parsed.ok) return message;
-  const lines = parsed.errors.map((e) => `  ${e.path || '(body)'}: ${e.message}`).join('\n');
-  throw new CliError('CLI_USAGE', `the request is invalid:\n${lines}`, { errors: parsed.errors });
+  const errors = namedFieldErrors(parsed.errors);
+  const lines = errors.map((e) => `  ${e.path || '(body)'}: ${e.message}`).join('\n');
+  throw new CliError('CLI_USAGE', `the request is invalid:\n${lines}`, { errors });
 }
 
 async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Promise<Record<string, unknown>> {
