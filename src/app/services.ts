@@ -82,7 +82,6 @@ export async function createServices(env: Record<string, string | undefined>, op
   else if (creds.kind === 'settings') credentials = staticCredentialProvider({ username: creds.username, password: creds.password });
   else throw new Error('CycleCloud credentials are not set (CYCLECLOUD_USERNAME/CYCLECLOUD_PASSWORD or KEY_VAULT_URL)');
 
-  if (config.cycleCloudTlsInsecure) logger.warn('CYCLECLOUD_TLS_INSECURE=true: CycleCloud certificates are not verified');
   const cyclecloud = createCycleCloudClient({
     baseUrl: config.cycleCloudUrl,
     credentials,
