@@ -3,6 +3,7 @@
  * messages alone cannot guarantee — wake-ups lost in a crash (tracker and waiting requests).
  */
 import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
+import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
@@ -13,6 +14,7 @@ const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
 
 export interface SnapshotJobResult {
   captured: CaptureResult[];
+  reconciled: (ReconcileResult & { cluster: string })[];
   trackerWakeups: number;
   requestWakeups: number;
 }
@@ -24,9 +26,26 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
     s.clusters,
     { isPastDue: timer.isPastDue },
   );
+  // Nodes the ledger expects that CycleCloud no longer has, and capacity failures in node states.
+  // Only snapshots that carry a node list: an absent list must never read as "every node gone".
+  const reconciled: SnapshotJobResult['reconciled'] = [];
+  for (const r of captured) {
+    if (!r.ok || !r.snapshot.nodes) continue;
+    try {
+      const result = await reconcileSnapshot(
+        { ledger: s.pipeline.ledger, tracker: s.tracker, capacity: s.capacity, logger },
+        r.cluster,
+        r.snapshot.nodes,
+        Date.parse(r.snapshot.takenAt),
+      );
+      reconciled.push({ cluster: r.cluster, ...result });
+    } catch (error) {
+      logger.error('reconciliation failed', { cluster: r.cluster, error });
+    }
+  }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, now(), logger);
-  return { captured, trackerWakeups, requestWakeups };
+  return { captured, reconciled, trackerWakeups, requestWakeups };
 }
 
 /** Open requests not being tracked whose next attempt is long overdue get a continue message. */

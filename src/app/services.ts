@@ -118,6 +118,7 @@ export async function createServices(env: Record<string, string | undefined>, op
   // The tracker and the pipeline refer to each other (submission hands operations to the tracker;
   // the tracker reads and writes the ledger the pipeline owns): bind through a late reference.
   let trackerRef: Tracker | undefined;
+  let callbacksRef: CallbackSender | undefined;
   const trackerProxy: TrackerApi = { start: (t) => trackerRef!.start(t) };
 
   const freshSnapshot = async (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> => {
@@ -138,6 +139,16 @@ export async function createServices(env: Record<string, string | undefined>, op
     tracker: trackerProxy,
     snapshots: { getFresh: freshSnapshot },
     capacity,
+    // Every final request with a callbackUrl gets its callback, whoever finalised it (the sender
+    // de-duplicates per record version, so the tracker queueing it too is harmless).
+    onFinal: async (entry) => {
+      if (!entry.request?.callbackUrl) return;
+      try {
+        await callbacksRef!.enqueue(entry.record.requestId);
+      } catch (error) {
+        logger.error('could not queue the callback of a final request', { requestId: entry.record.requestId, error });
+      }
+    },
     config: {
       pausedBySetting: config.scaleOutPaused,
       deadlineMs: config.requestDeadlineMs,
@@ -149,6 +160,7 @@ export async function createServices(env: Record<string, string | undefined>, op
   });
 
   const callbacks = createCallbackSender({ storage, names, ledger: pipeline.ledger, signingSecret, now, logger });
+  callbacksRef = callbacks;
   const tracker = createTracker({
     cyclecloud,
     storage,

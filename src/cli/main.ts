@@ -18,7 +18,6 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
-import { namedFieldErrors } from '../http/problem.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
 import { painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
@@ -109,7 +108,7 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
 function validated(message: Record<string, unknown>): Record<string, unknown> {
   const parsed = parseRequestMessage(message);
   if (parsed.ok) return message;
-  const errors = namedFieldErrors(parsed.errors);
+  const { errors } = parsed;
   const lines = errors.map((e) => `  ${e.path || '(body)'}: ${e.message}`).join('\n');
   throw new CliError('CLI_USAGE', `the request is invalid:\n${lines}`, { errors });
 }

@@ -39,21 +39,8 @@ export function problem(status: number, code: HttpProblemCode, detail: string, e
   return { status, jsonBody: body, headers: { 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' } };
 }
 
-/**
- * zod reports unknown keys once, at the object's path (`demands.0`, message `Unrecognized key: "x"`);
- * callers want the field itself, so each key becomes its own error at `demands.0.x`.
- */
-export function namedFieldErrors(errors: FieldError[]): FieldError[] {
-  return errors.flatMap((e) => {
-    const m = /^Unrecognized keys?: (.+)$/.exec(e.message);
-    const keys = m ? [...m[1]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((k) => k[1]!) : [];
-    if (!keys.length) return [e];
-    return keys.map((key) => ({ path: e.path ? `${e.path}.${key}` : key, message: 'is not a known field' }));
-  });
-}
-
-export function validationProblem(input: FieldError[]): HttpResponseInit {
-  const errors = namedFieldErrors(input);
+/** 400 naming every bad field (`parseRequestMessage` already names unknown keys as `demands.0.x`). */
+export function validationProblem(errors: FieldError[]): HttpResponseInit {
   const named = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
   const detail = named.length <= 3 ? named.join('; ') : `${named.slice(0, 3).join('; ')} (and ${named.length - 3} more)`;
   return problem(400, 'HTTP_VALIDATION', detail, errors);

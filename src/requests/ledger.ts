@@ -33,6 +33,11 @@ export interface RequestLedgerOptions {
   indexRetentionMs?: number;
   /** Attempts of a read-modify-write that keeps losing ETag races. Default 25. */
   maxUpdateAttempts?: number;
+  /**
+   * Called after an update makes an entry final (whoever made it so: tracker, deadline, rejection),
+   * e.g. to queue its callback. Must not throw; it runs after the write has landed.
+   */
+  onFinal?: (entry: LedgerEntry) => Promise<void>;
 }
 
 /** Stable codes of ledger failures. */
@@ -75,6 +80,7 @@ export class RequestLedger implements RequestLedgerApi {
   readonly #deadlineMs: number;
   readonly #retentionMs: number;
   readonly #maxAttempts: number;
+  readonly #onFinal: ((entry: LedgerEntry) => Promise<void>) | undefined;
 
   constructor(options: RequestLedgerOptions) {
     this.#table = options.storage.table(options.names.requestsTable);
@@ -82,6 +88,7 @@ export class RequestLedger implements RequestLedgerApi {
     this.#deadlineMs = options.deadlineMs ?? 30 * 60_000;
     this.#retentionMs = options.indexRetentionMs ?? 60 * 60_000;
     this.#maxAttempts = options.maxUpdateAttempts ?? 25;
+    this.#onFinal = options.onFinal;
   }
 
   async get(requestId: string): Promise<LedgerEntry | null> {
@@ -133,6 +140,7 @@ export class RequestLedger implements RequestLedgerApi {
         const res = await this.#table.updateEntity(this.#entity(next), 'Replace', { etag });
         if (res.etag) next.etag = res.etag;
         await this.#writeIndex(next);
+        if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
         return next;
       } catch (error) {
         if (statusOf(error) !== 412 || attempt >= this.#maxAttempts) {

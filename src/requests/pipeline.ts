@@ -14,6 +14,7 @@ import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMess
 import { RequestLedger } from './ledger.ts';
 import { storageQueueSender } from './queue.ts';
 import type { RequestMessage } from './schemas.ts';
+import type { LedgerEntry } from './ledger-types.ts';
 import { ScalerState } from './state.ts';
 import type { CapacityMemoryApi, SnapshotSource, SubmitConfig } from './submit.ts';
 
@@ -29,6 +30,8 @@ export interface RequestPipelineOptions {
   config?: Partial<RequestPipelineConfig> & Omit<SubmitConfig, 'maxReplanAttempts' | 'snapshotMaxAgeMs'>;
   /** Epoch-ms clock. Default `Date.now`. */
   now?: () => number;
+  /** Called once an entry becomes final, whoever made it so (queues its callback). See `RequestLedgerOptions.onFinal`. */
+  onFinal?: (entry: LedgerEntry) => Promise<void>;
 }
 
 export interface RequestPipeline {
@@ -44,7 +47,13 @@ export interface RequestPipeline {
 export function createRequestPipeline(o: RequestPipelineOptions): RequestPipeline {
   const now = o.now ?? Date.now;
   const { pausedBySetting, deadlineMs, ...submitConfig } = o.config ?? {};
-  const ledger = new RequestLedger({ storage: o.storage, names: o.names, now, ...(deadlineMs !== undefined ? { deadlineMs } : {}) });
+  const ledger = new RequestLedger({
+    storage: o.storage,
+    names: o.names,
+    now,
+    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    ...(o.onFinal ? { onFinal: o.onFinal } : {}),
+  });
   const state = new ScalerState({ storage: o.storage, names: o.names, now, pausedBySetting: pausedBySetting ?? false });
   const queue = storageQueueSender(o.storage, o.names.scaleQueue);
   const deps: IntakeDeps = {

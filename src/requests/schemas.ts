@@ -88,7 +88,12 @@ export function parseRequestMessage(
   if (result.success) return { ok: true, value: result.data };
   return {
     ok: false,
-    errors: result.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+    // An unknown key is reported at the object holding it; name the key itself (`demands.0.colour`).
+    errors: result.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
+        : [{ path: i.path.map(String).join('.'), message: i.message }],
+    ),
   };
 }
 
