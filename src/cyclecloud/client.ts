@@ -105,6 +105,14 @@ const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME|A
 
 const enc = encodeURIComponent;
 
+/** `/clusters/hpc/nodes/create` → `/clusters/{cluster}/nodes/create`: metric labels without ids. */
+export function operationLabel(path: string): string {
+  return path
+    .replace(/^\/clusters\/[^/]+/, '/clusters/{cluster}')
+    .replace(/^\/operations\/[^/?]+$/, '/operations/{id}')
+    .replace(/\/scale\/[^/]+$/, '/scale/{nodearray}');
+}
+
 /** `Retry-After` as milliseconds from `nowMs`: delay-seconds or an HTTP date; undefined if absent or unreadable. */
 export function parseRetryAfterMs(value: string | string[] | undefined, nowMs: number): number | undefined {
   const text = (Array.isArray(value) ? value[0] : value)?.trim();
@@ -238,6 +246,13 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
       ...(extra.status !== undefined && resHeaders ? { response: { status: extra.status, headers: resHeaders } } : {}),
     });
 
+  /** `cyclecloud_call_ms` per attempt and `cyclecloud_errors` per failed one, labelled by operation, not by ids. */
+  function callMetrics(call: { method: string; path: string }, status: number, durationMs: number, code: string | undefined): void {
+    const operation = `${call.method} ${operationLabel(call.path)}`;
+    logger.metric('cyclecloud_call_ms', durationMs, { operation, status });
+    if (code) logger.metric('cyclecloud_errors', 1, { operation, status, code });
+  }
+
   async function send<S extends z.ZodType>(call: Call<S>): Promise<z.output<S>> {
     const path = pathOf(call.path, call.query);
     const label = `CycleCloud ${call.method} ${basePath}${call.path}`;
@@ -294,6 +309,7 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
           req,
         );
         logger.debug('cyclecloud request failed', { method: call.method, path: call.path, code: error.code, attempt, durationMs: now() - startedAtMs });
+        callMetrics(call, 0, now() - startedAtMs, error.code);
         // A certificate that does not verify will not verify on the next attempt either.
         if (retryable && !tls && !closed && attempt < maxRetries) {
           const delayMs = backoffDelayMs(attempt, baseDelayMs, maxDelayMs, random);
@@ -306,6 +322,7 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
       }
 
       logger.debug('cyclecloud request', { method: call.method, path: call.path, status, attempt, durationMs: now() - startedAtMs });
+      callMetrics(call, status, now() - startedAtMs, status >= 400 ? codeForStatus(status) : undefined);
 
       if (status >= 200 && status < 300) {
         let json: unknown;

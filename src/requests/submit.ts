@@ -219,6 +219,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       ),
     ]);
     const generation = entry.attempts.reduce((m, a) => Math.max(m, a.generation + 1), 0);
+    const planStartedAt = performance.now();
     const plan = (deps.plan ?? defaultPlan)({
       request,
       snapshot,
@@ -230,6 +231,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       excludedPlacementGroups: excludedPlacementGroups(entry),
       ...(ctx.cfg.planOptions ? { options: ctx.cfg.planOptions } : {}),
     });
+    ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster: ctx.cluster, demands: request.demands.length });
 
     const rejected = plan.demands.filter((d) => d.status === 'rejected');
     const submittedBefore = entry.attempts.some((a) => a.state === 'accepted');
@@ -378,7 +380,8 @@ async function submitAttempt(
         sets: attempt.sets.map((s, i) => ({ ...s, added: result.sets[i]?.added ?? 0, message: result.sets[i]?.message ?? null })),
       };
       ctx.logger.info('create accepted', { cycleCloudRequestId: cc, operationId: result.operationId, added: accepted.sets.map((s) => s.added) });
-      ctx.logger.metric('scaler.create.calls', 1, { cluster: ctx.cluster });
+      ctx.logger.metric('create_calls', 1, { cluster: ctx.cluster });
+      ctx.logger.metric('nodes_requested', accepted.sets.reduce((n, s) => n + (s.added ?? 0), 0), { cluster: ctx.cluster });
       return recordAccepted(ctx, accepted);
     } catch (error) {
       if (!isCycleCloudError(error)) throw error;

@@ -530,3 +530,14 @@ describe('CycleCloud client: authentication', () => {
     expect(() => createCycleCloudClient({ baseUrl: 'ftp://cc.example.com', credentials: staticCredentialProvider(CREDS) })).toThrow(TypeError);
   });
 });
+
+describe('operationLabel', () => {
+  it('labels calls by operation, never by cluster, id or nodearray', async () => {
+    const { operationLabel } = await import('../../src/cyclecloud/client.ts');
+    expect(operationLabel('/clusters/hpc/nodes/create')).toBe('/clusters/{cluster}/nodes/create');
+    expect(operationLabel('/clusters/hpc/status')).toBe('/clusters/{cluster}/status');
+    expect(operationLabel('/operations/3b53d621')).toBe('/operations/{id}');
+    expect(operationLabel('/clusters/hpc/scale/mpi')).toBe('/clusters/{cluster}/scale/{nodearray}');
+    expect(operationLabel('/operations/')).toBe('/operations/');
+  });
+});
