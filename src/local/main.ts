@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
-import { registerSecret, scrub } from '../platform/log.ts';
+import { consoleSink, registerSecret, scrub, type LogLevel, type LogSink } from '../platform/log.ts';
 import { startSimulator } from '../simulator/server.ts';
 import { startAzurite } from './azurite.ts';
 import { startLocalHost } from './host.ts';
@@ -20,6 +20,8 @@ import { captureRegistrations } from './registrations.ts';
 const FORCE_EXIT_AFTER_MS = 18_000;
 /** Running invocations get this long to finish on stop. */
 const STOP_GRACE_MS = 8_000;
+/** `LOG_LEVEL` filters the host's lines (and handler lines passed through it). */
+const LEVEL_ORDER: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 const env = process.env;
 const closers: Array<{ what: string; close: () => Promise<void> }> = [];
@@ -117,7 +119,11 @@ async function main(): Promise<void> {
 
   // 5. The same registrations Azure loads, under the local host.
   const registrations = await captureRegistrations(() => import(new URL('../../functions/index.ts', import.meta.url).href));
-  const host = await startLocalHost({ registrations, env, port: config.port, functionKey, stopGraceMs: STOP_GRACE_MS });
+  const minLevel = LEVEL_ORDER.indexOf(config.logLevel);
+  const logSink: LogSink = (level, line) => {
+    if (LEVEL_ORDER.indexOf(level) >= minLevel) consoleSink(level, line);
+  };
+  const host = await startLocalHost({ registrations, env, port: config.port, functionKey, stopGraceMs: STOP_GRACE_MS, logSink });
   closers.push({ what: 'the local host', close: () => host.stop() });
   if (stopping) return;
 
