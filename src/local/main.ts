@@ -68,6 +68,8 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(env, { mode: 'local' });
+    // The functions build their services from this environment; tell them it is the local host.
+    env.SCALER_MODE = 'local';
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
@@ -92,7 +94,13 @@ async function main(): Promise<void> {
   if (!config.cycleCloudUrl) {
     const creds = config.cycleCloudCredentials;
     // Credentials set without a URL become the simulator's, so the user knows them.
-    const sim = await startSimulator({ port: 0, ...(creds.kind === 'settings' ? { username: creds.username, password: creds.password } : {}) });
+    const stepMs = env.SIMULATOR_STEP_MS ? Number(env.SIMULATOR_STEP_MS) : undefined;
+    if (stepMs !== undefined && !(Number.isInteger(stepMs) && stepMs >= 1 && stepMs <= 600_000)) fail('Setting SIMULATOR_STEP_MS must be a whole number of milliseconds from 1 to 600000');
+    const sim = await startSimulator({
+      port: 0,
+      ...(stepMs !== undefined ? { stepMs } : {}),
+      ...(creds.kind === 'settings' ? { username: creds.username, password: creds.password } : {}),
+    });
     closers.push({ what: 'the simulator', close: () => sim.close() });
     registerSecret(sim.password);
     env.CYCLECLOUD_URL = sim.url;
