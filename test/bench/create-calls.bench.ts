@@ -71,10 +71,19 @@ export async function run(): Promise<object[]> {
     const creates = handle.sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create'));
     const generations = new Set(creates.map((c) => (c.body as { requestId?: string }).requestId ?? ''));
     const applied = [...generations].map((id) => handle.sim.findOperations(id).filter((o) => o.action === 'create').length);
+    // Requests 0, 3, 6 met no fault (only a duplicate delivery): their calls are the everyday number.
+    const clean = [0, 3, 6].map((i) => creates.filter((c) => ((c.body as { requestId?: string }).requestId ?? '').startsWith(`bench-${i}-`)).length);
     const created = handle.sim.nodes('hpc').filter((n) => n.TargetState === 'Started').length;
     return [
       {
         bench: 'create_calls_per_request',
+        requests: clean.length,
+        note: 'multi-demand requests delivered twice, no CycleCloud fault',
+        create_calls_per_request: Math.max(...clean),
+        goal: 1,
+      },
+      {
+        bench: 'create_calls_per_request_under_faults',
         requests: REQUESTS,
         demands_per_request: 3,
         deliveries,
