@@ -25,7 +25,11 @@ const httpsUrl = z
 export const Demand = z
   .object({
     nodearray: z.string().min(1).max(256),
-    count: z.number().int().min(1).max(10_000),
+    count: z
+      .number({ error: 'must be a whole number from 1 to 10000' })
+      .int('must be a whole number from 1 to 10000')
+      .min(1, 'must be ≥ 1')
+      .max(10_000, 'must be ≤ 10000'),
     machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
     colocated: z.boolean().optional(),
     placementGroupId: z.string().min(1).max(256).optional(),
@@ -40,7 +44,7 @@ export const ScaleRequest = z
     kind: z.literal('scale').default('scale'),
     requestId: RequestId,
     cluster: ClusterName,
-    demands: z.array(Demand).min(1).max(1000),
+    demands: z.array(Demand).min(1, 'needs at least one demand').max(1000, 'at most 1000 demands'),
     callbackUrl: httpsUrl.optional(),
   })
   .strict();
