@@ -7,7 +7,7 @@
  * naming it instead of crashing the worker.
  */
 import { loadConfig, type Config, type ConfigMode } from '../platform/config.ts';
-import { createLogger, type Logger } from '../platform/log.ts';
+import { createLogger, setLogLevel, type Logger } from '../platform/log.ts';
 import { storageNames, type StorageNames } from '../platform/names.ts';
 import { Storage } from '../platform/storage.ts';
 import {
@@ -58,6 +58,7 @@ export interface CreateServicesOptions {
 /** Builds the services from an environment (app settings). Creates missing tables and queues. */
 export async function createServices(env: Record<string, string | undefined>, options: CreateServicesOptions): Promise<Services> {
   const config = loadConfig(env, { mode: options.mode });
+  setLogLevel(config.logLevel);
   const now = options.now ?? Date.now;
   const logger = options.logger ?? createLogger();
   if (!config.storage) throw new Error('AzureWebJobsStorage is not set (the local host sets it when it starts azurite)');
@@ -196,6 +197,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     queueDepth: queueDepthFrom(storage),
     queues: { scaleQueue: names.scaleQueue, scalePoisonQueue: names.scalePoisonQueue },
     signingSecret,
+    requireSignatures: config.requireSignedWebhooks,
   };
 
   return {

@@ -31,6 +31,7 @@
  * | `SCALE_OUT_PAUSED` | `true` stops new creates (requests wait with a reason) | `false` |
  * | `SIGNING_SECRET_NAME` | Key Vault secret with the HMAC key for callbacks and webhooks (needs `KEY_VAULT_URL`) | unset |
  * | `SCALER_SIGNING_SECRET` | the HMAC key itself (local development) | unset |
+ * | `REQUIRE_SIGNED_WEBHOOKS` | `true` refuses POSTs without a valid `X-Scaler-Signature` (needs a signing secret) | `false` |
  * | `STORAGE_PREFIX` | prefix of table and internal queue names (lowercase letters and digits) | `scaler` |
  * | `AZURE_CLIENT_ID` | client id of the user-assigned managed identity | unset |
  * | `LOG_LEVEL` | `debug`, `info`, `warn` or `error` | `info` |
@@ -88,6 +89,8 @@ export interface Config {
   readonly capacityBackoffMinMs: number;
   readonly capacityBackoffMaxMs: number;
   readonly scaleOutPaused: boolean;
+  /** POSTs must carry a valid signature (CONTRACT §4); needs a signing secret. */
+  readonly requireSignedWebhooks: boolean;
   readonly signingSecretName: string | undefined;
   readonly signingSecret: string | undefined;
   readonly storagePrefix: string;
@@ -325,12 +328,16 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   const capacityBackoffMaxMs = minutes('CAPACITY_BACKOFF_MAX_MINUTES', 30);
   if (capacityBackoffMaxMs < capacityBackoffMinMs) throw new ConfigError('CAPACITY_BACKOFF_MAX_MINUTES', 'must not be less than CAPACITY_BACKOFF_MIN_MINUTES');
   const scaleOutPaused = parse(env, 'SCALE_OUT_PAUSED', boolean) ?? false;
+  const requireSignedWebhooks = parse(env, 'REQUIRE_SIGNED_WEBHOOKS', boolean) ?? false;
 
   const signingSecretName = parse(env, 'SIGNING_SECRET_NAME', secretName);
   if (signingSecretName && !keyVaultUrl) throw new ConfigError('SIGNING_SECRET_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
   const signingSecret = env.SCALER_SIGNING_SECRET ? env.SCALER_SIGNING_SECRET : undefined;
   if (signingSecret !== undefined && signingSecret.length < 16) throw new ConfigError('SCALER_SIGNING_SECRET', 'must be at least 16 characters');
   registerSecret(signingSecret);
+  if (requireSignedWebhooks && !signingSecret && !signingSecretName) {
+    throw new ConfigError('REQUIRE_SIGNED_WEBHOOKS', 'needs a signing secret (SIGNING_SECRET_NAME or SCALER_SIGNING_SECRET)');
+  }
 
   const storagePrefixValue = parse(env, 'STORAGE_PREFIX', storagePrefix) ?? 'scaler';
   const azureClientId = parse(env, 'AZURE_CLIENT_ID', guid);
@@ -362,6 +369,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     capacityBackoffMinMs,
     capacityBackoffMaxMs,
     scaleOutPaused,
+    requireSignedWebhooks,
     signingSecretName,
     signingSecret,
     storagePrefix: storagePrefixValue,

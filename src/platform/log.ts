@@ -24,6 +24,13 @@ export interface Logger {
 }
 
 const secrets = new Set<string>();
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+let minimumLevel: LogLevel = 'debug';
+
+/** Lines below `level` are dropped (`LOG_LEVEL`); metric lines are always kept. Default `debug`. */
+export function setLogLevel(level: LogLevel): void {
+  minimumLevel = level;
+}
 const SECRET_KEY = /pass(word)?|secret|authorization|api[-_]?key|functionkey|token|signature|credential/i;
 const REDACTED = '[redacted]';
 
@@ -73,14 +80,16 @@ export const consoleSink: LogSink = (level, line) => {
 };
 
 export function createLogger(sink: LogSink = consoleSink, base: LogFields = {}): Logger {
-  const emit = (level: LogLevel, message: string, fields?: LogFields) =>
+  const emit = (level: LogLevel, message: string, fields?: LogFields, always = false) => {
+    if (!always && LEVELS[level] < LEVELS[minimumLevel]) return;
     sink(level, formatLine(level, message, { ...base, ...fields }));
+  };
   return {
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    metric: (name, value, dims) => emit('info', `metric ${name}`, { ...dims, metric: name, value }),
+    metric: (name, value, dims) => emit('info', `metric ${name}`, { ...dims, metric: name, value }, true),
     child: (fields) => createLogger(sink, { ...base, ...fields }),
   };
 }

@@ -289,3 +289,14 @@ describe('loadConfig: a bad setting stops start-up, named, without its value', (
     expect(errors.map((e) => JSON.stringify(e))).toContainNoSecret([password, signing, key]);
   });
 });
+
+describe('REQUIRE_SIGNED_WEBHOOKS', () => {
+  it('defaults to false and needs a signing secret when true', async () => {
+    const { loadConfig, ConfigError } = await import('../../src/platform/config.ts');
+    const base = { SCALER_SIGNING_SECRET: undefined } as Record<string, string | undefined>;
+    expect(loadConfig(base, { mode: 'local' }).requireSignedWebhooks).toBe(false);
+    expect(() => loadConfig({ ...base, REQUIRE_SIGNED_WEBHOOKS: 'true' }, { mode: 'local' })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, REQUIRE_SIGNED_WEBHOOKS: 'true' }, { mode: 'local' })).toThrow(/REQUIRE_SIGNED_WEBHOOKS/);
+    expect(loadConfig({ REQUIRE_SIGNED_WEBHOOKS: 'true', SCALER_SIGNING_SECRET: 'a-long-enough-secret' }, { mode: 'local' }).requireSignedWebhooks).toBe(true);
+  });
+});
