@@ -9,7 +9,6 @@ import type { Logger } from '../platform/log.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { TrackerApi } from '../tracking/types.ts';
-import type { RequestPipelineConfig } from './config.ts';
 import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
 import { RequestLedger } from './ledger.ts';
 import { storageQueueSender } from './queue.ts';
@@ -17,6 +16,18 @@ import type { RequestMessage } from './schemas.ts';
 import type { LedgerEntry } from './ledger-types.ts';
 import { ScalerState } from './state.ts';
 import type { CapacityMemoryApi, SnapshotSource, SubmitConfig } from './submit.ts';
+
+/** The pipeline's settings (from `Config` in `src/platform/config.ts`, the one place settings are parsed). */
+export interface RequestPipelineConfig {
+  /** `SCALE_OUT_PAUSED`. Default false. */
+  pausedBySetting: boolean;
+  /** `REQUEST_DEADLINE_MINUTES` in ms. Default 30 minutes. */
+  deadlineMs: number;
+  /** `MAX_REPLAN_ATTEMPTS`. Default 3. */
+  maxReplanAttempts: number;
+  /** `SNAPSHOT_MAX_AGE_SECONDS` in ms. Default 120 000. */
+  snapshotMaxAgeMs: number;
+}
 
 export interface RequestPipelineOptions {
   storage: Storage;
@@ -26,7 +37,7 @@ export interface RequestPipelineOptions {
   /** E.g. `{ getFresh: (c, maxAgeMs) => getFreshSnapshot(captureDeps, c, maxAgeMs) }`. */
   snapshots: SnapshotSource;
   capacity: CapacityMemoryApi;
-  /** From `requestConfigFromEnv`; defaults as documented there. */
+  /** Settings; each defaults as documented on {@link RequestPipelineConfig}. */
   config?: Partial<RequestPipelineConfig> & Omit<SubmitConfig, 'maxReplanAttempts' | 'snapshotMaxAgeMs'>;
   /** Epoch-ms clock. Default `Date.now`. */
   now?: () => number;

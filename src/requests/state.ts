@@ -16,11 +16,6 @@ export interface ScalerStateOptions {
   now?: () => number;
 }
 
-/** Reads `SCALE_OUT_PAUSED` (`true`, `1`, `yes`, case-insensitive = paused). */
-export function pausedFromEnv(env: Record<string, string | undefined>): boolean {
-  return /^(true|1|yes)$/i.test((env.SCALE_OUT_PAUSED ?? '').trim());
-}
-
 const SWITCH_PK = 'switch';
 const PAUSE_RK = 'scale-out-paused';
 const COUNTER_PK = 'counter';

@@ -3,23 +3,11 @@ import { Storage, decodeQueueMessage } from '../../src/platform/storage.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import { CapacityMemory } from '../../src/snapshots/capacity-store.ts';
 import { createRequestPipeline } from '../../src/requests/pipeline.ts';
-import { requestConfigFromEnv, RequestConfigError } from '../../src/requests/config.ts';
+import { loadConfig } from '../../src/platform/config.ts';
 import type { CapacityMemoryApi } from '../../src/requests/submit.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { FakeCycleCloud, FakeTracker, fixedSnapshots } from './fakes.ts';
-
-describe('requestConfigFromEnv', () => {
-  it('has the documented defaults', () => {
-    expect(requestConfigFromEnv({})).toEqual({ pausedBySetting: false, deadlineMs: 30 * 60_000, maxReplanAttempts: 3, snapshotMaxAgeMs: 120_000 });
-  });
-  it('reads settings and names a malformed one', () => {
-    expect(requestConfigFromEnv({ SCALE_OUT_PAUSED: 'true', REQUEST_DEADLINE_MINUTES: '5' })).toMatchObject({ pausedBySetting: true, deadlineMs: 300_000 });
-    expect(() => requestConfigFromEnv({ MAX_REPLAN_ATTEMPTS: 'many' })).toThrow(RequestConfigError);
-    expect(() => requestConfigFromEnv({ MAX_REPLAN_ATTEMPTS: 'many' })).toThrow(/MAX_REPLAN_ATTEMPTS/);
-    expect(() => requestConfigFromEnv({ SCALE_OUT_PAUSED: 'perhaps' })).toThrow(/SCALE_OUT_PAUSED/);
-  });
-});
 
 describe('createRequestPipeline on azurite', () => {
   it('admits over HTTP, enqueues base64 JSON, and the queue handler submits it with the real capacity memory', async () => {
@@ -34,7 +22,10 @@ describe('createRequestPipeline on azurite', () => {
     const pipeline = createRequestPipeline({
       storage, names, cyclecloud: cc, tracker: new FakeTracker(), capacity, now,
       snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(now() - 1000).toISOString() })),
-      config: requestConfigFromEnv({}),
+      config: (() => {
+        const c = loadConfig({}, { mode: 'local' });
+        return { pausedBySetting: c.scaleOutPaused, deadlineMs: c.requestDeadlineMs, maxReplanAttempts: c.maxReplanAttempts, snapshotMaxAgeMs: c.snapshotMaxAgeMs };
+      })(),
     });
     const msg = { kind: 'scale' as const, requestId: 'wired-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }] };
     // Act
