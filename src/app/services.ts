@@ -18,7 +18,9 @@ import {
   type SecretSource,
 } from '../platform/credentials.ts';
 import { createCycleCloudClient, type CycleCloudClient } from '../cyclecloud/client.ts';
+import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
+import { SnapshotUnavailableError } from '../requests/submit.ts';
 import { SnapshotStore } from '../snapshots/store.ts';
 import { CapacityMemory } from '../snapshots/capacity-store.ts';
 import { getFreshSnapshot } from '../snapshots/capture.ts';
@@ -123,13 +125,29 @@ export async function createServices(env: Record<string, string | undefined>, op
   const trackerProxy: TrackerApi = { start: (t) => trackerRef!.start(t) };
 
   const freshSnapshot = async (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> => {
+    const health = await snapshots.health(cluster);
+    // A cluster marked stale (consecutive failed reads) is read live whatever its last snapshot's age.
+    const bound = health?.stale ? -1 : maxAgeMs;
     try {
-      return await getFreshSnapshot({ cyclecloud, store: snapshots, logger: logger.child({ cluster }), now }, cluster, maxAgeMs);
+      return await getFreshSnapshot({ cyclecloud, store: snapshots, logger: logger.child({ cluster }), now }, cluster, bound);
     } catch (error) {
-      // CycleCloud cannot be read now: plan on the stored snapshot if there is one (the planner
-      // refuses it when it is too old, and the request waits with that reason), else wait.
-      logger.warn('live snapshot failed; using the stored one', { cluster, error });
-      return snapshots.latest(cluster);
+      if (isCycleCloudError(error) && error.code === 'CC_NOT_FOUND') {
+        throw new SnapshotUnavailableError(`cluster ${cluster} does not exist in CycleCloud (${new URL(config.cycleCloudUrl!).host})`, { cause: error, permanent: true });
+      }
+      const stored = await snapshots.latest(cluster);
+      const after = await snapshots.health(cluster);
+      const ageMs = stored ? now() - Date.parse(stored.takenAt) : Infinity;
+      // CycleCloud cannot be read now. A young enough snapshot of a cluster that is not stale is still
+      // good to plan on; otherwise planning freezes and the request waits, saying why.
+      if (stored && ageMs <= maxAgeMs && !after?.stale) return stored;
+      if (!stored && !after) return null;
+      const failures = after?.consecutiveFailures ?? 0;
+      const what = stored ? `its last snapshot is ${Math.round(ageMs / 1000)} s old` : 'it has never been read';
+      throw new SnapshotUnavailableError(
+        `cluster ${cluster} is stale: ${what} and CycleCloud could not be read (${failures} consecutive failure${failures === 1 ? '' : 's'}` +
+          `${after?.lastError ? `, last: ${after.lastError}` : ''}); planning waits instead of acting on old numbers`,
+        { cause: error },
+      );
     }
   };
 
@@ -155,6 +173,7 @@ export async function createServices(env: Record<string, string | undefined>, op
       deadlineMs: config.requestDeadlineMs,
       maxReplanAttempts: config.maxReplanAttempts,
       snapshotMaxAgeMs: config.snapshotMaxAgeMs,
+      // The snapshot source already refused anything older than the bound; this is the safety net.
       planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
     },
     now,

@@ -38,9 +38,26 @@ import {
   terminateRequestId,
 } from './record.ts';
 
+/** Thrown by a {@link SnapshotSource} when the cluster's numbers cannot be trusted now (stale). */
+export class SnapshotUnavailableError extends Error {
+  override name = 'SnapshotUnavailableError';
+  readonly code: 'PLAN_STALE_SNAPSHOT' | 'PLAN_UNKNOWN_CLUSTER';
+  /** True when waiting cannot help (CycleCloud has no such cluster): the request is rejected. */
+  readonly permanent: boolean;
+  constructor(message: string, options: ErrorOptions & { permanent?: boolean } = {}) {
+    super(message, options);
+    this.permanent = options.permanent ?? false;
+    this.code = this.permanent ? 'PLAN_UNKNOWN_CLUSTER' : 'PLAN_STALE_SNAPSHOT';
+  }
+}
+
 /** The snapshot store's read side, bound by the composition root to `getFreshSnapshot`. */
 export interface SnapshotSource {
-  /** The latest snapshot of `cluster`, fetched live when the stored one is older than `maxAgeMs`; null when none can be had. */
+  /**
+   * The latest snapshot of `cluster`, fetched live when the stored one is older than `maxAgeMs`; null
+   * when none was ever had. Throws {@link SnapshotUnavailableError} (with the reason in words) when the
+   * cluster is stale, so the request waits instead of acting on old numbers.
+   */
   getFresh(cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null>;
 }
 
@@ -209,7 +226,20 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     }
     if (await deps.state.isPaused()) return wait(ctx, entry, 'scale-out is paused', 'paused');
 
-    const snapshot = await deps.snapshots.getFresh(ctx.cluster, ctx.cfg.snapshotMaxAgeMs);
+    let snapshot: ClusterSnapshot | null;
+    try {
+      snapshot = await deps.snapshots.getFresh(ctx.cluster, ctx.cfg.snapshotMaxAgeMs);
+    } catch (error) {
+      if (!(error instanceof SnapshotUnavailableError)) throw error;
+      if (error.permanent && !entry.attempts.some((a) => a.state === 'accepted')) {
+        // CycleCloud says the cluster does not exist: waiting cannot help.
+        entry = await update(ctx, (e) => setState(e, 'rejected', error.message, nowMs));
+        ctx.logger.warn('scale request rejected: unknown cluster', { reason: error.message });
+        return done(entry, 'final');
+      }
+      // Planning freezes on a stale cluster: the request waits with the snapshot's own reason.
+      return wait(ctx, entry, error.message);
+    }
     if (!snapshot) return wait(ctx, entry, `no snapshot of cluster ${ctx.cluster} is available yet`);
     const takenAtMs = Date.parse(snapshot.takenAt);
     const [inFlight, backoffs] = await Promise.all([

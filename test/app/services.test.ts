@@ -1,0 +1,96 @@
+/**
+ * The composition root over real azurite and the real simulator: what only shows once the parts are
+ * wired — planning freezes on a stale cluster, an unknown cluster is refused, settings reach the parts.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createServices, type Services } from '../../src/app/services.ts';
+import { runSnapshotJob } from '../../src/app/jobs.ts';
+import { silentLogger } from '../../src/platform/log.ts';
+import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
+
+let sim: SimulatorHandle;
+let clock = Date.parse('2026-11-28T02:00:00.000Z');
+const now = () => clock;
+
+async function services(extra: Record<string, string> = {}): Promise<Services> {
+  return createServices(
+    {
+      AzureWebJobsStorage: inject('storageConnectionString'),
+      STORAGE_PREFIX: `svc${randomBytes(4).toString('hex')}`,
+      CYCLECLOUD_URL: sim.url,
+      CYCLECLOUD_USERNAME: sim.username,
+      CYCLECLOUD_PASSWORD: sim.password,
+      CYCLECLOUD_CLUSTERS: 'hpc',
+      ...extra,
+    },
+    { mode: 'local', now, logger: silentLogger },
+  );
+}
+
+const meta = (id: string) => ({ messageId: id, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' });
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, stepMs: 20, now });
+});
+afterAll(async () => {
+  await sim?.close();
+});
+
+describe('services', () => {
+  it('freezes planning on a stale cluster: the request waits, saying why, and nothing is created', async () => {
+    // Prepare: one good snapshot, then CycleCloud's status fails three times in a row
+    const s = await services({ SNAPSHOT_STALE_AFTER_FAILURES: '3' });
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    sim.sim.faults.add({ method: 'GET', path: '/status', kind: 'status', status: 500, times: 1000 });
+    for (let i = 0; i < 3; i++) {
+      clock += 60_000;
+      await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    }
+    const createsBefore = sim.sim.calls.filter((c) => c.path.endsWith('/nodes/create')).length;
+
+    // Act
+    const msg = { requestId: 'stale-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+    await s.pipeline.submitRequest({ kind: 'scale', ...msg });
+    await s.pipeline.handle(msg, meta('m1'), silentLogger);
+    const record = await s.pipeline.ledger.getRecord('stale-1');
+
+    // Assess
+    sim.sim.faults.clear();
+    expect((await s.snapshots.health('hpc'))?.stale).toBe(true);
+    expect(record?.state).toBe('queued');
+    expect(record?.reason).toMatch(/cluster hpc is stale: its last snapshot is 180 s old and CycleCloud could not be read \(\d+ consecutive failures/);
+    expect(sim.sim.calls.filter((c) => c.path.endsWith('/nodes/create')).length).toBe(createsBefore);
+    await s.close();
+  });
+
+  it('plans again once CycleCloud answers: the stale flag forces a live read', async () => {
+    // Prepare: stale as above
+    const s = await services();
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    sim.sim.faults.add({ method: 'GET', path: '/status', kind: 'status', status: 500, times: 1000 });
+    for (let i = 0; i < 3; i++) await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    sim.sim.faults.clear();
+
+    // Act: the stored snapshot is young, but the cluster is flagged stale
+    const msg = { requestId: 'recovered-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+    await s.pipeline.submitRequest({ kind: 'scale', ...msg });
+    await s.pipeline.handle(msg, meta('m2'), silentLogger);
+
+    // Assess
+    expect((await s.pipeline.ledger.getRecord('recovered-1'))?.state).toBe('submitted');
+    expect((await s.snapshots.health('hpc'))?.stale).toBe(false);
+    await s.close();
+  });
+
+  it('rejects a request for a cluster CycleCloud does not have, naming it', async () => {
+    const s = await services();
+    const msg = { requestId: 'nocluster-1', cluster: 'nope', demands: [{ nodearray: 'ondemand', count: 1 }] };
+    await s.pipeline.submitRequest({ kind: 'scale', ...msg });
+    await s.pipeline.handle(msg, meta('m3'), silentLogger);
+    const record = await s.pipeline.ledger.getRecord('nocluster-1');
+    expect(record?.state).toBe('rejected');
+    expect(record?.reason).toMatch(/cluster nope does not exist in CycleCloud/);
+    await s.close();
+  });
+});
