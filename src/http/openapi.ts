@@ -101,7 +101,7 @@ const SIGNATURE_PARAMETERS: JsonSchema[] = [
     required: false,
     schema: { type: 'string', pattern: '^sha256=[0-9a-fA-F]{64}$' },
     description:
-      'sha256=<hex HMAC-SHA256 of "<X-Scaler-Timestamp>.<raw body>"> with the caller\'s signing secret. Verified whenever a signing secret is configured; required when the deployment requires signatures. A mismatch is refused with 401.',
+      'sha256=<hex HMAC-SHA256 of the raw body> with the caller\'s signing secret (an HMAC of "<X-Scaler-Timestamp>.<raw body>" is accepted too). Verified whenever a signing secret is configured; required when the deployment requires signatures. A mismatch is refused with 401.',
   },
   {
     name: 'X-Scaler-Timestamp',
@@ -192,7 +192,7 @@ export function buildOpenApiDocument(routes: readonly OpenApiRoute[], options: {
           type: 'apiKey',
           in: 'header',
           name: 'X-Scaler-Signature',
-          description: 'Optional per-caller HMAC: sha256=<hex HMAC-SHA256 of "<X-Scaler-Timestamp>.<raw body>">, with X-Scaler-Timestamp in unix seconds (5-minute window). Checked in addition to the function key.',
+          description: 'Optional per-caller HMAC: sha256=<hex HMAC-SHA256 of the raw body>, with X-Scaler-Timestamp in unix seconds (5-minute window). Checked in addition to the function key.',
         },
       },
     },
