@@ -179,7 +179,7 @@ export function buildOpenApiDocument(routes: readonly OpenApiRoute[], options: {
       title: 'CycleCloud scaler HTTP API',
       version: options.version ?? '0.1.0',
       description:
-        'Scale and terminate requests for Azure CycleCloud clusters, their status, plans and health. Every route except /api/health and /api/openapi.json needs the function key (x-functions-key header or code query). Request bodies over 256 KiB are refused with 413.',
+        'Scale and terminate requests for Azure CycleCloud clusters, their status, plans and health. Every route except /api/health needs the function key (x-functions-key header or code query). Request bodies over 256 KiB are refused with 413.',
     },
     ...(options.serverUrl ? { servers: [{ url: options.serverUrl }] } : {}),
     paths,

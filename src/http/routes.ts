@@ -272,10 +272,10 @@ export const resumeScaleOut: RouteHandler = pauseSwitch(false);
 
 let openApiCache: Record<string, unknown> | undefined;
 
-/** `GET /api/openapi.json` (anonymous): the document, with `servers` set to the origin the caller used. */
+/** `GET /api/openapi.json` (function key, like every route but health — CONTRACT §4): the document, with `servers` set to the origin the caller used. */
 export const getOpenApi: RouteHandler = guarded('openapi', async (_deps, request) => {
   openApiCache ??= buildOpenApiDocument(ROUTES);
-  return json(200, { ...openApiCache, servers: [{ url: new URL(request.url).origin }] }, { 'cache-control': 'public, max-age=300' });
+  return json(200, { ...openApiCache, servers: [{ url: new URL(request.url).origin }] }, { 'cache-control': 'private, max-age=300' });
 });
 
 /**
@@ -386,7 +386,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     name: 'openapi',
     methods: ['GET'],
     route: 'openapi.json',
-    authLevel: 'anonymous',
+    authLevel: 'function',
     summary: 'This OpenAPI 3.1 document',
     handler: getOpenApi,
   },
