@@ -4,7 +4,7 @@
  * JSON Schema 2020-12). Nothing here is written by hand except the words.
  */
 import { z } from 'zod';
-import { ScaleRequest, TerminateRequest, RequestMessage, RequestRecord } from '../requests/schemas.ts';
+import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } from '../requests/schemas.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
 
@@ -46,7 +46,7 @@ const REQUEST_COMPONENTS: [z.ZodType, string][] = [
 ];
 const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [Accepted, 'Accepted'],
-  [RequestRecord, 'RequestRecord'],
+  [PublicRequestRecord, 'RequestRecord'],
   [ClusterStatus, 'ClusterStatus'],
   [Health, 'Health'],
   [PlanResponse, 'PlanResponse'],

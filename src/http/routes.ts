@@ -8,7 +8,7 @@
  */
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
-import { ClusterName, RequestId, RequestMessage, RequestRecord, ScaleRequest, parseRequestMessage } from '../requests/schemas.ts';
+import { ClusterName, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../requests/schemas.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';
 import type { HttpDeps, SnapshotHealth } from './deps.ts';
@@ -129,7 +129,7 @@ export const getScaleRequest: RouteHandler = guarded('scale-request-status', asy
   if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
   const record = await deps.ledger.getRecord(id.data);
   if (!record) return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
-  return json(200, shape(RequestRecord, record, log, 'request record'));
+  return json(200, shape(PublicRequestRecord, publicRecord(record), log, 'request record'));
 });
 
 function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallback: number | null): number | null {
@@ -303,7 +303,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     route: 'scale-requests/{requestId}',
     authLevel: 'function',
     summary: 'The request record: state, per-demand progress, operations and nodes',
-    responseSchema: RequestRecord,
+    responseSchema: PublicRequestRecord,
     problemStatuses: [400, 404],
     params: { requestId: 'The caller\'s requestId' },
     handler: getScaleRequest,

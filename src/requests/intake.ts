@@ -89,18 +89,21 @@ export async function handleScaleQueueMessage(
   }
 
   const request = parsed.value;
-  return withTransientHandling(deps, request.requestId, meta, log, async () => {
+  // CONTRACT §3: a demand's jobId is a label carried into logs (and the record's demands).
+  const jobIds = request.kind === 'scale' ? [...new Set(request.demands.flatMap((d) => (d.jobId === undefined ? [] : [d.jobId])))] : [];
+  const requestLog = jobIds.length > 0 ? log.child({ jobIds }) : log;
+  return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {
     const admitted = await deps.ledger.admit(request, deps.now());
     if (admitted.outcome === 'conflict') {
       // The first record stands; the conflicting message is recorded on its own so it is visible.
       const key = `msg-${meta.messageId}`;
       await deps.ledger.reject(key, request.cluster, `conflict: requestId ${request.requestId} already exists with different content`, [{ path: 'requestId', message: 'already used with different content' }], deps.now());
       await deps.state.increment('rejectedMessages');
-      log.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
+      requestLog.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
       return { action: 'conflict', requestId: request.requestId, state: admitted.entry.record.state };
     }
-    if (admitted.outcome === 'duplicate') log.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
-    return processEntry(deps, request.requestId, log);
+    if (admitted.outcome === 'duplicate') requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+    return processEntry(deps, request.requestId, requestLog);
   });
 }
 

@@ -75,6 +75,7 @@ export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: num
           placementGroupId: d.placementGroupId ?? null,
           machineType: null,
           reason: null,
+          ...(d.jobId !== undefined ? { jobId: d.jobId } : {}),
         }));
   const record: RequestRecord = {
     requestId: message.requestId,

@@ -126,6 +126,8 @@ export const DemandStatus = z.object({
   placementGroupId: z.string().nullable(),
   machineType: z.string().nullable(),
   reason: z.string().nullable(),
+  /** The demand's `jobId` label (CONTRACT §3: carried into status); present only when the request gave one. */
+  jobId: z.string().optional(),
 });
 export type DemandStatus = z.infer<typeof DemandStatus>;
 
@@ -133,9 +135,13 @@ export const OperationRef = z.object({
   operationId: z.string(),
   cycleCloudRequestId: z.string(),
   state: z.enum(['pending', 'done', 'failed']),
+  /** Internal: which kind of CycleCloud call the operation is; not part of the public record. */
   action: z.string().optional(),
 });
 export type OperationRef = z.infer<typeof OperationRef>;
+
+/** An operation as the public record shows it: exactly the CONTRACT §5 fields. */
+export const PublicOperationRef = OperationRef.omit({ action: true });
 
 export const NodeStatusRef = z.object({
   name: z.string(),
@@ -160,3 +166,17 @@ export const RequestRecord = z.object({
   updatedAt: z.string(),
 });
 export type RequestRecord = z.infer<typeof RequestRecord>;
+
+/** The record exactly as CONTRACT §5 publishes it (GET and callbacks): internal fields stripped. */
+export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef) });
+export type PublicRequestRecord = z.infer<typeof PublicRequestRecord>;
+
+/**
+ * The public view of a stored record: unknown and internal keys dropped. A record that does not
+ * parse (an older stored shape) is returned with only `operations[].action` removed.
+ */
+export function publicRecord(record: RequestRecord): PublicRequestRecord {
+  const parsed = PublicRequestRecord.safeParse(record);
+  if (parsed.success) return parsed.data;
+  return { ...record, operations: record.operations.map(({ action: _action, ...op }) => op) };
+}

@@ -21,7 +21,7 @@ import type { Logger } from '../platform/log.ts';
 import { registerSecret } from '../platform/log.ts';
 import { signBody } from '../platform/signature.ts';
 import type { RequestLedgerApi } from '../requests/ledger-types.ts';
-import { FINAL_STATES } from '../requests/schemas.ts';
+import { FINAL_STATES, publicRecord } from '../requests/schemas.ts';
 
 /** Default delays before each retry (the first try is immediate). */
 export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
@@ -184,7 +184,7 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       return;
     }
 
-    const body = JSON.stringify(entry.record);
+    const body = JSON.stringify(publicRecord(entry.record));
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId };
     let outcome: { ok: true; status: number } | { ok: false; status?: number; error?: string; retryAfterMs?: number };
     try {
