@@ -267,7 +267,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     const submittedBefore = entry.attempts.some((a) => a.state === 'accepted');
     if (rejected.length > 0 && !submittedBefore) {
       // CONTRACT §3: a demand that can never be placed rejects the request, naming the limit.
-      const reason = rejected.map((d) => `demand ${d.index}: ${d.reason ?? d.code ?? 'cannot be placed'}`).join('; ');
+      const reason = rejected.map((d) => labelled(d.index, d.reason ?? d.code ?? 'cannot be placed')).join('; ');
       entry = await update(ctx, (e) => {
         for (const d of rejected) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = d.reason;
         return setState(e, 'rejected', reason, nowMs);
@@ -284,7 +284,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       return x;
     });
     if (plan.sets.length === 0) {
-      const reasons = plan.demands.filter((d) => d.reason).map((d) => `demand ${d.index}: ${d.reason}`).join('; ');
+      const reasons = plan.demands.filter((d) => d.reason).map((d) => labelled(d.index, d.reason!)).join('; ');
       if (Object.keys(openRemaining(entry)).length === 0) continue; // only closed demands left: settle next round
       return wait(ctx, entry, reasons || 'nothing could be placed yet');
     }
@@ -711,4 +711,9 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   });
   ctx.logger.info('terminate submitted', { operationId: result.operationId, nodes: result.nodes.length, unmatched: unmatched.length });
   return done(entry, isFinal(entry) ? 'final' : 'submitted');
+}
+
+/** `demand <i>: <reason>`, unless the planner's reason already starts by naming its demand. */
+function labelled(index: number, reason: string): string {
+  return reason.startsWith(`demand ${index} `) ? reason : `demand ${index}: ${reason}`;
 }
