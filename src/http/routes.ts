@@ -138,9 +138,16 @@ function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallbac
   return Math.max(0, Math.floor((nowMs - takenAtMs) / 1000));
 }
 
-/** The store's verdict (consecutive failures), or age past `staleAfterMs` when configured. */
-function isStale(deps: HttpDeps, health: SnapshotHealth | null, ageSeconds: number | null): boolean {
-  if (!health || health.takenAt === null) return false; // never snapshotted is not stale (CONTRACT §4)
+/**
+ * The store's verdict (consecutive failures), or age past `staleAfterMs` when configured. A cluster
+ * never snapshotted is not stale (CONTRACT §4) — unless it is one the snapshot timer covers and its
+ * captures have failed often enough to be stale: a configured cluster CycleCloud does not have, or a
+ * CycleCloud unreachable since start-up, must not look healthy forever. Clusters only named by
+ * requests never make health degrade.
+ */
+function isStale(deps: HttpDeps, health: SnapshotHealth | null, ageSeconds: number | null, configured = false): boolean {
+  if (!health) return false;
+  if (health.takenAt === null) return configured && health.stale;
   if (health.stale) return true;
   return deps.staleAfterMs !== undefined && ageSeconds !== null && ageSeconds * 1000 > deps.staleAfterMs;
 }
@@ -219,7 +226,8 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
       probe(() => deps.state.counters(), deadline),
       probe(() => deps.state.isPaused(), deadline),
     ]);
-    const names = [...new Set([...(deps.configuredClusters?.() ?? []), ...(listed.ok ? listed.value : [])])].sort();
+    const configured = new Set(deps.configuredClusters?.() ?? []);
+    const names = [...new Set([...configured, ...(listed.ok ? listed.value : [])])].sort();
     const healths = await Promise.all(names.map((c) => probe(() => deps.snapshots.health(c), deadline)));
     const nowMs = deps.now();
     const clusters = names.map((cluster, i) => {
@@ -230,7 +238,7 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
         cluster,
         takenAt: health?.takenAt ?? null,
         ageSeconds,
-        stale: isStale(deps, health, ageSeconds),
+        stale: isStale(deps, health, ageSeconds, configured.has(cluster)),
         consecutiveFailures: health?.consecutiveFailures ?? 0,
       };
     });
