@@ -3,96 +3,23 @@
  * real function registrations, azurite and the embedded simulator over HTTP. Requests go in over
  * HTTP and straight onto the queue, and come out `fulfilled` with every node Ready.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
-import { freePort } from '../helpers/net.ts';
+import { root, startScaler, type RunningScaler } from './harness.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Running {
-  child: ChildProcess;
-  base: string;
-  key: string;
-  sim: { url: string; username: string; password: string };
-  output: () => string;
-}
-
-const prefix = `e2e${randomBytes(4).toString('hex')}`;
-const scaleQueue = `${prefix}-scale`;
-let host: Running;
-
-async function startHost(): Promise<Running> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    // The test run's azurite, with names of our own: no clash with other test files.
-    AzureWebJobsStorage: inject('storageConnectionString'),
-    STORAGE_PREFIX: prefix,
-    SCALE_REQUESTS_QUEUE: scaleQueue,
-    SIMULATOR_STEP_MS: '150',
-    TRACKER_POLL_MIN_SECONDS: '0.5',
-    TRACKER_POLL_MAX_SECONDS: '1',
-    SNAPSHOT_SCHEDULE: '*/5 * * * * *',
-  };
-  for (const k of ['CYCLECLOUD_URL', 'CYCLECLOUD_USERNAME', 'CYCLECLOUD_PASSWORD', 'CYCLECLOUD_CLUSTERS', 'FUNCTION_KEY', 'KEY_VAULT_URL']) delete env[k];
-  const child = spawn(process.execPath, ['src/local/main.ts'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const deadline = Date.now() + 45_000;
-  while (!/HTTP base URL:\s+(\S+)/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode}\n${out}`);
-    if (Date.now() > deadline) throw new Error(`npm start printed no URL\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const base = /HTTP base URL:\s+(\S+)/.exec(out)![1]!;
-  const key = /Function key:\s+(\S+)/.exec(out)![1]!;
-  const credentialsFile = /password in (\S+)\)/.exec(out)![1]!;
-  const sim = JSON.parse(readFileSync(credentialsFile, 'utf8')) as Running['sim'];
-  return { child, base, key, sim, output: () => out };
-}
-
-async function api(path: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${host.base}${path}`, { ...init, headers: { 'x-functions-key': host.key, 'content-type': 'application/json', ...init.headers } });
-}
-
-async function simCalls(): Promise<{ method: string; path: string; status: number }[]> {
-  const auth = Buffer.from(`${host.sim.username}:${host.sim.password}`).toString('base64');
-  const res = await fetch(`${host.sim.url}/__sim/calls`, { headers: { authorization: `Basic ${auth}` } });
-  return ((await res.json()) as { calls: { method: string; path: string; status: number }[] }).calls;
-}
-
-async function waitFinal(requestId: string, timeoutMs = 45_000): Promise<RequestRecord> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await api(`/scale-requests/${requestId}`);
-    if (res.status === 200) {
-      const record = (await res.json()) as RequestRecord;
-      if (['fulfilled', 'partially_fulfilled', 'failed', 'rejected'].includes(record.state)) return record;
-      if (Date.now() > deadline) throw new Error(`request ${requestId} still ${record.state}: ${JSON.stringify(record)}`);
-    } else if (Date.now() > deadline) {
-      throw new Error(`request ${requestId}: HTTP ${res.status}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+let host: RunningScaler;
+const api = (path: string, init?: RequestInit) => host.api(path, init);
+const simCalls = () => host.simCalls();
+const waitFinal = (requestId: string) => host.waitFinal(requestId);
 
 beforeAll(async () => {
-  host = await startHost();
+  host = await startScaler({ storageConnectionString: inject('storageConnectionString'), env: { SIMULATOR_STEP_MS: '150' } });
 }, 60_000);
 
 afterAll(async () => {
-  if (!host || host.child.exitCode !== null) return;
-  const exited = new Promise((r) => host.child.once('exit', r));
-  process.kill(-host.child.pid!, 'SIGINT');
-  await exited;
+  await host?.stop();
 }, 30_000);
 
 describe('npm start, end to end', () => {
@@ -130,7 +57,7 @@ describe('npm start, end to end', () => {
 
   it('creates nodes from a base64 message put straight on the queue, and counts a broken one', async () => {
     // Prepare
-    const viaConnection = QueueServiceClient.fromConnectionString(inject('storageConnectionString')).getQueueClient(scaleQueue);
+    const viaConnection = QueueServiceClient.fromConnectionString(inject('storageConnectionString')).getQueueClient(host.scaleQueue);
     const message = { requestId: 'e2e-queue-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_F32s_v2'] }] };
 
     // Act
