@@ -55,6 +55,13 @@ export interface CreateServicesOptions {
   mode: ConfigMode;
   now?: () => number;
   logger?: Logger;
+  /**
+   * Used instead of connecting to `AzureWebJobsStorage` (the setting must still be present). For
+   * rehearsals and chaos tests that wrap the real connection to inject failures. Default: connect.
+   */
+  storage?: Storage;
+  /** Used instead of a client built from the CycleCloud settings (same purpose). Default: built from the settings. */
+  cyclecloud?: CycleCloudClient;
 }
 
 /** Builds the services from an environment (app settings). Creates missing tables and queues. */
@@ -67,7 +74,7 @@ export async function createServices(env: Record<string, string | undefined>, op
   if (!config.cycleCloudUrl) throw new Error('CYCLECLOUD_URL is not set (the local host sets it when it starts the simulator)');
 
   const names = storageNames({ prefix: config.storagePrefix, scaleQueue: config.scaleRequestsQueue });
-  const storage = await Storage.connect(config.storage);
+  const storage = options.storage ?? (await Storage.connect(config.storage));
   await storage.ensure({
     tables: [names.requestsTable, names.snapshotsTable, names.operationsTable, names.capacityTable, names.stateTable],
     queues: [names.scaleQueue, names.trackerQueue, names.callbackQueue],
@@ -85,7 +92,7 @@ export async function createServices(env: Record<string, string | undefined>, op
   else if (creds.kind === 'settings') credentials = staticCredentialProvider({ username: creds.username, password: creds.password });
   else throw new Error('CycleCloud credentials are not set (CYCLECLOUD_USERNAME/CYCLECLOUD_PASSWORD or KEY_VAULT_URL)');
 
-  const cyclecloud = createCycleCloudClient({
+  const cyclecloud = options.cyclecloud ?? createCycleCloudClient({
     baseUrl: config.cycleCloudUrl,
     credentials,
     ...(config.cycleCloudCaPem ? { caPem: config.cycleCloudCaPem } : {}),
