@@ -32,7 +32,10 @@ export interface LedgerEntry {
   nextAttemptAtMs: number | null;
   /** Table ETag of the row this was read from. */
   etag?: string;
-  /** Last known outcome of every node the request created (by node name); see `record.ts`. */
+  /**
+   * Last known outcome of every node the request created, by node key (`nodeKey` in `record.ts`: the
+   * CycleCloud NodeId when known, else the name — CycleCloud reuses a removed node's name).
+   */
   nodeOutcomes?: Record<string, NodeOutcome>;
   /** Partial colocated sets being terminated: their nodes no longer count, their groups are never reused. */
   compensations?: Compensation[];
@@ -49,6 +52,12 @@ export interface Compensation {
   demandIndex: number;
   placementGroupId: string | null;
   nodeNames: string[];
+  /**
+   * The same nodes by node key (`nodeKey` in `record.ts`), in the order of `nodeNames`. A name alone
+   * is not enough: once CycleCloud removes a terminated node it may give its name to a new one.
+   * Absent on compensations recorded without ids (then `nodeNames` are the keys).
+   */
+  nodeKeys?: string[];
   reason: string;
   atMs: number;
   /** The CycleCloud terminate operation, once sent (absent = terminate still to send or to look up). */

@@ -60,6 +60,27 @@ function derivedId(requestId: string, suffix: string): string {
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
+ * The key of one node in `nodeOutcomes` and compensations: `id:<NodeId>` when CycleCloud's id is
+ * known, else the name. Names are not identities: CycleCloud removes a terminated node and gives
+ * the lowest free name (`mpi-3`) to the next node it creates, so within one request a compensated
+ * node and its replacement can share a name.
+ */
+export function nodeKey(node: { name: string; id?: string | null }): string {
+  return node.id ? `id:${node.id}` : node.name;
+}
+
+/** The outcome the ledger knows for a node (by key; by name for one recorded before its id was known). */
+export function outcomeOf(entry: LedgerEntry, node: { name: string; id?: string | null }): NodeOutcome | undefined {
+  const outcomes = entry.nodeOutcomes ?? {};
+  return outcomes[nodeKey(node)] ?? outcomes[node.name];
+}
+
+/** Keys of the nodes compensations took out of the count (names for compensations recorded without ids). */
+export function compensatedKeys(entry: LedgerEntry): Set<string> {
+  return new Set((entry.compensations ?? []).flatMap((c) => c.nodeKeys ?? c.nodeNames));
+}
+
+/**
  * A new entry in state `queued` for a validated message. `deadlineMs` is the request's time budget
  * (CONTRACT default 30 minutes); the entry stores the absolute `deadlineAtMs`.
  */
@@ -186,20 +207,27 @@ export interface NodeStateUpdate {
 export function applyNodeStates(entry: LedgerEntry, operationId: string, nodes: NodeStateUpdate[], nowMs: number): LedgerEntry {
   const next = clone(entry);
   const outcomes = (next.nodeOutcomes ??= {});
-  const byName = new Map(next.record.nodes.map((n, i) => [n.name, i]));
+  const list = next.record.nodes;
   for (const n of nodes) {
-    const i = byName.get(n.name);
-    if (i === undefined) {
-      const ref: NodeStatusRef = { name: n.name, id: n.id, status: n.status, demand: n.demand };
-      byName.set(n.name, next.record.nodes.length);
-      next.record.nodes.push(ref);
+    // The same node by id; else the latest of that name whose id is unknown (or, for an update
+    // without id, the latest of that name) — never a different node that had the name before.
+    let i = n.id ? list.findIndex((r) => r.id === n.id) : -1;
+    if (i < 0) i = list.findLastIndex((r) => r.name === n.name && (!r.id || !n.id));
+    let ref: NodeStatusRef;
+    if (i < 0) {
+      ref = { name: n.name, id: n.id, status: n.status, demand: n.demand };
+      list.push(ref);
     } else {
-      const ref = next.record.nodes[i]!;
+      ref = list[i]!;
       ref.status = n.status;
-      if (n.id) ref.id = n.id;
+      if (n.id && !ref.id) {
+        // Learned its id: its outcome moves from the name key to the id key.
+        delete outcomes[ref.name];
+        ref.id = n.id;
+      }
       if (n.demand !== null) ref.demand = n.demand;
     }
-    outcomes[n.name] = n.outcome;
+    outcomes[nodeKey(ref)] = n.outcome;
   }
   const op = next.record.operations.find((o) => o.operationId === operationId);
   if (op && nodes.length > 0 && !nodes.some((n) => n.outcome === 'pending')) {
@@ -209,11 +237,6 @@ export function applyNodeStates(entry: LedgerEntry, operationId: string, nodes: 
   recount(next);
   next.record.updatedAt = iso(nowMs);
   return next;
-}
-
-/** Names of nodes being terminated by a compensation. */
-function compensatedNames(entry: LedgerEntry): Set<string> {
-  return new Set((entry.compensations ?? []).flatMap((c) => c.nodeNames));
 }
 
 /** Recomputes every demand's created/ready from attempts, node outcomes and compensations. */
@@ -231,16 +254,24 @@ function recount(entry: LedgerEntry): void {
       }
     }
   }
-  const outcomes = entry.nodeOutcomes ?? {};
-  const compensated = compensatedNames(entry);
-  const demandOf = new Map<string, number>();
-  for (const n of entry.record.nodes) if (n.demand !== null) demandOf.set(n.name, n.demand);
-  for (const c of entry.compensations ?? []) for (const name of c.nodeNames) if (!demandOf.has(name)) demandOf.set(name, c.demandIndex);
+  // Compensations recorded with keys match nodes by key; older ones (names only) by name.
+  const keyed = new Set((entry.compensations ?? []).flatMap((c) => c.nodeKeys ?? []));
+  const named = new Set((entry.compensations ?? []).flatMap((c) => (c.nodeKeys ? [] : c.nodeNames)));
+  // One count per node (by key): a compensated node and the new node that got its name are two.
+  const demandOf = new Map<string, { d: number; outcome: NodeOutcome | undefined; compensated: boolean }>();
+  for (const n of entry.record.nodes) {
+    if (n.demand !== null) demandOf.set(nodeKey(n), { d: n.demand, outcome: outcomeOf(entry, n), compensated: keyed.has(nodeKey(n)) || named.has(n.name) });
+  }
+  const recordNames = new Set(entry.record.nodes.map((n) => n.name));
+  for (const c of entry.compensations ?? []) {
+    // Compensated nodes the tracker never reported still count as lost, once.
+    const unseen = c.nodeKeys ? c.nodeKeys.filter((k) => !demandOf.has(k)) : c.nodeNames.filter((name) => !recordNames.has(name));
+    for (const key of unseen) demandOf.set(key, { d: c.demandIndex, outcome: undefined, compensated: true });
+  }
   const lost = new Map<number, number>();
   const ready = new Map<number, number>();
-  for (const [name, d] of demandOf) {
-    const outcome = outcomes[name];
-    if (compensated.has(name) || outcome === 'failed' || outcome === 'timed_out' || outcome === 'gone') lost.set(d, (lost.get(d) ?? 0) + 1);
+  for (const { d, outcome, compensated } of demandOf.values()) {
+    if (compensated || outcome === 'failed' || outcome === 'timed_out' || outcome === 'gone') lost.set(d, (lost.get(d) ?? 0) + 1);
     else if (outcome === 'ready') ready.set(d, (ready.get(d) ?? 0) + 1);
   }
   for (const d of entry.record.demands) {
@@ -275,16 +306,21 @@ export function excludedPlacementGroups(entry: LedgerEntry): string[] {
  */
 export function markCompensated(
   entry: LedgerEntry,
-  c: { demandIndex: number; placementGroupId: string | null; nodeNames: string[]; reason: string },
+  c: { demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string },
   nowMs: number,
 ): LedgerEntry {
   const next = clone(entry);
   const list = (next.compensations ??= []);
-  const known = compensatedNames(next);
-  const fresh = c.nodeNames.filter((n) => !known.has(n));
+  const known = compensatedKeys(next);
+  const keys = c.nodeKeys ?? c.nodeNames;
+  const fresh = c.nodeNames.map((name, i) => ({ name, key: keys[i] ?? name })).filter((n) => !known.has(n.key));
   const same = list.find((x) => x.demandIndex === c.demandIndex && x.placementGroupId === c.placementGroupId);
-  if (same) same.nodeNames.push(...fresh);
-  else list.push({ demandIndex: c.demandIndex, placementGroupId: c.placementGroupId, nodeNames: fresh, reason: c.reason, atMs: nowMs } satisfies Compensation);
+  if (same) {
+    same.nodeKeys = [...(same.nodeKeys ?? same.nodeNames), ...fresh.map((n) => n.key)];
+    same.nodeNames.push(...fresh.map((n) => n.name));
+  } else {
+    list.push({ demandIndex: c.demandIndex, placementGroupId: c.placementGroupId, nodeNames: fresh.map((n) => n.name), nodeKeys: fresh.map((n) => n.key), reason: c.reason, atMs: nowMs } satisfies Compensation);
+  }
   const d = next.record.demands[c.demandIndex];
   if (d) d.reason = c.reason;
   recount(next);
@@ -320,8 +356,7 @@ export function settle(entry: LedgerEntry, nowMs: number): LedgerEntry {
   const r = next.record;
   if (r.kind === 'terminate') {
     if (r.operations.length === 0 || r.operations.some((o) => o.state === 'pending')) return entry;
-    const outcomes = next.nodeOutcomes ?? {};
-    const failed = r.nodes.filter((n) => outcomes[n.name] === 'failed' || outcomes[n.name] === 'timed_out');
+    const failed = r.nodes.filter((n) => outcomeOf(next, n) === 'failed' || outcomeOf(next, n) === 'timed_out');
     const gone = r.nodes.length - failed.length;
     if (failed.length === 0 && r.nodes.length > 0) finalize(next, 'fulfilled', r.reason, nowMs);
     else if (r.nodes.length === 0) finalize(next, 'failed', r.reason ?? 'no node matched the request', nowMs);

@@ -32,6 +32,7 @@ import {
   excludedPlacementGroups,
   isFinal,
   markCompensated,
+  nodeKey,
   openRemaining,
   setState,
   settle,
@@ -557,16 +558,19 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
       const handled = (current.compensations ?? []).some((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex);
       if (handled) continue;
       let names: string[] = [];
+      let keys: string[] = [];
       if (added > 0) {
         const list = await deps.cyclecloud.listNodes(ctx.cluster, { operationId: a.operationId });
-        names = list.nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId).map((n) => n.Name);
+        const gang = list.nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId);
+        names = gang.map((n) => n.Name);
+        keys = gang.map((n) => nodeKey({ name: n.Name, id: n.NodeId ?? null }));
       }
       const reason = `CycleCloud added only ${added} of ${s.count} nodes to placement group ${s.placementGroupId} (${s.nodearray}/${s.machineType})${said}; ${added > 0 ? 'the partial set is terminated and ' : ''}the demand is re-planned`;
       await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `placement group ${s.placementGroupId}: CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
       ctx.gangFailures.add(bucketKey(s.nodearray, s.machineType));
       const ccTerminate = compensationRequestId(ctx.requestId, a.generation);
       current = await update(ctx, (e) => {
-        let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, reason }, deps.now());
+        let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, nodeKeys: keys, reason }, deps.now());
         const comp = x.compensations!.find((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex)!;
         comp.cycleCloudRequestId = ccTerminate;
         if (names.length === 0) comp.operationId = null;
@@ -588,14 +592,20 @@ async function sendCompensations(ctx: Ctx, entry: LedgerEntry): Promise<LedgerEn
   const { deps } = ctx;
   let current = entry;
   const pending = new Map<string, string[]>();
+  const nodeIds: Record<string, string> = {};
   for (const c of current.compensations ?? []) {
     if (c.operationId !== undefined || c.nodeNames.length === 0 || !c.cycleCloudRequestId) continue;
     pending.set(c.cycleCloudRequestId, [...(pending.get(c.cycleCloudRequestId) ?? []), ...c.nodeNames]);
+    c.nodeNames.forEach((name, i) => {
+      const key = c.nodeKeys?.[i];
+      if (key?.startsWith('id:')) nodeIds[name] = key.slice(3);
+    });
   }
   for (const [cc, names] of pending) {
     const { operationId } = await terminateOnce(ctx, cc, { names });
     const generation = Number(/-g(\d+)-c$/.exec(cc)?.[1] ?? 0);
-    await deps.tracker.start({ cluster: ctx.cluster, operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation, sets: [], nodeNames: names });
+    const ids = Object.fromEntries(names.filter((n) => nodeIds[n]).map((n) => [n, nodeIds[n]!]));
+    await deps.tracker.start({ cluster: ctx.cluster, operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation, sets: [], nodeNames: names, nodeIds: ids });
     current = await update(ctx, (e) => {
       for (const c of e.compensations ?? []) if (c.cycleCloudRequestId === cc) c.operationId = operationId;
       addOperation(e.record, { operationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' });
@@ -699,7 +709,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
     const op = x.record.operations.find((o) => o.operationId === result.operationId);
     if (op) op.action = 'terminate';
     x.record.nodes = result.nodes.map((n) => ({ name: n.name, id: n.id, status: n.status, demand: null }));
-    x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [n.name, n.status === 'Error' ? 'failed' : 'pending']));
+    x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [nodeKey(n), n.status === 'Error' ? 'failed' : 'pending']));
     const notes: string[] = [];
     if (unmatched.length) notes.push(`matched no node: ${unmatched.slice(0, 20).join(', ')}${unmatched.length > 20 ? ` and ${unmatched.length - 20} more` : ''}`);
     if (errors.length) notes.push(`CycleCloud refused ${errors.length}: ${errors.slice(0, 5).map((n) => `${n.name} (${n.error ?? 'error'})`).join(', ')}`);

@@ -111,8 +111,8 @@ export type TrackerAction =
       demandIndex?: number;
       placementGroupId?: string | null;
     }
-  | { type: 'replan'; demandIndex: number; placementGroupId: string | null; nodeNames: string[]; reason: string }
-  | { type: 'close'; demandIndex: number; placementGroupId: string | null; nodeNames: string[]; reason: string }
+  | { type: 'replan'; demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string }
+  | { type: 'close'; demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string }
   | { type: 'schedule'; atMs: number }
   | { type: 'final' };
 
@@ -122,7 +122,10 @@ export interface StepInput {
   nodes: ObservedNode[] | null;
   /** From a 429: wait exactly this long before the next poll. */
   retryAfterMs?: number;
-  /** Node names already compensated elsewhere (the submission's partial-set compensation). */
+  /**
+   * Nodes already compensated elsewhere (the submission's partial-set compensation), by node key
+   * (`id:<NodeId>`, or the name for a node recorded without id; see `nodeKey` in `record.ts`).
+   */
   compensated?: ReadonlySet<string>;
 }
 
@@ -184,7 +187,7 @@ export function initialState(start: TrackStart, nowMs: number, config: MachineCo
     start.action === 'terminate'
       ? [...new Set(start.nodeNames ?? [])].map((name) => ({
           name,
-          id: null,
+          id: start.nodeIds?.[name] ?? null,
           status: '',
           outcome: 'pending' as NodeOutcome,
           statusMessage: null,
@@ -342,7 +345,9 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
   }
 
   if (state.action === 'create') {
-    const compensated = input.compensated ?? new Set<string>();
+    const compensatedKeys = input.compensated ?? new Set<string>();
+    // By id first: a name may belong to an earlier node CycleCloud removed (names are reused).
+    const compensated = { has: (n: TrackedNode): boolean => (n.id !== null && compensatedKeys.has(`id:${n.id}`)) || compensatedKeys.has(n.name) };
     const gangNames = new Set<string>();
     // Colocated sets: a gang (one demand's nodes in one group) with any failed or timed-out node
     // is useless to an MPI job: terminate all of it and re-plan the demand elsewhere.
@@ -352,11 +357,11 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
         const gang = state.nodes.filter((n) => n.setIndex === setIndex && n.demandIndex === d.index);
         for (const n of gang) gangNames.add(n.name);
         if (state.compensatedDemands.includes(d.index)) continue;
-        if (gang.length > 0 && gang.every((n) => compensated.has(n.name))) continue;
+        if (gang.length > 0 && gang.every((n) => compensated.has(n))) continue;
         const bad = gang.filter((n) => isBad(n.outcome));
         if (bad.length === 0) continue;
         state.compensatedDemands.push(d.index);
-        const victims = gang.filter((n) => n.outcome !== 'gone' && !compensated.has(n.name));
+        const victims = gang.filter((n) => n.outcome !== 'gone' && !compensated.has(n));
         for (const n of victims) {
           n.terminating = true;
           // Pending or Ready members are resolved here (handed to the terminate's tracker).
@@ -365,20 +370,22 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
         }
         const pg = set.placementGroupId;
         const reason = `colocated set in ${pg ? `placement group ${pg}` : `${set.nodearray}/${set.machineType}`} broken: ${describe(bad)}`;
-        const names = gang.map((n) => n.name).sort(compareNodeNames);
+        const sortedGang = [...gang].sort((a, b) => compareNodeNames(a.name, b.name));
+        const names = sortedGang.map((n) => n.name);
+        const nodeKeys = sortedGang.map((n) => (n.id ? `id:${n.id}` : n.name));
         if (victims.length > 0) {
           actions.push({ type: 'terminate', names: victims.map((n) => n.name).sort(compareNodeNames), cause: 'gang', key: `c${d.index}`, demandIndex: d.index, placementGroupId: pg });
         }
         if (state.generation < config.maxReplanAttempts) {
-          actions.push({ type: 'replan', demandIndex: d.index, placementGroupId: pg, nodeNames: names, reason });
+          actions.push({ type: 'replan', demandIndex: d.index, placementGroupId: pg, nodeNames: names, nodeKeys, reason });
         } else {
-          actions.push({ type: 'close', demandIndex: d.index, placementGroupId: pg, nodeNames: names, reason: `${reason}; no re-plan left (MAX_REPLAN_ATTEMPTS=${config.maxReplanAttempts})` });
+          actions.push({ type: 'close', demandIndex: d.index, placementGroupId: pg, nodeNames: names, nodeKeys, reason: `${reason}; no re-plan left (MAX_REPLAN_ATTEMPTS=${config.maxReplanAttempts})` });
         }
       }
     });
     // Loose nodes that missed the deadline: terminate them (configurable) so they stop costing.
     if (config.terminateOnBootTimeout) {
-      const loose = timedOutNow.filter((n) => !gangNames.has(n.name) && !compensated.has(n.name));
+      const loose = timedOutNow.filter((n) => !gangNames.has(n.name) && !compensated.has(n));
       if (loose.length > 0) {
         for (const n of loose) n.terminating = true;
         actions.push({ type: 'terminate', names: loose.map((n) => n.name).sort(compareNodeNames), cause: 'timeout', key: 'to' });

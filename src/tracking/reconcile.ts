@@ -16,7 +16,7 @@
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import type { LedgerEntry, RequestLedgerApi } from '../requests/ledger-types.ts';
-import { applyNodeStates, type NodeStateUpdate } from '../requests/record.ts';
+import { applyNodeStates, outcomeOf, type NodeStateUpdate } from '../requests/record.ts';
 import { REMOVED_STATUS, createOutcome, isCapacityFailureMessage } from './machine.ts';
 import type { CapacityFailureSink, Tracker } from './tracker.ts';
 
@@ -96,10 +96,9 @@ export async function reconcileSnapshot(deps: ReconcileDeps, cluster: string, no
 }
 
 function diff(entry: LedgerEntry, present: Map<string, SnapshotNode>): { update: NodeStateUpdate; node: SnapshotNode | undefined }[] {
-  const outcomes = entry.nodeOutcomes ?? {};
   const out: { update: NodeStateUpdate; node: SnapshotNode | undefined }[] = [];
   for (const ref of entry.record.nodes) {
-    const outcome = outcomes[ref.name];
+    const outcome = outcomeOf(entry, ref);
     if (outcome !== 'pending' && outcome !== 'ready') continue;
     const node = present.get(ref.name);
     if (!node || (ref.id && node.id && ref.id !== node.id)) {

@@ -28,7 +28,7 @@ import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/ledger-types.ts';
-import { addOperation, applyNodeStates, closeDemand, isFinal, markCompensated, settle, type NodeStateUpdate } from '../requests/record.ts';
+import { addOperation, applyNodeStates, closeDemand, compensatedKeys, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
 import { DEFAULT_MACHINE_CONFIG, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
@@ -190,16 +190,15 @@ export function createTracker(deps: TrackerDeps): Tracker {
       state.requestId,
       (entry) => {
         addOperation(entry.record, { operationId: state.operationId, cycleCloudRequestId: state.cycleCloudRequestId, state: 'pending', action: state.action });
-        const known = new Map(entry.record.nodes.map((n) => [n.name, n]));
-        const outcomes = entry.nodeOutcomes ?? {};
         const updates: NodeStateUpdate[] = state.nodes.map((n) => {
           let outcome: NodeOutcome = n.outcome;
           let status = n.status || 'Unknown';
           // A terminate following a failed or timed-out node must not erase why it was removed.
-          const before = outcomes[n.name];
+          const known = entry.record.nodes.findLast((r) => (n.id && r.id ? r.id === n.id : r.name === n.name));
+          const before = known ? outcomeOf(entry, known) : undefined;
           if (state.action === 'terminate' && (before === 'failed' || before === 'timed_out') && outcome !== 'failed') {
             outcome = before;
-            status = known.get(n.name)?.status ?? status;
+            status = known?.status ?? status;
           }
           return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome };
         });
@@ -260,7 +259,10 @@ export function createTracker(deps: TrackerDeps): Tracker {
         throw e;
       }
     }
-    await start({ cluster: s.cluster, operationId, cycleCloudRequestId: cc, requestId: s.requestId, action: 'terminate', generation: s.generation, sets: [], nodeNames: names });
+    // The ids go along: by the time the terminate is followed, a name may already be another node's.
+    const nodeIds: Record<string, string> = {};
+    for (const n of s.nodes) if (n.id && names.includes(n.name)) nodeIds[n.name] = n.id;
+    await start({ cluster: s.cluster, operationId, cycleCloudRequestId: cc, requestId: s.requestId, action: 'terminate', generation: s.generation, sets: [], nodeNames: names, nodeIds });
     // Listed as pending at once, so the request cannot settle before its terminate is followed.
     const terminateOperationId = operationId;
     await ledgerUpdate(s.requestId, (e) => addOperation(e.record, { operationId: terminateOperationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' }), log);
@@ -280,7 +282,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     await ledgerUpdate(
       s.requestId,
       (entry) => {
-        let next = markCompensated(entry, { demandIndex: action.demandIndex, placementGroupId: action.placementGroupId, nodeNames: action.nodeNames, reason: action.reason }, nowMs);
+        let next = markCompensated(entry, { demandIndex: action.demandIndex, placementGroupId: action.placementGroupId, nodeNames: action.nodeNames, ...(action.nodeKeys ? { nodeKeys: action.nodeKeys } : {}), reason: action.reason }, nowMs);
         const c = next.compensations?.find((x) => x.demandIndex === action.demandIndex && x.placementGroupId === action.placementGroupId);
         // Marked as sent, so the submission never sends this terminate again.
         if (c && t) {
@@ -399,7 +401,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     let compensated: Set<string> | undefined;
     if (rec.state.action === 'create' && rec.state.sets.some((x) => x.colocated)) {
       const entry = await deps.ledger.get(rec.state.requestId);
-      compensated = new Set((entry?.compensations ?? []).flatMap((c) => c.nodeNames));
+      compensated = entry ? compensatedKeys(entry) : new Set();
     }
     const observed = await listOperationNodes(rec.state, log);
     const nowMs = deps.now();

@@ -17,6 +17,8 @@ export interface TrackStart {
   sets: { nodearray: string; machineType: string; placementGroupId: string | null; count: number; added: number; colocated: boolean; demands: { index: number; count: number }[] }[];
   /** For compensations: the node names being terminated. */
   nodeNames?: string[];
+  /** For terminates: the CycleCloud NodeId of each name, when known (a name may be reused by a later node). */
+  nodeIds?: Record<string, string>;
 }
 
 export interface TrackerApi {

@@ -9,6 +9,7 @@ import {
   excludedPlacementGroups,
   markCompensated,
   newEntry,
+  nodeKey,
   openRemaining,
   remainingByDemand,
   settle,
@@ -157,6 +158,27 @@ describe('record: compensation and settling', () => {
     // later reports of those nodes (terminating) do not bring them back
     e = applyNodeStates(e, 'op-1', [node('mpi-1', 0, 'ready'), node('mpi-2', 0, 'gone', 'Off')], T0);
     expect(e.record.demands[0]).toMatchObject({ created: 0, ready: 0 });
+  });
+
+  it('a node that reuses a compensated node\'s name counts as a new node (CycleCloud reuses removed names)', () => {
+    // Prepare: generation 0's gang mpi-1..4 broke and was compensated and terminated; CycleCloud
+    // removed those nodes and named generation 1's gang mpi-1..4 again (new ids).
+    const gang = (gen: number) => ['mpi-1', 'mpi-2', 'mpi-3', 'mpi-4'].map((name) => ({ name, id: `g${gen}-${name}`, status: 'Ready', demand: 0, outcome: 'ready' as const }));
+    const request: ScaleRequest = { kind: 'scale', requestId: 'job-1', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 4, colocated: true }] };
+    const set = (pg: string) => [{ nodearray: 'mpi', machineType: 'HB', placementGroupId: pg, count: 4, added: 4, message: null, demands: [{ index: 0, count: 4 }] }];
+    let e = applySubmission(newEntry(request, T0, DEADLINE), attempt({ sets: set('pg-a') }), T0);
+    e = applyNodeStates(e, 'op-1', gang(0), T0);
+    const old = gang(0);
+    e = markCompensated(e, { demandIndex: 0, placementGroupId: 'pg-a', nodeNames: old.map((n) => n.name), nodeKeys: old.map((n) => nodeKey(n)), reason: 'mpi-1 failed' }, T0);
+    e = applyNodeStates(e, 'op-c', old.map((n) => ({ ...n, status: 'Terminated', demand: null, outcome: 'gone' as const })), T0);
+    e = applySubmission(e, attempt({ generation: 1, cycleCloudRequestId: 'job-1-g1', operationId: 'op-2', sets: set('pg-b') }), T0);
+    // Act
+    e = settle(applyNodeStates(e, 'op-2', gang(1), T0), T0);
+    // Assess
+    expect(e.record.demands[0]).toMatchObject({ created: 4, ready: 4 });
+    expect(e.record.state).toBe('fulfilled');
+    expect(e.record.nodes.filter((n) => n.status === 'Ready').map((n) => n.id)).toEqual(gang(1).map((n) => n.id));
+    expect(e.record.nodes.filter((n) => n.status === 'Terminated').map((n) => n.id)).toEqual(old.map((n) => n.id));
   });
 
   it('settles fulfilled when every demand is ready', () => {

@@ -1,10 +1,16 @@
 import { beforeEach, describe, expect, it, inject } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
-import { applyNodeStates, applySubmission } from '../../src/requests/record.ts';
-import type { NodeOutcome } from '../../src/requests/ledger-types.ts';
+import { applyNodeStates, applySubmission, outcomeOf } from '../../src/requests/record.ts';
+import type { LedgerEntry, NodeOutcome } from '../../src/requests/ledger-types.ts';
 import { reconcileSnapshot, type ReconcileDeps, type SnapshotNode } from '../../src/tracking/reconcile.ts';
 import { uniqueNames } from '../helpers/names.ts';
+
+/** The outcome the ledger records for the latest node of that name. */
+const outcomeByName = (e: LedgerEntry, name: string) => {
+  const n = e.record.nodes.findLast((x) => x.name === name);
+  return n ? outcomeOf(e, n) : undefined;
+};
 
 const T0 = 1_700_000_000_000;
 let ledger: RequestLedger;
@@ -52,7 +58,7 @@ describe('reconcileSnapshot', () => {
     const result = await reconcileSnapshot(deps, 'hpc', [snap('ondemand-1'), snap('ondemand-3', 'Acquiring', { id: 'someone-else' })], T0 + 600_000);
     // Assess
     const e = (await ledger.get('r1'))!;
-    expect(e.nodeOutcomes).toEqual({ 'ondemand-1': 'ready', 'ondemand-2': 'gone', 'ondemand-3': 'gone' });
+    expect(Object.fromEntries(e.record.nodes.map((n) => [n.name, outcomeOf(e, n)]))).toEqual({ 'ondemand-1': 'ready', 'ondemand-2': 'gone', 'ondemand-3': 'gone' });
     expect(e.record.demands[0]).toMatchObject({ created: 1, ready: 1 });
     expect(result).toMatchObject({ requests: 1, updated: 1, gone: 2, failed: 0, woken: 1 });
     expect(woken).toEqual(['op-r1']);
@@ -65,7 +71,7 @@ describe('reconcileSnapshot', () => {
     const result = await reconcileSnapshot(deps, 'hpc', [snap('ondemand-1', 'Failed', { statusMessage: msg }), snap('ondemand-2', 'Failed', { statusMessage: msg })], T0 + 600_000);
     expect(result).toMatchObject({ failed: 2, capacityFailures: 1 });
     expect(capacity).toEqual([{ cluster: 'hpc', nodearray: 'ondemand', machineType: 'Standard_F32s_v2', reason: expect.stringContaining('sufficient capacity') }]);
-    expect((await ledger.get('r2'))!.nodeOutcomes?.['ondemand-1']).toBe('failed');
+    expect(outcomeByName((await ledger.get('r2'))!, 'ondemand-1')).toBe('failed');
   });
 
   it('does not re-record a failure the ledger already knows', async () => {
@@ -81,7 +87,7 @@ describe('reconcileSnapshot', () => {
     const { deps } = fakes();
     const result = await reconcileSnapshot(deps, 'hpc', [], T0 + 600_000);
     expect(result).toMatchObject({ requests: 1, updated: 0 });
-    expect((await ledger.get('r4'))!.nodeOutcomes?.['ondemand-1']).toBe('pending');
+    expect(outcomeByName((await ledger.get('r4'))!, 'ondemand-1')).toBe('pending');
   });
 
   it('asks the pipeline to look again when no operation is pending', async () => {

@@ -10,7 +10,8 @@ import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 import { Storage } from '../../src/platform/storage.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
-import { applySubmission, createRequestId } from '../../src/requests/record.ts';
+import { applySubmission, createRequestId, outcomeOf } from '../../src/requests/record.ts';
+import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
 import { createTracker, type TrackerConfig } from '../../src/tracking/tracker.ts';
 import { TIMED_OUT_STATUS } from '../../src/tracking/machine.ts';
@@ -18,6 +19,12 @@ import type { TrackStart } from '../../src/tracking/types.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { peekAll, pumpUntil } from './pump.ts';
+
+/** The outcome the ledger records for the latest node of that name. */
+const outcomeByName = (e: LedgerEntry, name: string) => {
+  const n = e.record.nodes.findLast((x) => x.name === name);
+  return n ? outcomeOf(e, n) : undefined;
+};
 
 let handle: SimulatorHandle;
 let client: ReturnType<typeof createCycleCloudClient>;
@@ -119,7 +126,7 @@ describe('tracker with the simulator', () => {
     await t.start(start);
     await pump(t, async () => {
       const e = await ledger.get('sim-3');
-      return e?.nodeOutcomes?.[held!] === 'timed_out' && e.record.operations.every((o) => o.state !== 'pending');
+      return !!e && outcomeByName(e, held!) === 'timed_out' && e.record.operations.every((o) => o.state !== 'pending');
     });
     // Assess
     const e = (await ledger.get('sim-3'))!;

@@ -4,7 +4,7 @@ import type { StorageNames } from '../../src/platform/names.ts';
 import { verifySignature } from '../../src/platform/signature.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
 import type { LedgerEntry, RequestLedgerApi } from '../../src/requests/ledger-types.ts';
-import { applySubmission, createRequestId } from '../../src/requests/record.ts';
+import { applySubmission, createRequestId, outcomeOf } from '../../src/requests/record.ts';
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
 import { createCallbackSender } from '../../src/tracking/callbacks.ts';
 import { createTracker, trackerTerminateRequestId, type TrackerConfig, type TrackerDeps } from '../../src/tracking/tracker.ts';
@@ -15,6 +15,12 @@ import { uniqueNames } from '../helpers/names.ts';
 import { FakeCycleCloud } from './fake-cyclecloud.ts';
 import { peekAll, pumpOnce, pumpUntil } from './pump.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
+
+/** The outcome the ledger records for the latest node of that name. */
+const outcomeByName = (e: LedgerEntry, name: string) => {
+  const n = e.record.nodes.findLast((x) => x.name === name);
+  return n ? outcomeOf(e, n) : undefined;
+};
 
 const T0 = Date.now();
 let clock = T0;
@@ -149,7 +155,7 @@ describe('tracker', () => {
     // Assess
     expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toEqual([{ method: 'terminateNodes', names: ['ondemand-2'], requestId: trackerTerminateRequestId('job-3', 0, 'to') }]);
     const e = await entry('job-3');
-    expect(e.nodeOutcomes?.['ondemand-2']).toBe('timed_out');
+    expect(outcomeByName(e, 'ondemand-2')).toBe('timed_out');
     expect(e.record.nodes.find((n) => n.name === 'ondemand-2')?.status).toBe(TIMED_OUT_STATUS);
     expect(e.record.demands[0]!.reason).toContain('boot deadline');
     // The terminate finishing keeps the timed-out verdict, and the pipeline is asked to look again.
@@ -157,7 +163,7 @@ describe('tracker', () => {
     clock += 5_000;
     await wake(t, 'term-1');
     const after = await entry('job-3');
-    expect(after.nodeOutcomes?.['ondemand-2']).toBe('timed_out');
+    expect(outcomeByName(after, 'ondemand-2')).toBe('timed_out');
     expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'job-3' })]);
   });
 
