@@ -62,7 +62,10 @@ export async function handleScaleQueueMessage(
     let consumedWakeAtMs: number | undefined;
     if (body.reason === WAIT_REASON && typeof body.wakeAtMs === 'number') {
       const entry = await deps.ledger.get(requestId);
-      if (entry && !isFinal(entry) && entry.nextAttemptAtMs !== body.wakeAtMs) {
+      // Superseded only by another scheduled wake-up. With none scheduled (a create went out and
+      // cleared it, then the run died before tracking it) this is the only message left that
+      // finishes the job: dropping it would leave the request open for ever.
+      if (entry && !isFinal(entry) && entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs !== body.wakeAtMs) {
         log.debug('superseded wake-up dropped', { requestId });
         return { action: 'superseded', requestId, state: entry.record.state };
       }
@@ -81,7 +84,9 @@ export async function handleScaleQueueMessage(
     const shown = parsed.errors.slice(0, MAX_REASON_FIELDS).map((e) => `${e.path || '(message)'}: ${e.message}`);
     const more = parsed.errors.length > MAX_REASON_FIELDS ? `; and ${parsed.errors.length - MAX_REASON_FIELDS} more` : '';
     const reason = `invalid request: ${shown.join('; ')}${more}`;
-    const entry = await deps.ledger.reject(key, cluster, reason, parsed.errors, deps.now());
+    // A message that says it is a terminate request is recorded as one, even when invalid.
+    const kind = (body as { kind?: unknown }).kind === 'terminate' ? 'terminate' : 'scale';
+    const entry = await deps.ledger.reject(key, cluster, reason, parsed.errors, deps.now(), kind);
     await deps.state.increment('rejectedMessages');
     if (entry.record.state !== 'rejected') log.warn('invalid message reuses a known requestId; the existing record stands', { requestId: key, reason });
     else log.warn('message rejected', { requestId: key, reason });

@@ -250,6 +250,24 @@ describe('scale requests: shortfalls', () => {
     expect((await ledger.getRecord('loose-1'))!.demands[0]!.created).toBe(3);
   });
 
+  it('a wake-up redelivered after its run crashed between the create and the tracker start is not dropped as superseded', async () => {
+    // Prepare: a request waits (paused); its wake-up's run creates, records it, then dies before tracking
+    const { cc, ledger, queue, deliver, clock, tracker, state } = await setup({ paused: true });
+    await deliver(scale('crash-1', [{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_HC44rs'] }]));
+    const wake = queue.sent[0]!.body;
+    state.paused = false;
+    clock.now += 15_000;
+    tracker.failNext = 1;
+    await expect(deliver(wake)).rejects.toThrow('tracker table unavailable');
+    expect((await ledger.get('crash-1'))!.nextAttemptAtMs).toBeNull();
+    // Act: the queue delivers the same wake-up again
+    const again = await deliver(wake, { dequeueCount: 2 });
+    // Assess: the accepted create is tracked, and was not sent twice
+    expect(again.action).not.toBe('superseded');
+    expect(tracker.starts.map((t) => t.cycleCloudRequestId)).toEqual(['crash-1-g0']);
+    expect(creates(cc).map((c) => c.requestId)).toEqual(['crash-1-g0']);
+  });
+
   it('after the deadline a waiting request becomes failed with the reason', async () => {
     const { ledger, deliver, clock, state, cc, queue } = await setup({ paused: true });
     await deliver(scale('late-1', [{ nodearray: 'ondemand', count: 1 }]));
