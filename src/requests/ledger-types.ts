@@ -75,8 +75,11 @@ export interface RequestLedgerApi {
   get(requestId: string): Promise<LedgerEntry | null>;
   /** Creates the entry in state `queued` unless the requestId exists (then duplicate or conflict). */
   admit(message: RequestMessage, nowMs: number): Promise<AdmitResult>;
-  /** Records a message that failed validation as `rejected` (key: its requestId or `msg-<queue message id>`). */
-  reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number): Promise<LedgerEntry>;
+  /**
+   * Records a message that failed validation as `rejected` (key: its requestId or `msg-<queue message id>`).
+   * `kind` is what the message said it was; default `scale` (the message default).
+   */
+  reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number, kind?: 'scale' | 'terminate'): Promise<LedgerEntry>;
   /** Read-modify-write with ETag; retried on 412. `mutate` may be called more than once. */
   update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry>;
   /** Nodes requested for `cluster` since `sinceMs` that are not yet final (for the planner). */

@@ -117,8 +117,8 @@ export class RequestLedger implements RequestLedgerApi {
     return { outcome: existing.bodyHash === entry.bodyHash ? 'duplicate' : 'conflict', entry: existing };
   }
 
-  async reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number): Promise<LedgerEntry> {
-    const created = await this.#create(rejectedEntry(requestId, cluster, reason, errors, nowMs));
+  async reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number, kind: 'scale' | 'terminate' = 'scale'): Promise<LedgerEntry> {
+    const created = await this.#create(rejectedEntry(requestId, cluster, reason, errors, nowMs, kind));
     if (created) return created;
     // A redelivery of the same bad message, or a bad message reusing a known id: the first record stands.
     const existing = await this.get(requestId);

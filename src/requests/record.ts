@@ -130,12 +130,13 @@ export function rejectedEntry(
   reason: string,
   errors: { path: string; message: string }[],
   nowMs: number,
+  kind: 'scale' | 'terminate' = 'scale',
 ): LedgerEntry {
   return {
     record: {
       requestId,
       cluster: cluster ?? '',
-      kind: 'scale',
+      kind,
       state: 'rejected',
       demands: [],
       operations: [],
