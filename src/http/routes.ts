@@ -230,17 +230,22 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
     const names = [...new Set([...configured, ...(listed.ok ? listed.value : [])])].sort();
     const healths = await Promise.all(names.map((c) => probe(() => deps.snapshots.health(c), deadline)));
     const nowMs = deps.now();
-    const clusters = names.map((cluster, i) => {
+    const clusters = names.flatMap((cluster, i) => {
       const h = healths[i]!;
       const health = h.ok ? h.value : null;
+      // A cluster only named by a request and never snapshotted (a typo, a cluster CycleCloud does
+      // not have) is not one of ours: listing it would keep it in health forever.
+      if (h.ok && !configured.has(cluster) && !health?.takenAt) return [];
       const ageSeconds = health?.takenAt ? ageSecondsOf(health.takenAt, nowMs, health.ageSeconds) : null;
-      return {
-        cluster,
-        takenAt: health?.takenAt ?? null,
-        ageSeconds,
-        stale: isStale(deps, health, ageSeconds, configured.has(cluster)),
-        consecutiveFailures: health?.consecutiveFailures ?? 0,
-      };
+      return [
+        {
+          cluster,
+          takenAt: health?.takenAt ?? null,
+          ageSeconds,
+          stale: isStale(deps, health, ageSeconds, configured.has(cluster)),
+          consecutiveFailures: health?.consecutiveFailures ?? 0,
+        },
+      ];
     });
     const reachable = [listed, depth, poison, counters, paused, ...healths].every((p) => p.ok);
     const healthy = reachable && clusters.every((c) => !c.stale);
