@@ -492,6 +492,28 @@ describe('§3 queue messages', () => {
     expect(host.output()).toMatch(/"queueMessageId":"[^"]+"[^\n]*not JSON|not JSON[^\n]*"queueMessageId":"[^"]+"/);
   });
 
+  it('creates once for a message delivered twice, rejects an unknown cluster, and records an invalid terminate as a terminate', async () => {
+    // Prepare
+    const twice = { requestId: 'c-q-twice', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] };
+
+    // Act
+    await queue.sendMessage(encodeQueueMessage(twice));
+    await queue.sendMessage(encodeQueueMessage(twice));
+    await queue.sendMessage(encodeQueueMessage({ requestId: 'c-q-nocluster', cluster: 'no-such-cluster', demands: [{ nodearray: 'mpi', count: 1 }] }));
+    await queue.sendMessage(encodeQueueMessage({ kind: 'terminate', requestId: 'c-q-term-bad', cluster: 'hpc' }));
+    const [once, unknownCluster, badTerminate] = (await Promise.all(['c-q-twice', 'c-q-nocluster', 'c-q-term-bad'].map((id) => host.waitFinal(id)))) as [RequestRecord, RequestRecord, RequestRecord];
+    await eventually(async () => ((await (await host.api('/health')).json()) as { queue: { depth: number } }).queue.depth === 0 || undefined, 10_000, 'the queue drained');
+
+    // Assess
+    expect(once.state).toBe('fulfilled');
+    expect(once.nodes).toHaveLength(1);
+    expect(await creates('c-q-twice')).toHaveLength(1);
+    expect(unknownCluster.state).toBe('rejected');
+    expect(unknownCluster.reason).toContain('no-such-cluster');
+    expect(badTerminate).toMatchObject({ kind: 'terminate', state: 'rejected' });
+    expect(badTerminate.reason).toMatch(/ids, names, hostnames, ipAddresses, filter/);
+  });
+
   it('rejects a demand that can never be placed, naming the limit (placement group: its bucket and size)', async () => {
     // Act
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-1', cluster: 'hpc', demands: [{ nodearray: 'gpu', count: 1 }] }));
