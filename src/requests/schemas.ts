@@ -96,9 +96,17 @@ export function parseRequestMessage(
     errors: result.error.issues.flatMap((i) =>
       i.code === 'unrecognized_keys'
         ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
-        : [{ path: i.path.map(String).join('.'), message: i.message }],
+        : [{ path: i.path.map(String).join('.'), message: fieldMessage(i, input) }],
     ),
   };
+}
+
+/** zod's message, except a missing field says so in words ("is required", not "expected string, received undefined"). */
+function fieldMessage(issue: z.core.$ZodIssue, input: unknown): string {
+  if (issue.code !== 'invalid_type' || issue.path.length === 0) return issue.message;
+  let value: unknown = input;
+  for (const key of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value === undefined ? 'is required' : issue.message;
 }
 
 export const RequestState = z.enum([
