@@ -16,6 +16,7 @@ import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
 import type { RequestRecord } from '../../src/requests/schemas.ts';
 import { eventually, root, sleep, spawnScaler, startScaler, type RunningScaler } from './harness.ts';
+import '../helpers/log-capture.ts';
 
 const SECRET = 'contract-signing-secret-0123456789';
 const connection = () => inject('storageConnectionString');
@@ -122,6 +123,18 @@ describe('§1 commands', () => {
     } finally {
       child.kill('SIGINT');
     }
+  });
+
+  it('`npm start` prints the HTTP base URL, the function key, the simulator URL and an example curl, and no secret', () => {
+    // Act
+    const out = host.output();
+
+    // Assess
+    expect(host.base).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api$/);
+    expect(out).toContain(host.key);
+    expect(out).toContain(host.sim.url);
+    expect(out).toMatch(new RegExp(`curl [^\\n]*${host.base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/scale-requests`));
+    expect([out]).toContainNoSecret([SECRET, host.sim.password]);
   });
 
   it.each([
@@ -236,6 +249,11 @@ describe('§4 HTTP API and §5 record', () => {
       expect(problem.errors.map((e) => e.path).sort()).toEqual([...paths].sort());
       expect(problem.errors.every((e) => typeof e.message === 'string' && e.message.length > 0)).toBe(true);
     }
+    const missing = (await (await post('/scale-requests', { cluster: 'hpc', demands: [{ count: 1 }] })).json()) as { errors: Array<{ path: string; message: string }> };
+    expect(missing.errors).toEqual([
+      { path: 'requestId', message: 'is required' },
+      { path: 'demands.0.nodearray', message: 'is required' },
+    ]);
     expect((await host.api('/scale-requests/c-bad-1')).status).toBe(404);
   });
 
