@@ -193,7 +193,9 @@ async function capacityScenario(): Promise<CapacityOutcome> {
 }
 
 describe('§4 HTTP API and §5 record', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
+    // Nodes for the terminate test boot meanwhile.
+    expect((await post('/scale-requests', { requestId: 'c-term-nodes', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 5 }] })).status).toBe(202);
     capacity = capacityScenario().then(
       (value) => ({ ok: true as const, value }),
       (error: unknown) => ({ ok: false as const, error }),
@@ -436,8 +438,7 @@ describe('§4 HTTP API and §5 record', () => {
   });
 
   it('terminates nodes by each selector: ids, names, hostnames, ipAddresses (HTTP) and filter (queue)', async () => {
-    // Prepare: five nodes to terminate
-    expect((await post('/scale-requests', { requestId: 'c-term-nodes', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 5 }] })).status).toBe(202);
+    // Prepare: five nodes to terminate (requested in beforeAll)
     const made = await host.waitFinal('c-term-nodes');
     expect(made.state).toBe('fulfilled');
     const names = made.nodes.map((n) => n.name);
