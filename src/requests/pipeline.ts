@@ -77,6 +77,7 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     state,
     config: submitConfig,
     now,
+    ...(o.onFinal ? { onFinal: o.onFinal } : {}),
   };
   return {
     ledger,

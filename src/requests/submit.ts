@@ -113,6 +113,13 @@ export interface SubmitDeps {
   now: () => number;
   /** The planner; default `plan` from `src/planning/planner.ts`. */
   plan?: (input: PlanInput) => Plan;
+  /**
+   * Called for an entry found already final (a redelivery), with the ledger's `onFinal`: a worker
+   * that died between the final write and queueing the callback left this message behind, and it
+   * is the only thing that can still queue it. The callback sender de-duplicates per record
+   * version, so calling it again for a duplicate delivery is harmless. Default: nothing.
+   */
+  onFinal?: (entry: LedgerEntry) => Promise<void>;
 }
 
 export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NO_OPERATION_ID';
@@ -168,7 +175,10 @@ export interface ProcessOptions {
 export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger, options: ProcessOptions = {}): Promise<ProcessResult> {
   let entry = await deps.ledger.get(requestId);
   if (!entry || !entry.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
-  if (isFinal(entry)) return { requestId, action: 'final', state: entry.record.state };
+  if (isFinal(entry)) {
+    await deps.onFinal?.(entry);
+    return { requestId, action: 'final', state: entry.record.state };
+  }
   const c = deps.config ?? {};
   const ctx: Ctx = {
     deps,

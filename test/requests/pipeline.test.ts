@@ -9,6 +9,7 @@ import { RequestLedger } from '../../src/requests/ledger.ts';
 import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from '../../src/requests/intake.ts';
 import { applySubmission } from '../../src/requests/record.ts';
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { uniqueNames } from '../helpers/names.ts';
@@ -266,6 +267,32 @@ describe('scale requests: shortfalls', () => {
     expect(again.action).not.toBe('superseded');
     expect(tracker.starts.map((t) => t.cycleCloudRequestId)).toEqual(['crash-1-g0']);
     expect(creates(cc).map((c) => c.requestId)).toEqual(['crash-1-g0']);
+  });
+
+  it('a request made final by a run that died before queueing its callback gets the callback on redelivery', async () => {
+    // Prepare: the ledger's onFinal (queues the callback) is where the worker dies, once
+    const names = uniqueNames();
+    await storage.ensure({ tables: [names.requestsTable] });
+    const finals: string[] = [];
+    let dies = true;
+    const onFinal = async (e: LedgerEntry): Promise<void> => {
+      if (dies) {
+        dies = false;
+        throw new Error('worker died after the final write');
+      }
+      finals.push(`${e.record.requestId}:${e.record.state}`);
+    };
+    const { deps } = await setup();
+    const ledger = new RequestLedger({ storage, names, now: deps.now, onFinal });
+    const crashing: IntakeDeps = { ...deps, ledger, onFinal };
+    const msg = { ...scale('cb-final-1', [{ nodearray: 'mpi', count: 5, colocated: true }]), callbackUrl: 'https://s.example.com/h' };
+    await expect(handleScaleQueueMessage(crashing, msg, { messageId: 'x1', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger)).rejects.toThrow('worker died');
+    expect((await ledger.get('cb-final-1'))!.record.state).toBe('rejected');
+    // Act: the queue delivers the message again
+    const again = await handleScaleQueueMessage(crashing, msg, { messageId: 'x1', dequeueCount: 2, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
+    // Assess
+    expect(again.action).toBe('final');
+    expect(finals).toEqual(['cb-final-1:rejected']);
   });
 
   it('after the deadline a waiting request becomes failed with the reason', async () => {
