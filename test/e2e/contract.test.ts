@@ -575,6 +575,39 @@ describe('§3 queue messages', () => {
     expect(new Set(sent)).toEqual(new Set([record.operations[0]!.cycleCloudRequestId]));
   });
 
+  it('re-plans a partial gang under a new derived CycleCloud requestId, into another placement group', async () => {
+    // Prepare: CycleCloud adds only 2 of the next 4 mpi nodes
+    const limited = await host.sim$('/__sim/limit-next-create', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', added: 2 }) });
+    expect(limited.status).toBeLessThan(300);
+
+    // Act
+    expect((await post('/scale-requests', { requestId: 'c-gang-1', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 4, colocated: true }] })).status).toBe(202);
+    const record = await host.waitFinal('c-gang-1');
+    const group = record.demands[0]!.placementGroupId!;
+    type Status = { nodearrays: Array<{ name: string; buckets: Array<{ placementGroups: Array<{ name: string; activeCount: number }> }> }> };
+    const groupOf = (s: Status) => s.nodearrays.find((n) => n.name === 'mpi')!.buckets[0]!.placementGroups.find((g) => g.name === group);
+    // The status is the latest snapshot (taken every second here): it shows the group once one is taken after the create.
+    const shown = await eventually(
+      async () => {
+        const g = groupOf((await (await host.api('/clusters/hpc/status')).json()) as Status);
+        return g?.activeCount === 4 ? g : undefined;
+      },
+      10_000,
+      `placement group ${group} in the cluster status`,
+    );
+
+    // Assess
+    const ids = (await creates('c-gang-1')).map((c) => (c.body as { requestId: string }).requestId);
+    expect(record.state).toBe('fulfilled');
+    expect(record.demands[0]).toMatchObject({ requested: 4, ready: 4 });
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(2);
+    expect(ids.every((id) => id.startsWith('c-gang-1'))).toBe(true);
+    expect(record.operations.map((o) => o.cycleCloudRequestId)).toEqual(expect.arrayContaining(ids));
+    expect(record.nodes.filter((n) => n.status === 'Ready' && n.demand === 0)).toHaveLength(4);
+    expect(shown).toEqual({ name: group, activeCount: 4 });
+  });
+
   it('waits with a reason while there is no capacity, then ends partially_fulfilled or failed at the deadline', async () => {
     // Act (started before the HTTP tests)
     const outcome = await capacity!;
