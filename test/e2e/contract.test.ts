@@ -251,6 +251,10 @@ describe('§4 HTTP API and §5 record', () => {
       expect(problem.errors.map((e) => e.path).sort()).toEqual([...paths].sort());
       expect(problem.errors.every((e) => typeof e.message === 'string' && e.message.length > 0)).toBe(true);
     }
+    // The limits themselves are valid (checked through /api/plan, which creates nothing)
+    const atLimits = await post('/plan', { requestId: 'c-limits', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 10_000 }, ...Array.from({ length: 999 }, () => ({ nodearray: 'mpi', count: 1 }))] });
+    expect(atLimits.status).toBe(200);
+    expect((await post('/plan', { requestId: 'r'.repeat(128), cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] })).status).toBe(200);
     const missing = (await (await post('/scale-requests', { cluster: 'hpc', demands: [{ count: 1 }] })).json()) as { errors: Array<{ path: string; message: string }> };
     expect(missing.errors).toEqual([
       { path: 'requestId', message: 'is required' },
