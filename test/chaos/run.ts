@@ -1,0 +1,272 @@
+/**
+ * One chaos run: builds the real stack over azurite and a simulator on a virtual clock, submits a
+ * scenario's requests, pumps the queues and the snapshot timer with injected crashes, duplicate
+ * deliveries and CycleCloud faults until every request is final (or a bound is hit), then reports
+ * what the simulator and the ledger say for the properties to check.
+ */
+import { createServices, type Services } from '../../src/app/services.ts';
+import { runSnapshotJob } from '../../src/app/jobs.ts';
+import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
+import { staticCredentialProvider } from '../../src/platform/credentials.ts';
+import { silentLogger, createLogger, type Logger } from '../../src/platform/log.ts';
+import { Storage, encodeQueueMessage } from '../../src/platform/storage.ts';
+import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
+import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { isFinal } from '../../src/requests/record.ts';
+import { startSimulator, type FaultSpec, type SimulatorHandle } from '../../src/simulator/server.ts';
+import type { NodeRecord } from '../../src/cyclecloud/schemas.ts';
+import { startReceiver } from '../tracking/receiver.ts';
+import { CrashSwitch, InjectedCrash, VirtualClock, VirtualQueues, chaosCycleCloud, chaosStorage, decodeBody, prng, type VirtualMessage } from './harness.ts';
+
+export interface ScenarioDemand {
+  nodearray: 'ondemand' | 'mpi';
+  count: number;
+  machineTypes?: readonly string[];
+  colocated?: boolean;
+}
+
+export interface Scenario {
+  seed: number;
+  requests: { demands: ScenarioDemand[]; viaHttp: boolean; duplicate: boolean; callback: boolean }[];
+  /** Probability that a handler invocation dies at a random I/O step. */
+  crashRate: number;
+  /** Probability that a completed message is delivered again (its delete was lost). */
+  dupRate: number;
+  /** Simulator faults armed when the pump reaches `atStep`. */
+  faults: { atStep: number; fault: FaultSpec }[];
+  /** The first create placed in the mpi bucket adds only this many nodes (a partial gang). */
+  partialGang: number | null;
+  /** The next N nodes created fail during boot (a failed node on purpose). */
+  failNext: number;
+  /** When the pump reaches `atStep`, a booting node (if any) fails, or hangs until its boot deadline. */
+  hurt: { atStep: number; kind: 'fail' | 'hold' }[];
+}
+
+export interface RunOutcome {
+  entries: LedgerEntry[];
+  /** Every node the simulator still has (Terminated ones are gone). */
+  simNodes: NodeRecord[];
+  /** Create operations in the simulator: CycleCloud requestId → node ids. */
+  creates: { requestId: string | undefined; operationId: string; nodeIds: string[] }[];
+  poisoned: VirtualMessage[];
+  /** Callback POSTs received: request id and the record's state and updatedAt. */
+  callbacks: { requestId: string; state: string; updatedAt: string }[];
+  /** Nodes hurt on purpose (failed or held). */
+  hurtNodes: string[];
+  steps: number;
+  crashes: number;
+  virtualMs: number;
+  log: string[];
+}
+
+const START_MS = Date.parse('2026-11-28T00:00:00.000Z');
+const TIMER_EVERY_MS = 60_000;
+const MAX_STEPS = 600;
+const MAX_VIRTUAL_MS = 3 * 3600_000;
+const RETRY_AFTER_THROW_MS = 2_000;
+const REDELIVER_AFTER_CRASH_MS = 30_000;
+const MAX_DEQUEUE = 5;
+
+export async function runScenario(connectionString: string, prefix: string, sc: Scenario): Promise<RunOutcome> {
+  const clock = new VirtualClock(START_MS);
+  const random = prng(sc.seed);
+  const crash = new CrashSwitch();
+  const queues = new VirtualQueues(clock);
+  const trace: string[] = [];
+  const debug = process.env.CHAOS_DEBUG === '1';
+  const logger: Logger = debug ? createLogger() : silentLogger;
+  const say = (line: string): void => {
+    trace.push(`[${((clock.nowMs - START_MS) / 1000).toFixed(1)}s] ${line}`);
+  };
+
+  const sim: SimulatorHandle = await startSimulator({ port: 0, stepMs: 3_000, now: clock.now });
+  const receiver = await startReceiver();
+  const hurtNodes: string[] = [];
+  // Jitter and retry backoff come from Math.random: seeded so the run repeats.
+  const realRandom = Math.random;
+  Math.random = random;
+  let s: Services | undefined;
+  try {
+    const client = createCycleCloudClient({
+      baseUrl: sim.url,
+      credentials: staticCredentialProvider({ username: sim.username, password: sim.password }),
+      now: clock.now,
+      // GET retries wait in virtual time: nothing real to wait for.
+      sleep: async () => {},
+      logger,
+    });
+    const storage = chaosStorage(Storage.fromConnectionString(connectionString), queues, crash);
+    s = await createServices(
+      {
+        AzureWebJobsStorage: connectionString,
+        STORAGE_PREFIX: prefix,
+        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
+        CYCLECLOUD_URL: sim.url,
+        CYCLECLOUD_USERNAME: sim.username,
+        CYCLECLOUD_PASSWORD: sim.password,
+        CYCLECLOUD_CLUSTERS: 'hpc',
+        LOG_LEVEL: debug ? 'debug' : 'error',
+      },
+      { mode: 'local', now: clock.now, logger, storage, cyclecloud: chaosCycleCloud(client, crash) },
+    );
+    const svc = s;
+    const names = svc.names;
+
+    if (sc.partialGang !== null) sim.limitNextCreate('hpc', 'mpi', 'Standard_HB120rs_v3', sc.partialGang);
+    if (sc.failNext > 0) sim.failNextNodes('hpc', sc.failNext);
+
+    const ids: string[] = [];
+    for (const [i, r] of sc.requests.entries()) {
+      const requestId = `chaos-${i}`;
+      ids.push(requestId);
+      const message: ScaleRequest = {
+        kind: 'scale',
+        requestId,
+        cluster: 'hpc',
+        demands: r.demands.map((d) => ({ ...d, ...(d.colocated ? { jobId: `job-${i}` } : {}) })),
+        ...(r.callback ? { callbackUrl: receiver.url } : {}),
+      } as ScaleRequest;
+      if (r.viaHttp) await svc.pipeline.submitRequest(message);
+      else queues.send(names.scaleQueue, encodeQueueMessage(message));
+      if (r.duplicate) queues.send(names.scaleQueue, encodeQueueMessage(message));
+    }
+
+    const handlers: Record<string, (body: unknown, m: VirtualMessage) => Promise<unknown>> = {
+      [names.scaleQueue]: (body, m) =>
+        svc.pipeline.handle(body, { messageId: `m${m.seq}`, dequeueCount: m.dequeueCount, maxDequeueCount: MAX_DEQUEUE, poisonQueue: names.scalePoisonQueue }, logger),
+      [names.trackerQueue]: (body, m) => svc.tracker.handleTrackerMessage(body, { dequeueCount: m.dequeueCount }, logger),
+      [names.callbackQueue]: (body, m) => svc.callbacks.handleCallbackMessage(body, { dequeueCount: m.dequeueCount }, logger),
+    };
+
+    const allFinal = async (): Promise<boolean> => {
+      for (const id of ids) {
+        const e = await svc.pipeline.ledger.get(id);
+        if (!e || !isFinal(e)) return false;
+      }
+      // Callbacks still to deliver are part of the job.
+      if (queues.messages.some((m) => m.queue === names.callbackQueue)) return false;
+      return (await svc.tracker.store.listActive('hpc')).length === 0;
+    };
+
+    /** Arms a crash for the coming invocation with probability `crashRate`, at most twice per message. */
+    const crashes = new Map<number, number>();
+    let crashCount = 0;
+    const armFor = (key: number): void => {
+      if ((crashes.get(key) ?? 0) < 2 && random() < sc.crashRate) {
+        crash.arm(1 + Math.floor(random() * 12), random() < 0.5);
+      } else crash.arm(0, false);
+    };
+
+    let nextTimerMs = START_MS + TIMER_EVERY_MS;
+    const pendingFaults = [...sc.faults].sort((a, b) => a.atStep - b.atStep);
+    const pendingHurt = [...sc.hurt].sort((a, b) => a.atStep - b.atStep);
+    const duplicated = new Set<number>();
+    let steps = 0;
+    for (; steps < MAX_STEPS && clock.nowMs - START_MS < MAX_VIRTUAL_MS; steps++) {
+      while (pendingFaults.length && pendingFaults[0]!.atStep <= steps) {
+        const f = pendingFaults.shift()!;
+        sim.faults.add(f.fault);
+        say(`fault armed ${JSON.stringify(f.fault)}`);
+      }
+      while (pendingHurt.length && pendingHurt[0]!.atStep <= steps) {
+        const h = pendingHurt.shift()!;
+        const booting = sim
+          .nodes('hpc')
+          .filter((n) => n.Status === 'Acquiring' || n.Status === 'Preparing')
+          .sort((a, b) => a.Name.localeCompare(b.Name));
+        const victim = booting[Math.floor(random() * booting.length)];
+        if (!victim) continue;
+        if (h.kind === 'fail') sim.failNode('hpc', victim.Name);
+        else sim.holdNode('hpc', victim.Name);
+        hurtNodes.push(victim.Name);
+        say(`${h.kind} node ${victim.Name}`);
+      }
+      const visible = queues.visible();
+      if (visible.length === 0) {
+        if (await allFinal()) break;
+        const nextMs = Math.min(queues.nextVisibleAtMs(), nextTimerMs);
+        clock.advanceTo(nextMs);
+        if (clock.nowMs >= nextTimerMs) {
+          nextTimerMs = clock.nowMs + TIMER_EVERY_MS;
+          armFor(-1);
+          try {
+            await runSnapshotJob(svc, { isPastDue: false }, logger);
+            say('timer ran');
+          } catch (error) {
+            say(`timer failed: ${(error as Error).message}`);
+          }
+          if (crash.dead) crashCount++;
+          crash.disarm();
+        }
+        continue;
+      }
+      // Any visible message may be next: queues do not promise order.
+      const m = visible[Math.floor(random() * visible.length)]!;
+      m.dequeueCount += 1;
+      const body = decodeBody(m);
+      armFor(m.seq);
+      let threw: unknown;
+      let result: unknown;
+      try {
+        result = await handlers[m.queue]!(body, m);
+      } catch (error) {
+        threw = error;
+      }
+      const died = crash.dead;
+      crash.disarm();
+      const label = `${m.queue.replace(prefix, '')} #${m.seq} (try ${m.dequeueCount}) ${JSON.stringify(body).slice(0, 120)}`;
+      if (died) {
+        crashCount++;
+        crashes.set(m.seq, (crashes.get(m.seq) ?? 0) + 1);
+        say(`CRASH in ${label}: ${threw instanceof InjectedCrash ? threw.message : `handler swallowed it, then ${threw ? (threw as Error).message : 'returned'}`}`);
+        m.visibleAtMs = clock.nowMs + REDELIVER_AFTER_CRASH_MS;
+      } else if (threw !== undefined) {
+        say(`threw in ${label}: ${(threw as Error).message}`);
+        m.visibleAtMs = clock.nowMs + RETRY_AFTER_THROW_MS;
+      } else {
+        say(`ok ${label} → ${JSON.stringify(result)?.slice(0, 100)}`);
+        // A lost delete: the message comes back once more (not again and again, which would end in
+        // the poison queue by the test's doing).
+        if (!duplicated.has(m.seq) && random() < sc.dupRate) {
+          duplicated.add(m.seq);
+          m.visibleAtMs = clock.nowMs + Math.floor(random() * 3000);
+        }
+        else queues.remove(m);
+        continue;
+      }
+      if (m.dequeueCount >= MAX_DEQUEUE) {
+        queues.remove(m);
+        queues.poisoned.push(m);
+        say(`POISONED ${label}`);
+      }
+    }
+
+    // Let terminating nodes finish, then look.
+    clock.advanceTo(clock.nowMs + 10 * 3_000);
+    const entries: LedgerEntry[] = [];
+    for (const id of ids) {
+      const e = await svc.pipeline.ledger.get(id);
+      if (e) entries.push(e);
+    }
+    return {
+      entries,
+      simNodes: sim.nodes('hpc'),
+      creates: sim.operations.filter((o) => o.action === 'create').map((o) => ({ requestId: o.requestId, operationId: o.operationId, nodeIds: o.nodeIds })),
+      poisoned: queues.poisoned,
+      callbacks: receiver.received.map((r) => {
+        const body = JSON.parse(r.body) as { requestId: string; state: string; updatedAt: string };
+        return { requestId: body.requestId, state: body.state, updatedAt: body.updatedAt };
+      }),
+      hurtNodes,
+      steps,
+      crashes: crashCount,
+      virtualMs: clock.nowMs - START_MS,
+      log: trace,
+    };
+  } finally {
+    Math.random = realRandom;
+    await s?.close();
+    await sim.close();
+    await receiver.close();
+  }
+}
