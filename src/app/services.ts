@@ -219,6 +219,14 @@ export async function createServices(env: Record<string, string | undefined>, op
     plan,
     planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
     statusView: (s, nowMs, o) => statusView(s, nowMs, o),
+    readLive: async (cluster) => {
+      try {
+        return await getFreshSnapshot({ cyclecloud, store: snapshots, logger: logger.child({ cluster }), now }, cluster, -1);
+      } catch (error) {
+        if (isCycleCloudError(error) && error.code === 'CC_NOT_FOUND') return null;
+        throw error;
+      }
+    },
     configuredClusters: () => clusters,
     queueDepth: queueDepthFrom(storage),
     queues: { scaleQueue: names.scaleQueue, scalePoisonQueue: names.scalePoisonQueue },

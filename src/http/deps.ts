@@ -69,6 +69,12 @@ export interface HttpDeps {
   planOptions?: PlanOptions;
   /** The status view of CONTRACT §4 (`statusView` from `src/snapshots/`). */
   statusView(snapshot: ClusterSnapshot, nowMs: number, options: { stale: boolean }): ClusterStatusView;
+  /**
+   * Reads a cluster from CycleCloud now and stores the snapshot; null when CycleCloud has no such
+   * cluster. Status and plan use it when no snapshot is stored yet (the timer's first run may be a
+   * minute away). Absent = those routes answer 404 until the timer has run.
+   */
+  readLive?: (cluster: string) => Promise<ClusterSnapshot | null>;
   /** Clusters the scaler is configured for (`CYCLECLOUD_CLUSTERS`); shown by health even before a snapshot. */
   configuredClusters?: () => readonly string[];
   /** Approximate message count of a queue; 0 for a queue that does not exist. See {@link queueDepthFrom}. */

@@ -152,13 +152,29 @@ function isStale(deps: HttpDeps, health: SnapshotHealth | null, ageSeconds: numb
   return deps.staleAfterMs !== undefined && ageSeconds !== null && ageSeconds * 1000 > deps.staleAfterMs;
 }
 
+/**
+ * The stored latest snapshot or, when none is stored yet, a live read (stored for the next caller).
+ * Null when CycleCloud has no such cluster or cannot be read now (logged).
+ */
+async function latestOrLive(deps: HttpDeps, cluster: string, log: Logger): Promise<ClusterSnapshot | null> {
+  const stored = await deps.snapshots.latest(cluster);
+  if (stored || !deps.readLive) return stored;
+  try {
+    return await deps.readLive(cluster);
+  } catch (error) {
+    log.warn('no stored snapshot and CycleCloud could not be read', { cluster, error });
+    return null;
+  }
+}
+
 /** `GET /api/clusters/{cluster}/status`: the latest snapshot in CONTRACT §4's shape. */
 export const getClusterStatus: RouteHandler = guarded('cluster-status', async (deps, request, log) => {
   const name = ClusterName.safeParse(request.params.cluster ?? '');
   if (!name.success) return validationProblem([{ path: 'cluster', message: name.error.issues[0]?.message ?? 'invalid' }]);
   const cluster = name.data;
-  const [snapshot, health] = await Promise.all([deps.snapshots.latest(cluster), deps.snapshots.health(cluster)]);
+  const snapshot = await latestOrLive(deps, cluster, log);
   if (!snapshot) return problem(404, 'HTTP_NOT_FOUND', `unknown cluster "${cluster}": no snapshot has been taken of it`);
+  const health = await deps.snapshots.health(cluster);
   const nowMs = deps.now();
   const stale = isStale(deps, health ?? { takenAt: snapshot.takenAt, ageSeconds: null, consecutiveFailures: 0, stale: false }, ageSecondsOf(snapshot.takenAt, nowMs, null));
   const view = deps.statusView(snapshot, nowMs, { stale });
@@ -176,7 +192,7 @@ export const explainPlan: RouteHandler = guarded('plan', async (deps, request, l
   if (!parsed.ok) return validationProblem(parsed.errors);
   if (parsed.value.kind !== 'scale') return validationProblem([{ path: 'kind', message: 'must be "scale"' }]);
   const scaleRequest = parsed.value;
-  const snapshot: ClusterSnapshot | null = await deps.snapshots.latest(scaleRequest.cluster);
+  const snapshot: ClusterSnapshot | null = await latestOrLive(deps, scaleRequest.cluster, log);
   if (!snapshot) {
     return problem(404, 'HTTP_NOT_FOUND', `cluster "${scaleRequest.cluster}" has no snapshot yet: it is unknown or the snapshot timer has not run for it`);
   }
