@@ -23,6 +23,8 @@ const connection = () => inject('storageConnectionString');
 
 let host: RunningScaler;
 let ghost: RunningScaler;
+/** A snapshot timer that does not run during the test (yearly): status and plan before its first run. */
+let fresh: RunningScaler;
 let queue: QueueClient;
 
 /** A loopback receiver for callbacks: every POST with its raw body and headers. */
@@ -56,7 +58,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
 
-  [host, ghost] = await Promise.all([
+  [host, ghost, fresh] = await Promise.all([
     startScaler({
       storageConnectionString: connection(),
       env: { SCALER_SIGNING_SECRET: SECRET, REQUEST_DEADLINE_MINUTES: '0.2', SNAPSHOT_SCHEDULE: '* * * * * *', SNAPSHOT_STALE_AFTER_FAILURES: '2' },
@@ -65,12 +67,13 @@ beforeAll(async () => {
       storageConnectionString: connection(),
       env: { CYCLECLOUD_CLUSTERS: 'hpc,ghost', SNAPSHOT_SCHEDULE: '* * * * * *', SNAPSHOT_STALE_AFTER_FAILURES: '2' },
     }),
+    startScaler({ storageConnectionString: connection(), env: { SNAPSHOT_SCHEDULE: '0 0 0 1 1 *' } }),
   ]);
   queue = QueueServiceClient.fromConnectionString(connection()).getQueueClient(host.scaleQueue);
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([host?.stop(), ghost?.stop()]);
+  await Promise.all([host?.stop(), ghost?.stop(), fresh?.stop()]);
   await new Promise((resolve) => receiver?.close(resolve));
 }, 30_000);
 
@@ -307,6 +310,25 @@ describe('§4 HTTP API and §5 record', () => {
     expect(viaCode.status).toBe(200);
     expect(health.status).toBe(200);
     expect((await host.api('/scale-requests/c-key-1')).status).toBe(404); // nothing was accepted
+  });
+
+  it('answers status and plan right after start-up, before the snapshot timer has run (a live read)', async () => {
+    // Prepare: the timer has not run (with the default schedule its first run may be a minute away)
+    const before = (await (await fetch(`${fresh.base}/health`)).json()) as { clusters: Array<{ cluster: string; takenAt: string | null }> };
+
+    // Act
+    const status = await fresh.api('/clusters/hpc/status');
+    const plan = await fresh.api('/plan', { method: 'POST', body: JSON.stringify({ requestId: 'c-fresh-1', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 2 }] }) });
+    const unknown = await fresh.api('/clusters/no-such-cluster/status');
+
+    // Assess
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { cluster: string; stale: boolean })).toMatchObject({ cluster: 'hpc', stale: false });
+    expect(plan.status).toBe(200);
+    expect(((await plan.json()) as { sets: unknown[] }).sets).toHaveLength(1);
+    expect(unknown.status).toBe(404);
+    expect(await fresh.simCalls().then((calls) => calls.filter((c) => c.path.endsWith('/nodes/create')))).toHaveLength(0);
+    expect(before.clusters.find((c) => c.cluster === 'hpc')?.takenAt).toBeNull();
   });
 
   it('GET /api/clusters/{cluster}/status has exactly the contract fields', async () => {
