@@ -127,6 +127,12 @@ export interface StepInput {
    * (`id:<NodeId>`, or the name for a node recorded without id; see `nodeKey` in `record.ts`).
    */
   compensated?: ReadonlySet<string>;
+  /**
+   * Placement groups whose gang the submission compensated: another operation terminates their
+   * nodes, so this one does not wait to see them (CycleCloud may have removed them before the first
+   * poll; waiting would poll until the boot deadline for nodes that never show).
+   */
+  compensatedGroups?: ReadonlySet<string>;
 }
 
 export interface StepResult {
@@ -393,7 +399,8 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     }
   }
 
-  const expected = state.action === 'create' ? state.sets.reduce((s, x) => s + Math.max(0, x.added), 0) : 0;
+  const writtenOff = (x: TrackerState['sets'][number]): boolean => x.placementGroupId !== null && (input.compensatedGroups?.has(x.placementGroupId) ?? false);
+  const expected = state.action === 'create' ? state.sets.reduce((s, x) => s + (writtenOff(x) ? 0 : Math.max(0, x.added)), 0) : 0;
   const seenCount = state.action === 'create' ? state.nodes.filter((n) => n.setIndex !== null || n.seen).length : 0;
   const allFinal = state.nodes.every((n) => isFinalOutcome(n.outcome));
   const complete = state.action === 'terminate' || pastDeadline || seenCount >= expected;

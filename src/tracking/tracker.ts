@@ -399,13 +399,15 @@ export function createTracker(deps: TrackerDeps): Tracker {
     if (rec.state.final) return store.replace({ ...rec, leaseUntilMs: 0 });
 
     let compensated: Set<string> | undefined;
+    let compensatedGroups: Set<string> | undefined;
     if (rec.state.action === 'create' && rec.state.sets.some((x) => x.colocated)) {
       const entry = await deps.ledger.get(rec.state.requestId);
       compensated = entry ? compensatedKeys(entry) : new Set();
+      compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId ? [c.placementGroupId] : [])));
     }
     const observed = await listOperationNodes(rec.state, log);
     const nowMs = deps.now();
-    const result = step(rec.state, { nowMs, nodes: observed.nodes, ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}), ...(compensated ? { compensated } : {}) }, config);
+    const result = step(rec.state, { nowMs, nodes: observed.nodes, ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}), ...(compensated ? { compensated } : {}), ...(compensatedGroups ? { compensatedGroups } : {}) }, config);
     result.state.cycleCloudCalls += 1;
     await recordCapacityFailures(rec.state, result.state, nowMs, log);
     const outbox: OutboxItem[] = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');

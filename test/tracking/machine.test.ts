@@ -261,6 +261,16 @@ describe('colocated gangs', () => {
     expect(ofType(r.actions, 'replan')).toEqual([]);
     expect(ofType(r.actions, 'terminate')).toEqual([]);
   });
+
+  it('does not wait for nodes of a group the submission compensated that CycleCloud already removed', () => {
+    // Prepare: the partial gang was terminated (and removed) before the create's first poll
+    const s0 = initialState(gangStart(), T0);
+    // Act
+    const r = step(s0, { nowMs: T0 + 5_000, nodes: [], compensated: new Set(['id:id-mpi-1', 'id:id-mpi-2', 'id:id-mpi-3']), compensatedGroups: new Set(['pg-a']) });
+    // Assess: final now, not polling until the boot deadline for nodes that will never show
+    expect(r.state.final).toBe(true);
+    expect(r.actions).toEqual([{ type: 'final' }]);
+  });
 });
 
 describe('terminate tracking', () => {
