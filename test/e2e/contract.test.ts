@@ -563,7 +563,9 @@ describe('§3 queue messages', () => {
     // Act
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-1', cluster: 'hpc', demands: [{ nodearray: 'gpu', count: 1 }] }));
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_ND96'] }] }));
-    expect((await post('/scale-requests', { requestId: 'c-never-3', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 5, colocated: true }] })).status).toBe(202);
+    expect(
+      (await post('/scale-requests', { requestId: 'c-never-3', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 5, colocated: true }], callbackUrl: `${receiverUrl}/hooks/never` })).status,
+    ).toBe(202);
     expect((await post('/scale-requests', { requestId: 'c-never-4', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 6, placementGroupId: 'big' }] })).status).toBe(202);
     const [unknownArray, unknownType, gang, explicitGroup] = (await Promise.all(['c-never-1', 'c-never-2', 'c-never-3', 'c-never-4'].map((id) => host.waitFinal(id)))) as [
       RequestRecord,
@@ -582,6 +584,10 @@ describe('§3 queue messages', () => {
       expect(r.reason).toMatch(/placement group/);
     }
     expect(await creates('c-never')).toHaveLength(0);
+    // A rejected request is final too: its callback comes, signed
+    const callback = await eventually(async () => received.find((r) => r.path === '/hooks/never'), 15_000, 'the rejected request callback');
+    expect(JSON.parse(callback.raw)).toMatchObject({ requestId: 'c-never-3', state: 'rejected' });
+    expect(callback.headers['x-scaler-signature']).toBe(hmac(callback.raw));
   });
 
   it('uses the same CycleCloud requestId when a create is retried after a lost answer', async () => {
