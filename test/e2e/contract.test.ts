@@ -327,6 +327,13 @@ describe('§4 HTTP API and §5 record', () => {
     expect(plan.status).toBe(200);
     expect(((await plan.json()) as { sets: unknown[] }).sets).toHaveLength(1);
     expect(unknown.status).toBe(404);
+    // machineTypes absent: any valid bucket of the nodearray, in CycleCloud's order
+    const anyBucket = await fresh.api('/plan', { method: 'POST', body: JSON.stringify({ requestId: 'c-fresh-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 5 }] }) });
+    const spread = ((await anyBucket.json()) as { sets: Array<{ machineType: string; count: number }> }).sets.map((x) => [x.machineType, x.count]);
+    expect(spread).toEqual([
+      ['Standard_F32s_v2', 3],
+      ['Standard_HC44rs', 2],
+    ]);
     expect(await fresh.simCalls().then((calls) => calls.filter((c) => c.path.endsWith('/nodes/create')))).toHaveLength(0);
     expect(before.clusters.find((c) => c.cluster === 'hpc')?.takenAt).toBeNull();
   });
