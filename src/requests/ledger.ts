@@ -196,6 +196,10 @@ export class RequestLedger implements RequestLedgerApi {
 
   /** Creates the row; null when the requestId already exists. */
   async #create(entry: LedgerEntry): Promise<LedgerEntry | null> {
+    // The open-index row first (only if absent: an existing entry's row carries its allocations).
+    // Written after the entry, a worker dying in between left an open entry no sweeper could list:
+    // a request admitted over HTTP whose enqueue never happened then waited for ever.
+    await this.#createIndexRow(entry);
     try {
       const res = await this.#table.createEntity(this.#entity(entry));
       if (res.etag) entry.etag = res.etag;
@@ -205,6 +209,16 @@ export class RequestLedger implements RequestLedgerApi {
     }
     await this.#writeIndex(entry);
     return entry;
+  }
+
+  /** The index row of a new open entry, unless one exists (a row without entry is skipped by the readers). */
+  async #createIndexRow(entry: LedgerEntry): Promise<void> {
+    if (!entry.record.cluster || entry.request === null || isFinal(entry)) return;
+    try {
+      await this.#table.createEntity({ partitionKey: indexPartition(entry.record.cluster), rowKey: entry.record.requestId, final: false, allocations: JSON.stringify(allocationsOf(entry)) });
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+    }
   }
 
   async #writeIndex(entry: LedgerEntry): Promise<void> {

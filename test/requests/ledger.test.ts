@@ -69,6 +69,30 @@ describe('RequestLedger on azurite', () => {
     expect(again.record.state).toBe('queued');
   });
 
+  it('an entry admitted by a worker that died right after writing it is still listed open (the sweeper can revive it)', async () => {
+    // Prepare: the worker dies at its first upsert, after the entry itself was created
+    const crashing = new Proxy(storage, {
+      get(target, prop) {
+        if (prop !== 'table') return (Reflect.get(target, prop) as (...a: unknown[]) => unknown).bind(target);
+        return (name: string) => {
+          const table = target.table(name);
+          return new Proxy(table, {
+            get(t, p) {
+              if (p === 'upsertEntity') return () => Promise.reject(new Error('worker died'));
+              return (Reflect.get(t, p) as (...a: unknown[]) => unknown).bind(t);
+            },
+          });
+        };
+      },
+    });
+    const dying = new RequestLedger({ storage: crashing, names, now: () => now });
+    // Act
+    await expect(dying.admit(request('job-died', 'hpc-died'), now)).rejects.toThrow('worker died');
+    // Assess
+    expect((await ledger.get('job-died'))?.record.state).toBe('queued');
+    expect((await ledger.listOpen('hpc-died')).map((e) => e.record.requestId)).toEqual(['job-died']);
+  });
+
   it('reports in-flight creates per cluster since a time and lists open entries', async () => {
     // Prepare: a request on another cluster with an accepted create, one still at intent
     const cluster = 'c-inflight/1';
