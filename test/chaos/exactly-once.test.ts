@@ -32,6 +32,7 @@ const fault: fc.Arbitrary<FaultSpec> = fc.oneof(
   fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/create'), kind: fc.constantFrom('reset' as const, 'commit-then-fail' as const), times: fc.integer({ min: 1, max: 2 }) }),
   fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/create'), kind: fc.constant('commit-then-fail' as const), status: fc.constant(500) }),
   fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/terminate'), kind: fc.constantFrom('reset' as const, 'commit-then-fail' as const, 'status' as const) }),
+  fc.record({ method: fc.constant('POST'), path: fc.constantFrom('nodes/create', 'nodes/terminate'), kind: fc.constant('throttle' as const), retryAfterSec: fc.constantFrom(1, 30), times: fc.integer({ min: 1, max: 2 }) }),
   fc.record({ method: fc.constant('GET'), path: fc.constant('/nodes'), kind: fc.constant('throttle' as const), retryAfterSec: fc.constant(1), times: fc.integer({ min: 1, max: 3 }) }),
   fc.record({ method: fc.constant('GET'), path: fc.constant('/nodes'), kind: fc.constant('status' as const), status: fc.constant(503), times: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ method: fc.constant('GET'), path: fc.constant('/status'), kind: fc.constant('status' as const), status: fc.constant(500), times: fc.integer({ min: 1, max: 6 }) }),

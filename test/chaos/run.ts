@@ -126,7 +126,17 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         demands: r.demands.map((d) => ({ ...d, ...(d.colocated ? { jobId: `job-${i}` } : {}) })),
         ...(r.callback ? { callbackUrl: receiver.url } : {}),
       } as ScaleRequest;
-      if (r.viaHttp) await svc.pipeline.submitRequest(message);
+      if (r.viaHttp) {
+        // The HTTP worker may die too, between the ledger write and the enqueue: the caller got no
+        // answer and does not retry here, so only the snapshot timer's sweeper can revive it.
+        if (random() < sc.crashRate) crash.arm(1 + Math.floor(random() * 3), random() < 0.5);
+        try {
+          await svc.pipeline.submitRequest(message);
+        } catch (error) {
+          say(`HTTP submit of ${requestId} died: ${(error as Error).message}`);
+        }
+        crash.disarm();
+      }
       else queues.send(names.scaleQueue, encodeQueueMessage(message));
       if (r.duplicate) queues.send(names.scaleQueue, encodeQueueMessage(message));
     }
@@ -161,6 +171,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     const pendingFaults = [...sc.faults].sort((a, b) => a.atStep - b.atStep);
     const pendingHurt = [...sc.hurt].sort((a, b) => a.atStep - b.atStep);
     const duplicated = new Set<number>();
+    const concurrent = process.env.CHAOS_CONCURRENT === '1';
     let steps = 0;
     for (; steps < MAX_STEPS && clock.nowMs - START_MS < MAX_VIRTUAL_MS; steps++) {
       while (pendingFaults.length && pendingFaults[0]!.atStep <= steps) {
@@ -204,13 +215,24 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       const m = visible[Math.floor(random() * visible.length)]!;
       m.dequeueCount += 1;
       const body = decodeBody(m);
-      armFor(m.seq);
       let threw: unknown;
       let result: unknown;
-      try {
-        result = await handlers[m.queue]!(body, m);
-      } catch (error) {
-        threw = error;
+      if (concurrent && random() < 0.25) {
+        // Two workers hold the same message at once (its visibility ran out mid-run). Timing
+        // decides the interleaving, so this mode is for hunting, not for the committed runs.
+        crash.arm(0, false);
+        const both = await Promise.allSettled([handlers[m.queue]!(body, m), handlers[m.queue]!(structuredClone(body), m)]);
+        const failed = both.find((b) => b.status === 'rejected');
+        if (failed) threw = failed.reason;
+        else result = (both[0] as PromiseFulfilledResult<unknown>).value;
+        say(`concurrent pair on #${m.seq}`);
+      } else {
+        armFor(m.seq);
+        try {
+          result = await handlers[m.queue]!(body, m);
+        } catch (error) {
+          threw = error;
+        }
       }
       const died = crash.dead;
       crash.disarm();
