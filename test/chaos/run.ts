@@ -153,8 +153,9 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         const e = await svc.pipeline.ledger.get(id);
         if (!e || !isFinal(e)) return false;
       }
-      // Callbacks still to deliver are part of the job.
-      if (queues.messages.some((m) => m.queue === names.callbackQueue)) return false;
+      // Quiet means no message left either: one still to be redelivered may have work to finish
+      // (a callback to queue, a tracker to start) for a request that already looks final.
+      if (queues.messages.length > 0) return false;
       return (await svc.tracker.store.listActive('hpc')).length === 0;
     };
 
@@ -163,7 +164,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     let crashCount = 0;
     const armFor = (key: number): void => {
       if ((crashes.get(key) ?? 0) < 2 && random() < sc.crashRate) {
-        crash.arm(1 + Math.floor(random() * 12), random() < 0.5);
+        crash.arm(1 + Math.floor(random() * 20), random() < 0.5);
       } else crash.arm(0, false);
     };
 
@@ -221,7 +222,16 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         // Two workers hold the same message at once (its visibility ran out mid-run). Timing
         // decides the interleaving, so this mode is for hunting, not for the committed runs.
         crash.arm(0, false);
-        const both = await Promise.allSettled([handlers[m.queue]!(body, m), handlers[m.queue]!(structuredClone(body), m)]);
+        // The same message twice, or it and another one (a poll racing a continue of one request).
+        const other = visible.find((x) => x !== m && random() < 0.5);
+        const second = other ? () => handlers[other.queue]!(decodeBody(other), other) : () => handlers[m.queue]!(structuredClone(body), m);
+        const both = await Promise.allSettled([handlers[m.queue]!(body, m), second()]);
+        if (other) {
+          // Completed alongside (or left for redelivery when it failed).
+          if (both[1].status === 'fulfilled') queues.remove(other);
+          else other.visibleAtMs = clock.nowMs + RETRY_AFTER_THROW_MS;
+          other.dequeueCount += 1;
+        }
         const failed = both.find((b) => b.status === 'rejected');
         if (failed) threw = failed.reason;
         else result = (both[0] as PromiseFulfilledResult<unknown>).value;
