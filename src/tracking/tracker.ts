@@ -464,6 +464,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
         plog.warn('poll lost its lease to another; dropped', { dequeueCount: meta.dequeueCount });
         return;
       }
+      if (isCycleCloudError(e) && (await deferAfterRefusal(msg.cluster, msg.operationId, e, plog))) return;
       // Give the lease back so the host's retry of this message can poll at once.
       try {
         const current = await store.get(msg.cluster, msg.operationId);
@@ -473,6 +474,28 @@ export function createTracker(deps: TrackerDeps): Tracker {
       }
       plog.warn('poll failed; the queue will retry', { error: e, dequeueCount: meta.dequeueCount });
       throw e;
+    }
+  }
+
+  /**
+   * CycleCloud refused or failed an action of the outbox (a terminate): like a failed poll, this is
+   * absorbed rather than thrown. The host retries a thrown message at once, so a short outage would
+   * burn its five attempts in seconds and poison the wake-up. The outbox stays (persisted before it
+   * ran) and the next wake-up, after a backoff (a 429's Retry-After wins), replays it. False when the
+   * record cannot be rescheduled (then the message is retried as before).
+   */
+  async function deferAfterRefusal(cluster: string, operationId: string, e: { code: string; retryAfterMs?: number | undefined; message: string }, log: Logger): Promise<boolean> {
+    try {
+      const current = await store.get(cluster, operationId);
+      if (!current || current.outbox.length === 0) return false;
+      const delayMs = e.code === 'CC_THROTTLED' && e.retryAfterMs !== undefined ? Math.max(1_000, e.retryAfterMs) : Math.max(config.pollMinMs, current.state.intervalMs);
+      const atMs = deps.now() + delayMs;
+      const next = await store.replace({ ...current, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...current.state, nextPollAtMs: atMs } });
+      await sendWake(cluster, operationId, next.wakeToken, delayMs);
+      log.warn('CycleCloud failed an action; it is retried after a backoff', { code: e.code, error: e.message, delayMs, actions: current.outbox.map((a) => a.type) });
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -14,6 +14,7 @@ import { captureLogs } from '../helpers/log-capture.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { FakeCycleCloud } from './fake-cyclecloud.ts';
 import { peekAll, pumpOnce, pumpUntil } from './pump.ts';
+import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 
 /** The outcome the ledger records for the latest node of that name. */
@@ -165,6 +166,26 @@ describe('tracker', () => {
     const after = await entry('job-3');
     expect(outcomeByName(after, 'ondemand-2')).toBe('timed_out');
     expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'job-3' })]);
+  });
+
+  it('absorbs a CycleCloud outage during a boot-timeout terminate: the wake-up completes and the terminate is retried after a backoff', async () => {
+    // Prepare: ondemand-2 misses its boot deadline while CycleCloud answers the terminate with 503
+    const t = tracker({}, { bootTimeoutMs: 60_000 });
+    cc.addCreate('op-9', [{ Name: 'ondemand-1', Status: 'Ready' }, { Name: 'ondemand-2', Status: 'Preparing' }]);
+    await t.start(await submitted('job-9', 'op-9', [looseSet()]));
+    cc.faults.terminateNodes = [new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503, ambiguous: false })];
+    clock = T0 + 60_000;
+    await storage.queue(names.trackerQueue).clearMessages();
+    // Act: the wake-up does not throw (the queue would retry it at once, five times, into the poison queue)
+    await wake(t, 'op-9');
+    // (scheduled with a visibility delay: counted, not peeked)
+    const next = (await storage.queue(names.trackerQueue).getProperties()).approximateMessagesCount;
+    clock += 60_000;
+    await wake(t, 'op-9');
+    // Assess: one wake-up was scheduled, and the replayed outbox sent the terminate
+    expect(next).toBe(1);
+    expect(cc.count('terminateNodes')).toBe(2);
+    expect(outcomeByName(await entry('job-9'), 'ondemand-2')).toBe('timed_out');
   });
 
   it('survives a crash mid-poll: a new instance sweeps and completes', async () => {
