@@ -218,9 +218,13 @@ export function createTracker(deps: TrackerDeps): Tracker {
             d.reason = parts.join('; ');
           }
         }
+        const op = next.record.operations.find((o) => o.operationId === state.operationId);
         if (state.final) {
-          const op = next.record.operations.find((o) => o.operationId === state.operationId);
           if (op && op.state === 'pending') op.state = 'done';
+        } else if (state.action === 'terminate' && op) {
+          // The timed-out or failed verdicts kept above are not "gone": the terminate is done when
+          // its tracker says so, not while CycleCloud still has the nodes.
+          op.state = 'pending';
         }
         return next;
       },

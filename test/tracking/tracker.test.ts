@@ -168,6 +168,27 @@ describe('tracker', () => {
     expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'job-3' })]);
   });
 
+  it('keeps the terminate of a timed-out node pending until CycleCloud no longer has the node', async () => {
+    // Prepare: ondemand-2 times out and is being terminated (still Terminating at the terminate's first poll)
+    const t = tracker({}, { bootTimeoutMs: 60_000 });
+    cc.addCreate('op-8', [{ Name: 'ondemand-1', Status: 'Ready' }, { Name: 'ondemand-2', Status: 'Preparing' }]);
+    await t.start(await submitted('job-8', 'op-8', [looseSet()]));
+    clock = T0 + 60_000;
+    await wake(t, 'op-8');
+    const terminateOp = (await entry('job-8')).record.operations.find((o) => o.action === 'terminate')!.operationId;
+    // Act
+    clock += 5_000;
+    await wake(t, terminateOp);
+    const during = (await entry('job-8')).record.operations.find((o) => o.operationId === terminateOp)!.state;
+    cc.remove('ondemand-2');
+    clock += 5_000;
+    await wake(t, terminateOp);
+    // Assess: the verdict stays timed out; the operation is done only once the node is gone
+    expect(during).toBe('pending');
+    expect((await entry('job-8')).record.operations.find((o) => o.operationId === terminateOp)!.state).toBe('done');
+    expect(outcomeByName(await entry('job-8'), 'ondemand-2')).toBe('timed_out');
+  });
+
   it('absorbs a CycleCloud outage during a boot-timeout terminate: the wake-up completes and the terminate is retried after a backoff', async () => {
     // Prepare: ondemand-2 misses its boot deadline while CycleCloud answers the terminate with 503
     const t = tracker({}, { bootTimeoutMs: 60_000 });
