@@ -28,7 +28,7 @@ import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/ledger-types.ts';
-import { addOperation, applyNodeStates, closeDemand, compensatedKeys, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
+import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
 import { DEFAULT_MACHINE_CONFIG, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
@@ -407,7 +407,10 @@ export function createTracker(deps: TrackerDeps): Tracker {
     if (rec.state.action === 'create' && rec.state.sets.some((x) => x.colocated)) {
       const entry = await deps.ledger.get(rec.state.requestId);
       compensated = entry ? compensatedKeys(entry) : new Set();
-      compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId ? [c.placementGroupId] : [])));
+      // Only what the submission compensated for THIS create (its terminate id names the generation):
+      // a later generation may place a new gang in a group of the same name.
+      const ours = compensationRequestId(rec.state.requestId, rec.state.generation);
+      compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [c.placementGroupId] : [])));
     }
     const observed = await listOperationNodes(rec.state, log);
     const nowMs = deps.now();

@@ -4,7 +4,7 @@ import type { StorageNames } from '../../src/platform/names.ts';
 import { verifySignature } from '../../src/platform/signature.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
 import type { LedgerEntry, RequestLedgerApi } from '../../src/requests/ledger-types.ts';
-import { applySubmission, createRequestId, outcomeOf } from '../../src/requests/record.ts';
+import { applySubmission, createRequestId, markCompensated, outcomeOf } from '../../src/requests/record.ts';
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
 import { createCallbackSender } from '../../src/tracking/callbacks.ts';
 import { createTracker, trackerTerminateRequestId, type TrackerConfig, type TrackerDeps } from '../../src/tracking/tracker.ts';
@@ -166,6 +166,24 @@ describe('tracker', () => {
     const after = await entry('job-3');
     expect(outcomeByName(after, 'ondemand-2')).toBe('timed_out');
     expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'job-3' })]);
+  });
+
+  it('a create does not write off its gang because an earlier gang of the same group name was compensated', async () => {
+    // Prepare: pg-a was compensated by a tracker (not by this create's submission); the create's first poll fails
+    const t = tracker();
+    cc.addCreate('op-7', [{ Name: 'mpi-1', Template: 'mpi', MachineType: 'Standard_HB120rs_v3', PlacementGroupId: 'pg-a' }]);
+    await t.start(await submitted('job-7', 'op-7', [gangSet()]));
+    await ledger.update('job-7', (e) => {
+      const x = markCompensated(e, { demandIndex: 0, placementGroupId: 'pg-a', nodeNames: ['mpi-9'], nodeKeys: ['id:other'], reason: 'broken earlier' }, clock);
+      x.compensations![0]!.cycleCloudRequestId = 'job-7-g0-c0';
+      return x;
+    });
+    cc.faults.listNodes = [new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503 })];
+    // Act
+    clock += 5_000;
+    await wake(t, 'op-7');
+    // Assess: still following it (it has not seen its nodes yet)
+    expect((await t.store.get('hpc', 'op-7'))!.state.final).toBe(false);
   });
 
   it('keeps the terminate of a timed-out node pending until CycleCloud no longer has the node', async () => {
