@@ -55,7 +55,11 @@ const scenario: fc.Arbitrary<Scenario> = fc
     ),
   })
   // Within capacity: ondemand takes 3 F32s_v2 and 11 HC44rs but at most 500 cores together.
-  .filter((sc) => ondemandNodes(sc) <= 8);
+  .filter((sc) => ondemandNodes(sc) <= 8)
+  // The test must not poison a message by itself: a delivery fails at most once by a crash, twice by
+  // a refused POST and once by GETs beyond the client's retries, so 4 < 5 attempts. (A create
+  // refused five times in a row does end in the poison queue, by design: see the report.)
+  .filter((sc) => sc.faults.filter((f) => f.fault.method === 'POST').reduce((n, f) => n + (f.fault.times ?? 1), 0) <= 2);
 
 const ALIVE_AFTER_FINAL = new Set(['Ready', 'Failed']);
 

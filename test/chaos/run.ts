@@ -159,11 +159,11 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       return (await svc.tracker.store.listActive('hpc')).length === 0;
     };
 
-    /** Arms a crash for the coming invocation with probability `crashRate`, at most twice per message. */
+    /** Arms a crash for the coming invocation with probability `crashRate`, at most once per message. */
     const crashes = new Map<number, number>();
     let crashCount = 0;
     const armFor = (key: number): void => {
-      if ((crashes.get(key) ?? 0) < 2 && random() < sc.crashRate) {
+      if ((crashes.get(key) ?? 0) < 1 && random() < sc.crashRate) {
         crash.arm(1 + Math.floor(random() * 20), random() < 0.5);
       } else crash.arm(0, false);
     };
