@@ -95,6 +95,12 @@ export class Storage {
   }
 }
 
+/** A storage (Table or Queue) error's HTTP status, if it has one: 404 missing, 409 exists, 412 ETag lost. */
+export function statusOf(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
 /** Queue text as the Functions host expects it by default (`messageEncoding: base64`). */
 export function encodeQueueMessage(body: unknown): string {
   return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8').toString('base64');

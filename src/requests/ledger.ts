@@ -14,7 +14,7 @@
  *   while their creates are recent enough to matter to a snapshot ({@link RequestLedgerOptions.indexRetentionMs}).
  */
 import type { TableClient } from '@azure/data-tables';
-import type { Storage } from '../platform/storage.ts';
+import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
@@ -57,7 +57,6 @@ interface IndexAllocation extends InFlightAllocation {
 }
 
 const ENTRY_ROW = 'r';
-const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number } | null)?.statusCode;
 // `~` is encoded too so every index partition sorts between `~open~` and `~open~~`.
 const indexPartition = (cluster: string): string => `~open~${encodeURIComponent(cluster).replace(/~/g, '%7E')}`;
 

@@ -4,7 +4,7 @@
  * concurrent function instances never lose an increment.
  */
 import type { TableClient } from '@azure/data-tables';
-import type { Storage } from '../platform/storage.ts';
+import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 
 export interface ScalerStateOptions {
@@ -19,7 +19,6 @@ export interface ScalerStateOptions {
 const SWITCH_PK = 'switch';
 const PAUSE_RK = 'scale-out-paused';
 const COUNTER_PK = 'counter';
-const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number } | null)?.statusCode;
 
 export class ScalerState {
   readonly #table: TableClient;

@@ -18,7 +18,8 @@ import {
   type CapacityFailure,
 } from '../planning/backoff.ts';
 import type { ClusterSnapshot } from './model.ts';
-import { statusOf, toTableKey } from './table-keys.ts';
+import { toTableKey } from './table-keys.ts';
+import { statusOf } from '../platform/storage.ts';
 
 export interface CapacityMemoryOptions {
   policy?: BackoffPolicy;

@@ -15,7 +15,8 @@ import { scrub } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { ClusterSnapshot } from './model.ts';
-import { fromTableKey, statusOf, toTableKey } from './table-keys.ts';
+import { fromTableKey, toTableKey } from './table-keys.ts';
+import { statusOf } from '../platform/storage.ts';
 
 export interface SnapshotStoreOptions {
   /** Epoch-ms clock for health ages. Default `Date.now`. */

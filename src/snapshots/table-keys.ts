@@ -12,8 +12,3 @@ export function fromTableKey(key: string): string {
   return key.replace(/(?:~[0-9a-f]{2})+/g, (run) => Buffer.from(run.replaceAll('~', ''), 'hex').toString('utf8'));
 }
 
-/** A storage error's HTTP status, if it has one. */
-export function statusOf(error: unknown): number | undefined {
-  const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === 'number' ? status : undefined;
-}

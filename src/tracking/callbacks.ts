@@ -15,7 +15,7 @@
  * and the URL's query string are never logged.
  */
 import type { Storage } from '../platform/storage.ts';
-import { decodeQueueMessage, encodeQueueMessage } from '../platform/storage.ts';
+import { decodeQueueMessage, encodeQueueMessage, statusOf } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { registerSecret } from '../platform/log.ts';
@@ -110,7 +110,6 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
   return Number.isNaN(at) ? undefined : Math.min(Math.max(0, at - nowMs), MAX_RETRY_AFTER_MS);
 }
 
-const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number } | null)?.statusCode;
 
 export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
   const doFetch = deps.fetch ?? fetch;

@@ -13,23 +13,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
+import { FINAL_STATES, type RequestRecord } from '../../src/requests/schemas.ts';
 import { freePort } from '../helpers/net.ts';
 
 /** The repository root (where `npm start` runs). */
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
-const FINAL = ['fulfilled', 'partially_fulfilled', 'failed', 'rejected'];
-
 /** A simulator call as `GET /__sim/calls` lists it. */
-export interface SimCall {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  status: number;
-  body?: unknown;
-  atMs: number;
-}
+export type { CallRecord as SimCall } from '../../src/simulator/model.ts';
+import type { CallRecord as SimCall } from '../../src/simulator/model.ts';
 
 export interface SimulatorAccess {
   url: string;
@@ -151,7 +143,7 @@ export async function startScaler(options: StartScalerOptions): Promise<RunningS
         const res = await api(`/scale-requests/${encodeURIComponent(requestId)}`);
         if (res.status === 200) {
           const record = (await res.json()) as RequestRecord;
-          if (FINAL.includes(record.state)) return record;
+          if (FINAL_STATES.has(record.state)) return record;
           last = JSON.stringify(record);
         } else {
           last = `HTTP ${res.status}`;
