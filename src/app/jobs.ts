@@ -4,10 +4,13 @@
  */
 import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
 import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.ts';
+import { reconcileOrphans, type OrphanResult } from '../tracking/orphans.ts';
+import type { Reservation } from '../requests/reservations.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
 import type { LedgerEntry } from '../requests/ledger-types.ts';
+import { hasUnresolvedAttempt } from '../requests/record.ts';
 
 /** A waiting request whose continue message is this late is assumed lost and re-sent. */
 const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
@@ -15,6 +18,7 @@ const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
 export interface SnapshotJobResult {
   captured: CaptureResult[];
   reconciled: (ReconcileResult & { cluster: string })[];
+  orphans: (OrphanResult & { cluster: string })[];
   trackerWakeups: number;
   requestWakeups: number;
 }
@@ -29,6 +33,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   // Nodes the ledger expects that CycleCloud no longer has, and capacity failures in node states.
   // Only snapshots that carry a node list: an absent list must never read as "every node gone".
   const reconciled: SnapshotJobResult['reconciled'] = [];
+  const orphans: SnapshotJobResult['orphans'] = [];
   for (const r of captured) {
     if (!r.ok || !r.snapshot.nodes) continue;
     try {
@@ -42,10 +47,32 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
     } catch (error) {
       logger.error('reconciliation failed', { cluster: r.cluster, error });
     }
+    try {
+      orphans.push({
+        cluster: r.cluster,
+        ...(await reconcileOrphans(
+          { ledger: s.pipeline.ledger, cyclecloud: s.cyclecloud, storage: s.storage, names: s.names, state: s.pipeline.state, tracker: s.tracker, logger, graceMs: s.config.orphanGraceMs },
+          r.cluster,
+          r.snapshot.nodes,
+          now(),
+        )),
+      });
+    } catch (error) {
+      logger.error('orphan reconciliation failed', { cluster: r.cluster, error });
+    }
+  }
+  // Reservations this snapshot counts (or whose create is over) stop being subtracted.
+  for (const r of captured) {
+    if (!r.ok) continue;
+    try {
+      await s.pipeline.reservations.prune(r.cluster, Date.parse(r.snapshot.takenAt), now(), async (res) => settledReservation(s, res));
+    } catch (error) {
+      logger.warn('could not prune capacity reservations', { cluster: r.cluster, error });
+    }
   }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, now(), logger);
-  return { captured, reconciled, trackerWakeups, requestWakeups };
+  return { captured, reconciled, orphans, trackerWakeups, requestWakeups };
 }
 
 /** Open requests not being tracked whose next attempt is long overdue get a continue message. */
@@ -63,7 +90,21 @@ async function wakeLostRequests(s: Services, nowMs: number, logger: Logger): Pro
 
 function isLost(e: LedgerEntry, nowMs: number): boolean {
   if (e.nextAttemptAtMs !== null) return nowMs - e.nextAttemptAtMs > LOST_CONTINUE_AFTER_MS;
-  if (e.record.state === 'submitted') return false; // the tracker owns it (and has its own sweeper)
+  // A create whose outcome is unknown (its message poisoned, say): only a wake-up resolves it.
+  if (hasUnresolvedAttempt(e)) return nowMs - Date.parse(e.record.updatedAt) > LOST_CONTINUE_AFTER_MS;
+  // Submitted: the tracker owns it (and has its own sweeper); a long silence is nudged all the same,
+  // since a create whose tracking never started (a poisoned message) has nobody else to start it.
+  if (e.record.state === 'submitted') return nowMs - Date.parse(e.record.updatedAt) > 5 * LOST_CONTINUE_AFTER_MS;
   // queued/planning with no scheduled attempt: the intake message itself may be gone.
   return nowMs - Date.parse(e.record.updatedAt) > LOST_CONTINUE_AFTER_MS;
+}
+
+/** Whether a reservation's create is over (failed, never sent) or when it was accepted, per the ledger. */
+async function settledReservation(s: Services, r: Reservation): Promise<{ over: boolean; acceptedAtMs?: number }> {
+  const entry = await s.pipeline.ledger.get(r.requestId);
+  const attempt = entry?.attempts.find((a) => a.cycleCloudRequestId === r.cycleCloudRequestId);
+  if (!attempt) return { over: true }; // the claim was never written (a crash between reserving and claiming)
+  if (attempt.state === 'failed') return { over: true };
+  if (attempt.state === 'accepted') return { over: false, acceptedAtMs: attempt.acceptedAtMs ?? attempt.submittedAtMs };
+  return { over: false };
 }

@@ -6,6 +6,7 @@
  * only for what the first trigger needs and a bad setting fails the invocation with one message
  * naming it instead of crashing the worker.
  */
+import { inFlightOf } from '../requests/reservations.ts';
 import { loadConfig, type Config, type ConfigMode } from '../platform/config.ts';
 import { createLogger, setLogLevel, type Logger } from '../platform/log.ts';
 import { storageNames, type StorageNames } from '../platform/names.ts';
@@ -212,7 +213,11 @@ export async function createServices(env: Record<string, string | undefined>, op
     now,
     logger,
     submitRequest: (m) => pipeline.submitRequest(m),
-    ledger: pipeline.ledger,
+    // The plan route subtracts what the submission path does: the cluster's capacity reservations.
+    ledger: {
+      getRecord: (id) => pipeline.ledger.getRecord(id),
+      inFlight: async (cluster, sinceMs) => inFlightOf((await pipeline.reservations.read(cluster)).items, sinceMs),
+    },
     state: pipeline.state,
     snapshots,
     capacity,

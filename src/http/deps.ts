@@ -20,7 +20,7 @@ export interface SubmitResult {
 export interface LedgerReader {
   /** The public record (CONTRACT §5) or null when unknown. */
   getRecord(requestId: string): Promise<RequestRecord | null>;
-  /** Nodes requested for `cluster` since `sinceMs` that the snapshot cannot know yet. */
+  /** Nodes reserved for `cluster` that a snapshot whose read started at `sinceMs` cannot count yet. */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
 }
 

@@ -272,6 +272,8 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
       queue: { name: deps.queues.scaleQueue, depth: depth.ok ? depth.value : null },
       poison: { name: deps.queues.scalePoisonQueue, count: poison.ok ? poison.value : null },
       rejectedMessages: counters.ok ? (counters.value.rejectedMessages ?? 0) : null,
+      orphans: counters.ok ? { adopted: counters.value.orphanNodesAdopted ?? 0, terminated: counters.value.orphanNodesTerminated ?? 0 } : null,
+      overAsk: counters.ok ? (counters.value.overAsk ?? 0) : null,
       paused: paused.ok ? paused.value : null,
     };
     if (!healthy) log.warn('health degraded', { reachable, stale: clusters.filter((c) => c.stale).map((c) => c.cluster) });

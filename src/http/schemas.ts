@@ -74,6 +74,10 @@ export const Health = z
     queue: z.object({ name: z.string(), depth: z.number().int().nullable() }),
     poison: z.object({ name: z.string(), count: z.number().int().nullable() }),
     rejectedMessages: z.number().int().nullable(),
+    /** Live nodes carrying the scaler's tags that no record accounted for past the grace period. */
+    orphans: z.object({ adopted: z.number().int(), terminated: z.number().int() }).nullable(),
+    /** Create sets CycleCloud filled only in part (asked more than it had). */
+    overAsk: z.number().int().nullable(),
     paused: z.boolean().nullable(),
   });
 export type Health = z.infer<typeof Health>;

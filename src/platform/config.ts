@@ -23,6 +23,7 @@
  * | `SNAPSHOT_STALE_AFTER_FAILURES` | consecutive failed snapshots after which a cluster is stale | `3` |
  * | `SNAPSHOT_HISTORY` | snapshots kept per cluster besides the latest | `10` |
  * | `REQUEST_DEADLINE_MINUTES` | how long a request may wait for capacity before it ends | `30` |
+ * | `ORPHAN_GRACE_MINUTES` | how long a live node with the scaler's tags that no record accounts for may live before it is adopted or terminated | `10` |
  * | `BOOT_TIMEOUT_MINUTES` | how long a node may take to become Ready | `30` |
  * | `TERMINATE_ON_BOOT_TIMEOUT` | terminate nodes that missed the boot timeout | `true` |
  * | `TRACKER_POLL_MIN_SECONDS`, `TRACKER_POLL_MAX_SECONDS` | tracker poll interval range (min ≤ max) | `5`, `60` |
@@ -81,6 +82,8 @@ export interface Config {
   readonly snapshotStaleAfterFailures: number;
   readonly snapshotHistory: number;
   readonly requestDeadlineMs: number;
+  /** `ORPHAN_GRACE_MINUTES`: grace before an unaccounted node with the scaler's tags is adopted or terminated. */
+  readonly orphanGraceMs: number;
   readonly bootTimeoutMs: number;
   readonly terminateOnBootTimeout: boolean;
   readonly trackerPollMinMs: number;
@@ -318,6 +321,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   const snapshotStaleAfterFailures = parse(env, 'SNAPSHOT_STALE_AFTER_FAILURES', wholeNumber(1)) ?? 3;
   const snapshotHistory = parse(env, 'SNAPSHOT_HISTORY', wholeNumber(0, 1000)) ?? 10;
   const requestDeadlineMs = minutes('REQUEST_DEADLINE_MINUTES', 30);
+  const orphanGraceMs = minutes('ORPHAN_GRACE_MINUTES', 10);
   const bootTimeoutMs = minutes('BOOT_TIMEOUT_MINUTES', 30);
   const terminateOnBootTimeout = parse(env, 'TERMINATE_ON_BOOT_TIMEOUT', boolean) ?? true;
   const trackerPollMinMs = seconds('TRACKER_POLL_MIN_SECONDS', 5);
@@ -361,6 +365,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     snapshotStaleAfterFailures,
     snapshotHistory,
     requestDeadlineMs,
+    orphanGraceMs,
     bootTimeoutMs,
     terminateOnBootTimeout,
     trackerPollMinMs,

@@ -107,7 +107,7 @@ export async function handleScaleQueueMessage(
       requestLog.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
       return { action: 'conflict', requestId: request.requestId, state: admitted.entry.record.state };
     }
-    if (admitted.outcome === 'duplicate') requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+    if (admitted.outcome === 'duplicate' && meta.dequeueCount > 1) requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
     return processEntry(deps, request.requestId, requestLog);
   });
 }
@@ -138,6 +138,14 @@ async function withTransientHandling<T>(deps: IntakeDeps, requestId: string, met
         if (entry && !isFinal(entry)) {
           await deps.ledger.update(requestId, (e) => {
             if (isFinal(e)) return e;
+            if (e.attempts.some((a) => a.state !== 'failed')) {
+              // A create of this request exists or may exist in CycleCloud: failing the request would
+              // orphan its nodes. It stays open and the snapshot timer's sweeper wakes it again to
+              // resolve and track the create (CONTRACT §5).
+              e.record.reason = `message moved to ${meta.poisonQueue} after ${meta.dequeueCount} attempts (${why}); the request stays open until its CycleCloud create is resolved and tracked`;
+              e.record.updatedAt = new Date(deps.now()).toISOString();
+              return e;
+            }
             e.record.state = 'failed';
             e.record.reason = `moved to ${meta.poisonQueue} after ${meta.dequeueCount} attempts: ${why}`;
             e.record.updatedAt = new Date(deps.now()).toISOString();

@@ -15,6 +15,7 @@ import { storageQueueSender } from './queue.ts';
 import type { RequestMessage } from './schemas.ts';
 import type { LedgerEntry } from './ledger-types.ts';
 import { ScalerState } from './state.ts';
+import { CapacityReservations } from './reservations.ts';
 import type { CapacityMemoryApi, SnapshotSource, SubmitConfig } from './submit.ts';
 
 /** The pipeline's settings (from `Config` in `src/platform/config.ts`, the one place settings are parsed). */
@@ -47,6 +48,7 @@ export interface RequestPipelineOptions {
 
 export interface RequestPipeline {
   ledger: RequestLedger;
+  reservations: CapacityReservations;
   state: ScalerState;
   deps: IntakeDeps;
   /** The scale-queue function's handler. */
@@ -67,9 +69,11 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
   });
   const state = new ScalerState({ storage: o.storage, names: o.names, now, pausedBySetting: pausedBySetting ?? false });
   const queue = storageQueueSender(o.storage, o.names.scaleQueue);
+  const reservations = new CapacityReservations({ storage: o.storage, names: o.names });
   const deps: IntakeDeps = {
     cyclecloud: o.cyclecloud,
     ledger,
+    reservations,
     snapshots: o.snapshots,
     capacity: o.capacity,
     tracker: o.tracker,
@@ -81,6 +85,7 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
   };
   return {
     ledger,
+    reservations,
     state,
     deps,
     handle: (message, meta, logger) => handleScaleQueueMessage(deps, message, meta, logger),

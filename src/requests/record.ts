@@ -168,7 +168,7 @@ export function applySubmission(entry: LedgerEntry, attempt: SubmissionAttempt, 
   const at = next.attempts.findIndex((a) => a.cycleCloudRequestId === attempt.cycleCloudRequestId);
   if (at >= 0) next.attempts[at] = structuredClone(attempt);
   else next.attempts.push(structuredClone(attempt));
-  if (attempt.state === 'accepted' && attempt.operationId) {
+  if (attempt.state === 'accepted') {
     addOperation(next.record, { operationId: attempt.operationId, cycleCloudRequestId: attempt.cycleCloudRequestId, state: 'pending', action: 'create' });
     for (const set of attempt.sets) {
       for (const part of set.demands) {
@@ -185,9 +185,15 @@ export function applySubmission(entry: LedgerEntry, attempt: SubmissionAttempt, 
   return next;
 }
 
-/** Adds an operation reference unless one with that id exists. */
+/**
+ * Adds an operation reference unless one with that CycleCloud requestId exists (the one key every
+ * operation has: its operation id is unknown when the create's answer was lost); fills in the
+ * operation id when it becomes known.
+ */
 export function addOperation(record: RequestRecord, op: OperationRef): void {
-  if (!record.operations.some((o) => o.operationId === op.operationId)) record.operations.push(op);
+  const known = record.operations.find((o) => o.cycleCloudRequestId === op.cycleCloudRequestId);
+  if (!known) record.operations.push(op);
+  else if (known.operationId === null && op.operationId !== null) known.operationId = op.operationId;
 }
 
 /** A node as the tracker reports it. `demand` null = keep what the record knows. */
@@ -205,7 +211,7 @@ export interface NodeStateUpdate {
  * and the operation's state (`done` when no node is pending, `failed` when every node failed or timed
  * out). It does not decide re-plans.
  */
-export function applyNodeStates(entry: LedgerEntry, operationId: string, nodes: NodeStateUpdate[], nowMs: number): LedgerEntry {
+export function applyNodeStates(entry: LedgerEntry, cycleCloudRequestId: string, nodes: NodeStateUpdate[], nowMs: number): LedgerEntry {
   const next = clone(entry);
   const outcomes = (next.nodeOutcomes ??= {});
   const list = next.record.nodes;
@@ -230,7 +236,7 @@ export function applyNodeStates(entry: LedgerEntry, operationId: string, nodes: 
     }
     outcomes[nodeKey(ref)] = n.outcome;
   }
-  const op = next.record.operations.find((o) => o.operationId === operationId);
+  const op = next.record.operations.find((o) => o.cycleCloudRequestId === cycleCloudRequestId);
   if (op && nodes.length > 0 && !nodes.some((n) => n.outcome === 'pending')) {
     const bad = (o: NodeOutcome) => o === 'failed' || o === 'timed_out';
     op.state = op.action !== 'terminate' && nodes.every((n) => bad(n.outcome)) ? 'failed' : 'done';
@@ -340,6 +346,14 @@ export function closeDemand(entry: LedgerEntry, demandIndex: number, reason: str
 }
 
 /** Nodes added and not yet final (alive but not ready), over all demands. */
+/**
+ * A create or terminate whose outcome is not known (intent written, answer never seen): CycleCloud
+ * may hold its nodes, so the request must not end until it is resolved (CONTRACT §5).
+ */
+export function hasUnresolvedAttempt(entry: LedgerEntry): boolean {
+  return entry.attempts.some((a) => a.state === 'intent' || a.state === 'unknown');
+}
+
 function unresolved(entry: LedgerEntry): number {
   return entry.record.demands.reduce((s, d) => s + (d.created - d.ready), 0);
 }
@@ -353,6 +367,7 @@ function unresolved(entry: LedgerEntry): number {
  */
 export function settle(entry: LedgerEntry, nowMs: number): LedgerEntry {
   if (FINAL_STATES.has(entry.record.state)) return entry;
+  if (hasUnresolvedAttempt(entry)) return entry;
   const next = clone(entry);
   const r = next.record;
   if (r.kind === 'terminate') {

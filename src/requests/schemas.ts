@@ -140,7 +140,8 @@ export const DemandStatus = z.object({
 export type DemandStatus = z.infer<typeof DemandStatus>;
 
 export const OperationRef = z.object({
-  operationId: z.string(),
+  /** CycleCloud's operation id; null while the create's answer was lost (followed by `cycleCloudRequestId`). */
+  operationId: z.string().nullable(),
   cycleCloudRequestId: z.string(),
   state: z.enum(['pending', 'done', 'failed']),
   /** Internal: which kind of CycleCloud call the operation is; not part of the public record. */

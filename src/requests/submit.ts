@@ -15,7 +15,9 @@
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { CycleCloudError } from '../cyclecloud/errors.ts';
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
-import type { NodeCreationRequestSet, NodeList } from '../cyclecloud/schemas.ts';
+import { operationNodes } from '../cyclecloud/lookup.ts';
+import type { NodeCreationRequestSet, NodeRecord } from '../cyclecloud/schemas.ts';
+import { markAttributes } from '../cyclecloud/tags.ts';
 import type { Logger } from '../platform/log.ts';
 import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
 import { plan as defaultPlan } from '../planning/planner.ts';
@@ -23,6 +25,7 @@ import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
 import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
 import type { ScaleRequest, TerminateRequest } from './schemas.ts';
+import { inFlightOf, type CapacityReservations } from './reservations.ts';
 import {
   addOperation,
   applySubmission,
@@ -94,20 +97,30 @@ export interface SubmitConfig {
   backoffMaxMs?: number;
   /** Passed to the planner. */
   planOptions?: PlanOptions;
-  /** Reconcile/create rounds for one attempt before giving the message back to the queue. Default 3. */
+  /** Reconcile/create rounds for one attempt before the request waits and tries again. Default 3. */
   maxSubmitRounds?: number;
+  /**
+   * A create CycleCloud neither knows by request id nor lists (by the scaler's tags) is sent again
+   * only when its intent is at least this old: node lists may lag a create by seconds. Default 5 000.
+   */
+  lookupGraceMs?: number;
 }
+
+/** The cluster reservation row (`CapacityReservations` in `reservations.ts`). */
+export type ReservationsApi = Pick<CapacityReservations, 'reserve' | 'accepted' | 'release'>;
 
 export interface SubmitDeps {
   cyclecloud: CycleCloudApi;
   ledger: RequestLedgerApi;
+  /** Capacity reserved per cluster before each create (no over-ask across invocations and instances). */
+  reservations: ReservationsApi;
   snapshots: SnapshotSource;
   capacity: CapacityMemoryApi;
   tracker: TrackerApi;
   /** The scale queue, for `continue` messages. */
   queue: QueueSender;
-  /** Pause switch (`ScalerState#isPaused`). */
-  state: { isPaused(): Promise<boolean> };
+  /** Pause switch (`ScalerState#isPaused`) and, when given, its counters (`overAsk`). */
+  state: { isPaused(): Promise<boolean>; increment?(counter: string): Promise<unknown> };
   config?: SubmitConfig;
   /** Epoch-ms clock. */
   now: () => number;
@@ -122,15 +135,18 @@ export interface SubmitDeps {
   onFinal?: (entry: LedgerEntry) => Promise<void>;
 }
 
-export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NO_OPERATION_ID';
+export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NOT_LISTED_YET';
 
-/** A transient submission failure: the queue should deliver the message again. */
+/** A submission that could not settle this run: the request waits and tries again. */
 export class SubmitError extends Error {
   override name = 'SubmitError' as const;
   readonly code: SubmitErrorCode;
-  constructor(code: SubmitErrorCode, message: string, options?: ErrorOptions) {
+  /** When set, the request looks again after exactly this long (not the growing backoff). */
+  readonly retryInMs: number | undefined;
+  constructor(code: SubmitErrorCode, message: string, options?: ErrorOptions & { retryInMs?: number }) {
     super(message, options);
     this.code = code;
+    this.retryInMs = options?.retryInMs;
   }
 }
 
@@ -193,11 +209,25 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
       backoffMinMs: c.backoffMinMs ?? 15_000,
       backoffMaxMs: c.backoffMaxMs ?? 300_000,
       maxSubmitRounds: c.maxSubmitRounds ?? 3,
+      lookupGraceMs: c.lookupGraceMs ?? 5_000,
       ...(c.planOptions ? { planOptions: c.planOptions } : {}),
     },
   };
-  if (entry.request.kind === 'terminate') return processTerminate(ctx, entry, entry.request);
-  return processScale(ctx, entry, entry.request);
+  const request = entry.request;
+  try {
+    return request.kind === 'terminate' ? await processTerminate(ctx, entry, request) : await processScale(ctx, entry, request);
+  } catch (error) {
+    // CycleCloud throttled, unavailable, timing out, or an outcome still unknown: the request waits
+    // with a backoff (a 429's Retry-After wins) and a reason instead of burning queue deliveries,
+    // which would end in the poison queue within seconds. Storage failures still throw (the host retries).
+    if (!isCycleCloudError(error) && !(error instanceof SubmitError)) throw error;
+    const current = await deps.ledger.get(requestId);
+    if (!current || isFinal(current)) return done(current ?? entry, 'final');
+    const code = error.code;
+    const delay = isCycleCloudError(error) ? { minMs: error.retryAfterMs ?? 0 } : error.retryInMs !== undefined ? { exactMs: error.retryInMs } : {};
+    ctx.logger.warn('CycleCloud did not settle this run; the request waits and tries again', { code, error: error.message, ...delay });
+    return wait(ctx, current, `waiting for CycleCloud (${code}): ${error.message}`, 'waiting', delay);
+  }
 }
 
 const update = (ctx: Ctx, mutate: (e: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> => ctx.deps.ledger.update(ctx.requestId, mutate);
@@ -252,30 +282,36 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       return wait(ctx, entry, error.message);
     }
     if (!snapshot) return wait(ctx, entry, `no snapshot of cluster ${ctx.cluster} is available yet`);
-    const takenAtMs = Date.parse(snapshot.takenAt);
-    const [inFlight, backoffs] = await Promise.all([
-      deps.ledger.inFlight(ctx.cluster, Number.isFinite(takenAtMs) ? takenAtMs : 0),
-      Promise.resolve(deps.capacity.active(ctx.cluster, nowMs)).then((list) =>
-        list.filter((b) => !ctx.gangFailures.has(bucketKey(b.nodearray, b.machineType))),
-      ),
-    ]);
+    const parsedTakenAt = Date.parse(snapshot.takenAt);
+    const takenAtMs = Number.isFinite(parsedTakenAt) ? parsedTakenAt : 0;
+    const backoffs = (await deps.capacity.active(ctx.cluster, nowMs)).filter((b) => !ctx.gangFailures.has(bucketKey(b.nodearray, b.machineType)));
     const generation = entry.attempts.reduce((m, a) => Math.max(m, a.generation + 1), 0);
-    const planStartedAt = performance.now();
-    const plan = (deps.plan ?? defaultPlan)({
-      request,
-      snapshot,
-      inFlight,
-      backoffs,
-      nowMs,
-      generation,
-      remaining: open,
-      excludedPlacementGroups: excludedPlacementGroups(entry),
-      ...(ctx.cfg.planOptions ? { options: ctx.cfg.planOptions } : {}),
+    const cc = createRequestId(ctx.requestId, generation);
+    const submittedBefore = entry.attempts.some((a) => a.state === 'accepted');
+    const excluded = excludedPlacementGroups(entry);
+    // Plan and reserve in one conditional write of the cluster's reservation row: a concurrent plan
+    // that reserved first makes this one plan again on what it reserved (no over-ask).
+    const plan = await deps.reservations.reserve(ctx.cluster, (items) => {
+      const planStartedAt = performance.now();
+      const p = (deps.plan ?? defaultPlan)({
+        request,
+        snapshot,
+        inFlight: inFlightOf(items, takenAtMs),
+        backoffs,
+        nowMs,
+        generation,
+        remaining: open,
+        excludedPlacementGroups: excluded,
+        ...(ctx.cfg.planOptions ? { options: ctx.cfg.planOptions } : {}),
+      });
+      ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster: ctx.cluster, demands: request.demands.length });
+      const rejecting = !submittedBefore && p.demands.some((d) => d.status === 'rejected');
+      if (p.sets.length === 0 || rejecting) return { reservation: null, result: p };
+      const sets = p.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count }));
+      return { reservation: { cycleCloudRequestId: cc, requestId: ctx.requestId, sets, reservedAtMs: nowMs }, result: p };
     });
-    ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster: ctx.cluster, demands: request.demands.length });
 
     const rejected = plan.demands.filter((d) => d.status === 'rejected');
-    const submittedBefore = entry.attempts.some((a) => a.state === 'accepted');
     if (rejected.length > 0 && !submittedBefore) {
       // CONTRACT §3: a demand that can never be placed rejects the request, naming the limit.
       const reason = rejected.map((d) => labelled(d.index, d.reason ?? d.code ?? 'cannot be placed')).join('; ');
@@ -303,7 +339,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     // 4. Intent (the claim), then the create.
     const intent: SubmissionAttempt = {
       generation,
-      cycleCloudRequestId: createRequestId(ctx.requestId, generation),
+      cycleCloudRequestId: cc,
       state: 'intent',
       operationId: null,
       sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands })),
@@ -349,11 +385,19 @@ function done(entry: LedgerEntry, action: ProcessResult['action']): ProcessResul
  * message is sent before the ledger says so: a crash in between leaves a harmless extra wake-up,
  * never a request nobody wakes.
  */
-async function wait(ctx: Ctx, entry: LedgerEntry, reason: string, action: ProcessResult['action'] = 'waiting'): Promise<ProcessResult> {
+async function wait(
+  ctx: Ctx,
+  entry: LedgerEntry,
+  reason: string,
+  action: ProcessResult['action'] = 'waiting',
+  delay: { minMs?: number; exactMs?: number } = {},
+): Promise<ProcessResult> {
   const nowMs = ctx.deps.now();
   const waits = entry.waits ?? 0;
   const backoff = Math.min(ctx.cfg.backoffMaxMs, ctx.cfg.backoffMinMs * 2 ** Math.min(waits, 20));
-  const delayMs = Math.max(1000, Math.min(backoff, entry.deadlineAtMs - nowMs + 1000));
+  // Past the deadline a request only waits to resolve a create that may exist: keep the backoff.
+  const untilDeadline = entry.deadlineAtMs - nowMs + 1000;
+  const delayMs = delay.exactMs !== undefined ? Math.max(1000, delay.exactMs) : Math.max(1000, delay.minMs ?? 0, untilDeadline > 1000 ? Math.min(backoff, untilDeadline) : backoff);
   // A wake-up is pending unless none was sent, it is due, or it is the one that woke this run.
   const scheduled = entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs > nowMs && entry.nextAttemptAtMs !== ctx.consumedWakeAtMs;
   const wakeAtMs = nowMs + delayMs;
@@ -387,6 +431,11 @@ function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreati
   });
 }
 
+/** Every node the scaler creates carries its tags (src/cyclecloud/tags.ts): whose it is, under which create. */
+function marked(sets: NodeCreationRequestSet[], requestId: string, cycleCloudRequestId: string): NodeCreationRequestSet[] {
+  return sets.map((set) => ({ ...set, nodeAttributes: markAttributes(set.nodeAttributes, { requestId, cycleCloudRequestId }) }));
+}
+
 /**
  * Brings one attempt to a known outcome: create (when it surely was not sent), or look it up by
  * request id and adopt what CycleCloud has, creating again with the same id only when CycleCloud
@@ -408,12 +457,28 @@ async function submitAttempt(
     if (!unsent) {
       const found = await lookupCreate(ctx, attempt);
       if (found) {
-        ctx.logger.info('create reconciled by request id', { cycleCloudRequestId: cc, operationId: found.operationId });
+        ctx.logger.info('create reconciled by request id', { cycleCloudRequestId: cc, nodes: found.sets.reduce((n, s) => n + (s.added ?? 0), 0) });
         return recordAccepted(ctx, found);
+      }
+      const nowMs = deps.now();
+      if (nowMs >= entry.deadlineAtMs) {
+        // CycleCloud has nothing under this id and the request's time is up: it is not sent again.
+        ctx.logger.warn('create never reached CycleCloud; not sent after the request deadline', { cycleCloudRequestId: cc });
+        await deps.reservations.release(ctx.cluster, cc);
+        return update(ctx, (e) => {
+          let x = applySubmission(e, { ...attempt, state: 'failed' }, nowMs);
+          for (const s of attempt.sets) for (const d of s.demands) x = closeDemand(x, d.index, 'request deadline passed before CycleCloud accepted the create', nowMs);
+          return x;
+        });
+      }
+      const age = nowMs - attempt.submittedAtMs;
+      if (age < ctx.cfg.lookupGraceMs) {
+        // Not listed yet may be a list lagging the create: look again before sending it again.
+        throw new SubmitError('SUBMIT_NOT_LISTED_YET', `create ${cc}: CycleCloud does not list it (yet); looking again before sending it again`, { retryInMs: ctx.cfg.lookupGraceMs - age });
       }
     }
     try {
-      const result = await deps.cyclecloud.createNodes(ctx.cluster, { requestId: cc, sets: sets ?? wireSets(request, attempt) });
+      const result = await deps.cyclecloud.createNodes(ctx.cluster, { requestId: cc, sets: marked(sets ?? wireSets(request, attempt), ctx.requestId, cc) });
       const accepted: SubmissionAttempt = {
         ...attempt,
         state: 'accepted',
@@ -423,6 +488,13 @@ async function submitAttempt(
       ctx.logger.info('create accepted', { cycleCloudRequestId: cc, operationId: result.operationId, added: accepted.sets.map((s) => s.added) });
       ctx.logger.metric('create_calls', 1, { cluster: ctx.cluster });
       ctx.logger.metric('nodes_requested', accepted.sets.reduce((n, s) => n + (s.added ?? 0), 0), { cluster: ctx.cluster });
+      const short = accepted.sets.filter((s) => (s.added ?? 0) < s.count).length;
+      if (short > 0) {
+        // CycleCloud had less than the plan asked for: someone else took capacity, or a quota or
+        // placement-group limit the status did not show. Counted for /api/health.
+        ctx.logger.metric('over_ask', short, { cluster: ctx.cluster });
+        await deps.state.increment?.('overAsk');
+      }
       return recordAccepted(ctx, accepted);
     } catch (error) {
       if (!isCycleCloudError(error)) throw error;
@@ -435,6 +507,7 @@ async function submitAttempt(
       if (isPermanent(error)) {
         const said = `CycleCloud refused the create: ${error.message}`;
         ctx.logger.warn('create refused', { cycleCloudRequestId: cc, code: error.code });
+        await deps.reservations.release(ctx.cluster, cc);
         return update(ctx, (e) => {
           let x = applySubmission(e, { ...attempt, state: 'failed' }, deps.now());
           for (const s of attempt.sets) for (const d of s.demands) x = closeDemand(x, d.index, said, deps.now());
@@ -453,7 +526,11 @@ async function submitAttempt(
   throw new SubmitError('SUBMIT_UNRESOLVED', `create ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: lastError });
 }
 
-async function recordAccepted(ctx: Ctx, accepted: SubmissionAttempt): Promise<LedgerEntry> {
+async function recordAccepted(ctx: Ctx, answered: SubmissionAttempt): Promise<LedgerEntry> {
+  const acceptedAtMs = ctx.deps.now();
+  const accepted: SubmissionAttempt = { ...answered, acceptedAtMs };
+  // The reservation now holds what CycleCloud added, until a snapshot started after now counts it.
+  await ctx.deps.reservations.accepted(ctx.cluster, accepted.cycleCloudRequestId, accepted.sets.map((s) => s.added ?? 0), acceptedAtMs);
   return update(ctx, (e) => {
     const known = e.attempts.find((a) => a.cycleCloudRequestId === accepted.cycleCloudRequestId);
     if (known?.state === 'accepted') return e; // another delivery recorded it first
@@ -464,28 +541,16 @@ async function recordAccepted(ctx: Ctx, accepted: SubmissionAttempt): Promise<Le
   });
 }
 
-/** The operation id of a node list looked up by request id (CycleCloud may name it `operationId` or `id`). */
-async function operationIdOf(ctx: Ctx, list: NodeList, cc: string): Promise<string> {
-  const op = list.operation as Record<string, unknown> | undefined;
-  const direct = op?.operationId ?? op?.id;
-  if (typeof direct === 'string' && direct) return direct;
-  const found = (await ctx.deps.cyclecloud.findOperationByRequestId(cc)) as (Record<string, unknown> & { operationId?: string }) | null;
-  const viaOps = found?.operationId ?? found?.id;
-  if (typeof viaOps === 'string' && viaOps) return viaOps;
-  throw new SubmitError('SUBMIT_NO_OPERATION_ID', `CycleCloud has an operation for request id ${cc} but did not say its id`);
-}
-
-/** Looks a create up by request id; null when CycleCloud has none. Nodes are grouped back to the attempt's sets. */
+/**
+ * Looks a create up by request id (its operation id stays unknown: nothing documented says it);
+ * null when CycleCloud has none: neither the lookup nor the full node list (by the scaler's tags)
+ * shows a node of it. Nodes are grouped back to the attempt's sets.
+ */
 async function lookupCreate(ctx: Ctx, attempt: SubmissionAttempt): Promise<SubmissionAttempt | null> {
   const cc = attempt.cycleCloudRequestId;
-  let list: NodeList;
-  try {
-    list = await ctx.deps.cyclecloud.listNodes(ctx.cluster, { requestId: cc });
-  } catch (error) {
-    if (isCycleCloudError(error) && error.code === 'CC_NOT_FOUND') return null;
-    throw error;
-  }
-  const operationId = await operationIdOf(ctx, list, cc);
+  const list = await operationNodes(ctx.deps.cyclecloud, ctx.cluster, { operationId: null, cycleCloudRequestId: cc, tagged: true });
+  if (list.unknownById && list.nodes.length === 0) return null;
+  const operationId = null;
   const added = attempt.sets.map(() => 0);
   const lower = (s: string | undefined) => (s ?? '').toLowerCase();
   const leftovers: typeof list.nodes = [];
@@ -524,8 +589,8 @@ const colocatedSet = (request: ScaleRequest, s: SubmissionAttempt['sets'][number
 /** Starts the tracker for every accepted create (or only `only`) whose operation is still pending. */
 async function startTracking(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest, only?: string): Promise<void> {
   for (const a of entry.attempts) {
-    if (a.state !== 'accepted' || !a.operationId || (only !== undefined && a.cycleCloudRequestId !== only)) continue;
-    const op = entry.record.operations.find((o) => o.operationId === a.operationId);
+    if (a.state !== 'accepted' || (only !== undefined && a.cycleCloudRequestId !== only)) continue;
+    const op = entry.record.operations.find((o) => o.cycleCloudRequestId === a.cycleCloudRequestId);
     if (op && op.state !== 'pending') continue;
     const t: TrackStart = {
       cluster: ctx.cluster,
@@ -550,7 +615,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
   const { deps } = ctx;
   let current = entry;
   for (const a of current.attempts) {
-    if (a.state !== 'accepted' || !a.operationId) continue;
+    if (a.state !== 'accepted') continue;
     for (const s of a.sets) {
       const added = s.added ?? 0;
       if (added >= s.count) continue;
@@ -570,7 +635,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
       let names: string[] = [];
       let keys: string[] = [];
       if (added > 0) {
-        const list = await deps.cyclecloud.listNodes(ctx.cluster, { operationId: a.operationId });
+        const list = await operationNodes(deps.cyclecloud, ctx.cluster, { operationId: a.operationId, cycleCloudRequestId: a.cycleCloudRequestId, tagged: true });
         const gang = list.nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId);
         names = gang.map((n) => n.Name);
         keys = gang.map((n) => nodeKey({ name: n.Name, id: n.NodeId ?? null }));
@@ -624,28 +689,16 @@ async function sendCompensations(ctx: Ctx, entry: LedgerEntry): Promise<LedgerEn
   return current;
 }
 
+type TerminateTarget = { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string };
+
 /**
- * One terminate under a fixed CycleCloud requestId; a 409 or unknown outcome (or `surelyUnsent`
- * false: a crash after the intent) is resolved by looking the request id up first.
+ * One terminate under a fixed CycleCloud requestId. Sending it again is how an unknown outcome is
+ * resolved: CycleCloud answers 409 when it already has it (then it is followed by its request id),
+ * and if CycleCloud had forgotten the id, terminating the same nodes twice is harmless.
  */
-async function terminateOnce(
-  ctx: Ctx,
-  cc: string,
-  target: { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string },
-  surelyUnsent = true,
-): Promise<{ operationId: string; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
-  let unsent = surelyUnsent;
+async function terminateOnce(ctx: Ctx, cc: string, target: TerminateTarget): Promise<{ operationId: string | null; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
   let lastError: unknown;
   for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
-    if (!unsent) {
-      try {
-        const list = await ctx.deps.cyclecloud.listNodes(ctx.cluster, { requestId: cc });
-        const operationId = await operationIdOf(ctx, list, cc);
-        return { operationId, nodes: list.nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? 'Terminating', error: null })) };
-      } catch (error) {
-        if (!(isCycleCloudError(error) && error.code === 'CC_NOT_FOUND')) throw error;
-      }
-    }
     try {
       const res = await ctx.deps.cyclecloud.terminateNodes(ctx.cluster, { ...target, requestId: cc });
       return {
@@ -653,12 +706,28 @@ async function terminateOnce(
         nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : 'Terminating', error: n.error ?? null })),
       };
     } catch (error) {
-      if (!isCycleCloudError(error) || !isAmbiguous(error)) throw error;
+      if (!isCycleCloudError(error)) throw error;
+      if (error.code === 'CC_CONFLICT') {
+        const nodes = await sentTerminateNodes(ctx, cc, target);
+        return { operationId: null, nodes: nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? 'Terminating', error: null })) };
+      }
+      if (!isAmbiguous(error)) throw error;
       lastError = error;
-      unsent = false;
     }
   }
   throw new SubmitError('SUBMIT_UNRESOLVED', `terminate ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: lastError });
+}
+
+/** The nodes of a terminate CycleCloud already has: by its request id, else its targets in the full list. */
+async function sentTerminateNodes(ctx: Ctx, cc: string, target: TerminateTarget): Promise<NodeRecord[]> {
+  const ids = new Set(target.ids ?? []);
+  const names = new Set(target.names ?? []);
+  const hosts = new Set(target.hostnames ?? []);
+  const ips = new Set(target.ip_addresses ?? []);
+  const found = await operationNodes(ctx.deps.cyclecloud, ctx.cluster, { operationId: null, cycleCloudRequestId: cc });
+  if (!found.unknownById) return found.nodes;
+  const all = (await ctx.deps.cyclecloud.listNodes(ctx.cluster)).nodes;
+  return all.filter((n) => (n.NodeId !== undefined && ids.has(n.NodeId)) || names.has(n.Name) || (n.Hostname !== undefined && hosts.has(n.Hostname)) || (n.PrivateIp !== undefined && ips.has(n.PrivateIp)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -697,7 +766,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   };
   let result: Awaited<ReturnType<typeof terminateOnce>>;
   try {
-    result = await terminateOnce(ctx, cc, target, !hadIntent);
+    result = await terminateOnce(ctx, cc, target);
   } catch (error) {
     if (isCycleCloudError(error) && isPermanent(error)) {
       entry = await update(ctx, (e) => {
@@ -716,7 +785,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
   entry = await update(ctx, (e) => {
     const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
-    const op = x.record.operations.find((o) => o.operationId === result.operationId);
+    const op = x.record.operations.find((o) => o.cycleCloudRequestId === cc);
     if (op) op.action = 'terminate';
     x.record.nodes = result.nodes.map((n) => ({ name: n.name, id: n.id, status: n.status, demand: null }));
     x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [nodeKey(n), n.status === 'Error' ? 'failed' : 'pending']));

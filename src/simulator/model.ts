@@ -166,6 +166,25 @@ export interface SimulatorModelOptions {
   stepMs?: number;
   /** Clock. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Adds an `operationId` to the elements of `GET /operations/` and `GET /operations/{id}`. The
+   * reference documents OperationStatus as `{action, startTime}` only (§3.10); this convenience is
+   * off by default and the product must never need it. Default false.
+   */
+  undocumentedOperationIds?: boolean;
+  /**
+   * How long CycleCloud remembers a request id (§5.1 leaves it open). After that, lookups by
+   * `request_id` answer 404 "No operation found for request id" and a create with that id is no
+   * longer refused with 409. Default: for ever.
+   */
+  requestIdRetentionMs?: number;
+  /**
+   * Node lists (`GET /clusters/{c}/nodes`, with or without a filter, and the status's `nodes`) omit
+   * nodes created less than this long ago, and a lookup by request id of an operation that young
+   * answers 404, as a CycleCloud whose lists lag behind a create would. Bucket counts do not lag.
+   * Default 0.
+   */
+  listLagMs?: number;
 }
 
 /** The management endpoints (E4–E10). */
@@ -196,6 +215,7 @@ interface SimNode {
   stepAtMs: number;
   held: boolean;
   failOnBoot: string | undefined;
+  createdAtMs: number;
 }
 
 interface Cluster {
@@ -263,11 +283,18 @@ export class Simulator {
   #operations = new Map<string, Operation>();
   #requestIds = new Map<string, string>();
   #ipCounter = 4;
+  readonly #undocumentedOperationIds: boolean;
+  /** Mutable through {@link Simulator.setDocumentationGaps}. */
+  requestIdRetentionMs: number;
+  listLagMs: number;
 
   constructor(options: SimulatorModelOptions = {}) {
     this.stepMs = options.stepMs ?? 1000;
     this.now = options.now ?? Date.now;
     if (!(this.stepMs >= 0)) throw new RangeError('stepMs: must be ≥ 0');
+    this.#undocumentedOperationIds = options.undocumentedOperationIds ?? false;
+    this.requestIdRetentionMs = options.requestIdRetentionMs ?? Infinity;
+    this.listLagMs = options.listLagMs ?? 0;
     for (const spec of options.clusters ?? defaultClusters()) {
       this.#clusters.set(spec.name, {
         spec,
@@ -521,7 +548,7 @@ export class Simulator {
       maxCount: cluster.spec.maxCount,
       maxCoreCount: cluster.spec.maxCoreCount,
       nodearrays,
-      ...(options.nodes ? { nodes: this.#records(cluster.nodes.values()) } : {}),
+      ...(options.nodes ? { nodes: this.#records([...cluster.nodes.values()].filter((n) => this.#listed(n))) } : {}),
     };
   }
 
@@ -547,7 +574,7 @@ export class Simulator {
 
   /** Throws 409 for a request id seen before; otherwise nothing. */
   #checkRequestId(requestId: string | undefined): void {
-    if (requestId !== undefined && this.#requestIds.has(requestId)) {
+    if (requestId !== undefined && this.#rememberedOperation(requestId) !== undefined) {
       throw new SimulatorError('SIM_DUPLICATE_REQUEST', `Request ${requestId} was already submitted`);
     }
   }
@@ -664,7 +691,7 @@ export class Simulator {
       ...(set.placementGroupId !== undefined ? { PlacementGroupId: set.placementGroupId } : {}),
       Configuration: { ...naConfig, ...setConfig },
     };
-    const node: SimNode = { record, nodearray: na, bucket, flow: 'acquiring', stepAtMs: this.now(), held: false, failOnBoot: undefined };
+    const node: SimNode = { record, nodearray: na, bucket, flow: 'acquiring', stepAtMs: this.now(), held: false, failOnBoot: undefined, createdAtMs: this.now() };
     if (attributes.StartAutomatically === false) {
       Object.assign(record, { Status: 'Off', TargetState: 'Off' });
       delete record.State;
@@ -705,22 +732,47 @@ export class Simulator {
 
   // ---------------------------------------------------------------- E2 nodes, E12/E13 operations
 
+  /** The operation a request id names, unless CycleCloud has forgotten it (retention). */
+  #rememberedOperation(requestId: string): Operation | undefined {
+    const id = this.#requestIds.get(requestId);
+    const op = id === undefined ? undefined : this.#operations.get(id);
+    if (!op) return undefined;
+    if (this.now() - op.startAtMs >= this.requestIdRetentionMs) return undefined;
+    return op;
+  }
+
+  /** Forgets every request id now (lookups answer 404; the ids may be used again). */
+  forgetRequestIds(): void {
+    this.#requestIds.clear();
+  }
+
+  /** Changes the documentation gaps at run time (see {@link SimulatorModelOptions}). */
+  setDocumentationGaps(gaps: { requestIdRetentionMs?: number; listLagMs?: number }): void {
+    if (gaps.requestIdRetentionMs !== undefined) this.requestIdRetentionMs = gaps.requestIdRetentionMs;
+    if (gaps.listLagMs !== undefined) this.listLagMs = gaps.listLagMs;
+  }
+
+  /** Whether a node is old enough to show in node lists (see `listLagMs`). */
+  #listed(n: SimNode): boolean {
+    return this.listLagMs <= 0 || this.now() - n.createdAtMs >= this.listLagMs;
+  }
+
   /** `GET /clusters/{c}/nodes[?operation=|request_id=]`. */
   listNodes(clusterName: string, options: { operationId?: string; requestId?: string } = {}): NodeList {
     const cluster = this.#cluster(clusterName);
     let op: Operation | undefined;
     if (options.requestId !== undefined) {
-      const id = this.#requestIds.get(options.requestId);
-      op = id === undefined ? undefined : this.#operations.get(id);
-      if (!op || op.cluster !== cluster.spec.name) throw new SimulatorError('SIM_NO_OPERATION', `No operation found for request id ${options.requestId}`);
+      op = this.#rememberedOperation(options.requestId);
+      const young = op !== undefined && this.listLagMs > 0 && this.now() - op.startAtMs < this.listLagMs;
+      if (!op || op.cluster !== cluster.spec.name || young) throw new SimulatorError('SIM_NO_OPERATION', `No operation found for request id ${options.requestId}`);
     } else if (options.operationId !== undefined) {
       op = this.#operations.get(options.operationId);
       if (!op || op.cluster !== cluster.spec.name) throw new SimulatorError('SIM_NOT_FOUND', `No operation found for operation id ${options.operationId}`);
     }
-    if (!op) return { nodes: this.#records(cluster.nodes.values()) };
+    if (!op) return { nodes: this.#records([...cluster.nodes.values()].filter((n) => this.#listed(n))) };
     const ids = new Set(op.nodeIds);
     return {
-      nodes: this.#records([...cluster.nodes.values()].filter((n) => ids.has(n.record.NodeId))),
+      nodes: this.#records([...cluster.nodes.values()].filter((n) => ids.has(n.record.NodeId) && this.#listed(n))),
       operation: { action: op.action, startTime: new Date(op.startAtMs).toISOString() },
     };
   }
@@ -736,18 +788,21 @@ export class Simulator {
     };
   }
 
-  /** `GET /operations/{id}`: `{action, startTime, operationId}`. */
-  getOperation(operationId: string): { action: string; startTime: string; operationId: string } {
+  /**
+   * `GET /operations/{id}`: `{action, startTime}` as documented (§3.10); `operationId` too only with
+   * the `undocumentedOperationIds` option.
+   */
+  getOperation(operationId: string): { action: string; startTime: string; operationId?: string } {
     const op = this.#operations.get(operationId);
     if (!op) throw new SimulatorError('SIM_NOT_FOUND', `Operation ${operationId} was not found`);
-    return { action: op.action, startTime: new Date(op.startAtMs).toISOString(), operationId: op.id };
+    return { action: op.action, startTime: new Date(op.startAtMs).toISOString(), ...(this.#undocumentedOperationIds ? { operationId: op.id } : {}) };
   }
 
   /** `GET /operations/[?request_id=]`: with a request id, 0 or 1 element. */
-  findOperations(requestId?: string): Array<{ action: string; startTime: string; operationId: string }> {
+  findOperations(requestId?: string): Array<{ action: string; startTime: string; operationId?: string }> {
     if (requestId === undefined) return [...this.#operations.keys()].map((id) => this.getOperation(id));
-    const id = this.#requestIds.get(requestId);
-    return id === undefined ? [] : [this.getOperation(id)];
+    const op = this.#rememberedOperation(requestId);
+    return op === undefined ? [] : [this.getOperation(op.id)];
   }
 
   /** Every operation, oldest first. */

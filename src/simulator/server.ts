@@ -9,7 +9,7 @@
  *   POST /clusters/{c}/nodes/create                                  (202 + Location; repeated requestId → 409, empty body)
  *   POST /clusters/{c}/nodes/{terminate|deallocate|shutdown|start|remove|restart|reimage}
  *   POST /clusters/{c}/scale/{nodearray}?totalNodeCount=N | ?totalCoreCount=N   (exactly one)
- *   GET  /operations/[?request_id=<id>]                              (elements carry `operationId` too)
+ *   GET  /operations/[?request_id=<id>]                              (elements are {action, startTime}, as documented)
  *   GET  /operations/{id}
  *
  * Test hooks for other processes (same Basic auth; never subject to faults; not in the call log):
@@ -24,6 +24,8 @@
  *   POST   /__sim/capacity-failure        body: {cluster, nodearray, machineType, throttleSec?}
  *   POST   /__sim/limit-next-create       body: {cluster, nodearray, machineType, added}
  *   POST   /__sim/buckets                 body: {cluster, nodearray, machineType, patch: {quotaCoreCount?, consumedCoreCount?, maxPlacementGroupSize?, valid?, …}}
+ *   POST   /__sim/forget-request-ids      → 204 (lookups by request id answer 404 from now on; ids may be reused)
+ *   POST   /__sim/documentation-gaps      body: {requestIdRetentionMs?, listLagMs?}  → 204
  *   GET    /__sim/calls                   → 200 {calls: [{method, path, query, status, body?, atMs}]}
  *   DELETE /__sim/calls                   → 204
  *   GET    /__sim/state                   → 200 {clusters: {<name>: {status, nodes}}, operations}
@@ -55,12 +57,18 @@ export interface SimulatorOptions {
   clusters?: ClusterSpec[];
   /** Clock. Default `Date.now`. */
   now?: () => number;
+  /** See {@link SimulatorModelOptions}: off by default; the product never relies on it. */
+  undocumentedOperationIds?: boolean;
+  /** See {@link SimulatorModelOptions}. Default: for ever. */
+  requestIdRetentionMs?: number;
+  /** See {@link SimulatorModelOptions}. Default 0. */
+  listLagMs?: number;
 }
 
 /** The {@link Simulator} test hooks, also reachable directly on the handle (`handle.faults.add(…)`). */
 export type SimulatorHooks = Pick<
   Simulator,
-  'faults' | 'calls' | 'operations' | 'nodes' | 'failNode' | 'holdNode' | 'releaseNode' | 'failNextNodes' | 'setBucket' | 'capacityFailure' | 'limitNextCreate'
+  'faults' | 'calls' | 'operations' | 'nodes' | 'failNode' | 'holdNode' | 'releaseNode' | 'failNextNodes' | 'setBucket' | 'capacityFailure' | 'limitNextCreate' | 'forgetRequestIds' | 'setDocumentationGaps'
 >;
 
 export interface SimulatorHandle extends SimulatorHooks {
@@ -102,6 +110,7 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
   return result.data;
 }
 
+const GapsBody = z.object({ requestIdRetentionMs: z.number().min(0).optional(), listLagMs: z.number().min(0).optional() }).strict();
 const FaultBody = z.object({
   method: z.string().optional(),
   path: z.string().optional(),
@@ -208,6 +217,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     ...(options.clusters ? { clusters: options.clusters } : {}),
     ...(options.stepMs !== undefined ? { stepMs: options.stepMs } : {}),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.undocumentedOperationIds !== undefined ? { undocumentedOperationIds: options.undocumentedOperationIds } : {}),
+    ...(options.requestIdRetentionMs !== undefined ? { requestIdRetentionMs: options.requestIdRetentionMs } : {}),
+    ...(options.listLagMs !== undefined ? { listLagMs: options.listLagMs } : {}),
   });
   const username = options.username ?? 'cycleadmin';
   const password = options.password ?? randomBytes(18).toString('base64url');
@@ -338,6 +350,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (key === 'POST buckets') {
       const b = parseWith(SetBucketBody, body);
       sim.setBucket(b.cluster, b.nodearray, b.machineType, Object.fromEntries(Object.entries(b.patch).filter(([, v]) => v !== undefined)));
+      return { status: 204 };
+    }
+    if (key === 'POST forget-request-ids') {
+      sim.forgetRequestIds();
+      return { status: 204 };
+    }
+    if (key === 'POST documentation-gaps') {
+      sim.setDocumentationGaps(parseWith(GapsBody, body ?? {}));
       return { status: 204 };
     }
     if (key === 'GET calls') return { status: 200, body: { calls: sim.calls } };
@@ -492,6 +512,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     setBucket: (cluster, nodearray, machineType, patch) => sim.setBucket(cluster, nodearray, machineType, patch),
     capacityFailure: (cluster, nodearray, machineType, throttleSec) => sim.capacityFailure(cluster, nodearray, machineType, throttleSec),
     limitNextCreate: (cluster, nodearray, machineType, added) => sim.limitNextCreate(cluster, nodearray, machineType, added),
+    forgetRequestIds: () => sim.forgetRequestIds(),
+    setDocumentationGaps: (gaps) => sim.setDocumentationGaps(gaps),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         closing.abort();

@@ -32,6 +32,18 @@ export interface NodearraySnapshot {
   buckets: BucketSnapshot[];
 }
 
+/** A node of the snapshot, reduced to what reconciliation reads. */
+export interface SnapshotNodeRef {
+  name: string;
+  id: string | null;
+  status: string;
+  nodearray: string | null;
+  placementGroupId: string | null;
+  /** The scaler's tags (src/cyclecloud/tags.ts), on nodes the scaler created. */
+  mark?: { requestId: string; cycleCloudRequestId: string };
+  machineType?: string | null;
+}
+
 export interface ClusterSnapshot {
   cluster: string;
   /** ISO time the status was read. */
@@ -40,7 +52,7 @@ export interface ClusterSnapshot {
   maxCoreCount: number;
   nodearrays: NodearraySnapshot[];
   /** Node names by CycleCloud Status; for reconciliation. Optional in tests. */
-  nodes?: { name: string; id: string | null; status: string; nodearray: string | null; placementGroupId: string | null }[];
+  nodes?: SnapshotNodeRef[];
 }
 
 /** What the API answers: the snapshot plus its age, as of now. */

@@ -1,6 +1,7 @@
 /**
  * From CycleCloud's cluster status to the compact snapshot the planner reads and the API shows.
  */
+import { markOf } from '../cyclecloud/tags.ts';
 import type { ClusterStatus } from '../cyclecloud/schemas.ts';
 import type { BucketSnapshot, ClusterSnapshot, ClusterStatusView } from './model.ts';
 
@@ -41,13 +42,17 @@ export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: nu
     })),
   };
   if (status.nodes) {
-    snapshot.nodes = status.nodes.map((n) => ({
-      name: n.Name,
-      id: n.NodeId ?? null,
-      status: n.Status ?? 'Unknown',
-      nodearray: n.Template ?? null,
-      placementGroupId: n.PlacementGroupId ?? null,
-    }));
+    snapshot.nodes = status.nodes.map((n) => {
+      const mark = markOf(n);
+      return {
+        name: n.Name,
+        id: n.NodeId ?? null,
+        status: n.Status ?? 'Unknown',
+        nodearray: n.Template ?? null,
+        placementGroupId: n.PlacementGroupId ?? null,
+        ...(mark ? { mark, machineType: n.MachineType ?? null } : {}),
+      };
+    });
   }
   return snapshot;
 }

@@ -89,7 +89,7 @@ export async function reconcileSnapshot(deps: ReconcileDeps, cluster: string, no
 
     if (!deps.tracker) continue;
     const pending = entry.record.operations.filter((o) => o.state === 'pending');
-    for (const op of pending) if (await deps.tracker.wake(cluster, op.operationId)) result.woken += 1;
+    for (const op of pending) if (await deps.tracker.wake(cluster, op.cycleCloudRequestId)) result.woken += 1;
     if (pending.length === 0) await deps.tracker.sendContinue(entry.record.requestId, 'nodes lost outside the scaler (reconciliation)');
   }
   return result;

@@ -1,6 +1,7 @@
 /**
- * Tracker records in Table storage: one entity per operation (PartitionKey cluster, RowKey operation
- * id), the machine state packed as gzip JSON (thousands of nodes fit), and a few plain columns the
+ * Tracker records in Table storage: one entity per operation (PartitionKey cluster, RowKey the
+ * operation's CycleCloud requestId: always known, while CycleCloud's operation id is lost with a
+ * lost answer and cannot be looked up, reference §3.10), the machine state packed as gzip JSON (thousands of nodes fit), and a few plain columns the
  * sweeper filters on. Every write is conditional on the ETag read (STYLE: claimed by one
  * conditional write), so two instances can never both believe they hold the poll lease.
  *
@@ -63,7 +64,7 @@ function toEntity(r: TrackerRecord): TableEntity<Record<string, unknown>> {
   };
   return {
     partitionKey: key(r.state.cluster),
-    rowKey: key(r.state.operationId),
+    rowKey: key(r.state.cycleCloudRequestId),
     ...columns,
     ...packJson({ state: r.state, outbox: r.outbox, wakeToken: r.wakeToken, leaseUntilMs: r.leaseUntilMs }),
   };
@@ -106,15 +107,16 @@ export class TrackerStore {
       return { created: true, record: { ...record, ...(res.etag ? { etag: res.etag } : {}) } };
     } catch (e) {
       if (status(e) !== 409) throw e;
-      const existing = await this.get(record.state.cluster, record.state.operationId);
-      if (!existing) throw new TrackerStoreError(`tracker record ${record.state.operationId} exists but cannot be read`, { cause: e });
+      const existing = await this.get(record.state.cluster, record.state.cycleCloudRequestId);
+      if (!existing) throw new TrackerStoreError(`tracker record ${record.state.cycleCloudRequestId} exists but cannot be read`, { cause: e });
       return { created: false, record: existing };
     }
   }
 
-  async get(cluster: string, operationId: string): Promise<TrackerRecord | null> {
+  /** The record of the operation created under `cycleCloudRequestId` in `cluster`. */
+  async get(cluster: string, cycleCloudRequestId: string): Promise<TrackerRecord | null> {
     try {
-      return fromEntity(await this.#client().getEntity<Record<string, unknown>>(key(cluster), key(operationId)));
+      return fromEntity(await this.#client().getEntity<Record<string, unknown>>(key(cluster), key(cycleCloudRequestId)));
     } catch (e) {
       if (status(e) === 404) return null;
       throw e;
@@ -127,7 +129,7 @@ export class TrackerStore {
       const res = await this.#client().updateEntity(toEntity(record), 'Replace', { etag: record.etag ?? '*' });
       return { ...record, ...(res.etag ? { etag: res.etag } : {}) };
     } catch (e) {
-      if (status(e) === 412) throw new TrackerStoreError(`tracker record ${record.state.operationId} changed concurrently`, { cause: e });
+      if (status(e) === 412) throw new TrackerStoreError(`tracker record ${record.state.cycleCloudRequestId} changed concurrently`, { cause: e });
       throw e;
     }
   }

@@ -6,7 +6,10 @@
  * queue message with a visibility delay on `names.trackerQueue`. A wake-up:
  *   1. takes the poll lease (ETag write; a duplicate wake-up drops out: one poll in flight);
  *   2. finishes any actions a crashed predecessor left in the record's outbox;
- *   3. lists the operation's nodes (`GET /clusters/{c}/nodes?operation=…`);
+ *   3. lists the operation's nodes (`GET /clusters/{c}/nodes?operation=…`, or `?request_id=…` when
+ *      the create's answer was lost and its operation id is unknown); a 404 is not "every node
+ *      gone" but "unknown", settled against the cluster's full node list (nodes carry the scaler's
+ *      tags, src/cyclecloud/tags.ts);
  *   4. runs the pure machine and writes the new state with its actions as an outbox (ETag);
  *   5. performs the actions — ledger update, terminates (deterministic CycleCloud requestId, and a
  *      tracker for each), re-plans (`markCompensated` + a continue message), settle + callback;
@@ -22,6 +25,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import type { NodeRecord } from '../cyclecloud/schemas.ts';
+import { operationNodes } from '../cyclecloud/lookup.ts';
 import type { Storage } from '../platform/storage.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
@@ -49,7 +53,8 @@ export const DEFAULT_TRACKER_CONFIG: Readonly<TrackerConfig> = Object.freeze({ .
 export interface TrackerWakeMessage {
   $tracker: 'poll';
   cluster: string;
-  operationId: string;
+  /** The operation's CycleCloud requestId (the tracker record's key). */
+  cycleCloudRequestId: string;
   /** The record's wake token when sent; a message with a stale token is dropped. */
   token?: string;
 }
@@ -82,8 +87,8 @@ export interface Tracker extends TrackerApi {
   handleTrackerMessage(message: unknown, meta: { dequeueCount: number }, logger: Logger): Promise<void>;
   /** Re-sends wake-ups that are overdue (> overdueFactor × max interval) or whose lease expired; returns how many. */
   sweep(nowMs: number, logger: Logger): Promise<number>;
-  /** Wakes an operation now (reconciliation); false when it is final or a poll holds it. */
-  wake(cluster: string, operationId: string): Promise<boolean>;
+  /** Wakes an operation (by its CycleCloud requestId) now; false when it is final or a poll holds it. */
+  wake(cluster: string, cycleCloudRequestId: string): Promise<boolean>;
   /** Asks the pipeline to look at a request again (`{ $scaler: 'continue' }` on the scale queue). */
   sendContinue(requestId: string, reason: string): Promise<void>;
   readonly store: TrackerStore;
@@ -120,8 +125,8 @@ function observe(n: NodeRecord): ObservedNode {
 
 export function parseTrackerMessage(message: unknown): TrackerWakeMessage | null {
   const m = parseInternalMessage(message);
-  if (!m || m.$tracker !== 'poll' || typeof m.cluster !== 'string' || typeof m.operationId !== 'string' || !m.cluster || !m.operationId) return null;
-  return { $tracker: 'poll', cluster: m.cluster, operationId: m.operationId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
+  if (!m || m.$tracker !== 'poll' || typeof m.cluster !== 'string' || typeof m.cycleCloudRequestId !== 'string' || !m.cluster || !m.cycleCloudRequestId) return null;
+  return { $tracker: 'poll', cluster: m.cluster, cycleCloudRequestId: m.cycleCloudRequestId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
 }
 
 export function createTracker(deps: TrackerDeps): Tracker {
@@ -140,8 +145,8 @@ export function createTracker(deps: TrackerDeps): Tracker {
         throw e;
       }));
 
-  async function sendWake(cluster: string, operationId: string, token: string, delayMs: number): Promise<void> {
-    const body: TrackerWakeMessage = { $tracker: 'poll', cluster, operationId, token };
+  async function sendWake(cluster: string, cycleCloudRequestId: string, token: string, delayMs: number): Promise<void> {
+    const body: TrackerWakeMessage = { $tracker: 'poll', cluster, cycleCloudRequestId, token };
     const sec = Math.max(0, Math.ceil(delayMs / 1000));
     await deps.storage.queue(deps.names.trackerQueue).sendMessage(encodeQueueMessage(body), sec > 0 ? { visibilityTimeout: sec } : {});
   }
@@ -157,14 +162,14 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const state = initialState(t, nowMs, config, random());
     const { created, record } = await store.create({ state, outbox: [], wakeToken: randomUUID(), leaseUntilMs: 0 });
     if (created) {
-      await sendWake(t.cluster, t.operationId, record.wakeToken, state.nextPollAtMs - nowMs);
-      baseLogger.info('tracking operation', { requestId: t.requestId, cluster: t.cluster, operationId: t.operationId, action: t.action, nodes: state.nodes.length });
+      await sendWake(t.cluster, t.cycleCloudRequestId, record.wakeToken, state.nextPollAtMs - nowMs);
+      baseLogger.info('tracking operation', { requestId: t.requestId, cluster: t.cluster, operationId: t.operationId, cycleCloudRequestId: t.cycleCloudRequestId, action: t.action, nodes: state.nodes.length });
       return;
     }
     // Already tracking. If it was never polled, its first wake-up may have been lost with a crash
     // right after the create: send it again (same token, so at most one chain survives).
     if (!record.state.final && record.state.polls === 0 && record.leaseUntilMs <= nowMs) {
-      await sendWake(t.cluster, t.operationId, record.wakeToken, Math.max(0, record.state.nextPollAtMs - nowMs));
+      await sendWake(t.cluster, t.cycleCloudRequestId, record.wakeToken, Math.max(0, record.state.nextPollAtMs - nowMs));
     }
   }
 
@@ -202,7 +207,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
           }
           return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome };
         });
-        let next = applyNodeStates(entry, state.operationId, updates, nowMs);
+        let next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
         if (state.action === 'create') {
           const compensated = new Set((next.compensations ?? []).map((c) => c.demandIndex));
           for (const d of next.record.demands) {
@@ -218,7 +223,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
             d.reason = parts.join('; ');
           }
         }
-        const op = next.record.operations.find((o) => o.operationId === state.operationId);
+        const op = next.record.operations.find((o) => o.cycleCloudRequestId === state.cycleCloudRequestId);
         if (state.final) {
           if (op && op.state === 'pending') op.state = 'done';
         } else if (state.action === 'terminate' && op) {
@@ -236,30 +241,34 @@ export function createTracker(deps: TrackerDeps): Tracker {
   // Actions
 
   /** Sends one terminate under a deterministic requestId (a repeat is resolved by looking it up) and tracks it. */
-  async function terminate(rec: TrackerRecord, action: Extract<TrackerAction, { type: 'terminate' }>, log: Logger): Promise<string | null> {
+  /**
+   * Sends one terminate under a deterministic requestId and tracks it; returns its CycleCloud
+   * requestId, or null when CycleCloud would not take it. CycleCloud's 409 means it was sent before
+   * (a replayed outbox): it is followed by its request id. An answer lost on the way is sent again
+   * under the same id: 409 if it had arrived, and terminating a node twice is harmless either way.
+   */
+  async function terminate(rec: TrackerRecord, action: Extract<TrackerAction, { type: 'terminate' }>, log: Logger): Promise<{ operationId: string | null; cc: string } | null> {
     const s = rec.state;
     const cc = trackerTerminateRequestId(s.requestId, s.generation, action.key);
     let operationId: string | null = null;
     let names = action.names;
-    try {
-      s.cycleCloudCalls += 1;
-      const res = await deps.cyclecloud.terminateNodes(s.cluster, { names: action.names, requestId: cc }, { abortSignal: callSignal() });
-      operationId = res.operationId;
-      const refused = res.nodes.filter((n) => n.status === 'Error');
-      if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });
-      names = action.names.filter((n) => !refused.some((r) => r.name === n));
-    } catch (e) {
-      if (!isCycleCloudError(e)) throw e;
-      if (e.code === 'CC_CONFLICT' || e.ambiguous) {
-        // Sent before (a replayed outbox) or maybe sent: CycleCloud knows it by request id.
+    for (let round = 1; ; round++) {
+      try {
         s.cycleCloudCalls += 1;
-        const found = await deps.cyclecloud.findOperationByRequestId(cc, { abortSignal: callSignal() });
-        if (!found?.operationId) throw e;
-        operationId = found.operationId;
-      } else if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
-        log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e.message });
-        return null;
-      } else {
+        const res = await deps.cyclecloud.terminateNodes(s.cluster, { names: action.names, requestId: cc }, { abortSignal: callSignal() });
+        operationId = res.operationId;
+        const refused = res.nodes.filter((n) => n.status === 'Error');
+        if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });
+        names = action.names.filter((n) => !refused.some((r) => r.name === n));
+        break;
+      } catch (e) {
+        if (!isCycleCloudError(e)) throw e;
+        if (e.code === 'CC_CONFLICT') break; // sent before: followed by its request id
+        if (e.ambiguous && round < 3) continue;
+        if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
+          log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e.message });
+          return null;
+        }
         throw e;
       }
     }
@@ -271,13 +280,13 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const terminateOperationId = operationId;
     await ledgerUpdate(s.requestId, (e) => addOperation(e.record, { operationId: terminateOperationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' }), log);
     log.info('terminate sent', { cause: action.cause, nodes: action.names.length, terminateOperationId: operationId, cycleCloudRequestId: cc });
-    return operationId;
+    return { operationId, cc };
   }
 
   async function compensate(
     rec: TrackerRecord,
     action: Extract<TrackerAction, { type: 'replan' | 'close' }>,
-    terminateOps: Map<number, { operationId: string; cc: string }>,
+    terminateOps: Map<number, { operationId: string | null; cc: string }>,
     log: Logger,
   ): Promise<void> {
     const s = rec.state;
@@ -328,11 +337,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
     // decides what the lost nodes mean (replace them, wait, or give up at the deadline). Terminates
     // still running do not matter (their nodes no longer count); a re-plan sent its own continue.
     const createsPending = entry.record.operations.some((o) => o.state === 'pending' && o.action !== 'terminate');
-    if (s.action === 'create' && !replanned && !createsPending) await sendContinue(s.requestId, `operation ${s.operationId} finished with demands still open`);
+    if (s.action === 'create' && !replanned && !createsPending) await sendContinue(s.requestId, `operation ${s.cycleCloudRequestId} finished with demands still open`);
   }
 
   async function performOutbox(rec: TrackerRecord, recovering: boolean, log: Logger): Promise<TrackerRecord> {
-    const terminateOps = new Map<number, { operationId: string; cc: string }>();
+    const terminateOps = new Map<number, { operationId: string | null; cc: string }>();
     const replanned = rec.outbox.some((a) => a.type === 'replan');
     for (const item of rec.outbox) {
       switch (item.type) {
@@ -340,8 +349,8 @@ export function createTracker(deps: TrackerDeps): Tracker {
           await syncLedger(rec.state, log);
           break;
         case 'terminate': {
-          const operationId = await terminate(rec, item, log);
-          if (operationId && item.demandIndex !== undefined) terminateOps.set(item.demandIndex, { operationId, cc: trackerTerminateRequestId(rec.state.requestId, rec.state.generation, item.key) });
+          const sent = await terminate(rec, item, log);
+          if (sent && item.demandIndex !== undefined) terminateOps.set(item.demandIndex, sent);
           break;
         }
         case 'replan':
@@ -356,21 +365,43 @@ export function createTracker(deps: TrackerDeps): Tracker {
     return store.replace({ ...rec, outbox: [] });
   }
 
+  /**
+   * The operation's nodes: by operation id when the create's answer gave one, else by the request id
+   * it was sent under. A 404 says only that CycleCloud does not (or no longer, or not yet) know the
+   * operation, not that its nodes are gone: the cluster's full node list decides, matching the nodes
+   * this operation was seen with (by NodeId, or by name for a terminate given names) and, for a
+   * create, the nodes tagged with its request id.
+   */
   async function listOperationNodes(s: TrackerState, log: Logger): Promise<{ nodes: ObservedNode[] | null; retryAfterMs?: number }> {
     try {
-      const list = await deps.cyclecloud.listNodes(s.cluster, { operationId: s.operationId, abortSignal: callSignal() });
-      return { nodes: list.nodes.map(observe) };
+      const found = await operationNodes(
+        deps.cyclecloud,
+        s.cluster,
+        {
+          operationId: s.operationId,
+          cycleCloudRequestId: s.cycleCloudRequestId,
+          nodeIds: s.nodes.flatMap((n) => (n.id ? [n.id] : [])),
+          namesWithoutId: s.action === 'terminate' ? s.nodes.flatMap((n) => (n.id ? [] : [n.name])) : [],
+          tagged: s.action === 'create',
+        },
+        { abortSignal: callSignal() },
+      );
+      s.cycleCloudCalls += found.calls - 1;
+      if (found.unknownById) log.info('operation unknown to CycleCloud by id; settled against the full node list', { cycleCloudRequestId: s.cycleCloudRequestId, found: found.nodes.length });
+      return { nodes: found.nodes.map(observe) };
     } catch (e) {
       if (!isCycleCloudError(e)) throw e;
-      if (e.code === 'CC_THROTTLED') {
-        log.warn('CycleCloud throttled the poll', { retryAfterMs: e.retryAfterMs });
-        return { nodes: null, retryAfterMs: e.retryAfterMs ?? s.intervalMs };
-      }
-      // CycleCloud no longer knows the operation: every node it had is gone.
-      if (e.code === 'CC_NOT_FOUND') return { nodes: [] };
-      log.warn('poll failed; backing off', { code: e.code, error: e.message });
-      return { nodes: null };
+      return pollFailed(s, e, log);
     }
+  }
+
+  function pollFailed(s: TrackerState, e: { code: string; message: string; retryAfterMs?: number | undefined }, log: Logger): { nodes: null; retryAfterMs?: number } {
+    if (e.code === 'CC_THROTTLED') {
+      log.warn('CycleCloud throttled the poll', { retryAfterMs: e.retryAfterMs });
+      return { nodes: null, retryAfterMs: e.retryAfterMs ?? s.intervalMs };
+    }
+    log.warn('poll failed; backing off', { code: e.code, error: e.message });
+    return { nodes: null };
   }
 
   async function recordCapacityFailures(before: TrackerState, after: TrackerState, nowMs: number, log: Logger): Promise<void> {
@@ -435,7 +466,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const schedule = result.actions.find((a): a is Extract<TrackerAction, { type: 'schedule' }> => a.type === 'schedule');
     const atMs = schedule?.atMs ?? nowMs + config.pollMaxMs;
     const next = await store.replace({ ...rec, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...rec.state, nextPollAtMs: atMs } });
-    await sendWake(next.state.cluster, next.state.operationId, next.wakeToken, atMs - deps.now());
+    await sendWake(next.state.cluster, next.state.cycleCloudRequestId, next.wakeToken, atMs - deps.now());
     return next;
   }
 
@@ -446,8 +477,8 @@ export function createTracker(deps: TrackerDeps): Tracker {
       return;
     }
     await ensure();
-    const log = logger.child({ cluster: msg.cluster, operationId: msg.operationId });
-    const rec = await store.get(msg.cluster, msg.operationId);
+    const log = logger.child({ cluster: msg.cluster, cycleCloudRequestId: msg.cycleCloudRequestId });
+    const rec = await store.get(msg.cluster, msg.cycleCloudRequestId);
     if (!rec) {
       log.warn('wake-up for an unknown operation dropped');
       return;
@@ -471,10 +502,10 @@ export function createTracker(deps: TrackerDeps): Tracker {
         plog.warn('poll lost its lease to another; dropped', { dequeueCount: meta.dequeueCount });
         return;
       }
-      if (isCycleCloudError(e) && (await deferAfterRefusal(msg.cluster, msg.operationId, e, plog))) return;
+      if (isCycleCloudError(e) && (await deferAfterRefusal(msg.cluster, msg.cycleCloudRequestId, e, plog))) return;
       // Give the lease back so the host's retry of this message can poll at once.
       try {
-        const current = await store.get(msg.cluster, msg.operationId);
+        const current = await store.get(msg.cluster, msg.cycleCloudRequestId);
         if (current && current.leaseUntilMs > deps.now()) await store.replace({ ...current, leaseUntilMs: 0 });
       } catch {
         // the sweeper recovers it when the lease expires
@@ -491,14 +522,14 @@ export function createTracker(deps: TrackerDeps): Tracker {
    * ran) and the next wake-up, after a backoff (a 429's Retry-After wins), replays it. False when the
    * record cannot be rescheduled (then the message is retried as before).
    */
-  async function deferAfterRefusal(cluster: string, operationId: string, e: { code: string; retryAfterMs?: number | undefined; message: string }, log: Logger): Promise<boolean> {
+  async function deferAfterRefusal(cluster: string, cycleCloudRequestId: string, e: { code: string; retryAfterMs?: number | undefined; message: string }, log: Logger): Promise<boolean> {
     try {
-      const current = await store.get(cluster, operationId);
+      const current = await store.get(cluster, cycleCloudRequestId);
       if (!current || current.outbox.length === 0) return false;
       const delayMs = e.code === 'CC_THROTTLED' && e.retryAfterMs !== undefined ? Math.max(1_000, e.retryAfterMs) : Math.max(config.pollMinMs, current.state.intervalMs);
       const atMs = deps.now() + delayMs;
       const next = await store.replace({ ...current, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...current.state, nextPollAtMs: atMs } });
-      await sendWake(cluster, operationId, next.wakeToken, delayMs);
+      await sendWake(cluster, cycleCloudRequestId, next.wakeToken, delayMs);
       log.warn('CycleCloud failed an action; it is retried after a backoff', { code: e.code, error: e.message, delayMs, actions: current.outbox.map((a) => a.type) });
       return true;
     } catch {
@@ -513,9 +544,9 @@ export function createTracker(deps: TrackerDeps): Tracker {
     for (const rec of overdue) {
       try {
         const next = await store.replace({ ...rec, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...rec.state, nextPollAtMs: nowMs } });
-        await sendWake(next.state.cluster, next.state.operationId, next.wakeToken, 0);
+        await sendWake(next.state.cluster, next.state.cycleCloudRequestId, next.wakeToken, 0);
         woken += 1;
-        logger.warn('tracker record re-enqueued', { cluster: rec.state.cluster, operationId: rec.state.operationId, requestId: rec.state.requestId, leaseExpired: rec.leaseUntilMs > 0, lateByMs: nowMs - rec.state.nextPollAtMs });
+        logger.warn('tracker record re-enqueued', { cluster: rec.state.cluster, cycleCloudRequestId: rec.state.cycleCloudRequestId, requestId: rec.state.requestId, leaseExpired: rec.leaseUntilMs > 0, lateByMs: nowMs - rec.state.nextPollAtMs });
       } catch (e) {
         if (!(e instanceof TrackerStoreError)) throw e;
         // Someone else moved it just now: it is alive.
@@ -524,13 +555,13 @@ export function createTracker(deps: TrackerDeps): Tracker {
     return woken;
   }
 
-  async function wake(cluster: string, operationId: string): Promise<boolean> {
+  async function wake(cluster: string, cycleCloudRequestId: string): Promise<boolean> {
     await ensure();
-    const rec = await store.get(cluster, operationId);
+    const rec = await store.get(cluster, cycleCloudRequestId);
     if (!rec || (rec.state.final && rec.outbox.length === 0) || rec.leaseUntilMs > deps.now()) return false;
     try {
       const next = await store.replace({ ...rec, wakeToken: randomUUID(), state: { ...rec.state, nextPollAtMs: deps.now() } });
-      await sendWake(cluster, operationId, next.wakeToken, 0);
+      await sendWake(cluster, cycleCloudRequestId, next.wakeToken, 0);
       return true;
     } catch (e) {
       if (e instanceof TrackerStoreError) return false;

@@ -5,7 +5,13 @@
 /** Starts following one CycleCloud operation until every node is final. */
 export interface TrackStart {
   cluster: string;
-  operationId: string;
+  /**
+   * CycleCloud's operation id, from the 202 of the create or terminate; null when that answer was
+   * lost (a lookup by request id does not say it: OperationStatus is `{action, startTime}`). The
+   * operation is then followed by `cycleCloudRequestId`, which always names it.
+   */
+  operationId: string | null;
+  /** The CycleCloud requestId the operation was sent under: the tracker's key. */
   cycleCloudRequestId: string;
   /** The caller's requestId (ledger key). */
   requestId: string;
@@ -22,7 +28,7 @@ export interface TrackStart {
 }
 
 export interface TrackerApi {
-  /** Idempotent on operationId: writes the tracker record (if absent) and schedules the first poll. */
+  /** Idempotent on (cluster, cycleCloudRequestId): writes the tracker record (if absent) and schedules the first poll. */
   start(t: TrackStart): Promise<void>;
 }
 

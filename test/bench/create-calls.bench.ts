@@ -11,7 +11,7 @@ import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/int
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
 import { startSimulator } from '../../src/simulator/server.ts';
 import { toSnapshot } from '../../src/snapshots/snapshot.ts';
-import { FakeCapacity, FakeQueue, FakeState, FakeTracker } from '../requests/fakes.ts';
+import { MemoryReservations, FakeCapacity, FakeQueue, FakeState, FakeTracker } from '../requests/fakes.ts';
 import { MemoryLedger } from '../requests/memory-ledger.ts';
 
 // 9 × (3 mpi + 1 HC44rs) fits the default cluster (HC44rs holds 11), so every node can be created now.
@@ -29,6 +29,7 @@ export async function run(): Promise<object[]> {
     const deps: IntakeDeps = {
       cyclecloud,
       ledger: new MemoryLedger(),
+      reservations: new MemoryReservations(),
       snapshots: { getFresh: async (cluster) => toSnapshot(cluster, await cyclecloud.getClusterStatus(cluster), now()) },
       capacity: new FakeCapacity(),
       tracker: new FakeTracker(),

@@ -462,7 +462,11 @@ describe('§4 HTTP API and §5 record', () => {
     // CycleCloud received the attributes unchanged, the explicit group made the demand colocated
     const sets = (create!.body as { requestId: string; sets: Array<Record<string, unknown>> }).sets;
     expect((create!.body as { requestId: string }).requestId).toBe(record.operations[0]!.cycleCloudRequestId);
-    expect(sets.find((s) => s.nodearray === 'ondemand')!.nodeAttributes).toEqual(nodeAttributes);
+    // The caller's attributes go unchanged; the scaler adds only its own two tags (whose node it is).
+    expect(sets.find((s) => s.nodearray === 'ondemand')!.nodeAttributes).toEqual({
+      ...nodeAttributes,
+      Tags: { ...nodeAttributes.Tags, 'ccscale-request': 'c-record-1', 'ccscale-create': 'c-record-1-g0' },
+    });
     expect(sets.find((s) => s.nodearray === 'mpi')).toMatchObject({ count: 2, placementGroupId: 'c-record-pg' });
     // The callback: the final record, signed over its raw body
     expect(JSON.parse(callback.raw)).toEqual(record);

@@ -11,7 +11,7 @@ describe('GET /api/health', () => {
     const { deps, world } = fakeDeps({ configuredClusters: () => ['hpc', 'gpu'] });
     world.depths.set('scale-requests', 7);
     world.depths.set('scale-requests-poison', 2);
-    world.counters = { rejectedMessages: 3, poisonedMessages: 2 };
+    world.counters = { rejectedMessages: 3, poisonedMessages: 2, orphanNodesAdopted: 1, orphanNodesTerminated: 4, overAsk: 5 };
     world.paused = true;
     // Act
     const res = await getHealth(deps, httpRequest('GET', '/api/health'));
@@ -28,6 +28,8 @@ describe('GET /api/health', () => {
       queue: { name: 'scale-requests', depth: 7 },
       poison: { name: 'scale-requests-poison', count: 2 },
       rejectedMessages: 3,
+      orphans: { adopted: 1, terminated: 4 },
+      overAsk: 5,
       paused: true,
     });
   });

@@ -3,7 +3,8 @@ import type { CycleCloudApi, ListNodesOptions } from '../../src/cyclecloud/api.t
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import type { NodeCreationRequest, NodeCreationResult, NodeList, NodeManagementRequest, NodeManagementResult, NodeRecord } from '../../src/cyclecloud/schemas.ts';
 import type { TrackerApi, TrackStart } from '../../src/tracking/types.ts';
-import type { CapacityFailure, CapacityMemoryApi, QueueSender, SnapshotSource } from '../../src/requests/submit.ts';
+import type { CapacityFailure, CapacityMemoryApi, QueueSender, ReservationsApi, SnapshotSource } from '../../src/requests/submit.ts';
+import type { Reservation } from '../../src/requests/reservations.ts';
 import type { IntakeState } from '../../src/requests/intake.ts';
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
 import type { CapacityBackoff } from '../../src/planning/types.ts';
@@ -40,6 +41,8 @@ export class FakeCycleCloud implements CycleCloudApi {
   readonly limitNext = new Map<string, number>();
   /** Errors thrown by the next listNodes calls (consumed). */
   readonly listFaults: CycleCloudError[] = [];
+  /** Retry-After of a throttled create. */
+  throttleRetryAfterMs = 1000;
   #seq = 0;
   #counters = new Map<string, number>();
 
@@ -67,13 +70,14 @@ export class FakeCycleCloud implements CycleCloudApi {
     }
     if (!op) return { nodes: structuredClone(this.nodes) };
     const names = new Set(op.names);
-    return { nodes: structuredClone(this.nodes.filter((n) => names.has(n.Name))), operation: { action: op.action, startTime: new Date(0).toISOString(), operationId: op.id } };
+    // As documented: the operation is {action, startTime}; nothing names its id.
+    return { nodes: structuredClone(this.nodes.filter((n) => names.has(n.Name))), operation: { action: op.action, startTime: new Date(0).toISOString() } };
   }
 
   async createNodes(_cluster: string, request: NodeCreationRequest): Promise<NodeCreationResult> {
     this.calls.push({ method: 'createNodes', ...(request.requestId ? { requestId: request.requestId } : {}), body: structuredClone(request) });
     const fault = this.createFaults.shift();
-    if (fault === 'throttle') throw new CycleCloudError('CC_THROTTLED', 'HTTP 429', { status: 429, retryAfterMs: 1000 });
+    if (fault === 'throttle') throw new CycleCloudError('CC_THROTTLED', 'HTTP 429', { status: 429, retryAfterMs: this.throttleRetryAfterMs });
     if (fault === 'unavailable-before') throw new CycleCloudError('CC_NETWORK', 'ECONNREFUSED', {});
     if (fault === 'lost') throw new CycleCloudError('CC_NETWORK', 'socket hang up (ECONNRESET)', { ambiguous: true });
     if (fault === 'bad-request') throw new CycleCloudError('CC_BAD_REQUEST', 'HTTP 400: MachineType Standard_X is not recognized', { status: 400 });
@@ -88,6 +92,7 @@ export class FakeCycleCloud implements CycleCloudApi {
         this.#counters.set(s.nodearray, n);
         const name = `${s.nodearray}-${n}`;
         this.nodes.push({
+          ...(s.nodeAttributes ?? {}),
           Name: name,
           NodeId: `id-${name}`,
           Template: s.nodearray,
@@ -142,7 +147,7 @@ export class FakeCycleCloud implements CycleCloudApi {
   }
   async findOperationByRequestId(requestId: string) {
     const id = this.byRequestId.get(requestId);
-    return id ? { action: this.ops.get(id)!.action, startTime: new Date(0).toISOString(), operationId: id } : null;
+    return id ? { action: this.ops.get(id)!.action, startTime: new Date(0).toISOString() } : null;
   }
   async #unused(): Promise<never> {
     throw new Error('not used');
@@ -205,4 +210,24 @@ export function fixedSnapshots(snapshot: () => ClusterSnapshot | null): Snapshot
     },
   };
   return source;
+}
+
+/** In-memory capacity reservations (one process: a read and its write never interleave with another). */
+export class MemoryReservations implements ReservationsApi {
+  readonly items = new Map<string, Reservation[]>();
+  async reserve<T>(cluster: string, plan: (items: readonly Reservation[]) => { reservation: Reservation | null; result: T }): Promise<T> {
+    const items = this.items.get(cluster) ?? [];
+    const p = plan(structuredClone(items));
+    if (p.reservation) this.items.set(cluster, [...items.filter((x) => x.cycleCloudRequestId !== p.reservation!.cycleCloudRequestId), p.reservation]);
+    return p.result;
+  }
+  async accepted(cluster: string, cycleCloudRequestId: string, added: number[], atMs: number): Promise<void> {
+    const r = (this.items.get(cluster) ?? []).find((x) => x.cycleCloudRequestId === cycleCloudRequestId);
+    if (!r || r.acceptedAtMs !== undefined) return;
+    r.acceptedAtMs = atMs;
+    r.sets = r.sets.map((s, i) => ({ ...s, count: added[i] ?? 0 }));
+  }
+  async release(cluster: string, cycleCloudRequestId: string): Promise<void> {
+    this.items.set(cluster, (this.items.get(cluster) ?? []).filter((x) => x.cycleCloudRequestId !== cycleCloudRequestId));
+  }
 }

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
+import { CapacityReservations } from '../../src/requests/reservations.ts';
 import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from '../../src/requests/intake.ts';
 import { applySubmission } from '../../src/requests/record.ts';
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
@@ -25,7 +26,7 @@ beforeAll(() => {
 
 async function setup(over: { paused?: boolean } = {}) {
   const names = uniqueNames();
-  await storage.ensure({ tables: [names.requestsTable] });
+  await storage.ensure({ tables: [names.requestsTable, names.stateTable] });
   const clock = { now: T0 + 10_000 };
   const cc = new FakeCycleCloud();
   const tracker = new FakeTracker();
@@ -37,6 +38,7 @@ async function setup(over: { paused?: boolean } = {}) {
   const deps: IntakeDeps = {
     cyclecloud: cc,
     ledger,
+    reservations: new CapacityReservations({ storage, names }),
     snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(clock.now - 5_000).toISOString() })),
     capacity,
     tracker,
@@ -116,15 +118,23 @@ describe('scale requests: one create, exactly once', () => {
     expect(cc.nodes).toHaveLength(2);
     expect(cc.calls.map((c) => c.method)).toEqual(['createNodes', 'listNodes']);
     const rec = (await ledger.getRecord('ctf-1'))!;
-    expect(rec.operations[0]!.operationId).toBe('op-1');
+    // The lookup does not say the operation id (OperationStatus is {action, startTime}): the
+    // operation is followed by its CycleCloud request id.
+    expect(rec.operations[0]).toMatchObject({ operationId: null, cycleCloudRequestId: 'ctf-1-g0', state: 'pending' });
     expect(rec.demands[0]!.created).toBe(2);
-    expect(tracker.starts[0]!.operationId).toBe('op-1');
+    expect(tracker.starts[0]).toMatchObject({ operationId: null, cycleCloudRequestId: 'ctf-1-g0' });
   });
 
-  it('a reset that never reached CycleCloud: creates again with the same request id', async () => {
-    const { cc, ledger, deliver } = await setup();
+  it('a reset that never reached CycleCloud: after a look in the full list, creates again with the same request id', async () => {
+    const { cc, ledger, deliver, clock, queue } = await setup();
     cc.createFaults.push('lost');
-    await deliver(scale('lost-1', [{ nodearray: 'ondemand', count: 2 }]));
+    const first = await deliver(scale('lost-1', [{ nodearray: 'ondemand', count: 2 }]));
+    // Not known by request id and not listed: a list may lag a create, so it waits before sending again.
+    expect(first.action).toBe('waiting');
+    expect(creates(cc).map((c) => c.requestId)).toEqual(['lost-1-g0']);
+    expect(cc.calls.map((c) => c.method)).toEqual(['createNodes', 'listNodes', 'listNodes']);
+    clock.now += 15_000;
+    await deliver(queue.sent.at(-1)!.body, { dequeueCount: 1 });
     expect(creates(cc).map((c) => c.requestId)).toEqual(['lost-1-g0', 'lost-1-g0']);
     expect(cc.appliedCreates).toBe(1);
     expect((await ledger.getRecord('lost-1'))!.state).toBe('submitted');
@@ -136,16 +146,18 @@ describe('scale requests: one create, exactly once', () => {
     // Prepare: CycleCloud applied the create, the worker died before recording the result.
     cc.createFaults.push('commit-then-fail');
     cc.listFaults.push(new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503 }));
-    await expect(deliver(msg)).rejects.toThrow('503');
+    // CycleCloud unavailable: the request waits with a reason instead of burning a delivery.
+    expect((await deliver(msg)).action).toBe('waiting');
     const mid = (await ledger.get('crash-1'))!;
     expect(mid.attempts[0]!.state).toBe('intent');
+    expect(mid.record.reason).toContain('CC_UNAVAILABLE');
     // Act
     const result = await deliver(msg, { dequeueCount: 2 });
     // Assess
     expect(result.action).toBe('tracking');
     expect(cc.appliedCreates).toBe(1);
     expect(creates(cc)).toHaveLength(1);
-    expect((await ledger.getRecord('crash-1'))!.operations[0]!.operationId).toBe('op-1');
+    expect((await ledger.getRecord('crash-1'))!.operations[0]).toMatchObject({ operationId: null, cycleCloudRequestId: 'crash-1-g0' });
   });
 
   it('a 409 on create after a crash before the response: adopts the existing operation', async () => {
@@ -159,17 +171,23 @@ describe('scale requests: one create, exactly once', () => {
     // Assess
     expect(cc.appliedCreates).toBe(1);
     expect(cc.nodes).toHaveLength(1);
-    expect((await ledger.getRecord('conf-1'))!.operations[0]!.operationId).toBe('op-1');
+    expect((await ledger.getRecord('conf-1'))!.operations[0]).toMatchObject({ operationId: null, cycleCloudRequestId: 'conf-1-g0' });
   });
 
-  it('throttled create: the intent stays, the message is retried, the retry reconciles then creates', async () => {
-    const { cc, ledger, deliver } = await setup();
+  it('throttled create: the intent stays, the request waits (Retry-After honoured), the wake-up reconciles then creates', async () => {
+    const { cc, ledger, deliver, queue, clock } = await setup();
     cc.createFaults.push('throttle');
+    cc.throttleRetryAfterMs = 40_000;
     const msg = scale('thr-1', [{ nodearray: 'ondemand', count: 1 }]);
-    await expect(deliver(msg)).rejects.toMatchObject({ code: 'CC_THROTTLED' });
-    expect((await ledger.getRecord('thr-1'))!.state).toBe('planning');
-    await deliver(msg, { dequeueCount: 2 });
-    expect(cc.calls.map((c) => c.method)).toEqual(['createNodes', 'listNodes', 'createNodes']);
+    expect((await deliver(msg)).action).toBe('waiting');
+    const rec = (await ledger.getRecord('thr-1'))!;
+    expect(rec.state).toBe('queued');
+    expect(rec.reason).toContain('CC_THROTTLED');
+    // One wake-up, no sooner than CycleCloud's Retry-After; the message itself was not failed.
+    expect(queue.sent.map((m) => m.visibilityDelayMs)).toEqual([40_000]);
+    clock.now += 40_000;
+    await deliver(queue.sent[0]!.body);
+    expect(cc.calls.map((c) => c.method)).toEqual(['createNodes', 'listNodes', 'listNodes', 'createNodes']);
     expect(cc.appliedCreates).toBe(1);
   });
 
@@ -272,7 +290,7 @@ describe('scale requests: shortfalls', () => {
   it('a request made final by a run that died before queueing its callback gets the callback on redelivery', async () => {
     // Prepare: the ledger's onFinal (queues the callback) is where the worker dies, once
     const names = uniqueNames();
-    await storage.ensure({ tables: [names.requestsTable] });
+    await storage.ensure({ tables: [names.requestsTable, names.stateTable] });
     const finals: string[] = [];
     let dies = true;
     const onFinal = async (e: LedgerEntry): Promise<void> => {
@@ -349,17 +367,47 @@ describe('intake: invalid, broken, conflicting, transient', () => {
     expect(cc.appliedCreates).toBe(1);
   });
 
-  it('a transient failure is thrown for the queue; on the last attempt the record says why first', async () => {
-    const { cc, ledger, state, deliver } = await setup();
+  it('CycleCloud unavailable never burns deliveries: the request waits, nothing is thrown', async () => {
+    const { cc, ledger, deliver, queue } = await setup();
+    const msg = scale('tr-0', [{ nodearray: 'ondemand', count: 1 }]);
+    cc.createFaults.push('unavailable-before');
+    expect((await deliver(msg, { dequeueCount: 1 })).action).toBe('waiting');
+    const rec = (await ledger.getRecord('tr-0'))!;
+    expect(rec.reason).toMatch(/CC_NETWORK/);
+    expect(queue.sent).toHaveLength(1);
+  });
+
+  it('a storage failure is thrown for the queue; on the last attempt the record says why first', async () => {
+    const { deps, ledger, state, deliver } = await setup();
     const msg = scale('tr-1', [{ nodearray: 'ondemand', count: 1 }]);
-    cc.createFaults.push('unavailable-before', 'unavailable-before');
-    await expect(deliver(msg, { dequeueCount: 4 })).rejects.toMatchObject({ code: 'CC_NETWORK' });
-    expect((await ledger.getRecord('tr-1'))!.state).toBe('planning');
-    cc.listFaults.push(new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503 }));
-    await expect(deliver(msg, { dequeueCount: 5 })).rejects.toThrow();
+    const realPlan = deps.snapshots.getFresh.bind(deps.snapshots);
+    deps.snapshots.getFresh = async () => {
+      throw Object.assign(new Error('storage unreachable'), { code: 'ECONNREFUSED' });
+    };
+    await expect(deliver(msg, { dequeueCount: 5 })).rejects.toThrow('storage unreachable');
+    deps.snapshots.getFresh = realPlan;
     const rec = (await ledger.getRecord('tr-1'))!;
     expect(rec.state).toBe('failed');
-    expect(rec.reason).toMatch(/^moved to scale-requests-poison after 5 attempts: CC_UNAVAILABLE: HTTP 503/);
+    expect(rec.reason).toMatch(/^moved to scale-requests-poison after 5 attempts: ECONNREFUSED: storage unreachable/);
+    expect(state.counts.poisonedMessages).toBe(1);
+  });
+
+  it('a request whose create may exist is never failed by the poison path: it stays open with the reason', async () => {
+    const { deps, cc, ledger, state, deliver } = await setup();
+    const msg = scale('tr-2', [{ nodearray: 'ondemand', count: 1 }]);
+    cc.createFaults.push('commit-then-fail');
+    cc.listFaults.push(new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503 }));
+    await deliver(msg, { dequeueCount: 1 });
+    expect((await ledger.get('tr-2'))!.attempts[0]!.state).toBe('intent');
+    deps.snapshots.getFresh = async () => {
+      throw Object.assign(new Error('storage unreachable'), { code: 'ECONNREFUSED' });
+    };
+    const tracker = deps.tracker as FakeTracker;
+    tracker.failNext = 1;
+    await expect(deliver(msg, { dequeueCount: 5 })).rejects.toThrow();
+    const rec = (await ledger.getRecord('tr-2'))!;
+    expect(rec.state).not.toBe('failed');
+    expect(rec.reason).toContain('stays open until its CycleCloud create is resolved');
     expect(state.counts.poisonedMessages).toBe(1);
   });
 
@@ -401,14 +449,16 @@ describe('pause and terminate', () => {
     const msg = { kind: 'terminate', requestId: 'drain-2', cluster: 'hpc', names: ['ondemand-1'], ids: ['id-ondemand-2', 'id-ghost'] };
     await deliver(msg);
     await deliver(msg);
+    // The answer was lost: sent again under the same id, CycleCloud's 409 says it had it.
     const terms = cc.calls.filter((c) => c.method === 'terminateNodes');
-    expect(terms).toHaveLength(1);
+    expect(terms.map((t) => t.requestId)).toEqual(['drain-2-t', 'drain-2-t']);
+    expect([...cc.ops.values()].filter((o) => o.action === 'terminate')).toHaveLength(1);
     const rec = (await ledger.getRecord('drain-2'))!;
     expect(rec.state).toBe('submitted');
-    expect(rec.operations).toEqual([expect.objectContaining({ operationId: 'op-2', action: 'terminate', cycleCloudRequestId: 'drain-2-t' })]);
+    expect(rec.operations).toEqual([expect.objectContaining({ operationId: null, action: 'terminate', cycleCloudRequestId: 'drain-2-t' })]);
     expect(rec.nodes.map((n) => n.name).sort()).toEqual(['ondemand-1', 'ondemand-2']);
     expect(rec.reason).toContain('matched no node: id-ghost');
-    expect(tracker.starts.every((t) => t.action === 'terminate' && t.operationId === 'op-2')).toBe(true);
+    expect(tracker.starts.every((t) => t.action === 'terminate' && t.cycleCloudRequestId === 'drain-2-t')).toBe(true);
   });
 });
 
@@ -431,7 +481,7 @@ describe('refusals and wire details', () => {
     expect(body).toEqual({ hostnames: ['h1'], ip_addresses: ['10.0.0.4'], filter: 'State === "Started"', requestId: 'drain-3-t' });
   });
 
-  it('terminate after a crash between intent and result: looked up, not sent again', async () => {
+  it('terminate after a crash between intent and result: sent again under the same id, applied once', async () => {
     const { cc, ledger, deliver } = await setup();
     await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 1 }] });
     const msg = { kind: 'terminate' as const, requestId: 'drain-5', cluster: 'hpc', names: ['ondemand-1'] };
@@ -442,10 +492,12 @@ describe('refusals and wire details', () => {
     // Act
     await deliver(msg, { dequeueCount: 2 });
     // Assess
-    expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toHaveLength(1);
+    expect(cc.calls.filter((c) => c.method === 'terminateNodes').map((c) => c.requestId)).toEqual(['drain-5-t', 'drain-5-t']);
+    expect([...cc.ops.values()].filter((o) => o.action === 'terminate')).toHaveLength(1);
     const rec = (await ledger.getRecord('drain-5'))!;
     expect(rec.state).toBe('submitted');
-    expect(rec.operations[0]).toMatchObject({ operationId: 'op-2', action: 'terminate' });
+    expect(rec.operations[0]).toMatchObject({ operationId: null, cycleCloudRequestId: 'drain-5-t', action: 'terminate' });
+    expect(rec.nodes.map((n) => n.name)).toEqual(['ondemand-1']);
   });
 
   it('a terminate that matches nothing fails and says so', async () => {

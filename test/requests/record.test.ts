@@ -114,13 +114,13 @@ describe('record: submissions and node states', () => {
 
   it('counts ready nodes and marks the operation done when none is pending', () => {
     let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt(), T0);
-    e = applyNodeStates(e, 'op-1', [node('mpi-1', 0, 'ready'), node('mpi-2', 0, 'pending', 'Acquiring')], T0 + 5);
+    e = applyNodeStates(e, 'job-1-g0', [node('mpi-1', 0, 'ready'), node('mpi-2', 0, 'pending', 'Acquiring')], T0 + 5);
     expect(e.record.demands[0]!.ready).toBe(1);
     expect(e.record.operations[0]!.state).toBe('pending');
     expect(e.record.nodes.map((n) => n.name)).toEqual(['mpi-1', 'mpi-2']);
 
     const all = ['mpi-1', 'mpi-2', 'mpi-3', 'mpi-4'].map((n) => node(n, 0, 'ready')).concat(['od-1', 'od-2', 'od-3'].map((n) => node(n, 1, 'ready')));
-    e = applyNodeStates(e, 'op-1', all, T0 + 6);
+    e = applyNodeStates(e, 'job-1-g0', all, T0 + 6);
     expect(e.record.nodes).toHaveLength(7);
     expect(e.record.demands.map((d) => d.ready)).toEqual([4, 3]);
     expect(e.record.operations[0]!.state).toBe('done');
@@ -128,15 +128,15 @@ describe('record: submissions and node states', () => {
 
   it('failed nodes stop counting as created, so they are remaining again', () => {
     let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt(), T0);
-    e = applyNodeStates(e, 'op-1', [node('od-1', 1, 'ready'), node('od-2', 1, 'failed', 'Failed'), node('od-3', 1, 'timed_out', 'Acquiring')], T0);
+    e = applyNodeStates(e, 'job-1-g0', [node('od-1', 1, 'ready'), node('od-2', 1, 'failed', 'Failed'), node('od-3', 1, 'timed_out', 'Acquiring')], T0);
     expect(e.record.demands[1]).toMatchObject({ created: 1, ready: 1 });
     expect(remainingByDemand(e)[1]).toBe(2);
   });
 
   it('keeps a known demand when the tracker reports null', () => {
     let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt(), T0);
-    e = applyNodeStates(e, 'op-1', [node('od-1', 1, 'pending', 'Acquiring')], T0);
-    e = applyNodeStates(e, 'op-1', [{ name: 'od-1', id: null, status: 'Ready', demand: null, outcome: 'ready' }], T0);
+    e = applyNodeStates(e, 'job-1-g0', [node('od-1', 1, 'pending', 'Acquiring')], T0);
+    e = applyNodeStates(e, 'job-1-g0', [{ name: 'od-1', id: null, status: 'Ready', demand: null, outcome: 'ready' }], T0);
     expect(e.record.nodes[0]).toEqual({ name: 'od-1', id: 'id-od-1', status: 'Ready', demand: 1 });
     expect(e.record.demands[1]!.ready).toBe(1);
   });
@@ -156,7 +156,7 @@ describe('record: compensation and settling', () => {
     expect(excludedPlacementGroups(e)).toEqual(['pg-a']);
     expect(e.record.demands[0]!.reason).toContain('only 2 of 4');
     // later reports of those nodes (terminating) do not bring them back
-    e = applyNodeStates(e, 'op-1', [node('mpi-1', 0, 'ready'), node('mpi-2', 0, 'gone', 'Off')], T0);
+    e = applyNodeStates(e, 'job-1-g0', [node('mpi-1', 0, 'ready'), node('mpi-2', 0, 'gone', 'Off')], T0);
     expect(e.record.demands[0]).toMatchObject({ created: 0, ready: 0 });
   });
 
@@ -167,13 +167,13 @@ describe('record: compensation and settling', () => {
     const request: ScaleRequest = { kind: 'scale', requestId: 'job-1', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 4, colocated: true }] };
     const set = (pg: string) => [{ nodearray: 'mpi', machineType: 'HB', placementGroupId: pg, count: 4, added: 4, message: null, demands: [{ index: 0, count: 4 }] }];
     let e = applySubmission(newEntry(request, T0, DEADLINE), attempt({ sets: set('pg-a') }), T0);
-    e = applyNodeStates(e, 'op-1', gang(0), T0);
+    e = applyNodeStates(e, 'job-1-g0', gang(0), T0);
     const old = gang(0);
     e = markCompensated(e, { demandIndex: 0, placementGroupId: 'pg-a', nodeNames: old.map((n) => n.name), nodeKeys: old.map((n) => nodeKey(n)), reason: 'mpi-1 failed' }, T0);
     e = applyNodeStates(e, 'op-c', old.map((n) => ({ ...n, status: 'Terminated', demand: null, outcome: 'gone' as const })), T0);
     e = applySubmission(e, attempt({ generation: 1, cycleCloudRequestId: 'job-1-g1', operationId: 'op-2', sets: set('pg-b') }), T0);
     // Act
-    e = settle(applyNodeStates(e, 'op-2', gang(1), T0), T0);
+    e = settle(applyNodeStates(e, 'job-1-g1', gang(1), T0), T0);
     // Assess
     expect(e.record.demands[0]).toMatchObject({ created: 4, ready: 4 });
     expect(e.record.state).toBe('fulfilled');
@@ -185,16 +185,16 @@ describe('record: compensation and settling', () => {
     let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt(), T0);
     const nodes = ['m1', 'm2', 'm3', 'm4'].map((n) => node(n, 0, 'ready')).concat(['o1', 'o2', 'o3'].map((n) => node(n, 1, 'ready')));
     expect(settle(e, T0).record.state).toBe('submitted');
-    e = settle(applyNodeStates(e, 'op-1', nodes, T0), T0 + 1);
+    e = settle(applyNodeStates(e, 'job-1-g0', nodes, T0), T0 + 1);
     expect(e.record.state).toBe('fulfilled');
     expect(e.record.reason).toBeNull();
   });
 
   it('stays open while nodes are pending or demands wait before the deadline', () => {
     let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt(), T0);
-    e = applyNodeStates(e, 'op-1', ['m1', 'm2', 'm3', 'm4'].map((n) => node(n, 0, 'ready')).concat([node('o1', 1, 'pending', 'Acquiring')]), T0);
+    e = applyNodeStates(e, 'job-1-g0', ['m1', 'm2', 'm3', 'm4'].map((n) => node(n, 0, 'ready')).concat([node('o1', 1, 'pending', 'Acquiring')]), T0);
     expect(settle(e, T0 + DEADLINE + 1).record.state).toBe('submitted');
-    e = applyNodeStates(e, 'op-1', [node('o1', 1, 'failed', 'Failed'), node('o2', 1, 'ready'), node('o3', 1, 'ready')], T0);
+    e = applyNodeStates(e, 'job-1-g0', [node('o1', 1, 'failed', 'Failed'), node('o2', 1, 'ready'), node('o3', 1, 'ready')], T0);
     expect(openRemaining(e)).toEqual({ 1: 1 });
     expect(settle(e, T0 + 1000).record.state).toBe('submitted');
     const late = settle(e, T0 + DEADLINE);
@@ -225,9 +225,9 @@ describe('record: compensation and settling', () => {
     expect(e.record.demands).toEqual([]);
     expect(settle(e, T0).record.state).toBe('queued');
     e.record.operations.push({ operationId: 'op-t', cycleCloudRequestId: 'drain-1-t', state: 'pending', action: 'terminate' });
-    e = applyNodeStates(e, 'op-t', [{ name: 'a', id: 'ia', status: 'Terminating', demand: null, outcome: 'pending' }], T0);
+    e = applyNodeStates(e, 'drain-1-t', [{ name: 'a', id: 'ia', status: 'Terminating', demand: null, outcome: 'pending' }], T0);
     expect(settle(e, T0).record.state).toBe('queued');
-    e = applyNodeStates(e, 'op-t', [{ name: 'a', id: 'ia', status: 'Off', demand: null, outcome: 'gone' }, { name: 'b', id: 'ib', status: 'Failed', demand: null, outcome: 'failed' }], T0);
+    e = applyNodeStates(e, 'drain-1-t', [{ name: 'a', id: 'ia', status: 'Off', demand: null, outcome: 'gone' }, { name: 'b', id: 'ib', status: 'Failed', demand: null, outcome: 'failed' }], T0);
     expect(e.record.operations[0]!.state).toBe('done');
     const s = settle(e, T0);
     expect(s.record.state).toBe('partially_fulfilled');

@@ -217,16 +217,62 @@ describe('nodes and operations', () => {
     expect(unknown.text).toBe('No operation found for request id never');
   });
 
-  it('operations by request id (0 or 1, with operationId) and by id', async () => {
+  it('operations by request id (0 or 1) and by id, as documented: {action, startTime} only', async () => {
     const a = await create({ requestId: 'req-op', sets: [{ nodearray: 'ondemand', count: 1 }] });
-    const found = OperationList.parse((await call(h, 'GET', '/operations/?request_id=req-op')).json);
+    const found = (await call(h, 'GET', '/operations/?request_id=req-op')).json;
     const none = OperationList.parse((await call(h, 'GET', '/operations/?request_id=nope')).json);
-    const byId = OperationStatus.parse((await call(h, 'GET', `/operations/${a.operationId}`)).json);
+    const byId = (await call(h, 'GET', `/operations/${a.operationId}`)).json;
     const missing = await call(h, 'GET', '/operations/00000000-0000-0000-0000-000000000000');
-    expect(found).toEqual([{ action: 'create', startTime: expect.any(String), operationId: a.operationId }]);
+    expect(found).toEqual([{ action: 'create', startTime: expect.any(String) }]);
     expect(none).toEqual([]);
-    expect(byId.action).toBe('create');
+    expect(byId).toEqual({ action: 'create', startTime: expect.any(String) });
     expect(missing.status).toBe(404);
+  });
+
+  it('an undocumented operationId only behind its explicit option', async () => {
+    const other = await startSimulator({ port: 0, stepMs: STEP_MS, undocumentedOperationIds: true });
+    try {
+      const res = await other.sim.createNodes('hpc', { requestId: 'x-1', sets: [{ nodearray: 'ondemand', count: 1 }] });
+      expect(other.sim.findOperations('x-1')).toEqual([{ action: 'create', startTime: expect.any(String), operationId: res.operationId }]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('forgets request ids (lookups 404, the id may be used again) and lags node lists, as the docs leave open', async () => {
+    await create({ requestId: 'gap-1', sets: [{ nodearray: 'ondemand', count: 1 }] });
+    const hook = await call(h, 'POST', '/__sim/forget-request-ids');
+    const lookup = await call(h, 'GET', '/clusters/hpc/nodes?request_id=gap-1');
+    const again = await call(h, 'POST', '/clusters/hpc/nodes/create', { body: { requestId: 'gap-1', sets: [{ nodearray: 'ondemand', count: 1 }] } });
+    expect(hook.status).toBe(204);
+    expect(lookup.status).toBe(404);
+    expect(lookup.text).toBe('No operation found for request id gap-1');
+    expect(again.status).toBe(202);
+
+    const gaps = await call(h, 'POST', '/__sim/documentation-gaps', { body: { listLagMs: 3_000 } });
+    const before = (await call(h, 'GET', '/clusters/hpc/nodes')).json as { nodes: unknown[] };
+    await create({ requestId: 'gap-2', sets: [{ nodearray: 'ondemand', count: 1 }] });
+    const young = await call(h, 'GET', '/clusters/hpc/nodes?request_id=gap-2');
+    const list = (await call(h, 'GET', '/clusters/hpc/nodes')).json as { nodes: unknown[] };
+    nowMs += 3_000;
+    const later = (await call(h, 'GET', '/clusters/hpc/nodes?request_id=gap-2')).json as { nodes: unknown[] };
+    await call(h, 'POST', '/__sim/documentation-gaps', { body: { listLagMs: 0 } });
+    expect(gaps.status).toBe(204);
+    expect(young.status).toBe(404);
+    expect(list.nodes).toHaveLength(before.nodes.length);
+    expect(later.nodes).toHaveLength(1);
+  });
+
+  it('a request id is remembered only as long as requestIdRetentionMs', async () => {
+    const other = await startSimulator({ port: 0, stepMs: STEP_MS, now: () => nowMs, requestIdRetentionMs: 60_000 });
+    try {
+      await other.sim.createNodes('hpc', { requestId: 'ret-1', sets: [{ nodearray: 'ondemand', count: 1 }] });
+      expect(other.sim.listNodes('hpc', { requestId: 'ret-1' }).nodes).toHaveLength(1);
+      nowMs += 60_000;
+      expect(() => other.sim.listNodes('hpc', { requestId: 'ret-1' })).toThrow('No operation found for request id ret-1');
+    } finally {
+      await other.close();
+    }
   });
 
   it('lifecycle: Acquiring → Preparing (IP, hostname, instance) → Ready, one step each', async () => {

@@ -61,7 +61,7 @@ describe('reconcileSnapshot', () => {
     expect(Object.fromEntries(e.record.nodes.map((n) => [n.name, outcomeOf(e, n)]))).toEqual({ 'ondemand-1': 'ready', 'ondemand-2': 'gone', 'ondemand-3': 'gone' });
     expect(e.record.demands[0]).toMatchObject({ created: 1, ready: 1 });
     expect(result).toMatchObject({ requests: 1, updated: 1, gone: 2, failed: 0, woken: 1 });
-    expect(woken).toEqual(['op-r1']);
+    expect(woken).toEqual(['r1-g0']); // trackers are keyed by the CycleCloud request id
   });
 
   it('turns a capacity failure into a failed node and one capacity record per bucket', async () => {

@@ -9,7 +9,7 @@ let store: TrackerStore;
 
 function record(operationId: string, over: Partial<TrackerRecord> = {}, nextPollAtMs = T0 + 5_000): TrackerRecord {
   const state = initialState(
-    { cluster: 'hpc', operationId, cycleCloudRequestId: 'r-g0', requestId: 'r', action: 'create', generation: 0, sets: [] },
+    { cluster: 'hpc', operationId, cycleCloudRequestId: operationId, requestId: 'r', action: 'create', generation: 0, sets: [] },
     T0,
   );
   state.nextPollAtMs = nextPollAtMs;
@@ -65,7 +65,7 @@ describe('TrackerStore', () => {
     // Act
     const overdue = await store.listOverdue(now, 180_000);
     // Assess
-    const ids = overdue.map((r) => r.state.operationId).filter((id) => ['late', 'fresh', 'crashed', 'busy', 'done'].includes(id));
+    const ids = overdue.map((r) => r.state.cycleCloudRequestId).filter((id) => ['late', 'fresh', 'crashed', 'busy', 'done'].includes(id));
     expect(ids.sort()).toEqual(['crashed', 'late']);
   });
 

@@ -120,7 +120,7 @@ describe('tracker with the simulator', () => {
     // Prepare
     const t = tracker({ bootTimeoutMs: 1_500 });
     const start = await create('sim-3', { nodearray: 'ondemand', machineType: 'Standard_HC44rs', count: 2 });
-    const [, held] = (await client.listNodes('hpc', { operationId: start.operationId })).nodes.map((n) => n.Name).sort();
+    const [, held] = (await client.listNodes('hpc', { operationId: start.operationId! })).nodes.map((n) => n.Name).sort();
     handle.sim.holdNode('hpc', held!);
     // Act
     await t.start(start);

@@ -13,6 +13,8 @@ import type { TrackStart } from '../../src/tracking/types.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { FakeCycleCloud } from './fake-cyclecloud.ts';
+import type { TrackerRecord } from '../../src/tracking/store.ts';
+import { unpackJson } from '../../src/platform/table-json.ts';
 import { peekAll, pumpOnce, pumpUntil } from './pump.ts';
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
@@ -47,6 +49,7 @@ async function submitted(requestId: string, operationId: string, sets: Set[], ca
   };
   await ledger.admit(message, clock);
   const cycleCloudRequestId = createRequestId(requestId, 0);
+  ccOf.set(operationId, cycleCloudRequestId);
   await ledger.update(requestId, (e) =>
     applySubmission(e, { generation: 0, cycleCloudRequestId, state: 'accepted', operationId, sets: sets.map((s) => ({ ...s, message: null })), submittedAtMs: clock }, clock),
   );
@@ -70,7 +73,20 @@ function tracker(over: Partial<TrackerDeps> = {}, config: Partial<TrackerConfig>
   return Object.assign(t, { enqueued });
 }
 
-const wake = (t: ReturnType<typeof tracker>, operationId: string) => t.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc', operationId }, { dequeueCount: 1 }, log);
+/** The tracker is keyed by CycleCloud requestId; tests name operations by the fake's operation ids. */
+const ccOf = new Map<string, string>();
+async function recordOf(operationId: string): Promise<TrackerRecord | null> {
+  for await (const e of storage.table(names.operationsTable).listEntities<Record<string, unknown>>()) {
+    const doc = unpackJson<TrackerRecord>(e);
+    if (doc.state.operationId === operationId) return { ...doc, ...(e.etag ? { etag: e.etag } : {}) };
+  }
+  return null;
+}
+async function wake(t: ReturnType<typeof tracker>, operationId: string): Promise<void> {
+  const rec = await recordOf(operationId);
+  const cycleCloudRequestId = rec?.state.cycleCloudRequestId ?? ccOf.get(operationId) ?? operationId;
+  await t.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId }, { dequeueCount: 1 }, log);
+}
 const entry = async (id: string): Promise<LedgerEntry> => (await ledger.get(id))!;
 
 beforeEach(async () => {
@@ -110,7 +126,7 @@ describe('tracker', () => {
     expect(cc.count('listNodes')).toBe(2);
     const metrics = logs.entries().filter((l) => typeof l.metric === 'string');
     expect(metrics.map((m) => [m.metric, m.value])).toEqual([['nodes_ready', 2], ['nodes_failed', 0], ['cyclecloud_calls', 2]]);
-    expect((await t.store.get('hpc', 'op-1'))?.state.final).toBe(true);
+    expect((await recordOf('op-1'))?.state.final).toBe(true);
   });
 
   it('terminates a colocated set with a failed node and asks for a re-plan', async () => {
@@ -132,7 +148,7 @@ describe('tracker', () => {
     expect(e.record.demands[0]!.created).toBe(0);
     expect(e.record.demands[0]!.reason).toContain('mpi-2');
     // The terminate is tracked to the end too.
-    expect((await t.store.get('hpc', 'term-1'))?.state.nodes.map((n) => n.name)).toEqual(['mpi-1', 'mpi-2', 'mpi-3']);
+    expect((await recordOf('term-1'))?.state.nodes.map((n) => n.name)).toEqual(['mpi-1', 'mpi-2', 'mpi-3']);
     for (const n of ['mpi-1', 'mpi-2', 'mpi-3']) cc.remove(n);
     clock += 5_000;
     await wake(t, 'term-1');
@@ -183,7 +199,7 @@ describe('tracker', () => {
     clock += 5_000;
     await wake(t, 'op-7');
     // Assess: still following it (it has not seen its nodes yet)
-    expect((await t.store.get('hpc', 'op-7'))!.state.final).toBe(false);
+    expect((await recordOf('op-7'))!.state.final).toBe(false);
   });
 
   it('keeps the terminate of a timed-out node pending until CycleCloud no longer has the node', async () => {
@@ -193,7 +209,7 @@ describe('tracker', () => {
     await t.start(await submitted('job-8', 'op-8', [looseSet()]));
     clock = T0 + 60_000;
     await wake(t, 'op-8');
-    const terminateOp = (await entry('job-8')).record.operations.find((o) => o.action === 'terminate')!.operationId;
+    const terminateOp = (await entry('job-8')).record.operations.find((o) => o.action === 'terminate')!.operationId!;
     // Act
     clock += 5_000;
     await wake(t, terminateOp);
@@ -244,7 +260,7 @@ describe('tracker', () => {
     void wake(first, 'op-4');
     await new Promise((r) => setTimeout(r, 300));
     await storage.queue(names.trackerQueue).clearMessages();
-    const stuck = await first.store.get('hpc', 'op-4');
+    const stuck = await recordOf('op-4');
     // Act: a fresh instance, after the lease has expired.
     const second = tracker();
     clock += 130_000;
@@ -295,15 +311,15 @@ describe('tracker', () => {
     await storage.queue(names.trackerQueue).clearMessages(); // crash right after the record was written
     clock += 5_000; // the first poll is due: the re-sent wake-up is visible at once
     await t.start(start);
-    const rec = await t.store.get('hpc', 'op-11');
-    expect(await peekAll(storage, names.trackerQueue)).toEqual([{ $tracker: 'poll', cluster: 'hpc', operationId: 'op-11', token: rec!.wakeToken }]);
+    const rec = await recordOf('op-11');
+    expect(await peekAll(storage, names.trackerQueue)).toEqual([{ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: ccOf.get('op-11'), token: rec!.wakeToken }]);
   });
 
   it('ignores messages that are not wake-ups, and wake-ups for unknown operations', async () => {
     const t = tracker();
     await t.handleTrackerMessage('not json', { dequeueCount: 1 }, log);
     await t.handleTrackerMessage({ $tracker: 'poll' }, { dequeueCount: 1 }, log);
-    await t.handleTrackerMessage(Buffer.from(JSON.stringify({ $tracker: 'poll', cluster: 'hpc', operationId: 'nope' })).toString('base64'), { dequeueCount: 1 }, log);
+    await t.handleTrackerMessage(Buffer.from(JSON.stringify({ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: 'nope' })).toString('base64'), { dequeueCount: 1 }, log);
     expect(cc.calls).toEqual([]);
     expect(logs.entries().map((l) => l.msg)).toEqual(['tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up', 'wake-up for an unknown operation dropped']);
   });
@@ -337,7 +353,7 @@ describe('tracker', () => {
     cc.faults.listNodes = [new CycleCloudError('CC_THROTTLED', 'slow down', { status: 429, retryAfterMs: 90_000 })];
     clock += 5_000;
     await wake(t, 'op-8');
-    const rec = await t.store.get('hpc', 'op-8');
+    const rec = await recordOf('op-8');
     expect(rec?.state.nextPollAtMs).toBe(clock + 90_000);
     expect(rec?.leaseUntilMs).toBe(0);
   });

@@ -1,0 +1,183 @@
+/**
+ * Capacity reservations: what every create of a cluster asked for, from before it is sent until a
+ * snapshot counts its nodes. One row per cluster in `names.stateTable`, changed only by ETag-guarded
+ * read-modify-write: planning reads the row, plans against the snapshot minus what the row holds,
+ * and writes its own reservation conditionally on the row it read. A concurrent plan (another
+ * invocation of the batch, another instance) that wrote first makes this write fail with 412, and
+ * this plan is made again on the new row. So whatever one invocation plans, every other one sees
+ * before it calls CycleCloud: a burst cannot over-ask a bucket (issue: "no over-ask").
+ *
+ * Release. A create's nodes are counted by CycleCloud's `availableCount` from the moment it applies
+ * the create ("includes nodes that are still acquiring a VM"). A reservation therefore stops counting
+ * for a snapshot whose read STARTED after the create's 202 was received (`acceptedAtMs`, minus
+ * {@link CLOCK_SKEW_MS} for clocks of different instances); until then, even an accepted create is
+ * subtracted (with what CycleCloud added). The snapshot timer prunes reservations every snapshot
+ * counts, and those whose create failed or never got past the claim.
+ */
+import type { TableClient } from '@azure/data-tables';
+import { statusOf, type Storage } from '../platform/storage.ts';
+import type { StorageNames } from '../platform/names.ts';
+import { packJson, unpackJson } from '../platform/table-json.ts';
+import type { InFlightAllocation } from '../planning/types.ts';
+
+/** Margin for clocks of different instances: a reservation is counted this much longer. */
+export const CLOCK_SKEW_MS = 2_000;
+/** A reservation whose create has not been accepted after this long is checked against the ledger. */
+export const UNCONFIRMED_AFTER_MS = 2 * 60_000;
+
+export interface ReservedSet {
+  nodearray: string;
+  machineType: string;
+  placementGroupId: string | null;
+  /** Asked; replaced by what CycleCloud added once the create is accepted. */
+  count: number;
+}
+
+export interface Reservation {
+  /** The create's CycleCloud requestId (one reservation per create). */
+  cycleCloudRequestId: string;
+  requestId: string;
+  sets: ReservedSet[];
+  reservedAtMs: number;
+  /** When the create's answer (or its reconciliation) was received; absent while unknown. */
+  acceptedAtMs?: number;
+}
+
+export interface ReservationRow {
+  items: Reservation[];
+  etag: string | null;
+}
+
+const PK = 'reservations';
+const rowKey = (cluster: string): string => encodeURIComponent(cluster);
+const MAX_ATTEMPTS = 100;
+
+/** Whether a snapshot whose read started at `snapshotStartedAtMs` already counts this reservation's nodes. */
+export function countedBy(r: Reservation, snapshotStartedAtMs: number): boolean {
+  return r.acceptedAtMs !== undefined && r.acceptedAtMs + CLOCK_SKEW_MS < snapshotStartedAtMs;
+}
+
+/** What a plan against a snapshot started at `snapshotStartedAtMs` must subtract. */
+export function inFlightOf(items: readonly Reservation[], snapshotStartedAtMs: number): InFlightAllocation[] {
+  const out: InFlightAllocation[] = [];
+  for (const r of items) {
+    if (countedBy(r, snapshotStartedAtMs)) continue;
+    for (const s of r.sets) if (s.count > 0) out.push({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count });
+  }
+  return out;
+}
+
+export class ReservationConflictError extends Error {
+  override name = 'ReservationConflictError';
+  readonly code = 'RESERVATION_CONTENTION';
+}
+
+export class CapacityReservations {
+  readonly #table: TableClient;
+  readonly #random: () => number;
+
+  constructor(options: { storage: Storage; names: StorageNames; random?: () => number }) {
+    this.#table = options.storage.table(options.names.stateTable);
+    this.#random = options.random ?? Math.random;
+  }
+
+  async read(cluster: string): Promise<ReservationRow> {
+    try {
+      const entity = await this.#table.getEntity<Record<string, unknown>>(PK, rowKey(cluster));
+      return { items: unpackJson<{ items: Reservation[] }>(entity).items, etag: entity.etag ? String(entity.etag) : null };
+    } catch (error) {
+      if (statusOf(error) === 404) return { items: [], etag: null };
+      throw error;
+    }
+  }
+
+  /**
+   * Read, change, write under the ETag read, again on a lost race. `change` returns the new list,
+   * or null to write nothing; it may run several times and must be pure. Returns what it returned
+   * last (null when nothing was written).
+   */
+  async update<T>(cluster: string, change: (items: Reservation[]) => { items: Reservation[]; result: T } | null): Promise<T | null> {
+    for (let attempt = 1; ; attempt++) {
+      const row = await this.read(cluster);
+      const next = change(structuredClone(row.items));
+      if (!next) return null;
+      const entity = { partitionKey: PK, rowKey: rowKey(cluster), ...packJson({ items: next.items }) };
+      try {
+        if (row.etag === null) await this.#table.createEntity(entity);
+        else await this.#table.updateEntity(entity, 'Replace', { etag: row.etag });
+        return next.result;
+      } catch (error) {
+        const status = statusOf(error);
+        if ((status !== 412 && status !== 409) || attempt >= MAX_ATTEMPTS) {
+          if (status === 412 || status === 409) throw new ReservationConflictError(`capacity reservations of ${cluster}: gave up after ${attempt} concurrent updates`, { cause: error });
+          throw error;
+        }
+        await new Promise((r) => setTimeout(r, Math.floor(this.#random() * 5 * Math.min(attempt, 10))));
+      }
+    }
+  }
+
+  /**
+   * Plans against the current reservations and reserves the result in one conditional write.
+   * `plan` gets the row's reservations and returns the reservation to add (replacing one of the
+   * same CycleCloud requestId) with its own result, or null when there is nothing to reserve.
+   */
+  async reserve<T>(cluster: string, plan: (items: readonly Reservation[]) => { reservation: Reservation | null; result: T }): Promise<T> {
+    let last: T | undefined;
+    const written = await this.update(cluster, (items) => {
+      const p = plan(items);
+      last = p.result;
+      if (!p.reservation) return null;
+      const r = p.reservation;
+      return { items: [...items.filter((x) => x.cycleCloudRequestId !== r.cycleCloudRequestId), r], result: p.result };
+    });
+    return (written ?? last) as T;
+  }
+
+  /** The create was answered: its reservation counts what CycleCloud added, until a later snapshot. */
+  async accepted(cluster: string, cycleCloudRequestId: string, added: number[], atMs: number): Promise<void> {
+    await this.update(cluster, (items) => {
+      const r = items.find((x) => x.cycleCloudRequestId === cycleCloudRequestId);
+      if (!r || r.acceptedAtMs !== undefined) return null;
+      r.acceptedAtMs = atMs;
+      r.sets = r.sets.map((s, i) => ({ ...s, count: added[i] ?? 0 }));
+      return { items, result: true };
+    });
+  }
+
+  /** Drops a reservation (its create failed, or will never be sent). */
+  async release(cluster: string, cycleCloudRequestId: string): Promise<void> {
+    await this.update(cluster, (items) => {
+      const left = items.filter((x) => x.cycleCloudRequestId !== cycleCloudRequestId);
+      return left.length === items.length ? null : { items: left, result: true };
+    });
+  }
+
+  /**
+   * After a snapshot: drops reservations the snapshot counts, and those not accepted for longer
+   * than {@link UNCONFIRMED_AFTER_MS} whose create `settled` says is over (failed, never sent, or
+   * accepted: then the ledger's acceptance time decides). Returns how many were dropped.
+   */
+  async prune(
+    cluster: string,
+    snapshotStartedAtMs: number,
+    nowMs: number,
+    settled: (r: Reservation) => Promise<{ over: boolean; acceptedAtMs?: number }>,
+  ): Promise<number> {
+    const row = await this.read(cluster);
+    const verdicts = new Map<string, { over: boolean; acceptedAtMs?: number }>();
+    for (const r of row.items) {
+      if (r.acceptedAtMs === undefined && nowMs - r.reservedAtMs > UNCONFIRMED_AFTER_MS) verdicts.set(r.cycleCloudRequestId, await settled(r));
+    }
+    const dropped = await this.update(cluster, (items) => {
+      const keep = items.filter((r) => {
+        const v = verdicts.get(r.cycleCloudRequestId);
+        const accepted = r.acceptedAtMs ?? v?.acceptedAtMs;
+        if (accepted !== undefined) return !countedBy({ ...r, acceptedAtMs: accepted }, snapshotStartedAtMs);
+        return !(v?.over ?? false);
+      });
+      return keep.length === items.length ? null : { items: keep, result: items.length - keep.length };
+    });
+    return dropped ?? 0;
+  }
+}
