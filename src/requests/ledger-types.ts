@@ -62,6 +62,12 @@ export interface Compensation {
   nodeKeys?: string[];
   reason: string;
   atMs: number;
+  /**
+   * How many nodes CycleCloud added to the group, when the submission compensated a partial add:
+   * those it could not list yet (lists may lag a create) still count as lost until the tracker
+   * adds them to `nodeKeys`.
+   */
+  added?: number;
   /** The CycleCloud terminate operation, once sent (absent = terminate still to send or to look up). */
   operationId?: string | null;
   /** The CycleCloud requestId of that terminate. */

@@ -277,6 +277,11 @@ function recount(entry: LedgerEntry): void {
   }
   const lost = new Map<number, number>();
   const ready = new Map<number, number>();
+  // Nodes a partial gang had that nobody could list yet: lost all the same, once each.
+  for (const c of entry.compensations ?? []) {
+    const unlisted = Math.max(0, (c.added ?? 0) - (c.nodeKeys ?? c.nodeNames).length);
+    if (unlisted > 0) lost.set(c.demandIndex, (lost.get(c.demandIndex) ?? 0) + unlisted);
+  }
   for (const { d, outcome, compensated } of demandOf.values()) {
     if (compensated || outcome === 'failed' || outcome === 'timed_out' || outcome === 'gone') lost.set(d, (lost.get(d) ?? 0) + 1);
     else if (outcome === 'ready') ready.set(d, (ready.get(d) ?? 0) + 1);
@@ -313,7 +318,7 @@ export function excludedPlacementGroups(entry: LedgerEntry): string[] {
  */
 export function markCompensated(
   entry: LedgerEntry,
-  c: { demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string },
+  c: { demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string; added?: number },
   nowMs: number,
 ): LedgerEntry {
   const next = clone(entry);
@@ -326,7 +331,7 @@ export function markCompensated(
     same.nodeKeys = [...(same.nodeKeys ?? same.nodeNames), ...fresh.map((n) => n.key)];
     same.nodeNames.push(...fresh.map((n) => n.name));
   } else {
-    list.push({ demandIndex: c.demandIndex, placementGroupId: c.placementGroupId, nodeNames: fresh.map((n) => n.name), nodeKeys: fresh.map((n) => n.key), reason: c.reason, atMs: nowMs } satisfies Compensation);
+    list.push({ demandIndex: c.demandIndex, placementGroupId: c.placementGroupId, nodeNames: fresh.map((n) => n.name), nodeKeys: fresh.map((n) => n.key), reason: c.reason, atMs: nowMs, ...(c.added !== undefined ? { added: c.added } : {}) } satisfies Compensation);
   }
   const d = next.record.demands[c.demandIndex];
   if (d) d.reason = c.reason;

@@ -645,7 +645,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
       ctx.gangFailures.add(bucketKey(s.nodearray, s.machineType));
       const ccTerminate = compensationRequestId(ctx.requestId, a.generation);
       current = await update(ctx, (e) => {
-        let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, nodeKeys: keys, reason }, deps.now());
+        let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, nodeKeys: keys, reason, added }, deps.now());
         const comp = x.compensations!.find((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex)!;
         comp.cycleCloudRequestId = ccTerminate;
         if (names.length === 0) comp.operationId = null;

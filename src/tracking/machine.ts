@@ -113,6 +113,8 @@ export type TrackerAction =
     }
   | { type: 'replan'; demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string }
   | { type: 'close'; demandIndex: number; placementGroupId: string | null; nodeNames: string[]; nodeKeys?: string[]; reason: string }
+  /** Late members of a group the submission already wrote off: add them to its compensation. */
+  | { type: 'written-off'; demandIndex: number; placementGroupId: string; nodeNames: string[]; nodeKeys: string[] }
   | { type: 'schedule'; atMs: number }
   | { type: 'final' };
 
@@ -350,11 +352,30 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     }
   }
 
+  const writtenOff = (x: TrackerState['sets'][number]): boolean => x.placementGroupId !== null && (input.compensatedGroups?.has(x.placementGroupId) ?? false);
   if (state.action === 'create') {
     const compensatedKeys = input.compensated ?? new Set<string>();
     // By id first: a name may belong to an earlier node CycleCloud removed (names are reused).
     const compensated = { has: (n: TrackedNode): boolean => (n.id !== null && compensatedKeys.has(`id:${n.id}`)) || compensatedKeys.has(n.name) };
     const gangNames = new Set<string>();
+    // A placement group the submission wrote off (a partial gang, compensated before CycleCloud's
+    // list showed all of it: lists may lag a create): members that show up later are terminated too.
+    state.sets.forEach((set, setIndex) => {
+      if (!set.colocated || !writtenOff(set)) return;
+      const late = state.nodes.filter((n) => n.setIndex === setIndex && !n.terminating && n.outcome !== 'gone' && !compensated.has(n)).sort((a, b) => compareNodeNames(a.name, b.name));
+      if (late.length === 0) return;
+      const names = late.map((n) => n.name);
+      for (const n of late) {
+        n.terminating = true;
+        setOutcome(n, 'gone', 'Terminating', nowMs);
+      }
+      actions.push({ type: 'terminate', names, cause: 'gang', key: `w${setIndex}-${names[0]}` });
+      for (const d of new Set(late.map((n) => n.demandIndex ?? set.demands[0]?.index ?? 0))) {
+        const mine = late.filter((n) => (n.demandIndex ?? set.demands[0]?.index ?? 0) === d);
+        actions.push({ type: 'written-off', demandIndex: d, placementGroupId: set.placementGroupId!, nodeNames: mine.map((n) => n.name), nodeKeys: mine.map((n) => (n.id ? `id:${n.id}` : n.name)) });
+      }
+      changed = true;
+    });
     // Colocated sets: a gang (one demand's nodes in one group) with any failed or timed-out node
     // is useless to an MPI job: terminate all of it and re-plan the demand elsewhere.
     state.sets.forEach((set, setIndex) => {
@@ -399,7 +420,6 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     }
   }
 
-  const writtenOff = (x: TrackerState['sets'][number]): boolean => x.placementGroupId !== null && (input.compensatedGroups?.has(x.placementGroupId) ?? false);
   const expected = state.action === 'create' ? state.sets.reduce((s, x) => s + (writtenOff(x) ? 0 : Math.max(0, x.added)), 0) : 0;
   const seenCount = state.action === 'create' ? state.nodes.filter((n) => n.setIndex !== null || n.seen).length : 0;
   const allFinal = state.nodes.every((n) => isFinalOutcome(n.outcome));

@@ -357,6 +357,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
         case 'close':
           await compensate(rec, item, terminateOps, log);
           break;
+        case 'written-off':
+          // The terminate just sent is already tracked; the nodes join the compensation of their group.
+          await ledgerUpdate(rec.state.requestId, (e) => markCompensated(e, { demandIndex: item.demandIndex, placementGroupId: item.placementGroupId, nodeNames: item.nodeNames, nodeKeys: item.nodeKeys, reason: `late members of written-off placement group ${item.placementGroupId}` }, deps.now()), log);
+          log.warn('late members of a written-off placement group terminated', { placementGroupId: item.placementGroupId, nodes: item.nodeNames });
+          break;
         case 'final':
           await finish(rec, replanned, recovering, log);
           break;
@@ -448,8 +453,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const result = step(rec.state, { nowMs, nodes: observed.nodes, ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}), ...(compensated ? { compensated } : {}), ...(compensatedGroups ? { compensatedGroups } : {}) }, config);
     result.state.cycleCloudCalls += 1;
     await recordCapacityFailures(rec.state, result.state, nowMs, log);
-    const outbox: OutboxItem[] = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');
-    if (result.changed || result.state.final || rec.state.polls === 0) outbox.unshift({ type: 'ledger' });
+    const acts = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');
+    // Late members of a written-off group join its compensation before the ledger hears of them, so
+    // they never count twice (as unlisted and as gone).
+    const outbox: OutboxItem[] = [...acts.filter((a) => a.type === 'written-off'), ...acts.filter((a) => a.type !== 'written-off')];
+    if (result.changed || result.state.final || rec.state.polls === 0) outbox.splice(acts.filter((a) => a.type === 'written-off').length, 0, { type: 'ledger' });
     rec = { ...rec, state: result.state, outbox };
     // Actions are persisted before they run (a crash replays them); a quiet poll skips that write.
     if (outbox.length > 0) rec = await performOutbox(await store.replace(rec), false, log);

@@ -40,6 +40,14 @@ export interface Scenario {
   failNext: number;
   /** When the pump reaches `atStep`, a booting node (if any) fails, or hangs until its boot deadline. */
   hurt: { atStep: number; kind: 'fail' | 'hold' }[];
+  /** Node lists (E1 nodes, E2) lag a create by this long (the reference leaves it open). */
+  lagMs: number;
+  /** CycleCloud forgets every request id when the pump reaches this step (null: never). */
+  forgetAtStep: number | null;
+  /** Two workers run two different scale messages at once whenever two are visible (same buckets). */
+  pairs: boolean;
+  /** The first delivery of request 0 is its last one (dequeueCount = maxDequeueCount) and its create's answer is lost. */
+  lastDelivery: boolean;
 }
 
 export interface RunOutcome {
@@ -48,6 +56,12 @@ export interface RunOutcome {
   simNodes: NodeRecord[];
   /** Create operations in the simulator: CycleCloud requestId → node ids. */
   creates: { requestId: string | undefined; operationId: string; nodeIds: string[] }[];
+  /** Create calls CycleCloud answered, with what each set asked and got. */
+  createAnswers: { requestId: string; asked: number[]; added: number[] }[];
+  /** The scaler's counters at the end (overAsk, orphan nodes). */
+  counters: Record<string, number>;
+  /** Capacity failures the scaler remembered. */
+  capacityFailures: number;
   poisoned: VirtualMessage[];
   /** Callback POSTs received: request id and the record's state and updatedAt. */
   callbacks: { requestId: string; state: string; updatedAt: string }[];
@@ -66,6 +80,7 @@ const MAX_VIRTUAL_MS = 3 * 3600_000;
 const RETRY_AFTER_THROW_MS = 2_000;
 const REDELIVER_AFTER_CRASH_MS = 30_000;
 const MAX_DEQUEUE = 5;
+const ORPHAN_GRACE_MINUTES = 5;
 
 export async function runScenario(connectionString: string, prefix: string, sc: Scenario): Promise<RunOutcome> {
   const clock = new VirtualClock(START_MS);
@@ -79,7 +94,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     trace.push(`[${((clock.nowMs - START_MS) / 1000).toFixed(1)}s] ${line}`);
   };
 
-  const sim: SimulatorHandle = await startSimulator({ port: 0, stepMs: 3_000, now: clock.now });
+  const sim: SimulatorHandle = await startSimulator({ port: 0, stepMs: 3_000, now: clock.now, listLagMs: sc.lagMs });
   const receiver = await startReceiver();
   const hurtNodes: string[] = [];
   // Jitter and retry backoff come from Math.random: seeded so the run repeats.
@@ -105,6 +120,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         CYCLECLOUD_USERNAME: sim.username,
         CYCLECLOUD_PASSWORD: sim.password,
         CYCLECLOUD_CLUSTERS: 'hpc',
+        ORPHAN_GRACE_MINUTES: String(ORPHAN_GRACE_MINUTES),
         LOG_LEVEL: debug ? 'debug' : 'error',
       },
       { mode: 'local', now: clock.now, logger, storage, cyclecloud: chaosCycleCloud(client, crash) },
@@ -172,6 +188,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     const pendingFaults = [...sc.faults].sort((a, b) => a.atStep - b.atStep);
     const pendingHurt = [...sc.hurt].sort((a, b) => a.atStep - b.atStep);
     const duplicated = new Set<number>();
+    let lastDeliveryDone = false;
     const concurrent = process.env.CHAOS_CONCURRENT === '1';
     let steps = 0;
     for (; steps < MAX_STEPS && clock.nowMs - START_MS < MAX_VIRTUAL_MS; steps++) {
@@ -179,6 +196,10 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         const f = pendingFaults.shift()!;
         sim.faults.add(f.fault);
         say(`fault armed ${JSON.stringify(f.fault)}`);
+      }
+      if (sc.forgetAtStep !== null && steps === sc.forgetAtStep) {
+        sim.forgetRequestIds();
+        say('CycleCloud forgot every request id');
       }
       while (pendingHurt.length && pendingHurt[0]!.atStep <= steps) {
         const h = pendingHurt.shift()!;
@@ -214,11 +235,30 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       }
       // Any visible message may be next: queues do not promise order.
       const m = visible[Math.floor(random() * visible.length)]!;
-      m.dequeueCount += 1;
       const body = decodeBody(m);
+      const lastTry = sc.lastDelivery && !lastDeliveryDone && m.queue === names.scaleQueue && (body as { requestId?: string }).requestId === 'chaos-0';
+      if (lastTry) {
+        // Earlier deliveries failed (not seen here): this one is the last, and the create's answer is lost.
+        lastDeliveryDone = true;
+        m.dequeueCount = MAX_DEQUEUE - 1;
+        sim.faults.add({ method: 'POST', path: 'nodes/create', kind: 'commit-then-fail', status: 500 });
+        say('last delivery of chaos-0, its create answer lost');
+      }
+      m.dequeueCount += 1;
       let threw: unknown;
       let result: unknown;
-      if (concurrent && random() < 0.25) {
+      // Another worker takes a different scale message at the same time (same buckets, no crash).
+      const partner = sc.pairs && !lastTry && m.queue === names.scaleQueue ? visible.find((x) => x !== m && x.queue === names.scaleQueue && decodeBody(x) && (decodeBody(x) as { requestId?: string }).requestId !== (body as { requestId?: string }).requestId) : undefined;
+      if (partner) {
+        crash.arm(0, false);
+        partner.dequeueCount += 1;
+        const both = await Promise.allSettled([handlers[m.queue]!(body, m), handlers[partner.queue]!(decodeBody(partner), partner)]);
+        if (both[1].status === 'fulfilled') queues.remove(partner);
+        else partner.visibleAtMs = clock.nowMs + RETRY_AFTER_THROW_MS;
+        if (both[0].status === 'rejected') threw = both[0].reason;
+        else result = both[0].value;
+        say(`pair #${m.seq} with #${partner.seq}`);
+      } else if (concurrent && random() < 0.25) {
         // Two workers hold the same message at once (its visibility ran out mid-run). Timing
         // decides the interleaving, so this mode is for hunting, not for the committed runs.
         crash.arm(0, false);
@@ -237,7 +277,8 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         else result = (both[0] as PromiseFulfilledResult<unknown>).value;
         say(`concurrent pair on #${m.seq}`);
       } else {
-        armFor(m.seq);
+        if (lastTry) crash.arm(0, false);
+        else armFor(m.seq);
         try {
           result = await handlers[m.queue]!(body, m);
         } catch (error) {
@@ -273,8 +314,24 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       }
     }
 
-    // Let terminating nodes finish, then look.
+    // Past the orphan grace period, the snapshot timer has adopted or terminated every node no record
+    // accounts for; then let terminating nodes finish, and look.
+    for (let i = 0; i < 2; i++) {
+      clock.advanceTo(clock.nowMs + ORPHAN_GRACE_MINUTES * 60_000 + TIMER_EVERY_MS);
+      try {
+        await runSnapshotJob(svc, { isPastDue: false }, logger);
+      } catch (error) {
+        say(`final timer failed: ${(error as Error).message}`);
+      }
+    }
     clock.advanceTo(clock.nowMs + 10 * 3_000);
+    const answers = sim.calls
+      .filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && c.status === 202)
+      .map((c) => {
+        const b = c.body as { requestId: string; sets: { count: number }[] };
+        const op = sim.operations.find((o) => o.requestId === b.requestId);
+        return { requestId: b.requestId, asked: b.sets.map((x) => x.count), added: [op?.nodeIds.length ?? 0] };
+      });
     const entries: LedgerEntry[] = [];
     for (const id of ids) {
       const e = await svc.pipeline.ledger.get(id);
@@ -284,6 +341,9 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       entries,
       simNodes: sim.nodes('hpc'),
       creates: sim.operations.filter((o) => o.action === 'create').map((o) => ({ requestId: o.requestId, operationId: o.operationId, nodeIds: o.nodeIds })),
+      createAnswers: answers,
+      counters: await svc.pipeline.state.counters(),
+      capacityFailures: (await svc.capacity.active('hpc', START_MS)).length,
       poisoned: queues.poisoned,
       callbacks: receiver.received.map((r) => {
         const body = JSON.parse(r.body) as { requestId: string; state: string; updatedAt: string };
@@ -293,7 +353,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       steps,
       crashes: crashCount,
       virtualMs: clock.nowMs - START_MS,
-      log: trace,
+      log: [...trace, ...sim.calls.filter((c) => c.method === 'POST' || c.query.request_id).map((c) => `[${((c.atMs - START_MS) / 1000).toFixed(1)}s] CycleCloud ${c.method} ${c.path}${c.query.request_id ? `?request_id=${c.query.request_id}` : ''} → ${c.status} ${c.method === 'POST' ? JSON.stringify((c.body as { requestId?: string })?.requestId ?? '') : ''}`)],
     };
   } finally {
     Math.random = realRandom;
