@@ -184,6 +184,7 @@ export async function createServices(env: Record<string, string | undefined>, op
       planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
     },
     now,
+    logger,
   });
 
   const callbacks = createCallbackSender({ storage, names, ledger: pipeline.ledger, signingSecret, now, logger });
