@@ -5,6 +5,8 @@
 import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
 import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
+import { pruneReplayCache } from '../platform/replay-cache.ts';
+import { DEFAULT_TOLERANCE_MS } from '../platform/signature.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
 import type { LedgerEntry } from '../requests/ledger-types.ts';
@@ -45,7 +47,18 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, now(), logger);
+  await pruneSeenSignatures(s, now(), logger);
   return { captured, reconciled, trackerWakeups, requestWakeups };
+}
+
+/** Forgets signatures whose window has passed (the replay cache only needs the last 5 minutes). */
+async function pruneSeenSignatures(s: Services, nowMs: number, logger: Logger): Promise<void> {
+  try {
+    const deleted = await pruneReplayCache(s.storage, s.names.stateTable, nowMs, DEFAULT_TOLERANCE_MS);
+    if (deleted > 0) logger.debug('pruned seen signatures', { deleted });
+  } catch (error) {
+    logger.warn('could not prune seen signatures', { error });
+  }
 }
 
 /** Open requests not being tracked whose next attempt is long overdue get a continue message. */
