@@ -49,7 +49,7 @@ const httpCases: HttpCase[] = [
   // #3 deep nodeAttributes overflowed the stack → 500
   { name: '#3 nodeAttributes nested 5,000 deep', raw: withNodeAttributes(attrsOfDepth(5_000)), status: 400, path: /^demands\.0\.nodeAttributes/ },
   { name: '#3 nodeAttributes nested 10,000 deep', raw: withNodeAttributes(attrsOfDepth(10_000)), status: 400, path: /^demands\.0\.nodeAttributes/ },
-  { name: '#3 a whole body nested 10,000 arrays deep', raw: nestedArrayText(10_000), status: 400 },
+  { name: 'a whole body nested 10,000 arrays deep', raw: nestedArrayText(10_000), status: 400 },
   { name: '#3 nodeAttributes nested 9 deep (limit 8)', raw: withNodeAttributes(attrsOfDepth(9)), status: 400, path: 'demands.0.nodeAttributes' },
   { name: 'nodeAttributes nested 8 deep is valid', raw: withNodeAttributes(attrsOfDepth(7)), status: 202 },
   { name: `nodeAttributes over ${NODE_ATTRIBUTES_MAX_BYTES} bytes`, raw: withNodeAttributes(JSON.stringify({ big: 'x'.repeat(NODE_ATTRIBUTES_MAX_BYTES) })), status: 400, path: 'demands.0.nodeAttributes' },
@@ -83,7 +83,7 @@ const httpCases: HttpCase[] = [
   { name: 'empty pause without a content-type is fine', route: 'pause', raw: undefined, status: 200 },
 
   // #7 BOM: accepted over HTTP exactly like the queue accepts it
-  { name: '#7 UTF-8 BOM before a valid body', raw: BOM + scale(), status: 202 },
+  { name: 'UTF-8 BOM before a valid body (as on the queue, #7)', raw: BOM + scale(), status: 202 },
 
   // Not JSON, or not an object
   { name: 'empty body', raw: '', status: 400 },
@@ -117,7 +117,7 @@ const httpCases: HttpCase[] = [
   { name: 'lone surrogate in jobId is a string like any other', raw: scale({}, { jobId: '\ud800' }), status: 202 },
 
   // #1 (handler side): bodies up to 256 KiB are read and carried; over is 413
-  { name: '#1 a valid body of 200 KiB is accepted', raw: JSON.stringify({ requestId: 'big-1', cluster: 'hpc', demands: Array.from({ length: 13 }, () => ({ nodearray: 'ondemand', count: 1, nodeAttributes: { pad: 'p'.repeat(15_000) } })) }), status: 202 },
+  { name: 'a valid body of 200 KiB is accepted by the handler (#1 end to end: by-reference.test.ts)', raw: JSON.stringify({ requestId: 'big-1', cluster: 'hpc', demands: Array.from({ length: 13 }, () => ({ nodearray: 'ondemand', count: 1, nodeAttributes: { pad: 'p'.repeat(15_000) } })) }), status: 202 },
   { name: 'a body of 256 KiB + 1 byte', raw: `${scale()}${' '.repeat(256 * 1024 + 1 - scale().length)}`, status: 413 },
 ];
 
@@ -204,7 +204,7 @@ describe('#5 signatures bind timestamp, method and path; replays are refused', (
     expect((await post('scale-requests', c, signedHeaders('a-retired-key-000000000', c, world.world.nowMs), world)).status).toBe(401);
   });
 
-  it('#7 the 401 of a refused signature is problem+json', async () => {
+  it('the 401 of a refused signature is problem+json', async () => {
     const world = fakeDeps({ requireSignatures: true });
     world.world.secret = SECRET;
     const answer = await post('scale-requests', scale(), {}, world);
@@ -229,7 +229,7 @@ const queueCases: QueueCase[] = [
   { name: '#2 callbackUrl "http://[::1" on the queue', message: JSON.parse(scale({ requestId: 'q-cb2', callbackUrl: 'http://[::1' })), expect: 'rejected', key: 'q-cb2', reason: /callbackUrl/ },
   { name: '#3 nodeAttributes 2,000 deep on the queue', message: withNodeAttributes(attrsOfDepth(2_000), 'q-deep2k'), expect: 'rejected', key: 'q-deep2k', reason: /nodeAttributes/ },
   { name: '#3 nodeAttributes 3,000 deep on the queue (parsed by the host)', message: JSON.parse(withNodeAttributes(attrsOfDepth(3_000), 'q-deep3k')), expect: 'rejected', key: 'q-deep3k', reason: /nodeAttributes/ },
-  { name: '#3 a message nested 10,000 deep', message: nestedObjectText(10_000), expect: 'rejected', key: 'msg' },
+  { name: 'a message nested 10,000 deep', message: nestedObjectText(10_000), expect: 'rejected', key: 'msg' },
   { name: '#4 requestId "." on the queue', message: JSON.parse(scale({ requestId: '.' })), expect: 'rejected', key: 'msg', reason: /requestId/ },
   { name: '#4 requestId ".." on the queue', message: JSON.parse(scale({ requestId: '..' })), expect: 'rejected', key: 'msg', reason: /requestId/ },
   { name: '#7 a UTF-8 BOM before JSON text on the queue', message: BOM + scale({ requestId: 'q-bom' }), expect: 'processed', key: 'q-bom' },
@@ -237,7 +237,7 @@ const queueCases: QueueCase[] = [
   { name: '#7 continue message whose id has / # ?', message: { $scaler: 'continue', requestId: 'a/b#c?d', reason: 'sweeper' }, expect: 'rejected', key: 'msg', reason: /continue/ },
   { name: '#7 continue message with an empty id', message: { $scaler: 'continue', requestId: '', reason: 'sweeper' }, expect: 'rejected', key: 'msg' },
   { name: '#7 continue message with a 10 KiB id', message: { $scaler: 'continue', requestId: 'x'.repeat(10_240) }, expect: 'rejected', key: 'msg' },
-  { name: '#7 text that is not JSON', message: 'hello, scaler', expect: 'rejected', key: 'msg', reason: /not JSON/ },
+  { name: 'text that is not JSON', message: 'hello, scaler', expect: 'rejected', key: 'msg', reason: /not JSON/ },
   { name: 'base64 text the host did not decode', message: encodeQueueMessage(JSON.parse(scale({ requestId: 'q-b64' }))), expect: 'processed', key: 'q-b64' },
   { name: 'invalid UTF-8 bytes', message: Buffer.from([0x7b, 0xff, 0x7d]), expect: 'rejected', key: 'msg' },
   { name: 'a JSON array', message: [1, 2, 3], expect: 'rejected', key: 'msg' },
