@@ -6,6 +6,7 @@ import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
 import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import { pruneReplayCache } from '../platform/replay-cache.ts';
+import { sweepUndecodablePoison } from '../requests/poison-sweep.ts';
 import { DEFAULT_TOLERANCE_MS } from '../platform/signature.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
@@ -48,7 +49,18 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, now(), logger);
   await pruneSeenSignatures(s, now(), logger);
+  await sweepPoison(s, logger);
   return { captured, reconciled, trackerWakeups, requestWakeups };
+}
+
+/** Messages the host could not decode end in the poison queue with no record: record or re-send them. */
+async function sweepPoison(s: Services, logger: Logger): Promise<void> {
+  try {
+    const deps = { storage: s.storage, scaleQueue: s.names.scaleQueue, poisonQueue: s.names.scalePoisonQueue, ledger: s.pipeline.ledger, state: s.pipeline.state, now: s.http.now, logger };
+    await sweepUndecodablePoison(deps);
+  } catch (error) {
+    logger.warn('could not sweep the poison queue', { error });
+  }
 }
 
 /** Forgets signatures whose window has passed (the replay cache only needs the last 5 minutes). */
