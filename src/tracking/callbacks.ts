@@ -23,6 +23,7 @@ import { signBody } from '../platform/signature.ts';
 import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './callback-guard.ts';
 import type { RequestLedgerApi } from '../requests/ledger-types.ts';
 import { FINAL_STATES, publicRecord } from '../requests/schemas.ts';
+import { usableRequestId } from '../requests/intake-guards.ts';
 
 /** Default delays before each retry (the first try is immediate). */
 export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
@@ -93,9 +94,10 @@ export function parseInternalMessage(message: unknown): Record<string, unknown> 
 
 function parseCallbackMessage(message: unknown): CallbackMessage | null {
   const m = parseInternalMessage(message);
-  if (!m || m.$callback !== 'deliver' || typeof m.requestId !== 'string' || m.requestId.length === 0) return null;
+  // The id becomes a storage key: anything but a valid requestId is ignored (logged), never retried into poison.
+  if (!m || m.$callback !== 'deliver' || usableRequestId(m.requestId) === null) return null;
   const attempt = typeof m.attempt === 'number' && Number.isInteger(m.attempt) && m.attempt >= 0 ? m.attempt : 0;
-  return { $callback: 'deliver', requestId: m.requestId, attempt };
+  return { $callback: 'deliver', requestId: m.requestId as string, attempt };
 }
 
 /** Origin and path only: query strings of webhook URLs often carry tokens. */
