@@ -9,6 +9,7 @@ import functions from '@azure/functions';
 import { describe, expect, it } from 'vitest';
 import { createServices } from '../../src/app/services.ts';
 import { httpTrigger, internalQueueName } from '../../src/app/triggers.ts';
+import { ConfigError, loadConfig } from '../../src/platform/config.ts';
 import { getHealth } from '../../src/http/routes.ts';
 import { httpRequest } from '../http/fakes.ts';
 
@@ -45,5 +46,25 @@ describe('#7 a bad setting never stops the functions from loading', () => {
     expect(JSON.stringify(res.jsonBody)).not.toContain('Not/A-Prefix!');
     expect(lines.join('\n')).toMatch(/STORAGE_PREFIX/);
     expect(lines.join('\n')).not.toContain('Not/A-Prefix!');
+  });
+});
+
+describe('security settings', () => {
+  it('reads CALLBACK_ALLOWED_HOSTS as lower-case hosts and IP literals', () => {
+    const config = loadConfig({ CALLBACK_ALLOWED_HOSTS: ' Slurm.HPC.internal, 10.0.0.7 ,[fd00::1],' }, { mode: 'local' });
+    expect(config.callbackAllowedHosts).toEqual(['slurm.hpc.internal', '10.0.0.7', 'fd00::1']);
+    expect(loadConfig({}, { mode: 'local' }).callbackAllowedHosts).toEqual([]);
+  });
+
+  it.each(['https://slurm.example.com', 'slurm.example.com/hook', 'slurm.example.com:8443', 'a b'])('refuses CALLBACK_ALLOWED_HOSTS=%j by name', (value) => {
+    expect(() => loadConfig({ CALLBACK_ALLOWED_HOSTS: value }, { mode: 'local' })).toThrow(ConfigError);
+    expect(() => loadConfig({ CALLBACK_ALLOWED_HOSTS: value }, { mode: 'local' })).toThrow(/CALLBACK_ALLOWED_HOSTS/);
+  });
+
+  it('takes a secondary signing key for rotation, with the same rules as the primary', () => {
+    const config = loadConfig({ SCALER_SIGNING_SECRET: 'primary-key-0123456789', SCALER_SIGNING_SECRET_SECONDARY: 'secondary-key-0123456789' }, { mode: 'local' });
+    expect(config.signingSecretSecondary).toBe('secondary-key-0123456789');
+    expect(() => loadConfig({ SCALER_SIGNING_SECRET_SECONDARY: 'short' }, { mode: 'local' })).toThrow(/SCALER_SIGNING_SECRET_SECONDARY/);
+    expect(() => loadConfig({ SIGNING_SECRET_SECONDARY_NAME: 'next-key' }, { mode: 'local' })).toThrow(/SIGNING_SECRET_SECONDARY_NAME.*KEY_VAULT_URL/);
   });
 });
