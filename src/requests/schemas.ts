@@ -14,7 +14,12 @@ export const RequestId = z
   // A URL path normalises these away: the status URL would point elsewhere and the record be unreadable.
   .refine((id) => id !== '.' && id !== '..', 'must not be "." or ".." (a URL path would normalise it away)');
 
-export const ClusterName = z.string().min(1).max(128);
+export const ClusterName = z
+  .string()
+  .min(1)
+  .max(128)
+  // It becomes part of storage keys and URLs: well-formed text only (a lone surrogate cannot be encoded).
+  .refine((name) => !/[\p{Cc}\p{Cs}]/u.test(name), 'must be text without control characters or lone surrogates');
 
 /** https only; plain http is allowed to loopback hosts so a scheduler on the same machine can listen (see `limits.ts`). */
 const httpsUrl = CallbackUrl;

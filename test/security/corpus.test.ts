@@ -97,6 +97,8 @@ const httpCases: HttpCase[] = [
 
   // Field errors
   { name: 'cluster empty', raw: scale({ cluster: '' }), status: 400, path: 'cluster' },
+  { name: 'cluster with a lone surrogate (found by the azurite fuzz: URIError in the ledger index)', raw: scale({ cluster: 'hpc\ud800' }), status: 400, path: 'cluster' },
+  { name: 'cluster with a NUL', raw: scale({ cluster: 'hp\u0000c' }), status: 400, path: 'cluster' },
   { name: 'cluster of 200 KiB', raw: scale({ cluster: 'c'.repeat(200 * 1024) }), status: 400, path: 'cluster' },
   { name: 'demands empty', raw: scale({ demands: [] }), status: 400, path: 'demands' },
   { name: 'demands 1,001 items', raw: scale({ demands: Array.from({ length: 1001 }, () => ({ nodearray: 'ondemand', count: 1 })) }), status: 400, path: 'demands' },
