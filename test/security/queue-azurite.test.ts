@@ -12,7 +12,9 @@ import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/int
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, fixedSnapshots } from '../requests/fakes.ts';
 import { uniqueNames } from '../helpers/names.ts';
-import { nestedObjectText, withNodeAttributes } from './harness.ts';
+import { nestedObjectText, post, withNodeAttributes } from './harness.ts';
+import { createRequestPipeline } from '../../src/requests/pipeline.ts';
+import { fakeDeps } from '../http/fakes.ts';
 
 /** Runs of the fuzz property against real storage (each message costs a few table calls). */
 const AZURITE_RUNS = 150;
@@ -83,5 +85,41 @@ describe('hostile queue messages on the real Table ledger', () => {
       }),
       { numRuns: AZURITE_RUNS },
     );
+  }, 120_000);
+});
+
+describe('HTTP admission on real storage', () => {
+  it(`fuzz: ${AZURITE_RUNS} bodies with hostile strings in every field answer below 500`, async () => {
+    const names = uniqueNames();
+    await storage.ensure({ tables: [names.requestsTable, names.stateTable], queues: [names.scaleQueue] });
+    const pipeline = createRequestPipeline({
+      storage,
+      names,
+      cyclecloud: new FakeCycleCloud(),
+      tracker: new FakeTracker(),
+      snapshots: fixedSnapshots(() => null),
+      capacity: new FakeCapacity(),
+    });
+    const http = fakeDeps({ submitRequest: (m) => pipeline.submitRequest(m) });
+    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 30 }), fc.constantFrom('hpc', '..', 'a/b#?', '\ud800', '~open~', "it's", '"quoted"', 'x'.repeat(300)));
+    const statuses = new Set<number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.stringMatching(/^[A-Za-z0-9._:-]{1,16}$/),
+        text,
+        fc.record({ nodearray: text, jobId: text, placementGroupId: text, machineTypes: fc.array(text, { minLength: 1, maxLength: 2 }) }, { requiredKeys: [] }),
+        fc.option(fc.constantFrom('terminate')),
+        async (requestId, cluster, extra, kind) => {
+          const body = kind
+            ? { kind, requestId, cluster, names: [extra.nodearray ?? 'n'], ...(extra.jobId !== undefined ? { filter: extra.jobId } : {}) }
+            : { requestId, cluster, demands: [{ nodearray: 'ondemand', count: 1, ...extra }] };
+          const answer = await post('scale-requests', JSON.stringify(body), {}, http);
+          statuses.add(answer.status);
+          expect(answer.status).toBeLessThan(500);
+        },
+      ),
+      { numRuns: AZURITE_RUNS },
+    );
+    expect(statuses.has(202)).toBe(true);
   }, 120_000);
 });
