@@ -75,6 +75,16 @@ export function usableRequestId(raw: unknown): string | null {
   return RequestId.safeParse(raw).success ? (raw as string) : null;
 }
 
+/**
+ * A value from an invalid message kept on its record (e.g. its cluster): at most `max` characters
+ * of well-formed text without control characters, or null when it is not a string.
+ */
+export function recordableText(raw: unknown, max = 128): string | null {
+  if (typeof raw !== 'string') return null;
+  // Through UTF-8 and back: lone surrogates (also one a cut could make) become U+FFFD.
+  return Buffer.from(raw.slice(0, max), 'utf8').toString('utf8').replace(/\p{Cc}/gu, '\uFFFD');
+}
+
 /** What goes on the queue for an admitted request: itself, or a reference when it does not fit. */
 export function queueBodyFor(message: RequestMessage): unknown {
   if (encodeQueueMessage(message).length <= MAX_QUEUE_MESSAGE_CHARS) return message;

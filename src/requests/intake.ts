@@ -12,7 +12,7 @@ import { isContinueMessage } from '../tracking/types.ts';
 import type { RequestLedgerApi } from './ledger-types.ts';
 import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from './schemas.ts';
 import { isFinal } from './record.ts';
-import { decodeIntakeMessage, sendAdmitted, usableRequestId } from './intake-guards.ts';
+import { decodeIntakeMessage, recordableText, sendAdmitted, usableRequestId } from './intake-guards.ts';
 import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
@@ -77,7 +77,7 @@ export async function handleScaleQueueMessage(
   if (!parsed.ok) {
     const key = usableId ?? `msg-${meta.messageId}`;
     const rawCluster = (body as { cluster?: unknown }).cluster;
-    const cluster = typeof rawCluster === 'string' ? rawCluster.slice(0, 128) : null;
+    const cluster = recordableText(rawCluster);
     const shown = parsed.errors.slice(0, MAX_REASON_FIELDS).map((e) => `${e.path || '(message)'}: ${e.message}`);
     const more = parsed.errors.length > MAX_REASON_FIELDS ? `; and ${parsed.errors.length - MAX_REASON_FIELDS} more` : '';
     const reason = `invalid request: ${shown.join('; ')}${more}`;

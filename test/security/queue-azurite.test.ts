@@ -73,6 +73,8 @@ describe('hostile queue messages on the real Table ledger', () => {
     const entry = await w.ledger.get(key === 'msg' ? `msg-${messageId}` : key);
     expect(entry).not.toBeNull();
     expect(entry!.record.state).toMatch(new RegExp(`^(${states})$`));
+    // What an invalid message leaves on its record is well-formed text.
+    expect(entry!.record.cluster).not.toMatch(/[\p{Cc}\p{Cs}]/u);
   });
 
   it(`fuzz: ${AZURITE_RUNS} mutated messages never throw on real storage`, async () => {
