@@ -89,7 +89,8 @@ function hostOf(url: URL): string {
 
 const systemResolver: Resolver = async (hostname) => (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family }));
 
-export type TargetVerdict = { ok: true; addresses: ResolvedAddress[] } | { ok: false; reason: string };
+/** `retryable`: the name could not be resolved now (DNS may recover); every other refusal is final. */
+export type TargetVerdict = { ok: true; addresses: ResolvedAddress[] } | { ok: false; reason: string; retryable?: boolean };
 
 /** Applies the policy to the URL's scheme and host (no DNS). */
 function checkUrl(url: URL, policy: CallbackTargetPolicy): { ok: true; host: string; listed: boolean } | { ok: false; reason: string } {
@@ -135,7 +136,7 @@ export async function checkCallbackTarget(urlText: string, policy: CallbackTarge
     try {
       addresses = await (policy.resolve ?? systemResolver)(first.host);
     } catch (error) {
-      return { ok: false, reason: `host ${first.host} could not be resolved (${(error as { code?: string }).code ?? 'error'})` };
+      return { ok: false, reason: `host ${first.host} could not be resolved (${(error as { code?: string }).code ?? 'error'})`, retryable: true };
     }
   }
   return checkAddresses(first.host, first.listed, addresses, policy);

@@ -194,7 +194,7 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
     const target = safeUrl(url);
     // Checked at send time, after DNS resolution: a record's URL may have been valid when admitted.
     const allowed = await checkCallbackTarget(url, policy);
-    if (!allowed.ok) {
+    if (!allowed.ok && !allowed.retryable) {
       await finish(msg.requestId, claimed.etag, null, claimed.previous);
       log.error('callback refused: target not allowed', { url: target, reason: allowed.reason });
       log.metric('callbacks_refused', 1, { requestId: msg.requestId });
@@ -205,6 +205,8 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId };
     let outcome: { ok: true; status: number } | { ok: false; status?: number; error?: string; retryAfterMs?: number };
     try {
+      // A name that does not resolve now is retried like a network error.
+      if (!allowed.ok) throw Object.assign(new Error(allowed.reason), { code: 'CALLBACK_TARGET_REFUSED' });
       const secret = await deps.signingSecret();
       if (secret) {
         registerSecret(secret);

@@ -177,4 +177,25 @@ describe('#6 the callback sender never POSTs to a refused target', () => {
     expect(logs.entries()).toContainEqual(expect.objectContaining({ level: 'error', msg: 'callback refused: target not allowed' }));
     expect(await peekAll(storage, names.callbackQueue)).toEqual([]);
   });
+
+  it('retries a callback whose host does not resolve right now (DNS may recover), sending nothing', async () => {
+    const names = uniqueNames();
+    await storage.ensure({ tables: [names.stateTable], queues: [names.callbackQueue] });
+    const sent: string[] = [];
+    const s = createCallbackSender({
+      storage,
+      names,
+      ledger: { get: async (id) => (id === 'dns-1' ? finalEntry('dns-1', 'https://hooks.example.com/x') : null) },
+      signingSecret: async () => undefined,
+      now: () => Date.now(),
+      logger: captureLogs().logger,
+      fetch: (async (u: string | URL | Request) => (sent.push(String(u)), new Response(null, { status: 204 }))) as typeof fetch,
+      target: azure({ resolve: async () => Promise.reject(Object.assign(new Error('temporary'), { code: 'EAI_AGAIN' })) }),
+      retryDelaysMs: [0],
+    });
+    await s.enqueue('dns-1');
+    await pumpOnce(storage, names.callbackQueue, s.handleCallbackMessage);
+    expect(sent).toEqual([]);
+    expect((await peekAll(storage, names.callbackQueue)).length).toBe(1);
+  });
 });
