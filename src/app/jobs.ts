@@ -24,6 +24,10 @@ export interface SnapshotJobResult {
 
 export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean }, logger: Logger): Promise<SnapshotJobResult> {
   const now = s.http.now;
+  // Housekeeping of issue 14, independent of the snapshots: forget expired signatures, and record
+  // or re-send messages the host could not decode.
+  await pruneSeenSignatures(s, now(), logger);
+  await sweepPoison(s, logger);
   const captured = await captureSnapshots(
     { cyclecloud: s.cyclecloud, store: s.snapshots, logger, now, capacity: s.capacity },
     s.clusters,
@@ -48,8 +52,6 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, now(), logger);
-  await pruneSeenSignatures(s, now(), logger);
-  await sweepPoison(s, logger);
   return { captured, reconciled, trackerWakeups, requestWakeups };
 }
 

@@ -31,7 +31,6 @@ import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/led
 import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
-import { ClusterName } from '../requests/schemas.ts';
 import { DEFAULT_MACHINE_CONFIG, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
 import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from './types.ts';
@@ -122,8 +121,6 @@ function observe(n: NodeRecord): ObservedNode {
 export function parseTrackerMessage(message: unknown): TrackerWakeMessage | null {
   const m = parseInternalMessage(message);
   if (!m || m.$tracker !== 'poll' || typeof m.cluster !== 'string' || typeof m.operationId !== 'string' || !m.cluster || !m.operationId) return null;
-  // Both become storage keys: text that cannot be one is dropped (logged), never retried into poison.
-  if (!ClusterName.safeParse(m.cluster).success || m.operationId.length > 128 || /[\p{Cc}\p{Cs}]/u.test(m.operationId)) return null;
   return { $tracker: 'poll', cluster: m.cluster, operationId: m.operationId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
 }
 
