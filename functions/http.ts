@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { ROUTES } from '../src/http/routes.ts';
 import { services } from '../src/app/services.ts';
+import { httpTrigger } from '../src/app/triggers.ts';
 
 // Every HTTP route of CONTRACT §4, from the same table that generates the OpenAPI document.
 for (const route of ROUTES) {
@@ -8,6 +9,6 @@ for (const route of ROUTES) {
     methods: route.methods,
     route: route.route,
     authLevel: route.authLevel,
-    handler: async (request, ctx) => route.handler((await services()).http, request, ctx),
+    handler: httpTrigger(route.handler, services),
   });
 }

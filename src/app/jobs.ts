@@ -7,6 +7,9 @@ import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.t
 import { reconcileOrphans, type OrphanResult } from '../tracking/orphans.ts';
 import type { Reservation } from '../requests/reservations.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
+import { pruneReplayCache } from '../platform/replay-cache.ts';
+import { sweepUndecodablePoison } from '../requests/poison-sweep.ts';
+import { DEFAULT_TOLERANCE_MS } from '../platform/signature.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
 import type { LedgerEntry } from '../requests/ledger-types.ts';
@@ -25,6 +28,10 @@ export interface SnapshotJobResult {
 
 export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean }, logger: Logger): Promise<SnapshotJobResult> {
   const now = s.http.now;
+  // Housekeeping of issue 14, independent of the snapshots: forget expired signatures, and record
+  // or re-send messages the host could not decode.
+  await pruneSeenSignatures(s, now(), logger);
+  await sweepPoison(s, logger);
   const captured = await captureSnapshots(
     { cyclecloud: s.cyclecloud, store: s.snapshots, logger, now, capacity: s.capacity },
     s.clusters,
@@ -73,6 +80,26 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, now(), logger);
   return { captured, reconciled, orphans, trackerWakeups, requestWakeups };
+}
+
+/** Messages the host could not decode end in the poison queue with no record: record or re-send them. */
+async function sweepPoison(s: Services, logger: Logger): Promise<void> {
+  try {
+    const deps = { storage: s.storage, scaleQueue: s.names.scaleQueue, poisonQueue: s.names.scalePoisonQueue, ledger: s.pipeline.ledger, state: s.pipeline.state, now: s.http.now, logger };
+    await sweepUndecodablePoison(deps);
+  } catch (error) {
+    logger.warn('could not sweep the poison queue', { error });
+  }
+}
+
+/** Forgets signatures whose window has passed (the replay cache only needs the last 5 minutes). */
+async function pruneSeenSignatures(s: Services, nowMs: number, logger: Logger): Promise<void> {
+  try {
+    const deleted = await pruneReplayCache(s.storage, s.names.stateTable, nowMs, DEFAULT_TOLERANCE_MS);
+    if (deleted > 0) logger.debug('pruned seen signatures', { deleted });
+  } catch (error) {
+    logger.warn('could not prune seen signatures', { error });
+  }
 }
 
 /** Open requests not being tracked whose next attempt is long overdue get a continue message. */

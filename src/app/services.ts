@@ -31,6 +31,7 @@ import { createCallbackSender, type CallbackSender } from '../tracking/callbacks
 import { plan } from '../planning/planner.ts';
 import { queueDepthFrom, type HttpDeps } from '../http/deps.ts';
 import type { TrackerApi } from '../tracking/types.ts';
+import { storageReplayCache } from '../platform/replay-cache.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 
 export interface Services {
@@ -102,20 +103,24 @@ export async function createServices(env: Record<string, string | undefined>, op
     now,
   });
 
-  let warnedNoSigningSecret = false;
-  const signingSecret = async (): Promise<string | undefined> => {
-    if (config.signingSecret) return config.signingSecret;
-    if (!config.signingSecretName) return undefined;
+  const warnedNoSigningSecret = new Set<string>();
+  const secretFrom = async (value: string | undefined, name: string | undefined): Promise<string | undefined> => {
+    if (value) return value;
+    if (!name) return undefined;
     try {
-      return await vault().getSecret(config.signingSecretName);
+      return await vault().getSecret(name);
     } catch (error) {
       // Not created yet (the deployment names it; an operator stores it): run unsigned, say so once.
       if ((error as { code?: string }).code !== 'SECRET_NOT_FOUND') throw error;
-      if (!warnedNoSigningSecret) logger.warn('signing secret not found in Key Vault: callbacks are unsigned and incoming signatures are not checked', { secretName: config.signingSecretName });
-      warnedNoSigningSecret = true;
+      if (!warnedNoSigningSecret.has(name)) logger.warn('signing secret not found in Key Vault: it is not used until it exists', { secretName: name });
+      warnedNoSigningSecret.add(name);
       return undefined;
     }
   };
+  const signingSecret = (): Promise<string | undefined> => secretFrom(config.signingSecret, config.signingSecretName);
+  // CONTRACT §4: two keys may be active at once (rotation); callbacks are signed with the first.
+  const signingSecrets = async (): Promise<readonly string[]> =>
+    (await Promise.all([signingSecret(), secretFrom(config.signingSecretSecondary, config.signingSecretSecondaryName)])).filter((s): s is string => !!s);
 
   const snapshots = new SnapshotStore(storage, names, {
     now,
@@ -185,9 +190,19 @@ export async function createServices(env: Record<string, string | undefined>, op
       planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
     },
     now,
+    logger,
   });
 
-  const callbacks = createCallbackSender({ storage, names, ledger: pipeline.ledger, signingSecret, now, logger });
+  const callbacks = createCallbackSender({
+    storage,
+    names,
+    ledger: pipeline.ledger,
+    signingSecret,
+    now,
+    logger,
+    // http and loopback targets only for the local host (README "Security").
+    target: { allowedHosts: config.callbackAllowedHosts, localDevelopment: config.mode === 'local' },
+  });
   callbacksRef = callbacks;
   const tracker = createTracker({
     cyclecloud,
@@ -236,6 +251,8 @@ export async function createServices(env: Record<string, string | undefined>, op
     queueDepth: queueDepthFrom(storage),
     queues: { scaleQueue: names.scaleQueue, scalePoisonQueue: names.scalePoisonQueue },
     signingSecret,
+    signingSecrets,
+    replayCache: storageReplayCache(storage, names.stateTable, now),
     requireSignatures: config.requireSignedWebhooks,
   };
 

@@ -3,7 +3,7 @@
  * 256 KiB), strict UTF-8 and JSON, and the optional per-caller HMAC signature over the raw bytes.
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_MS, verifySignature } from '../platform/signature.ts';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_MS, rawPathOf, verifyRequestSignature } from '../platform/signature.ts';
 import { problem } from './problem.ts';
 
 /** CONTRACT §4: bodies over 256 KiB are refused with 413. */
@@ -72,8 +72,8 @@ export function parseJsonBody(raw: Uint8Array): JsonOutcome {
 }
 
 export interface SignatureCheckOptions {
-  /** The caller's HMAC key; undefined = no secret configured. */
-  secret: string | undefined;
+  /** The active HMAC keys (current first; a second one during rotation); empty = none configured. */
+  secrets: readonly string[];
   /** Refuse unsigned requests. Default false. */
   required?: boolean;
   nowMs: number;
@@ -81,37 +81,73 @@ export interface SignatureCheckOptions {
   toleranceMs?: number;
 }
 
-export type SignatureOutcome = { ok: true; signed: boolean } | { ok: false; response: HttpResponseInit; reason: string };
+export type SignatureOutcome =
+  | { ok: true; signed: false }
+  | { ok: true; signed: true; digest: string; timestampMs: number }
+  | { ok: false; response: HttpResponseInit; reason: string };
+
+/** 401 problem+json for a refused signature; the detail never echoes the signature or timestamp given. */
+export function signatureRefused(detail: string): HttpResponseInit {
+  return problem(401, 'HTTP_SIGNATURE', detail);
+}
 
 /**
- * Applies the incoming-signature rule: a signed request is verified whenever a secret is
- * configured; an unsigned one is refused only when signatures are required. Details never echo
- * the signature or the timestamp given.
+ * Applies the incoming-signature rule (CONTRACT §4): a signed request is verified whenever a secret
+ * is configured, over `<timestamp>.<METHOD>.<path>.<raw body>` with the path as sent; an unsigned
+ * one is refused only when signatures are required. Replays are the caller's to refuse (the
+ * answer carries the digest to remember).
  */
-export function checkSignature(request: Pick<HttpRequest, 'headers'>, raw: Uint8Array, options: SignatureCheckOptions): SignatureOutcome {
+export function checkSignature(request: Pick<HttpRequest, 'headers' | 'method' | 'url'>, raw: Uint8Array, options: SignatureCheckOptions): SignatureOutcome {
   const signature = request.headers.get(SIGNATURE_HEADER);
   const timestamp = request.headers.get(TIMESTAMP_HEADER);
   const required = options.required ?? false;
-  const refuse = (reason: string, detail: string): SignatureOutcome => ({ ok: false, reason, response: problem(401, 'HTTP_SIGNATURE', detail) });
+  const refuse = (reason: string, detail: string): SignatureOutcome => ({ ok: false, reason, response: signatureRefused(detail) });
   if (!signature) {
     if (!required) return { ok: true, signed: false };
     return refuse('unsigned', 'this API requires X-Scaler-Signature and X-Scaler-Timestamp headers');
   }
-  if (!options.secret) {
+  if (options.secrets.length === 0) {
     // Fail closed: a signature we cannot check is not a signature we accept, unless none is needed.
     return required ? refuse('no-secret', 'the signature cannot be verified') : { ok: true, signed: false };
   }
   const toleranceMs = options.toleranceMs ?? DEFAULT_TOLERANCE_MS;
-  const result = verifySignature(options.secret, raw, signature, timestamp, options.nowMs, toleranceMs);
-  if (result.ok) return { ok: true, signed: true };
+  const parts = { method: request.method, path: rawPathOf(request.url), body: raw };
+  const result = verifyRequestSignature(options.secrets, parts, signature, timestamp, options.nowMs, toleranceMs);
+  if (result.ok) return { ok: true, signed: true, digest: result.digest, timestampMs: result.timestampMs };
   switch (result.reason) {
     case 'missing':
-      return refuse('missing', 'X-Scaler-Timestamp is missing (unix seconds, signed together with the body)');
+      return refuse('missing', 'X-Scaler-Timestamp is missing (unix seconds, signed as "<timestamp>.<METHOD>.<path>.<raw body>")');
     case 'malformed':
       return refuse('malformed', 'X-Scaler-Signature must be sha256=<64 hex digits> and X-Scaler-Timestamp unix seconds');
     case 'expired':
       return refuse('expired', `X-Scaler-Timestamp is more than ${Math.round(toleranceMs / 60_000)} minutes away from the server's clock`);
     case 'mismatch':
-      return refuse('mismatch', 'X-Scaler-Signature does not match the body');
+      return refuse('mismatch', 'X-Scaler-Signature does not match "<timestamp>.<METHOD>.<path>.<raw body>" of this request');
   }
+}
+
+/** Media types a POST body may declare: `application/json` and `application/*+json`, UTF-8 only. */
+const JSON_MEDIA_TYPE = /^application\/(?:[a-z0-9.!#$&^_-]+\+)?json$/;
+
+/**
+ * CONTRACT §4: a POST whose content type is not JSON gets 415. An empty body without a content
+ * type (the pause and resume switches) is fine; a non-empty one must say it is JSON. A charset
+ * other than UTF-8 is refused too: the body is read as UTF-8.
+ */
+export function checkContentType(request: Pick<HttpRequest, 'headers'>, bodyBytes: number | undefined): { ok: true } | { ok: false; response: HttpResponseInit } {
+  const header = request.headers.get('content-type');
+  const unsupported = (detail: string) => ({ ok: false as const, response: problem(415, 'HTTP_UNSUPPORTED_MEDIA_TYPE', detail) });
+  if (header === null || header.trim() === '') {
+    if (bodyBytes === undefined || bodyBytes === 0) return { ok: true };
+    return unsupported('content-type is missing; send the body with content-type application/json');
+  }
+  const [type, ...params] = header.split(';');
+  if (!JSON_MEDIA_TYPE.test(type!.trim().toLowerCase())) return unsupported('content-type must be application/json');
+  for (const param of params) {
+    const [name, value] = param.split('=').map((s) => s.trim().toLowerCase());
+    if (name === 'charset' && value !== undefined && !['utf-8', 'utf8', '"utf-8"'].includes(value)) {
+      return unsupported('content-type charset must be utf-8');
+    }
+  }
+  return { ok: true };
 }

@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
+import type { ReplayCache } from '../platform/replay-cache.ts';
 import type { RequestMessage, RequestRecord } from '../requests/schemas.ts';
 import type { ClusterSnapshot, ClusterStatusView } from '../snapshots/model.ts';
 import type { CapacityBackoff, InFlightAllocation, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
@@ -82,6 +83,13 @@ export interface HttpDeps {
   queues: { scaleQueue: string; scalePoisonQueue: string };
   /** The HMAC key for incoming signatures (Key Vault or a local setting); undefined = signatures not checked. */
   signingSecret(): Promise<string | undefined>;
+  /**
+   * Every active HMAC key, current first (a second one during rotation, CONTRACT §4). Absent = only
+   * {@link signingSecret}.
+   */
+  signingSecrets?(): Promise<readonly string[]>;
+  /** Where seen signatures are remembered (storage, shared by instances). Absent = in this process only. */
+  replayCache?: ReplayCache;
   /** When true, POSTs without a signature are refused (needs a signing secret). Default false. */
   requireSignatures?: boolean;
   /** Health answers within this time or reports storage unreachable. Default 5000 ms. */

@@ -89,6 +89,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not found',
   409: 'The requestId exists with a different body',
   413: `Body over ${MAX_BODY_BYTES / 1024} KiB`,
+  415: 'The content type is not JSON (application/json or application/*+json, UTF-8)',
   500: 'Internal error',
   503: 'Degraded: storage unreachable or a cluster snapshot is stale',
 };
@@ -101,14 +102,14 @@ const SIGNATURE_PARAMETERS: JsonSchema[] = [
     required: false,
     schema: { type: 'string', pattern: '^sha256=[0-9a-fA-F]{64}$' },
     description:
-      'sha256=<hex HMAC-SHA256 of the raw body> with the caller\'s signing secret (an HMAC of "<X-Scaler-Timestamp>.<raw body>" is accepted too). Verified whenever a signing secret is configured; required when the deployment requires signatures. A mismatch is refused with 401.',
+      'sha256=<hex HMAC-SHA256 of "<X-Scaler-Timestamp>.<METHOD>.<path>.<raw body>"> with the caller\'s signing secret (path as sent, without the query). Verified whenever a signing secret is configured; required when the deployment requires signatures. A mismatch, or a signature already used, is refused with 401.',
   },
   {
     name: 'X-Scaler-Timestamp',
     in: 'header',
     required: false,
     schema: { type: 'string', pattern: '^[0-9]{1,12}$' },
-    description: 'Unix seconds, signed with the body; more than 5 minutes from the server clock is refused with 401.',
+    description: 'Unix seconds, signed with the method, path and body; more than 5 minutes from the server clock is refused with 401.',
   },
 ];
 
@@ -148,7 +149,7 @@ export function buildOpenApiDocument(routes: readonly OpenApiRoute[], options: {
       };
       const problems = new Set([...(route.problemStatuses ?? []), 500]);
       if (route.authLevel === 'function' || method === 'POST') problems.add(401);
-      if (method === 'POST') problems.add(413);
+      if (method === 'POST') problems.add(413).add(415);
       for (const status of [...problems].sort((a, b) => a - b)) {
         // Health's 503 carries the health body itself, not a problem.
         responses[status] =

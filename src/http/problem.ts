@@ -17,7 +17,10 @@ export type HttpProblemCode =
   | 'HTTP_NOT_FOUND'
   | 'HTTP_CONFLICT'
   | 'HTTP_SIGNATURE'
-  | 'HTTP_INTERNAL';
+  | 'HTTP_INTERNAL'
+  | 'HTTP_UNSUPPORTED_MEDIA_TYPE'
+  | 'HTTP_UNAUTHORIZED'
+  | 'HTTP_CONFIG';
 
 const TITLES: Record<HttpProblemCode, string> = {
   HTTP_VALIDATION: 'The request is invalid',
@@ -27,6 +30,9 @@ const TITLES: Record<HttpProblemCode, string> = {
   HTTP_CONFLICT: 'Conflict',
   HTTP_SIGNATURE: 'The signature was refused',
   HTTP_INTERNAL: 'Internal error',
+  HTTP_UNSUPPORTED_MEDIA_TYPE: 'The content type is not JSON',
+  HTTP_UNAUTHORIZED: 'A valid function key is required',
+  HTTP_CONFIG: 'A setting is invalid',
 };
 
 /** `urn:cyclecloud-scaler:problem:validation` for `HTTP_VALIDATION`: stable, no host to keep alive. */

@@ -12,7 +12,8 @@ import { ClusterName, PublicRequestRecord, RequestId, RequestMessage, ScaleReque
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';
 import type { HttpDeps, SnapshotHealth } from './deps.ts';
-import { checkSignature, parseJsonBody, readBoundedBody } from './body.ts';
+import { checkContentType, checkSignature, parseJsonBody, readBoundedBody, signatureRefused } from './body.ts';
+import { memoryReplayCache, type ReplayCache } from '../platform/replay-cache.ts';
 import { buildOpenApiDocument, ROUTE_PREFIX, TerminateBody, type OpenApiRoute } from './openapi.ts';
 import { json, problem, validationProblem } from './problem.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
@@ -54,21 +55,51 @@ export function statusUrlFor(requestUrl: string, requestId: string): string {
   return new URL(`${ROUTE_PREFIX}/scale-requests/${encodeURIComponent(requestId)}`, requestUrl).toString();
 }
 
-/** Reads the body within the limit and applies the signature rule. */
+/** The process-local replay cache of deps that wire none (tests, tools): replay protection is never off. */
+const localReplayCaches = new WeakMap<HttpDeps, ReplayCache>();
+
+function replayCacheOf(deps: HttpDeps): ReplayCache {
+  if (deps.replayCache) return deps.replayCache;
+  let cache = localReplayCaches.get(deps);
+  if (!cache) localReplayCaches.set(deps, (cache = memoryReplayCache(deps.now)));
+  return cache;
+}
+
+async function activeSecrets(deps: HttpDeps): Promise<readonly string[]> {
+  if (deps.signingSecrets) return (await deps.signingSecrets()).filter((s) => s.length > 0);
+  const one = await deps.signingSecret();
+  return one ? [one] : [];
+}
+
+/** Reads the body within the limit, refuses a content type that is not JSON (415) and applies the signature rule. */
 async function readSignedBody(deps: HttpDeps, request: HttpRequest, log: Logger): Promise<{ ok: true; raw: Uint8Array } | { ok: false; response: HttpResponseInit }> {
+  const declaredType = checkContentType(request, undefined);
+  if (!declaredType.ok) {
+    log.info('request refused: content type');
+    return declaredType;
+  }
   const body = await readBoundedBody(request);
   if (!body.ok) {
     log.info('request refused: body too large');
     return body;
   }
+  const contentType = checkContentType(request, body.raw.byteLength);
+  if (!contentType.ok) {
+    log.info('request refused: content type');
+    return contentType;
+  }
   const required = deps.requireSignatures ?? false;
   // The secret may come from Key Vault: fetch it only when there is something to check.
-  const secret = required || request.headers.has('x-scaler-signature') ? await deps.signingSecret() : undefined;
-  if (required && !secret) log.error('signatures are required but no signing secret is configured');
-  const verdict = checkSignature(request, body.raw, { secret, required, nowMs: deps.now() });
+  const secrets = required || request.headers.has('x-scaler-signature') ? await activeSecrets(deps) : [];
+  if (required && secrets.length === 0) log.error('signatures are required but no signing secret is configured');
+  const verdict = checkSignature(request, body.raw, { secrets, required, nowMs: deps.now() });
   if (!verdict.ok) {
     log.warn('request refused: signature', { reason: verdict.reason });
     return verdict;
+  }
+  if (verdict.signed && !(await replayCacheOf(deps).remember(verdict.digest, verdict.timestampMs))) {
+    log.warn('request refused: signature', { reason: 'replayed' });
+    return { ok: false, response: signatureRefused('this signature was already used; sign every request anew (a fresh X-Scaler-Timestamp)') };
   }
   return body;
 }

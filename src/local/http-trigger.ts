@@ -71,14 +71,8 @@ export interface HttpDispatcherOptions {
   baseUrl(): string;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function problem(res: ServerResponse, status: number, title: string, detail?: string, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify({ type: 'about:blank', title, status, ...(detail ? { detail } : {}) });
+function problem(res: ServerResponse, status: number, title: string, detail?: string, headers: Record<string, string> = {}, extra: Record<string, string> = {}): void {
+  const text = JSON.stringify({ type: 'about:blank', title, status, ...(detail ? { detail } : {}), ...extra });
   res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
@@ -177,7 +171,8 @@ export function createHttpDispatcher(o: HttpDispatcherOptions): (req: IncomingMe
       const given = req.headers['x-functions-key'];
       const key = (Array.isArray(given) ? given[0] : given) ?? url.searchParams.get('code');
       if (!o.functionKey || !keyMatches(o.functionKey, key)) {
-        return sendJson(res, 401, { error: 'Unauthorized', message: 'a valid function key is required in the x-functions-key header or the code query parameter' });
+        // problem+json like every other refusal; `error` kept for callers that read it.
+        return problem(res, 401, 'Unauthorized', 'a valid function key is required in the x-functions-key header or the code query parameter', {}, { error: 'Unauthorized' });
       }
     }
     const declared = Number(req.headers['content-length'] ?? 0);

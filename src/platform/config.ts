@@ -32,6 +32,8 @@
  * | `SCALE_OUT_PAUSED` | `true` stops new creates (requests wait with a reason) | `false` |
  * | `SIGNING_SECRET_NAME` | Key Vault secret with the HMAC key for callbacks and webhooks (needs `KEY_VAULT_URL`) | unset |
  * | `SCALER_SIGNING_SECRET` | the HMAC key itself (local development) | unset |
+ * | `SIGNING_SECRET_SECONDARY_NAME`, `SCALER_SIGNING_SECRET_SECONDARY` | a second HMAC key also accepted on incoming requests (rotation) | unset |
+ * | `CALLBACK_ALLOWED_HOSTS` | comma-separated callback hosts; set = only these (and they may be private); empty = any public https host | unset |
  * | `REQUIRE_SIGNED_WEBHOOKS` | `true` refuses POSTs without a valid `X-Scaler-Signature` (needs a signing secret) | `false` |
  * | `STORAGE_PREFIX` | prefix of table and internal queue names (lowercase letters and digits) | `scaler` |
  * | `AZURE_CLIENT_ID` | client id of the user-assigned managed identity | unset |
@@ -96,6 +98,11 @@ export interface Config {
   readonly requireSignedWebhooks: boolean;
   readonly signingSecretName: string | undefined;
   readonly signingSecret: string | undefined;
+  /** A second key accepted on incoming signatures during rotation (Key Vault secret name / value). */
+  readonly signingSecretSecondaryName: string | undefined;
+  readonly signingSecretSecondary: string | undefined;
+  /** `CALLBACK_ALLOWED_HOSTS`, lower case; empty = any public https host. */
+  readonly callbackAllowedHosts: readonly string[];
   readonly storagePrefix: string;
   readonly azureClientId: string | undefined;
   readonly logLevel: LogLevel;
@@ -186,6 +193,12 @@ const logLevel = z
   .pipe(z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be debug, info, warn or error' }));
 
 const functionKey = z.string().min(4, 'must be at least 4 characters').regex(/^\S+$/, 'must not contain whitespace');
+
+/** Host names or IP literals, comma-separated (no scheme, port or path). */
+const hostList = z
+  .string()
+  .transform((text) => [...new Set(text.split(',').map((h) => h.trim().replace(/^\[|\]$/g, '').toLowerCase()).filter(Boolean))])
+  .pipe(z.array(z.string().regex(/^(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}$|^[0-9a-f:.]+$/, 'must be host names or IP addresses, comma-separated (no scheme, port or path)')));
 
 const storagePrefix = z.string().regex(/^[a-z][a-z0-9]{0,39}$/, 'must be 1-40 lowercase letters and digits, starting with a letter');
 
@@ -343,6 +356,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     throw new ConfigError('REQUIRE_SIGNED_WEBHOOKS', 'needs a signing secret (SIGNING_SECRET_NAME or SCALER_SIGNING_SECRET)');
   }
 
+  const signingSecretSecondaryName = parse(env, 'SIGNING_SECRET_SECONDARY_NAME', secretName);
+  if (signingSecretSecondaryName && !keyVaultUrl) throw new ConfigError('SIGNING_SECRET_SECONDARY_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
+  const signingSecretSecondary = env.SCALER_SIGNING_SECRET_SECONDARY ? env.SCALER_SIGNING_SECRET_SECONDARY : undefined;
+  if (signingSecretSecondary !== undefined && signingSecretSecondary.length < 16) throw new ConfigError('SCALER_SIGNING_SECRET_SECONDARY', 'must be at least 16 characters');
+  registerSecret(signingSecretSecondary);
+  const callbackAllowedHosts = parse(env, 'CALLBACK_ALLOWED_HOSTS', hostList) ?? [];
+
   const storagePrefixValue = parse(env, 'STORAGE_PREFIX', storagePrefix) ?? 'scaler';
   const azureClientId = parse(env, 'AZURE_CLIENT_ID', guid);
   const level = parse(env, 'LOG_LEVEL', logLevel) ?? 'info';
@@ -377,6 +397,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     requireSignedWebhooks,
     signingSecretName,
     signingSecret,
+    signingSecretSecondaryName,
+    signingSecretSecondary,
+    callbackAllowedHosts,
     storagePrefix: storagePrefixValue,
     azureClientId,
     logLevel: level,

@@ -12,6 +12,7 @@ import { isContinueMessage } from '../tracking/types.ts';
 import type { RequestLedgerApi } from './ledger-types.ts';
 import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from './schemas.ts';
 import { isFinal } from './record.ts';
+import { decodeIntakeMessage, recordableText, sendAdmitted, usableRequestId } from './intake-guards.ts';
 import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
@@ -47,18 +48,14 @@ export async function handleScaleQueueMessage(
   logger: Logger,
 ): Promise<ProcessResult | { action: 'rejected' | 'conflict' | 'superseded'; requestId: string; state: string | null }> {
   const log = logger.child({ queueMessageId: meta.messageId, dequeueCount: meta.dequeueCount });
-  let body: unknown = message;
-  if (typeof message === 'string' || Buffer.isBuffer(message)) {
-    try {
-      body = JSON.parse(String(message));
-    } catch {
-      return recordBroken(deps, meta, log, 'the message is not JSON');
-    }
-  }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return recordBroken(deps, meta, log, 'the message is not a JSON object');
+  const decoded = decodeIntakeMessage(message);
+  if (!decoded.ok) return recordBroken(deps, meta, log, decoded.reason);
+  const body: unknown = decoded.body;
 
   if (isContinueMessage(body)) {
-    const requestId = body.requestId;
+    // Its id becomes a storage key: one that is not a valid requestId is recorded, never retried.
+    const requestId = usableRequestId(body.requestId);
+    if (requestId === null) return recordBroken(deps, meta, log, 'continue message with an invalid requestId');
     let consumedWakeAtMs: number | undefined;
     if (body.reason === WAIT_REASON && typeof body.wakeAtMs === 'number') {
       const entry = await deps.ledger.get(requestId);
@@ -80,7 +77,7 @@ export async function handleScaleQueueMessage(
   if (!parsed.ok) {
     const key = usableId ?? `msg-${meta.messageId}`;
     const rawCluster = (body as { cluster?: unknown }).cluster;
-    const cluster = typeof rawCluster === 'string' ? rawCluster.slice(0, 128) : null;
+    const cluster = recordableText(rawCluster);
     const shown = parsed.errors.slice(0, MAX_REASON_FIELDS).map((e) => `${e.path || '(message)'}: ${e.message}`);
     const more = parsed.errors.length > MAX_REASON_FIELDS ? `; and ${parsed.errors.length - MAX_REASON_FIELDS} more` : '';
     const reason = `invalid request: ${shown.join('; ')}${more}`;
@@ -168,6 +165,8 @@ export interface SubmitRequestDeps {
   /** The scale queue. */
   queue: QueueSender;
   now: () => number;
+  /** Where a failed send is logged (the sweeper re-sends it). */
+  logger?: Logger;
 }
 
 /**
@@ -178,7 +177,7 @@ export interface SubmitRequestDeps {
 export async function submitRequest(deps: SubmitRequestDeps, message: RequestMessage): Promise<{ outcome: 'created' | 'duplicate' | 'conflict'; record: RequestRecord }> {
   const admitted = await deps.ledger.admit(message, deps.now());
   if (admitted.outcome === 'created' || (admitted.outcome === 'duplicate' && admitted.entry.record.state === 'queued')) {
-    await deps.queue.send(message);
+    await sendAdmitted(deps.queue, message, deps.logger);
   }
   return { outcome: admitted.outcome, record: admitted.entry.record };
 }

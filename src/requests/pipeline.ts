@@ -44,6 +44,8 @@ export interface RequestPipelineOptions {
   now?: () => number;
   /** Called once an entry becomes final, whoever made it so (queues its callback). See `RequestLedgerOptions.onFinal`. */
   onFinal?: (entry: LedgerEntry) => Promise<void>;
+  /** Where admission logs what the caller does not see (a send left to the sweeper). */
+  logger?: Logger;
 }
 
 export interface RequestPipeline {
@@ -89,6 +91,6 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     state,
     deps,
     handle: (message, meta, logger) => handleScaleQueueMessage(deps, message, meta, logger),
-    submitRequest: (message) => submitRequest({ ledger, queue, now }, message),
+    submitRequest: (message) => submitRequest({ ledger, queue, now, ...(o.logger ? { logger: o.logger } : {}) }, message),
   };
 }

@@ -4,23 +4,25 @@
  * One set of schemas validates the queue, the HTTP API and feeds the OpenAPI document.
  */
 import { z } from 'zod';
+import { CallbackUrl, NodeAttributes, nestingError } from './limits.ts';
 
 export const RequestId = z
   .string()
   .min(1, 'must be 1–128 characters')
   .max(128, 'must be 1–128 characters')
-  .regex(/^[A-Za-z0-9._:-]+$/, 'may contain only letters, digits and . _ : -');
+  .regex(/^[A-Za-z0-9._:-]+$/, 'may contain only letters, digits and . _ : -')
+  // A URL path normalises these away: the status URL would point elsewhere and the record be unreadable.
+  .refine((id) => id !== '.' && id !== '..', 'must not be "." or ".." (a URL path would normalise it away)');
 
-export const ClusterName = z.string().min(1).max(128);
+export const ClusterName = z
+  .string()
+  .min(1)
+  .max(128)
+  // It becomes part of storage keys and URLs: well-formed text only (a lone surrogate cannot be encoded).
+  .refine((name) => !/[\p{Cc}\p{Cs}]/u.test(name), 'must be text without control characters or lone surrogates');
 
-/** https only; plain http is allowed to loopback hosts so a scheduler on the same machine can listen. */
-const httpsUrl = z
-  .url({ protocol: /^https?$/, error: 'must be an https URL' })
-  .max(2048)
-  .refine((u) => {
-    const url = new URL(u);
-    return url.protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-  }, 'must be an https URL (http is accepted only for loopback hosts)');
+/** https only; plain http is allowed to loopback hosts so a scheduler on the same machine can listen (see `limits.ts`). */
+const httpsUrl = CallbackUrl;
 
 export const Demand = z
   .object({
@@ -33,7 +35,7 @@ export const Demand = z
     machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
     colocated: z.boolean().optional(),
     placementGroupId: z.string().min(1).max(256).optional(),
-    nodeAttributes: z.record(z.string(), z.unknown()).optional(),
+    nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
   })
   .strict();
@@ -87,6 +89,9 @@ export function parseRequestMessage(
   if (kind !== undefined && kind !== 'scale' && kind !== 'terminate') {
     return { ok: false, errors: [{ path: 'kind', message: 'must be "scale" or "terminate"' }] };
   }
+  // Before the schema: a body nested thousands deep must be a field error, not a stack overflow.
+  const deep = nestingError(input);
+  if (deep) return { ok: false, errors: [deep] };
   const schema = kind === 'terminate' ? TerminateRequest : ScaleRequest;
   const result = schema.safeParse(input);
   if (result.success) return { ok: true, value: result.data };

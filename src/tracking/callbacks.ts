@@ -20,8 +20,10 @@ import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { registerSecret } from '../platform/log.ts';
 import { signBody } from '../platform/signature.ts';
+import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './callback-guard.ts';
 import type { RequestLedgerApi } from '../requests/ledger-types.ts';
 import { FINAL_STATES, publicRecord } from '../requests/schemas.ts';
+import { usableRequestId } from '../requests/intake-guards.ts';
 
 /** Default delays before each retry (the first try is immediate). */
 export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
@@ -42,8 +44,13 @@ export interface CallbackSenderDeps {
   ledger: Pick<RequestLedgerApi, 'get'>;
   /** The HMAC key; undefined = callbacks are sent unsigned. */
   signingSecret: () => Promise<string | undefined>;
-  /** Default: the global fetch. */
+  /**
+   * Transport override (tests). Default: node's client through the SSRF guard's own DNS lookup
+   * ({@link postGuarded}). Either way the target is checked first ({@link checkCallbackTarget}).
+   */
   fetch?: typeof fetch;
+  /** Where callbacks may go (README "Security"). Default: public https hosts only. */
+  target?: CallbackTargetPolicy;
   now: () => number;
   logger: Logger;
   /** Delays before retries. Default {@link DEFAULT_CALLBACK_RETRY_DELAYS_MS}. */
@@ -87,9 +94,10 @@ export function parseInternalMessage(message: unknown): Record<string, unknown> 
 
 function parseCallbackMessage(message: unknown): CallbackMessage | null {
   const m = parseInternalMessage(message);
-  if (!m || m.$callback !== 'deliver' || typeof m.requestId !== 'string' || m.requestId.length === 0) return null;
+  // The id becomes a storage key: anything but a valid requestId is ignored (logged), never retried into poison.
+  if (!m || m.$callback !== 'deliver' || usableRequestId(m.requestId) === null) return null;
   const attempt = typeof m.attempt === 'number' && Number.isInteger(m.attempt) && m.attempt >= 0 ? m.attempt : 0;
-  return { $callback: 'deliver', requestId: m.requestId, attempt };
+  return { $callback: 'deliver', requestId: m.requestId as string, attempt };
 }
 
 /** Origin and path only: query strings of webhook URLs often carry tokens. */
@@ -112,7 +120,7 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
 
 
 export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
-  const doFetch = deps.fetch ?? fetch;
+  const policy: CallbackTargetPolicy = deps.target ?? { allowedHosts: [], localDevelopment: false };
   const delays = deps.retryDelaysMs ?? DEFAULT_CALLBACK_RETRY_DELAYS_MS;
   const timeoutMs = deps.timeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
   const table = () => deps.storage.table(deps.names.stateTable);
@@ -183,10 +191,22 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       return;
     }
 
+    const target = safeUrl(url);
+    // Checked at send time, after DNS resolution: a record's URL may have been valid when admitted.
+    const allowed = await checkCallbackTarget(url, policy);
+    if (!allowed.ok && !allowed.retryable) {
+      await finish(msg.requestId, claimed.etag, null, claimed.previous);
+      log.error('callback refused: target not allowed', { url: target, reason: allowed.reason });
+      log.metric('callbacks_refused', 1, { requestId: msg.requestId });
+      return;
+    }
+
     const body = JSON.stringify(publicRecord(entry.record));
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId };
     let outcome: { ok: true; status: number } | { ok: false; status?: number; error?: string; retryAfterMs?: number };
     try {
+      // A name that does not resolve now is retried like a network error.
+      if (!allowed.ok) throw Object.assign(new Error(allowed.reason), { code: 'CALLBACK_TARGET_REFUSED' });
       const secret = await deps.signingSecret();
       if (secret) {
         registerSecret(secret);
@@ -194,17 +214,25 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
         headers['X-Scaler-Signature'] = signature;
         headers['X-Scaler-Timestamp'] = timestamp;
       }
-      const res = await doFetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-      // Drain the body so the connection can be reused; its content is not ours to log.
-      await res.arrayBuffer().catch(() => undefined);
-      const ra = retryAfterMs(res.headers.get('retry-after'), nowMs);
-      outcome = res.status >= 200 && res.status < 300 ? { ok: true, status: res.status } : { ok: false, status: res.status, ...(ra !== undefined ? { retryAfterMs: ra } : {}) };
+      let status: number;
+      let retryAfter: string | null;
+      if (deps.fetch) {
+        const res = await deps.fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+        // Never read beyond the status: the receiver's body is not ours.
+        await res.body?.cancel().catch(() => undefined);
+        status = res.status;
+        retryAfter = res.headers.get('retry-after');
+      } else {
+        ({ status, retryAfter } = await postGuarded(url, headers, body, policy, timeoutMs));
+      }
+      const ra = retryAfterMs(retryAfter, nowMs);
+      outcome = status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, ...(ra !== undefined ? { retryAfterMs: ra } : {}) };
     } catch (e) {
-      const err = e as Error;
-      outcome = { ok: false, error: err.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : err.name || 'network error' };
+      const err = e as Error & { code?: string };
+      const timedOut = err.name === 'TimeoutError' || (err.name === 'AbortError' && (err.cause as Error | undefined)?.name === 'TimeoutError');
+      outcome = { ok: false, error: timedOut ? `timed out after ${timeoutMs} ms` : err.code === 'CALLBACK_TARGET_REFUSED' ? err.message : err.code || err.name || 'network error' };
     }
 
-    const target = safeUrl(url);
     if (outcome.ok) {
       await finish(msg.requestId, claimed.etag, version, claimed.previous);
       log.info('callback delivered', { url: target, status: outcome.status, state: entry.record.state });

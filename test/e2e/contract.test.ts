@@ -407,20 +407,23 @@ describe('§4 HTTP API and §5 record', () => {
     expect(Object.keys(body.paths).every((p) => p.startsWith('/api/'))).toBe(true);
   });
 
-  it('verifies X-Scaler-Signature (HMAC of the raw body): valid → 202, tampered or 6 minutes old → 401', async () => {
+  it('verifies X-Scaler-Signature (HMAC of "<timestamp>.<METHOD>.<path>.<raw body>"): valid → 202, tampered, 6 minutes old or replayed → 401', async () => {
     // Prepare
     const raw = JSON.stringify({ requestId: 'c-sig-1', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] });
     const now = Math.floor(Date.now() / 1000);
 
     // Act
-    const tampered = await post('/scale-requests', raw.replace('"count":1', '"count":2'), { 'x-scaler-signature': hmac(raw), 'x-scaler-timestamp': String(now) });
-    const old = await post('/scale-requests', raw, { 'x-scaler-signature': hmac(raw), 'x-scaler-timestamp': String(now - 360) });
-    const valid = await post('/scale-requests', raw, { 'x-scaler-signature': hmac(raw), 'x-scaler-timestamp': String(now) });
+    const signed = (ts: number) => hmac(`${ts}.POST./api/scale-requests.${raw}`);
+    const tampered = await post('/scale-requests', raw.replace('"count":1', '"count":2'), { 'x-scaler-signature': signed(now), 'x-scaler-timestamp': String(now) });
+    const old = await post('/scale-requests', raw, { 'x-scaler-signature': signed(now - 360), 'x-scaler-timestamp': String(now - 360) });
+    const valid = await post('/scale-requests', raw, { 'x-scaler-signature': signed(now), 'x-scaler-timestamp': String(now) });
+    const replayed = await post('/scale-requests', raw, { 'x-scaler-signature': signed(now), 'x-scaler-timestamp': String(now) });
 
     // Assess
     expect(tampered.status).toBe(401);
     expect(old.status).toBe(401);
     expect(valid.status).toBe(202);
+    expect(replayed.status).toBe(401);
     expect((await host.waitFinal('c-sig-1')).state).toBe('fulfilled');
   });
 
@@ -470,7 +473,7 @@ describe('§4 HTTP API and §5 record', () => {
     expect(sets.find((s) => s.nodearray === 'mpi')).toMatchObject({ count: 2, placementGroupId: 'c-record-pg' });
     // The callback: the final record, signed over its raw body
     expect(JSON.parse(callback.raw)).toEqual(record);
-    expect(callback.headers['x-scaler-signature']).toBe(hmac(callback.raw));
+    expect(callback.headers['x-scaler-signature']).toBe(hmac(`${callback.headers['x-scaler-timestamp']}.${callback.raw}`));
     expect(Math.abs(Number(callback.headers['x-scaler-timestamp']) - Date.now() / 1000)).toBeLessThan(300);
   });
 
@@ -598,7 +601,7 @@ describe('§3 queue messages', () => {
     // A rejected request is final too: its callback comes, signed
     const callback = await eventually(async () => received.find((r) => r.path === '/hooks/never'), 15_000, 'the rejected request callback');
     expect(JSON.parse(callback.raw)).toMatchObject({ requestId: 'c-never-3', state: 'rejected' });
-    expect(callback.headers['x-scaler-signature']).toBe(hmac(callback.raw));
+    expect(callback.headers['x-scaler-signature']).toBe(hmac(`${callback.headers['x-scaler-timestamp']}.${callback.raw}`));
   });
 
   it('uses the same CycleCloud requestId when a create is retried after a lost answer', async () => {

@@ -6,7 +6,7 @@ import type { RequestMessage, RequestRecord } from '../../src/requests/schemas.t
 import type { ClusterSnapshot, ClusterStatusView } from '../../src/snapshots/model.ts';
 import { plan } from '../../src/planning/planner.ts';
 import { silentLogger } from '../../src/platform/log.ts';
-import { signBody } from '../../src/platform/signature.ts';
+import { signRequest } from '../../src/platform/signature.ts';
 
 export const T0 = Date.parse('2026-11-28T01:00:00.000Z');
 export const BASE = 'https://scaler.example.net';
@@ -189,9 +189,9 @@ export function httpRequest(method: string, path: string, options: RequestOption
   });
 }
 
-/** Signature headers for `raw` at `nowMs`. */
-export function signedHeaders(secret: string, raw: string, nowMs: number): Record<string, string> {
-  const { signature, timestamp } = signBody(secret, raw, nowMs);
+/** Signature headers for `raw` sent as `METHOD path` at `nowMs` (CONTRACT §4). */
+export function signedHeaders(secret: string, raw: string, nowMs: number, path = '/api/scale-requests', method = 'POST'): Record<string, string> {
+  const { signature, timestamp } = signRequest(secret, { method, path, body: raw }, nowMs);
   return { 'x-scaler-signature': signature, 'x-scaler-timestamp': timestamp };
 }
 

@@ -102,7 +102,7 @@ describe('OpenAPI 3.1 document', () => {
     expect(doc.components.securitySchemes.scalerSignature).toMatchObject({ in: 'header', name: 'X-Scaler-Signature' });
     const post = doc.paths['/api/scale-requests']!.post as unknown as { parameters: { name: string }[]; responses: Record<string, unknown> };
     expect(post.parameters.map((p) => p.name)).toEqual(['X-Scaler-Signature', 'X-Scaler-Timestamp']);
-    expect(Object.keys(post.responses).sort()).toEqual(['202', '400', '401', '409', '413', '500']);
+    expect(Object.keys(post.responses).sort()).toEqual(['202', '400', '401', '409', '413', '415', '500']);
   });
 
   it('resolves every $ref', () => {

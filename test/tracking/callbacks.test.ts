@@ -42,6 +42,8 @@ function sender(entries: Record<string, LedgerEntry>, over: Partial<CallbackSend
     now: () => Date.now(),
     logger: logs.logger,
     retryDelaysMs: [0, 0],
+    // The receiver listens on loopback http: local development.
+    target: { allowedHosts: [], localDevelopment: true },
     ...over,
   });
   return { s, logs };
@@ -71,7 +73,7 @@ describe('callbacks', () => {
     expect(headers['content-type']).toBe('application/json');
     expect(headers['x-scaler-request-id']).toBe('job-1');
     expect(JSON.parse(body)).toEqual(entry.record);
-    expect(verifySignature(SECRET, body, headers['x-scaler-signature'] as string, headers['x-scaler-timestamp'] as string, Date.now())).toEqual({ ok: true });
+    expect(verifySignature(SECRET, body, headers['x-scaler-signature'] as string, headers['x-scaler-timestamp'] as string, Date.now())).toMatchObject({ ok: true });
     expect([...logs.lines]).toContainNoSecret([SECRET, headers['x-scaler-signature'] as string, 'token=abc']);
     expect(await peekAll(storage, names.callbackQueue)).toEqual([]);
   });

@@ -370,7 +370,7 @@ describe('tracker end to end over the queues', () => {
   it('pumps wake-ups until Ready and delivers a signed callback', async () => {
     // Prepare: real clock, zero poll delays so queue visibility does not slow the test.
     clock = Date.now();
-    const callbacks = createCallbackSender({ storage, names, ledger, signingSecret: async () => SECRET, now: () => Date.now(), logger: log });
+    const callbacks = createCallbackSender({ storage, names, ledger, signingSecret: async () => SECRET, now: () => Date.now(), logger: log, target: { allowedHosts: [], localDevelopment: true } });
     const t = tracker({ callbacks, now: () => Date.now() }, { pollMinMs: 0, pollMaxMs: 0 });
     cc.addCreate('op-9', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
     await t.start(await submitted('job-9', 'op-9', [looseSet()], rx.url));
@@ -389,7 +389,7 @@ describe('tracker end to end over the queues', () => {
     );
     // Assess
     const { headers, body } = rx.received[0]!;
-    expect(verifySignature(SECRET, body, headers['x-scaler-signature'] as string, headers['x-scaler-timestamp'] as string, Date.now())).toEqual({ ok: true });
+    expect(verifySignature(SECRET, body, headers['x-scaler-signature'] as string, headers['x-scaler-timestamp'] as string, Date.now())).toMatchObject({ ok: true });
     expect(JSON.parse(body)).toMatchObject({ requestId: 'job-9', state: 'fulfilled' });
     expect([...logs.lines]).toContainNoSecret([SECRET, headers['x-scaler-signature'] as string]);
   });
