@@ -123,9 +123,12 @@ function observe(n: NodeRecord): ObservedNode {
   };
 }
 
+/** A non-empty, well-formed string of reasonable length: usable in a Table key (encodeURIComponent throws on a lone surrogate). */
+const usableKey = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 512 && !/\p{Cs}/u.test(v);
+
 export function parseTrackerMessage(message: unknown): TrackerWakeMessage | null {
   const m = parseInternalMessage(message);
-  if (!m || m.$tracker !== 'poll' || typeof m.cluster !== 'string' || typeof m.cycleCloudRequestId !== 'string' || !m.cluster || !m.cycleCloudRequestId) return null;
+  if (!m || m.$tracker !== 'poll' || !usableKey(m.cluster) || !usableKey(m.cycleCloudRequestId)) return null;
   return { $tracker: 'poll', cluster: m.cluster, cycleCloudRequestId: m.cycleCloudRequestId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
 }
 

@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/platform/log.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { MemoryLedger } from '../requests/memory-ledger.ts';
-import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, fixedSnapshots } from '../requests/fakes.ts';
+import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, MemoryReservations, fixedSnapshots } from '../requests/fakes.ts';
 import { fakeDeps, httpRequest } from '../http/fakes.ts';
 
 export const POST_ROUTES = {
@@ -69,6 +69,7 @@ export function queueHarness() {
   const deps: IntakeDeps = {
     cyclecloud,
     ledger,
+    reservations: new MemoryReservations(),
     snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(clock.now - 5_000).toISOString() })),
     capacity: new FakeCapacity(),
     tracker: new FakeTracker(),

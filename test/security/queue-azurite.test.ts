@@ -10,7 +10,7 @@ import { Storage } from '../../src/platform/storage.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
-import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, fixedSnapshots } from '../requests/fakes.ts';
+import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, MemoryReservations, fixedSnapshots } from '../requests/fakes.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { nestedObjectText, post, withNodeAttributes } from './harness.ts';
 import { createRequestPipeline } from '../../src/requests/pipeline.ts';
@@ -33,6 +33,7 @@ async function world() {
   const deps: IntakeDeps = {
     cyclecloud: new FakeCycleCloud(),
     ledger,
+    reservations: new MemoryReservations(),
     snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(now - 5_000).toISOString() })),
     capacity: new FakeCapacity(),
     tracker: new FakeTracker(),

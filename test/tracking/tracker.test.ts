@@ -320,8 +320,11 @@ describe('tracker', () => {
     await t.handleTrackerMessage('not json', { dequeueCount: 1 }, log);
     await t.handleTrackerMessage({ $tracker: 'poll' }, { dequeueCount: 1 }, log);
     await t.handleTrackerMessage(Buffer.from(JSON.stringify({ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: 'nope' })).toString('base64'), { dequeueCount: 1 }, log);
+    // Keys no Table can hold (a lone surrogate, an absurd length) are not wake-ups: never a poison loop.
+    await t.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc\ud800', cycleCloudRequestId: 'x' }, { dequeueCount: 1 }, log);
+    await t.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: 'x'.repeat(600) }, { dequeueCount: 1 }, log);
     expect(cc.calls).toEqual([]);
-    expect(logs.entries().map((l) => l.msg)).toEqual(['tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up', 'wake-up for an unknown operation dropped']);
+    expect(logs.entries().map((l) => l.msg)).toEqual(['tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up', 'wake-up for an unknown operation dropped', 'tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up']);
   });
 
   it('keeps at most one poll in flight: two wake-ups at once make one CycleCloud call', async () => {
