@@ -213,6 +213,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     logger,
     submitRequest: (m) => pipeline.submitRequest(m),
     ledger: pipeline.ledger,
+    requests: pipeline.ledger.listing,
     state: pipeline.state,
     snapshots,
     capacity,

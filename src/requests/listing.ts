@@ -328,6 +328,11 @@ export class RequestListing {
     this.#entry = entry;
   }
 
+  /** One ledger entry (the truth behind a row), or null. */
+  entry(requestId: string): Promise<LedgerEntry | null> {
+    return this.#entry(requestId);
+  }
+
   /** Writes the entry's row (replacing the previous version). */
   async write(entry: LedgerEntry): Promise<void> {
     await this.#table.upsertEntity(rowOf(entry), 'Replace');
