@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { RequestState } from '../requests/schemas.ts';
+import { BucketStatus } from './schemas.ts';
 
 export const RequestSummary = z.object({
   requestId: z.string(),
@@ -44,19 +45,9 @@ export const RequestTimeline = z.object({
   compensations: z.array(z.object({ demand: z.number().int(), placementGroupId: z.string().nullable(), nodes: z.number().int(), reason: z.string(), at: z.string() })),
 });
 
-const BucketCapacity = z.object({
-  bucketId: z.string(),
-  machineType: z.string(),
-  vcpuCount: z.number(),
-  memoryGB: z.number(),
-  infiniband: z.boolean(),
-  valid: z.boolean(),
-  maxCount: z.number().int(),
-  activeCount: z.number().int(),
-  availableCount: z.number().int(),
+const BucketCapacity = BucketStatus.omit({ placementGroups: true }).extend({
   quotaCount: z.number().int(),
   inFlight: z.number().int().meta({ description: 'Nodes the scaler asked for since the snapshot was taken' }),
-  maxPlacementGroupSize: z.number().int(),
   placementGroups: z.array(z.object({ name: z.string(), activeCount: z.number().int(), inFlight: z.number().int() })),
   backoff: z
     .object({ until: z.string(), secondsLeft: z.number().int(), reason: z.string() })

@@ -14,6 +14,11 @@ import type { Browser, Page } from 'puppeteer-core';
 import { root, startScaler, type RunningScaler } from './harness.ts';
 import { consoleFilePaths } from '../../src/console/page.ts';
 
+// Functions passed to page.evaluate/waitForFunction run in the browser, where these exist; the test's
+// own types are Node's (no DOM lib), so they are declared for this file only.
+declare function getComputedStyle(el: never): { backgroundColor: string };
+declare const document: { body: unknown; querySelector(s: string): { textContent: string | null; getAttribute(n: string): string | null } | null; querySelectorAll(s: string): { length: number } };
+
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) console.log(`console browser test skipped: no chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
@@ -47,10 +52,10 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
   }, 30_000);
 
   async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) as `${string}.png` });
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) as `${string}.png`, fullPage: true });
     if (process.env.UPDATE_DOCS_SCREENSHOTS === '1') {
       mkdirSync(DOCS, { recursive: true });
-      await page.screenshot({ path: join(DOCS, `${name}.png`) as `${string}.png` });
+      await page.screenshot({ path: join(DOCS, `${name}.png`) as `${string}.png`, fullPage: true });
     }
   }
 
@@ -88,7 +93,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     await page.goto(`${host.base}/console?code=${encodeURIComponent(host.key)}&refresh=1#/clusters`, { waitUntil: 'load' });
     const bucket = 'ondemand/Standard_F32s_v2';
     await page.waitForSelector(`[data-bucket="${bucket}"]`, { timeout: 20_000 });
-    const paint = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, Math.round(e.startTime)])));
+    const paint = (await page.evaluate(`Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, Math.round(e.startTime)]))`)) as Record<string, number>;
     const usedBefore = await usedOf(page, bucket);
     const html = await fetch(`${host.base}/console?code=${encodeURIComponent(host.key)}`, { headers: { 'accept-encoding': 'gzip' } });
     const gzipBytes = Number(html.headers.get('content-length'));
@@ -119,7 +124,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     await page.keyboard.type('4712');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelectorAll('tr[data-request-id]').length === 1 && !!document.querySelector('tr[data-request-id="console-e2e-gang"]'), { timeout: 20_000 });
-    await page.$eval('#f-q', (el) => ((el as HTMLInputElement).value = ''));
+    await page.$eval('#f-q', (el) => ((el as unknown as { value: string }).value = ''));
     await page.click('form.filters button[type="submit"]');
 
     // The request's page: demands, nodes and a timeline that ends fulfilled
@@ -154,17 +159,26 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
 
     // Trends: the requests and nodes made above, drawn
     await page.keyboard.press('4');
-    await page.waitForFunction(() => Number(document.querySelector('[data-card="requests"] dd')?.textContent) >= 3, { timeout: 20_000 });
+    await page.waitForSelector('#f-hours');
+    await page.select('#f-hours', '1');
+    await page.waitForFunction(`Number(document.querySelector('[data-card="requests"] dd')?.textContent) >= 3`, { timeout: 20_000 });
     await page.waitForSelector('#chart-requests canvas');
     await page.waitForSelector('#chart-latency canvas');
     expect(Number(await page.$eval('[data-card="nodes"] dd', (el) => el.textContent))).toBeGreaterThanOrEqual(6);
     await shot(page, 'trends');
 
+    // Dark follows the system
+    const light = await page.evaluate('getComputedStyle(document.body).backgroundColor');
+    await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
+    await page.waitForFunction((before) => getComputedStyle(document.body as never).backgroundColor !== before, {}, light);
+    await shot(page, 'trends-dark');
+    await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
+
     // A phone's width: nothing wider than the screen, the table scrolls inside its box
     await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
     await page.keyboard.press('2');
     await page.waitForSelector('tr[data-request-id="console-e2e-1"]');
-    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+    expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
     await shot(page, 'requests-phone');
 
     expect(problems).toEqual([]);

@@ -129,6 +129,7 @@
       await current.update();
       if (gen !== generation) return;
       lastOk = Date.now();
+      showUpdated();
       clearError();
     } catch (error) {
       if (gen === generation) showError(error);
@@ -140,9 +141,10 @@
     clearTimeout(timer);
     if (!document.hidden) timer = setTimeout(refresh, REFRESH_MS);
   }
-  setInterval(() => {
+  const showUpdated = () => {
     updatedEl.textContent = lastOk ? `updated ${duration((Date.now() - lastOk) / 1000)} ago · every ${REFRESH_MS / 1000} s` : 'loading…';
-  }, 1000);
+  };
+  setInterval(showUpdated, 1000);
   document.addEventListener('visibilitychange', () => (document.hidden ? clearTimeout(timer) : refresh()));
 
   function route() {
@@ -261,16 +263,16 @@
 
     function table(items) {
       if (!items.length) return h('p', { class: 'panel', text: filters.q ? `No request matches "${filters.q}".` : 'No request matches these filters.' });
-      return h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Requests, newest first' },
+      return h('div', { class: 'table-wrap' }, h('table', { class: 'stack', 'aria-label': 'Requests, newest first' },
         h('thead', {}, h('tr', {}, ['Request', 'State', 'Cluster', 'Demands', 'Ready', 'Age', 'Reason'].map((t, i) => h('th', { scope: 'col', class: i === 3 || i === 4 ? 'num' : null, text: t })))),
         h('tbody', {}, items.map((r) => h('tr', { 'data-request-id': r.requestId },
-          h('td', {}, h('a', { href: `#/requests/${encodeURIComponent(r.requestId)}`, class: 'mono', 'data-focus': `req:${r.requestId}`, text: r.requestId }), r.jobIds.length ? h('div', { class: 'muted', text: `job ${r.jobIds.slice(0, 3).join(', ')}${r.jobIds.length > 3 ? '…' : ''}` }) : null),
-          h('td', {}, stateBadge(r.state)),
-          h('td', { text: r.cluster || dash }),
-          h('td', { class: 'num', text: num(r.demands) }),
-          h('td', { class: 'num', 'data-ready': `${r.ready}/${r.requested}`, text: r.kind === 'terminate' ? dash : `${num(r.ready)} / ${num(r.requested)}` }),
-          h('td', { title: clock(r.createdAt), text: duration((Date.now() - Date.parse(r.createdAt)) / 1000) }),
-          h('td', { class: 'reason', text: r.reason || '' }))))));
+          h('td', { 'data-label': 'Request' }, h('a', { href: `#/requests/${encodeURIComponent(r.requestId)}`, class: 'mono', 'data-focus': `req:${r.requestId}`, text: r.requestId }), r.jobIds.length ? h('div', { class: 'muted', text: `job ${r.jobIds.slice(0, 3).join(', ')}${r.jobIds.length > 3 ? '…' : ''}` }) : null),
+          h('td', { 'data-label': 'State' }, stateBadge(r.state)),
+          h('td', { 'data-label': 'Cluster', text: r.cluster || dash }),
+          h('td', { 'data-label': 'Demands', class: 'num', text: num(r.demands) }),
+          h('td', { 'data-label': 'Ready', class: 'num', 'data-ready': `${r.ready}/${r.requested}`, text: r.kind === 'terminate' ? dash : `${num(r.ready)} / ${num(r.requested)}` }),
+          h('td', { 'data-label': 'Age', title: clock(r.createdAt), text: duration((Date.now() - Date.parse(r.createdAt)) / 1000) }),
+          h('td', { 'data-label': 'Reason', class: r.reason ? 'reason' : 'reason empty', text: r.reason || '' }))))));
     }
 
     return {
@@ -438,7 +440,8 @@
         f.plot = new uPlot({
           width: Math.max(260, f.box.clientWidth || 600),
           height: 200,
-          scales: { x: { time: true } },
+          // Counts and seconds start at 0: a flat series must not look like a swing.
+          scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
           axes: [axis, { ...axis, size: 48 }],
           legend: { live: true },
           series: [{}, ...f.d.series.map((s) => ({ label: s.label, stroke: cssVar(s.color), width: 2, fill: s.bars ? `${cssVar(s.color)}88` : undefined, paths: s.bars ? bars : undefined, spanGaps: false, points: { show: !s.bars } }))],
