@@ -213,7 +213,6 @@ export async function createServices(env: Record<string, string | undefined>, op
     logger,
     submitRequest: (m) => pipeline.submitRequest(m),
     ledger: pipeline.ledger,
-    requests: pipeline.ledger.listing,
     state: pipeline.state,
     snapshots,
     capacity,
@@ -231,6 +230,8 @@ export async function createServices(env: Record<string, string | undefined>, op
     configuredClusters: () => clusters,
     queueDepth: queueDepthFrom(storage),
     queues: { scaleQueue: names.scaleQueue, scalePoisonQueue: names.scalePoisonQueue },
+    // The request list and histories the console's read routes use.
+    requests: pipeline.ledger.listing,
     signingSecret,
     requireSignatures: config.requireSignedWebhooks,
   };
