@@ -142,6 +142,10 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     await page.keyboard.press('1');
     await page.waitForFunction((b, before) => Number(document.querySelector(`[data-bucket="${b}"]`)?.getAttribute('data-used')) === before + 2, { timeout: 30_000 }, bucket, usedBefore);
     await page.waitForFunction(() => !!document.querySelector('[data-bucket="mpi/Standard_HB120rs_v3"] [data-group]'), { timeout: 30_000 });
+    // A capacity failure CycleCloud reports for a bucket shows as a backoff with its time left and reason
+    expect((await host.sim$('/__sim/capacity-failure', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodearray: 'ondemand', machineType: 'Standard_HC44rs' }) })).status).toBeLessThan(300);
+    await page.waitForSelector('[data-bucket="ondemand/Standard_HC44rs"] [data-backoff]', { timeout: 30_000 });
+    expect(await page.$eval('[data-bucket="ondemand/Standard_HC44rs"] [data-backoff]', (el) => el.textContent)).toMatch(/^Backing off for \d+ (s|min)/);
     await shot(page, 'clusters');
 
     // Health: pause from the page, see it through the API, resume
