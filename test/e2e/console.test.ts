@@ -171,6 +171,13 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     expect(Number(await page.$eval('[data-card="nodes"] dd', (el) => el.textContent))).toBeGreaterThanOrEqual(6);
     await shot(page, 'trends');
 
+    // Single-key shortcuts can be switched off (WCAG 2.1.4)
+    await page.click('#shortcuts');
+    await page.focus('main');
+    await page.keyboard.press('1');
+    expect(await page.evaluate('location.hash')).toMatch(/^#\/trends/);
+    await page.click('#shortcuts');
+
     // Dark follows the system
     const light = await page.evaluate('getComputedStyle(document.body).backgroundColor');
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);

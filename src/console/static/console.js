@@ -479,8 +479,12 @@
   const VIEWS = { clusters: clustersView, requests: requestsView, health: healthView, trends: trendsView };
 
   // ---- keyboard ----
+  // Single-character shortcuts can be switched off (WCAG 2.1.4), e.g. for speech input; remembered per browser.
+  const shortcuts = $('#shortcuts');
+  shortcuts.checked = localStorage.getItem('ccscale.shortcuts') !== 'off';
+  shortcuts.addEventListener('change', () => localStorage.setItem('ccscale.shortcuts', shortcuts.checked ? 'on' : 'off'));
   document.addEventListener('keydown', (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || !shortcuts.checked) return;
     const t = e.target;
     if (t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement || $('#key-dialog').open) return;
     const views = ['clusters', 'requests', 'health', 'trends'];
