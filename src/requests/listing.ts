@@ -248,6 +248,8 @@ export function summaryChanged(previous: LedgerEntry | null, next: LedgerEntry):
 }
 
 const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+/** What a summary needs: every column but the transitions (the bulk of a row). */
+const SUMMARY_COLUMNS = ['RowKey', 'requestId', 'cluster', 'kind', 'state', 'requested', 'ready', 'demands', 'jobIds', 'reason', 'createdAtMs', 'updatedAtMs', 'finalAtMs'];
 
 /** Splits a time window into the UTC days it touches, newest first. */
 function daysBetween(fromMs: number, toMs: number): number[] {
@@ -356,7 +358,7 @@ export class RequestListing {
     for (const day of daysBetween(sinceMs, startMs)) {
       const pk = listPartition(day);
       const filter = [`PartitionKey eq ${quote(pk)}`, ...(after && pk === listPartition(startMs) ? [`RowKey gt ${quote(after)}`] : []), ...clauses].join(' and ');
-      for await (const page of this.#table.listEntities<ListRow>({ queryOptions: { filter } }).byPage({ maxPageSize: limit + 1 })) {
+      for await (const page of this.#table.listEntities<ListRow>({ queryOptions: { filter, select: SUMMARY_COLUMNS } }).byPage({ maxPageSize: limit + 1 })) {
         for (const row of page) {
           if (items.length === limit) return { items, nextCursor: last };
           items.push(summaryOfRow(row));
@@ -389,7 +391,7 @@ export class RequestListing {
     const needle = JSON.stringify(text);
     for (const day of daysBetween(fromMs, nowMs + DAY_MS)) {
       const filter = `PartitionKey eq ${quote(listPartition(day))}`;
-      for await (const row of this.#table.listEntities<ListRow>({ queryOptions: { filter } })) {
+      for await (const row of this.#table.listEntities<ListRow>({ queryOptions: { filter, select: SUMMARY_COLUMNS } })) {
         if (found.size >= limit) break;
         // jobIds is a JSON array: match one whole id, not a substring.
         if (!found.has(row.requestId) && typeof row.jobIds === 'string' && (row.jobIds.includes(`[${needle}`) || row.jobIds.includes(`,${needle}`))) {
