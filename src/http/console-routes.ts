@@ -25,6 +25,8 @@ export interface ConsoleRouteHelpers {
   guarded(route: string, impl: (deps: HttpDeps, request: HttpRequest, log: Logger) => Promise<HttpResponseInit>): RouteHandler;
   latestOrLive(deps: HttpDeps, cluster: string, log: Logger): Promise<ClusterSnapshot | null>;
   isStale(deps: HttpDeps, health: SnapshotHealth | null, ageSeconds: number | null): boolean;
+  /** Passes an answer through its schema (extra keys dropped), logging drift instead of failing. */
+  shape<T>(schema: z.ZodType<T>, value: unknown, log: Logger, what: string): T;
 }
 
 const HOUR_MS = 3_600_000;
@@ -142,17 +144,11 @@ export function trendBucketMs(hours: number): number {
   return 15 * MINUTE_MS;
 }
 
-function shaped<T>(schema: z.ZodType<T>, value: T, log: Logger, what: string): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  log.warn(`${what} does not match its response schema`, { paths: result.error.issues.map((i) => i.path.join('.')).slice(0, 10) });
-  return value;
-}
-
 const noListing = () => problem(404, 'HTTP_NOT_FOUND', 'this deployment keeps no request list');
 
 /** The console routes and their read routes, as `ROUTES` entries. */
 export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
+  const shaped = h.shape;
   const listRequests = h.guarded('scale-requests-list', async (deps, request, log) => {
     const parsed = parseListQuery(new URL(request.url), deps.now());
     if (!parsed.ok) return validationProblem(parsed.errors);

@@ -421,5 +421,5 @@ export const ROUTES: readonly RouteDefinition[] = [
     handler: getOpenApi,
   },
   // The operator console and its read routes (console-routes.ts).
-  ...consoleRoutes({ guarded, latestOrLive, isStale }),
+  ...consoleRoutes({ guarded, latestOrLive, isStale, shape }),
 ];
