@@ -250,6 +250,8 @@ export async function createServices(env: Record<string, string | undefined>, op
     configuredClusters: () => clusters,
     queueDepth: queueDepthFrom(storage),
     queues: { scaleQueue: names.scaleQueue, scalePoisonQueue: names.scalePoisonQueue },
+    // The request list and histories the console's read routes use.
+    requests: pipeline.ledger.listing,
     signingSecret,
     signingSecrets,
     replayCache: storageReplayCache(storage, names.stateTable, now),

@@ -8,6 +8,8 @@ import type { Logger } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { ReplayCache } from '../platform/replay-cache.ts';
 import type { RequestMessage, RequestRecord } from '../requests/schemas.ts';
+import type { LedgerEntry } from '../requests/ledger-types.ts';
+import type { ListRequestsQuery, RequestPage, RequestSummary, TrendRow } from '../requests/listing.ts';
 import type { ClusterSnapshot, ClusterStatusView } from '../snapshots/model.ts';
 import type { CapacityBackoff, InFlightAllocation, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
 
@@ -23,6 +25,15 @@ export interface LedgerReader {
   getRecord(requestId: string): Promise<RequestRecord | null>;
   /** Nodes reserved for `cluster` that a snapshot whose read started at `sinceMs` cannot count yet. */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
+}
+
+/** The request list (`RequestListing` in `src/requests/listing.ts`), for the console's read routes. */
+export interface RequestsReader {
+  list(query: ListRequestsQuery): Promise<RequestPage>;
+  search(text: string, options?: { limit?: number; windowMs?: number }): Promise<RequestSummary[]>;
+  trendRows(fromMs: number, toMs: number): Promise<TrendRow[]>;
+  /** The ledger entry (record plus history) or null. */
+  entry(requestId: string): Promise<LedgerEntry | null>;
 }
 
 /** The pause switch and counters (`ScalerState` in `src/requests/state.ts`). */
@@ -61,6 +72,8 @@ export interface HttpDeps {
   /** Admits a validated message to the ledger and enqueues it (`submitRequest` from `src/requests/intake.ts`). */
   submitRequest(message: RequestMessage): Promise<SubmitResult>;
   ledger: LedgerReader;
+  /** The request list and histories; absent = the list, timeline and trends routes answer 404. */
+  requests?: RequestsReader;
   state: ScalerStateApi;
   snapshots: SnapshotReader;
   capacity: CapacityReader;

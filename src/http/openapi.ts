@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } from '../requests/schemas.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
+import { ClusterCapacity, Counters, RequestList, RequestTimeline, TrendsResponse } from './console-schemas.ts';
 
 /** The parts of a route the document needs (a subset of `RouteDefinition` in `routes.ts`). */
 export interface OpenApiRoute {
@@ -25,6 +26,10 @@ export interface OpenApiRoute {
   problemStatuses?: readonly number[];
   /** Descriptions of path parameters, by name. */
   params?: Readonly<Record<string, string>>;
+  /** Query parameters, by name (all optional). */
+  query?: Readonly<Record<string, { description: string; schema: Record<string, unknown> }>>;
+  /** Media type of a success answer that is not JSON (e.g. `text/html`). */
+  responseContentType?: string;
 }
 
 /** Functions' default route prefix (host.json `extensions.http.routePrefix`). */
@@ -52,6 +57,11 @@ const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [PlanResponse, 'PlanResponse'],
   [ScaleOutState, 'ScaleOutState'],
   [Problem, 'Problem'],
+  [RequestList, 'RequestList'],
+  [RequestTimeline, 'RequestTimeline'],
+  [ClusterCapacity, 'ClusterCapacity'],
+  [TrendsResponse, 'Trends'],
+  [Counters, 'Counters'],
 ];
 
 type JsonSchema = Record<string, unknown>;
@@ -114,13 +124,15 @@ const SIGNATURE_PARAMETERS: JsonSchema[] = [
 ];
 
 function pathParams(route: OpenApiRoute): JsonSchema[] {
-  return [...route.route.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
+  const path = [...route.route.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
     name,
     in: 'path',
     required: true,
     description: route.params?.[name!] ?? name,
     schema: { type: 'string' },
   }));
+  const query = Object.entries(route.query ?? {}).map(([name, q]) => ({ name, in: 'query', required: false, description: q.description, schema: q.schema }));
+  return [...path, ...query];
 }
 
 /**
@@ -145,6 +157,7 @@ export function buildOpenApiDocument(routes: readonly OpenApiRoute[], options: {
         [success]: {
           description: STATUS_TEXT[success] ?? 'OK',
           ...(route.responseSchema ? { content: { 'application/json': { schema: ref(route.responseSchema) } } } : {}),
+          ...(route.responseContentType ? { content: { [route.responseContentType]: { schema: { type: 'string' } } } } : {}),
         },
       };
       const problems = new Set([...(route.problemStatuses ?? []), 500]);

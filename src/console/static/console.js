@@ -1,0 +1,512 @@
+// The scaler console: four views over the scaler's HTTP API, plain DOM, uPlot for the trends.
+// The function key comes from the page's own address (?code=, as Azure hands out function URLs)
+// or from a prompt, is kept in sessionStorage (this tab only) and sent as x-functions-key.
+/* global uPlot */
+'use strict';
+(() => {
+  const KEY_STORE = 'ccscale.functionKey';
+  const params = new URLSearchParams(location.search);
+  if (params.get('code')) sessionStorage.setItem(KEY_STORE, params.get('code'));
+  // The API lives next to the page: /api/console → /api.
+  const API = location.pathname.replace(/\/console\/?$/i, '');
+  const REFRESH_MS = Math.min(300, Math.max(1, Number(params.get('refresh')) || 5)) * 1000;
+  const STATES = ['queued', 'planning', 'submitted', 'fulfilled', 'partially_fulfilled', 'failed', 'rejected'];
+  const OPEN = 'queued,planning,submitted';
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const view = $('#view');
+  const alertBox = $('#alert');
+  const updatedEl = $('#updated');
+
+  /** Element builder: text children are text nodes (never parsed as HTML). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'style') Object.assign(el.style, v);
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'text') el.textContent = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c === undefined || c === null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  const dash = '—';
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en') : dash);
+  function duration(seconds) {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds)) return dash;
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 90) return `${s} s`;
+    if (s < 5400) return `${Math.floor(s / 60)} min ${s % 60 ? `${s % 60} s` : ''}`.trim();
+    if (s < 172800) return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+    return `${Math.round(s / 86400)} d`;
+  }
+  const ago = (iso) => (iso ? `${duration((Date.now() - Date.parse(iso)) / 1000)} ago` : dash);
+  const clock = (iso) => (iso ? new Date(iso).toLocaleString('en-GB', { hour12: false }) : dash);
+  const stateBadge = (s) => h('span', { class: `badge state-${s}`, 'data-state': s, text: s.replace('_', ' ') });
+
+  // ---- the function key and the API ----
+  let asking = null;
+  function askKey(why) {
+    asking ??= new Promise((resolve) => {
+      const dialog = $('#key-dialog');
+      const input = $('#key-input');
+      $('#key-why').textContent = why;
+      input.value = '';
+      const done = (ok) => {
+        dialog.removeEventListener('close', onClose);
+        asking = null;
+        if (ok && input.value.trim()) sessionStorage.setItem(KEY_STORE, input.value.trim());
+        input.value = '';
+        resolve(ok);
+      };
+      const onClose = () => done(dialog.returnValue === 'ok');
+      dialog.addEventListener('close', onClose);
+      $('#key-cancel').onclick = () => dialog.close('cancel');
+      dialog.returnValue = '';
+      dialog.showModal();
+      input.focus();
+    });
+    return asking;
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+    }
+  }
+
+  async function api(path, init = {}, retried = false) {
+    const key = sessionStorage.getItem(KEY_STORE);
+    const headers = { accept: 'application/json', ...(key ? { 'x-functions-key': key } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const res = await fetch(`${API}${path}`, { ...init, headers, cache: 'no-store' });
+    if (res.status === 401 && !retried) {
+      const problem = await res.json().catch(() => ({}));
+      // A refused signature is not a key problem: asking for a key again would not help.
+      if (problem.code !== 'HTTP_SIGNATURE' && (await askKey(key ? 'The API refused the key: enter a valid function key.' : 'Enter the function key to read the API.'))) return api(path, init, true);
+      throw new ApiError(401, problem.detail || 'the API refused the request (401)');
+    }
+    const body = await res.json().catch(() => null);
+    // Health answers 503 with its own body when degraded: that is data, not an error.
+    if (!res.ok && !(res.status === 503 && body && body.status)) throw new ApiError(res.status, (body && (body.detail || body.message)) || `HTTP ${res.status}`);
+    return body;
+  }
+
+  // ---- refresh loop, routing, focus-preserving updates ----
+  let lastOk = 0;
+  let timer = 0;
+  let current = null;
+  let generation = 0;
+
+  function showError(error) {
+    alertBox.hidden = false;
+    alertBox.textContent = `Could not refresh: ${error.message || error}`;
+  }
+  function clearError() {
+    alertBox.hidden = true;
+    alertBox.textContent = '';
+  }
+
+  /** Replaces a region's content, keeping focus on the element with the same data-focus key. */
+  function swap(region, ...children) {
+    const active = document.activeElement;
+    const focusKey = active && region.contains(active) ? active.getAttribute('data-focus') : null;
+    region.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+    if (focusKey) region.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`)?.focus();
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    const gen = generation;
+    if (!current) return;
+    try {
+      await current.update();
+      if (gen !== generation) return;
+      lastOk = Date.now();
+      showUpdated();
+      clearError();
+    } catch (error) {
+      if (gen === generation) showError(error);
+    } finally {
+      if (gen === generation) schedule();
+    }
+  }
+  function schedule() {
+    clearTimeout(timer);
+    if (!document.hidden) timer = setTimeout(refresh, REFRESH_MS);
+  }
+  const showUpdated = () => {
+    updatedEl.textContent = lastOk ? `updated ${duration((Date.now() - lastOk) / 1000)} ago · every ${REFRESH_MS / 1000} s` : 'loading…';
+  };
+  setInterval(showUpdated, 1000);
+  document.addEventListener('visibilitychange', () => (document.hidden ? clearTimeout(timer) : refresh()));
+
+  function route() {
+    const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
+    const parts = path.split('/').filter(Boolean);
+    const name = parts[0] || 'clusters';
+    generation++;
+    clearTimeout(timer);
+    current?.destroy?.();
+    for (const a of document.querySelectorAll('nav a')) {
+      if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+    const make = name === 'requests' && parts[1] ? () => requestView(decodeURIComponent(parts.slice(1).join('/'))) : VIEWS[name] || VIEWS.clusters;
+    view.replaceChildren();
+    current = make(new URLSearchParams(query));
+    document.title = `${current.title} · Scaler console`;
+    refresh();
+  }
+
+  // ---- Clusters ----
+  function bar(b) {
+    const scale = Math.max(1, b.maxCount, b.activeCount + b.inFlight + b.availableCount);
+    const pct = (n) => `${Math.min(100, (Math.max(0, n) / scale) * 100)}%`;
+    const label = `${b.activeCount} used, ${b.inFlight} in flight, ${b.availableCount} available of ${b.maxCount}; quota ${b.quotaCount}`;
+    return h(
+      'div',
+      { class: 'bar', role: 'img', 'aria-label': label },
+      h('span', { class: 'seg-used', style: { width: pct(b.activeCount) } }),
+      h('span', { class: 'seg-inflight', style: { width: pct(b.inFlight) } }),
+      h('span', { class: 'seg-avail', style: { width: pct(b.availableCount) } }),
+      b.quotaCount < scale ? h('span', { class: 'quota-mark', title: `quota ${b.quotaCount}`, style: { left: pct(b.quotaCount) } }) : null,
+    );
+  }
+
+  function bucketRow(na, b) {
+    const groups = b.placementGroups.map((g) => {
+      const fill = Math.min(1, (g.activeCount + g.inFlight) / Math.max(1, b.maxPlacementGroupSize));
+      return h(
+        'span',
+        { class: 'group', 'data-group': g.name },
+        h('span', { class: 'mono', text: g.name }),
+        h('span', { class: 'mini', role: 'img', 'aria-label': `${g.activeCount} active, ${g.inFlight} in flight of ${b.maxPlacementGroupSize}` },
+          h('span', { class: 'seg-used', style: { width: `${(g.activeCount / Math.max(1, b.maxPlacementGroupSize)) * 100}%` } }),
+          h('span', { class: 'seg-inflight', style: { width: `${Math.max(0, fill - g.activeCount / Math.max(1, b.maxPlacementGroupSize)) * 100}%` } })),
+        h('span', { text: `${g.activeCount + g.inFlight}/${b.maxPlacementGroupSize}` }),
+      );
+    });
+    return h(
+      'div',
+      { class: 'bucket', 'data-bucket': `${na.name}/${b.machineType}`, 'data-used': b.activeCount, 'data-inflight': b.inFlight, 'data-available': b.availableCount },
+      h('div', { class: 'bucket-name' }, b.machineType, ' ', h('span', { class: 'muted', text: `${b.vcpuCount} vCPU · ${Math.round(b.memoryGB)} GB${b.infiniband ? ' · InfiniBand' : ''}` }), b.valid ? null : [' ', h('span', { class: 'badge bad', text: 'invalid' })]),
+      bar(b),
+      h('div', { class: 'numbers' },
+        h('b', { text: num(b.activeCount) }), ' used · ', h('b', { text: num(b.inFlight) }), ' in flight · ', h('b', { text: num(b.availableCount) }), ' available · max ', num(b.maxCount), ' · quota ', num(b.quotaCount),
+        b.infiniband || b.placementGroups.length ? ` · placement groups hold ${b.maxPlacementGroupSize}` : ''),
+      b.backoff ? h('div', { class: 'backoff', 'data-backoff': '' }, h('b', { text: `Backing off for ${duration(b.backoff.secondsLeft)}` }), ` (until ${clock(b.backoff.until)}): ${b.backoff.reason}`) : null,
+      groups.length ? h('div', { class: 'groups', 'aria-label': 'Placement groups' }, groups) : null,
+    );
+  }
+
+  function clustersView() {
+    const region = h('div');
+    view.append(h('h1', { text: 'Clusters' }),
+      h('div', { class: 'legend', 'aria-hidden': 'true' },
+        h('span', {}, h('i', { class: 'seg-used' }), 'used'), h('span', {}, h('i', { class: 'seg-inflight' }), 'in flight (asked since the snapshot)'),
+        h('span', {}, h('i', { class: 'seg-avail' }), 'available'), h('span', {}, h('i', { class: 'quota-mark', style: { position: 'static', display: 'inline-block' } }), 'quota')),
+      region);
+    return {
+      title: 'Clusters',
+      async update() {
+        const health = await api('/health');
+        const names = (health.clusters || []).map((c) => c.cluster);
+        const caps = await Promise.all(names.map((n) => api(`/clusters/${encodeURIComponent(n)}/capacity`).catch((e) => ({ cluster: n, error: e }))));
+        if (!names.length) return swap(region, h('p', { class: 'panel', text: 'No cluster yet: the snapshot timer has not read any cluster.' }));
+        swap(region, caps.map((c) => {
+          if (c.error) return h('section', { class: 'panel', 'data-cluster': c.cluster }, h('h2', { text: c.cluster }), h('p', { class: 'muted', text: c.error.status === 404 ? 'No snapshot yet.' : c.error.message }));
+          return h('section', { class: 'panel', 'data-cluster': c.cluster, 'aria-labelledby': `cl-${c.cluster}` },
+            h('div', { class: 'panel-head' },
+              h('h2', { id: `cl-${c.cluster}`, text: c.cluster }),
+              h('span', { class: `badge ${c.stale ? 'bad' : 'ok'}`, 'data-stale': String(c.stale), text: c.stale ? 'stale' : 'fresh' }),
+              h('span', { class: 'muted', text: `snapshot ${duration(c.ageSeconds)} old (${clock(c.takenAt)})` }),
+              c.paused ? h('span', { class: 'badge bad', text: 'scale-out paused' }) : null),
+            c.nodearrays.map((na) => [h('h3', { text: `${na.name} · max ${na.maxCount}` }), h('div', { class: 'buckets' }, na.buckets.map((b) => bucketRow(na, b)))]));
+        }));
+      },
+    };
+  }
+
+  // ---- Requests ----
+  function requestsView(query) {
+    const filters = { state: query.get('state') || '', cluster: query.get('cluster') || '', q: query.get('q') || '' };
+    let cursors = [];
+    const stateSel = h('select', { id: 'f-state', name: 'state' }, h('option', { value: '', text: 'All states' }), h('option', { value: OPEN, text: 'Open (queued, planning, submitted)' }), STATES.map((s) => h('option', { value: s, text: s.replace('_', ' ') })));
+    const clusterSel = h('select', { id: 'f-cluster', name: 'cluster' }, h('option', { value: '', text: 'All clusters' }));
+    const search = h('input', { id: 'f-q', name: 'q', type: 'search', placeholder: 'request id or job id', autocomplete: 'off', spellcheck: 'false' });
+    stateSel.value = filters.state;
+    search.value = filters.q;
+    const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => { e.preventDefault(); apply(); } },
+      h('label', { for: 'f-state' }, 'State', stateSel), h('label', { for: 'f-cluster' }, 'Cluster', clusterSel), h('label', { for: 'f-q' }, 'Search', search), h('button', { type: 'submit', text: 'Apply' }));
+    stateSel.addEventListener('change', () => apply());
+    clusterSel.addEventListener('change', () => apply());
+    const region = h('div');
+    const pager = h('div', { class: 'pager' });
+    view.append(h('h1', { text: 'Requests' }), form, region, pager);
+
+    function apply() {
+      filters.state = stateSel.value;
+      filters.cluster = clusterSel.value;
+      filters.q = search.value.trim();
+      cursors = [];
+      const qs = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
+      history.replaceState(null, '', `#/requests${qs ? `?${qs}` : ''}`);
+      refresh();
+    }
+
+    function table(items) {
+      if (!items.length) return h('p', { class: 'panel', text: filters.q ? `No request matches "${filters.q}".` : 'No request matches these filters.' });
+      return h('div', { class: 'table-wrap' }, h('table', { class: 'stack', 'aria-label': 'Requests, newest first' },
+        h('thead', {}, h('tr', {}, ['Request', 'State', 'Cluster', 'Demands', 'Ready', 'Age', 'Reason'].map((t, i) => h('th', { scope: 'col', class: i === 3 || i === 4 ? 'num' : null, text: t })))),
+        h('tbody', {}, items.map((r) => h('tr', { 'data-request-id': r.requestId },
+          h('td', { 'data-label': 'Request' }, h('a', { href: `#/requests/${encodeURIComponent(r.requestId)}`, class: 'mono', 'data-focus': `req:${r.requestId}`, text: r.requestId }), r.jobIds.length ? h('div', { class: 'muted', text: `job ${r.jobIds.slice(0, 3).join(', ')}${r.jobIds.length > 3 ? '…' : ''}` }) : null),
+          h('td', { 'data-label': 'State' }, stateBadge(r.state)),
+          h('td', { 'data-label': 'Cluster', text: r.cluster || dash }),
+          h('td', { 'data-label': 'Demands', class: 'num', text: num(r.demands) }),
+          h('td', { 'data-label': 'Ready', class: 'num', 'data-ready': `${r.ready}/${r.requested}`, text: r.kind === 'terminate' ? dash : `${num(r.ready)} / ${num(r.requested)}` }),
+          h('td', { 'data-label': 'Age', title: clock(r.createdAt), text: duration((Date.now() - Date.parse(r.createdAt)) / 1000) }),
+          h('td', { 'data-label': 'Reason', class: r.reason ? 'reason' : 'reason empty', text: r.reason || '' }))))));
+    }
+
+    return {
+      title: 'Requests',
+      async update() {
+        const qs = new URLSearchParams({ limit: '50' });
+        if (filters.state) qs.set('state', filters.state);
+        if (filters.cluster) qs.set('cluster', filters.cluster);
+        if (filters.q) qs.set('q', filters.q);
+        if (cursors.length) qs.set('cursor', cursors.at(-1));
+        const [page, health] = await Promise.all([api(`/scale-requests?${qs}`), api('/health').catch(() => null)]);
+        const known = new Set([...(health?.clusters || []).map((c) => c.cluster), ...page.items.map((r) => r.cluster).filter(Boolean), filters.cluster].filter(Boolean));
+        const have = new Set([...clusterSel.options].map((o) => o.value));
+        for (const c of [...known].sort()) if (!have.has(c)) clusterSel.append(h('option', { value: c, text: c }));
+        clusterSel.value = filters.cluster;
+        swap(region, table(page.items));
+        swap(pager,
+          cursors.length ? h('button', { type: 'button', 'data-focus': 'newest', onclick: () => { cursors = []; refresh(); }, text: '← Newest' }) : null,
+          page.nextCursor ? h('button', { type: 'button', 'data-focus': 'older', onclick: () => { cursors.push(page.nextCursor); refresh(); }, text: 'Older →' }) : null,
+          h('span', { class: 'muted', text: `${page.items.length} shown${cursors.length ? ` · page ${cursors.length + 1}` : ''}` }));
+      },
+      focusSearch: () => search.focus(),
+    };
+  }
+
+  // ---- One request ----
+  function requestView(requestId) {
+    const region = h('div');
+    view.append(h('p', {}, h('a', { href: '#/requests', text: '← All requests' })), region);
+    const tableOf = (label, heads, rows) =>
+      h('div', { class: 'table-wrap' }, h('table', { 'aria-label': label }, h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: heads.length, class: 'muted', text: 'none' })))));
+    return {
+      title: requestId,
+      async update() {
+        const [r, t] = await Promise.all([api(`/scale-requests/${encodeURIComponent(requestId)}`), api(`/scale-requests/${encodeURIComponent(requestId)}/timeline`).catch(() => null)]);
+        const events = [
+          ...(t?.transitions || []).map((x) => ({ at: x.at, what: [stateBadge(x.state), ` ${x.ready} node${x.ready === 1 ? '' : 's'} ready`] })),
+          ...(t?.attempts || []).map((x) => ({ at: x.at, what: [`CycleCloud create `, h('span', { class: 'mono', text: x.cycleCloudRequestId }), ` for ${x.nodes} node${x.nodes === 1 ? '' : 's'}: ${x.state}`] })),
+          ...(t?.compensations || []).map((x) => ({ at: x.at, what: `Compensated ${x.nodes} node(s) of demand ${x.demand}${x.placementGroupId ? ` in ${x.placementGroupId}` : ''}: ${x.reason}` })),
+        ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+        swap(region,
+          h('h1', { class: 'mono', text: r.requestId }),
+          h('section', { class: 'panel' }, h('dl', { class: 'kv' },
+            h('dt', { text: 'State' }), h('dd', { id: 'request-state' }, stateBadge(r.state)),
+            h('dt', { text: 'Cluster' }), h('dd', { text: `${r.cluster || dash} · ${r.kind}` }),
+            h('dt', { text: 'Created' }), h('dd', { text: `${clock(r.createdAt)} (${ago(r.createdAt)})` }),
+            h('dt', { text: 'Updated' }), h('dd', { text: `${clock(r.updatedAt)} (${ago(r.updatedAt)})` }),
+            h('dt', { text: 'Reason' }), h('dd', { text: r.reason || dash }),
+            r.errors?.length ? [h('dt', { text: 'Errors' }), h('dd', {}, r.errors.map((e) => h('div', { class: 'mono', text: `${e.path}: ${e.message}` })))] : null)),
+          h('div', { class: 'grid2' },
+            h('section', { 'aria-labelledby': 'h-timeline' }, h('h3', { id: 'h-timeline', text: 'Timeline' }), h('ol', { class: 'timeline panel', 'data-timeline': '' }, events.map((e) => h('li', {}, h('time', { datetime: e.at, text: clock(e.at) }), e.what)))),
+            h('section', { 'aria-labelledby': 'h-demands' }, h('h3', { id: 'h-demands', text: 'Demands' }),
+              tableOf('Demands', ['#', 'Job', 'Ready', 'Created', 'Machine type', 'Placement group', 'Reason'], r.demands.map((d) => h('tr', { 'data-demand': d.index }, h('td', { text: d.index }), h('td', { text: d.jobId ?? dash }), h('td', { text: `${d.ready} / ${d.requested}` }), h('td', { text: d.created }), h('td', { text: d.machineType ?? dash }), h('td', { class: 'mono', text: d.placementGroupId ?? dash }), h('td', { class: 'reason', text: d.reason ?? '' })))))),
+          h('h3', { text: 'Operations' }),
+          tableOf('Operations', ['Operation', 'CycleCloud request id', 'State'], r.operations.map((o) => h('tr', {}, h('td', { class: 'mono', text: o.operationId ?? 'lost answer: followed by request id' }), h('td', { class: 'mono', text: o.cycleCloudRequestId }), h('td', { text: o.state })))),
+          h('h3', { text: `Nodes (${r.nodes.length})` }),
+          tableOf('Nodes', ['Name', 'Status', 'Demand', 'Node id'], r.nodes.map((n) => h('tr', { 'data-node': n.name }, h('td', { class: 'mono', text: n.name }), h('td', { text: n.status }), h('td', { text: n.demand ?? dash }), h('td', { class: 'mono muted', text: n.id ?? dash })))));
+      },
+    };
+  }
+
+  // ---- Health ----
+  function healthView() {
+    const region = h('div');
+    const switchRegion = h('section', { class: 'panel switch', 'aria-labelledby': 'h-switch' });
+    view.append(h('h1', { text: 'Health' }), switchRegion, region);
+    let paused = null;
+    let busy = false;
+    async function flip() {
+      if (busy || paused === null) return;
+      busy = true;
+      try {
+        const answer = await api(`/scale-out/${paused ? 'resume' : 'pause'}`, { method: 'POST', body: '{}' });
+        paused = answer.paused;
+        renderSwitch();
+        clearError();
+        refresh();
+      } catch (error) {
+        showError(error);
+      } finally {
+        busy = false;
+      }
+    }
+    function renderSwitch() {
+      swap(switchRegion,
+        h('h2', { id: 'h-switch', text: 'Scale-out' }),
+        h('button', { type: 'button', role: 'switch', id: 'pause-switch', 'data-focus': 'pause', 'aria-checked': String(paused === true), disabled: paused === null, onclick: flip, text: paused ? 'Paused: resume' : 'Running: pause' }),
+        h('span', { class: 'muted', text: paused ? 'New scale requests are accepted and wait; terminates still run.' : 'Requests are planned and sent to CycleCloud as they arrive.' }));
+    }
+    const card = (label, value, attr) => h('div', { class: 'card', 'data-card': attr }, h('dt', { text: label }), h('dd', { text: value }));
+    const val = (v) => (v === undefined || v === null ? dash : num(v));
+    return {
+      title: 'Health',
+      async update() {
+        const [health, counters, state] = await Promise.all([api('/health'), api('/counters').catch(() => null), api('/scale-out').catch(() => null)]);
+        paused = state ? state.paused : health.paused;
+        renderSwitch();
+        const orphans = health.orphans || {};
+        swap(region,
+          h('dl', { class: 'cards' },
+            card('Status', health.status, 'status'),
+            card('Storage', health.storage?.reachable ? 'reachable' : 'unreachable', 'storage'),
+            card('Queue depth', val(health.queue?.depth), 'queue'),
+            card('Poison messages', val(health.poison?.count), 'poison'),
+            card('Rejected messages', val(health.rejectedMessages), 'rejected'),
+            card('Orphans adopted', val(orphans.adopted), 'orphans-adopted'),
+            card('Orphans terminated', val(orphans.terminated), 'orphans-terminated'),
+            card('Over-ask', val(health.overAsk), 'over-ask')),
+          h('h3', { text: 'Snapshots' }),
+          h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Snapshots per cluster' },
+            h('thead', {}, h('tr', {}, ['Cluster', 'Snapshot age', 'Taken at', 'Stale', 'Failed reads in a row'].map((t) => h('th', { scope: 'col', text: t })))),
+            h('tbody', {}, (health.clusters || []).map((c) => h('tr', {}, h('td', { text: c.cluster }), h('td', { text: c.ageSeconds === null ? 'never read' : duration(c.ageSeconds) }), h('td', { text: clock(c.takenAt) }), h('td', {}, h('span', { class: `badge ${c.stale ? 'bad' : 'ok'}`, text: c.stale ? 'stale' : 'fresh' })), h('td', { class: 'num', text: c.consecutiveFailures })))))),
+          counters ? [h('h3', { text: 'Counters' }), h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Counters' }, h('tbody', {}, Object.keys(counters.counters).length ? Object.entries(counters.counters).sort().map(([k, v]) => h('tr', {}, h('th', { scope: 'row', text: k }), h('td', { class: 'num', text: num(v) }))) : h('tr', {}, h('td', { class: 'muted', text: 'no counter yet' })))))] : null);
+      },
+    };
+  }
+
+  // ---- Trends ----
+  function trendsView(query) {
+    let hours = Number(query.get('hours')) || 6;
+    const select = h('select', { id: 'f-hours' }, [1, 3, 6, 12, 24, 48].map((n) => h('option', { value: n, text: `last ${n} h` })));
+    select.value = String(hours);
+    select.addEventListener('change', () => {
+      hours = Number(select.value);
+      history.replaceState(null, '', `#/trends?hours=${hours}`);
+      refresh();
+    });
+    const totals = h('dl', { class: 'cards' });
+    const defs = [
+      { id: 'requests', title: 'Requests per minute', series: [{ label: 'requests/min', key: 'requests', perMinute: true, color: '--used', bars: true }] },
+      { id: 'latency', title: 'Accept → fulfilled (seconds)', series: [{ label: 'p50', key: 'p50Seconds', color: '--ok' }, { label: 'p95', key: 'p95Seconds', color: '--inflight' }] },
+      { id: 'nodes', title: 'Nodes ready per minute', series: [{ label: 'nodes/min', key: 'nodesReady', perMinute: true, color: '--ok', bars: true }] },
+    ];
+    const figures = defs.map((d) => {
+      const box = h('div', { class: 'chart', id: `chart-${d.id}` });
+      const summary = h('p', { class: 'muted', 'data-summary': d.id });
+      return { d, box, summary, el: h('figure', { class: 'panel', 'data-chart': d.id }, h('figcaption', { text: d.title }), box, summary), plot: null };
+    });
+    view.append(h('h1', { text: 'Trends' }), h('div', { class: 'filters' }, h('label', { for: 'f-hours' }, 'Window', select)), totals, h('div', { class: 'charts' }, figures.map((f) => f.el)));
+    const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    const scheme = matchMedia('(prefers-color-scheme: dark)');
+    let last = null;
+    const redraw = () => {
+      for (const f of figures) {
+        f.plot?.destroy();
+        f.plot = null;
+      }
+      if (last) draw(last);
+    };
+    scheme.addEventListener('change', redraw);
+    const onResize = () => redraw();
+    addEventListener('resize', onResize);
+
+    function draw(t) {
+      const xs = t.buckets.map((b) => b.atMs / 1000);
+      const minutes = t.bucketSeconds / 60;
+      for (const f of figures) {
+        const data = [xs, ...f.d.series.map((s) => t.buckets.map((b) => (b[s.key] === null ? null : s.perMinute ? b[s.key] / minutes : b[s.key])))];
+        if (f.plot) {
+          f.plot.setData(data);
+          continue;
+        }
+        const axis = { stroke: cssVar('--muted'), grid: { stroke: cssVar('--line'), width: 1 }, ticks: { stroke: cssVar('--line'), width: 1 } };
+        const bars = typeof uPlot !== 'undefined' && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
+        f.plot = new uPlot({
+          width: Math.max(260, f.box.clientWidth || 600),
+          height: 200,
+          // Counts and seconds start at 0: a flat series must not look like a swing.
+          scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+          axes: [axis, { ...axis, size: 48 }],
+          legend: { live: true },
+          series: [{}, ...f.d.series.map((s) => ({ label: s.label, stroke: cssVar(s.color), width: 2, fill: s.bars ? `${cssVar(s.color)}88` : undefined, paths: s.bars ? bars : undefined, spanGaps: false, points: { show: !s.bars } }))],
+        }, data, f.box);
+        f.box.querySelector('canvas')?.setAttribute('aria-hidden', 'true');
+      }
+    }
+
+    return {
+      title: 'Trends',
+      async update() {
+        const t = await api(`/trends?hours=${hours}`);
+        last = t;
+        const card = (label, value, attr) => h('div', { class: 'card', 'data-card': attr }, h('dt', { text: label }), h('dd', { text: value }));
+        swap(totals,
+          card(`Requests (${hours} h)`, num(t.totals.requests), 'requests'),
+          card('Fulfilled', num(t.totals.fulfilled), 'fulfilled'),
+          card('Accept → fulfilled p50', duration(t.totals.p50Seconds ?? NaN), 'p50'),
+          card('Accept → fulfilled p95', duration(t.totals.p95Seconds ?? NaN), 'p95'),
+          card('Nodes ready', num(t.totals.nodesReady), 'nodes'));
+        draw(t);
+        const buckets = `${t.buckets.length} buckets of ${duration(t.bucketSeconds)}`;
+        figures[0].summary.textContent = `${t.totals.requests} requests in ${buckets}.`;
+        figures[1].summary.textContent = t.totals.fulfilled ? `${t.totals.fulfilled} fulfilled: p50 ${duration(t.totals.p50Seconds)}, p95 ${duration(t.totals.p95Seconds)}.` : 'No request fulfilled in this window.';
+        figures[2].summary.textContent = `${t.totals.nodesReady} nodes became ready in ${buckets}.`;
+      },
+      destroy() {
+        scheme.removeEventListener('change', redraw);
+        removeEventListener('resize', onResize);
+        for (const f of figures) f.plot?.destroy();
+      },
+    };
+  }
+
+  const VIEWS = { clusters: clustersView, requests: requestsView, health: healthView, trends: trendsView };
+
+  // ---- keyboard ----
+  // Single-character shortcuts can be switched off (WCAG 2.1.4), e.g. for speech input; remembered per browser.
+  const shortcuts = $('#shortcuts');
+  shortcuts.checked = localStorage.getItem('ccscale.shortcuts') !== 'off';
+  shortcuts.addEventListener('change', () => localStorage.setItem('ccscale.shortcuts', shortcuts.checked ? 'on' : 'off'));
+  document.addEventListener('keydown', (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || !shortcuts.checked) return;
+    const t = e.target;
+    if (t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement || $('#key-dialog').open) return;
+    const views = ['clusters', 'requests', 'health', 'trends'];
+    if (/^[1-4]$/.test(e.key)) {
+      location.hash = `#/${views[Number(e.key) - 1]}`;
+      e.preventDefault();
+    } else if (e.key === '/') {
+      e.preventDefault();
+      if (!location.hash.startsWith('#/requests') || location.hash.match(/^#\/requests\/./)) location.hash = '#/requests';
+      setTimeout(() => current?.focusSearch?.(), 0);
+    } else if (e.key === 'r') {
+      refresh();
+    }
+  });
+  $('#refresh').addEventListener('click', () => refresh());
+  $('#forget').addEventListener('click', () => {
+    sessionStorage.removeItem(KEY_STORE);
+    showError(new Error('key forgotten: the next request will ask for one'));
+  });
+  addEventListener('hashchange', () => {
+    route();
+    view.focus({ preventScroll: true });
+  });
+  route();
+})();
