@@ -189,6 +189,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     const pendingHurt = [...sc.hurt].sort((a, b) => a.atStep - b.atStep);
     const duplicated = new Set<number>();
     let lastDeliveryDone = false;
+    let lastDeliverySeq = -1;
     const concurrent = process.env.CHAOS_CONCURRENT === '1';
     let steps = 0;
     for (; steps < MAX_STEPS && clock.nowMs - START_MS < MAX_VIRTUAL_MS; steps++) {
@@ -239,7 +240,9 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       const lastTry = sc.lastDelivery && !lastDeliveryDone && m.queue === names.scaleQueue && (body as { requestId?: string }).requestId === 'chaos-0';
       if (lastTry) {
         // Earlier deliveries failed (not seen here): this one is the last, and the create's answer is lost.
+        // (The host would poison any further delivery unread, so this message is spared crashes and lost deletes.)
         lastDeliveryDone = true;
+        lastDeliverySeq = m.seq;
         m.dequeueCount = MAX_DEQUEUE - 1;
         sim.faults.add({ method: 'POST', path: 'nodes/create', kind: 'commit-then-fail', status: 500 });
         say('last delivery of chaos-0, its create answer lost');
@@ -248,7 +251,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       let threw: unknown;
       let result: unknown;
       // Another worker takes a different scale message at the same time (same buckets, no crash).
-      const partner = sc.pairs && !lastTry && m.queue === names.scaleQueue ? visible.find((x) => x !== m && x.queue === names.scaleQueue && decodeBody(x) && (decodeBody(x) as { requestId?: string }).requestId !== (body as { requestId?: string }).requestId) : undefined;
+      const partner = sc.pairs && !lastTry && m.queue === names.scaleQueue ? visible.find((x) => x !== m && x.seq !== lastDeliverySeq && x.queue === names.scaleQueue && decodeBody(x) && (decodeBody(x) as { requestId?: string }).requestId !== (body as { requestId?: string }).requestId) : undefined;
       if (partner) {
         crash.arm(0, false);
         partner.dequeueCount += 1;
@@ -277,7 +280,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         else result = (both[0] as PromiseFulfilledResult<unknown>).value;
         say(`concurrent pair on #${m.seq}`);
       } else {
-        if (lastTry) crash.arm(0, false);
+        if (m.seq === lastDeliverySeq) crash.arm(0, false);
         else armFor(m.seq);
         try {
           result = await handlers[m.queue]!(body, m);
@@ -300,7 +303,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         say(`ok ${label} → ${JSON.stringify(result)?.slice(0, 100)}`);
         // A lost delete: the message comes back once more (not again and again, which would end in
         // the poison queue by the test's doing).
-        if (!duplicated.has(m.seq) && random() < sc.dupRate) {
+        if (!duplicated.has(m.seq) && m.seq !== lastDeliverySeq && random() < sc.dupRate) {
           duplicated.add(m.seq);
           m.visibleAtMs = clock.nowMs + Math.floor(random() * 3000);
         }
