@@ -677,7 +677,10 @@ async function sendCompensations(ctx: Ctx, entry: LedgerEntry): Promise<LedgerEn
     });
   }
   for (const [cc, names] of pending) {
-    const { operationId } = await terminateOnce(ctx, cc, { names });
+    // By NodeId wherever known: a name may already be another node's (CycleCloud reuses them).
+    const byId = names.flatMap((n) => (nodeIds[n] ? [nodeIds[n]!] : []));
+    const byName = names.filter((n) => !nodeIds[n]);
+    const { operationId } = await terminateOnce(ctx, cc, { ...(byId.length > 0 ? { ids: byId } : {}), ...(byName.length > 0 ? { names: byName } : {}) });
     const generation = Number(/-g(\d+)-c$/.exec(cc)?.[1] ?? 0);
     const ids = Object.fromEntries(names.filter((n) => nodeIds[n]).map((n) => [n, nodeIds[n]!]));
     await deps.tracker.start({ cluster: ctx.cluster, operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation, sets: [], nodeNames: names, nodeIds: ids });

@@ -255,10 +255,16 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const cc = trackerTerminateRequestId(s.requestId, s.generation, action.key);
     let operationId: string | null = null;
     let names = action.names;
+    // By NodeId wherever it is known: CycleCloud gives a removed node's name to the next node, and a
+    // terminate sent again later (a replayed outbox, a forgotten request id) must not hit that one.
+    const idOf = new Map(s.nodes.flatMap((n) => (n.id ? [[n.name, n.id] as const] : [])));
+    const ids = action.names.flatMap((n) => (idOf.has(n) ? [idOf.get(n)!] : []));
+    const byName = action.names.filter((n) => !idOf.has(n));
+    const target = { ...(ids.length > 0 ? { ids } : {}), ...(byName.length > 0 ? { names: byName } : {}) };
     for (let round = 1; ; round++) {
       try {
         s.cycleCloudCalls += 1;
-        const res = await deps.cyclecloud.terminateNodes(s.cluster, { names: action.names, requestId: cc }, { abortSignal: callSignal() });
+        const res = await deps.cyclecloud.terminateNodes(s.cluster, { ...target, requestId: cc }, { abortSignal: callSignal() });
         operationId = res.operationId;
         const refused = res.nodes.filter((n) => n.status === 'Error');
         if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });

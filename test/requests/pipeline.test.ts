@@ -216,7 +216,8 @@ describe('scale requests: shortfalls', () => {
     expect(bodies[1]!.sets[0]!.placementGroupId).not.toBe(bodies[0]!.sets[0]!.placementGroupId);
     const term = cc.calls.find((c) => c.method === 'terminateNodes')!;
     expect(term.requestId).toBe('gang-1-g0-c');
-    expect((term.body as { names: string[] }).names).toEqual(['mpi-1', 'mpi-2']);
+    // By NodeId (names are reused by CycleCloud): the two nodes of the partial set.
+    expect((term.body as { ids: string[] }).ids).toEqual(['id-mpi-1', 'id-mpi-2']);
     const e = (await ledger.get('gang-1'))!;
     expect(e.record.state).toBe('submitted');
     expect(e.record.demands[0]).toMatchObject({ requested: 4, created: 4, placementGroupId: bodies[1]!.sets[0]!.placementGroupId });

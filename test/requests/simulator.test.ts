@@ -147,7 +147,7 @@ describe('pipeline × simulator', () => {
     const groups = calls.map((c) => (c.body as { sets: { placementGroupId: string }[] }).sets[0]!.placementGroupId);
     expect(groups[0]).not.toBe(groups[1]);
     const terminate = sim.calls.find((c) => c.method === 'POST' && c.path.endsWith('/nodes/terminate') && JSON.stringify(c.body ?? '').includes(`${id}-g0-c`));
-    expect((terminate?.body as { names: string[] }).names).toHaveLength(2);
+    expect((terminate?.body as { ids: string[] }).ids).toHaveLength(2);
     const e = (await ledger.get(id))!;
     expect(e.record.demands[0]).toMatchObject({ requested: 4, created: 4, placementGroupId: groups[1] });
     expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);

@@ -62,13 +62,16 @@ export class FakeCycleCloud implements CycleCloudApi {
   }
 
   async terminateNodes(_cluster: string, request: NodeManagementRequest): Promise<NodeManagementResult> {
-    this.calls.push({ method: 'terminateNodes', names: request.names ?? [], ...(request.requestId ? { requestId: request.requestId } : {}) });
+    // Targets by NodeId are resolved to the names they hold now (what the assertions compare).
+    const byId = [...this.nodes.values()].filter((n) => n.NodeId && request.ids?.includes(n.NodeId)).map((n) => n.Name);
+    const targets = [...(request.names ?? []), ...byId].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    this.calls.push({ method: 'terminateNodes', names: targets, ...(request.requestId ? { requestId: request.requestId } : {}) });
     this.#fault('terminateNodes');
     if (request.requestId && [...this.operations.values()].some((o) => o.requestId === request.requestId)) {
       throw new CycleCloudError('CC_CONFLICT', 'request id already used', { status: 409 });
     }
     const operationId = `term-${++this.#seq}`;
-    const names = (request.names ?? []).filter((n) => this.nodes.has(n));
+    const names = targets.filter((n) => this.nodes.has(n));
     for (const n of names) this.set(n, { Status: 'Terminating', TargetState: 'Terminated' });
     this.operations.set(operationId, { action: 'terminate', ...(request.requestId ? { requestId: request.requestId } : {}), names });
     return { operationId, nodes: names.map((n) => ({ id: `id-${n}`, name: n, status: 'OK' as const })) };
@@ -76,7 +79,8 @@ export class FakeCycleCloud implements CycleCloudApi {
 
   async findOperationByRequestId(requestId: string): Promise<{ action: string; startTime: string; operationId?: string } | null> {
     this.calls.push({ method: 'findOperationByRequestId', requestId });
-    for (const [id, o] of this.operations) if (o.requestId === requestId) return { action: o.action, startTime: new Date(0).toISOString(), operationId: id };
+    // As documented: {action, startTime}, no operation id.
+    for (const o of this.operations.values()) if (o.requestId === requestId) return { action: o.action, startTime: new Date(0).toISOString() };
     return null;
   }
 

@@ -97,7 +97,8 @@ describe('tracker with the simulator', () => {
     // Prepare
     const t = tracker();
     const start = await create('sim-2', { nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', count: 3, placementGroupId: 'sim2-pg' });
-    const gang = handle.sim.nodes('hpc').filter((n) => n.PlacementGroupId === 'sim2-pg').map((n) => n.Name).sort();
+    const gangNodes = handle.sim.nodes('hpc').filter((n) => n.PlacementGroupId === 'sim2-pg');
+    const gang = gangNodes.map((n) => n.Name).sort();
     handle.sim.failNode('hpc', gang[1]!, 'OSProvisioningClientError');
     // Act
     await t.start(start);
@@ -108,7 +109,8 @@ describe('tracker with the simulator', () => {
     // Assess
     const terminates = handle.sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/terminate'));
     expect(terminates).toHaveLength(1);
-    expect(((terminates[0]!.body as { names: string[] }).names ?? []).slice().sort()).toEqual(gang);
+    // By NodeId: CycleCloud reuses names.
+    expect(((terminates[0]!.body as { ids: string[] }).ids ?? []).slice().sort()).toEqual(gangNodes.map((n) => n.NodeId).sort());
     expect(handle.sim.nodes('hpc').filter((n) => n.PlacementGroupId === 'sim2-pg')).toEqual([]);
     expect(await peekAll(storage, names.scaleQueue)).toEqual([expect.objectContaining({ $scaler: 'continue', requestId: 'sim-2' })]);
     const e = (await ledger.get('sim-2'))!;
