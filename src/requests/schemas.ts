@@ -22,21 +22,48 @@ const httpsUrl = z
     return url.protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
   }, 'must be an https URL (http is accepted only for loopback hosts)');
 
+/** The demand fields that select buckets (CONTRACT §3); a demand needs at least one. */
+export const DEMAND_SELECTORS = ['nodearray', 'nodearrays', 'machineTypes', 'minVcpus', 'minMemoryGB', 'minGpus', 'infiniband'] as const;
+
+const perNode = (what: string, max: number) =>
+  z
+    .number({ error: `must be a number from 0 to ${max} (${what} per node)` })
+    .min(0, 'must be ≥ 0')
+    .max(max, `must be ≤ ${max}`);
+
 export const Demand = z
   .object({
-    nodearray: z.string().min(1).max(256),
+    nodearray: z.string().min(1).max(256).optional(),
+    nodearrays: z.array(z.string().min(1).max(256)).min(1, 'needs at least one nodearray').max(1000).optional(),
     count: z
       .number({ error: 'must be a whole number from 1 to 10000' })
       .int('must be a whole number from 1 to 10000')
       .min(1, 'must be ≥ 1')
       .max(10_000, 'must be ≤ 10000'),
     machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
+    minVcpus: perNode('vCPUs', 100_000).int('must be a whole number of vCPUs').optional(),
+    minMemoryGB: perNode('GB of memory', 1_000_000).optional(),
+    minGpus: perNode('GPUs', 1_000).int('must be a whole number of GPUs').optional(),
+    infiniband: z.boolean().optional(),
+    allOrNothing: z.boolean().optional(),
+    pick: z.enum(['first', 'smallest'], { error: 'must be "first" or "smallest"' }).optional(),
     colocated: z.boolean().optional(),
+    ownPlacementGroup: z.boolean().optional(),
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: z.record(z.string(), z.unknown()).optional(),
     jobId: z.string().max(256).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    if (d.nodearray !== undefined && d.nodearrays !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['nodearrays'], message: 'give either nodearray (one) or nodearrays (a list), not both' });
+    }
+    const selects = d.nodearray !== undefined || d.nodearrays !== undefined || d.machineTypes !== undefined ||
+      d.minVcpus !== undefined || d.minMemoryGB !== undefined || d.minGpus !== undefined || d.infiniband === true;
+    if (!selects) {
+      ctx.addIssue({ code: 'custom', path: [], message: `needs at least one selector: ${DEMAND_SELECTORS.join(', ')} (infiniband only when true)` });
+    }
+  });
 export type Demand = z.infer<typeof Demand>;
 
 export const ScaleRequest = z
