@@ -10,21 +10,11 @@
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
 import type { Demand, ScaleRequest } from '../../src/requests/schemas.ts';
 import { bucket, T0 } from './fixtures.ts';
+import { prng as rng } from '../helpers/prng.ts';
 
 export const VCPU_CHOICES = [4, 8, 16, 32, 44, 48, 64, 72, 96, 120] as const;
 export const MIN_VCPU_CHOICES = [1, 2, 4, 8, 16, 32, 44, 64, 96, 120] as const;
 
-/** mulberry32: a small, fast, seeded PRNG; returns floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pickOne = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
