@@ -54,24 +54,37 @@ const MAX_CANDIDATE_VERDICTS = 200;
 const MIN_UNSUITABLE_VERDICTS = 10;
 const MAX_VERDICTS = 100;
 
-interface BucketState {
-  na: NodearrayState;
-  bucket: BucketSnapshot;
-  key: string;
-  label: string;
-  gpuCount: number;
+class BucketState {
   /** Nodes requested after the snapshot, whole bucket. */
-  inFlight: number;
+  inFlight = 0;
   /** Nodes placed in this plan so far. */
-  planned: number;
+  planned = 0;
   /** In-flight nodes per placement group, including groups the snapshot does not list yet. */
-  inFlightByGroup: Map<string, number> | null;
-  plannedByGroup: Map<string, number> | null;
-  activeByGroup: Map<string, number> | null;
+  inFlightByGroup: Map<string, number> | null = null;
+  plannedByGroup: Map<string, number> | null = null;
+  activeByGroup: Map<string, number> | null = null;
   /** Groups opened by this plan that later colocated demands may join (not own, not given). */
-  shared: string[] | null;
+  shared: string[] | null = null;
   /** Backoff sentence, computed once: undefined = not yet, null = not backing off. */
-  backoff: string | null | undefined;
+  backoff: string | null | undefined = undefined;
+  /** Index of this plan's set for loose nodes without attributes here, or -1. */
+  looseSet = -1;
+  readonly na: NodearrayState;
+  readonly bucket: BucketSnapshot;
+  /** Position in the snapshot (CycleCloud's order across nodearrays); keys sets. */
+  readonly id: number;
+  readonly gpuCount: number;
+  constructor(na: NodearrayState, bucket: BucketSnapshot, id: number) {
+    this.na = na;
+    this.bucket = bucket;
+    this.id = id;
+    this.gpuCount = bucket.gpuCount ?? 0;
+  }
+
+  /** `nodearray/machineType`, for sentences (built only when one is written). */
+  get label(): string {
+    return `${this.na.snapshot.name}/${this.bucket.machineType}`;
+  }
 }
 
 interface NodearrayState {
@@ -113,8 +126,11 @@ interface Candidates {
   scope: BucketState[];
   /** Valid, matching, not backing off, in pick order. */
   ready: BucketState[];
-  /** `ready[cursor - 1]` and before had no room (room only shrinks during a plan). */
-  cursor: number;
+  /**
+   * Per need (negative for gangs): every `ready` bucket before this index can no longer take that
+   * many nodes (room only shrinks during a plan, so the first fit for a given need only moves on).
+   */
+  cursors: Map<number, number>;
   backingOff: BucketState[];
   /** Valid matching buckets (ready + backing off). */
   valid: number;
@@ -279,13 +295,11 @@ export function plan(input: PlanInput): Plan {
   const cluster: ClusterState = { maxCount: snapshot.maxCount, maxCoreCount: snapshot.maxCoreCount, usedCount: 0, usedCores: 0 };
   const nodearrays = new Map<string, NodearrayState>();
   const allNodearrays: NodearrayState[] = [];
+  let bucketCount = 0;
   for (const na of snapshot.nodearrays) {
     const state: NodearrayState = { snapshot: na, buckets: [], byMachineType: null, usedCount: 0, usedCores: 0 };
     for (const bucket of na.buckets) {
-      state.buckets.push({
-        na: state, bucket, key: `${na.name}\u0000${bucket.bucketId}`, label: `${na.name}/${bucket.machineType}`, gpuCount: bucket.gpuCount ?? 0,
-        inFlight: 0, planned: 0, inFlightByGroup: null, plannedByGroup: null, activeByGroup: null, shared: null, backoff: undefined,
-      });
+      state.buckets.push(new BucketState(state, bucket, bucketCount++));
       state.usedCount += bucket.activeCount;
       state.usedCores += bucket.activeCount * bucket.vcpuCount;
     }
@@ -341,6 +355,7 @@ export function plan(input: PlanInput): Plan {
   const sets: PlannedSet[] = [];
   const setIndexByKey = new Map<string, number>();
   const candidatesByKey = new Map<string, Candidates>();
+  const candidatesByVcpus = new Map<number, Candidates>();
   const demands: DemandPlan[] = [];
   /** "What exists" for unknown-nodearray reasons, built once (a request may repeat the same typo 1,000 times). */
   let nodearrayList: string | undefined;
@@ -421,6 +436,16 @@ export function plan(input: PlanInput): Plan {
 
   /** The candidates of a selector set, built on first use and shared by every demand with the same selectors. */
   function candidatesFor(demand: Demand): Candidates {
+    // The common shape (only minVcpus, as a scheduler sends it) is keyed by the number alone.
+    if (demand.minVcpus !== undefined && demand.nodearray === undefined && demand.nodearrays === undefined && demand.machineTypes === undefined &&
+      demand.minMemoryGB === undefined && demand.minGpus === undefined && demand.infiniband !== true && demand.pick === undefined) {
+      let c = candidatesByVcpus.get(demand.minVcpus);
+      if (!c) {
+        c = buildCandidates(demand, false);
+        candidatesByVcpus.set(demand.minVcpus, c);
+      }
+      return c;
+    }
     const legacyIb = isColocated(demand) && onlyNodearrays(demand);
     const key = `${demand.nodearray ?? ''}\u0001${demand.nodearrays?.join('\u0000') ?? ''}\u0001${demand.machineTypes ? lower(demand.machineTypes.join('\u0000')) : ''}\u0001${demand.minVcpus ?? ''}\u0001${demand.minMemoryGB ?? ''}\u0001${demand.minGpus ?? ''}\u0001${demand.infiniband === true ? 1 : 0}\u0001${demand.pick ?? ''}\u0001${legacyIb ? 1 : 0}`;
     let c = candidatesByKey.get(key);
@@ -432,7 +457,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   function buildCandidates(demand: Demand, legacyIb: boolean): Candidates {
-    const empty = (rejection: Rejection): Candidates => ({ scope: [], ready: [], cursor: 0, backingOff: [], valid: 0, unsuitable: 0, maxPg: 0, maxPgBucket: null, rejection });
+    const empty = (rejection: Rejection): Candidates => ({ scope: [], ready: [], cursors: new Map(), backingOff: [], valid: 0, unsuitable: 0, maxPg: 0, maxPgBucket: null, rejection });
     // 1. Nodearrays.
     let scopeNas: NodearrayState[];
     if (demand.nodearray !== undefined || demand.nodearrays !== undefined) {
@@ -526,7 +551,7 @@ export function plan(input: PlanInput): Plan {
     let scopeSize = 0;
     for (const na of scopeNas) scopeSize += na.buckets.length;
     return {
-      scope, ready, cursor: 0, backingOff, valid: valid.length, unsuitable: scopeSize - valid.length,
+      scope, ready, cursors: new Map(), backingOff, valid: valid.length, unsuitable: scopeSize - valid.length,
       maxPg: maxPgBucket!.bucket.maxPlacementGroupSize, maxPgBucket, rejection: null,
     };
   }
@@ -539,12 +564,21 @@ export function plan(input: PlanInput): Plan {
     }
     const attrs = demand.nodeAttributes;
     // A gang gets a set of its own even in a shared group: CycleCloud's per-set `added` then says
-    // which gang came up short, and compensating it never touches another demand's nodes.
-    const setKey = `${b.key}\u0000${group ?? ''}\u0000${ownSet ? index : ''}\u0000${attrs === undefined ? '' : stableJson(attrs)}`;
-    let setIndex = setIndexByKey.get(setKey);
+    // which gang came up short, and compensating it never touches another demand's nodes. Loose
+    // nodes share one set per bucket and attributes.
+    let setIndex: number | undefined;
+    let setKey: string | null = null;
+    if (!ownSet) {
+      if (attrs === undefined && group === null) setIndex = b.looseSet >= 0 ? b.looseSet : undefined;
+      else {
+        setKey = `${b.id}\u0000${group ?? ''}\u0000${attrs === undefined ? '' : stableJson(attrs)}`;
+        setIndex = setIndexByKey.get(setKey);
+      }
+    }
     if (setIndex === undefined) {
       setIndex = sets.length;
-      setIndexByKey.set(setKey, setIndex);
+      if (setKey !== null) setIndexByKey.set(setKey, setIndex);
+      else if (!ownSet) b.looseSet = setIndex;
       const set: NodeCreationRequestSet = { nodearray: b.na.snapshot.name, count: 0, definition: { machineType: b.bucket.machineType } };
       if (group !== null) set.placementGroupId = group;
       if (attrs !== undefined) set.nodeAttributes = attrs;
@@ -557,11 +591,6 @@ export function plan(input: PlanInput): Plan {
     if (last && last.index === index) last.count += count;
     else ps.demands.push({ index, count });
     return { setIndex, count, nodearray: b.na.snapshot.name, bucketId: b.bucket.bucketId, machineType: b.bucket.machineType, placementGroupId: group };
-  }
-
-  /** Moves the cursor past candidates with no room at all. */
-  function advance(c: Candidates): void {
-    while (c.cursor < c.ready.length && roomNum(c.ready[c.cursor]!) === 0) c.cursor++;
   }
 
   /** The placement group for a gang in bucket `b`, or null when none can hold it there. */
@@ -605,28 +634,32 @@ export function plan(input: PlanInput): Plan {
 
   /** The fast path: where the demand goes, without words. Nothing is changed yet. */
   function decide(demand: Demand, index: number, need: number, c: Candidates, list: BucketState[], useCursor: boolean): Decision {
-    if (useCursor) advance(c);
-    const from = useCursor ? c.cursor : 0;
     const none: Decision = { takes: [], passedOver: 0, spread: false, split: false, group: null, groupNote: null };
     if (isColocated(demand)) {
-      for (let i = from; i < list.length; i++) {
+      // A gang fits a bucket whose groups may hold `need` and that has room for all of it.
+      const key = -need;
+      let i = useCursor ? (c.cursors.get(key) ?? 0) : 0;
+      let g: ReturnType<typeof chooseGroup> = null;
+      for (; i < list.length; i++) {
         const b = list[i]!;
         if (b.bucket.maxPlacementGroupSize < need || roomNum(b) < need) continue;
-        const g = chooseGroup(b, demand, index, need);
-        if (g === null) continue;
-        return { takes: [{ b, count: need, group: g.id }], passedOver: i, spread: false, split: false, group: g.kind, groupNote: g.note };
+        g = chooseGroup(b, demand, index, need);
+        if (g !== null) break;
       }
-      return none;
+      // Only the group search of a caller-named group can fail where a later demand's would not.
+      if (useCursor && demand.placementGroupId === undefined) c.cursors.set(key, i);
+      if (g === null) return none;
+      return { takes: [{ b: list[i]!, count: need, group: g.id }], passedOver: i, spread: false, split: false, group: g.kind, groupNote: g.note };
     }
-    for (let i = from; i < list.length; i++) {
-      const b = list[i]!;
-      if (roomNum(b) >= need) return { takes: [{ b, count: need, group: null }], passedOver: i, spread: false, split: false, group: null, groupNote: null };
-    }
+    let i = useCursor ? (c.cursors.get(need) ?? 0) : 0;
+    while (i < list.length && roomNum(list[i]!) < need) i++;
+    if (useCursor) c.cursors.set(need, i);
+    if (i < list.length) return { takes: [{ b: list[i]!, count: need, group: null }], passedOver: i, spread: false, split: false, group: null, groupNote: null };
     if (demand.allOrNothing === true) return none;
     const takes: Decision['takes'] = [];
     let left = need;
-    for (let i = from; i < list.length && left > 0; i++) {
-      const b = list[i]!;
+    for (let k = useCursor ? (c.cursors.get(1) ?? 0) : 0; k < list.length && left > 0; k++) {
+      const b = list[k]!;
       const r = roomNum(b);
       if (r === 0) continue;
       const take = r < left ? r : left;
