@@ -255,6 +255,16 @@ export function describeChoice(d: DemandPlan): string | null {
   return `${where}: ${how}${others.length > 0 ? `; of the other buckets ${others.join(', ')}` : ''}${group}`;
 }
 
+/** What the request record keeps of a demand's choice (CONTRACT §5 demand fields `nodearray`, `bucketId`, `explanation`). */
+export function planChoice(d: DemandPlan): { nodearray?: string; bucketId?: string; explanation?: string } {
+  const explanation = d.explanation ?? describeChoice(d);
+  return {
+    ...(d.nodearray !== null ? { nodearray: d.nodearray } : {}),
+    ...(d.bucketId !== null ? { bucketId: d.bucketId } : {}),
+    ...(explanation ? { explanation } : {}),
+  };
+}
+
 /**
  * Plans one scale request. Never throws for a demand that cannot be placed: every demand comes back
  * with a status (`placed`, `partial`, `waiting`, `rejected`, `skipped`), a stable `code`, the limit

@@ -163,6 +163,11 @@ export const DemandStatus = z.object({
   reason: z.string().nullable(),
   /** The demand's `jobId` label (CONTRACT §3: carried into status); present only when the request gave one. */
   jobId: z.string().optional(),
+  /** Where the planner put the demand (first placement): nodearray and bucket, once planned. */
+  nodearray: z.string().optional(),
+  bucketId: z.string().optional(),
+  /** Why that bucket and group, and why not the others (issue 11). */
+  explanation: z.string().optional(),
 });
 export type DemandStatus = z.infer<typeof DemandStatus>;
 

@@ -128,9 +128,10 @@ export interface StepInput {
    */
   compensated?: ReadonlySet<string>;
   /**
-   * Placement groups whose gang the submission compensated: another operation terminates their
-   * nodes, so this one does not wait to see them (CycleCloud may have removed them before the first
-   * poll; waiting would poll until the boot deadline for nodes that never show).
+   * Gangs the submission compensated, as {@link gangKey} (or a bare group name: every gang in it):
+   * another operation terminates their nodes, so this one does not wait to see them (CycleCloud may
+   * have removed them before the first poll; waiting would poll until the boot deadline for nodes
+   * that never show). Keyed per demand because colocated demands may share a group.
    */
   compensatedGroups?: ReadonlySet<string>;
 }
@@ -225,6 +226,11 @@ export function initialState(start: TrackStart, nowMs: number, config: MachineCo
     final: false,
     finalAtMs: null,
   };
+}
+
+/** One demand's gang in one placement group (a group may hold several demands' gangs). */
+export function gangKey(placementGroupId: string, demandIndex: number): string {
+  return `${placementGroupId}\u0000${demandIndex}`;
 }
 
 /** Natural order of node names (`ondemand-2` before `ondemand-10`): CycleCloud numbers nodes per set in order. */
@@ -399,7 +405,9 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     }
   }
 
-  const writtenOff = (x: TrackerState['sets'][number]): boolean => x.placementGroupId !== null && (input.compensatedGroups?.has(x.placementGroupId) ?? false);
+  const gone = input.compensatedGroups;
+  const writtenOff = (x: TrackerState['sets'][number]): boolean =>
+    x.placementGroupId !== null && gone !== undefined && (gone.has(x.placementGroupId) || (x.demands.length > 0 && x.demands.every((d) => gone.has(gangKey(x.placementGroupId!, d.index)))));
   const expected = state.action === 'create' ? state.sets.reduce((s, x) => s + (writtenOff(x) ? 0 : Math.max(0, x.added)), 0) : 0;
   const seenCount = state.action === 'create' ? state.nodes.filter((n) => n.setIndex !== null || n.seen).length : 0;
   const allFinal = state.nodes.every((n) => isFinalOutcome(n.outcome));
