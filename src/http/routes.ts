@@ -203,13 +203,14 @@ export const explainPlan: RouteHandler = guarded('plan', async (deps, request, l
     deps.capacity.active(scaleRequest.cluster, nowMs),
     deps.state.isPaused(),
   ]);
-  const plan = deps.plan({ request: scaleRequest, snapshot, inFlight, backoffs, nowMs, ...(deps.planOptions ? { options: deps.planOptions } : {}) });
+  // /api/plan is where the words are wanted: verdicts and an explanation for every demand.
+  const plan = deps.plan({ request: scaleRequest, snapshot, inFlight, backoffs, nowMs, options: { ...deps.planOptions, explain: 'all' } });
   const answer = {
     cluster: scaleRequest.cluster,
     snapshotTakenAt: snapshot.takenAt,
     paused,
     sets: plan.sets.map(({ set: _wire, ...rest }) => rest),
-    demands: plan.demands,
+    demands: plan.demands.map((d) => ({ ...d, explanation: d.explanation ?? d.reason })),
     createRequest: { sets: plan.sets.map((s) => s.set) },
   };
   log.info('plan explained', { requestId: scaleRequest.requestId, cluster: scaleRequest.cluster, sets: plan.sets.length });
@@ -357,7 +358,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     authLevel: 'function',
     summary: 'Explain the plan for a scale request without creating anything',
     description:
-      'Runs the planner against the latest snapshot, in-flight capacity and capacity-failure backoffs. Answers the sets CycleCloud would receive, and per demand the chosen buckets and placement groups, the limit that bound it and what could not be placed.',
+      'Runs the planner against the latest snapshot, in-flight capacity and capacity-failure backoffs. Answers the sets CycleCloud would receive, and per demand the nodearray, bucket and placement group it got, an `explanation` of why that one and not the others, a verdict per bucket considered (`chosen`, `full`, `invalid`, `backoff`, `not-preferred`, `no-pg-room`, `unsuitable`; capped, with `consideredOmitted`), the limit that bound it and what could not be placed.',
     requestSchema: ScaleRequest,
     responseSchema: PlanResponse,
     problemStatuses: [400, 404],

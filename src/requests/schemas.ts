@@ -33,22 +33,25 @@ const perNode = (what: string, max: number) =>
 
 export const Demand = z
   .object({
-    nodearray: z.string().min(1).max(256).optional(),
-    nodearrays: z.array(z.string().min(1).max(256)).min(1, 'needs at least one nodearray').max(1000).optional(),
+    nodearray: z.string().min(1).max(256).optional().describe('Selector: the one nodearray to use.'),
+    nodearrays: z.array(z.string().min(1).max(256)).min(1, 'needs at least one nodearray').max(1000).optional()
+      .describe('Selector: the nodearrays allowed, in order of preference. Absent (and no nodearray): every nodearray of the cluster, in CycleCloud\'s order.'),
     count: z
       .number({ error: 'must be a whole number from 1 to 10000' })
       .int('must be a whole number from 1 to 10000')
       .min(1, 'must be ≥ 1')
       .max(10_000, 'must be ≤ 10000'),
-    machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
-    minVcpus: perNode('vCPUs', 100_000).int('must be a whole number of vCPUs').optional(),
-    minMemoryGB: perNode('GB of memory', 1_000_000).optional(),
-    minGpus: perNode('GPUs', 1_000).int('must be a whole number of GPUs').optional(),
-    infiniband: z.boolean().optional(),
-    allOrNothing: z.boolean().optional(),
-    pick: z.enum(['first', 'smallest'], { error: 'must be "first" or "smallest"' }).optional(),
+    machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional()
+      .describe('Selector: allowed machine types, in order of preference (case-insensitive).'),
+    minVcpus: perNode('vCPUs', 100_000).int('must be a whole number of vCPUs').optional().describe('Selector: vCPUs per node at least (bucket virtualMachine.vcpuCount).'),
+    minMemoryGB: perNode('GB of memory', 1_000_000).optional().describe('Selector: GB of memory per node at least (bucket virtualMachine.memory).'),
+    minGpus: perNode('GPUs', 1_000).int('must be a whole number of GPUs').optional().describe('Selector: GPUs per node at least (bucket virtualMachine.gpuCount).'),
+    infiniband: z.boolean().optional().describe('Selector when true: only buckets whose virtualMachine.infiniband is true. false = no requirement.'),
+    allOrNothing: z.boolean().optional().describe('Loose demand: all nodes from one bucket, or none (colocated implies it). Without it a loose demand still prefers one bucket and is spread first-fit only when none can take it whole.'),
+    pick: z.enum(['first', 'smallest'], { error: 'must be "first" or "smallest"' }).optional()
+      .describe('Among matching buckets: first (default) in CycleCloud\'s order (nodearray order, then machineTypes preference, then bucket order), or smallest: fewest vCPUs, then memory, then GPUs.'),
     colocated: z.boolean().optional(),
-    ownPlacementGroup: z.boolean().optional(),
+    ownPlacementGroup: z.boolean().optional().describe('Colocated: a new placement group of its own that no other demand joins. Without it a colocated demand joins the fullest group of its bucket with room (existing, in flight, or opened by an earlier demand of the request).'),
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: z.record(z.string(), z.unknown()).optional(),
     jobId: z.string().max(256).optional(),

@@ -65,7 +65,9 @@ describe('POST /api/scale-requests', () => {
     const p = problemOf(res);
     expect(p).toMatchObject({ status: 400, code: 'HTTP_VALIDATION', type: 'urn:cyclecloud-scaler:problem:validation' });
     const paths = p.errors!.map((e) => e.path);
-    expect(paths).toEqual(expect.arrayContaining(['requestId', 'demands.0.count', 'demands.1.nodearray']));
+    // A demand with no selector at all is named as a whole (CONTRACT §3: at least one selector).
+    expect(paths).toEqual(expect.arrayContaining(['requestId', 'demands.0.count', 'demands.1']));
+    expect(p.errors!.find((e) => e.path === 'demands.1')?.message).toContain('needs at least one selector');
     expect(p.detail).toContain('demands.0.count');
     expect(world.submitted).toHaveLength(0);
   });
@@ -215,6 +217,21 @@ describe('GET /api/clusters/{cluster}/status', () => {
 });
 
 describe('POST /api/plan', () => {
+  it('explains demands by resources: nodearray, bucket, shared group and why not the others', async () => {
+    const { deps } = fakeDeps();
+    const body = scaleBody({ demands: [{ count: 2, minVcpus: 100, colocated: true }, { count: 2, minVcpus: 100, colocated: true }, { count: 1, minGpus: 1 }] });
+    const res = await explainPlan(deps, httpRequest('POST', '/api/plan', { body }));
+    expect(res.status).toBe(200);
+    const answer = PlanResponse.strict().parse(res.jsonBody);
+    const [a, b, c] = answer.demands;
+    expect(a).toMatchObject({ status: 'placed', nodearray: 'mpi', bucketId: 'e0a1' });
+    expect(b!.placements[0]!.placementGroupId).toBe(a!.placements[0]!.placementGroupId);
+    expect(b!.explanation).toContain('shared with an earlier demand of this request');
+    expect(a!.considered.map((v) => [v.nodearray, v.verdict])).toEqual([['mpi', 'chosen'], ['ondemand', 'unsuitable'], ['ondemand', 'unsuitable']]);
+    expect(c).toMatchObject({ status: 'rejected', code: 'PLAN_NO_MATCHING_BUCKET', nodearray: null });
+    expect(c!.explanation).toContain('minGpus ≥ 1');
+  });
+
   it('answers the sets CycleCloud would receive and why, creating nothing', async () => {
     // Prepare
     const { deps, world } = fakeDeps();
