@@ -92,10 +92,10 @@ export function renderPlan(plan: PlanResponse, paint: Paint): string {
   } else {
     out.push(paint('yellow', 'nothing would be created now'));
   }
-  const demands = table(['demand', 'requested', 'planned', 'status', 'bound by', 'reason'], paint);
+  const demands = table(['demand', 'requested', 'planned', 'status', 'nodearray', 'bound by', 'why'], paint);
   for (const d of plan.demands) {
     const status = d.status === 'placed' ? paint('green', d.status) : d.status === 'rejected' ? paint('red', d.status) : paint('yellow', d.status);
-    demands.push([d.index, d.requested, d.planned, status, dash(d.boundBy), dash(d.reason)]);
+    demands.push([d.index, d.requested, d.planned, status, dash(d.nodearray), dash(d.boundBy), dash(d.explanation ?? d.reason)]);
   }
   out.push(demands.toString());
   return out.join('\n');
