@@ -4,7 +4,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RequestRecord, RequestState } from '../../src/requests/schemas.ts';
+import type { RequestRecord, RequestState, ScaleRequest } from '../../src/requests/schemas.ts';
 import { painter, useColour } from '../../src/cli/render.ts';
 import { generateRequestId } from '../../src/cli/main.ts';
 import { fakeDeps, recordFor, scaleBody, type FakeWorld } from '../http/fakes.ts';
@@ -213,10 +213,10 @@ describe('ccscale submit', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(world.submitted[0]).toMatchObject({ demands: [{ count: 4, minVcpus: 44, colocated: true }] });
-    expect(world.submitted[0]!.demands[0]).not.toHaveProperty('nodearray');
+    expect((world.submitted[0] as ScaleRequest).demands[0]).not.toHaveProperty('nodearray');
     const all = await runCli(['submit', '--cluster', 'hpc', '--count', '2', '--nodearrays', 'mpi, ondemand', '--min-memory-gb', '64.5', '--min-gpus', '0', '--infiniband', '--all-or-nothing', '--pick', 'smallest', '--json', ...auth()]);
     expect(all.code).toBe(0);
-    expect(world.submitted[1]!.demands).toEqual([{ count: 2, nodearrays: ['mpi', 'ondemand'], minMemoryGB: 64.5, minGpus: 0, infiniband: true, allOrNothing: true, pick: 'smallest' }]);
+    expect((world.submitted[1] as ScaleRequest).demands).toEqual([{ count: 2, nodearrays: ['mpi', 'ondemand'], minMemoryGB: 64.5, minGpus: 0, infiniband: true, allOrNothing: true, pick: 'smallest' }]);
   });
 
   it('submits a JSON file and follows it with --watch', async () => {
