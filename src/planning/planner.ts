@@ -131,6 +131,8 @@ interface Candidates {
    * many nodes (room only shrinks during a plan, so the first fit for a given need only moves on).
    */
   cursors: Map<number, number>;
+  /** Every `ready` bucket before this index has no room at all (shared by all needs). */
+  full: number;
   backingOff: BucketState[];
   /** Valid matching buckets (ready + backing off). */
   valid: number;
@@ -467,7 +469,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   function buildCandidates(demand: Demand, legacyIb: boolean): Candidates {
-    const empty = (rejection: Rejection): Candidates => ({ scope: [], ready: [], cursors: new Map(), backingOff: [], valid: 0, unsuitable: 0, maxPg: 0, maxPgBucket: null, rejection });
+    const empty = (rejection: Rejection): Candidates => ({ scope: [], ready: [], cursors: new Map(), full: 0, backingOff: [], valid: 0, unsuitable: 0, maxPg: 0, maxPgBucket: null, rejection });
     // 1. Nodearrays.
     let scopeNas: NodearrayState[];
     if (demand.nodearray !== undefined || demand.nodearrays !== undefined) {
@@ -561,7 +563,7 @@ export function plan(input: PlanInput): Plan {
     let scopeSize = 0;
     for (const na of scopeNas) scopeSize += na.buckets.length;
     return {
-      scope, ready, cursors: new Map(), backingOff, valid: valid.length, unsuitable: scopeSize - valid.length,
+      scope, ready, cursors: new Map(), full: 0, backingOff, valid: valid.length, unsuitable: scopeSize - valid.length,
       maxPg: maxPgBucket!.bucket.maxPlacementGroupSize, maxPgBucket, rejection: null,
     };
   }
@@ -645,10 +647,15 @@ export function plan(input: PlanInput): Plan {
   /** The fast path: where the demand goes, without words. Nothing is changed yet. */
   function decide(demand: Demand, index: number, need: number, c: Candidates, list: BucketState[], useCursor: boolean): Decision {
     const none: Decision = { takes: [], passedOver: 0, spread: false, split: false, group: null, groupNote: null };
+    if (useCursor) while (c.full < list.length && roomNum(list[c.full]!) === 0) c.full++;
+    const start = (key: number): number => {
+      const at = c.cursors.get(key) ?? 0;
+      return at > c.full ? at : c.full;
+    };
     if (isColocated(demand)) {
       // A gang fits a bucket whose groups may hold `need` and that has room for all of it.
       const key = -need;
-      let i = useCursor ? (c.cursors.get(key) ?? 0) : 0;
+      let i = useCursor ? start(key) : 0;
       let g: ReturnType<typeof chooseGroup> = null;
       for (; i < list.length; i++) {
         const b = list[i]!;
@@ -661,14 +668,14 @@ export function plan(input: PlanInput): Plan {
       if (g === null) return none;
       return { takes: [{ b: list[i]!, count: need, group: g.id }], passedOver: i, spread: false, split: false, group: g.kind, groupNote: g.note };
     }
-    let i = useCursor ? (c.cursors.get(need) ?? 0) : 0;
+    let i = useCursor ? start(need) : 0;
     while (i < list.length && roomNum(list[i]!) < need) i++;
     if (useCursor) c.cursors.set(need, i);
     if (i < list.length) return { takes: [{ b: list[i]!, count: need, group: null }], passedOver: i, spread: false, split: false, group: null, groupNote: null };
     if (demand.allOrNothing === true) return none;
     const takes: Decision['takes'] = [];
     let left = need;
-    for (let k = useCursor ? (c.cursors.get(1) ?? 0) : 0; k < list.length && left > 0; k++) {
+    for (let k = useCursor ? c.full : 0; k < list.length && left > 0; k++) {
       const b = list[k]!;
       const r = roomNum(b);
       if (r === 0) continue;
