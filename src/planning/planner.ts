@@ -50,9 +50,9 @@ export const MAX_PLACEMENT_GROUP_ID_LENGTH = 64;
 /** How many names a "what exists" list shows before it says "… and N more". */
 const LIST_LIMIT = 12;
 /** Verdicts kept per demand for candidate buckets, and (at least) for unsuitable ones. */
-const MAX_CANDIDATE_VERDICTS = 200;
-const MIN_UNSUITABLE_VERDICTS = 10;
-const MAX_VERDICTS = 100;
+const MAX_CANDIDATE_VERDICTS = 50;
+const MIN_UNSUITABLE_VERDICTS = 5;
+const MAX_VERDICTS = 50;
 
 class BucketState {
   /** Nodes requested after the snapshot, whole bucket. */
@@ -141,6 +141,8 @@ interface Candidates {
   maxPg: number;
   maxPgBucket: BucketState | null;
   rejection: Rejection | null;
+  /** `scope` in pick order (for explanations of `pick: "smallest"`), built on first use. */
+  pickOrder?: BucketState[];
 }
 
 /** What the fast path decided for one demand (applied after explanations are taken). */
@@ -768,6 +770,7 @@ export function plan(input: PlanInput): Plan {
   /**
    * The slow path, for a demand not fully placed (or every demand with `explain: 'all'`): a verdict
    * per bucket as things stand before the decision is applied, the limit that bound it and why.
+   * Sentences are built only for the verdicts and clauses kept (capped), counts for the rest.
    */
   function explain(demand: Demand, index: number, need: number, c: Candidates, decision: Decision, homes: BucketState[] | null): DemandPlan {
     const colocated = isColocated(demand);
@@ -776,78 +779,74 @@ export function plan(input: PlanInput): Plan {
     const main: BucketVerdict[] = [];
     const unsuitable: BucketVerdict[] = [];
     let omitted = 0;
-    const notes: string[] = [];
-    const limits: string[] = [];
+    const notes = capped();
+    const limits = capped();
     let firstBound: string | null = null;
     let backoffCount = 0;
     let pgRoomShort = 0;
     let capacityShort = 0;
-    const push = (v: BucketVerdict): void => {
-      if (main.length < MAX_CANDIDATE_VERDICTS) main.push(v);
-      else omitted++;
-    };
     const preferred = demand.machineTypes ? new Set(demand.machineTypes.map(lower)) : null;
-    // Loose spread: walk the chosen takes in order with the room each had before its take.
     let left = need;
-    const order = demand.pick === 'smallest' ? [...c.scope].sort((a, b) => rankOf(c, a) - rankOf(c, b)) : c.scope;
+    const order = demand.pick === 'smallest' ? pickOrder(c) : c.scope;
+    const whole = decision.takes.length > 0 && !decision.spread;
     for (const b of order) {
       if (preferred && !preferred.has(lower(b.bucket.machineType))) {
-        push(verdictOf(b, 'not-preferred', 0, 'not in machineTypes'));
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', 0, 'not in machineTypes')); else omitted++;
         continue;
       }
-      const unmet = unmetBy(b.bucket, b.gpuCount, demand);
-      if (unmet !== null) {
-        if (unsuitable.length < MAX_VERDICTS) unsuitable.push(verdictOf(b, 'unsuitable', 0, unmet));
+      if (!meets(b.bucket, b.gpuCount, demand)) {
+        if (unsuitable.length < MAX_VERDICTS) unsuitable.push(verdictOf(b, 'unsuitable', 0, unmetBy(b.bucket, b.gpuCount, demand) ?? undefined));
         else omitted++;
         continue;
       }
       if (!b.bucket.valid) {
-        push(verdictOf(b, 'invalid', 0, `invalid: ${b.bucket.invalidReason ?? 'no reason given'}`));
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'invalid', 0, `invalid: ${b.bucket.invalidReason ?? 'no reason given'}`)); else omitted++;
+        continue;
+      }
+      if (whole && left === 0) {
+        // Placed whole: candidates after the chosen one were not needed; they are only counted.
+        omitted++;
         continue;
       }
       if (homes && !homes.includes(b)) {
-        push(verdictOf(b, 'not-preferred', 0, `placement group ${demand.placementGroupId} already lives in ${homes[0]!.label}`));
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', 0, `placement group ${demand.placementGroupId} already lives in ${homes[0]!.label}`)); else omitted++;
         continue;
       }
       const why = backoffOf(b);
       if (why !== null) {
         backoffCount++;
-        notes.push(why);
-        push(verdictOf(b, 'backoff', 0, why));
+        notes.add(() => why);
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'backoff', 0, why)); else omitted++;
         continue;
       }
-      const room = roomOf(b);
+      const room = roomNum(b);
       const take = chosen.get(b);
       if (take) {
-        if (decision.spread) {
-          push(verdictOf(b, 'chosen', room.room, take.count < room.room ? `took ${take.count} of ${room.room}` : `took ${take.count}, all it had: ${room.detail}`));
-          if (take.count < left) {
-            firstBound ??= room.bound;
-            limits.push(`${b.label} took ${take.count} (${room.detail})`);
-          }
-          left -= take.count;
-        } else {
-          push(verdictOf(b, 'chosen', room.room, decision.groupNote ?? (take.count < room.room ? `took ${take.count} of ${room.room}` : `took ${take.count}, all it had: ${room.detail}`)));
-          left = 0;
+        const r = roomOf(b);
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'chosen', room, (!decision.spread && decision.groupNote) || (take.count < room ? `took ${take.count} of ${room}` : `took ${take.count}, all it had: ${r.detail}`))); else omitted++;
+        if (decision.spread && take.count < left) {
+          firstBound ??= r.bound;
+          limits.add(() => `${b.label} took ${take.count} (${r.detail})`);
         }
+        left -= take.count;
         continue;
       }
       if (colocated && b.bucket.maxPlacementGroupSize < need) {
-        push(verdictOf(b, 'no-pg-room', 0, `maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize} < ${need}`));
-        notes.push(`${b.label} allows at most ${b.bucket.maxPlacementGroupSize} nodes per placement group`);
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'no-pg-room', 0, `maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize} < ${need}`)); else omitted++;
+        notes.add(() => `${b.label} allows at most ${b.bucket.maxPlacementGroupSize} nodes per placement group`);
         continue;
       }
       if (decision.takes.length > 0 && !decision.spread) {
-        push(verdictOf(b, room.room >= need ? 'not-preferred' : 'full', room.room, room.room >= need ? `not needed: ${decision.takes[0]!.b.label} took the whole demand` : room.detail));
+        const by = decision.takes[0]!.b;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push((room >= need ? verdictOf(b, 'not-preferred', room, `not needed: ${by.label} took the whole demand`) : verdictOf(b, 'full', room, roomOf(b).detail))); else omitted++;
         continue;
       }
       if (wholeOnly || !decision.spread) {
-        if (room.room < need) {
+        if (room < need) {
           capacityShort++;
-          firstBound ??= room.bound;
-          push(verdictOf(b, 'full', room.room, room.detail));
-          notes.push(room.room > 0 ? `${b.label} has room for ${room.room} (${room.detail})` : `${b.label} has no room (${room.detail})`);
-          if (!wholeOnly) limits.push(`${b.label} has no room (${room.detail})`);
+          if (firstBound === null) firstBound = roomOf(b).bound;
+          if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'full', room, roomOf(b).detail)); else omitted++;
+          notes.add(() => (room > 0 ? `${b.label} has room for ${room} (${roomOf(b).detail})` : `${b.label} has no room (${roomOf(b).detail})`));
           continue;
         }
         if (colocated) {
@@ -856,43 +855,42 @@ export function plan(input: PlanInput): Plan {
           firstBound ??= `maxPlacementGroupSize=${b.bucket.maxPlacementGroupSize} (${b.label})`;
           const id = demand.placementGroupId ?? '';
           const note = `placement group ${id} on ${b.label} has room for ${Math.max(0, groupRoom(b, id))} of ${need} (maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize}; ${activeIn(b, id)} active, ${b.inFlightByGroup?.get(id) ?? 0} in flight, ${b.plannedByGroup?.get(id) ?? 0} planned)`;
-          push(verdictOf(b, 'no-pg-room', room.room, note));
-          notes.push(note);
+          if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'no-pg-room', room, note)); else omitted++;
+          notes.add(() => note);
           continue;
         }
-        push(verdictOf(b, 'not-preferred', room.room, 'not needed'));
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed')); else omitted++;
         continue;
       }
       // A loose spread: a bucket it did not use had no room, or was not needed.
-      if (room.room === 0) {
-        push(verdictOf(b, 'full', 0, room.detail));
+      if (room === 0) {
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'full', 0, roomOf(b).detail)); else omitted++;
         if (left > 0) {
-          firstBound ??= room.bound;
-          limits.push(`${b.label} has no room (${room.detail})`);
+          if (firstBound === null) firstBound = roomOf(b).bound;
+          limits.add(() => `${b.label} has no room (${roomOf(b).detail})`);
         }
       } else {
-        push(verdictOf(b, 'not-preferred', room.room, 'not needed: earlier buckets took the demand'));
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed: earlier buckets took the demand')); else omitted++;
       }
     }
-    const considered = [...main, ...unsuitable.slice(0, Math.max(MIN_UNSUITABLE_VERDICTS, MAX_VERDICTS - main.length))];
+    const keepUnsuitable = Math.max(MIN_UNSUITABLE_VERDICTS, MAX_VERDICTS - main.length);
+    const considered = unsuitable.length > keepUnsuitable ? [...main, ...unsuitable.slice(0, keepUnsuitable)] : [...main, ...unsuitable];
     omitted += unsuitable.length - (considered.length - main.length);
     const planned = decision.takes.reduce((a, t) => a + t.count, 0);
     const base = { index, requested: need, planned, placements: [] as Placement[], nodearray: null, bucketId: null, choice: null, ...(omitted > 0 ? { consideredOmitted: omitted } : {}) };
     if (planned === need) return { ...base, status: 'placed', reason: null, code: null, boundBy: null, considered };
-    const cap = (xs: string[]): string => (xs.length > LIST_LIMIT ? `${xs.slice(0, LIST_LIMIT).join('; ')}; … and ${xs.length - LIST_LIMIT} more` : xs.join('; '));
     const unsuitableNote = c.unsuitable > 0 ? `; ${plural(c.unsuitable, 'other bucket')} of the allowed nodearrays do not meet the selectors or are invalid` : '';
     if (wholeOnly) {
       const code: PlanReasonCode =
         pgRoomShort > 0 ? 'PLAN_NO_PLACEMENT_GROUP_ROOM' : capacityShort > 0 ? 'PLAN_NO_CAPACITY' : backoffCount > 0 ? 'PLAN_CAPACITY_BACKOFF' : 'PLAN_NO_CAPACITY';
       const what = colocated ? `needs ${need} nodes together in one placement group` : `needs all ${need} nodes from one bucket (allOrNothing)`;
-      const explanation = `demand ${index} ${what} and no bucket can take them all now: ${cap(notes)}${unsuitableNote}; nothing is placed until one can (all or nothing)`;
-      return { ...base, status: 'waiting', code, boundBy: firstBound ?? (backoffCount > 0 ? 'capacity-failure backoff' : null), reason: explanation, explanation, considered };
+      const reason = `demand ${index} ${what} and no bucket can take them all now: ${joinCapped(notes)}; nothing is placed until one can (all or nothing)`;
+      return { ...base, status: 'waiting', code, boundBy: firstBound ?? (backoffCount > 0 ? 'capacity-failure backoff' : null), reason, explanation: `${reason}${unsuitableNote}`, considered };
     }
     const allBackoff = backoffCount === c.valid;
     const code: PlanReasonCode = allBackoff ? 'PLAN_CAPACITY_BACKOFF' : 'PLAN_NO_CAPACITY';
-    const parts = [...limits, ...notes];
     const head = planned > 0 ? `demand ${index} got ${planned} of ${need} nodes` : `demand ${index} cannot place any of its ${plural(need, 'node')} now`;
-    const reason = `${head}: ${cap(parts)}; ${plural(need - planned, 'node')} wait for capacity`;
+    const reason = `${head}: ${joinCapped(limits, notes)}; ${plural(need - planned, 'node')} wait for capacity`;
     return {
       ...base, status: planned > 0 ? 'partial' : 'waiting', code,
       boundBy: firstBound ?? (allBackoff ? 'capacity-failure backoff' : null),
@@ -900,11 +898,40 @@ export function plan(input: PlanInput): Plan {
     };
   }
 
-  /** Position of a bucket in the candidates' pick order (unsuitable ones last, in scope order). */
-  function rankOf(c: Candidates, b: BucketState): number {
-    const i = c.ready.indexOf(b);
-    return i >= 0 ? i : c.ready.length + c.scope.indexOf(b);
+  /** The candidates' scope in pick order (ready first, in `ready` order; the rest in scope order), built once. */
+  function pickOrder(c: Candidates): BucketState[] {
+    if (c.pickOrder) return c.pickOrder;
+    const inReady = new Set(c.ready);
+    c.pickOrder = [...c.ready, ...c.scope.filter((b) => !inReady.has(b))];
+    return c.pickOrder;
   }
+}
+
+/** Clauses for a sentence: the first {@link LIST_LIMIT} are written, the rest only counted. */
+interface Capped {
+  items: string[];
+  more: number;
+  add(text: () => string): void;
+}
+
+function capped(): Capped {
+  const c: Capped = {
+    items: [],
+    more: 0,
+    add(text) {
+      if (c.items.length < LIST_LIMIT) c.items.push(text());
+      else c.more++;
+    },
+  };
+  return c;
+}
+
+/** Joins clause lists in order, at most {@link LIST_LIMIT} written, then "… and N more". */
+function joinCapped(...lists: Capped[]): string {
+  const items = lists.flatMap((l) => l.items);
+  const total = items.length + lists.reduce((a, l) => a + l.more, 0);
+  const shown = items.slice(0, LIST_LIMIT);
+  return total > shown.length ? `${shown.join('; ')}; … and ${total - shown.length} more` : shown.join('; ');
 }
 
 function skipped(index: number, demand: Demand): DemandPlan {

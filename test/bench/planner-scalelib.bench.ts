@@ -69,11 +69,15 @@ export async function run(): Promise<object[]> {
   const ta = await measure(() => plan(a), { runs: 60, warmup: 20 });
   const tb = await measure(() => plan(b), { runs: 15, warmup: 3 });
   const tc = await measure(() => chained(), { runs: 10, warmup: 2 });
+  // What /api/plan pays: verdicts and an explanation for every demand (no goal; diagnostics only).
+  const explained = { ...a, options: { explain: 'all' as const } };
+  const te = await measure(() => plan(explained), { runs: 10, warmup: 2 });
   const chain = chained();
   const chainQuality = chain.plans.map((p, r) => quality(chain.inputs[r]!, p));
   const sum = (k: keyof ReturnType<typeof quality>) => chainQuality.reduce((x, q) => x + q[k], 0);
   return [
     { bench: 'planner_scalelib_a_1000_jobs', ...ta, goal_ms: 2, ...quality(a, plan(a)), ...cold(1000, 3) },
+    { bench: 'planner_scalelib_a_explain_all', ...te, answer_kb: Math.round(JSON.stringify(plan(explained)).length / 1024) },
     { bench: 'planner_scalelib_b_10000_jobs_one_call', ...tb, goal_ms: 25, ...quality(b, plan(b)), ...cold(10_000, 2) },
     {
       bench: 'planner_scalelib_b_10x1000_chained', ...tc, goal_ms: 25,

@@ -175,19 +175,20 @@ describe('plan: explanations on demand', () => {
     expect(p.demands[0]!.explanation).toBe(
       "ondemand/Standard_HC44rs (bucket d81e001a): the first of 2 matching buckets in CycleCloud's order with room for all 2; of the other buckets 1 did not meet the selectors or are invalid; placement group job-4711-d0-g0 (new)",
     );
+    // Candidates after the chosen one were not needed: counted, not listed.
     expect(p.demands[0]!.considered.map((v) => [v.machineType, v.verdict])).toEqual([
       ['Standard_HC44rs', 'chosen'],
-      ['Standard_HB120rs_v3', 'not-preferred'],
       ['Standard_F32s_v2', 'unsuitable'],
     ]);
+    expect(p.demands[0]!.consideredOmitted).toBe(1);
   });
 
   it('caps verdicts of a demand across many nodearrays and says how many were left out', () => {
     const snapshot = seedSnapshot();
     snapshot.nodearrays = Array.from({ length: 300 }, (_, n) => ({ name: `na${n}`, maxCount: 10, maxCoreCount: 1000, buckets: [bucket({ bucketId: `b${n}`, machineType: 'Standard_X', vcpuCount: 4, availableCount: 0 })] }));
     const p = plan(input([{ count: 1, minVcpus: 2 }], { snapshot }));
-    expect(p.demands[0]).toMatchObject({ status: 'waiting', consideredOmitted: 100 });
-    expect(p.demands[0]!.considered).toHaveLength(200);
+    expect(p.demands[0]).toMatchObject({ status: 'waiting', consideredOmitted: 250 });
+    expect(p.demands[0]!.considered).toHaveLength(50);
     expect(p.demands[0]!.reason).toContain('… and 288 more');
   });
 });
