@@ -436,7 +436,7 @@ export function plan(input: PlanInput): Plan {
     const last = b.bucket.lastCapacityFailureSec;
     if (last !== null && last >= 0 && last + snapshotAgeSec < windowSec) {
       why = `CycleCloud reported a capacity failure on ${b.label} ${Math.round(last + snapshotAgeSec)} s ago (backing off for ${windowSec} s)`;
-    } else {
+    } else if (backoffs.size > 0) {
       const memo = backoffs.get(`${b.na.snapshot.name}\u0000${lower(b.bucket.machineType)}`);
       if (memo) why = `${b.label} is backing off for ${Math.ceil((memo.untilMs - nowMs) / 1000)} s more after a capacity failure: ${memo.reason}`;
     }
