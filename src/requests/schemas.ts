@@ -66,7 +66,10 @@ export const Demand = z
     if (!selects) {
       ctx.addIssue({ code: 'custom', path: [], message: `needs at least one selector: ${DEMAND_SELECTORS.join(', ')} (infiniband only when true)` });
     }
-  });
+  })
+  .describe(
+    'One kind of node wanted: `count` plus at least one selector (nodearray or nodearrays, machineTypes, minVcpus, minMemoryGB, minGpus, infiniband: true). Selectors combine with AND; nodearray and nodearrays exclude each other. A demand without a selector is refused as `demands.<i>: needs at least one selector`.',
+  );
 export type Demand = z.infer<typeof Demand>;
 
 export const ScaleRequest = z
