@@ -68,8 +68,8 @@ export function renderRecord(record: RequestRecord, paint: Paint): string {
   if (record.reason) out.push(`reason: ${record.reason}`);
   for (const e of record.errors ?? []) out.push(paint('red', `  ${e.path || '(body)'}: ${e.message}`));
   if (record.demands.length) {
-    const demands = table(['demand', 'requested', 'created', 'ready', 'machine type', 'placement group', 'reason'], paint);
-    for (const d of record.demands) demands.push([d.index, d.requested, d.created, d.ready, dash(d.machineType), dash(d.placementGroupId), dash(d.reason)]);
+    const demands = table(['demand', 'requested', 'created', 'ready', 'nodearray', 'machine type', 'placement group', 'reason'], paint);
+    for (const d of record.demands) demands.push([d.index, d.requested, d.created, d.ready, dash(d.nodearray ?? null), dash(d.machineType), dash(d.placementGroupId), dash(d.reason ?? d.explanation ?? null)]);
     out.push(demands.toString());
   }
   if (record.operations.length) {

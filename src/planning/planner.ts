@@ -675,10 +675,36 @@ export function plan(input: PlanInput): Plan {
     if (useCursor) c.cursors.set(need, i);
     if (i < list.length) return { takes: [{ b: list[i]!, count: need, group: null }], passedOver: i, spread: false, split: false, group: null, groupNote: null };
     if (demand.allOrNothing === true) return none;
+    // No single bucket: spread first-fit, over one machine type (across nodearrays) when its buckets
+    // together have room, else over every candidate.
+    const from = useCursor ? c.full : 0;
+    const rooms = new Map<string, number>();
+    let sameType: string | null = null;
+    for (let k = from; k < list.length; k++) {
+      const b = list[k]!;
+      const mt = lower(b.bucket.machineType);
+      const total = (rooms.get(mt) ?? 0) + roomNum(b);
+      rooms.set(mt, total);
+      if (total >= need) {
+        sameType = mt;
+        break;
+      }
+    }
+    if (sameType !== null) {
+      const one = spread(list, from, need, sameType);
+      if (one.left === 0) return { takes: one.takes, passedOver: 0, spread: true, split: one.takes.length > 1, group: null, groupNote: null };
+    }
+    const all = spread(list, from, need, null);
+    return { takes: all.takes, passedOver: 0, spread: true, split: all.takes.length > 1, group: null, groupNote: null };
+  }
+
+  /** First-fit over `list` from `from` (only machine type `only` when given); changes nothing. */
+  function spread(list: BucketState[], from: number, need: number, only: string | null): { takes: Decision['takes']; left: number } {
     const takes: Decision['takes'] = [];
     let left = need;
-    for (let k = useCursor ? c.full : 0; k < list.length && left > 0; k++) {
+    for (let k = from; k < list.length && left > 0; k++) {
       const b = list[k]!;
+      if (only !== null && lower(b.bucket.machineType) !== only) continue;
       const r = roomNum(b);
       if (r === 0) continue;
       const take = r < left ? r : left;
@@ -688,7 +714,7 @@ export function plan(input: PlanInput): Plan {
       left -= take;
     }
     for (const t of takes) reserve(t.b, -t.count);
-    return { takes, passedOver: 0, spread: true, split: takes.length > 1, group: null, groupNote: null };
+    return { takes, left };
   }
 
   /** Counts `count` nodes (negative: gives them back) against the bucket, nodearray and cluster. */
@@ -870,7 +896,7 @@ export function plan(input: PlanInput): Plan {
           limits.add(() => `${b.label} has no room (${roomOf(b).detail})`);
         }
       } else {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed: earlier buckets took the demand')); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed: the demand was spread over other buckets')); else omitted++;
       }
     }
     const keepUnsuitable = Math.max(MIN_UNSUITABLE_VERDICTS, MAX_VERDICTS - main.length);

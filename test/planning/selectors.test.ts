@@ -125,6 +125,22 @@ describe('plan: allOrNothing and splitting', () => {
   });
 });
 
+describe('plan: a loose demand spread over one machine type', () => {
+  it('spreads over buckets of one machine type across nodearrays before mixing machine types', () => {
+    const snapshot = seedSnapshot();
+    snapshot.nodearrays = [
+      { name: 'a', maxCount: 100, maxCoreCount: 10_000, buckets: [bucket({ bucketId: 'a1', machineType: 'Standard_A', availableCount: 3 }), bucket({ bucketId: 'a2', machineType: 'Standard_B', availableCount: 4 })] },
+      { name: 'b', maxCount: 100, maxCoreCount: 10_000, buckets: [bucket({ bucketId: 'b1', machineType: 'Standard_A', availableCount: 3 })] },
+    ];
+    const p = plan(input([{ count: 6, minVcpus: 1 }], { snapshot }));
+    expect(p.sets.map((s) => [s.nodearray, s.machineType, s.count])).toEqual([['a', 'Standard_A', 3], ['b', 'Standard_A', 3]]);
+    // When no machine type has room enough on its own, plain first-fit.
+    const q = plan(input([{ count: 8, minVcpus: 1 }], { snapshot }));
+    expect(q.sets.map((s) => [s.nodearray, s.machineType, s.count])).toEqual([['a', 'Standard_A', 3], ['a', 'Standard_B', 4], ['b', 'Standard_A', 1]]);
+    expect(describeChoice(q.demands[0]!)).toContain('spread over 3 buckets first-fit');
+  });
+});
+
 describe('plan: shared placement groups', () => {
   it('packs colocated demands into one group with room, one set per demand, and opens a new one when full', () => {
     // mpi groups hold 4: 2 + 2 share the first group, the next 2 open a second.
