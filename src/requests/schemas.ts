@@ -64,7 +64,7 @@ export const Demand = z
     const selects = d.nodearray !== undefined || d.nodearrays !== undefined || d.machineTypes !== undefined ||
       d.minVcpus !== undefined || d.minMemoryGB !== undefined || d.minGpus !== undefined || d.infiniband === true;
     if (!selects) {
-      ctx.addIssue({ code: 'custom', path: [], message: `needs at least one selector: ${DEMAND_SELECTORS.join(', ')} (infiniband only when true)` });
+      ctx.addIssue({ code: 'custom', path: [], message: `needs at least one selector: ${DEMAND_SELECTORS.slice(0, -1).join(', ')} or infiniband: true` });
     }
   })
   .describe(
