@@ -153,10 +153,14 @@ interface Decision {
   spread: boolean;
   split: boolean;
   group: DemandChoice['group'];
-  groupNote: string | null;
+  /** Room the chosen group had for the gang (for its note). */
+  groupRoom: number;
 }
 
 const lower = (s: string): string => s.toLowerCase();
+
+/** The decision that places nothing (shared: never changed). */
+const NOTHING: Decision = Object.freeze({ takes: [], passedOver: 0, spread: false, split: false, group: null, groupRoom: 0 }) as Decision;
 
 function listNames(names: readonly string[]): string {
   if (names.length === 0) return '(none)';
@@ -608,56 +612,79 @@ export function plan(input: PlanInput): Plan {
   }
 
   /** The placement group for a gang in bucket `b`, or null when none can hold it there. */
-  function chooseGroup(b: BucketState, demand: Demand, index: number, need: number): { id: string; kind: DemandChoice['group']; note: string } | null {
+  function chooseGroup(b: BucketState, demand: Demand, index: number, need: number): { id: string; kind: DemandChoice['group']; room: number } | null {
     if (demand.placementGroupId !== undefined) {
       // The caller's group is used as given (CycleCloud creates it if new), even if listed as excluded:
       // the caller chose it, and excluding it would silently move the gang.
       const id = demand.placementGroupId;
       const room = groupRoom(b, id);
       if (room < need) return null;
-      return { id, kind: 'given', note: knowsGroup(b, id) ? `placement group ${id} (given) has room for ${room}` : `placement group ${id} (given) is new` };
+      return { id, kind: 'given', room };
     }
     if (demand.ownPlacementGroup !== true) {
       // Packing: the fullest group that still fits the whole gang.
       let best: string | null = null;
       let bestRoom = Number.POSITIVE_INFINITY;
-      const consider = (id: string): void => {
-        if (excluded.has(id)) return;
-        const room = groupRoom(b, id);
+      let shared = false;
+      for (const g of b.bucket.placementGroups) {
+        const room = excluded.has(g.name) ? -1 : groupRoom(b, g.name);
         if (room >= need && room < bestRoom) {
-          best = id;
+          best = g.name;
           bestRoom = room;
         }
-      };
-      for (const g of b.bucket.placementGroups) consider(g.name);
-      if (b.inFlightByGroup) for (const id of b.inFlightByGroup.keys()) if (activeIn(b, id) === 0 && !b.activeByGroup!.has(id)) consider(id);
-      if (b.shared) for (const id of b.shared) consider(id);
-      if (best !== null) {
-        const id: string = best;
-        const shared = b.shared?.includes(id) ?? false;
-        return { id, kind: shared ? 'shared' : 'existing', note: `${shared ? 'placement group' : 'existing placement group'} ${id}${shared ? ' (opened by an earlier demand)' : ''} has room for ${bestRoom} (fullest that fits)` };
       }
+      if (b.inFlightByGroup) {
+        for (const id of b.inFlightByGroup.keys()) {
+          if (activeIn(b, id) > 0 || b.activeByGroup!.has(id) || excluded.has(id)) continue;
+          const room = groupRoom(b, id);
+          if (room >= need && room < bestRoom) {
+            best = id;
+            bestRoom = room;
+          }
+        }
+      }
+      if (b.shared) {
+        for (const id of b.shared) {
+          const room = groupRoom(b, id);
+          if (room >= need && room < bestRoom) {
+            best = id;
+            bestRoom = room;
+            shared = true;
+          }
+        }
+      }
+      if (best !== null) return { id: best, kind: shared ? 'shared' : 'existing', room: bestRoom };
     }
     for (let retry = 0; ; retry++) {
       const id = placementGroupIdFor(request.requestId, index, generation, retry);
-      if (!excluded.has(id) && groupRoom(b, id) >= need) {
-        return demand.ownPlacementGroup === true ? { id, kind: 'own', note: `new placement group ${id} of its own` } : { id, kind: 'new', note: `new placement group ${id}` };
-      }
+      const room = excluded.has(id) ? -1 : groupRoom(b, id);
+      if (room >= need) return { id, kind: demand.ownPlacementGroup === true ? 'own' : 'new', room };
+    }
+  }
+
+  /** How the group was chosen, in words (explanations only; the state is as at the decision). */
+  function groupNoteOf(b: BucketState, id: string, kind: NonNullable<DemandChoice['group']>, room: number): string {
+    switch (kind) {
+      case 'given':
+        return knowsGroup(b, id) ? `placement group ${id} (given) has room for ${room}` : `placement group ${id} (given) is new`;
+      case 'shared':
+        return `placement group ${id} (opened by an earlier demand) has room for ${room} (fullest that fits)`;
+      case 'existing':
+        return `existing placement group ${id} has room for ${room} (fullest that fits)`;
+      case 'own':
+        return `new placement group ${id} of its own`;
+      case 'new':
+        return `new placement group ${id}`;
     }
   }
 
   /** The fast path: where the demand goes, without words. Nothing is changed yet. */
   function decide(demand: Demand, index: number, need: number, c: Candidates, list: BucketState[], useCursor: boolean): Decision {
-    const none: Decision = { takes: [], passedOver: 0, spread: false, split: false, group: null, groupNote: null };
     if (useCursor) while (c.full < list.length && roomNum(list[c.full]!) === 0) c.full++;
-    const start = (key: number): number => {
-      const at = c.cursors.get(key) ?? 0;
-      return at > c.full ? at : c.full;
-    };
     if (isColocated(demand)) {
       // A gang fits a bucket whose groups may hold `need` and that has room for all of it.
       const key = -need;
-      let i = useCursor ? start(key) : 0;
+      let i = useCursor ? Math.max(c.cursors.get(key) ?? 0, c.full) : 0;
       let g: ReturnType<typeof chooseGroup> = null;
       for (; i < list.length; i++) {
         const b = list[i]!;
@@ -667,14 +694,14 @@ export function plan(input: PlanInput): Plan {
       }
       // Only the group search of a caller-named group can fail where a later demand's would not.
       if (useCursor && demand.placementGroupId === undefined) c.cursors.set(key, i);
-      if (g === null) return none;
-      return { takes: [{ b: list[i]!, count: need, group: g.id }], passedOver: i, spread: false, split: false, group: g.kind, groupNote: g.note };
+      if (g === null) return NOTHING;
+      return { takes: [{ b: list[i]!, count: need, group: g.id }], passedOver: i, spread: false, split: false, group: g.kind, groupRoom: g.room };
     }
-    let i = useCursor ? start(need) : 0;
+    let i = useCursor ? Math.max(c.cursors.get(need) ?? 0, c.full) : 0;
     while (i < list.length && roomNum(list[i]!) < need) i++;
     if (useCursor) c.cursors.set(need, i);
-    if (i < list.length) return { takes: [{ b: list[i]!, count: need, group: null }], passedOver: i, spread: false, split: false, group: null, groupNote: null };
-    if (demand.allOrNothing === true) return none;
+    if (i < list.length) return { takes: [{ b: list[i]!, count: need, group: null }], passedOver: i, spread: false, split: false, group: null, groupRoom: 0 };
+    if (demand.allOrNothing === true) return NOTHING;
     // No single bucket: spread first-fit, over one machine type (across nodearrays) when its buckets
     // together have room, else over every candidate.
     const from = useCursor ? c.full : 0;
@@ -692,10 +719,10 @@ export function plan(input: PlanInput): Plan {
     }
     if (sameType !== null) {
       const one = spread(list, from, need, sameType);
-      if (one.left === 0) return { takes: one.takes, passedOver: 0, spread: true, split: one.takes.length > 1, group: null, groupNote: null };
+      if (one.left === 0) return { takes: one.takes, passedOver: 0, spread: true, split: one.takes.length > 1, group: null, groupRoom: 0 };
     }
     const all = spread(list, from, need, null);
-    return { takes: all.takes, passedOver: 0, spread: true, split: all.takes.length > 1, group: null, groupNote: null };
+    return { takes: all.takes, passedOver: 0, spread: true, split: all.takes.length > 1, group: null, groupRoom: 0 };
   }
 
   /** First-fit over `list` from `from` (only machine type `only` when given); changes nothing. */
@@ -849,7 +876,7 @@ export function plan(input: PlanInput): Plan {
       const take = chosen.get(b);
       if (take) {
         const r = roomOf(b);
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'chosen', room, (!decision.spread && decision.groupNote) || (take.count < room ? `took ${take.count} of ${room}` : `took ${take.count}, all it had: ${r.detail}`))); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'chosen', room, (decision.group !== null && take.group !== null ? groupNoteOf(b, take.group, decision.group, decision.groupRoom) : null) || (take.count < room ? `took ${take.count} of ${room}` : `took ${take.count}, all it had: ${r.detail}`))); else omitted++;
         if (decision.spread && take.count < left) {
           firstBound ??= r.bound;
           limits.add(() => `${b.label} took ${take.count} (${r.detail})`);
