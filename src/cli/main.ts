@@ -284,11 +284,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
   program
     .command('status')
-    .description('show a request: state, demands, operations, nodes')
+    .description('show a request: state, demands (with where the planner put them and why), operations, nodes')
     .argument('<requestId>')
-    .action(async (requestId: string, _flags: unknown, cmd: Command) => {
+    .option('--explain', 'with --json: add each demand\'s nodearray, bucketId and explanation (the table always shows them)')
+    .action(async (requestId: string, flags: { explain?: boolean }, cmd: Command) => {
       const { client, json } = context(cmd);
-      const { body } = await client.record(requestId);
+      const { body } = await client.record(requestId, { explain: !json || flags.explain === true });
       out(json ? JSON.stringify(body) : renderRecord(body, paint));
       exitCode = FINAL_STATES.has(body.state) ? exitCodeFor(body) : EXIT.ok;
     });

@@ -8,7 +8,7 @@
  */
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
-import { ClusterName, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../requests/schemas.ts';
+import { ClusterName, ExplainedRequestRecord, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../requests/schemas.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';
 import type { HttpDeps, SnapshotHealth } from './deps.ts';
@@ -129,7 +129,10 @@ export const getScaleRequest: RouteHandler = guarded('scale-request-status', asy
   if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
   const record = await deps.ledger.getRecord(id.data);
   if (!record) return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
-  return json(200, shape(PublicRequestRecord, publicRecord(record), log, 'request record'));
+  // `?explain=true` adds each demand's nodearray, bucket and explanation (issue 11); without it the
+  // record is exactly CONTRACT §5.
+  const explain = request.query?.get('explain') === 'true';
+  return json(200, shape(explain ? ExplainedRequestRecord : PublicRequestRecord, publicRecord(record, { explain }), log, 'request record'));
 });
 
 function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallback: number | null): number | null {
@@ -333,6 +336,8 @@ export const ROUTES: readonly RouteDefinition[] = [
     route: 'scale-requests/{requestId}',
     authLevel: 'function',
     summary: 'The request record: state, per-demand progress, operations and nodes',
+    description:
+      'Exactly the record of CONTRACT §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others).',
     responseSchema: PublicRequestRecord,
     problemStatuses: [400, 404],
     params: { requestId: 'The caller\'s requestId' },

@@ -177,6 +177,12 @@ export const DemandStatus = z.object({
 });
 export type DemandStatus = z.infer<typeof DemandStatus>;
 
+/** The fields of a demand's choice: kept in the record, published only when asked (`?explain=true`). */
+const CHOICE_FIELDS = { nodearray: true, bucketId: true, explanation: true } as const;
+
+/** A demand exactly as CONTRACT §5 publishes it. */
+export const PublicDemandStatus = DemandStatus.omit(CHOICE_FIELDS);
+
 export const OperationRef = z.object({
   operationId: z.string(),
   cycleCloudRequestId: z.string(),
@@ -214,15 +220,27 @@ export const RequestRecord = z.object({
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
 /** The record exactly as CONTRACT §5 publishes it (GET and callbacks): internal fields stripped. */
-export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef) });
+export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef), demands: z.array(PublicDemandStatus) });
 export type PublicRequestRecord = z.infer<typeof PublicRequestRecord>;
 
 /**
- * The public view of a stored record: unknown and internal keys dropped. A record that does not
- * parse (an older stored shape) is returned with only `operations[].action` removed.
+ * `GET /api/scale-requests/{id}?explain=true`: the public record whose demands also say where the
+ * planner put them and why (`nodearray`, `bucketId`, `explanation`; issue 11).
  */
-export function publicRecord(record: RequestRecord): PublicRequestRecord {
-  const parsed = PublicRequestRecord.safeParse(record);
+export const ExplainedRequestRecord = PublicRequestRecord.extend({ demands: z.array(DemandStatus) });
+export type ExplainedRequestRecord = z.infer<typeof ExplainedRequestRecord>;
+
+/**
+ * The public view of a stored record: unknown and internal keys dropped (the demands' choice too,
+ * unless `explain`). A record that does not parse (an older stored shape) is returned with only
+ * `operations[].action` and the demands' choice removed.
+ */
+export function publicRecord(record: RequestRecord, options: { explain?: boolean } = {}): PublicRequestRecord | ExplainedRequestRecord {
+  const parsed = (options.explain ? ExplainedRequestRecord : PublicRequestRecord).safeParse(record);
   if (parsed.success) return parsed.data;
-  return { ...record, operations: record.operations.map(({ action: _action, ...op }) => op) };
+  return {
+    ...record,
+    operations: record.operations.map(({ action: _action, ...op }) => op),
+    demands: options.explain ? record.demands : record.demands.map(({ nodearray: _n, bucketId: _b, explanation: _e, ...d }) => d),
+  };
 }

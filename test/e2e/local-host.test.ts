@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
 import { root, startScaler, type RunningScaler } from './harness.ts';
+import type { RequestRecord } from '../../src/requests/schemas.ts';
 
 let host: RunningScaler;
 const api = (path: string, init?: RequestInit) => host.api(path, init);
@@ -145,8 +146,12 @@ describe('npm start: demands by resources', () => {
     const group = record.demands[0]!.placementGroupId;
     expect(group).toBeTruthy();
     expect(record.demands[1]!.placementGroupId).toBe(group);
-    expect(record.demands[0]).toMatchObject({ nodearray: explained.demands[0]!.nodearray, bucketId: explained.demands[0]!.bucketId });
-    expect(record.demands[0]!.explanation).toContain(`placement group ${group}`);
+    // The record is exactly CONTRACT §5; ?explain=true adds where each demand went and why.
+    expect(record.demands[0]).not.toHaveProperty('explanation');
+    const withWhy = (await (await host.api('/scale-requests/e2e-minvcpus-1?explain=true')).json()) as RequestRecord;
+    expect(withWhy.demands[0]).toMatchObject({ nodearray: explained.demands[0]!.nodearray, bucketId: explained.demands[0]!.bucketId });
+    expect(withWhy.demands[0]!.explanation).toContain(`placement group ${group}`);
+    expect(withWhy.demands[1]!.explanation).toContain('shared with an earlier demand of this request');
 
     const nodes = (await (await host.sim$('/clusters/hpc/nodes')).json()) as { nodes: CcNode[] };
     const ours = nodes.nodes.filter((n) => record.nodes.some((r) => r.name === n.Name));

@@ -164,6 +164,17 @@ describe('GET /api/scale-requests/{requestId}', () => {
     expect(record.demands.map((d) => d.requested)).toEqual([4, 2]);
   });
 
+  it('keeps the record exactly CONTRACT §5 unless ?explain=true adds where each demand went and why', async () => {
+    const { deps, world } = fakeDeps();
+    await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody() }));
+    const stored = world.records.get('job-4711')!.record;
+    Object.assign(stored.demands[0]!, { nodearray: 'ondemand', bucketId: 'd81e001a', explanation: 'ondemand/Standard_HC44rs (bucket d81e001a): …' });
+    const plain = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/job-4711', { params: { requestId: 'job-4711' } }));
+    expect(Object.keys((plain.jsonBody as RequestRecord).demands[0]!).sort()).toEqual(['created', 'index', 'machineType', 'placementGroupId', 'ready', 'reason', 'requested']);
+    const explained = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/job-4711', { params: { requestId: 'job-4711' }, query: 'explain=true' }));
+    expect((explained.jsonBody as RequestRecord).demands[0]).toMatchObject({ nodearray: 'ondemand', bucketId: 'd81e001a', explanation: expect.stringContaining('d81e001a') });
+  });
+
   it('answers 404 problem+json for an unknown request', async () => {
     const { deps } = fakeDeps();
     const res = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/nope', { params: { requestId: 'nope' } }));
