@@ -126,8 +126,9 @@ export class ScalerClient {
     return this.call('POST', 'terminate', message);
   }
 
-  record(requestId: string): Promise<ApiResponse<RequestRecord>> {
-    return this.call('GET', `scale-requests/${encodeURIComponent(requestId)}`);
+  /** The record; `explain` adds each demand's nodearray, bucket and explanation. */
+  record(requestId: string, options: { explain?: boolean } = {}): Promise<ApiResponse<RequestRecord>> {
+    return this.call('GET', `scale-requests/${encodeURIComponent(requestId)}${options.explain ? '?explain=true' : ''}`);
   }
 
   plan(message: unknown): Promise<ApiResponse<PlanResponse>> {

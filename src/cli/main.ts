@@ -2,6 +2,7 @@
  * `ccscale`: the operator CLI over the HTTP API (CONTRACT §4).
  *
  *   ccscale submit --cluster hpc --nodearray ondemand --count 4 [--machine-type T]… [--colocated] [--watch]
+ *   ccscale submit --cluster hpc --min-vcpus 44 --count 4 --colocated   (any nodearray, by resources)
  *   ccscale submit --file request.json [--watch]
  *   ccscale status <requestId>        ccscale watch <requestId> [--interval 2000] [--timeout s]
  *   ccscale plan  (same flags as submit) ccscale terminate --cluster hpc --name n1 [--id …] [--filter …]
@@ -52,6 +53,14 @@ interface RequestFlags {
   jobId?: string;
   requestId?: string;
   callbackUrl?: string;
+  nodearrays?: string;
+  minVcpus?: number;
+  minMemoryGb?: number;
+  minGpus?: number;
+  infiniband?: boolean;
+  allOrNothing?: boolean;
+  pick?: string;
+  ownPlacementGroup?: boolean;
 }
 
 interface TerminateFlags {
@@ -71,6 +80,20 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 function positiveInt(name: string): (value: string) => number {
   return (value) => {
     if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return Number(value);
+  };
+}
+
+function wholeNumber(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
+    return Number(value);
+  };
+}
+
+function nonNegative(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
     return Number(value);
   };
 }
@@ -114,17 +137,27 @@ function validated(message: Record<string, unknown>): Record<string, unknown> {
 }
 
 async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Promise<Record<string, unknown>> {
-  const demandFlags = flags.nodearray !== undefined || flags.count !== undefined || flags.machineType || flags.colocated || flags.placementGroup || flags.jobId;
+  const selectorFlags = flags.nodearrays !== undefined || flags.minVcpus !== undefined || flags.minMemoryGb !== undefined || flags.minGpus !== undefined || flags.infiniband || flags.allOrNothing || flags.pick !== undefined || flags.ownPlacementGroup;
+  const demandFlags = flags.nodearray !== undefined || flags.count !== undefined || flags.machineType || flags.colocated || flags.placementGroup || flags.jobId || selectorFlags;
   let message: Record<string, unknown>;
   if (flags.file) {
     if (demandFlags) throw new CliError('CLI_USAGE', `${command}: use either --file or the demand flags (--nodearray, --count, …), not both`);
     message = await readJsonFile(flags.file, io);
   } else {
-    if (!flags.cluster || !flags.nodearray || flags.count === undefined) {
-      throw new CliError('CLI_USAGE', `${command} needs --file <request.json>, or --cluster, --nodearray and --count`);
+    if (!flags.cluster || flags.count === undefined) {
+      throw new CliError('CLI_USAGE', `${command} needs --file <request.json>, or --cluster, --count and a selector (--nodearray, --nodearrays, --machine-type, --min-vcpus, --min-memory-gb, --min-gpus, --infiniband)`);
     }
-    const demand: Record<string, unknown> = { nodearray: flags.nodearray, count: flags.count };
+    const demand: Record<string, unknown> = { count: flags.count };
+    if (flags.nodearray !== undefined) demand.nodearray = flags.nodearray;
+    if (flags.nodearrays !== undefined) demand.nodearrays = flags.nodearrays.split(',').map((x) => x.trim()).filter(Boolean);
     if (flags.machineType?.length) demand.machineTypes = flags.machineType;
+    if (flags.minVcpus !== undefined) demand.minVcpus = flags.minVcpus;
+    if (flags.minMemoryGb !== undefined) demand.minMemoryGB = flags.minMemoryGb;
+    if (flags.minGpus !== undefined) demand.minGpus = flags.minGpus;
+    if (flags.infiniband) demand.infiniband = true;
+    if (flags.allOrNothing) demand.allOrNothing = true;
+    if (flags.pick !== undefined) demand.pick = flags.pick;
+    if (flags.ownPlacementGroup) demand.ownPlacementGroup = true;
     if (flags.colocated) demand.colocated = true;
     if (flags.placementGroup) demand.placementGroupId = flags.placementGroup;
     if (flags.jobId) demand.jobId = flags.jobId;
@@ -162,6 +195,14 @@ function addRequestFlags(cmd: Command): Command {
     .option('-m, --machine-type <type>', 'acceptable machine type, in order of preference (repeatable)', collect)
     .option('--colocated', 'all nodes in one placement group (tightly coupled) or none')
     .option('--placement-group <id>', 'explicit placement group (implies --colocated)')
+    .option('--nodearrays <a,b>', 'allowed nodearrays, comma-separated, in order of preference (instead of --nodearray)')
+    .option('--min-vcpus <n>', 'vCPUs per node at least (any nodearray unless --nodearray/--nodearrays)', wholeNumber('--min-vcpus'))
+    .option('--min-memory-gb <gb>', 'GB of memory per node at least', nonNegative('--min-memory-gb'))
+    .option('--min-gpus <n>', 'GPUs per node at least', wholeNumber('--min-gpus'))
+    .option('--infiniband', 'only machines with InfiniBand')
+    .option('--all-or-nothing', 'all nodes from one bucket or none (implied by --colocated)')
+    .addOption(new Option('--pick <how>', 'among matching buckets: the first in CycleCloud order, or the smallest machine').choices(['first', 'smallest']))
+    .option('--own-placement-group', 'with --colocated: a new placement group no other demand joins')
     .option('--job-id <id>', 'scheduler job id carried into logs and status')
     .option('--request-id <id>', 'idempotency key (default: generated)')
     .option('--callback-url <url>', 'https URL that receives the final record');
@@ -243,11 +284,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
   program
     .command('status')
-    .description('show a request: state, demands, operations, nodes')
+    .description('show a request: state, demands (with where the planner put them and why), operations, nodes')
     .argument('<requestId>')
-    .action(async (requestId: string, _flags: unknown, cmd: Command) => {
+    .option('--explain', 'with --json: add each demand\'s nodearray, bucketId and explanation (the table always shows them)')
+    .action(async (requestId: string, flags: { explain?: boolean }, cmd: Command) => {
       const { client, json } = context(cmd);
-      const { body } = await client.record(requestId);
+      const { body } = await client.record(requestId, { explain: !json || flags.explain === true });
       out(json ? JSON.stringify(body) : renderRecord(body, paint));
       exitCode = FINAL_STATES.has(body.state) ? exitCodeFor(body) : EXIT.ok;
     });

@@ -68,8 +68,8 @@ export function renderRecord(record: RequestRecord, paint: Paint): string {
   if (record.reason) out.push(`reason: ${record.reason}`);
   for (const e of record.errors ?? []) out.push(paint('red', `  ${e.path || '(body)'}: ${e.message}`));
   if (record.demands.length) {
-    const demands = table(['demand', 'requested', 'created', 'ready', 'machine type', 'placement group', 'reason'], paint);
-    for (const d of record.demands) demands.push([d.index, d.requested, d.created, d.ready, dash(d.machineType), dash(d.placementGroupId), dash(d.reason)]);
+    const demands = table(['demand', 'requested', 'created', 'ready', 'nodearray', 'machine type', 'placement group', 'reason'], paint);
+    for (const d of record.demands) demands.push([d.index, d.requested, d.created, d.ready, dash(d.nodearray ?? null), dash(d.machineType), dash(d.placementGroupId), dash(d.reason ?? d.explanation ?? null)]);
     out.push(demands.toString());
   }
   if (record.operations.length) {
@@ -92,10 +92,10 @@ export function renderPlan(plan: PlanResponse, paint: Paint): string {
   } else {
     out.push(paint('yellow', 'nothing would be created now'));
   }
-  const demands = table(['demand', 'requested', 'planned', 'status', 'bound by', 'reason'], paint);
+  const demands = table(['demand', 'requested', 'planned', 'status', 'nodearray', 'bound by', 'why'], paint);
   for (const d of plan.demands) {
     const status = d.status === 'placed' ? paint('green', d.status) : d.status === 'rejected' ? paint('red', d.status) : paint('yellow', d.status);
-    demands.push([d.index, d.requested, d.planned, status, dash(d.boundBy), dash(d.reason)]);
+    demands.push([d.index, d.requested, d.planned, status, dash(d.nodearray), dash(d.boundBy), dash(d.explanation ?? d.reason)]);
   }
   out.push(demands.toString());
   return out.join('\n');

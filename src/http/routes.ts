@@ -8,7 +8,7 @@
  */
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
-import { ClusterName, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../requests/schemas.ts';
+import { ClusterName, ExplainedRequestRecord, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../requests/schemas.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';
 import type { HttpDeps, SnapshotHealth } from './deps.ts';
@@ -161,7 +161,10 @@ export const getScaleRequest: RouteHandler = guarded('scale-request-status', asy
   if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
   const record = await deps.ledger.getRecord(id.data);
   if (!record) return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
-  return json(200, shape(PublicRequestRecord, publicRecord(record), log, 'request record'));
+  // `?explain=true` adds each demand's nodearray, bucket and explanation (issue 11); without it the
+  // record is exactly CONTRACT §5.
+  const explain = request.query?.get('explain') === 'true';
+  return json(200, shape(explain ? ExplainedRequestRecord : PublicRequestRecord, publicRecord(record, { explain }), log, 'request record'));
 });
 
 function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallback: number | null): number | null {
@@ -235,13 +238,14 @@ export const explainPlan: RouteHandler = guarded('plan', async (deps, request, l
     deps.capacity.active(scaleRequest.cluster, nowMs),
     deps.state.isPaused(),
   ]);
-  const plan = deps.plan({ request: scaleRequest, snapshot, inFlight, backoffs, nowMs, ...(deps.planOptions ? { options: deps.planOptions } : {}) });
+  // /api/plan is where the words are wanted: verdicts and an explanation for every demand.
+  const plan = deps.plan({ request: scaleRequest, snapshot, inFlight, backoffs, nowMs, options: { ...deps.planOptions, explain: 'all' } });
   const answer = {
     cluster: scaleRequest.cluster,
     snapshotTakenAt: snapshot.takenAt,
     paused,
     sets: plan.sets.map(({ set: _wire, ...rest }) => rest),
-    demands: plan.demands,
+    demands: plan.demands.map((d) => ({ ...d, explanation: d.explanation ?? d.reason })),
     createRequest: { sets: plan.sets.map((s) => s.set) },
   };
   log.info('plan explained', { requestId: scaleRequest.requestId, cluster: scaleRequest.cluster, sets: plan.sets.length });
@@ -366,6 +370,8 @@ export const ROUTES: readonly RouteDefinition[] = [
     route: 'scale-requests/{requestId}',
     authLevel: 'function',
     summary: 'The request record: state, per-demand progress, operations and nodes',
+    description:
+      'Exactly the record of CONTRACT §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others).',
     responseSchema: PublicRequestRecord,
     problemStatuses: [400, 404],
     params: { requestId: 'The caller\'s requestId' },
@@ -391,7 +397,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     authLevel: 'function',
     summary: 'Explain the plan for a scale request without creating anything',
     description:
-      'Runs the planner against the latest snapshot, in-flight capacity and capacity-failure backoffs. Answers the sets CycleCloud would receive, and per demand the chosen buckets and placement groups, the limit that bound it and what could not be placed.',
+      'Runs the planner against the latest snapshot, in-flight capacity and capacity-failure backoffs. Answers the sets CycleCloud would receive, and per demand the nodearray, bucket and placement group it got, an `explanation` of why that one and not the others, a verdict per bucket considered (`chosen`, `full`, `invalid`, `backoff`, `not-preferred`, `no-pg-room`, `unsuitable`; capped, with `consideredOmitted`), the limit that bound it and what could not be placed.',
     requestSchema: ScaleRequest,
     responseSchema: PlanResponse,
     problemStatuses: [400, 404],

@@ -88,6 +88,7 @@ const PlanReasonCode = z.enum([
   'PLAN_UNKNOWN_NODEARRAY',
   'PLAN_UNKNOWN_MACHINE_TYPE',
   'PLAN_NO_VALID_BUCKET',
+  'PLAN_NO_MATCHING_BUCKET',
   'PLAN_EXCEEDS_PLACEMENT_GROUP',
   'PLAN_NO_CAPACITY',
   'PLAN_CAPACITY_BACKOFF',
@@ -116,6 +117,7 @@ const DemandPlanView = z.object({
     z.object({
       setIndex: z.number().int(),
       count: z.number().int(),
+      nodearray: z.string(),
       bucketId: z.string(),
       machineType: z.string(),
       placementGroupId: z.string().nullable(),
@@ -123,13 +125,21 @@ const DemandPlanView = z.object({
   ),
   considered: z.array(
     z.object({
+      nodearray: z.string(),
       bucketId: z.string(),
       machineType: z.string(),
       available: z.number().int(),
-      verdict: z.enum(['chosen', 'full', 'invalid', 'backoff', 'not-preferred', 'no-pg-room']),
+      verdict: z.enum(['chosen', 'full', 'invalid', 'backoff', 'not-preferred', 'no-pg-room', 'unsuitable']),
       note: z.string().optional(),
     }),
   ),
+  /** Verdicts left out of `considered` (a demand across hundreds of nodearrays). */
+  consideredOmitted: z.number().int().optional(),
+  /** Nodearray and bucket the demand got (its first placement); null when nothing was placed. */
+  nodearray: z.string().nullable(),
+  bucketId: z.string().nullable(),
+  /** Which bucket and placement group, and why the other buckets were not chosen, in words. */
+  explanation: z.string().nullable(),
 });
 
 /** `POST /api/plan`: what CycleCloud would receive (`createRequest`) and why, per demand. */

@@ -27,6 +27,11 @@ export interface PlanOptions {
   capacityFailureWindowSec?: number;
   /** Snapshot older than this is stale: nothing is planned, demands wait. Default 120 s. */
   maxSnapshotAgeSec?: number;
+  /**
+   * Which demands get per-bucket verdicts (`considered`) and an `explanation`: `unplaced` (default,
+   * the hot path: only demands not fully placed) or `all` (what `/api/plan` asks for).
+   */
+  explain?: 'unplaced' | 'all';
 }
 
 export interface PlanInput {
@@ -50,6 +55,7 @@ export type PlanReasonCode =
   | 'PLAN_UNKNOWN_NODEARRAY'
   | 'PLAN_UNKNOWN_MACHINE_TYPE'
   | 'PLAN_NO_VALID_BUCKET'
+  | 'PLAN_NO_MATCHING_BUCKET'
   | 'PLAN_EXCEEDS_PLACEMENT_GROUP'
   | 'PLAN_NO_CAPACITY'
   | 'PLAN_CAPACITY_BACKOFF'
@@ -57,11 +63,13 @@ export type PlanReasonCode =
   | 'PLAN_STALE_SNAPSHOT';
 
 export interface BucketVerdict {
+  nodearray: string;
   bucketId: string;
   machineType: string;
   /** Nodes the bucket could take for this demand after in-flight and shared limits. */
   available: number;
-  verdict: 'chosen' | 'full' | 'invalid' | 'backoff' | 'not-preferred' | 'no-pg-room';
+  /** `unsuitable`: does not meet the demand's minimums or `infiniband`; `not-preferred`: outside `machineTypes`, or not needed. */
+  verdict: 'chosen' | 'full' | 'invalid' | 'backoff' | 'not-preferred' | 'no-pg-room' | 'unsuitable';
   note?: string;
 }
 
@@ -69,6 +77,7 @@ export interface Placement {
   /** Index into `Plan.sets`. */
   setIndex: number;
   count: number;
+  nodearray: string;
   bucketId: string;
   machineType: string;
   placementGroupId: string | null;
@@ -86,7 +95,34 @@ export interface DemandPlan {
   code: PlanReasonCode | null;
   /** The limit that bound the demand, e.g. `maxPlacementGroupSize=4 (mpi/Standard_HB120rs_v3)`. */
   boundBy: string | null;
+  /** Per-bucket verdicts: for demands not fully placed, or every demand with `explain: 'all'`. */
   considered: BucketVerdict[];
+  /** Verdicts left out of `considered` to keep it short (a demand across hundreds of nodearrays). */
+  consideredOmitted?: number;
+  /** Nodearray and bucket of the first placement; null when nothing was placed. */
+  nodearray: string | null;
+  bucketId: string | null;
+  /** How the bucket was chosen, in numbers (cheap); {@link DemandPlan.explanation} or `describeChoice` say it in words. */
+  choice: DemandChoice | null;
+  /** Which bucket and group, and why the others were not chosen; with `explain: 'all'` or when not fully placed. */
+  explanation?: string;
+}
+
+/** Why a demand went where it went, counted during the search (no per-bucket objects on the hot path). */
+export interface DemandChoice {
+  pick: 'first' | 'smallest';
+  /** Valid buckets that meet every selector of the demand. */
+  candidates: number;
+  /** Candidates before the chosen one (in pick order) that had no room for the demand or its group. */
+  passedOver: number;
+  /** Candidates skipped because they are backing off after a capacity failure. */
+  backingOff: number;
+  /** Buckets of the allowed nodearrays that do not meet the selectors, or are invalid. */
+  unsuitable: number;
+  /** True when no single bucket had room and a loose demand was spread over several. */
+  split: boolean;
+  /** Colocated: the group is new, the demand's own (`ownPlacementGroup`), the caller's, an existing one, or shared with an earlier demand of this request. */
+  group: 'new' | 'own' | 'given' | 'existing' | 'shared' | null;
 }
 
 export interface PlannedSet {

@@ -24,21 +24,54 @@ export const ClusterName = z
 /** https only; plain http is allowed to loopback hosts so a scheduler on the same machine can listen (see `limits.ts`). */
 const httpsUrl = CallbackUrl;
 
+/** The demand fields that select buckets (CONTRACT §3); a demand needs at least one. */
+export const DEMAND_SELECTORS = ['nodearray', 'nodearrays', 'machineTypes', 'minVcpus', 'minMemoryGB', 'minGpus', 'infiniband'] as const;
+
+const perNode = (what: string, max: number) =>
+  z
+    .number({ error: `must be a number from 0 to ${max} (${what} per node)` })
+    .min(0, 'must be ≥ 0')
+    .max(max, `must be ≤ ${max}`);
+
 export const Demand = z
   .object({
-    nodearray: z.string().min(1).max(256),
+    nodearray: z.string().min(1).max(256).optional().describe('Selector: the one nodearray to use.'),
+    nodearrays: z.array(z.string().min(1).max(256)).min(1, 'needs at least one nodearray').max(1000).optional()
+      .describe('Selector: the nodearrays allowed, in order of preference. Absent (and no nodearray): every nodearray of the cluster, in CycleCloud\'s order.'),
     count: z
       .number({ error: 'must be a whole number from 1 to 10000' })
       .int('must be a whole number from 1 to 10000')
       .min(1, 'must be ≥ 1')
       .max(10_000, 'must be ≤ 10000'),
-    machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
+    machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional()
+      .describe('Selector: allowed machine types, in order of preference (case-insensitive).'),
+    minVcpus: perNode('vCPUs', 100_000).int('must be a whole number of vCPUs').optional().describe('Selector: vCPUs per node at least (bucket virtualMachine.vcpuCount).'),
+    minMemoryGB: perNode('GB of memory', 1_000_000).optional().describe('Selector: GB of memory per node at least (bucket virtualMachine.memory).'),
+    minGpus: perNode('GPUs', 1_000).int('must be a whole number of GPUs').optional().describe('Selector: GPUs per node at least (bucket virtualMachine.gpuCount).'),
+    infiniband: z.boolean().optional().describe('Selector when true: only buckets whose virtualMachine.infiniband is true. false = no requirement.'),
+    allOrNothing: z.boolean().optional().describe('Loose demand: all nodes from one bucket, or none (colocated implies it). Without it a loose demand still prefers one bucket and is spread first-fit only when none can take it whole.'),
+    pick: z.enum(['first', 'smallest'], { error: 'must be "first" or "smallest"' }).optional()
+      .describe('Among matching buckets: first (default) in CycleCloud\'s order (nodearray order, then machineTypes preference, then bucket order), or smallest: fewest vCPUs, then memory, then GPUs.'),
     colocated: z.boolean().optional(),
+    ownPlacementGroup: z.boolean().optional().describe('Colocated: a new placement group of its own that no other demand joins. Without it a colocated demand joins the fullest group of its bucket with room (existing, in flight, or opened by an earlier demand of the request).'),
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    if (d.nodearray !== undefined && d.nodearrays !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['nodearrays'], message: 'give either nodearray (one) or nodearrays (a list), not both' });
+    }
+    const selects = d.nodearray !== undefined || d.nodearrays !== undefined || d.machineTypes !== undefined ||
+      d.minVcpus !== undefined || d.minMemoryGB !== undefined || d.minGpus !== undefined || d.infiniband === true;
+    if (!selects) {
+      ctx.addIssue({ code: 'custom', path: [], message: `needs at least one selector: ${DEMAND_SELECTORS.slice(0, -1).join(', ')} or infiniband: true` });
+    }
+  })
+  .describe(
+    'One kind of node wanted: `count` plus at least one selector (nodearray or nodearrays, machineTypes, minVcpus, minMemoryGB, minGpus, infiniband: true). Selectors combine with AND; nodearray and nodearrays exclude each other. A demand without a selector is refused as `demands.<i>: needs at least one selector`.',
+  );
 export type Demand = z.infer<typeof Demand>;
 
 export const ScaleRequest = z
@@ -141,8 +174,19 @@ export const DemandStatus = z.object({
   reason: z.string().nullable(),
   /** The demand's `jobId` label (CONTRACT §3: carried into status); present only when the request gave one. */
   jobId: z.string().optional(),
+  /** Where the planner put the demand (first placement): nodearray and bucket, once planned. */
+  nodearray: z.string().optional(),
+  bucketId: z.string().optional(),
+  /** Why that bucket and group, and why not the others (issue 11). */
+  explanation: z.string().optional(),
 });
 export type DemandStatus = z.infer<typeof DemandStatus>;
+
+/** The fields of a demand's choice: kept in the record, published only when asked (`?explain=true`). */
+const CHOICE_FIELDS = { nodearray: true, bucketId: true, explanation: true } as const;
+
+/** A demand exactly as CONTRACT §5 publishes it. */
+export const PublicDemandStatus = DemandStatus.omit(CHOICE_FIELDS);
 
 export const OperationRef = z.object({
   /** CycleCloud's operation id; null while the create's answer was lost (followed by `cycleCloudRequestId`). */
@@ -182,15 +226,27 @@ export const RequestRecord = z.object({
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
 /** The record exactly as CONTRACT §5 publishes it (GET and callbacks): internal fields stripped. */
-export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef) });
+export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef), demands: z.array(PublicDemandStatus) });
 export type PublicRequestRecord = z.infer<typeof PublicRequestRecord>;
 
 /**
- * The public view of a stored record: unknown and internal keys dropped. A record that does not
- * parse (an older stored shape) is returned with only `operations[].action` removed.
+ * `GET /api/scale-requests/{id}?explain=true`: the public record whose demands also say where the
+ * planner put them and why (`nodearray`, `bucketId`, `explanation`; issue 11).
  */
-export function publicRecord(record: RequestRecord): PublicRequestRecord {
-  const parsed = PublicRequestRecord.safeParse(record);
+export const ExplainedRequestRecord = PublicRequestRecord.extend({ demands: z.array(DemandStatus) });
+export type ExplainedRequestRecord = z.infer<typeof ExplainedRequestRecord>;
+
+/**
+ * The public view of a stored record: unknown and internal keys dropped (the demands' choice too,
+ * unless `explain`). A record that does not parse (an older stored shape) is returned with only
+ * `operations[].action` and the demands' choice removed.
+ */
+export function publicRecord(record: RequestRecord, options: { explain?: boolean } = {}): PublicRequestRecord | ExplainedRequestRecord {
+  const parsed = (options.explain ? ExplainedRequestRecord : PublicRequestRecord).safeParse(record);
   if (parsed.success) return parsed.data;
-  return { ...record, operations: record.operations.map(({ action: _action, ...op }) => op) };
+  return {
+    ...record,
+    operations: record.operations.map(({ action: _action, ...op }) => op),
+    demands: options.explain ? record.demands : record.demands.map(({ nodearray: _n, bucketId: _b, explanation: _e, ...d }) => d),
+  };
 }

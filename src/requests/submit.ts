@@ -20,9 +20,10 @@ import type { NodeCreationRequestSet, NodeRecord } from '../cyclecloud/schemas.t
 import { markAttributes } from '../cyclecloud/tags.ts';
 import type { Logger } from '../platform/log.ts';
 import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
-import { plan as defaultPlan } from '../planning/planner.ts';
+import { plan as defaultPlan, planChoice } from '../planning/planner.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
+import { compareNodeNames } from '../tracking/machine.ts';
 import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
 import type { ScaleRequest, TerminateRequest } from './schemas.ts';
 import { inFlightOf, type CapacityReservations } from './reservations.ts';
@@ -327,6 +328,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       for (const d of rejected) x = closeDemand(x, d.index, d.reason ?? 'cannot be placed', nowMs);
       for (const d of plan.demands) {
         if (d.status !== 'placed' && d.status !== 'skipped' && d.status !== 'rejected' && x.record.demands[d.index]) x.record.demands[d.index]!.reason = d.reason;
+        if (d.nodearray !== null && x.record.demands[d.index]) Object.assign(x.record.demands[d.index]!, planChoice(d));
       }
       return x;
     });
@@ -581,6 +583,29 @@ async function lookupCreate(ctx: Ctx, attempt: SubmissionAttempt): Promise<Submi
   };
 }
 
+/**
+ * The nodes of set `s` among an operation's nodes. Colocated demands may share a placement group,
+ * one set each: the group's nodes are shared out in name order, earlier sets first, each taking its
+ * `added` (CycleCloud numbers a create's nodes set by set; the tracker attributes them the same
+ * way), so compensating one partial gang never touches another demand's nodes in the group.
+ */
+function gangNodes(nodes: NodeRecord[], sets: SubmissionAttempt['sets'], s: SubmissionAttempt['sets'][number]): NodeRecord[] {
+  const sameGroup = (x: SubmissionAttempt['sets'][number]): boolean =>
+    x.placementGroupId === s.placementGroupId && x.nodearray === s.nodearray && x.machineType.toLowerCase() === s.machineType.toLowerCase();
+  const inGroup = nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId);
+  const peers = sets.filter(sameGroup);
+  if (peers.length <= 1) return inGroup;
+  const sorted = inGroup
+    .filter((n) => (!n.Template || n.Template === s.nodearray) && (!n.MachineType || n.MachineType.toLowerCase() === s.machineType.toLowerCase()))
+    .sort((x, y) => compareNodeNames(x.Name, y.Name));
+  let skip = 0;
+  for (const x of peers) {
+    if (x === s) break;
+    skip += Math.max(0, x.added ?? 0);
+  }
+  return sorted.slice(skip, skip + Math.max(0, s.added ?? 0));
+}
+
 const bucketKey = (nodearray: string, machineType: string): string => `${nodearray}\u0000${machineType.toLowerCase()}`;
 
 const colocatedSet = (request: ScaleRequest, s: SubmissionAttempt['sets'][number]): boolean =>
@@ -636,7 +661,7 @@ async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: Sca
       let keys: string[] = [];
       if (added > 0) {
         const list = await operationNodes(deps.cyclecloud, ctx.cluster, { operationId: a.operationId, cycleCloudRequestId: a.cycleCloudRequestId, tagged: true });
-        const gang = list.nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId);
+        const gang = gangNodes(list.nodes, a.sets, s);
         names = gang.map((n) => n.Name);
         keys = gang.map((n) => nodeKey({ name: n.Name, id: n.NodeId ?? null }));
       }

@@ -13,6 +13,8 @@ export interface BucketSnapshot {
   vcpuCount: number;
   memoryGB: number;
   infiniband: boolean;
+  /** `virtualMachine.gpuCount` (documented; absent in older snapshots and some answers = 0). */
+  gpuCount?: number;
   valid: boolean;
   invalidReason?: string;
   maxCount: number;

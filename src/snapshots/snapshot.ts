@@ -28,6 +28,7 @@ export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: nu
           vcpuCount: b.virtualMachine.vcpuCount,
           memoryGB: b.virtualMachine.memory,
           infiniband: b.virtualMachine.infiniband,
+          gpuCount: b.virtualMachine.gpuCount,
           valid: b.valid,
           ...(b.invalidReason !== undefined ? { invalidReason: b.invalidReason } : {}),
           maxCount: b.maxCount,

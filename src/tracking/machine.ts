@@ -130,9 +130,10 @@ export interface StepInput {
    */
   compensated?: ReadonlySet<string>;
   /**
-   * Placement groups whose gang the submission compensated: another operation terminates their
-   * nodes, so this one does not wait to see them (CycleCloud may have removed them before the first
-   * poll; waiting would poll until the boot deadline for nodes that never show).
+   * Gangs the submission compensated, as {@link gangKey} (or a bare group name: every gang in it):
+   * another operation terminates their nodes, so this one does not wait to see them (CycleCloud may
+   * have removed them before the first poll; waiting would poll until the boot deadline for nodes
+   * that never show). Keyed per demand because colocated demands may share a group.
    */
   compensatedGroups?: ReadonlySet<string>;
 }
@@ -227,6 +228,11 @@ export function initialState(start: TrackStart, nowMs: number, config: MachineCo
     final: false,
     finalAtMs: null,
   };
+}
+
+/** One demand's gang in one placement group (a group may hold several demands' gangs). */
+export function gangKey(placementGroupId: string, demandIndex: number): string {
+  return `${placementGroupId}\u0000${demandIndex}`;
 }
 
 /** Natural order of node names (`ondemand-2` before `ondemand-10`): CycleCloud numbers nodes per set in order. */
@@ -352,7 +358,11 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     }
   }
 
-  const writtenOff = (x: TrackerState['sets'][number]): boolean => x.placementGroupId !== null && (input.compensatedGroups?.has(x.placementGroupId) ?? false);
+  // A set is written off when its whole group was (the old meaning), or every gang of it was
+  // (placement groups shared by several demands: `gangKey`).
+  const gone = input.compensatedGroups;
+  const writtenOff = (x: TrackerState['sets'][number]): boolean =>
+    x.placementGroupId !== null && gone !== undefined && (gone.has(x.placementGroupId) || (x.demands.length > 0 && x.demands.every((d) => gone.has(gangKey(x.placementGroupId!, d.index)))));
   if (state.action === 'create') {
     const compensatedKeys = input.compensated ?? new Set<string>();
     // By id first: a name may belong to an earlier node CycleCloud removed (names are reused).

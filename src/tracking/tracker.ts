@@ -35,7 +35,7 @@ import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/led
 import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
-import { DEFAULT_MACHINE_CONFIG, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
+import { DEFAULT_MACHINE_CONFIG, gangKey, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
 import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from './types.ts';
 
@@ -455,7 +455,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       // Only what the submission compensated for THIS create (its terminate id names the generation):
       // a later generation may place a new gang in a group of the same name.
       const ours = compensationRequestId(rec.state.requestId, rec.state.generation);
-      compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [c.placementGroupId] : [])));
+      compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [gangKey(c.placementGroupId, c.demandIndex)] : [])));
     }
     const observed = await listOperationNodes(rec.state, log);
     const nowMs = deps.now();

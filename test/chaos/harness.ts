@@ -19,16 +19,7 @@ import type { Storage } from '../../src/platform/storage.ts';
 import { decodeQueueMessage } from '../../src/platform/storage.ts';
 
 /** A seeded PRNG (mulberry32): the whole run is a function of the seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../helpers/prng.ts';
 
 export class VirtualClock {
   nowMs: number;

@@ -4,7 +4,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RequestRecord, RequestState } from '../../src/requests/schemas.ts';
+import type { RequestRecord, RequestState, ScaleRequest } from '../../src/requests/schemas.ts';
 import { painter, useColour } from '../../src/cli/render.ts';
 import { generateRequestId } from '../../src/cli/main.ts';
 import { fakeDeps, recordFor, scaleBody, type FakeWorld } from '../http/fakes.ts';
@@ -207,6 +207,18 @@ describe('ccscale submit', () => {
     ]);
   });
 
+  it('submits a demand by resources: ccscale submit --min-vcpus 44 --count 4 --colocated', async () => {
+    const world = await serve();
+    const run = await runCli(['submit', '--cluster', 'hpc', '--min-vcpus', '44', '--count', '4', '--colocated', '--json', ...auth()]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(world.submitted[0]).toMatchObject({ demands: [{ count: 4, minVcpus: 44, colocated: true }] });
+    expect((world.submitted[0] as ScaleRequest).demands[0]).not.toHaveProperty('nodearray');
+    const all = await runCli(['submit', '--cluster', 'hpc', '--count', '2', '--nodearrays', 'mpi, ondemand', '--min-memory-gb', '64.5', '--min-gpus', '0', '--infiniband', '--all-or-nothing', '--pick', 'smallest', '--json', ...auth()]);
+    expect(all.code).toBe(0);
+    expect((world.submitted[1] as ScaleRequest).demands).toEqual([{ count: 2, nodearrays: ['mpi', 'ondemand'], minMemoryGB: 64.5, minGpus: 0, infiniband: true, allOrNothing: true, pick: 'smallest' }]);
+  });
+
   it('submits a JSON file and follows it with --watch', async () => {
     const { deps, world } = fakeDeps();
     deps.ledger.getRecord = scripted(world, [progressRecord('submitted', 4, 3), progressRecord('fulfilled', 4, 4)]);
@@ -232,7 +244,15 @@ describe('ccscale submit', () => {
     const world = await serve();
     const missing = await runCli(['submit', '--cluster', 'hpc', ...auth()]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('submit needs --file <request.json>, or --cluster, --nodearray and --count');
+    expect(missing.stderr).toContain('submit needs --file <request.json>, or --cluster, --count and a selector (--nodearray, --nodearrays, --machine-type, --min-vcpus');
+    const noSelector = await runCli(['submit', '--cluster', 'hpc', '--count', '2', '--colocated', ...auth()]);
+    expect(noSelector.code).toBe(2);
+    expect(noSelector.stderr).toContain('demands.0: needs at least one selector');
+    const badMin = await runCli(['submit', '--cluster', 'hpc', '--count', '2', '--min-vcpus', 'lots', ...auth()]);
+    expect(badMin.code).toBe(2);
+    expect(badMin.stderr).toContain('--min-vcpus must be a whole number');
+    const badPick = await runCli(['submit', '--cluster', 'hpc', '--count', '2', '--min-vcpus', '4', '--pick', 'cheapest', ...auth()]);
+    expect(badPick.code).toBe(2);
     const badId = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'x', '--count', '1', '--request-id', 'a b', ...auth()]);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain('requestId: may contain only letters');
@@ -277,6 +297,10 @@ describe('ccscale plan, clusters, health', () => {
     expect(human.stdout).toMatch(/maxPlacementGroupSize/i);
     const json = await runCli([...args, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ cluster: 'hpc', demands: [{ status: 'rejected', code: 'PLAN_EXCEEDS_PLACEMENT_GROUP' }] });
+    const byResources = await runCli(['plan', '--cluster', 'hpc', '--min-vcpus', '100', '--count', '2', '--colocated', ...auth()]);
+    expect(byResources.code).toBe(0);
+    expect(byResources.stdout).toContain('mpi/Standard_HB120rs_v3 (bucket e0a1)');
+    expect(byResources.stdout).toContain('did not meet the selectors');
   });
 
   it('says when the plan\'s cluster has no snapshot (404)', async () => {

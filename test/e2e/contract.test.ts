@@ -239,7 +239,7 @@ describe('§4 HTTP API and §5 record', () => {
       [{ requestId: 'c-bad-2', cluster: 'hpc', demands: [] }, ['demands']],
       [{ requestId: 'c-bad-3', cluster: 'hpc', demands: Array.from({ length: 1001 }, () => ({ nodearray: 'mpi', count: 1 })) }, ['demands']],
       [{ requestId: 'c-bad-4', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }], callbackUrl: 'http://scheduler.example.com/hook' }, ['callbackUrl']],
-      [{ cluster: 'hpc', demands: [{ count: 1 }] }, ['requestId', 'demands.0.nodearray']],
+      [{ cluster: 'hpc', demands: [{ count: 1 }] }, ['requestId', 'demands.0']],
     ];
 
     for (const [body, paths] of cases) {
@@ -261,7 +261,8 @@ describe('§4 HTTP API and §5 record', () => {
     const missing = (await (await post('/scale-requests', { cluster: 'hpc', demands: [{ count: 1 }] })).json()) as { errors: Array<{ path: string; message: string }> };
     expect(missing.errors).toEqual([
       { path: 'requestId', message: 'is required' },
-      { path: 'demands.0.nodearray', message: 'is required' },
+      // CONTRACT §3: count plus at least one selector; a demand with none is named as a whole.
+      { path: 'demands.0', message: 'needs at least one selector: nodearray, nodearrays, machineTypes, minVcpus, minMemoryGB, minGpus or infiniband: true' },
     ]);
     expect((await host.api('/scale-requests/c-bad-1')).status).toBe(404);
   });
@@ -327,12 +328,19 @@ describe('§4 HTTP API and §5 record', () => {
     expect(plan.status).toBe(200);
     expect(((await plan.json()) as { sets: unknown[] }).sets).toHaveLength(1);
     expect(unknown.status).toBe(404);
-    // machineTypes absent: any valid bucket of the nodearray, in CycleCloud's order
-    const anyBucket = await fresh.api('/plan', { method: 'POST', body: JSON.stringify({ requestId: 'c-fresh-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 5 }] }) });
-    const spread = ((await anyBucket.json()) as { sets: Array<{ machineType: string; count: number }> }).sets.map((x) => [x.machineType, x.count]);
+    // machineTypes absent: any valid bucket of the nodearray, in CycleCloud's order; a loose demand
+    // goes whole into the first bucket that can take it (F32s_v2 has 3), spread only when none can.
+    const anyBucket = await fresh.api('/plan', { method: 'POST', body: JSON.stringify({ requestId: 'c-fresh-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 5 }, { nodearray: 'ondemand', count: 2 }] }) });
+    const whole = ((await anyBucket.json()) as { sets: Array<{ machineType: string; count: number }> }).sets.map((x) => [x.machineType, x.count]);
+    expect(whole).toEqual([
+      ['Standard_HC44rs', 5],
+      ['Standard_F32s_v2', 2],
+    ]);
+    const tooBig = await fresh.api('/plan', { method: 'POST', body: JSON.stringify({ requestId: 'c-fresh-3', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 12 }] }) });
+    const spread = ((await tooBig.json()) as { sets: Array<{ machineType: string; count: number }> }).sets.map((x) => [x.machineType, x.count]);
     expect(spread).toEqual([
       ['Standard_F32s_v2', 3],
-      ['Standard_HC44rs', 2],
+      ['Standard_HC44rs', 9],
     ]);
     expect(await fresh.simCalls().then((calls) => calls.filter((c) => c.path.endsWith('/nodes/create')))).toHaveLength(0);
     expect(before.clusters.find((c) => c.cluster === 'hpc')?.takenAt).toBeNull();

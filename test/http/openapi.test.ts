@@ -130,6 +130,18 @@ describe('OpenAPI 3.1 document', () => {
     expect(plan(scaleBody())).toBe(true);
   });
 
+  it('describes the demand selectors (issue 11): accepted by resources, each with words', () => {
+    const scale = validatorFor('ScaleRequest');
+    expect(scale(scaleBody({ demands: [{ count: 4, minVcpus: 44, colocated: true }] }))).toBe(true);
+    expect(scale(scaleBody({ demands: [{ count: 2, nodearrays: ['mpi'], minMemoryGB: 64.5, minGpus: 1, infiniband: true, allOrNothing: true, pick: 'smallest', ownPlacementGroup: true }] }))).toBe(true);
+    expect(scale(scaleBody({ demands: [{ count: 2, minVcpus: 4, pick: 'cheapest' }] }))).toBe(false);
+    const demand = ((doc.components.schemas.ScaleRequest as { properties: { demands: { items: { description: string; properties: Record<string, { description?: string }> } } } }).properties.demands.items);
+    expect(demand.description).toContain('at least one selector');
+    for (const field of ['nodearrays', 'minVcpus', 'minMemoryGB', 'minGpus', 'infiniband', 'allOrNothing', 'pick', 'ownPlacementGroup']) {
+      expect(demand.properties[field]?.description, field).toBeTruthy();
+    }
+  });
+
   it('describes what the handlers really answer', async () => {
     // Prepare
     const { deps, world } = fakeDeps({ configuredClusters: () => ['hpc', 'gpu'] });

@@ -65,7 +65,9 @@ describe('POST /api/scale-requests', () => {
     const p = problemOf(res);
     expect(p).toMatchObject({ status: 400, code: 'HTTP_VALIDATION', type: 'urn:cyclecloud-scaler:problem:validation' });
     const paths = p.errors!.map((e) => e.path);
-    expect(paths).toEqual(expect.arrayContaining(['requestId', 'demands.0.count', 'demands.1.nodearray']));
+    // A demand with no selector at all is named as a whole (CONTRACT §3: at least one selector).
+    expect(paths).toEqual(expect.arrayContaining(['requestId', 'demands.0.count', 'demands.1']));
+    expect(p.errors!.find((e) => e.path === 'demands.1')?.message).toContain('needs at least one selector');
     expect(p.detail).toContain('demands.0.count');
     expect(world.submitted).toHaveLength(0);
   });
@@ -162,6 +164,17 @@ describe('GET /api/scale-requests/{requestId}', () => {
     expect(record.demands.map((d) => d.requested)).toEqual([4, 2]);
   });
 
+  it('keeps the record exactly CONTRACT §5 unless ?explain=true adds where each demand went and why', async () => {
+    const { deps, world } = fakeDeps();
+    await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody() }));
+    const stored = world.records.get('job-4711')!.record;
+    Object.assign(stored.demands[0]!, { nodearray: 'ondemand', bucketId: 'd81e001a', explanation: 'ondemand/Standard_HC44rs (bucket d81e001a): …' });
+    const plain = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/job-4711', { params: { requestId: 'job-4711' } }));
+    expect(Object.keys((plain.jsonBody as RequestRecord).demands[0]!).sort()).toEqual(['created', 'index', 'machineType', 'placementGroupId', 'ready', 'reason', 'requested']);
+    const explained = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/job-4711', { params: { requestId: 'job-4711' }, query: 'explain=true' }));
+    expect((explained.jsonBody as RequestRecord).demands[0]).toMatchObject({ nodearray: 'ondemand', bucketId: 'd81e001a', explanation: expect.stringContaining('d81e001a') });
+  });
+
   it('answers 404 problem+json for an unknown request', async () => {
     const { deps } = fakeDeps();
     const res = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/nope', { params: { requestId: 'nope' } }));
@@ -215,6 +228,21 @@ describe('GET /api/clusters/{cluster}/status', () => {
 });
 
 describe('POST /api/plan', () => {
+  it('explains demands by resources: nodearray, bucket, shared group and why not the others', async () => {
+    const { deps } = fakeDeps();
+    const body = scaleBody({ demands: [{ count: 2, minVcpus: 100, colocated: true }, { count: 2, minVcpus: 100, colocated: true }, { count: 1, minGpus: 1 }] });
+    const res = await explainPlan(deps, httpRequest('POST', '/api/plan', { body }));
+    expect(res.status).toBe(200);
+    const answer = PlanResponse.strict().parse(res.jsonBody);
+    const [a, b, c] = answer.demands;
+    expect(a).toMatchObject({ status: 'placed', nodearray: 'mpi', bucketId: 'e0a1' });
+    expect(b!.placements[0]!.placementGroupId).toBe(a!.placements[0]!.placementGroupId);
+    expect(b!.explanation).toContain('shared with an earlier demand of this request');
+    expect(a!.considered.map((v) => [v.nodearray, v.verdict])).toEqual([['mpi', 'chosen'], ['ondemand', 'unsuitable'], ['ondemand', 'unsuitable']]);
+    expect(c).toMatchObject({ status: 'rejected', code: 'PLAN_NO_MATCHING_BUCKET', nodearray: null });
+    expect(c!.explanation).toContain('minGpus ≥ 1');
+  });
+
   it('answers the sets CycleCloud would receive and why, creating nothing', async () => {
     // Prepare
     const { deps, world } = fakeDeps();

@@ -101,11 +101,20 @@ describe('plan: shared limits', () => {
 });
 
 describe('plan: loose demands', () => {
-  it('fills the first preference and spills into the next', () => {
+  it('keeps a loose demand on one machine type when a later preference can take it whole', () => {
+    // F32s_v2 has room for 3 of 5; HC44rs takes all 5 rather than splitting 3 + 2.
     const p = plan(input([{ nodearray: 'ondemand', count: 5, machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }]));
-    expect(p.demands[0]).toMatchObject({ status: 'placed', planned: 5 });
-    expect(p.sets.map((s) => [s.machineType, s.count])).toEqual([['Standard_F32s_v2', 3], ['Standard_HC44rs', 2]]);
-    expect(p.demands[0]!.placements.map((x) => x.count)).toEqual([3, 2]);
+    expect(p.demands[0]).toMatchObject({ status: 'placed', planned: 5, nodearray: 'ondemand', bucketId: 'd81e001a' });
+    expect(p.sets.map((s) => [s.machineType, s.count])).toEqual([['Standard_HC44rs', 5]]);
+    expect(p.demands[0]!.choice).toMatchObject({ passedOver: 1, split: false });
+  });
+
+  it('fills the first preference and spills into the next when no bucket can take it whole', () => {
+    const p = plan(input([{ nodearray: 'ondemand', count: 12, machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }]));
+    expect(p.demands[0]).toMatchObject({ status: 'placed', planned: 12 });
+    expect(p.sets.map((s) => [s.machineType, s.count])).toEqual([['Standard_F32s_v2', 3], ['Standard_HC44rs', 9]]);
+    expect(p.demands[0]!.placements.map((x) => x.count)).toEqual([3, 9]);
+    expect(p.demands[0]!.choice).toMatchObject({ split: true });
   });
 
   it('uses CycleCloud bucket order without machineTypes', () => {
@@ -192,7 +201,7 @@ describe('plan: backoff and staleness', () => {
     const snapshot = seedSnapshot();
     const od = snapshot.nodearrays[0]!;
     od.buckets[0] = { ...od.buckets[0]!, lastCapacityFailureSec: 60 };
-    const p = plan(input([{ nodearray: 'ondemand', count: 2 }], { snapshot }));
+    const p = plan(input([{ nodearray: 'ondemand', count: 2 }], { snapshot, options: { explain: 'all' } }));
     expect(p.sets.map((s) => s.machineType)).toEqual(['Standard_HC44rs']);
     expect(p.demands[0]!.considered[0]).toMatchObject({ verdict: 'backoff', machineType: 'Standard_F32s_v2' });
   });
@@ -253,12 +262,20 @@ describe('placementGroupIdFor', () => {
 });
 
 describe('plan: explanations', () => {
-  it('explains buckets that were not preferred', () => {
+  it('writes no per-bucket verdicts for a fully placed demand unless asked (the hot path)', () => {
     const p = plan(input([{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }]));
-    expect(p.demands[0]!.considered.map((c) => [c.machineType, c.verdict])).toEqual([
-      ['Standard_F32s_v2', 'not-preferred'],
-      ['Standard_HC44rs', 'chosen'],
+    expect(p.demands[0]).toMatchObject({ status: 'placed', considered: [], nodearray: 'ondemand', bucketId: 'd81e001a' });
+    expect(p.demands[0]!.explanation).toBeUndefined();
+  });
+
+  it('explains buckets that were not preferred', () => {
+    const p = plan(input([{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }], { options: { explain: 'all' } }));
+    // Preferred buckets first (the order they are tried in), then the rest of the nodearray.
+    expect(p.demands[0]!.considered.map((c) => [c.machineType, c.verdict, c.note])).toEqual([
+      ['Standard_HC44rs', 'chosen', 'took 1 of 11'],
+      ['Standard_F32s_v2', 'not-preferred', 'not in machineTypes'],
     ]);
+    expect(p.demands[0]!.explanation).toBe("ondemand/Standard_HC44rs (bucket d81e001a): the first of 1 matching bucket in CycleCloud's order with room for all 1; of the other buckets 1 did not meet the selectors or are invalid");
   });
 });
 
@@ -267,7 +284,7 @@ describe('plan: a given placement group that exists', () => {
     const snapshot = seedSnapshot();
     const od = snapshot.nodearrays[0]!;
     od.buckets[1] = { ...od.buckets[1]!, placementGroups: [{ name: 'pg7', activeCount: 2 }] };
-    const p = plan(input([{ nodearray: 'ondemand', count: 2, placementGroupId: 'pg7', machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }], { snapshot }));
+    const p = plan(input([{ nodearray: 'ondemand', count: 2, placementGroupId: 'pg7', machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }], { snapshot, options: { explain: 'all' } }));
     expect(p.sets.map((s) => [s.machineType, s.placementGroupId, s.count])).toEqual([['Standard_HC44rs', 'pg7', 2]]);
     expect(p.demands[0]!.considered[0]).toMatchObject({ machineType: 'Standard_F32s_v2', verdict: 'not-preferred' });
   });

@@ -336,8 +336,9 @@ describe('intake: invalid, broken, conflicting, transient', () => {
     const rec = (await ledger.getRecord('bad-1'))!;
     expect(rec.state).toBe('rejected');
     expect(rec.reason).toContain('demands.0.count');
-    expect(rec.reason).toContain('demands.1.nodearray');
-    expect(rec.errors!.map((e) => e.path)).toEqual(expect.arrayContaining(['demands.0.count', 'demands.1.nodearray']));
+    // A demand with no selector is named as a whole (CONTRACT §3).
+    expect(rec.reason).toContain('demands.1: needs at least one selector');
+    expect(rec.errors!.map((e) => e.path)).toEqual(expect.arrayContaining(['demands.0.count', 'demands.1']));
     expect(state.counts.rejectedMessages).toBe(1);
     expect(cc.calls).toEqual([]);
   });

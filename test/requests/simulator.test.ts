@@ -16,6 +16,7 @@ import { RequestLedger } from '../../src/requests/ledger.ts';
 import { CapacityReservations } from '../../src/requests/reservations.ts';
 import type { ScaleRequest } from '../../src/requests/schemas.ts';
 import { uniqueNames } from '../helpers/names.ts';
+import { compareNodeNames } from '../../src/tracking/machine.ts';
 import { FakeQueue, FakeState, FakeTracker } from './fakes.ts';
 
 type Handle = Awaited<ReturnType<typeof startSimulator>>;
@@ -151,5 +152,39 @@ describe('pipeline × simulator', () => {
     const e = (await ledger.get(id))!;
     expect(e.record.demands[0]).toMatchObject({ requested: 4, created: 4, placementGroupId: groups[1] });
     expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
+  });
+
+  it('shared placement group: compensating one partial gang leaves the other demand\'s nodes in the group alone', async () => {
+    const { deps, ledger, deliver } = await setup();
+    const id = `sim-shared-${seq}`;
+    // The first set CycleCloud fills (demand 0's) gets 1 of 2; demand 1's set in the same group is whole.
+    sim.limitNextCreate('hpc', 'mpi', 'Standard_HB120rs_v3', 1);
+    await deliver(scale(id, [{ count: 2, minVcpus: 100, colocated: true }, { count: 2, minVcpus: 100, colocated: true }]));
+    const calls = createCalls(id);
+    const first = calls[0]!.body as { sets: { placementGroupId: string; count: number }[] };
+    expect(first.sets.map((x) => x.count)).toEqual([2, 2]);
+    expect(first.sets[0]!.placementGroupId).toBe(first.sets[1]!.placementGroupId);
+    const group = first.sets[0]!.placementGroupId;
+    const terminate = sim.calls.find((c) => c.method === 'POST' && c.path.endsWith('/nodes/terminate') && JSON.stringify(c.body ?? '').includes(`${id}-g0-c`));
+    // Terminated by NodeId (CycleCloud reuses names); the compensation names the same node.
+    const victimIds = (terminate?.body as { ids: string[] }).ids;
+    expect(victimIds).toHaveLength(1);
+    const comp = (await ledger.get(id))!.compensations!.find((c) => c.cycleCloudRequestId === `${id}-g0-c`)!;
+    expect(comp.nodeKeys).toEqual(victimIds.map((v) => `id:${v}`));
+    const victims = comp.nodeNames;
+    // The first create's nodes still listed: demand 1's two, in the shared group, not terminating
+    // (the victim, demand 0's only node, numbered before them, is already removed).
+    const firstOp = await deps.cyclecloud.listNodes('hpc', { requestId: `${id}-g0` });
+    const inGroup = firstOp.nodes.filter((n) => n.PlacementGroupId === group);
+    expect(inGroup.map((n) => n.TargetState)).toEqual(['Started', 'Started']);
+    for (const n of inGroup) {
+      expect(victims).not.toContain(n.Name);
+      expect(compareNodeNames(victims[0]!, n.Name)).toBeLessThan(0);
+    }
+    const e = (await ledger.get(id))!;
+    expect(e.record.demands.map((d) => [d.requested, d.created])).toEqual([[2, 2], [2, 2]]);
+    expect(e.record.demands[0]!.placementGroupId).not.toBe(group);
+    expect(e.record.demands[1]).toMatchObject({ placementGroupId: group, nodearray: 'mpi', bucketId: expect.any(String) });
+    expect(e.record.demands[1]!.explanation).toContain('mpi/Standard_HB120rs_v3');
   });
 });

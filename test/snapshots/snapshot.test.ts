@@ -16,7 +16,7 @@ describe('toSnapshot', () => {
     expect(s.nodes).toBeUndefined();
     expect(s.nodearrays[0]).toMatchObject({ name: 'ondemand', maxCount: 100, maxCoreCount: 500 });
     expect(s.nodearrays[0]!.buckets[1]).toEqual({
-      bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225', machineType: 'Standard_Hc44rs', vcpuCount: 44, memoryGB: 327.83, infiniband: true,
+      bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225', machineType: 'Standard_Hc44rs', vcpuCount: 44, memoryGB: 327.83, infiniband: true, gpuCount: 0,
       valid: true, maxCount: 11, activeCount: 0, availableCount: 11, quotaCount: 200, maxPlacementGroupSize: 40, placementGroups: [],
       lastCapacityFailureSec: null,
     });

@@ -4,6 +4,7 @@ import {
   DEFAULT_MACHINE_CONFIG,
   TIMED_OUT_STATUS,
   createOutcome,
+  gangKey,
   initialState,
   step,
   terminateOutcome,
@@ -270,6 +271,32 @@ describe('colocated gangs', () => {
     // Assess: final now, not polling until the boot deadline for nodes that will never show
     expect(r.state.final).toBe(true);
     expect(r.actions).toEqual([{ type: 'final' }]);
+  });
+});
+
+describe('gangs sharing a placement group', () => {
+  const shared = (): TrackStart =>
+    createStart({
+      sets: [
+        { nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'pg-a', count: 2, added: 1, colocated: true, demands: [{ index: 0, count: 2 }] },
+        { nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'pg-a', count: 2, added: 2, colocated: true, demands: [{ index: 1, count: 2 }] },
+      ],
+    });
+
+  it('attributes the group\'s nodes set by set in name order, and a broken gang takes only its own nodes down', () => {
+    const s0 = initialState(shared(), T0);
+    const r = step(s0, { nowMs: T0 + 5_000, nodes: [mpi('mpi-3', 'Ready'), mpi('mpi-2', 'Ready'), mpi('mpi-1', 'Failed')] });
+    expect(r.state.nodes.map((n) => [n.name, n.demandIndex])).toEqual([['mpi-3', 1], ['mpi-2', 1], ['mpi-1', 0]]);
+    expect(ofType(r.actions, 'terminate').map((a) => a.names)).toEqual([['mpi-1']]);
+    expect(ofType(r.actions, 'replan').map((a) => [a.demandIndex, a.nodeNames])).toEqual([[0, ['mpi-1']]]);
+  });
+
+  it('writes off only the compensated gang of a shared group, still waiting for the other gang\'s nodes', () => {
+    const s0 = initialState(shared(), T0);
+    const r = step(s0, { nowMs: T0 + 5_000, nodes: [], compensated: new Set(['id:id-mpi-1']), compensatedGroups: new Set([gangKey('pg-a', 0)]) });
+    expect(r.state.final).toBe(false);
+    const done = step(r.state, { nowMs: T0 + 10_000, nodes: [mpi('mpi-2', 'Ready', { privateIp: '10.0.0.2' }), mpi('mpi-3', 'Ready', { privateIp: '10.0.0.3' })], compensated: new Set(['id:id-mpi-1']), compensatedGroups: new Set([gangKey('pg-a', 0)]) });
+    expect(done.state.final).toBe(true);
   });
 });
 
