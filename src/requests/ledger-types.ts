@@ -17,6 +17,8 @@ export interface SubmissionAttempt {
   /** The sets sent, with the demand each node belongs to. */
   sets: { nodearray: string; machineType: string; placementGroupId: string | null; count: number; added: number | null; message: string | null; demands: { index: number; count: number }[] }[];
   submittedAtMs: number;
+  /** When the create was last sent again after a lookup found nothing (absent: only at `submittedAtMs`). */
+  sentAtMs?: number;
   /** When CycleCloud's answer (or the reconciliation that found the create) was received. */
   acceptedAtMs?: number;
 }

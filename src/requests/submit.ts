@@ -455,6 +455,8 @@ async function submitAttempt(
   const cc = attempt.cycleCloudRequestId;
   let unsent = surelyUnsent;
   let lastError: unknown;
+  // When this create may last have reached CycleCloud: a list that lags may not show it until later.
+  let lastSentAtMs = Math.max(attempt.sentAtMs ?? 0, attempt.submittedAtMs);
   for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
     if (!unsent) {
       const found = await lookupCreate(ctx, attempt);
@@ -473,11 +475,17 @@ async function submitAttempt(
           return x;
         });
       }
-      const age = nowMs - attempt.submittedAtMs;
+      const age = nowMs - lastSentAtMs;
       if (age < ctx.cfg.lookupGraceMs) {
         // Not listed yet may be a list lagging the create: look again before sending it again.
         throw new SubmitError('SUBMIT_NOT_LISTED_YET', `create ${cc}: CycleCloud does not list it (yet); looking again before sending it again`, { retryInMs: ctx.cfg.lookupGraceMs - age });
       }
+      // Sent again: the time is on record first, so a later run waits out a lagging list after it too.
+      lastSentAtMs = nowMs;
+      await update(ctx, (e) => {
+        const a = e.attempts.find((x) => x.cycleCloudRequestId === cc);
+        if (a && (a.state === 'intent' || a.state === 'unknown')) a.sentAtMs = nowMs;
+      });
     }
     try {
       const result = await deps.cyclecloud.createNodes(ctx.cluster, { requestId: cc, sets: marked(sets ?? wireSets(request, attempt), ctx.requestId, cc) });
