@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } from '../requests/schemas.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
+import { SlurmAccepted, SlurmPowerRequest } from '../slurm/requests.ts';
 
 /** The parts of a route the document needs (a subset of `RouteDefinition` in `routes.ts`). */
 export interface OpenApiRoute {
@@ -43,6 +44,7 @@ const REQUEST_COMPONENTS: [z.ZodType, string][] = [
   [TerminateRequest, 'TerminateRequest'],
   [RequestMessage, 'RequestMessage'],
   [TerminateBody, 'TerminateBody'],
+  [SlurmPowerRequest, 'SlurmPowerRequest'],
 ];
 const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [Accepted, 'Accepted'],
@@ -52,6 +54,7 @@ const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [PlanResponse, 'PlanResponse'],
   [ScaleOutState, 'ScaleOutState'],
   [Problem, 'Problem'],
+  [SlurmAccepted, 'SlurmAccepted'],
 ];
 
 type JsonSchema = Record<string, unknown>;

@@ -35,6 +35,8 @@ export const Demand = z
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: z.record(z.string(), z.unknown()).optional(),
     jobId: z.string().max(256).optional(),
+    /** Exact CycleCloud node names to create (`count` of them, each `<prefix><n>`), e.g. Slurm's power-saving node names. */
+    names: z.array(z.string().min(1).max(256)).min(1).max(10_000).optional(),
   })
   .strict();
 export type Demand = z.infer<typeof Demand>;

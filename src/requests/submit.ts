@@ -18,7 +18,7 @@ import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import type { NodeCreationRequestSet, NodeList } from '../cyclecloud/schemas.ts';
 import type { Logger } from '../platform/log.ts';
 import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
-import { plan as defaultPlan } from '../planning/planner.ts';
+import { planNamed as defaultPlan } from '../planning/named.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
 import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
@@ -111,7 +111,7 @@ export interface SubmitDeps {
   config?: SubmitConfig;
   /** Epoch-ms clock. */
   now: () => number;
-  /** The planner; default `plan` from `src/planning/planner.ts`. */
+  /** The planner; default `plan` from `src/planning/planner.ts` with node names (`planNamed`, `src/planning/named.ts`). */
   plan?: (input: PlanInput) => Plan;
   /**
    * Called for an entry found already final (a redelivery), with the ledger's `onFinal`: a worker
@@ -306,7 +306,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       cycleCloudRequestId: createRequestId(ctx.requestId, generation),
       state: 'intent',
       operationId: null,
-      sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands })),
+      sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands, ...namingOf(s.set) })),
       submittedAtMs: nowMs,
     };
     try {
@@ -383,8 +383,14 @@ function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreati
     if (s.placementGroupId) set.placementGroupId = s.placementGroupId;
     const attrs = request.demands[s.demands[0]?.index ?? -1]?.nodeAttributes;
     if (attrs) set.nodeAttributes = attrs;
+    Object.assign(set, namingOf(s));
     return set;
   });
+}
+
+/** A named set's `nameFormat`/`nameOffset` (src/planning/named.ts), kept in the intent so a retry after a crash names the same nodes. */
+function namingOf(s: { nameFormat?: string | undefined; nameOffset?: number | undefined }): { nameFormat?: string; nameOffset?: number } {
+  return s.nameFormat === undefined ? {} : { nameFormat: s.nameFormat, ...(s.nameOffset === undefined ? {} : { nameOffset: s.nameOffset }) };
 }
 
 /**

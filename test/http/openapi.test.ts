@@ -92,6 +92,9 @@ describe('OpenAPI 3.1 document', () => {
         '/api/scale-out',
         '/api/scale-out/pause',
         '/api/scale-out/resume',
+        '/api/slurm/resume',
+        '/api/slurm/suspend',
+        '/api/slurm/resume-fail',
       ].sort(),
     );
   });
