@@ -14,7 +14,7 @@ import { plan as basePlan } from './planner.ts';
 import type { DemandPlan, Plan, PlanInput, PlannedSet } from './types.ts';
 
 /** `<prefix><digits>` with no zero padding and no `%`: what `nameFormat "<prefix>%d"` can produce. */
-const NAMEABLE = /^([^%]*?)([1-9]\d*|0)$/;
+const NAMEABLE = /^((?:[^%]*[^%\d])?)([1-9]\d*|0)$/;
 
 interface NamedNode {
   prefix: string;
