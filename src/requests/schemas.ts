@@ -62,6 +62,8 @@ export const TerminateRequest = z
     hostnames: z.array(z.string().min(1)).max(10_000).optional(),
     ipAddresses: z.array(z.string().min(1)).max(10_000).optional(),
     filter: z.string().min(1).max(4096).optional(),
+    /** `terminate` (default) or `shutdown`: CycleCloud applies each node's ShutdownPolicy (Terminate, or Deallocate to keep the disk). */
+    action: z.enum(['terminate', 'shutdown']).optional(),
     callbackUrl: httpsUrl.optional(),
   })
   .strict()

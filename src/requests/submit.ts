@@ -639,6 +639,7 @@ async function terminateOnce(
   cc: string,
   target: { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string },
   surelyUnsent = true,
+  action: 'terminate' | 'shutdown' = 'terminate',
 ): Promise<{ operationId: string; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
   let unsent = surelyUnsent;
   let lastError: unknown;
@@ -653,7 +654,8 @@ async function terminateOnce(
       }
     }
     try {
-      const res = await ctx.deps.cyclecloud.terminateNodes(ctx.cluster, { ...target, requestId: cc });
+      const request = { ...target, requestId: cc };
+      const res = action === 'shutdown' ? await ctx.deps.cyclecloud.shutdownNodes(ctx.cluster, request) : await ctx.deps.cyclecloud.terminateNodes(ctx.cluster, request);
       return {
         operationId: res.operationId,
         nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : 'Terminating', error: n.error ?? null })),
@@ -703,7 +705,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   };
   let result: Awaited<ReturnType<typeof terminateOnce>>;
   try {
-    result = await terminateOnce(ctx, cc, target, !hadIntent);
+    result = await terminateOnce(ctx, cc, target, !hadIntent, request.action);
   } catch (error) {
     if (isCycleCloudError(error) && isPermanent(error)) {
       entry = await update(ctx, (e) => {

@@ -135,7 +135,10 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
   if (action !== 'resume') {
     const messages: TerminateRequest[] = [];
     for (let i = 0; i * NAMES_PER_REQUEST < names.length; i++) {
-      messages.push({ kind: 'terminate', requestId: idFor(i), cluster: body.cluster, names: names.slice(i * NAMES_PER_REQUEST, (i + 1) * NAMES_PER_REQUEST) });
+      const chunk = names.slice(i * NAMES_PER_REQUEST, (i + 1) * NAMES_PER_REQUEST);
+      // Suspend honours each node's ShutdownPolicy (Deallocate keeps the disk for a faster resume);
+      // a node that failed to come up is always terminated.
+      messages.push({ kind: 'terminate', requestId: idFor(i), cluster: body.cluster, names: chunk, ...(action === 'suspend' ? { action: 'shutdown' as const } : {}) });
     }
     return { ok: true, messages, names, skipped: [] };
   }

@@ -262,6 +262,8 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     const terminated = await host.waitFinal(suspendIds[0]!, 60_000);
     expect(terminated.kind).toBe('terminate');
     expect(terminated.state).toBe('fulfilled');
+    // Through CycleCloud's shutdown, so the nodearray's ShutdownPolicy (Terminate by default) decides.
+    expect((await host.simCalls()).filter((c) => c.path.endsWith('/nodes/shutdown')).map((c) => (c.body as { names?: string[] }).names)).toEqual([[node]]);
     await eventually(async () => ((await simNodes()).some((n) => n.Name === node) ? undefined : true), 30_000, `${node} to be gone from the simulator`);
     timings.nodeTerminatedMs = Date.now() - submittedAt;
     // The VM is gone, and so is its slurmd.

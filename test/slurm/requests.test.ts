@@ -68,11 +68,18 @@ describe('Slurm resume → scale request', () => {
 });
 
 describe('Slurm suspend / resume-fail → terminate requests', () => {
-  it('terminates by name, needing no snapshot', () => {
+  it('suspends by name with CycleCloud shutdown (each node\'s ShutdownPolicy decides), needing no snapshot', () => {
     expect(translate('suspend', { cluster: 'hpc', nodes: 'ondemand-[2,1]' }, null, ids)).toEqual({
       ok: true, skipped: [], names: ['ondemand-1', 'ondemand-2'],
-      messages: [{ kind: 'terminate', requestId: 'id-0', cluster: 'hpc', names: ['ondemand-1', 'ondemand-2'] }],
+      messages: [{ kind: 'terminate', requestId: 'id-0', cluster: 'hpc', names: ['ondemand-1', 'ondemand-2'], action: 'shutdown' }],
     });
+  });
+
+  it('terminates what failed to come up, whatever the ShutdownPolicy', () => {
+    expect(translate('resume-fail', { cluster: 'hpc', nodes: 'mpi-1' }, null, ids)).toMatchObject({
+      messages: [{ kind: 'terminate', names: ['mpi-1'] }],
+    });
+    expect((translate('resume-fail', { cluster: 'hpc', nodes: 'mpi-1' }, null, ids) as { messages: object[] }).messages[0]).not.toHaveProperty('action');
   });
 
   it('splits more than 10,000 names into several requests', () => {
