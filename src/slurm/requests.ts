@@ -172,7 +172,18 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
 
   // Names CycleCloud already runs need nothing (a repeated resume after a slurmctld restart).
   const running = new Map<string, string>();
-  for (const n of snapshot.nodes ?? []) if (!NOT_RUNNING.has(n.status)) running.set(n.name, n.status);
+  const deallocated: string[] = [];
+  const wanted = new Set(names);
+  for (const n of snapshot.nodes ?? []) {
+    if (!NOT_RUNNING.has(n.status)) running.set(n.name, n.status);
+    else if ((n.status === 'Deallocated' || n.status === 'Deallocating') && wanted.has(n.name)) deallocated.push(n.name);
+  }
+  if (deallocated.length > 0) {
+    // A create of the same name would collide with the kept VM. Refused with the fix in words: the
+    // program marks the nodes down with this reason and Slurm requeues the job on other nodes.
+    const list = formatHostlist(sortNames(deallocated));
+    return { ok: false, errors: [{ path: 'nodes', message: `${list} are held Deallocated by CycleCloud (ShutdownPolicy=Deallocate); starting deallocated nodes is not supported yet: set ShutdownPolicy=Terminate on their nodearray and terminate ${list} in CycleCloud` }] };
+  }
   const skippedRunning: string[] = [];
 
   const jobs = body.resumeFile?.jobs ?? [];

@@ -49,6 +49,14 @@ describe('Slurm resume → scale request', () => {
     expect(translate('resume', { cluster: 'hpc', nodes: 'ondemand-1' }, snapshot, ids)).toMatchObject({ ok: true, messages: [] });
   });
 
+  it('refuses names CycleCloud holds deallocated, saying what to do', () => {
+    const snapshot = seedSnapshot({ nodes: [{ name: 'mpi-2', id: 'a', status: 'Deallocated', nodearray: 'mpi', placementGroupId: 'pg' }] });
+    expect(translate('resume', { cluster: 'hpc', nodes: 'mpi-[1-2]' }, snapshot, ids)).toEqual({
+      ok: false,
+      errors: [{ path: 'nodes', message: expect.stringMatching(/^mpi-2 are held Deallocated .*set ShutdownPolicy=Terminate/) }],
+    });
+  });
+
   it('refuses names no nodearray has, and bad hostlists, naming them', () => {
     expect(translate('resume', { cluster: 'hpc', nodes: 'gpu-[1-2],ondemand-1' }, seedSnapshot(), ids)).toEqual({
       ok: false,
