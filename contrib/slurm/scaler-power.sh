@@ -15,7 +15,8 @@
 # slurmctld gives its programs no PATH and never logs their output, so this script sets PATH, logs
 # to SCALER_LOG, and reports a refusal where Slurm shows it: the exit status (in the slurmctld log)
 # and, for a refused resume, `scontrol update state=down reason="scaler refused: …"` so the jobs are
-# requeued now instead of after ResumeTimeout. Exit: 0 accepted, 1 refused (4xx), 2 bad settings,
+# requeued now instead of after ResumeTimeout; an accepted resume-fail powers the nodes down
+# (`state=power_down_force`) so they return as idle~ instead of staying down~. Exit: 0 accepted, 1 refused (4xx), 2 bad settings,
 # 3 scaler unreachable or failing (5xx) after retries.
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -114,6 +115,13 @@ if [ $curl_exit -ne 0 ] || [ -z "$status" ] || [ "${status:0:1}" = 5 ] || [ "$st
 fi
 if [ "$status" = 202 ]; then
   log "accepted $nodes: $reply"
+  if [ "$action" = resume-fail ]; then
+    # After ResumeTimeout Slurm leaves the nodes down~ until an admin acts. Power them down instead:
+    # they wait SuspendTimeout (at least a VM delete) in idle% and come back idle~, ready for the next
+    # job, without ever resuming a name whose VM is still being deleted.
+    scontrol update nodename="$nodes" state=power_down_force reason="resume failed; terminated by the scaler" >/dev/null 2>&1 ||
+      log "scontrol could not power down $nodes"
+  fi
   exit 0
 fi
 log "scaler refused $nodes (HTTP $status): $reply"

@@ -256,12 +256,6 @@ export interface SlurmAdmitDeps {
   now(): number;
 }
 
-/**
- * A call repeated within this long after its requests became final is a repeat (slurmctld retried),
- * not a new power cycle of the same nodes.
- */
-export const REPEAT_WINDOW_MS = 60_000;
-
 /** `key`, `key.2`, `key.3`…: one per power cycle of the same nodes. */
 const generationId = (key: string, n: number): string => (n <= 1 ? key : `${key}.${n}`);
 
@@ -292,8 +286,8 @@ async function lastGeneration(deps: Pick<SlurmAdmitDeps, 'getRecord'>, key: stri
 }
 
 /**
- * Queues one Slurm call: the same call again while its requests run (or just after) answers the same
- * request ids; the same nodes in a later power cycle get the next generation of the key.
+ * Queues one Slurm call: the same call again while its requests run answers the same request ids;
+ * once they are final, the same nodes get the next generation of the key (`<key>.2`, …).
  */
 export async function admitSlurmRequests(
   deps: SlurmAdmitDeps,
@@ -305,7 +299,11 @@ export async function admitSlurmRequests(
   if (!parsed.ok) return parsed;
   const key = slurmRequestKey(action, body.cluster, parsed.names, jobIdsOf(body.resumeFile));
   const { n, record } = await lastGeneration(deps, key);
-  const repeat = record !== null && (!FINAL_STATES.has(record.state) || deps.now() - Date.parse(record.updatedAt) < REPEAT_WINDOW_MS);
+  // A call whose request still runs is a repeat (slurmctld restarted, a script retried). Once it is
+  // final, the same call is a new power cycle: a resume that failed and is retried after ResumeFail,
+  // or the same nodes again later. A repeat that needs nothing is still harmless: resume skips names
+  // CycleCloud runs, and a terminate of nodes already gone changes nothing.
+  const repeat = record !== null && !FINAL_STATES.has(record.state);
   const generation = repeat ? n : n + 1;
   // Several messages of one call share the generation: `<key>[.<n>]` then `-p1`, `-p2`… for the rest.
   const idFor = (i: number): string => `${generationId(key, generation)}${i === 0 ? '' : `-p${i}`}`;
@@ -318,6 +316,6 @@ export async function admitSlurmRequests(
     await deps.submitRequest(message);
     ids.push(message.requestId);
   }
-  if (ids.length === 0 && repeat && record) ids.push(record.requestId);
+  if (ids.length === 0 && record) ids.push(record.requestId);
   return { ok: true, requestIds: ids, names: translated.names, skipped: translated.skipped };
 }

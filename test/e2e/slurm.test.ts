@@ -56,6 +56,9 @@ function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProce
   return child;
 }
 
+/** Short, so the MPI job's nodes (never booted here) reach ResumeTimeout and ResumeFailProgram within the test. */
+const RESUME_TIMEOUT_SEC = 30;
+
 let T: string;
 let env: NodeJS.ProcessEnv;
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { env, encoding: 'utf8', timeout: 20_000 }).trim();
@@ -138,7 +141,7 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       writeFileSync(join(T, 'scaler.conf'), `SCALER_URL=${host.base}\nSCALER_KEY=${host.key}\nSCALER_CLUSTER=hpc\nSCALER_LOG=${join(T, 'scaler-power.log')}\n`, { mode: 0o600 });
 
       // slurm.conf: local plumbing + exactly what `ccscale slurm conf` prints (with short test timeouts).
-      const generated = execFileSync(process.execPath, [join(root, 'bin/ccscale.mjs'), '--url', host.base.replace(/\/api$/, ''), '--key', host.key, 'slurm', 'conf', '--cluster', 'hpc', '--programs-dir', programs, '--resume-timeout', '90', '--suspend-time', '5', '--suspend-timeout', '5'], { encoding: 'utf8', env: process.env });
+      const generated = execFileSync(process.execPath, [join(root, 'bin/ccscale.mjs'), '--url', host.base.replace(/\/api$/, ''), '--key', host.key, 'slurm', 'conf', '--cluster', 'hpc', '--programs-dir', programs, '--resume-timeout', String(RESUME_TIMEOUT_SEC), '--suspend-time', '5', '--suspend-timeout', '5'], { encoding: 'utf8', env: process.env });
       const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
       const short = hostname().split('.')[0]!;
       for (const d of ['state', 'spool']) mkdirSync(join(T, d));
@@ -273,6 +276,7 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
 
   it('turns a 4-node job in the tightly coupled partition into one create with one placement group of 4', async () => {
     const createsBefore = (await creates()).length;
+    const mpiSubmittedAt = Date.now();
     const jobId = sh('sbatch', ['--parsable', '-N4', '-p', 'mpi', '-o', '/dev/null', '--wrap', 'true']);
     try {
       const [nodes, ids] = await eventually(
@@ -306,10 +310,45 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       expect(again.status).toBe(202);
       expect(((await again.json()) as { requestIds: string[] }).requestIds).toEqual(ids);
       expect((await creates()).slice(createsBefore)).toHaveLength(1);
+
+      // No slurmd ever starts for them: after ResumeTimeout slurmctld calls ResumeFailProgram and the
+      // scaler terminates exactly those nodes.
+      const failIds = await eventually(async () => acceptedIds('resume-fail', nodes), (RESUME_TIMEOUT_SEC + 40) * 1000, 'slurmctld to call the resume-fail program').catch((e: Error) => {
+        throw new Error(`${e.message}\n${diagnostics()}`);
+      });
+      timings.mpiResumeFailCalledMs = Date.now() - mpiSubmittedAt;
+      const failed = await host.waitFinal(failIds[0]!, 60_000);
+      expect(failed).toMatchObject({ kind: 'terminate', state: 'fulfilled' });
+      expect(failed.nodes.map((n) => n.name).sort()).toEqual([...names].sort());
+      await eventually(async () => ((await simNodes()).some((n) => names.includes(n.Name)) ? undefined : true), 30_000, 'the MPI nodes to be gone from the simulator');
+      // Slurm requeued the job and left the nodes down~; the program powered them down instead, so
+      // they come back idle~ after SuspendTimeout (never resumed while their VMs may still be deleted),
+      // and the requeued job is scheduled again (Slurm picked other idle~ nodes here): a new power
+      // cycle, a new request, a second create of 4 in one placement group.
+      expect(jobState(jobId)).toBe('PENDING');
+      const [again2, retried] = await eventually(
+        async () => {
+          const lines = powerLog().split('\n').filter((l) => / resume: accepted mpi-/.test(l));
+          if (lines.length < 2) return undefined;
+          const m = / resume: accepted (mpi-\S+): (\{.*)$/.exec(lines[1]!)!;
+          return [m[1]!, (JSON.parse(m[2]!) as { requestIds: string[] }).requestIds] as const;
+        },
+        60_000,
+        'the requeued job to resume nodes again',
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-N', '-p', 'mpi', '-t', 'alloc,idle,down', '-o', '%N %t %E'])}\n${diagnostics()}`);
+      });
+      timings.mpiResumedAgainMs = Date.now() - mpiSubmittedAt;
+      expect(retried).not.toEqual(ids);
+      expect(await eventually(async () => {
+        const list = (await creates()).slice(createsBefore);
+        return list.length === 2 ? list[1] : undefined;
+      }, 30_000, 'the second create')).toMatchObject({ body: { sets: [expect.objectContaining({ nodearray: 'mpi', count: 4, nameFormat: 'mpi-%d', nameOffset: Number(expandHostlist(again2)[0]!.slice(4)), placementGroupId: expect.any(String) })] } });
+      await eventually(async () => (/idle~/.test(sh('sinfo', ['-h', '-n', nodes, '-o', '%t'])) ? true : undefined), 30_000, `${nodes} idle~ again`);
     } finally {
       spawnSync('scancel', [jobId], { env });
     }
-  }, 180_000);
+  }, 300_000);
 
   it('exits non-zero and says why in the log when the scaler refuses', async () => {
     // A node name no nodearray has: the scaler refuses with 400; the program exits 1 and logs it.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { admitSlurmRequests, nodearrayOf, REPEAT_WINDOW_MS, slurmRequestKey, translate, type SlurmAdmitDeps } from '../../src/slurm/requests.ts';
+import { admitSlurmRequests, nodearrayOf, slurmRequestKey, translate, type SlurmAdmitDeps } from '../../src/slurm/requests.ts';
 import type { RequestMessage, RequestRecord, ScaleRequest } from '../../src/requests/schemas.ts';
 import { seedSnapshot, T0 } from '../planning/fixtures.ts';
 
@@ -132,11 +132,9 @@ describe('idempotency of Slurm calls', () => {
     const repeat = await admitSlurmRequests(deps, 'suspend', { cluster: 'hpc', nodes: 'ondemand-[1]' }, null);
     expect(repeat).toEqual(first);
     finish((first as { requestIds: string[] }).requestIds[0]!);
-    now.ms += REPEAT_WINDOW_MS / 2;
-    expect(await admitSlurmRequests(deps, 'suspend', call, null)).toEqual(first);
 
-    // An hour later the same node is suspended again: a new request (generation 2, then 3).
-    now.ms += 3_600_000;
+    // Once final, the same call is the next power cycle: a new request (generation 2, then 3).
+    now.ms += 1_000;
     const second = await admitSlurmRequests(deps, 'suspend', call, null);
     const key = (first as { requestIds: string[] }).requestIds[0]!;
     expect(second).toMatchObject({ requestIds: [`${key}.2`] });
@@ -144,5 +142,16 @@ describe('idempotency of Slurm calls', () => {
     now.ms += 3_600_000;
     expect(await admitSlurmRequests(deps, 'suspend', call, null)).toMatchObject({ requestIds: [`${key}.3`] });
     expect(new Set(submitted.map((m) => m.requestId))).toEqual(new Set([key, `${key}.2`, `${key}.3`]));
+  });
+
+  it('answers a resume of nodes that already run with the last request, queueing nothing', async () => {
+    const now = { ms: T0 };
+    const { deps, submitted, finish } = fakeDeps(now);
+    const call = { cluster: 'hpc', nodes: 'ondemand-1' };
+    const first = (await admitSlurmRequests(deps, 'resume', call, seedSnapshot())) as { requestIds: string[] };
+    finish(first.requestIds[0]!);
+    const running = seedSnapshot({ nodes: [{ name: 'ondemand-1', id: 'n1', status: 'Ready', nodearray: 'ondemand', placementGroupId: null }] });
+    expect(await admitSlurmRequests(deps, 'resume', call, running)).toMatchObject({ requestIds: first.requestIds, skipped: [{ names: ['ondemand-1'] }] });
+    expect(submitted).toHaveLength(1);
   });
 });
