@@ -62,8 +62,11 @@ export const TerminateRequest = z
     hostnames: z.array(z.string().min(1)).max(10_000).optional(),
     ipAddresses: z.array(z.string().min(1)).max(10_000).optional(),
     filter: z.string().min(1).max(4096).optional(),
-    /** `terminate` (default) or `shutdown`: CycleCloud applies each node's ShutdownPolicy (Terminate, or Deallocate to keep the disk). */
-    action: z.enum(['terminate', 'shutdown']).optional(),
+    /**
+     * `terminate` (default); `shutdown`: CycleCloud applies each node's ShutdownPolicy (Terminate, or
+     * Deallocate to keep the disk); `start`: start deallocated nodes (fulfilled when they are Ready).
+     */
+    action: z.enum(['terminate', 'shutdown', 'start']).optional(),
     callbackUrl: httpsUrl.optional(),
   })
   .strict()

@@ -639,7 +639,7 @@ async function terminateOnce(
   cc: string,
   target: { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string },
   surelyUnsent = true,
-  action: 'terminate' | 'shutdown' = 'terminate',
+  action: 'terminate' | 'shutdown' | 'start' = 'terminate',
 ): Promise<{ operationId: string; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
   let unsent = surelyUnsent;
   let lastError: unknown;
@@ -655,10 +655,11 @@ async function terminateOnce(
     }
     try {
       const request = { ...target, requestId: cc };
-      const res = action === 'shutdown' ? await ctx.deps.cyclecloud.shutdownNodes(ctx.cluster, request) : await ctx.deps.cyclecloud.terminateNodes(ctx.cluster, request);
+      const api = ctx.deps.cyclecloud;
+      const res = action === 'shutdown' ? await api.shutdownNodes(ctx.cluster, request) : action === 'start' ? await api.startNodes(ctx.cluster, request) : await api.terminateNodes(ctx.cluster, request);
       return {
         operationId: res.operationId,
-        nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : 'Terminating', error: n.error ?? null })),
+        nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : action === 'start' ? 'Starting' : 'Terminating', error: n.error ?? null })),
       };
     } catch (error) {
       if (!isCycleCloudError(error) || !isAmbiguous(error)) throw error;
@@ -679,7 +680,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   const existing = entry.record.operations.find((o) => o.cycleCloudRequestId === cc);
   if (existing) {
     // Already sent; make sure the tracker follows it (idempotent) and stop.
-    await deps.tracker.start({ cluster: ctx.cluster, operationId: existing.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: entry.record.nodes.map((n) => n.name) });
+    await deps.tracker.start({ cluster: ctx.cluster, operationId: existing.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: request.action === 'start' ? 'start' : 'terminate', generation: 0, sets: [], nodeNames: entry.record.nodes.map((n) => n.name) });
     entry = await update(ctx, (e) => settle(e, deps.now()));
     return done(entry, isFinal(entry) ? 'final' : 'tracking');
   }
@@ -721,11 +722,11 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   const matched = new Set(result.nodes.flatMap((n) => [n.name, n.id ?? '']));
   const unmatched = [...(request.names ?? []), ...(request.ids ?? [])].filter((x) => !matched.has(x));
   const errors = result.nodes.filter((n) => n.status === 'Error');
-  await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
+  await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: request.action === 'start' ? 'start' : 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
   entry = await update(ctx, (e) => {
     const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
     const op = x.record.operations.find((o) => o.operationId === result.operationId);
-    if (op) op.action = 'terminate';
+    if (op) op.action = request.action === 'start' ? 'start' : 'terminate';
     x.record.nodes = result.nodes.map((n) => ({ name: n.name, id: n.id, status: n.status, demand: null }));
     x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [nodeKey(n), n.status === 'Error' ? 'failed' : 'pending']));
     const notes: string[] = [];

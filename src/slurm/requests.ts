@@ -9,17 +9,18 @@
  *
  * - resume → one scale request whose demands name their nodes (`names`, created with
  *   `nameFormat`/`nameOffset` by src/planning/named.ts), in the bucket `ccscale slurm conf` declared
- *   the node with ({@link slurmBucket}). In a tightly coupled nodearray (its bucket has InfiniBand)
+ *   the node with ({@link slurmBucket}); nodes CycleCloud holds Deallocated get a `start` request. In a tightly coupled nodearray (its bucket has InfiniBand)
  *   each job of the resume file becomes one colocated demand, so one MPI job lands in one placement
  *   group; without the file, nodes are grouped up to the placement-group size in hostlist order.
- * - suspend, resume-fail → terminate requests by name.
+ * - suspend → `shutdown` by name (each node's ShutdownPolicy: Terminate or Deallocate);
+ *   resume-fail → terminate by name.
  *
  * The translation is pure; {@link admitSlurmRequests} adds the idempotency over the ledger.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { BucketSnapshot, ClusterSnapshot, NodearraySnapshot } from '../snapshots/model.ts';
-import { ClusterName, FINAL_STATES, type Demand, type FieldError, type RequestMessage, type RequestRecord, type ScaleRequest, type TerminateRequest } from '../requests/schemas.ts';
+import { ClusterName, FINAL_STATES, type Demand, type FieldError, type RequestMessage, type RequestRecord, type TerminateRequest } from '../requests/schemas.ts';
 import { expandHostlist, formatHostlist, HostlistError, sortNames } from './hostlist.ts';
 
 export type SlurmAction = 'resume' | 'suspend' | 'resume-fail';
@@ -178,12 +179,6 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
     if (!NOT_RUNNING.has(n.status)) running.set(n.name, n.status);
     else if ((n.status === 'Deallocated' || n.status === 'Deallocating') && wanted.has(n.name)) deallocated.push(n.name);
   }
-  if (deallocated.length > 0) {
-    // A create of the same name would collide with the kept VM. Refused with the fix in words: the
-    // program marks the nodes down with this reason and Slurm requeues the job on other nodes.
-    const list = formatHostlist(sortNames(deallocated));
-    return { ok: false, errors: [{ path: 'nodes', message: `${list} are held Deallocated by CycleCloud (ShutdownPolicy=Deallocate); starting deallocated nodes is not supported yet: set ShutdownPolicy=Terminate on their nodearray and terminate ${list} in CycleCloud` }] };
-  }
   const skippedRunning: string[] = [];
 
   const jobs = body.resumeFile?.jobs ?? [];
@@ -207,8 +202,10 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
   }
 
   const demands: Demand[] = [];
+  const held = new Set(deallocated);
   for (const { na, bucket, names: mine } of byArray.values()) {
     const wanted = mine.filter((n) => {
+      if (held.has(n)) return false; // started below, not created (a create would collide with the kept VM)
       if (!running.has(n)) return true;
       skippedRunning.push(n);
       return false;
@@ -241,10 +238,14 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
     }
   }
   const skipped = skippedRunning.length > 0 ? [{ names: skippedRunning, reason: 'already running in CycleCloud' }] : [];
-  if (demands.length === 0) return { ok: true, messages: [], names, skipped };
-  const messages: ScaleRequest[] = [];
+  const messages: RequestMessage[] = [];
   for (let i = 0; i * MAX_DEMANDS < demands.length; i++) {
-    messages.push({ kind: 'scale', requestId: idFor(i), cluster: body.cluster, demands: demands.slice(i * MAX_DEMANDS, (i + 1) * MAX_DEMANDS) });
+    messages.push({ kind: 'scale', requestId: idFor(messages.length), cluster: body.cluster, demands: demands.slice(i * MAX_DEMANDS, (i + 1) * MAX_DEMANDS) });
+  }
+  // Nodes CycleCloud holds deallocated (ShutdownPolicy=Deallocate) are started, keeping their disks.
+  const toStart = sortNames(deallocated);
+  for (let i = 0; i < toStart.length; i += NAMES_PER_REQUEST) {
+    messages.push({ kind: 'terminate', action: 'start', requestId: idFor(messages.length), cluster: body.cluster, names: toStart.slice(i, i + NAMES_PER_REQUEST) });
   }
   return { ok: true, messages, names, skipped };
 }

@@ -350,6 +350,31 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     }
   }, 300_000);
 
+  it('starts a node CycleCloud holds deallocated instead of creating it', async () => {
+    // Prepare: ondemand-2 exists in CycleCloud, deallocated (as ShutdownPolicy=Deallocate leaves it)
+    const node = 'ondemand-2';
+    expect((await host.sim$('/clusters/hpc/nodes/create', { method: 'POST', body: JSON.stringify({ sets: [{ nodearray: 'ondemand', count: 1, nameFormat: 'ondemand-%d', nameOffset: 2 }] }) })).status).toBe(202);
+    await eventually(async () => ((await simNodes()).find((n) => n.Name === node)?.Status === 'Ready' ? true : undefined), 30_000, `${node} Ready`);
+    expect((await host.sim$('/clusters/hpc/nodes/deallocate', { method: 'POST', body: JSON.stringify({ names: [node] }) })).status).toBe(202);
+    await eventually(async () => ((await simNodes()).find((n) => n.Name === node)?.Status === 'Deallocated' ? true : undefined), 30_000, `${node} Deallocated`);
+    const createsBefore = (await creates()).length;
+
+    // Act: an admin powers it up (the same path as a job)
+    const startedAt = Date.now();
+    sh('scontrol', ['update', `nodename=${node}`, 'state=power_up']);
+
+    // Assess: resume → a start request, CycleCloud's nodes/start by name, Ready; no create
+    const ids = await eventually(async () => acceptedIds('resume', node), 30_000, `slurmctld to resume ${node}`).catch((e: Error) => {
+      throw new Error(`${e.message}\n${diagnostics()}`);
+    });
+    const record = await host.waitFinal(ids[0]!, 60_000);
+    timings.deallocatedStartedMs = Date.now() - startedAt;
+    expect(record).toMatchObject({ kind: 'terminate', state: 'fulfilled', nodes: [expect.objectContaining({ name: node, status: 'Ready' })] });
+    const starts = (await host.simCalls()).filter((c) => c.path.endsWith('/nodes/start'));
+    expect(starts.map((c) => (c.body as { names?: string[] }).names)).toEqual([[node]]);
+    expect((await creates()).length).toBe(createsBefore);
+  }, 120_000);
+
   it('exits non-zero and says why in the log when the scaler refuses', async () => {
     // A node name no nodearray has: the scaler refuses with 400; the program exits 1 and logs it.
     const run = spawnSync(join(T, 'programs', 'resume.sh'), ['nosuch-[1-2]'], { env: { SLURM_CONF: join(T, 'slurm.conf') }, encoding: 'utf8' });

@@ -9,6 +9,7 @@ import { silentLogger } from '../../src/platform/log.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import type { NodeManagementRequest } from '../../src/cyclecloud/schemas.ts';
+import type { CycleCloudApi } from '../../src/cyclecloud/api.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, fixedSnapshots } from '../requests/fakes.ts';
@@ -26,19 +27,20 @@ async function setup() {
   await storage.ensure({ tables: [names.requestsTable] });
   const clock = { now: T0 + 10_000 };
   const cc = new FakeCycleCloud();
+  const tracker = new FakeTracker();
   const deps: IntakeDeps = {
     cyclecloud: cc,
     ledger: new RequestLedger({ storage, names, now: () => clock.now }),
     snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(clock.now - 5_000).toISOString() })),
     capacity: new FakeCapacity(),
-    tracker: new FakeTracker(),
+    tracker,
     queue: new FakeQueue(),
     state: new FakeState(),
     now: () => clock.now,
   };
   const deliver = (message: unknown, dequeueCount = 1) =>
     handleScaleQueueMessage(deps, message, { messageId: `m${++seq}`, dequeueCount, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
-  return { cc, deliver };
+  return { cc, tracker, deliver };
 }
 
 describe('named demands through the pipeline', () => {
@@ -65,11 +67,28 @@ describe('named demands through the pipeline', () => {
     const { cc, deliver } = await setup();
     await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 1 }] });
     const shutdowns: NodeManagementRequest[] = [];
-    cc.shutdownNodes = async (cluster, request) => {
+    (cc as unknown as { shutdownNodes: CycleCloudApi['shutdownNodes'] }).shutdownNodes = async (cluster, request) => {
       shutdowns.push(request);
       return cc.terminateNodes(cluster, request);
     };
     await deliver({ kind: 'terminate', requestId: 'slurm-s1', cluster: 'hpc', names: [cc.nodes[0]!.Name], action: 'shutdown' });
     expect(shutdowns).toEqual([{ names: [cc.nodes[0]!.Name], requestId: 'slurm-s1-t' }]);
+  });
+});
+
+describe('starting deallocated nodes through the pipeline', () => {
+  it('a terminate request with action "start" calls CycleCloud\'s start and tracks the nodes to Ready', async () => {
+    const { cc, tracker, deliver } = await setup();
+    await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 1 }] });
+    const name = cc.nodes[0]!.Name;
+    const starts: NodeManagementRequest[] = [];
+    (cc as unknown as { startNodes: CycleCloudApi['startNodes'] }).startNodes = async (_cluster, request) => {
+      starts.push(request);
+      return { operationId: 'op-start', nodes: [{ id: cc.nodes[0]!.NodeId!, name, status: 'OK' }] };
+    };
+    const result = await deliver({ kind: 'terminate', requestId: 'slurm-st1', cluster: 'hpc', names: [name], action: 'start' });
+    expect(starts).toEqual([{ names: [name], requestId: 'slurm-st1-t' }]);
+    expect(result).toMatchObject({ action: 'submitted' });
+    expect(tracker.starts).toEqual([expect.objectContaining({ action: 'start', operationId: 'op-start', nodeNames: [name] })]);
   });
 });

@@ -49,12 +49,15 @@ describe('Slurm resume → scale request', () => {
     expect(translate('resume', { cluster: 'hpc', nodes: 'ondemand-1' }, snapshot, ids)).toMatchObject({ ok: true, messages: [] });
   });
 
-  it('refuses names CycleCloud holds deallocated, saying what to do', () => {
+  it('starts names CycleCloud holds deallocated instead of creating them', () => {
     const snapshot = seedSnapshot({ nodes: [{ name: 'mpi-2', id: 'a', status: 'Deallocated', nodearray: 'mpi', placementGroupId: 'pg' }] });
-    expect(translate('resume', { cluster: 'hpc', nodes: 'mpi-[1-2]' }, snapshot, ids)).toEqual({
-      ok: false,
-      errors: [{ path: 'nodes', message: expect.stringMatching(/^mpi-2 are held Deallocated .*set ShutdownPolicy=Terminate/) }],
-    });
+    const t = translate('resume', { cluster: 'hpc', nodes: 'mpi-[1-2]' }, snapshot, ids);
+    expect(t.ok && t.messages).toEqual([
+      { kind: 'scale', requestId: 'id-0', cluster: 'hpc', demands: [expect.objectContaining({ nodearray: 'mpi', count: 1, names: ['mpi-1'] })] },
+      { kind: 'terminate', action: 'start', requestId: 'id-1', cluster: 'hpc', names: ['mpi-2'] },
+    ]);
+    const only = translate('resume', { cluster: 'hpc', nodes: 'mpi-2' }, snapshot, ids);
+    expect(only.ok && only.messages).toEqual([{ kind: 'terminate', action: 'start', requestId: 'id-0', cluster: 'hpc', names: ['mpi-2'] }]);
   });
 
   it('refuses names no nodearray has, and bad hostlists, naming them', () => {
