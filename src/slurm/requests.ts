@@ -196,8 +196,11 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
     }
     for (const n of jobNodeNames) {
       if (jobOf.has(n)) continue; // jobs may share nodes: the first job groups it
-      jobOf.set(n, String(job.job_id));
-      jobNames.set(String(job.job_id), [...(jobNames.get(String(job.job_id)) ?? []), n]);
+      const id = String(job.job_id);
+      jobOf.set(n, id);
+      const list = jobNames.get(id);
+      if (list) list.push(n);
+      else jobNames.set(id, [n]);
     }
   }
 
