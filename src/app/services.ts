@@ -29,6 +29,7 @@ import { statusView } from '../snapshots/snapshot.ts';
 import { createTracker, type Tracker } from '../tracking/tracker.ts';
 import { createCallbackSender, type CallbackSender } from '../tracking/callbacks.ts';
 import { plan } from '../planning/planner.ts';
+import { planNamed } from '../planning/named.ts';
 import { queueDepthFrom, type HttpDeps } from '../http/deps.ts';
 import type { TrackerApi } from '../tracking/types.ts';
 import { storageReplayCache } from '../platform/replay-cache.ts';
@@ -236,7 +237,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     state: pipeline.state,
     snapshots,
     capacity,
-    plan,
+    plan: (input) => planNamed(input, plan),
     planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
     statusView: (s, nowMs, o) => statusView(s, nowMs, o),
     readLive: async (cluster) => {

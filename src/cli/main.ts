@@ -7,6 +7,7 @@
  *   ccscale status <requestId>        ccscale watch <requestId> [--interval 2000] [--timeout s]
  *   ccscale plan  (same flags as submit) ccscale terminate --cluster hpc --name n1 [--id …] [--filter …]
  *   ccscale clusters [cluster…]       ccscale health        ccscale pause | resume
+ *   ccscale slurm conf --cluster hpc [--programs-dir D] [--resume-timeout s] [--suspend-time s] [--suspend-timeout s]
  *
  * Every command takes `--url` (default `$SCALER_URL` or http://127.0.0.1:7071), `--key` (default
  * `$SCALER_KEY`) and `--json` (machine-readable output on stdout; errors as `{"error":…}` on stderr).
@@ -22,6 +23,7 @@ import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
 import { painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
+import { DEFAULT_PROGRAMS_DIR, slurmConf } from '../slurm/conf.ts';
 
 /** Default API base URL: the local host (`npm start`). */
 export const DEFAULT_URL = 'http://127.0.0.1:7071';
@@ -367,6 +369,23 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         out(json ? JSON.stringify(body) : `scale-out is ${body.paused ? 'paused' : 'running'}`);
       });
   }
+
+  const slurm = program.command('slurm').description('Slurm power saving through the scaler (README "Use it with Slurm")');
+  slurm
+    .command('conf')
+    .description('print the slurm.conf node, partition and power-saving lines for a cluster\'s nodearrays')
+    .requiredOption('-c, --cluster <name>', 'CycleCloud cluster')
+    .option('--programs-dir <dir>', 'where contrib/slurm\'s resume.sh, suspend.sh, resume-fail.sh are installed', DEFAULT_PROGRAMS_DIR)
+    .option('--resume-timeout <seconds>', 'ResumeTimeout (create + boot + slurmd start)', positiveInt('--resume-timeout'), 1800)
+    .option('--suspend-time <seconds>', 'SuspendTime (idle seconds before suspend)', positiveInt('--suspend-time'), 300)
+    .option('--suspend-timeout <seconds>', 'SuspendTimeout (at least a VM delete)', positiveInt('--suspend-timeout'), 600)
+    .action(async (flags: { cluster: string; programsDir: string; resumeTimeout: number; suspendTime: number; suspendTimeout: number }, cmd: Command) => {
+      const { client } = context(cmd);
+      const { body } = await client.clusterStatus(flags.cluster);
+      io.stdout.write(
+        slurmConf(body, { programsDir: flags.programsDir, resumeTimeoutSec: flags.resumeTimeout, suspendTimeSec: flags.suspendTime, suspendTimeoutSec: flags.suspendTimeout }),
+      );
+    });
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -8,6 +8,7 @@ import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } f
 import { Accepted, ClusterStatus, Health, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
 import { ClusterCapacity, Counters, RequestList, RequestTimeline, TrendsResponse } from './console-schemas.ts';
+import { SlurmAccepted, SlurmPowerRequest } from '../slurm/requests.ts';
 
 /** The parts of a route the document needs (a subset of `RouteDefinition` in `routes.ts`). */
 export interface OpenApiRoute {
@@ -48,6 +49,7 @@ const REQUEST_COMPONENTS: [z.ZodType, string][] = [
   [TerminateRequest, 'TerminateRequest'],
   [RequestMessage, 'RequestMessage'],
   [TerminateBody, 'TerminateBody'],
+  [SlurmPowerRequest, 'SlurmPowerRequest'],
 ];
 const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [Accepted, 'Accepted'],
@@ -62,6 +64,7 @@ const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [ClusterCapacity, 'ClusterCapacity'],
   [TrendsResponse, 'Trends'],
   [Counters, 'Counters'],
+  [SlurmAccepted, 'SlurmAccepted'],
 ];
 
 type JsonSchema = Record<string, unknown>;

@@ -16,6 +16,8 @@ import { checkContentType, checkSignature, parseJsonBody, readBoundedBody, signa
 import { memoryReplayCache, type ReplayCache } from '../platform/replay-cache.ts';
 import { buildOpenApiDocument, ROUTE_PREFIX, TerminateBody, type OpenApiRoute } from './openapi.ts';
 import { json, problem, validationProblem } from './problem.ts';
+import { admitSlurmRequests, SlurmAccepted, SlurmPowerRequest, type SlurmAction } from '../slurm/requests.ts';
+import { formatHostlist } from '../slurm/hostlist.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
 import { consoleRoutes } from './console-routes.ts';
 
@@ -337,6 +339,61 @@ export const pauseScaleOut: RouteHandler = pauseSwitch(true);
 /** `POST /api/scale-out/resume`: let waiting requests proceed. */
 export const resumeScaleOut: RouteHandler = pauseSwitch(false);
 
+/**
+ * `POST /api/slurm/{resume,suspend,resume-fail}`: Slurm power saving (src/slurm/requests.ts). The
+ * call is turned into scale or terminate requests and queued like any other; 202 with their ids.
+ */
+function slurmPower(action: SlurmAction): RouteHandler {
+  return guarded(`slurm-${action}`, async (deps, request, log) => {
+    const body = await readSignedJson(deps, request, log);
+    if (!body.ok) return body.response;
+    const parsed = SlurmPowerRequest.safeParse(body.value);
+    if (!parsed.success) {
+      const errors = parsed.error.issues.flatMap((i) =>
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
+          : [{ path: i.path.map(String).join('.'), message: i.message }],
+      );
+      log.info('slurm call refused: invalid', { action, fields: errors.map((e) => e.path).slice(0, 20) });
+      return validationProblem(errors);
+    }
+    const call = parsed.data;
+    let snapshot: ClusterSnapshot | null = null;
+    if (action === 'resume') {
+      // Live when possible: which names CycleCloud already runs must be current, not a minute old.
+      snapshot = deps.readLive ? await deps.readLive(call.cluster).catch(() => null) : null;
+      snapshot ??= await deps.snapshots.latest(call.cluster);
+      if (!snapshot) return problem(404, 'HTTP_NOT_FOUND', `cluster "${call.cluster}" has no snapshot: CycleCloud does not have it or cannot be read now`);
+    }
+    const result = await admitSlurmRequests(
+      { getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m), now: deps.now },
+      action,
+      call,
+      snapshot,
+    );
+    if (!result.ok) {
+      log.info('slurm call refused', { action, cluster: call.cluster, errors: result.errors.map((e) => e.message).slice(0, 5) });
+      return validationProblem(result.errors);
+    }
+    const nodes = formatHostlist(result.names);
+    log.info('slurm call accepted', { action, cluster: call.cluster, nodes, requestIds: result.requestIds, skipped: result.skipped.map((s) => formatHostlist(s.names)) });
+    const answer: SlurmAccepted = {
+      requestIds: result.requestIds,
+      statusUrls: result.requestIds.map((id) => statusUrlFor(request.url, id)),
+      nodes,
+      skipped: result.skipped.map((s) => ({ nodes: formatHostlist(s.names), reason: s.reason })),
+    };
+    return json(202, answer);
+  });
+}
+
+/** `POST /api/slurm/resume`: create (exactly) the named nodes. */
+export const slurmResume: RouteHandler = slurmPower('resume');
+/** `POST /api/slurm/suspend`: terminate the named nodes. */
+export const slurmSuspend: RouteHandler = slurmPower('suspend');
+/** `POST /api/slurm/resume-fail`: terminate the named nodes that did not come up in time. */
+export const slurmResumeFail: RouteHandler = slurmPower('resume-fail');
+
 let openApiCache: Record<string, unknown> | undefined;
 
 /** `GET /api/openapi.json` (function key, like every route but health — CONTRACT §4): the document, with `servers` set to the origin the caller used. */
@@ -450,6 +507,44 @@ export const ROUTES: readonly RouteDefinition[] = [
     summary: 'Resume scale-out',
     responseSchema: ScaleOutState,
     handler: resumeScaleOut,
+  },
+  {
+    name: 'slurmResume',
+    methods: ['POST'],
+    route: 'slurm/resume',
+    authLevel: 'function',
+    summary: 'Slurm ResumeProgram: create exactly the named nodes',
+    description:
+      'Body: the cluster, the hostlist slurmctld passed and, optionally, the JSON of $SLURM_RESUME_FILE. Queues one scale request whose demands name their nodes (Slurm node name = CycleCloud node name, <nodearray>-<n>); in a tightly coupled nodearray each job becomes one colocated demand. Repeating the call answers the same request ids.',
+    requestSchema: SlurmPowerRequest,
+    responseSchema: SlurmAccepted,
+    successStatus: 202,
+    problemStatuses: [400, 404],
+    handler: slurmResume,
+  },
+  {
+    name: 'slurmSuspend',
+    methods: ['POST'],
+    route: 'slurm/suspend',
+    authLevel: 'function',
+    summary: 'Slurm SuspendProgram: terminate the named nodes',
+    requestSchema: SlurmPowerRequest,
+    responseSchema: SlurmAccepted,
+    successStatus: 202,
+    problemStatuses: [400],
+    handler: slurmSuspend,
+  },
+  {
+    name: 'slurmResumeFail',
+    methods: ['POST'],
+    route: 'slurm/resume-fail',
+    authLevel: 'function',
+    summary: 'Slurm ResumeFailProgram: terminate the named nodes that did not come up',
+    requestSchema: SlurmPowerRequest,
+    responseSchema: SlurmAccepted,
+    successStatus: 202,
+    problemStatuses: [400],
+    handler: slurmResumeFail,
   },
   {
     name: 'openapi',

@@ -57,6 +57,8 @@ export const Demand = z
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
+    /** Exact CycleCloud node names to create (`count` of them, each `<prefix><n>`), e.g. Slurm's power-saving node names. */
+    names: z.array(z.string().min(1).max(256)).min(1).max(10_000).optional(),
   })
   .strict()
   .superRefine((d, ctx) => {
@@ -95,6 +97,11 @@ export const TerminateRequest = z
     hostnames: z.array(z.string().min(1)).max(10_000).optional(),
     ipAddresses: z.array(z.string().min(1)).max(10_000).optional(),
     filter: z.string().min(1).max(4096).optional(),
+    /**
+     * `terminate` (default); `shutdown`: CycleCloud applies each node's ShutdownPolicy (Terminate, or
+     * Deallocate to keep the disk); `start`: start deallocated nodes (fulfilled when they are Ready).
+     */
+    action: z.enum(['terminate', 'shutdown', 'start']).optional(),
     callbackUrl: httpsUrl.optional(),
   })
   .strict()

@@ -20,7 +20,8 @@ import type { NodeCreationRequestSet, NodeRecord } from '../cyclecloud/schemas.t
 import { markAttributes } from '../cyclecloud/tags.ts';
 import type { Logger } from '../platform/log.ts';
 import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
-import { plan as defaultPlan, planChoice } from '../planning/planner.ts';
+import { planChoice } from '../planning/planner.ts';
+import { planNamed as defaultPlan } from '../planning/named.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
 import { compareNodeNames } from '../tracking/machine.ts';
@@ -125,7 +126,7 @@ export interface SubmitDeps {
   config?: SubmitConfig;
   /** Epoch-ms clock. */
   now: () => number;
-  /** The planner; default `plan` from `src/planning/planner.ts`. */
+  /** The planner; default `plan` from `src/planning/planner.ts` with node names (`planNamed`, `src/planning/named.ts`). */
   plan?: (input: PlanInput) => Plan;
   /**
    * Called for an entry found already final (a redelivery), with the ledger's `onFinal`: a worker
@@ -344,7 +345,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       cycleCloudRequestId: cc,
       state: 'intent',
       operationId: null,
-      sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands })),
+      sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands, ...namingOf(s.set) })),
       submittedAtMs: nowMs,
     };
     try {
@@ -429,6 +430,7 @@ function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreati
     if (s.placementGroupId) set.placementGroupId = s.placementGroupId;
     const attrs = request.demands[s.demands[0]?.index ?? -1]?.nodeAttributes;
     if (attrs) set.nodeAttributes = attrs;
+    Object.assign(set, namingOf(s));
     return set;
   });
 }
@@ -436,6 +438,11 @@ function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreati
 /** Every node the scaler creates carries its tags (src/cyclecloud/tags.ts): whose it is, under which create. */
 function marked(sets: NodeCreationRequestSet[], requestId: string, cycleCloudRequestId: string): NodeCreationRequestSet[] {
   return sets.map((set) => ({ ...set, nodeAttributes: markAttributes(set.nodeAttributes, { requestId, cycleCloudRequestId }) }));
+}
+
+/** A named set's `nameFormat`/`nameOffset` (src/planning/named.ts), kept in the intent so a retry after a crash names the same nodes. */
+function namingOf(s: { nameFormat?: string | undefined; nameOffset?: number | undefined }): { nameFormat?: string; nameOffset?: number } {
+  return s.nameFormat === undefined ? {} : { nameFormat: s.nameFormat, ...(s.nameOffset === undefined ? {} : { nameOffset: s.nameOffset }) };
 }
 
 /**
@@ -732,20 +739,27 @@ type TerminateTarget = { ids?: string[]; names?: string[]; hostnames?: string[];
  * resolved: CycleCloud answers 409 when it already has it (then it is followed by its request id),
  * and if CycleCloud had forgotten the id, terminating the same nodes twice is harmless.
  */
-async function terminateOnce(ctx: Ctx, cc: string, target: TerminateTarget): Promise<{ operationId: string | null; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
+async function terminateOnce(
+  ctx: Ctx,
+  cc: string,
+  target: TerminateTarget,
+  action: 'terminate' | 'shutdown' | 'start' = 'terminate',
+): Promise<{ operationId: string | null; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
   let lastError: unknown;
   for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
     try {
-      const res = await ctx.deps.cyclecloud.terminateNodes(ctx.cluster, { ...target, requestId: cc });
+      const request = { ...target, requestId: cc };
+      const api = ctx.deps.cyclecloud;
+      const res = action === 'shutdown' ? await api.shutdownNodes(ctx.cluster, request) : action === 'start' ? await api.startNodes(ctx.cluster, request) : await api.terminateNodes(ctx.cluster, request);
       return {
         operationId: res.operationId,
-        nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : 'Terminating', error: n.error ?? null })),
+        nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : action === 'start' ? 'Starting' : 'Terminating', error: n.error ?? null })),
       };
     } catch (error) {
       if (!isCycleCloudError(error)) throw error;
       if (error.code === 'CC_CONFLICT') {
         const nodes = await sentTerminateNodes(ctx, cc, target);
-        return { operationId: null, nodes: nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? 'Terminating', error: null })) };
+        return { operationId: null, nodes: nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? (action === 'start' ? 'Starting' : 'Terminating'), error: null })) };
       }
       if (!isAmbiguous(error)) throw error;
       lastError = error;
@@ -776,7 +790,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   const existing = entry.record.operations.find((o) => o.cycleCloudRequestId === cc);
   if (existing) {
     // Already sent; make sure the tracker follows it (idempotent) and stop.
-    await deps.tracker.start({ cluster: ctx.cluster, operationId: existing.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: entry.record.nodes.map((n) => n.name) });
+    await deps.tracker.start({ cluster: ctx.cluster, operationId: existing.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: request.action === 'start' ? 'start' : 'terminate', generation: 0, sets: [], nodeNames: entry.record.nodes.map((n) => n.name) });
     entry = await update(ctx, (e) => settle(e, deps.now()));
     return done(entry, isFinal(entry) ? 'final' : 'tracking');
   }
@@ -802,7 +816,7 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   };
   let result: Awaited<ReturnType<typeof terminateOnce>>;
   try {
-    result = await terminateOnce(ctx, cc, target);
+    result = await terminateOnce(ctx, cc, target, request.action);
   } catch (error) {
     if (isCycleCloudError(error) && isPermanent(error)) {
       entry = await update(ctx, (e) => {
@@ -818,11 +832,11 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   const matched = new Set(result.nodes.flatMap((n) => [n.name, n.id ?? '']));
   const unmatched = [...(request.names ?? []), ...(request.ids ?? [])].filter((x) => !matched.has(x));
   const errors = result.nodes.filter((n) => n.status === 'Error');
-  await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
+  await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: request.action === 'start' ? 'start' : 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
   entry = await update(ctx, (e) => {
     const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
     const op = x.record.operations.find((o) => o.cycleCloudRequestId === cc);
-    if (op) op.action = 'terminate';
+    if (op) op.action = request.action === 'start' ? 'start' : 'terminate';
     x.record.nodes = result.nodes.map((n) => ({ name: n.name, id: n.id, status: n.status, demand: null }));
     x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [nodeKey(n), n.status === 'Error' ? 'failed' : 'pending']));
     const notes: string[] = [];

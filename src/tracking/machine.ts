@@ -163,6 +163,17 @@ export function createOutcome(status: string, privateIp?: string | null): NodeOu
   return 'pending';
 }
 
+/**
+ * CycleCloud `Status` → outcome for a deallocated node being started: Ready as for a create; still
+ * Deallocated (not yet picked up) or Deallocating is pending; Terminated/Off/removed failed.
+ */
+export function startOutcome(status: string, privateIp?: string | null): NodeOutcome {
+  const s = status.trim().toLowerCase();
+  if (s === 'deallocated' || s === 'deallocating') return 'pending';
+  if (GONE.has(s)) return 'failed';
+  return createOutcome(status, privateIp);
+}
+
 /** CycleCloud `Status` → outcome for a node being terminated: done when gone; Failed = termination failed. */
 export function terminateOutcome(status: string): NodeOutcome {
   const s = status.trim().toLowerCase();
@@ -193,7 +204,7 @@ const isBad = (o: NodeOutcome): boolean => o === 'failed' || o === 'timed_out';
 export function initialState(start: TrackStart, nowMs: number, config: MachineConfig = DEFAULT_MACHINE_CONFIG, jitter = 0): TrackerState {
   const first = Math.round(config.pollMinMs * (1 + 0.2 * Math.min(Math.max(jitter, 0), 1)));
   const nodes: TrackedNode[] =
-    start.action === 'terminate'
+    start.action !== 'create'
       ? [...new Set(start.nodeNames ?? [])].map((name) => ({
           name,
           id: start.nodeIds?.[name] ?? null,
@@ -331,7 +342,7 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
       // Outcomes this tracker settled (failed, timed out, being compensated) are not re-derived.
       if (node.terminating || node.outcome === 'failed' || node.outcome === 'timed_out') continue;
       if (state.action === 'create' && node.outcome === 'gone') continue;
-      const outcome = state.action === 'create' ? createOutcome(o.status, o.privateIp) : terminateOutcome(o.status);
+      const outcome = state.action === 'create' ? createOutcome(o.status, o.privateIp) : state.action === 'start' ? startOutcome(o.status, o.privateIp) : terminateOutcome(o.status);
       changed = setOutcome(node, outcome, o.status, nowMs) || changed;
     }
     attribute(state, fresh);
@@ -433,7 +444,7 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
   const expected = state.action === 'create' ? state.sets.reduce((s, x) => s + (writtenOff(x) ? 0 : Math.max(0, x.added)), 0) : 0;
   const seenCount = state.action === 'create' ? state.nodes.filter((n) => n.setIndex !== null || n.seen).length : 0;
   const allFinal = state.nodes.every((n) => isFinalOutcome(n.outcome));
-  const complete = state.action === 'terminate' || pastDeadline || seenCount >= expected;
+  const complete = state.action !== 'create' || pastDeadline || seenCount >= expected;
   if (allFinal && complete) {
     state.final = true;
     state.finalAtMs = nowMs;

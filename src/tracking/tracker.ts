@@ -395,7 +395,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
           operationId: s.operationId,
           cycleCloudRequestId: s.cycleCloudRequestId,
           nodeIds: s.nodes.flatMap((n) => (n.id ? [n.id] : [])),
-          namesWithoutId: s.action === 'terminate' ? s.nodes.flatMap((n) => (n.id ? [] : [n.name])) : [],
+          namesWithoutId: s.action !== 'create' ? s.nodes.flatMap((n) => (n.id ? [] : [n.name])) : [],
           tagged: s.action === 'create',
         },
         { abortSignal: callSignal() },

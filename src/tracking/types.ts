@@ -15,8 +15,8 @@ export interface TrackStart {
   cycleCloudRequestId: string;
   /** The caller's requestId (ledger key). */
   requestId: string;
-  /** `create` for scale requests, `terminate` for terminate requests and compensations. */
-  action: 'create' | 'terminate';
+  /** `create` for scale requests, `terminate` for terminate requests and compensations, `start` for a terminate request's `action: "start"`. */
+  action: 'create' | 'terminate' | 'start';
   /** For creates: the submission generation (see SubmissionAttempt). */
   generation: number;
   /** For creates: the sets as sent, with which demand each node belongs to. */

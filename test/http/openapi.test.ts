@@ -98,6 +98,9 @@ describe('OpenAPI 3.1 document', () => {
         '/api/trends',
         '/api/counters',
         '/api/console',
+        '/api/slurm/resume',
+        '/api/slurm/suspend',
+        '/api/slurm/resume-fail',
       ].sort(),
     );
   });

@@ -1,0 +1,135 @@
+#!/bin/bash
+# Slurm power saving → the CycleCloud scaler: POST /api/slurm/<action> with the hostlist slurmctld
+# passed and, for resume, the JSON of $SLURM_RESUME_FILE. bash + curl only (head nodes rarely have
+# Node.js). Use the wrappers as Slurm's programs:
+#   ResumeProgram=/opt/scaler/resume.sh  SuspendProgram=/opt/scaler/suspend.sh  ResumeFailProgram=/opt/scaler/resume-fail.sh
+#
+# Settings come from a root-only file (mode 0600 or 0400), KEY=value lines, never sourced:
+#   SCALER_URL=https://<app>.azurewebsites.net/api    (the API base, ending in /api)
+#   SCALER_KEY=<function key>
+#   SCALER_CLUSTER=<CycleCloud cluster name>
+#   SCALER_LOG=/var/log/slurm/scaler-power.log        (optional; default next to the settings file)
+#   SCALER_TIMEOUT=20                                  (optional; seconds per HTTP attempt)
+# The file is scaler.conf next to $SLURM_CONF (slurmctld sets it), else /etc/slurm/scaler.conf.
+#
+# slurmctld gives its programs no PATH and never logs their output, so this script sets PATH, logs
+# to SCALER_LOG, and reports a refusal where Slurm shows it: the exit status (in the slurmctld log)
+# and, for a refused resume, `scontrol update state=down reason="scaler refused: …"` so the jobs are
+# requeued now instead of after ResumeTimeout; an accepted resume-fail powers the nodes down
+# (`state=power_down_force`) so they return as idle~ instead of staying down~. Exit: 0 accepted, 1 refused (4xx), 2 bad settings,
+# 3 scaler unreachable or failing (5xx) after retries.
+set -u
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+umask 077
+
+action=${1:-}
+nodes=${2:-}
+case "$action" in resume | suspend | resume-fail) ;; *)
+  echo "usage: $0 resume|suspend|resume-fail <hostlist>" >&2
+  exit 2
+  ;;
+esac
+
+conf_dir=/etc/slurm
+if [ -n "${SLURM_CONF:-}" ]; then conf_dir=$(dirname -- "$SLURM_CONF"); fi
+settings=${SCALER_SLURM_SETTINGS:-$conf_dir/scaler.conf}
+SCALER_URL='' SCALER_KEY='' SCALER_CLUSTER='' SCALER_LOG='' SCALER_TIMEOUT=20
+
+log() {
+  local line
+  line="$(date -u +%Y-%m-%dT%H:%M:%SZ) scaler-power[$$] $action: $*"
+  if [ -n "$SCALER_LOG" ] && { printf '%s\n' "$line" >>"$SCALER_LOG"; } 2>/dev/null; then :; else printf '%s\n' "$line" >&2; fi
+}
+
+if [ ! -f "$settings" ] || [ ! -r "$settings" ]; then
+  SCALER_LOG=$conf_dir/scaler-power.log
+  log "settings file $settings is missing or unreadable"
+  exit 2
+fi
+mode=$(stat -c %a -- "$settings" 2>/dev/null || echo '?')
+owner=$(stat -c %u -- "$settings" 2>/dev/null || echo '?')
+while IFS= read -r line || [ -n "$line" ]; do
+  case "$line" in '#'* | '') continue ;; esac
+  key=${line%%=*}
+  value=${line#*=}
+  case "$key" in
+    SCALER_URL | SCALER_KEY | SCALER_CLUSTER | SCALER_LOG | SCALER_TIMEOUT) printf -v "$key" '%s' "$value" ;;
+  esac
+done <"$settings"
+[ -n "$SCALER_LOG" ] || SCALER_LOG=$(dirname -- "$settings")/scaler-power.log
+
+if [ "$mode" != 600 ] && [ "$mode" != 400 ]; then
+  log "refusing to use $settings: mode $mode, must be 600 or 400 (it holds the function key)"
+  exit 2
+fi
+if [ "$owner" != 0 ] && [ "$owner" != "$(id -u)" ]; then
+  log "refusing to use $settings: owned by uid $owner, must be root or the Slurm user"
+  exit 2
+fi
+for required in SCALER_URL SCALER_KEY SCALER_CLUSTER; do
+  if [ -z "${!required}" ]; then
+    log "$settings does not set $required"
+    exit 2
+  fi
+done
+if [ -z "$nodes" ]; then
+  log "no hostlist given"
+  exit 2
+fi
+
+json_string() { # JSON string literal of $1
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  printf '"%s"' "$s"
+}
+
+body=$(mktemp) || exit 3
+answer=$(mktemp) || exit 3
+trap 'rm -f -- "$body" "$answer"' EXIT
+{
+  printf '{"cluster":%s,"nodes":%s' "$(json_string "$SCALER_CLUSTER")" "$(json_string "$nodes")"
+  # The resume file lives only while this program runs: read it now. Slurm writes a JSON object.
+  if [ "$action" = resume ] && [ -n "${SLURM_RESUME_FILE:-}" ] && [ -r "$SLURM_RESUME_FILE" ]; then
+    resume_json=$(<"$SLURM_RESUME_FILE")
+    case "$resume_json" in '{'*'}') printf ',"resumeFile":%s' "$resume_json" ;; esac
+  fi
+  printf '}'
+} >"$body"
+
+# The key goes to curl on stdin (-K -), never on the command line where ps would show it.
+status=$(printf 'header = "x-functions-key: %s"\n' "$SCALER_KEY" |
+  curl -K - --silent --show-error --output "$answer" --write-out '%{http_code}' \
+    --max-time "$SCALER_TIMEOUT" --retry 3 --retry-delay 1 --retry-connrefused \
+    -H 'content-type: application/json' --data-binary @"$body" \
+    "${SCALER_URL%/}/slurm/$action" 2>&1)
+curl_exit=$?
+reply=$(head -c 600 -- "$answer" 2>/dev/null | tr '\n' ' ')
+
+if [ $curl_exit -ne 0 ] || [ -z "$status" ] || [ "${status:0:1}" = 5 ] || [ "$status" = 000 ]; then
+  log "scaler unreachable or failing for $nodes (curl exit $curl_exit, HTTP ${status:-none}): $reply"
+  exit 3
+fi
+if [ "$status" = 202 ]; then
+  log "accepted $nodes: $reply"
+  if [ "$action" = resume-fail ]; then
+    # After ResumeTimeout Slurm leaves the nodes down~ until an admin acts. Power them down instead:
+    # they wait SuspendTimeout (at least a VM delete) in idle% and come back idle~, ready for the next
+    # job, without ever resuming a name whose VM is still being deleted.
+    scontrol update nodename="$nodes" state=power_down_force reason="resume failed; terminated by the scaler" >/dev/null 2>&1 ||
+      log "scontrol could not power down $nodes"
+  fi
+  exit 0
+fi
+log "scaler refused $nodes (HTTP $status): $reply"
+if [ "$action" = resume ]; then
+  # Requeue the jobs now, with the reason visible in `sinfo -R` and the slurmctld log.
+  detail=$(printf '%s' "$reply" | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' | head -c 200)
+  [ -n "$detail" ] || detail=$(printf '%s' "$reply" | sed -n 's/.*"detail":"\([^"]*\)".*/\1/p' | head -c 200)
+  scontrol update nodename="$nodes" state=down reason="scaler refused resume (HTTP $status): ${detail:-see $SCALER_LOG}" >/dev/null 2>&1 ||
+    log "scontrol update of $nodes failed"
+fi
+exit 1

@@ -1,0 +1,393 @@
+/**
+ * THE real-Slurm test: Debian's slurmctld, slurmd and MUNGE (Slurm 22.05) drive the scaler through
+ * power saving, exactly as on a CycleCloud head node.
+ *
+ * Everything runs as this test's own processes in one temp folder: `munged` with its own key and
+ * socket, `slurmctld` with a `slurm.conf` made of a few local settings (free ports, state and logs in
+ * the folder) plus what `ccscale slurm conf --cluster hpc` prints for the simulator's cluster, with
+ * contrib/slurm's scripts as ResumeProgram/SuspendProgram/ResumeFailProgram pointing at `npm start`.
+ * A job is submitted with `sbatch`; slurmctld calls resume; the scaler creates exactly that node in
+ * the simulator; when its record says Ready the test starts `slurmd -b -N <node>` (standing in for
+ * the VM's boot, which cluster-init does in Azure); the job runs; after SuspendTime slurmctld calls
+ * suspend and the node is terminated. A 4-node job in the tightly coupled partition must become one
+ * create with one placement group of 4.
+ *
+ * Every process started here is killed by its process group on every exit path. Without the Slurm
+ * and MUNGE binaries (or not as root) the file skips with one line saying how to run it.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { expandHostlist, formatHostlist } from '../../src/slurm/hostlist.ts';
+import { freePort } from '../helpers/net.ts';
+import { eventually, root, sleep, startScaler, type RunningScaler, type SimCall } from './harness.ts';
+
+const BINARIES = ['slurmctld', 'slurmd', 'munged', 'mungekey', 'sbatch', 'scontrol', 'squeue', 'scancel', 'curl'];
+const which = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
+const missing = BINARIES.filter((b) => !which(b));
+const isRoot = process.getuid?.() === 0;
+const why = missing.length > 0 ? `missing ${missing.join(', ')}` : !isRoot ? 'not running as root' : null;
+if (why) {
+  console.warn(`real-Slurm test skipped (${why}): run it as root on Debian 12 after \`apt-get install slurmctld slurmd munge curl\` (.ci/run does), then \`npx vitest run test/e2e/slurm.test.ts\``);
+}
+const scontrolOnly = which('scontrol');
+
+/** Processes this file started (process-group leaders). */
+const started: ChildProcess[] = [];
+function killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const child of started) {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+// A crash or Ctrl-C of the test run must not leave slurmctld, slurmd or munged behind.
+process.once('exit', () => killAll());
+
+function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(cmd, args, { env, detached: true, stdio: 'ignore' });
+  started.push(child);
+  return child;
+}
+
+/** Short, so the MPI job's nodes (never booted here) reach ResumeTimeout and ResumeFailProgram within the test. */
+const RESUME_TIMEOUT_SEC = 30;
+
+let T: string;
+let env: NodeJS.ProcessEnv;
+const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { env, encoding: 'utf8', timeout: 20_000 }).trim();
+
+describe.skipIf(!scontrolOnly)('hostlist expressions, against scontrol', () => {
+  let confDir: string;
+  beforeAll(() => {
+    confDir = mkdtempSync(join(tmpdir(), 'hostlist-'));
+    writeFileSync(join(confDir, 'slurm.conf'), 'ClusterName=hl\nSlurmctldHost=localhost\nNodeName=x State=CLOUD\nPartitionName=p Nodes=x\n');
+  });
+  afterAll(() => rmSync(confDir, { recursive: true, force: true }));
+  const scontrol = (what: 'hostnames' | 'hostlist', expr: string): string =>
+    execFileSync('scontrol', ['show', what, expr], { env: { ...process.env, SLURM_CONF: join(confDir, 'slurm.conf') }, encoding: 'utf8' }).trim();
+
+  it('expands and formats like `scontrol show hostnames|hostlist` (property test)', () => {
+    const prefix = fc.constantFrom('hpc-', 'htc-', 'n', 'a.b-', 'gpu', '');
+    const number = fc.tuple(fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 3 })).map(([n, pad]) => String(n).padStart(String(n).length + (n % 3 === 0 ? pad : 0), '0'));
+    const name = fc.oneof({ weight: 9, arbitrary: fc.tuple(prefix, number).map(([p, n]) => `${p}${n}`) }, { weight: 1, arbitrary: fc.constantFrom('login', 'head-a') });
+    const runs = fc.array(fc.tuple(prefix, fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 6 })), { minLength: 1, maxLength: 4 }).map((rs) =>
+      rs.flatMap(([p, start, len]) => Array.from({ length: len }, (_, i) => `${p}${start + i}`)),
+    );
+    const names = fc.oneof(fc.array(name, { minLength: 1, maxLength: 12 }), runs);
+    fc.assert(
+      fc.property(names, (list) => {
+        const formatted = formatHostlist(list);
+        expect(formatted).toBe(scontrol('hostlist', list.join(',')));
+        expect(expandHostlist(formatted)).toEqual(scontrol('hostnames', formatted).split('\n'));
+        expect(expandHostlist(formatted)).toEqual(list);
+      }),
+      { numRuns: 60, seed: 20261130 },
+    );
+  });
+
+  it('expands hand-written expressions like scontrol, and refuses what it refuses', () => {
+    for (const expr of ['hpc-[1-4,7],htc-3', 'a[01-10]', 'a[1-010]', 'a[099-101]', 'a[1-2]b[3-4]', 'n[1-3],n[2-5]', 'a1 a2', '[1-3]', 'a[5,1-3],b']) {
+      expect(expandHostlist(expr), expr).toEqual(scontrol('hostnames', expr).split('\n'));
+    }
+    for (const bad of ['a[3-1]', 'a[]', 'a[x]', 'a[1-2]b', 'a[1-3]]']) {
+      expect(() => expandHostlist(bad), bad).toThrow();
+      // scontrol exits 0 even then; it says so on stderr.
+      const run = spawnSync('scontrol', ['show', 'hostnames', bad], { env: { ...process.env, SLURM_CONF: join(confDir, 'slurm.conf') }, encoding: 'utf8' });
+      expect(`${run.stdout}${run.stderr}`, bad).toMatch(/Invalid (hostlist|range)/);
+    }
+  });
+});
+
+describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler', () => {
+  let host: RunningScaler;
+  const timings: Record<string, number> = {};
+  const t0 = Date.now();
+  let slurmd: ChildProcess | undefined;
+
+  const creates = async (): Promise<SimCall[]> => (await host.simCalls()).filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create'));
+  const simNodes = async (): Promise<{ Name: string; Status?: string; PlacementGroupId?: string }[]> =>
+    ((await (await host.sim$('/clusters/hpc/nodes')).json()) as { nodes: { Name: string; Status?: string; PlacementGroupId?: string }[] }).nodes;
+  const powerLog = (): string => (existsSync(join(T, 'scaler-power.log')) ? readFileSync(join(T, 'scaler-power.log'), 'utf8') : '');
+  const ctldLog = (): string => (existsSync(join(T, 'slurmctld.log')) ? readFileSync(join(T, 'slurmctld.log'), 'utf8') : '');
+  const diagnostics = (): string => `--- scaler-power.log\n${powerLog()}\n--- slurmctld.log (tail)\n${ctldLog().split('\n').slice(-60).join('\n')}`;
+  const jobState = (id: string): string => /JobState=(\S+)/.exec(sh('scontrol', ['show', 'job', id]))?.[1] ?? 'unknown';
+  /** The request ids of the scaler's answer to the resume of `nodes` (logged by contrib/slurm). */
+  const acceptedIds = (action: string, nodes: string): string[] | undefined => {
+    const line = powerLog().split('\n').find((l) => l.includes(` ${action}: accepted ${nodes}: `));
+    return line ? (JSON.parse(line.slice(line.indexOf(': {') + 2)) as { requestIds: string[] }).requestIds : undefined;
+  };
+
+  beforeAll(async () => {
+    T = mkdtempSync(join(tmpdir(), 'slurm-e2e-'));
+    chmodSync(T, 0o755);
+    env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`, SLURM_CONF: join(T, 'slurm.conf') };
+    try {
+      host = await startScaler({ storageConnectionString: inject('storageConnectionString'), env: { SIMULATOR_STEP_MS: '100' } });
+
+      // The head-node programs, installed as a user would (root-owned, 0755), and their settings (0600).
+      const programs = join(T, 'programs');
+      mkdirSync(programs);
+      for (const f of ['scaler-power.sh', 'resume.sh', 'suspend.sh', 'resume-fail.sh']) {
+        copyFileSync(join(root, 'contrib/slurm', f), join(programs, f));
+        chmodSync(join(programs, f), 0o755);
+      }
+      writeFileSync(join(T, 'scaler.conf'), `SCALER_URL=${host.base}\nSCALER_KEY=${host.key}\nSCALER_CLUSTER=hpc\nSCALER_LOG=${join(T, 'scaler-power.log')}\n`, { mode: 0o600 });
+
+      // slurm.conf: local plumbing + exactly what `ccscale slurm conf` prints (with short test timeouts).
+      const generated = execFileSync(process.execPath, [join(root, 'bin/ccscale.mjs'), '--url', host.base.replace(/\/api$/, ''), '--key', host.key, 'slurm', 'conf', '--cluster', 'hpc', '--programs-dir', programs, '--resume-timeout', String(RESUME_TIMEOUT_SEC), '--suspend-time', '5', '--suspend-timeout', '5'], { encoding: 'utf8', env: process.env });
+      const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
+      const short = hostname().split('.')[0]!;
+      for (const d of ['state', 'spool']) mkdirSync(join(T, d));
+      const local = [
+        'ClusterName=scalere2e',
+        `SlurmctldHost=${short}(127.0.0.1)`,
+        'SlurmUser=root',
+        `SlurmctldPort=${ctldPort}`,
+        `SlurmdPort=${slurmdPort}`,
+        'AuthType=auth/munge',
+        'CredType=cred/munge',
+        `AuthInfo=socket=${join(T, 'munge.sock')},cred_expire=5`,
+        `StateSaveLocation=${join(T, 'state')}`,
+        `SlurmdSpoolDir=${join(T, 'spool')}/%n`,
+        `SlurmctldPidFile=${join(T, 'slurmctld.pid')}`,
+        `SlurmdPidFile=${join(T, 'slurmd-%n.pid')}`,
+        `SlurmctldLogFile=${join(T, 'slurmctld.log')}`,
+        `SlurmdLogFile=${join(T, 'slurmd-%n.log')}`,
+        'SlurmctldDebug=info',
+        'DebugFlags=Power',
+        'ProctrackType=proctrack/linuxproc',
+        'TaskPlugin=task/none',
+        'SelectType=select/cons_tres',
+        'SelectTypeParameters=CR_CPU',
+        'AccountingStorageType=accounting_storage/none',
+        'JobAcctGatherType=jobacct_gather/none',
+        'MpiDefault=none',
+        // This machine stands in for every VM size: slurmd reports the configured CPUs and memory.
+        'SlurmdParameters=config_overrides',
+      ];
+      // React within a second instead of the default 10 s scan (test speed only).
+      const conf = generated.replace(/^SlurmctldParameters=(.*)$/m, 'SlurmctldParameters=$1,power_save_interval=1,power_save_min_interval=0');
+      writeFileSync(join(T, 'slurm.conf'), `${local.join('\n')}\n${conf}`);
+
+      // MUNGE: own key and socket in the folder.
+      sh('mungekey', ['-c', '-k', join(T, 'munge.key')]);
+      chmodSync(join(T, 'munge.key'), 0o600);
+      launch('munged', ['-F', '--force', '--key-file', join(T, 'munge.key'), '--socket', join(T, 'munge.sock'), '--pid-file', join(T, 'munged.pid'), '--log-file', join(T, 'munged.log'), '--seed-file', join(T, 'munged.seed')], env);
+      await eventually(async () => (existsSync(join(T, 'munge.sock')) ? true : undefined), 10_000, 'munged socket');
+
+      launch('slurmctld', ['-D', '-c', '-f', join(T, 'slurm.conf')], env);
+      await eventually(async () => (spawnSync('scontrol', ['ping'], { env }).status === 0 ? true : undefined), 30_000, 'slurmctld to answer').catch((e: Error) => {
+        throw new Error(`${e.message}\n${diagnostics()}`);
+      });
+      timings.setupMs = Date.now() - t0;
+    } catch (error) {
+      killAll();
+      throw error;
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    killAll('SIGTERM');
+    await sleep(500);
+    killAll();
+    await host?.stop();
+    if (T && !process.env.SLURM_E2E_KEEP) rmSync(T, { recursive: true, force: true });
+    timings.totalMs = Date.now() - t0;
+    console.log(JSON.stringify({ test: 'real-slurm', ...timings }));
+  }, 60_000);
+
+  it('powers a cloud node up for a job, runs it, and powers it down: exactly that node created, then terminated', async () => {
+    // Prepare: the generated partitions exist, every cloud node powered down.
+    const sinfo = sh('sinfo', ['-h', '-o', '%P %t %D']);
+    expect(sinfo).toMatch(/ondemand\* idle~ 3/);
+    expect(sinfo).toMatch(/mpi idle~ 64/);
+    const createsBefore = (await creates()).length;
+
+    // Act: one single-node job in the default partition.
+    const submittedAt = Date.now();
+    const jobId = sh('sbatch', ['--parsable', '-N1', '-o', join(T, 'job-%j.out'), '--wrap', 'echo hello from $(hostname) as $SLURMD_NODENAME']);
+
+    // Assess: slurmctld called resume for one node, the scaler answered 202 with a request.
+    const [node, requestIds] = await eventually(
+      async () => {
+        const m = / resume: accepted (ondemand-\d+): /.exec(powerLog());
+        return m ? ([m[1]!, acceptedIds('resume', m[1]!)!] as const) : undefined;
+      },
+      30_000,
+      'slurmctld to call the resume program',
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${diagnostics()}`);
+    });
+    timings.resumeCalledMs = Date.now() - submittedAt;
+    expect(sh('sinfo', ['-h', '-n', node, '-o', '%t'])).toMatch(/^(alloc|mix|idle)#$/);
+    expect(requestIds).toHaveLength(1);
+
+    // Exactly that node, by name, in one create.
+    const record = await host.waitFinal(requestIds[0]!, 60_000);
+    timings.nodeReadyMs = Date.now() - submittedAt;
+    expect(record.state).toBe('fulfilled');
+    expect(record.nodes.map((n) => [n.name, n.status])).toEqual([[node, 'Ready']]);
+    const made = (await creates()).slice(createsBefore);
+    expect(made).toHaveLength(1);
+    const index = Number(node.slice('ondemand-'.length));
+    expect((made[0]!.body as { sets: unknown[] }).sets).toEqual([expect.objectContaining({ nodearray: 'ondemand', count: 1, nameFormat: 'ondemand-%d', nameOffset: index })]);
+    expect((await simNodes()).filter((n) => n.Name.startsWith('ondemand-')).map((n) => n.Name)).toEqual([node]);
+
+    // The VM "boots": slurmd registers as that node (-b: a fresh boot, as cloud-init would start it).
+    mkdirSync(join(T, 'spool', node), { recursive: true });
+    slurmd = launch('slurmd', ['-D', '-b', '-N', node, '-f', join(T, 'slurm.conf')], env);
+    const state = await eventually(
+      async () => {
+        const s = jobState(jobId);
+        return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL'].includes(s) ? s : undefined;
+      },
+      60_000,
+      `job ${jobId} to finish`,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message} (state ${jobState(jobId)})\n${diagnostics()}`);
+    });
+    timings.jobDoneMs = Date.now() - submittedAt;
+    expect(state).toBe('COMPLETED');
+    expect(readFileSync(join(T, `job-${jobId}.out`), 'utf8')).toContain(`as ${node}`);
+
+    // Idle for SuspendTime: slurmctld calls suspend and the scaler terminates the node.
+    const suspendIds = await eventually(async () => acceptedIds('suspend', node), 60_000, 'slurmctld to call the suspend program').catch((e: Error) => {
+      throw new Error(`${e.message}\n${diagnostics()}`);
+    });
+    timings.suspendCalledMs = Date.now() - submittedAt;
+    const terminated = await host.waitFinal(suspendIds[0]!, 60_000);
+    expect(terminated.kind).toBe('terminate');
+    expect(terminated.state).toBe('fulfilled');
+    // Through CycleCloud's shutdown, so the nodearray's ShutdownPolicy (Terminate by default) decides.
+    expect((await host.simCalls()).filter((c) => c.path.endsWith('/nodes/shutdown')).map((c) => (c.body as { names?: string[] }).names)).toEqual([[node]]);
+    await eventually(async () => ((await simNodes()).some((n) => n.Name === node) ? undefined : true), 30_000, `${node} to be gone from the simulator`);
+    timings.nodeTerminatedMs = Date.now() - submittedAt;
+    // The VM is gone, and so is its slurmd.
+    process.kill(-slurmd.pid!, 'SIGKILL');
+    await eventually(async () => (/~$/.test(sh('sinfo', ['-h', '-n', node, '-o', '%t'])) ? true : undefined), 30_000, `${node} to be powered down in Slurm`);
+  }, 240_000);
+
+  it('turns a 4-node job in the tightly coupled partition into one create with one placement group of 4', async () => {
+    const createsBefore = (await creates()).length;
+    const mpiSubmittedAt = Date.now();
+    const jobId = sh('sbatch', ['--parsable', '-N4', '-p', 'mpi', '-o', '/dev/null', '--wrap', 'true']);
+    try {
+      const [nodes, ids] = await eventually(
+        async () => {
+          const m = / resume: accepted (mpi-\S+): /.exec(powerLog());
+          return m ? ([m[1]!, acceptedIds('resume', m[1]!)!] as const) : undefined;
+        },
+        30_000,
+        'slurmctld to call the resume program for the MPI job',
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}\n${diagnostics()}`);
+      });
+      const names = expandHostlist(nodes);
+      expect(names).toHaveLength(4);
+      // The resume file named the job: the demand carries it.
+      const made = await eventually(async () => {
+        const list = (await creates()).slice(createsBefore);
+        return list.length > 0 ? list : undefined;
+      }, 30_000, 'the create of the MPI job');
+      expect(made).toHaveLength(1);
+      const sets = (made[0]!.body as { sets: { nodearray: string; count: number; placementGroupId?: string; nameFormat?: string; nameOffset?: number }[] }).sets;
+      expect(sets).toHaveLength(1);
+      expect(sets[0]).toMatchObject({ nodearray: 'mpi', count: 4, nameFormat: 'mpi-%d', nameOffset: Number(names[0]!.slice(4)) });
+      expect(sets[0]!.placementGroupId).toEqual(expect.any(String));
+      const record = await host.waitFinal(ids[0]!, 60_000);
+      expect(record.demands).toEqual([expect.objectContaining({ requested: 4, created: 4, jobId, placementGroupId: sets[0]!.placementGroupId })]);
+      const groups = new Set((await simNodes()).filter((n) => names.includes(n.Name)).map((n) => n.PlacementGroupId));
+      expect([...groups]).toEqual([sets[0]!.placementGroupId]);
+      // Repeating the call (as slurmctld may after a restart) queues nothing new.
+      const again = await host.api('/slurm/resume', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodes, resumeFile: { all_nodes: nodes, jobs: [{ job_id: Number(jobId), nodes }] } }) });
+      expect(again.status).toBe(202);
+      expect(((await again.json()) as { requestIds: string[] }).requestIds).toEqual(ids);
+      expect((await creates()).slice(createsBefore)).toHaveLength(1);
+
+      // No slurmd ever starts for them: after ResumeTimeout slurmctld calls ResumeFailProgram and the
+      // scaler terminates exactly those nodes.
+      const failIds = await eventually(async () => acceptedIds('resume-fail', nodes), (RESUME_TIMEOUT_SEC + 40) * 1000, 'slurmctld to call the resume-fail program').catch((e: Error) => {
+        throw new Error(`${e.message}\n${diagnostics()}`);
+      });
+      timings.mpiResumeFailCalledMs = Date.now() - mpiSubmittedAt;
+      const failed = await host.waitFinal(failIds[0]!, 60_000);
+      expect(failed).toMatchObject({ kind: 'terminate', state: 'fulfilled' });
+      expect(failed.nodes.map((n) => n.name).sort()).toEqual([...names].sort());
+      await eventually(async () => ((await simNodes()).some((n) => names.includes(n.Name)) ? undefined : true), 30_000, 'the MPI nodes to be gone from the simulator');
+      // Slurm requeued the job and left the nodes down~; the program powered them down instead, so
+      // they come back idle~ after SuspendTimeout (never resumed while their VMs may still be deleted),
+      // and the requeued job is scheduled again (Slurm picked other idle~ nodes here): a new power
+      // cycle, a new request, a second create of 4 in one placement group.
+      expect(jobState(jobId)).toBe('PENDING');
+      const [again2, retried] = await eventually(
+        async () => {
+          const lines = powerLog().split('\n').filter((l) => / resume: accepted mpi-/.test(l));
+          if (lines.length < 2) return undefined;
+          const m = / resume: accepted (mpi-\S+): (\{.*)$/.exec(lines[1]!)!;
+          return [m[1]!, (JSON.parse(m[2]!) as { requestIds: string[] }).requestIds] as const;
+        },
+        60_000,
+        'the requeued job to resume nodes again',
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-N', '-p', 'mpi', '-t', 'alloc,idle,down', '-o', '%N %t %E'])}\n${diagnostics()}`);
+      });
+      timings.mpiResumedAgainMs = Date.now() - mpiSubmittedAt;
+      expect(retried).not.toEqual(ids);
+      expect(await eventually(async () => {
+        const list = (await creates()).slice(createsBefore);
+        return list.length === 2 ? list[1] : undefined;
+      }, 30_000, 'the second create')).toMatchObject({ body: { sets: [expect.objectContaining({ nodearray: 'mpi', count: 4, nameFormat: 'mpi-%d', nameOffset: Number(expandHostlist(again2)[0]!.slice(4)), placementGroupId: expect.any(String) })] } });
+      await eventually(async () => (/idle~/.test(sh('sinfo', ['-h', '-n', nodes, '-o', '%t'])) ? true : undefined), 30_000, `${nodes} idle~ again`);
+    } finally {
+      spawnSync('scancel', [jobId], { env });
+    }
+  }, 300_000);
+
+  it('starts a node CycleCloud holds deallocated instead of creating it', async () => {
+    // Prepare: ondemand-2 exists in CycleCloud, deallocated (as ShutdownPolicy=Deallocate leaves it)
+    const node = 'ondemand-2';
+    expect((await host.sim$('/clusters/hpc/nodes/create', { method: 'POST', body: JSON.stringify({ sets: [{ nodearray: 'ondemand', count: 1, nameFormat: 'ondemand-%d', nameOffset: 2 }] }) })).status).toBe(202);
+    await eventually(async () => ((await simNodes()).find((n) => n.Name === node)?.Status === 'Ready' ? true : undefined), 30_000, `${node} Ready`);
+    expect((await host.sim$('/clusters/hpc/nodes/deallocate', { method: 'POST', body: JSON.stringify({ names: [node] }) })).status).toBe(202);
+    await eventually(async () => ((await simNodes()).find((n) => n.Name === node)?.Status === 'Deallocated' ? true : undefined), 30_000, `${node} Deallocated`);
+    const createsBefore = (await creates()).length;
+
+    // Act: an admin powers it up (the same path as a job)
+    const startedAt = Date.now();
+    sh('scontrol', ['update', `nodename=${node}`, 'state=power_up']);
+
+    // Assess: resume → a start request, CycleCloud's nodes/start by name, Ready; no create
+    const ids = await eventually(async () => acceptedIds('resume', node), 30_000, `slurmctld to resume ${node}`).catch((e: Error) => {
+      throw new Error(`${e.message}\n${diagnostics()}`);
+    });
+    const record = await host.waitFinal(ids[0]!, 60_000);
+    timings.deallocatedStartedMs = Date.now() - startedAt;
+    expect(record).toMatchObject({ kind: 'terminate', state: 'fulfilled', nodes: [expect.objectContaining({ name: node, status: 'Ready' })] });
+    const starts = (await host.simCalls()).filter((c) => c.path.endsWith('/nodes/start'));
+    expect(starts.map((c) => (c.body as { names?: string[] }).names)).toEqual([[node]]);
+    expect((await creates()).length).toBe(createsBefore);
+  }, 120_000);
+
+  it('exits non-zero and says why in the log when the scaler refuses', async () => {
+    // A node name no nodearray has: the scaler refuses with 400; the program exits 1 and logs it.
+    const run = spawnSync(join(T, 'programs', 'resume.sh'), ['nosuch-[1-2]'], { env: { SLURM_CONF: join(T, 'slurm.conf') }, encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(powerLog()).toMatch(/resume: scaler refused nosuch-\[1-2\] \(HTTP 400\): .*match no nodearray of cluster hpc/);
+    // A settings file others can read is refused before anything is sent.
+    chmodSync(join(T, 'scaler.conf'), 0o644);
+    try {
+      const refused = spawnSync(join(T, 'programs', 'suspend.sh'), ['ondemand-1'], { env: { SLURM_CONF: join(T, 'slurm.conf') }, encoding: 'utf8' });
+      expect(refused.status).toBe(2);
+      expect(powerLog()).toMatch(/refusing to use .*scaler\.conf: mode 644/);
+    } finally {
+      chmodSync(join(T, 'scaler.conf'), 0o600);
+    }
+  });
+});
