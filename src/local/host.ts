@@ -154,7 +154,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     throw error;
   }
   for (const t of timers) t.start();
-  logger.info('local host started', { url: baseUrl, functions: options.registrations.map((r) => `${r.kind}:${r.name}`) });
+  logger.debug('local host started', { url: baseUrl, functions: options.registrations.map((r) => `${r.kind}:${r.name}`) });
 
   let stopping: Promise<void> | undefined;
   return {

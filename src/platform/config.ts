@@ -291,6 +291,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     throw new ConfigError('KEY_VAULT_URL', 'is required to authenticate to CYCLECLOUD_URL (or set CYCLECLOUD_USERNAME and CYCLECLOUD_PASSWORD)');
   }
 
+  // Locally too: with a real CycleCloud there is no simulator to take the cluster names from.
+  if (cycleCloudUrl !== undefined) required(cycleCloudClusters, 'CYCLECLOUD_CLUSTERS', 'when CYCLECLOUD_URL is set (comma-separated cluster names the snapshot timer covers, e.g. CYCLECLOUD_CLUSTERS=hpc)');
+
   const cycleCloudCaPem = readCaPem(env, readFile);
   const cycleCloudTlsInsecure = parse(env, 'CYCLECLOUD_TLS_INSECURE', boolean) ?? false;
 

@@ -107,7 +107,12 @@ export async function handleScaleQueueMessage(
       requestLog.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
       return { action: 'conflict', requestId: request.requestId, state: admitted.entry.record.state };
     }
-    if (admitted.outcome === 'duplicate') requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+    // An HTTP submission admits before it enqueues, so its message's first delivery finds the entry:
+    // only a message seen before (dequeueCount > 1) is a real redelivery worth a line at info.
+    if (admitted.outcome === 'duplicate') {
+      if (meta.dequeueCount > 1) requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+      else requestLog.debug('request already admitted (HTTP, or the same message sent again); continuing it', { requestId: request.requestId });
+    }
     return processEntry(deps, request.requestId, requestLog);
   });
 }
