@@ -19,7 +19,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
-import { painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
+import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
 
 /** Default API base URL: the local host (`npm start`). */
@@ -177,6 +177,8 @@ function addWatchFlags(cmd: Command): Command {
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const paint: Paint = painter(useColour(io.stdout.isTTY, io.env));
   const out = (text: string) => io.stdout.write(`${text}\n`);
+  // Tables wrap long reasons to the terminal's width (a pipe gets DEFAULT_WIDTH).
+  const width = (io.stdout as { columns?: number }).columns || DEFAULT_WIDTH;
   let exitCode: number = EXIT.ok;
   let jsonMode = argv.includes('--json');
 
@@ -248,7 +250,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .action(async (requestId: string, _flags: unknown, cmd: Command) => {
       const { client, json } = context(cmd);
       const { body } = await client.record(requestId);
-      out(json ? JSON.stringify(body) : renderRecord(body, paint));
+      out(json ? JSON.stringify(body) : renderRecord(body, paint, width));
       exitCode = FINAL_STATES.has(body.state) ? exitCodeFor(body) : EXIT.ok;
     });
 
@@ -264,7 +266,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       const { client, json } = context(cmd);
       const message = await scaleMessage(flags, io, 'plan');
       const { body } = await client.plan(message);
-      out(json ? JSON.stringify(body) : renderPlan(body, paint));
+      out(json ? JSON.stringify(body) : renderPlan(body, paint, width));
     },
   );
 
