@@ -1,5 +1,5 @@
 /**
- * `ccscale`: the operator CLI over the HTTP API (CONTRACT §4).
+ * `ccscale`: the operator CLI over the HTTP API (docs/api.md §4).
  *
  *   ccscale submit --cluster hpc --nodearray ondemand --count 4 [--machine-type T]… [--colocated] [--watch]
  *   ccscale submit --file request.json [--watch]
@@ -100,7 +100,7 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
   } catch {
     throw new CliError('CLI_USAGE', `--file ${path} is not valid JSON`);
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError('CLI_USAGE', `--file ${path} must hold one JSON object (a request of CONTRACT §3)`);
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError('CLI_USAGE', `--file ${path} must hold one JSON object (a request of docs/api.md §3)`);
   return value as Record<string, unknown>;
 }
 
@@ -155,7 +155,7 @@ async function terminateMessage(flags: TerminateFlags, io: CliIo): Promise<Recor
 
 function addRequestFlags(cmd: Command): Command {
   return cmd
-    .option('-f, --file <path>', 'the request as JSON (CONTRACT §3); "-" reads stdin')
+    .option('-f, --file <path>', 'the request as JSON (docs/api.md §3); "-" reads stdin')
     .option('-c, --cluster <name>', 'CycleCloud cluster')
     .option('-n, --nodearray <name>', 'nodearray of the demand')
     .option('--count <n>', 'nodes to add', positiveInt('--count'))

@@ -1,12 +1,12 @@
 /**
- * Reading request bodies safely: a size limit checked before reading (CONTRACT §4: 413 over
+ * Reading request bodies safely: a size limit checked before reading (docs/api.md §4: 413 over
  * 256 KiB), strict UTF-8 and JSON, and the optional per-caller HMAC signature over the raw bytes.
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_MS, verifySignature } from '../platform/signature.ts';
 import { problem } from './problem.ts';
 
-/** CONTRACT §4: bodies over 256 KiB are refused with 413. */
+/** docs/api.md §4: bodies over 256 KiB are refused with 413. */
 export const MAX_BODY_BYTES = 256 * 1024;
 
 export type BodyOutcome = { ok: true; raw: Uint8Array } | { ok: false; response: HttpResponseInit };
@@ -77,7 +77,7 @@ export interface SignatureCheckOptions {
   /** Refuse unsigned requests. Default false. */
   required?: boolean;
   nowMs: number;
-  /** Default 5 minutes (CONTRACT §4). */
+  /** Default 5 minutes (docs/api.md §4). */
   toleranceMs?: number;
 }
 

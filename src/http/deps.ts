@@ -18,7 +18,7 @@ export interface SubmitResult {
 
 /** The ledger's read side (`RequestLedger` in `src/requests/ledger.ts`). */
 export interface LedgerReader {
-  /** The public record (CONTRACT §5) or null when unknown. */
+  /** The public record (docs/api.md §5) or null when unknown. */
   getRecord(requestId: string): Promise<RequestRecord | null>;
   /** Nodes requested for `cluster` since `sinceMs` that the snapshot cannot know yet. */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
@@ -67,7 +67,7 @@ export interface HttpDeps {
   plan(input: PlanInput): Plan;
   /** Options the submission path gives the planner, so an explanation matches what would happen. */
   planOptions?: PlanOptions;
-  /** The status view of CONTRACT §4 (`statusView` from `src/snapshots/`). */
+  /** The status view of docs/api.md §4 (`statusView` from `src/snapshots/`). */
   statusView(snapshot: ClusterSnapshot, nowMs: number, options: { stale: boolean }): ClusterStatusView;
   /**
    * Reads a cluster from CycleCloud now and stores the snapshot; null when CycleCloud has no such

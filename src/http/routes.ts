@@ -1,5 +1,5 @@
 /**
- * The HTTP API of CONTRACT §4 as plain handlers `(deps, request, context?) => HttpResponseInit`,
+ * The HTTP API of docs/api.md §4 as plain handlers `(deps, request, context?) => HttpResponseInit`,
  * and the `ROUTES` table that both the Functions registration (`functions/http.ts`) and the
  * OpenAPI document are built from.
  *
@@ -117,13 +117,13 @@ async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 
   return json(202, accepted, { location: statusUrl });
 }
 
-/** `POST /api/scale-requests`: any CONTRACT §3 message (kind `scale` by default, or `terminate`). */
+/** `POST /api/scale-requests`: any docs/api.md §3 message (kind `scale` by default, or `terminate`). */
 export const submitScaleRequest: RouteHandler = guarded('scale-requests', (deps, request, log) => intake(deps, request, log, 'scale-requests'));
 
 /** `POST /api/terminate`: a terminate request; `kind` may be omitted. */
 export const submitTerminate: RouteHandler = guarded('terminate', (deps, request, log) => intake(deps, request, log, 'terminate'));
 
-/** `GET /api/scale-requests/{requestId}`: the public record (CONTRACT §5). */
+/** `GET /api/scale-requests/{requestId}`: the public record (docs/api.md §5). */
 export const getScaleRequest: RouteHandler = guarded('scale-request-status', async (deps, request, log) => {
   const id = RequestId.safeParse(request.params.requestId ?? '');
   if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
@@ -140,7 +140,7 @@ function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallbac
 
 /**
  * The store's verdict (consecutive failures), or age past `staleAfterMs` when configured. A cluster
- * never snapshotted is not stale (CONTRACT §4) — unless it is one the snapshot timer covers and its
+ * never snapshotted is not stale (docs/api.md §4) — unless it is one the snapshot timer covers and its
  * captures have failed often enough to be stale: a configured cluster CycleCloud does not have, or a
  * CycleCloud unreachable since start-up, must not look healthy forever. Clusters only named by
  * requests never make health degrade.
@@ -167,7 +167,7 @@ async function latestOrLive(deps: HttpDeps, cluster: string, log: Logger): Promi
   }
 }
 
-/** `GET /api/clusters/{cluster}/status`: the latest snapshot in CONTRACT §4's shape. */
+/** `GET /api/clusters/{cluster}/status`: the latest snapshot in docs/api.md §4's shape. */
 export const getClusterStatus: RouteHandler = guarded('cluster-status', async (deps, request, log) => {
   const name = ClusterName.safeParse(request.params.cluster ?? '');
   if (!name.success) return validationProblem([{ path: 'cluster', message: name.error.issues[0]?.message ?? 'invalid' }]);
@@ -301,14 +301,14 @@ export const resumeScaleOut: RouteHandler = pauseSwitch(false);
 
 let openApiCache: Record<string, unknown> | undefined;
 
-/** `GET /api/openapi.json` (function key, like every route but health — CONTRACT §4): the document, with `servers` set to the origin the caller used. */
+/** `GET /api/openapi.json` (function key, like every route but health — docs/api.md §4): the document, with `servers` set to the origin the caller used. */
 export const getOpenApi: RouteHandler = guarded('openapi', async (_deps, request) => {
   openApiCache ??= buildOpenApiDocument(ROUTES);
   return json(200, { ...openApiCache, servers: [{ url: new URL(request.url).origin }] }, { 'cache-control': 'private, max-age=300' });
 });
 
 /**
- * Every route of CONTRACT §4. `route` has no `/api` prefix (the Functions host adds it).
+ * Every route of docs/api.md §4. `route` has no `/api` prefix (the Functions host adds it).
  * Registration: `app.http(r.name, { methods: r.methods, route: r.route, authLevel: r.authLevel, handler: … })`.
  */
 export const ROUTES: readonly RouteDefinition[] = [

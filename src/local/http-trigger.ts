@@ -14,7 +14,7 @@ const { HttpRequest, HttpResponse } = functions;
 import type { Logger } from '../platform/log.ts';
 import type { HttpRegistration } from './registrations.ts';
 
-/** CONTRACT §4: bodies over 256 KiB get 413. */
+/** docs/api.md §4: bodies over 256 KiB get 413. */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
 
 type Segment = { literal: string } | { param: string; optional: boolean; catchAll: boolean };

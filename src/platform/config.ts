@@ -1,5 +1,5 @@
 /**
- * App settings (CONTRACT §2) → one typed, frozen {@link Config}, parsed once at start-up.
+ * App settings (docs/api.md §2) → one typed, frozen {@link Config}, parsed once at start-up.
  *
  * A missing or malformed setting throws {@link ConfigError} naming that ONE setting and what is
  * wrong with it, never its value (some are secrets, and the rest do not need echoing to be fixed).
@@ -89,7 +89,7 @@ export interface Config {
   readonly capacityBackoffMinMs: number;
   readonly capacityBackoffMaxMs: number;
   readonly scaleOutPaused: boolean;
-  /** POSTs must carry a valid signature (CONTRACT §4); needs a signing secret. */
+  /** POSTs must carry a valid signature (docs/api.md §4); needs a signing secret. */
   readonly requireSignedWebhooks: boolean;
   readonly signingSecretName: string | undefined;
   readonly signingSecret: string | undefined;

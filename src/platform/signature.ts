@@ -1,6 +1,6 @@
 /**
  * `X-Scaler-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with `X-Scaler-Timestamp: <unix
- * seconds>`, exactly as CONTRACT §4 states, so any receiver can check it with one HMAC of the bytes
+ * seconds>`, exactly as docs/api.md §4 states, so any receiver can check it with one HMAC of the bytes
  * it got. Signatures whose timestamp is outside the window are refused.
  *
  * Incoming signatures over `<timestamp>.<raw body>` (the form this project documented before it was

@@ -94,7 +94,7 @@ export async function handleScaleQueueMessage(
   }
 
   const request = parsed.value;
-  // CONTRACT §3: a demand's jobId is a label carried into logs (and the record's demands).
+  // docs/api.md §3: a demand's jobId is a label carried into logs (and the record's demands).
   const jobIds = request.kind === 'scale' ? [...new Set(request.demands.flatMap((d) => (d.jobId === undefined ? [] : [d.jobId])))] : [];
   const requestLog = jobIds.length > 0 ? log.child({ jobIds }) : log;
   return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {

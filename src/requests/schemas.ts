@@ -1,5 +1,5 @@
 /**
- * The scale and terminate messages of CONTRACT §3 and the request record of §5.
+ * The scale and terminate messages of docs/api.md §3 and the request record of §5.
  *
  * One set of schemas validates the queue, the HTTP API and feeds the OpenAPI document.
  */
@@ -134,7 +134,7 @@ export const DemandStatus = z.object({
   placementGroupId: z.string().nullable(),
   machineType: z.string().nullable(),
   reason: z.string().nullable(),
-  /** The demand's `jobId` label (CONTRACT §3: carried into status); present only when the request gave one. */
+  /** The demand's `jobId` label (docs/api.md §3: carried into status); present only when the request gave one. */
   jobId: z.string().optional(),
 });
 export type DemandStatus = z.infer<typeof DemandStatus>;
@@ -148,7 +148,7 @@ export const OperationRef = z.object({
 });
 export type OperationRef = z.infer<typeof OperationRef>;
 
-/** An operation as the public record shows it: exactly the CONTRACT §5 fields. */
+/** An operation as the public record shows it: exactly the docs/api.md §5 fields. */
 export const PublicOperationRef = OperationRef.omit({ action: true });
 
 export const NodeStatusRef = z.object({
@@ -159,7 +159,7 @@ export const NodeStatusRef = z.object({
 });
 export type NodeStatusRef = z.infer<typeof NodeStatusRef>;
 
-/** The public request record (CONTRACT §5): what GET returns and callbacks POST. */
+/** The public request record (docs/api.md §5): what GET returns and callbacks POST. */
 export const RequestRecord = z.object({
   requestId: z.string(),
   cluster: z.string(),
@@ -175,7 +175,7 @@ export const RequestRecord = z.object({
 });
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
-/** The record exactly as CONTRACT §5 publishes it (GET and callbacks): internal fields stripped. */
+/** The record exactly as docs/api.md §5 publishes it (GET and callbacks): internal fields stripped. */
 export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef) });
 export type PublicRequestRecord = z.infer<typeof PublicRequestRecord>;
 

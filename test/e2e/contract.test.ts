@@ -1,5 +1,5 @@
 /**
- * Acceptance tests of /work/shared/CONTRACT.md through `npm start` and `npm run simulator`, as an
+ * Acceptance tests of docs/api.md (the external interface) through `npm start` and `npm run simulator`, as an
  * outside system sees the scaler: commands (§1), settings (§2), queue messages (§3), HTTP routes
  * (§4) and the request record and callback (§5). One `npm start` instance serves most tests; a
  * second one (a configured cluster CycleCloud does not have) covers health staleness and Ctrl-C.

@@ -179,7 +179,7 @@ describe('GET /api/scale-requests/{requestId}', () => {
 });
 
 describe('GET /api/clusters/{cluster}/status', () => {
-  it('answers exactly the fields of CONTRACT §4', async () => {
+  it('answers exactly the fields of docs/api.md §4', async () => {
     const { deps } = fakeDeps();
     const res = await getClusterStatus(deps, httpRequest('GET', '/api/clusters/hpc/status', { params: { cluster: 'hpc' } }));
     expect(res.status).toBe(200);

@@ -27,7 +27,7 @@ function configError(env: Env, options: LoadConfigOptions = { mode: 'local' }): 
 }
 
 describe('loadConfig: defaults', () => {
-  it('local mode with nothing set runs the simulator and azurite with CONTRACT §2 defaults', () => {
+  it('local mode with nothing set runs the simulator and azurite with docs/api.md §2 defaults', () => {
     // Act
     const config = loadConfig({}, { mode: 'local' });
     // Assess

@@ -6,7 +6,7 @@ const SECRET = 'a-signing-secret-of-some-length';
 const NOW = 1_800_000_000_000;
 const hmac = (text: string) => `sha256=${createHmac('sha256', SECRET).update(text).digest('hex')}`;
 
-describe('X-Scaler-Signature (CONTRACT §4: HMAC of the raw body)', () => {
+describe('X-Scaler-Signature (docs/api.md §4: HMAC of the raw body)', () => {
   it('signs the raw body, so a receiver checks it with one HMAC of the bytes it got', () => {
     // Act
     const { signature, timestamp } = signBody(SECRET, '{"a":1}', NOW);
