@@ -14,7 +14,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const RUNS = 31;
 
 function wallMs(args: string[]): number {
-  const env = { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' };
   delete env.NODE_COMPILE_CACHE;
   const started = performance.now();
   const r = spawnSync(process.execPath, args, { cwd: root, env, stdio: 'ignore' });
