@@ -2,7 +2,7 @@
  * Log lines for a person at a terminal. The product writes JSON lines (src/platform/log.ts), which
  * Application Insights keeps as they are; the local host re-renders each one as
  *
- *   14:02:11.123 INFO  scaleRequests  job-4711  request planned  cluster=hpc sets=2
+ *   14:02:11.123 INFO  scaleRequests   job-4711  create accepted  cluster=hpc added=[4,2]
  *
  * (time, level, function, request id, message, the other fields as key=value), coloured by level
  * when the terminal has colours. A line that is not JSON is printed unchanged.
@@ -59,7 +59,8 @@ export function formatForTerminal(level: LogLevel, line: string, options: { colo
   } catch {
     return line;
   }
-  const who = typeof entry.functionName === 'string' ? entry.functionName : typeof entry.host === 'string' ? 'host' : '';
+  // The function, else where the line comes from: an HTTP route's handler, the local host itself.
+  const who = typeof entry.functionName === 'string' ? entry.functionName : typeof entry.route === 'string' ? 'http' : typeof entry.host === 'string' ? 'host' : '';
   const requestId = typeof entry.requestId === 'string' ? `  ${entry.requestId}` : '';
   const rest = Object.entries(entry)
     // A first delivery and empty values say nothing to a reader (LOG_FORMAT=json keeps everything).
