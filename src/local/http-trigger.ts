@@ -71,12 +71,6 @@ export interface HttpDispatcherOptions {
   baseUrl(): string;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
 function problem(res: ServerResponse, status: number, title: string, detail?: string, headers: Record<string, string> = {}): void {
   const text = JSON.stringify({ type: 'about:blank', title, status, ...(detail ? { detail } : {}) });
   res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text), ...headers });
@@ -177,7 +171,7 @@ export function createHttpDispatcher(o: HttpDispatcherOptions): (req: IncomingMe
       const given = req.headers['x-functions-key'];
       const key = (Array.isArray(given) ? given[0] : given) ?? url.searchParams.get('code');
       if (!o.functionKey || !keyMatches(o.functionKey, key)) {
-        return sendJson(res, 401, { error: 'Unauthorized', message: 'a valid function key is required in the x-functions-key header or the code query parameter' });
+        return problem(res, 401, 'Unauthorized', 'a valid function key is required in the x-functions-key header or the code query parameter (npm start prints it)');
       }
     }
     const declared = Number(req.headers['content-length'] ?? 0);

@@ -79,8 +79,8 @@ describe('local host HTTP trigger', () => {
     const wrongCode = await send('GET', '/api/scale-requests/job-1?code=also-wrong');
     for (const res of [missing, wrong, wrongCode]) {
       expect(res.status).toBe(401);
-      expect(res.headers['content-type']).toMatch(/application\/json/);
-      expect(res.json()).toMatchObject({ error: 'Unauthorized' });
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(res.json()).toMatchObject({ title: 'Unauthorized', status: 401, detail: expect.stringContaining('x-functions-key') });
     }
     expect(wrong.text).not.toContain('not-the-key');
     expect(wrongCode.text).not.toContain('also-wrong');
