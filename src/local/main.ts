@@ -160,6 +160,9 @@ async function main(): Promise<void> {
     throw error;
   }
   setConsoleOutput(consoleOutput(format, config.logLevel));
+  // Checked before anything starts, so a bad value leaves nothing behind.
+  const stepMs = env.SIMULATOR_STEP_MS ? Number(env.SIMULATOR_STEP_MS) : undefined;
+  if (stepMs !== undefined && !(Number.isInteger(stepMs) && stepMs >= 1 && stepMs <= 600_000)) fail('Setting SIMULATOR_STEP_MS must be a whole number of milliseconds from 1 to 600000');
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     chmodSync(dataDir, 0o700);
@@ -181,8 +184,6 @@ async function main(): Promise<void> {
   let cycleCloudNote = `${config.cycleCloudUrl} (from the environment)`;
   if (!config.cycleCloudUrl) {
     const creds = config.cycleCloudCredentials;
-    const stepMs = env.SIMULATOR_STEP_MS ? Number(env.SIMULATOR_STEP_MS) : undefined;
-    if (stepMs !== undefined && !(Number.isInteger(stepMs) && stepMs >= 1 && stepMs <= 600_000)) fail('Setting SIMULATOR_STEP_MS must be a whole number of milliseconds from 1 to 600000');
     // Credentials set without a URL become the simulator's, so the user knows them; with --data the
     // generated password is kept, so clients configured with it keep working.
     const password = creds.kind === 'settings' ? creds.password : keptSecret(dataDir, 'simulator-password', () => randomBytes(18).toString('base64url'));

@@ -103,6 +103,34 @@ describe('npm start: stopping', () => {
     expect(existsSync(credentials)).toBe(false);
   }, 60_000);
 
+  it('SIGINT to npm\'s PID (npm start) reaches the host: everything stops within 5 s', async () => {
+    // Prepare: npm start as typed, npm in a group of its own; npm forwards the signal it gets
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
+    for (const k of CLEARED) delete env[k];
+    for (const k of Object.keys(env)) if (k.startsWith('npm_')) delete env[k];
+    const npm = spawn('npm', ['start'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.push(npm);
+    let out = '';
+    npm.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    npm.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+    expect(await waitUntil(() => /Function key:/.test(out), 45_000)).toBe(true);
+    const host = (await childrenOf(npm.pid!))[0]!;
+    const tree = [host, ...(await childrenOf(host))];
+
+    // Act
+    const sentAt = Date.now();
+    process.kill(npm.pid!, 'SIGINT');
+    await exited;
+    const gone = await waitUntil(() => tree.every((pid) => !alive(pid)), 5_000);
+
+    // Assess
+    expect(tree.length).toBeGreaterThanOrEqual(3); // the host (npm execs it), azurite, the reaper
+    expect(gone).toBe(true);
+    expect(Date.now() - sentAt).toBeLessThan(5_000);
+    expect(out).toContain('SIGINT: stopping');
+  }, 60_000);
+
   it('after a SIGKILL of the host, azurite exits and the folder holding the simulator password is removed', async () => {
     // Prepare
     const s = await start();
