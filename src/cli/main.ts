@@ -196,6 +196,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         'Exit codes: 0 success or fulfilled; 1 the request ended failed, rejected or partially_fulfilled',
         '(health: degraded; watch --timeout: time ran out); 2 usage error; 3 the API refused the call',
         '(401 key, 404, 400, 409, 413, 5xx) or could not be reached.',
+        'Messages, routes and the request record: docs/api.md in the scaler repository.',
       ].join('\n'),
     )
     .exitOverride()

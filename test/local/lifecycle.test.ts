@@ -211,3 +211,30 @@ describe('npm start -- --data DIR', () => {
     await stopAndWait(s);
   }, 60_000);
 });
+
+describe('npm start: console logs', () => {
+  it('are JSON on a pipe without invocation lines at info; LOG_FORMAT=text and LOG_LEVEL=debug give readable lines with them', async () => {
+    // Act: one HTTP invocation under each setting
+    const plain = await start();
+    await fetch(`${plain.base}/health`);
+    await new Promise((r) => setTimeout(r, 300));
+    await stopAndWait(plain);
+    const debug = await start([], { LOG_FORMAT: 'text', LOG_LEVEL: 'debug' });
+    await fetch(`${debug.base}/health`);
+    await new Promise((r) => setTimeout(r, 300));
+    await stopAndWait(debug);
+
+    // Assess
+    expect(plain.output()).toMatch(/Logs:\s+json, level info/);
+    expect(plain.output()).not.toContain('invocation started');
+    expect(plain.output()).toMatch(/^\{"level":"info","msg":"local host stopped"/m);
+    expect(debug.output()).toMatch(/Logs:\s+text, level debug/);
+    expect(debug.output()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} DEBUG health +invocation started {2}trigger=http$/m);
+    expect(debug.output()).not.toMatch(/^\{"level"/m);
+  }, 90_000);
+  it('refuses an unknown LOG_FORMAT, naming it', async () => {
+    const run = launch([], { LOG_FORMAT: 'pretty', PORT: String(await freePort()) });
+    expect(await run.exited).toBe(1);
+    expect(run.output().trim()).toBe('Setting LOG_FORMAT must be "json" or "text" (got "pretty")');
+  }, 30_000);
+});
