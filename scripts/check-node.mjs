@@ -11,7 +11,7 @@ const need = wanted.slice(1).map(Number);
 const have = process.versions.node.split('.').map(Number);
 const older = have[0] !== need[0] ? have[0] < need[0] : have[1] !== need[1] ? have[1] < need[1] : have[2] < need[2];
 if (older) {
-  const binary = `node-${process.platform === 'win32' ? 'win' : process.platform}-${process.arch}`;
+  const binary = `node-${process.platform}-${process.arch}`;
   const shipped = Object.keys(pkg.optionalDependencies ?? {}).includes(binary);
   process.stderr.write(
     `cyclecloud-scaler needs Node.js ${need.join('.')} or newer; this is ${process.version} (${process.execPath}).\n` +
