@@ -14,7 +14,7 @@ if (older) {
   const binary = `node-${process.platform}-${process.arch}`;
   const shipped = Object.keys(pkg.optionalDependencies ?? {}).includes(binary);
   process.stderr.write(
-    `cyclecloud-scaler needs Node.js ${need.join('.')} or newer; this is ${process.version} (${process.execPath}).\n` +
+    `cyclecloud-scaler needs Node.js ${need.join('.')} or newer; this is v${process.versions.node} (${process.execPath}).\n` +
       (shipped
         ? `  npm ci installs Node ${need[0]} into node_modules/.bin (package ${binary}) and npm scripts use it first; it is missing:\n` +
           `  run \`npm ci\` again (without --omit=optional or --no-optional), or put Node ${need[0]} first on PATH.\n`
