@@ -25,6 +25,14 @@ const minimum = /^>=\s*(\d+\.\d+\.\d+)$/.exec(pkg.engines.node)?.[1];
 if (!minimum) throw new Error(`package.json engines.node must read ">=X.Y.Z" (is "${pkg.engines.node}")`);
 const minify = !process.argv.includes('--no-minify');
 
+// 0. The entry below replays app.<trigger>(name, options) only: app.setup or app.hook calls in
+// functions/ would be lost, so they stop the build until the entry learns them.
+for (const file of readdirSync(`${root}functions`)) {
+  const text = readFileSync(`${root}functions/${file}`, 'utf8');
+  const call = /\bapp\.(setup|hook)\b/.exec(text);
+  if (call) throw new Error(`functions/${file} calls app.${call[1]}: scripts/build.mjs must replay it in the cold-start entry (it only replays registrations)`);
+}
+
 // 1. What functions/index.ts registers, with the options that depend on STORAGE_PREFIX marked.
 function capture(prefix) {
   const env = { ...process.env, STORAGE_PREFIX: prefix ?? '' };
