@@ -2,7 +2,7 @@ import { app } from '@azure/functions';
 import { services } from '../src/app/services.ts';
 import { invocationLogger, queueInvocation } from '../src/app/triggers.ts';
 
-// Scale and terminate requests (CONTRACT §3): intake, planning and exactly-once submission.
+// Scale and terminate requests (docs/api.md §3): intake, planning and exactly-once submission.
 app.storageQueue('scaleRequests', {
   queueName: '%SCALE_REQUESTS_QUEUE%',
   connection: 'AzureWebJobsStorage',

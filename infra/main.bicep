@@ -55,7 +55,7 @@ param appSubnetAddressPrefix string = '10.250.0.0/24'
 @description('Resource id of the virtual network CycleCloud runs in; when set (and a network is created), both directions of a peering are created. Empty = no peering.')
 param cycleCloudVnetId string = ''
 
-@description('More app settings for the tuning knobs of CONTRACT §2 / src/platform/config.ts (e.g. {"REQUEST_DEADLINE_MINUTES": "60"}). Set them here, not in the portal: every provision rewrites the app settings.')
+@description('More app settings for the tuning knobs of docs/api.md §2 / src/platform/config.ts (e.g. {"REQUEST_DEADLINE_MINUTES": "60"}). Set them here, not in the portal: every provision rewrites the app settings.')
 param extraAppSettings object = {}
 
 @minValue(1)

@@ -1,5 +1,5 @@
 // The scaler itself: a Flex Consumption Function App running the esbuild bundle (dist/main.js) on
-// Node 22. Every setting the app reads (CONTRACT §2, src/platform/config.ts) is set here; secrets
+// Node 22. Every setting the app reads (docs/api.md §2, src/platform/config.ts) is set here; secrets
 // are never settings: the app reads them from Key Vault with its managed identity.
 param name string
 param planName string

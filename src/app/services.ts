@@ -119,7 +119,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     }
   };
   const signingSecret = (): Promise<string | undefined> => secretFrom(config.signingSecret, config.signingSecretName);
-  // CONTRACT §4: two keys may be active at once (rotation); callbacks are signed with the first.
+  // docs/api.md §4: two keys may be active at once (rotation); callbacks are signed with the first.
   const signingSecrets = async (): Promise<readonly string[]> =>
     (await Promise.all([signingSecret(), secretFrom(config.signingSecretSecondary, config.signingSecretSecondaryName)])).filter((s): s is string => !!s);
 

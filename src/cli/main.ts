@@ -1,5 +1,5 @@
 /**
- * `ccscale`: the operator CLI over the HTTP API (CONTRACT §4).
+ * `ccscale`: the operator CLI over the HTTP API (docs/api.md §4).
  *
  *   ccscale submit --cluster hpc --nodearray ondemand --count 4 [--machine-type T]… [--colocated] [--watch]
  *   ccscale submit --cluster hpc --min-vcpus 44 --count 4 --colocated   (any nodearray, by resources)
@@ -21,7 +21,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
-import { painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
+import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
 import { DEFAULT_PROGRAMS_DIR, slurmConf } from '../slurm/conf.ts';
 
@@ -125,7 +125,7 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
   } catch {
     throw new CliError('CLI_USAGE', `--file ${path} is not valid JSON`);
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError('CLI_USAGE', `--file ${path} must hold one JSON object (a request of CONTRACT §3)`);
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError('CLI_USAGE', `--file ${path} must hold one JSON object (a request of docs/api.md §3)`);
   return value as Record<string, unknown>;
 }
 
@@ -190,7 +190,7 @@ async function terminateMessage(flags: TerminateFlags, io: CliIo): Promise<Recor
 
 function addRequestFlags(cmd: Command): Command {
   return cmd
-    .option('-f, --file <path>', 'the request as JSON (CONTRACT §3); "-" reads stdin')
+    .option('-f, --file <path>', 'the request as JSON (docs/api.md §3); "-" reads stdin')
     .option('-c, --cluster <name>', 'CycleCloud cluster')
     .option('-n, --nodearray <name>', 'nodearray of the demand')
     .option('--count <n>', 'nodes to add', positiveInt('--count'))
@@ -220,6 +220,8 @@ function addWatchFlags(cmd: Command): Command {
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const paint: Paint = painter(useColour(io.stdout.isTTY, io.env));
   const out = (text: string) => io.stdout.write(`${text}\n`);
+  // Tables wrap long reasons to the terminal's width (a pipe gets DEFAULT_WIDTH).
+  const width = (io.stdout as { columns?: number }).columns || DEFAULT_WIDTH;
   let exitCode: number = EXIT.ok;
   let jsonMode = argv.includes('--json');
 
@@ -237,6 +239,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         'Exit codes: 0 success or fulfilled; 1 the request ended failed, rejected or partially_fulfilled',
         '(health: degraded; watch --timeout: time ran out); 2 usage error; 3 the API refused the call',
         '(401 key, 404, 400, 409, 413, 5xx) or could not be reached.',
+        'Messages, routes and the request record: docs/api.md in the scaler repository.',
       ].join('\n'),
     )
     .exitOverride()
@@ -292,7 +295,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .action(async (requestId: string, flags: { explain?: boolean }, cmd: Command) => {
       const { client, json } = context(cmd);
       const { body } = await client.record(requestId, { explain: !json || flags.explain === true });
-      out(json ? JSON.stringify(body) : renderRecord(body, paint));
+      out(json ? JSON.stringify(body) : renderRecord(body, paint, width));
       exitCode = FINAL_STATES.has(body.state) ? exitCodeFor(body) : EXIT.ok;
     });
 
@@ -308,7 +311,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       const { client, json } = context(cmd);
       const message = await scaleMessage(flags, io, 'plan');
       const { body } = await client.plan(message);
-      out(json ? JSON.stringify(body) : renderPlan(body, paint));
+      out(json ? JSON.stringify(body) : renderPlan(body, paint, width));
     },
   );
 

@@ -28,9 +28,27 @@ export function paintState(paint: Paint, state: RequestState | string): string {
   return paint('cyan', state);
 }
 
-function table(head: string[], paint: Paint): Table.Table {
+function table(head: string[], paint: Paint, colWidths?: Array<number | undefined>): Table.Table {
   // Borders and heads are styled by us (or not at all): cli-table3's own colours ignore NO_COLOR.
-  return new Table({ head: head.map((h) => paint('bold', h)), style: { head: [], border: [] } });
+  return new Table({ head: head.map((h) => paint('bold', h)), style: { head: [], border: [] }, ...(colWidths ? { colWidths: colWidths as number[], wordWrap: true } : {}) });
+}
+
+/** Width of a cell's text as a terminal shows it (colour codes take no room). */
+const visible = (text: string): number => text.replace(/\x1b\[[0-9;]*m/g, '').length;
+
+/** Used when the output is not a terminal (a pipe, a file): long reasons still wrap. */
+export const DEFAULT_WIDTH = 120;
+
+/**
+ * Column widths that keep a table within `width` characters by wrapping its last column (a reason);
+ * undefined when it fits as it is. Other columns keep their natural width.
+ */
+export function wrapLastColumn(head: string[], rows: string[][], width: number): Array<number | undefined> | undefined {
+  const natural = head.map((h, i) => Math.max(visible(h), ...rows.map((r) => visible(r[i] ?? ''))) + 2);
+  const total = natural.reduce((a, b) => a + b, 0) + head.length + 1;
+  if (total <= width) return undefined;
+  const others = natural.slice(0, -1).reduce((a, b) => a + b, 0) + head.length + 1;
+  return [...natural.slice(0, -1).map(() => undefined), Math.max(24, width - others)];
 }
 
 const dash = (v: string | number | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : String(v));
@@ -60,7 +78,7 @@ export function progressLine(record: RequestRecord, paint: Paint): string {
 }
 
 /** `status <requestId>`: the record as a summary and tables. */
-export function renderRecord(record: RequestRecord, paint: Paint): string {
+export function renderRecord(record: RequestRecord, paint: Paint, width = DEFAULT_WIDTH): string {
   const out: string[] = [];
   const summary = table(['request', 'cluster', 'kind', 'state', 'created', 'updated'], paint);
   summary.push([record.requestId, record.cluster, record.kind, paintState(paint, record.state), record.createdAt, record.updatedAt]);
@@ -68,21 +86,33 @@ export function renderRecord(record: RequestRecord, paint: Paint): string {
   if (record.reason) out.push(`reason: ${record.reason}`);
   for (const e of record.errors ?? []) out.push(paint('red', `  ${e.path || '(body)'}: ${e.message}`));
   if (record.demands.length) {
-    const demands = table(['demand', 'requested', 'created', 'ready', 'nodearray', 'machine type', 'placement group', 'reason'], paint);
-    for (const d of record.demands) demands.push([d.index, d.requested, d.created, d.ready, dash(d.nodearray ?? null), dash(d.machineType), dash(d.placementGroupId), dash(d.reason ?? d.explanation ?? null)]);
+    const head = ['demand', 'requested', 'created', 'ready', 'nodearray', 'machine type', 'placement group', 'reason'];
+    const rows = record.demands.map((d) => [String(d.index), String(d.requested), String(d.created), String(d.ready), dash(d.nodearray ?? null), dash(d.machineType), dash(d.placementGroupId), dash(d.reason ?? d.explanation ?? null)]);
+    const demands = table(head, paint, wrapLastColumn(head, rows, width));
+    for (const row of rows) demands.push(row);
     out.push(demands.toString());
   }
   if (record.operations.length) {
     const ops = table(['operation', 'CycleCloud requestId', 'action', 'state'], paint);
-    for (const o of record.operations) ops.push([o.operationId, o.cycleCloudRequestId, dash(o.action), o.state]);
+    for (const o of record.operations) ops.push([dash(o.operationId), o.cycleCloudRequestId, o.action ?? operationAction(record.kind, o.cycleCloudRequestId), o.state]);
     out.push(ops.toString());
   }
   out.push(`nodes: ${nodesSummary(record)}`);
   return out.join('\n');
 }
 
+/**
+ * What an operation does, when the record does not say: a terminate request's operations terminate;
+ * a scale request's create under `<id>-g<generation>`, and its compensations (a partial gang's
+ * nodes) terminate under `<id>-g<generation>-c`.
+ */
+export function operationAction(kind: RequestRecord['kind'], cycleCloudRequestId: string | null | undefined): string {
+  if (kind === 'terminate') return 'terminate';
+  return cycleCloudRequestId && /-g\d+-c$/.test(cycleCloudRequestId) ? 'terminate (compensation)' : 'create';
+}
+
 /** `plan`: the sets CycleCloud would receive and, per demand, why. */
-export function renderPlan(plan: PlanResponse, paint: Paint): string {
+export function renderPlan(plan: PlanResponse, paint: Paint, width = DEFAULT_WIDTH): string {
   const out: string[] = [`cluster ${plan.cluster}, snapshot taken ${plan.snapshotTakenAt}`];
   if (plan.paused) out.push(paint('yellow', 'scale-out is paused: this plan would wait until resumed'));
   if (plan.sets.length) {
@@ -92,11 +122,13 @@ export function renderPlan(plan: PlanResponse, paint: Paint): string {
   } else {
     out.push(paint('yellow', 'nothing would be created now'));
   }
-  const demands = table(['demand', 'requested', 'planned', 'status', 'nodearray', 'bound by', 'why'], paint);
-  for (const d of plan.demands) {
+  const head = ['demand', 'requested', 'planned', 'status', 'nodearray', 'bound by', 'why'];
+  const rows = plan.demands.map((d) => {
     const status = d.status === 'placed' ? paint('green', d.status) : d.status === 'rejected' ? paint('red', d.status) : paint('yellow', d.status);
-    demands.push([d.index, d.requested, d.planned, status, dash(d.nodearray), dash(d.boundBy), dash(d.explanation ?? d.reason)]);
-  }
+    return [String(d.index), String(d.requested), String(d.planned), status, dash(d.nodearray), dash(d.boundBy), dash(d.explanation ?? d.reason)];
+  });
+  const demands = table(head, paint, wrapLastColumn(head, rows, width));
+  for (const row of rows) demands.push(row);
   out.push(demands.toString());
   return out.join('\n');
 }

@@ -1,12 +1,12 @@
 /**
- * Reading request bodies safely: a size limit checked before reading (CONTRACT §4: 413 over
+ * Reading request bodies safely: a size limit checked before reading (docs/api.md §4: 413 over
  * 256 KiB), strict UTF-8 and JSON, and the optional per-caller HMAC signature over the raw bytes.
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_MS, rawPathOf, verifyRequestSignature } from '../platform/signature.ts';
 import { problem } from './problem.ts';
 
-/** CONTRACT §4: bodies over 256 KiB are refused with 413. */
+/** docs/api.md §4: bodies over 256 KiB are refused with 413. */
 export const MAX_BODY_BYTES = 256 * 1024;
 
 export type BodyOutcome = { ok: true; raw: Uint8Array } | { ok: false; response: HttpResponseInit };
@@ -77,7 +77,7 @@ export interface SignatureCheckOptions {
   /** Refuse unsigned requests. Default false. */
   required?: boolean;
   nowMs: number;
-  /** Default 5 minutes (CONTRACT §4). */
+  /** Default 5 minutes (docs/api.md §4). */
   toleranceMs?: number;
 }
 
@@ -92,7 +92,7 @@ export function signatureRefused(detail: string): HttpResponseInit {
 }
 
 /**
- * Applies the incoming-signature rule (CONTRACT §4): a signed request is verified whenever a secret
+ * Applies the incoming-signature rule (docs/api.md §4): a signed request is verified whenever a secret
  * is configured, over `<timestamp>.<METHOD>.<path>.<raw body>` with the path as sent; an unsigned
  * one is refused only when signatures are required. Replays are the caller's to refuse (the
  * answer carries the digest to remember).
@@ -130,7 +130,7 @@ export function checkSignature(request: Pick<HttpRequest, 'headers' | 'method' |
 const JSON_MEDIA_TYPE = /^application\/(?:[a-z0-9.!#$&^_-]+\+)?json$/;
 
 /**
- * CONTRACT §4: a POST whose content type is not JSON gets 415. An empty body without a content
+ * docs/api.md §4: a POST whose content type is not JSON gets 415. An empty body without a content
  * type (the pause and resume switches) is fine; a non-empty one must say it is JSON. A charset
  * other than UTF-8 is refused too: the body is read as UTF-8.
  */

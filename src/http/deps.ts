@@ -21,7 +21,7 @@ export interface SubmitResult {
 
 /** The ledger's read side (`RequestLedger` in `src/requests/ledger.ts`). */
 export interface LedgerReader {
-  /** The public record (CONTRACT §5) or null when unknown. */
+  /** The public record (docs/api.md §5) or null when unknown. */
   getRecord(requestId: string): Promise<RequestRecord | null>;
   /** Nodes reserved for `cluster` that a snapshot whose read started at `sinceMs` cannot count yet. */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
@@ -81,7 +81,7 @@ export interface HttpDeps {
   plan(input: PlanInput): Plan;
   /** Options the submission path gives the planner, so an explanation matches what would happen. */
   planOptions?: PlanOptions;
-  /** The status view of CONTRACT §4 (`statusView` from `src/snapshots/`). */
+  /** The status view of docs/api.md §4 (`statusView` from `src/snapshots/`). */
   statusView(snapshot: ClusterSnapshot, nowMs: number, options: { stale: boolean }): ClusterStatusView;
   /**
    * Reads a cluster from CycleCloud now and stores the snapshot; null when CycleCloud has no such
@@ -97,7 +97,7 @@ export interface HttpDeps {
   /** The HMAC key for incoming signatures (Key Vault or a local setting); undefined = signatures not checked. */
   signingSecret(): Promise<string | undefined>;
   /**
-   * Every active HMAC key, current first (a second one during rotation, CONTRACT §4). Absent = only
+   * Every active HMAC key, current first (a second one during rotation, docs/api.md §4). Absent = only
    * {@link signingSecret}.
    */
   signingSecrets?(): Promise<readonly string[]>;

@@ -1,5 +1,5 @@
 /**
- * The HTTP API of CONTRACT §4 as plain handlers `(deps, request, context?) => HttpResponseInit`,
+ * The HTTP API of docs/api.md §4 as plain handlers `(deps, request, context?) => HttpResponseInit`,
  * and the `ROUTES` table that both the Functions registration (`functions/http.ts`) and the
  * OpenAPI document are built from.
  *
@@ -151,20 +151,20 @@ async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 
   return json(202, accepted, { location: statusUrl });
 }
 
-/** `POST /api/scale-requests`: any CONTRACT §3 message (kind `scale` by default, or `terminate`). */
+/** `POST /api/scale-requests`: any docs/api.md §3 message (kind `scale` by default, or `terminate`). */
 export const submitScaleRequest: RouteHandler = guarded('scale-requests', (deps, request, log) => intake(deps, request, log, 'scale-requests'));
 
 /** `POST /api/terminate`: a terminate request; `kind` may be omitted. */
 export const submitTerminate: RouteHandler = guarded('terminate', (deps, request, log) => intake(deps, request, log, 'terminate'));
 
-/** `GET /api/scale-requests/{requestId}`: the public record (CONTRACT §5). */
+/** `GET /api/scale-requests/{requestId}`: the public record (docs/api.md §5). */
 export const getScaleRequest: RouteHandler = guarded('scale-request-status', async (deps, request, log) => {
   const id = RequestId.safeParse(request.params.requestId ?? '');
   if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
   const record = await deps.ledger.getRecord(id.data);
   if (!record) return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
   // `?explain=true` adds each demand's nodearray, bucket and explanation (issue 11); without it the
-  // record is exactly CONTRACT §5.
+  // record is exactly docs/api.md §5.
   const explain = request.query?.get('explain') === 'true';
   return json(200, shape(explain ? ExplainedRequestRecord : PublicRequestRecord, publicRecord(record, { explain }), log, 'request record'));
 });
@@ -177,7 +177,7 @@ function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallbac
 
 /**
  * The store's verdict (consecutive failures), or age past `staleAfterMs` when configured. A cluster
- * never snapshotted is not stale (CONTRACT §4) — unless it is one the snapshot timer covers and its
+ * never snapshotted is not stale (docs/api.md §4) — unless it is one the snapshot timer covers and its
  * captures have failed often enough to be stale: a configured cluster CycleCloud does not have, or a
  * CycleCloud unreachable since start-up, must not look healthy forever. Clusters only named by
  * requests never make health degrade.
@@ -204,7 +204,7 @@ async function latestOrLive(deps: HttpDeps, cluster: string, log: Logger): Promi
   }
 }
 
-/** `GET /api/clusters/{cluster}/status`: the latest snapshot in CONTRACT §4's shape. */
+/** `GET /api/clusters/{cluster}/status`: the latest snapshot in docs/api.md §4's shape. */
 export const getClusterStatus: RouteHandler = guarded('cluster-status', async (deps, request, log) => {
   const name = ClusterName.safeParse(request.params.cluster ?? '');
   if (!name.success) return validationProblem([{ path: 'cluster', message: name.error.issues[0]?.message ?? 'invalid' }]);
@@ -396,14 +396,14 @@ export const slurmResumeFail: RouteHandler = slurmPower('resume-fail');
 
 let openApiCache: Record<string, unknown> | undefined;
 
-/** `GET /api/openapi.json` (function key, like every route but health — CONTRACT §4): the document, with `servers` set to the origin the caller used. */
+/** `GET /api/openapi.json` (function key, like every route but health — docs/api.md §4): the document, with `servers` set to the origin the caller used. */
 export const getOpenApi: RouteHandler = guarded('openapi', async (_deps, request) => {
   openApiCache ??= buildOpenApiDocument(ROUTES);
   return json(200, { ...openApiCache, servers: [{ url: new URL(request.url).origin }] }, { 'cache-control': 'private, max-age=300' });
 });
 
 /**
- * Every route of CONTRACT §4. `route` has no `/api` prefix (the Functions host adds it).
+ * Every route of docs/api.md §4. `route` has no `/api` prefix (the Functions host adds it).
  * Registration: `app.http(r.name, { methods: r.methods, route: r.route, authLevel: r.authLevel, handler: … })`.
  */
 export const ROUTES: readonly RouteDefinition[] = [
@@ -428,7 +428,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     authLevel: 'function',
     summary: 'The request record: state, per-demand progress, operations and nodes',
     description:
-      'Exactly the record of CONTRACT §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others).',
+      'Exactly the record of docs/api.md §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others).',
     responseSchema: PublicRequestRecord,
     problemStatuses: [400, 404],
     params: { requestId: 'The caller\'s requestId' },

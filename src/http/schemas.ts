@@ -1,5 +1,5 @@
 /**
- * Response bodies of the HTTP API (CONTRACT §4). Requests are validated by the shared schemas in
+ * Response bodies of the HTTP API (docs/api.md §4). Requests are validated by the shared schemas in
  * `src/requests/schemas.ts`; these describe what the API answers. Both feed the OpenAPI document,
  * and handlers pass their answers through them, so the document cannot drift from the wire.
  */
@@ -46,7 +46,7 @@ export const BucketStatus = z.object({
   placementGroups: z.array(PlacementGroupStatus),
 });
 
-/** `GET /api/clusters/{cluster}/status`: exactly the fields CONTRACT §4 names (extra keys are stripped). */
+/** `GET /api/clusters/{cluster}/status`: exactly the fields docs/api.md §4 names (extra keys are stripped). */
 export const ClusterStatus = z
   .object({
     cluster: z.string(),

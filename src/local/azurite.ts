@@ -1,16 +1,19 @@
 /**
- * Starts azurite (blob, queue, table) in memory as a child process on loopback, for `npm start`
+ * Starts azurite (blob, queue, table), in memory or in a folder, as a child process on loopback, for `npm start`
  * and the test harness. The storage SDKs send API versions newer than azurite knows, hence
  * `--skipApiVersionCheck`; telemetry is on by default in azurite, hence `--disableTelemetry`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { freePort, isPortFree, waitForPort } from './net.ts';
 
 export interface AzuriteHandle {
   connectionString: string;
   ports: AzuritePorts;
-  /** The child's pid (it shares our process group, so a terminal Ctrl-C reaches it too). */
+  /**
+   * The child's pid. It runs in a process group of its own (a terminal Ctrl-C reaches only us, and
+   * we stop it after the functions) and exits by itself when this process dies.
+   */
   pid: number | undefined;
   stop(): Promise<void>;
 }
@@ -29,6 +32,8 @@ export interface StartAzuriteOptions {
   preferDefaultPorts?: boolean;
   /** How long to wait for the ports. Default 30 000 ms. */
   timeoutMs?: number;
+  /** A folder to keep the data in across restarts. Default: in memory. */
+  location?: string;
 }
 
 const ACCOUNT = 'devstoreaccount1';
@@ -43,24 +48,29 @@ async function choosePorts(preferDefault: boolean): Promise<AzuritePorts> {
   return { blob: await freePort(), queue: await freePort(), table: await freePort() };
 }
 
-/** Spawns azurite in memory and resolves once its three ports accept connections. */
+/** Spawns azurite (in memory, or in `location`) and resolves once its three ports accept connections. */
 export async function startAzurite(options: StartAzuriteOptions = {}): Promise<AzuriteHandle> {
-  const require = createRequire(import.meta.url);
-  const entry = require.resolve('azurite/dist/src/azurite.js');
   const ports = await choosePorts(options.preferDefaultPorts === true);
+  const persistence = options.location !== undefined ? ['--location', options.location] : ['--inMemoryPersistence'];
   const proc: ChildProcess = spawn(
     process.execPath,
-    [entry, '--inMemoryPersistence', '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry',
+    [fileURLToPath(new URL('./azurite-child.ts', import.meta.url)), ...persistence, '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry',
       '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
       '--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table)],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    // stdin is the lifeline (azurite-child.ts exits when it closes); a group of its own keeps a
+    // terminal's Ctrl-C from stopping storage under the functions' feet.
+    { stdio: ['pipe', 'ignore', 'inherit'], detached: true },
   );
+  proc.stdin?.on('error', () => {});
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const early = new AbortController();
   void exited.then(() => early.abort(new Error(`azurite exited during start-up (code ${proc.exitCode})`)));
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    // Azurite closes in well under a second; never let it hold a stop up for long.
+    const force = setTimeout(() => proc.kill('SIGKILL'), 3_000);
     await exited;
+    clearTimeout(force);
   };
   try {
     const wait = { timeoutMs: options.timeoutMs ?? 30_000, abortSignal: early.signal };

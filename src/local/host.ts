@@ -30,7 +30,7 @@ export interface LocalHostOptions {
   hostname?: string;
   /** The key for `authLevel: 'function' | 'admin'` routes; without it those routes answer 401. */
   functionKey?: string;
-  /** Default 256 KiB (CONTRACT §4). */
+  /** Default 256 KiB (docs/api.md §4). */
   maxBodyBytes?: number;
   /** Where log lines go. Default stdout/stderr. */
   logSink?: LogSink;
@@ -154,7 +154,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     throw error;
   }
   for (const t of timers) t.start();
-  logger.info('local host started', { url: baseUrl, functions: options.registrations.map((r) => `${r.kind}:${r.name}`) });
+  logger.debug('local host started', { url: baseUrl, functions: options.registrations.map((r) => `${r.kind}:${r.name}`) });
 
   let stopping: Promise<void> | undefined;
   return {

@@ -14,7 +14,7 @@ const { HttpRequest, HttpResponse } = functions;
 import type { Logger } from '../platform/log.ts';
 import type { HttpRegistration } from './registrations.ts';
 
-/** CONTRACT §4: bodies over 256 KiB get 413. */
+/** docs/api.md §4: bodies over 256 KiB get 413. */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
 
 type Segment = { literal: string } | { param: string; optional: boolean; catchAll: boolean };
@@ -172,7 +172,7 @@ export function createHttpDispatcher(o: HttpDispatcherOptions): (req: IncomingMe
       const key = (Array.isArray(given) ? given[0] : given) ?? url.searchParams.get('code');
       if (!o.functionKey || !keyMatches(o.functionKey, key)) {
         // problem+json like every other refusal; `error` kept for callers that read it.
-        return problem(res, 401, 'Unauthorized', 'a valid function key is required in the x-functions-key header or the code query parameter', {}, { error: 'Unauthorized' });
+        return problem(res, 401, 'Unauthorized', 'a valid function key is required in the x-functions-key header or the code query parameter (npm start prints it)', {}, { error: 'Unauthorized' });
       }
     }
     const declared = Number(req.headers['content-length'] ?? 0);

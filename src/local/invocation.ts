@@ -1,6 +1,6 @@
 /**
- * What the Functions host does around every invocation: a real `InvocationContext`, one log line
- * at start and one at the end (duration, outcome), and the storage-queue output bindings a handler
+ * What the Functions host does around every invocation: a real `InvocationContext`, one debug line
+ * at start and one at the end (duration, outcome; a failure at error), and the storage-queue output bindings a handler
  * set (`return` or `extraOutputs`), written after the handler succeeded.
  */
 import { randomUUID } from 'node:crypto';
@@ -80,11 +80,11 @@ export async function invoke<T>(options: InvokeOptions, handler: (ctx: Invocatio
   };
   const ctx = new functions.InvocationContext(init);
   const startedAtMs = Date.now();
-  log.info('invocation started', { trigger: options.trigger });
+  log.debug('invocation started', { trigger: options.trigger });
   try {
     const result = await handler(ctx);
     await writeQueueOutputs(options, ctx, result);
-    log.info('invocation finished', { durationMs: Date.now() - startedAtMs, outcome: 'succeeded' });
+    log.debug('invocation finished', { durationMs: Date.now() - startedAtMs, outcome: 'succeeded' });
     return result;
   } catch (error) {
     log.error('invocation finished', { durationMs: Date.now() - startedAtMs, outcome: 'failed', error });

@@ -5,7 +5,7 @@
  * Pure: no I/O, no clock, no randomness; the same input always yields a deep-equal plan (the
  * submission path relies on this to re-derive the same create after a crash).
  *
- * Selection (CONTRACT §3): a demand's selectors (`nodearray`/`nodearrays`, `machineTypes`,
+ * Selection (docs/api.md §3): a demand's selectors (`nodearray`/`nodearrays`, `machineTypes`,
  * `minVcpus`, `minMemoryGB`, `minGpus`, `infiniband`) combine with AND into a candidate list of
  * valid buckets, in CycleCloud's order (nodearray order, then `machineTypes` preference, then bucket
  * order), or smallest machine first with `pick: "smallest"`. A colocated or `allOrNothing` demand
@@ -263,7 +263,7 @@ export function describeChoice(d: DemandPlan): string | null {
   return `${where}: ${how}${others.length > 0 ? `; of the other buckets ${others.join(', ')}` : ''}${group}`;
 }
 
-/** What the request record keeps of a demand's choice (CONTRACT §5 demand fields `nodearray`, `bucketId`, `explanation`). */
+/** What the request record keeps of a demand's choice (docs/api.md §5 demand fields `nodearray`, `bucketId`, `explanation`). */
 export function planChoice(d: DemandPlan): { nodearray?: string; bucketId?: string; explanation?: string } {
   const explanation = d.explanation ?? describeChoice(d);
   return {

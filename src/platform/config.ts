@@ -1,5 +1,5 @@
 /**
- * App settings (CONTRACT §2) → one typed, frozen {@link Config}, parsed once at start-up.
+ * App settings (docs/api.md §2) → one typed, frozen {@link Config}, parsed once at start-up.
  *
  * A missing or malformed setting throws {@link ConfigError} naming that ONE setting and what is
  * wrong with it, never its value (some are secrets, and the rest do not need echoing to be fixed).
@@ -94,7 +94,7 @@ export interface Config {
   readonly capacityBackoffMinMs: number;
   readonly capacityBackoffMaxMs: number;
   readonly scaleOutPaused: boolean;
-  /** POSTs must carry a valid signature (CONTRACT §4); needs a signing secret. */
+  /** POSTs must carry a valid signature (docs/api.md §4); needs a signing secret. */
   readonly requireSignedWebhooks: boolean;
   readonly signingSecretName: string | undefined;
   readonly signingSecret: string | undefined;
@@ -306,6 +306,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   } else {
     throw new ConfigError('KEY_VAULT_URL', 'is required to authenticate to CYCLECLOUD_URL (or set CYCLECLOUD_USERNAME and CYCLECLOUD_PASSWORD)');
   }
+
+  // Locally too: with a real CycleCloud there is no simulator to take the cluster names from.
+  if (cycleCloudUrl !== undefined) required(cycleCloudClusters, 'CYCLECLOUD_CLUSTERS', 'when CYCLECLOUD_URL is set (comma-separated cluster names the snapshot timer covers, e.g. CYCLECLOUD_CLUSTERS=hpc)');
 
   const cycleCloudCaPem = readCaPem(env, readFile);
   const cycleCloudTlsInsecure = parse(env, 'CYCLECLOUD_TLS_INSECURE', boolean) ?? false;

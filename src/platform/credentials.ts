@@ -265,7 +265,7 @@ export function staticSecretSource(values: Record<string, string>): SecretSource
 }
 
 export interface KeyVaultCredentialProviderOptions extends SecretSourceOptions {
-  /** The secret holding `{"username","password"}` JSON or `user:password` (CONTRACT §2 default `cyclecloud-credentials`). */
+  /** The secret holding `{"username","password"}` JSON or `user:password` (docs/api.md §2 default `cyclecloud-credentials`). */
   secretName: string;
 }
 

@@ -73,11 +73,19 @@ export function formatLine(level: LogLevel, message: string, fields: LogFields):
   return scrub(JSON.stringify(body));
 }
 
-export const consoleSink: LogSink = (level, line) => {
+const writeToConsole: LogSink = (level, line) => {
   if (level === 'error') console.error(line);
   else if (level === 'warn') console.warn(line);
   else console.log(line);
 };
+let consoleOutput: LogSink = writeToConsole;
+
+/** Where {@link consoleSink} writes. The local host sets a filter/renderer (text for a terminal); default stdout/stderr. */
+export function setConsoleOutput(sink: LogSink | undefined): void {
+  consoleOutput = sink ?? writeToConsole;
+}
+
+export const consoleSink: LogSink = (level, line) => consoleOutput(level, line);
 
 export function createLogger(sink: LogSink = consoleSink, base: LogFields = {}): Logger {
   const emit = (level: LogLevel, message: string, fields?: LogFields, always = false) => {

@@ -13,7 +13,7 @@ export interface StorageNames {
   capacityTable: string;
   /** Small shared state: pause switch, counters. */
   stateTable: string;
-  /** Scale and terminate requests (CONTRACT §3). */
+  /** Scale and terminate requests (docs/api.md §3). */
   scaleQueue: string;
   /** Where the Functions host moves messages after maxDequeueCount. */
   scalePoisonQueue: string;

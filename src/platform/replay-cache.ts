@@ -1,5 +1,5 @@
 /**
- * The replay cache of CONTRACT §4: a signature seen before inside its 5-minute window is refused.
+ * The replay cache of docs/api.md §4: a signature seen before inside its 5-minute window is refused.
  *
  * Stored in the state table (PartitionKey `sig-<10-minute bucket of the signature's timestamp>`,
  * RowKey the signature's hex digest), so every instance of the Function App shares it. The insert

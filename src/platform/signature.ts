@@ -1,5 +1,5 @@
 /**
- * Signatures of CONTRACT §4: HMAC-SHA256, hex, in `X-Scaler-Signature: sha256=<hex>`, with
+ * Signatures of docs/api.md §4: HMAC-SHA256, hex, in `X-Scaler-Signature: sha256=<hex>`, with
  * `X-Scaler-Timestamp: <unix seconds>` bound into what is signed:
  *
  * - incoming requests sign `"<timestamp>.<METHOD>.<path>.<raw body>"` (path without the query, as

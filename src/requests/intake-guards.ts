@@ -5,7 +5,7 @@
  *   without a UTF-8 BOM, a Buffer, base64 text when the host did not decode it) → one JSON object,
  *   or the reason it is not one. Never throws.
  * - {@link usableRequestId}: a continue message's id is used as a storage key only when it is a
- *   valid CONTRACT §3 requestId; anything else is recorded under the queue message id.
+ *   valid docs/api.md §3 requestId; anything else is recorded under the queue message id.
  * - {@link sendAdmitted}: the queue message of an admitted request. A request that does not fit a
  *   queue message (Azure: 64 KiB of base64 text, so about 48 KiB of JSON) travels by reference:
  *   the ledger already holds it, and the message only names it. A send that fails after the

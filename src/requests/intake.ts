@@ -91,7 +91,7 @@ export async function handleScaleQueueMessage(
   }
 
   const request = parsed.value;
-  // CONTRACT §3: a demand's jobId is a label carried into logs (and the record's demands).
+  // docs/api.md §3: a demand's jobId is a label carried into logs (and the record's demands).
   const jobIds = request.kind === 'scale' ? [...new Set(request.demands.flatMap((d) => (d.jobId === undefined ? [] : [d.jobId])))] : [];
   const requestLog = jobIds.length > 0 ? log.child({ jobIds }) : log;
   return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {
@@ -104,7 +104,12 @@ export async function handleScaleQueueMessage(
       requestLog.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
       return { action: 'conflict', requestId: request.requestId, state: admitted.entry.record.state };
     }
-    if (admitted.outcome === 'duplicate' && meta.dequeueCount > 1) requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+    // An HTTP submission admits before it enqueues, so its message's first delivery finds the entry:
+    // only a message seen before (dequeueCount > 1) is a real redelivery worth a line at info.
+    if (admitted.outcome === 'duplicate') {
+      if (meta.dequeueCount > 1) requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
+      else requestLog.debug('request already admitted (HTTP, or the same message sent again); continuing it', { requestId: request.requestId });
+    }
     return processEntry(deps, request.requestId, requestLog);
   });
 }
@@ -138,7 +143,7 @@ async function withTransientHandling<T>(deps: IntakeDeps, requestId: string, met
             if (e.attempts.some((a) => a.state !== 'failed')) {
               // A create of this request exists or may exist in CycleCloud: failing the request would
               // orphan its nodes. It stays open and the snapshot timer's sweeper wakes it again to
-              // resolve and track the create (CONTRACT §5).
+              // resolve and track the create (docs/api.md §5).
               e.record.reason = `message moved to ${meta.poisonQueue} after ${meta.dequeueCount} attempts (${why}); the request stays open until its CycleCloud create is resolved and tracked`;
               e.record.updatedAt = new Date(deps.now()).toISOString();
               return e;

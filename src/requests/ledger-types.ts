@@ -1,6 +1,6 @@
 /**
  * The request ledger's interface (implemented in `ledger.ts` over Table storage, ETag concurrency).
- * One entry per caller `requestId`. The public record (CONTRACT §5) is part of it; the rest is the
+ * One entry per caller `requestId`. The public record (docs/api.md §5) is part of it; the rest is the
  * scaler's own bookkeeping, never returned over HTTP.
  */
 import type { RequestMessage, RequestRecord, RequestState } from './schemas.ts';

@@ -28,7 +28,7 @@ export interface RequestLedgerOptions {
   names: StorageNames;
   /** Epoch-ms clock. Default `Date.now`. */
   now?: () => number;
-  /** Time budget of a new request (CONTRACT: request deadline). Default 30 minutes. */
+  /** Time budget of a new request (docs/api.md §2: REQUEST_DEADLINE_MINUTES). Default 30 minutes. */
   deadlineMs?: number;
   /** How long the index keeps a final entry's creates for `inFlight`. Default 1 hour. */
   indexRetentionMs?: number;
@@ -106,7 +106,7 @@ export class RequestLedger implements RequestLedgerApi {
     }
   }
 
-  /** The public record (CONTRACT §5), or null when unknown. */
+  /** The public record (docs/api.md §5), or null when unknown. */
   async getRecord(requestId: string): Promise<RequestRecord | null> {
     return (await this.get(requestId))?.record ?? null;
   }

@@ -1,6 +1,6 @@
 /**
  * Messages the Functions host itself cannot hand to the scale-queue function. With host.json
- * `messageEncoding: base64` (CONTRACT §3) the host fails a message that is not base64 before any
+ * `messageEncoding: base64` (docs/api.md §3) the host fails a message that is not base64 before any
  * of our code runs, retries it `maxDequeueCount` times and moves it to `<queue>-poison` with no
  * record (Azure's behaviour, mirrored by the local host). The snapshot timer repairs that here:
  *

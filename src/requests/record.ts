@@ -1,6 +1,6 @@
 /**
  * Pure functions over a ledger entry: how submissions, node states and compensations change the
- * public request record (CONTRACT §5), and when a request is final. No I/O, time comes in as `nowMs`.
+ * public request record (docs/api.md §5), and when a request is final. No I/O, time comes in as `nowMs`.
  *
  * Counting rules (one place, so the planner, the tracker and the record agree):
  * - `added` nodes of accepted attempts are attributed to demands in the set's node order;
@@ -82,7 +82,7 @@ export function compensatedKeys(entry: LedgerEntry): Set<string> {
 
 /**
  * A new entry in state `queued` for a validated message. `deadlineMs` is the request's time budget
- * (CONTRACT default 30 minutes); the entry stores the absolute `deadlineAtMs`.
+ * (docs/api.md default: 30 minutes); the entry stores the absolute `deadlineAtMs`.
  */
 export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: number): LedgerEntry {
   const demands: DemandStatus[] =
@@ -353,7 +353,7 @@ export function closeDemand(entry: LedgerEntry, demandIndex: number, reason: str
 /** Nodes added and not yet final (alive but not ready), over all demands. */
 /**
  * A create or terminate whose outcome is not known (intent written, answer never seen): CycleCloud
- * may hold its nodes, so the request must not end until it is resolved (CONTRACT §5).
+ * may hold its nodes, so the request must not end until it is resolved (docs/api.md §5).
  */
 export function hasUnresolvedAttempt(entry: LedgerEntry): boolean {
   return entry.attempts.some((a) => a.state === 'intent' || a.state === 'unknown');

@@ -1,5 +1,5 @@
 /**
- * The scale and terminate messages of CONTRACT §3 and the request record of §5.
+ * The scale and terminate messages of docs/api.md §3 and the request record of §5.
  *
  * One set of schemas validates the queue, the HTTP API and feeds the OpenAPI document.
  */
@@ -24,7 +24,7 @@ export const ClusterName = z
 /** https only; plain http is allowed to loopback hosts so a scheduler on the same machine can listen (see `limits.ts`). */
 const httpsUrl = CallbackUrl;
 
-/** The demand fields that select buckets (CONTRACT §3); a demand needs at least one. */
+/** The demand fields that select buckets (docs/api.md §3); a demand needs at least one. */
 export const DEMAND_SELECTORS = ['nodearray', 'nodearrays', 'machineTypes', 'minVcpus', 'minMemoryGB', 'minGpus', 'infiniband'] as const;
 
 const perNode = (what: string, max: number) =>
@@ -179,7 +179,7 @@ export const DemandStatus = z.object({
   placementGroupId: z.string().nullable(),
   machineType: z.string().nullable(),
   reason: z.string().nullable(),
-  /** The demand's `jobId` label (CONTRACT §3: carried into status); present only when the request gave one. */
+  /** The demand's `jobId` label (docs/api.md §3: carried into status); present only when the request gave one. */
   jobId: z.string().optional(),
   /** Where the planner put the demand (first placement): nodearray and bucket, once planned. */
   nodearray: z.string().optional(),
@@ -192,7 +192,7 @@ export type DemandStatus = z.infer<typeof DemandStatus>;
 /** The fields of a demand's choice: kept in the record, published only when asked (`?explain=true`). */
 const CHOICE_FIELDS = { nodearray: true, bucketId: true, explanation: true } as const;
 
-/** A demand exactly as CONTRACT §5 publishes it. */
+/** A demand exactly as docs/api.md §5 publishes it. */
 export const PublicDemandStatus = DemandStatus.omit(CHOICE_FIELDS);
 
 export const OperationRef = z.object({
@@ -205,7 +205,7 @@ export const OperationRef = z.object({
 });
 export type OperationRef = z.infer<typeof OperationRef>;
 
-/** An operation as the public record shows it: exactly the CONTRACT §5 fields. */
+/** An operation as the public record shows it: exactly the docs/api.md §5 fields. */
 export const PublicOperationRef = OperationRef.omit({ action: true });
 
 export const NodeStatusRef = z.object({
@@ -216,7 +216,7 @@ export const NodeStatusRef = z.object({
 });
 export type NodeStatusRef = z.infer<typeof NodeStatusRef>;
 
-/** The public request record (CONTRACT §5): what GET returns and callbacks POST. */
+/** The public request record (docs/api.md §5): what GET returns and callbacks POST. */
 export const RequestRecord = z.object({
   requestId: z.string(),
   cluster: z.string(),
@@ -232,7 +232,7 @@ export const RequestRecord = z.object({
 });
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
-/** The record exactly as CONTRACT §5 publishes it (GET and callbacks): internal fields stripped. */
+/** The record exactly as docs/api.md §5 publishes it (GET and callbacks): internal fields stripped. */
 export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef), demands: z.array(PublicDemandStatus) });
 export type PublicRequestRecord = z.infer<typeof PublicRequestRecord>;
 

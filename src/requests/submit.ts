@@ -8,7 +8,7 @@
  * finding an `intent`), the operation is looked up with `GET /clusters/{c}/nodes?request_id=`; only
  * when CycleCloud says it has none is the create sent again, with the SAME id. A new id is used
  * only for a new generation: a re-plan after a partial gang was compensated, or the retry of a
- * loose remainder (CONTRACT §3).
+ * loose remainder (docs/api.md §3).
  *
  * Everything here is idempotent: any step may crash and the queue message be delivered again.
  */
@@ -315,7 +315,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
 
     const rejected = plan.demands.filter((d) => d.status === 'rejected');
     if (rejected.length > 0 && !submittedBefore) {
-      // CONTRACT §3: a demand that can never be placed rejects the request, naming the limit.
+      // docs/api.md §3: a demand that can never be placed rejects the request, naming the limit.
       const reason = rejected.map((d) => labelled(d.index, d.reason ?? d.code ?? 'cannot be placed')).join('; ');
       entry = await update(ctx, (e) => {
         for (const d of rejected) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = d.reason;

@@ -1,5 +1,5 @@
 /**
- * `npm run simulator`: the CycleCloud simulator alone (CONTRACT §1).
+ * `npm run simulator`: the CycleCloud simulator alone (docs/api.md §1).
  *
  *   node src/simulator/main.ts [--port N (default 8080; 0 = free port)] [--host H (default 127.0.0.1)]
  *                              [--step-ms N (default 1000)] [--username U] [--password P]

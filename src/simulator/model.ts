@@ -951,4 +951,73 @@ export class Simulator {
     const cluster = this.#cluster(clusterName);
     this.#bucketOf(this.#nodearray(cluster, nodearray), machineType).limitNextCreate = Math.max(0, added);
   }
+
+  // ---------------------------------------------------------------- persistence (npm start --data)
+
+  /**
+   * The model's state as plain JSON (nodes, operations, request ids, bucket ids and throttles), for
+   * `npm start -- --data DIR`. Nodes refer to their nodearray and bucket by name; every other field
+   * is copied as it is, so fields added to the model later are kept too.
+   */
+  exportState(): SimulatorState {
+    return {
+      version: 1,
+      ipCounter: this.#ipCounter,
+      requestIds: [...this.#requestIds],
+      operations: [...this.#operations.values()].map((op) => ({ ...op })),
+      clusters: [...this.#clusters.values()].map((c) => ({
+        name: c.spec.name,
+        buckets: c.nodearrays.flatMap((na) =>
+          na.buckets.map(({ spec, ...runtime }) => ({ nodearray: na.spec.name, machineType: spec.machineType, bucketId: spec.bucketId, runtime })),
+        ),
+        nodes: [...c.nodes.values()].map(({ nodearray, bucket, ...rest }) => ({ ...rest, nodearray: nodearray.spec.name, machineType: bucket.spec.machineType })),
+      })),
+    };
+  }
+
+  /**
+   * Restores what {@link exportState} saved, onto the same cluster definitions. A cluster, nodearray
+   * or bucket that no longer exists drops what referred to it. Call before the first request.
+   */
+  importState(state: SimulatorState): void {
+    if (state.version !== 1) throw new RangeError(`simulator state version ${String(state.version)} is not supported`);
+    this.#ipCounter = Math.max(this.#ipCounter, state.ipCounter);
+    for (const saved of state.clusters) {
+      const cluster = this.#clusters.get(saved.name);
+      if (!cluster) continue;
+      const find = (nodearray: string, machineType: string) => {
+        const na = cluster.nodearrays.find((n) => n.spec.name === nodearray);
+        const bucket = na?.buckets.find((b) => b.spec.machineType === machineType);
+        return na && bucket ? { na, bucket } : undefined;
+      };
+      for (const b of saved.buckets) {
+        const found = find(b.nodearray, b.machineType);
+        if (!found) continue;
+        found.bucket.spec.bucketId = b.bucketId;
+        Object.assign(found.bucket, b.runtime);
+      }
+      cluster.nodes.clear();
+      for (const { nodearray, machineType, ...rest } of saved.nodes) {
+        const found = find(nodearray, machineType);
+        if (!found) continue;
+        const node = { ...rest, nodearray: found.na, bucket: found.bucket } as unknown as SimNode;
+        cluster.nodes.set(node.record.Name, node);
+      }
+    }
+    this.#operations = new Map(state.operations.map((op) => [op.id, { ...op } as unknown as Operation]));
+    this.#requestIds = new Map(state.requestIds);
+  }
+}
+
+/** What {@link Simulator.exportState} returns: plain JSON. */
+export interface SimulatorState {
+  version: 1;
+  ipCounter: number;
+  requestIds: Array<[string, string]>;
+  operations: Array<Record<string, unknown> & { id: string }>;
+  clusters: Array<{
+    name: string;
+    buckets: Array<{ nodearray: string; machineType: string; bucketId: string; runtime: Record<string, unknown> }>;
+    nodes: Array<Record<string, unknown> & { nodearray: string; machineType: string; record: { Name: string } }>;
+  }>;
 }

@@ -1,5 +1,5 @@
 /**
- * Slurm power saving → scale and terminate requests (CONTRACT §4 `/api/slurm/*`).
+ * Slurm power saving → scale and terminate requests (docs/api.md §4 `/api/slurm/*`).
  *
  * slurmctld runs `ResumeProgram <hostlist>` for powered-down nodes a job needs, and
  * `SuspendProgram <hostlist>` / `ResumeFailProgram <hostlist>` for nodes to power down; the scripts
@@ -65,7 +65,7 @@ export type SlurmAccepted = z.infer<typeof SlurmAccepted>;
 
 /** Most names one terminate request carries (the TerminateRequest limit); more become several requests. */
 const NAMES_PER_REQUEST = 10_000;
-/** Most demands of one scale request (CONTRACT §3). */
+/** Most demands of one scale request (docs/api.md §3). */
 const MAX_DEMANDS = 1000;
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The compact cluster snapshot: what the timer stores, the planner reads and
- * `GET /api/clusters/{cluster}/status` returns (CONTRACT §4).
+ * `GET /api/clusters/{cluster}/status` returns (docs/api.md §4).
  */
 export interface PlacementGroupSnapshot {
   name: string;

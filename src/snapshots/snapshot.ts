@@ -66,7 +66,7 @@ export interface StatusViewOptions {
 }
 
 /**
- * What `GET /api/clusters/{cluster}/status` answers (CONTRACT §4): the snapshot without its node list
+ * What `GET /api/clusters/{cluster}/status` answers (docs/api.md §4): the snapshot without its node list
  * and cluster limits, plus its age at `nowMs` and whether it is stale.
  */
 export function statusView(snapshot: ClusterSnapshot, nowMs: number, options: StatusViewOptions = {}): ClusterStatusView {

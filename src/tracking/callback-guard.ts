@@ -1,5 +1,5 @@
 /**
- * Where callbacks may go (CONTRACT §4, README "Security"). The Function App is VNet-integrated to
+ * Where callbacks may go (docs/api.md §4, README "Security"). The Function App is VNet-integrated to
  * reach CycleCloud, so a `callbackUrl` is a server-side request forgery path unless checked:
  *
  * - https only; plain http only to a loopback host in local development;

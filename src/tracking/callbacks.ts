@@ -1,5 +1,5 @@
 /**
- * Callbacks (CONTRACT §3 `callbackUrl`, §4 signature): when a request reaches a final state its
+ * Callbacks (docs/api.md §3 `callbackUrl`, §4 signature): when a request reaches a final state its
  * public record is POSTed to the caller, signed, from its own queue so a slow or failing receiver
  * never holds up the tracker.
  *

@@ -1,5 +1,5 @@
 /**
- * Chaos property test of the exactly-once promise (CONTRACT §3, DESIGN "Exactly once"): through
+ * Chaos property test of the exactly-once promise (docs/api.md §3, DESIGN "Exactly once"): through
  * the real stack, whatever is delivered twice, whichever handler dies between two steps, whatever
  * CycleCloud answers, every request ends final with a truthful record, no create is sent twice,
  * and no node is left behind that no record accounts for. See `harness.ts` for how.

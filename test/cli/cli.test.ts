@@ -361,7 +361,7 @@ describe('the ccscale binary', () => {
     const version = await new Promise<string>((done) => execFile(oldNode, ['-v'], (_e, out) => done(out.trim())));
     if (Number(version.slice(1).split('.')[0]) >= 23) return; // a newer system Node runs it fine: nothing to check
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('ccscale needs Node.js 22.18 or newer');
+    expect(run.stderr).toContain('ccscale needs Node.js 22.19 or newer');
   });
 });
 

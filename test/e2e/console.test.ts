@@ -197,7 +197,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
   }, 180_000);
 
   it('asks for the key when the page has none, keeps it for the tab, and then reads the API', async () => {
-    // The page itself needs the key (CONTRACT §4); a proxy that adds it is the case where the page has none.
+    // The page itself needs the key (docs/api.md §4); a proxy that adds it is the case where the page has none.
     const page = await browser.newPage();
     await page.setRequestInterception(true);
     page.on('request', (r) => {

@@ -1,5 +1,5 @@
 /**
- * Acceptance tests of /work/shared/CONTRACT.md through `npm start` and `npm run simulator`, as an
+ * Acceptance tests of docs/api.md (the external interface) through `npm start` and `npm run simulator`, as an
  * outside system sees the scaler: commands (§1), settings (§2), queue messages (§3), HTTP routes
  * (§4) and the request record and callback (§5). One `npm start` instance serves most tests; a
  * second one (a configured cluster CycleCloud does not have) covers health staleness and Ctrl-C.
@@ -261,7 +261,7 @@ describe('§4 HTTP API and §5 record', () => {
     const missing = (await (await post('/scale-requests', { cluster: 'hpc', demands: [{ count: 1 }] })).json()) as { errors: Array<{ path: string; message: string }> };
     expect(missing.errors).toEqual([
       { path: 'requestId', message: 'is required' },
-      // CONTRACT §3: count plus at least one selector; a demand with none is named as a whole.
+      // docs/api.md §3: count plus at least one selector; a demand with none is named as a whole.
       { path: 'demands.0', message: 'needs at least one selector: nodearray, nodearrays, machineTypes, minVcpus, minMemoryGB, minGpus or infiniband: true' },
     ]);
     expect((await host.api('/scale-requests/c-bad-1')).status).toBe(404);

@@ -146,7 +146,7 @@ describe('npm start: demands by resources', () => {
     const group = record.demands[0]!.placementGroupId;
     expect(group).toBeTruthy();
     expect(record.demands[1]!.placementGroupId).toBe(group);
-    // The record is exactly CONTRACT §5; ?explain=true adds where each demand went and why.
+    // The record is exactly docs/api.md §5; ?explain=true adds where each demand went and why.
     expect(record.demands[0]).not.toHaveProperty('explanation');
     const withWhy = (await (await host.api('/scale-requests/e2e-minvcpus-1?explain=true')).json()) as RequestRecord;
     expect(withWhy.demands[0]).toMatchObject({ nodearray: explained.demands[0]!.nodearray, bucketId: explained.demands[0]!.bucketId });

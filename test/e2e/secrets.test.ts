@@ -63,7 +63,7 @@ describe('secrets on the running product', () => {
 
     // Assess: no secret anywhere but the banner's function key
     const basic = Buffer.from(`${host.sim.username}:${host.sim.password}`).toString('base64');
-    const lines = host.output().split('\n').filter((l) => !/^\s*(Function key:|curl )/.test(l));
+    const lines = host.output().split('\n').filter((l) => !/^\s*(Function key:|curl |npx ccscale )/.test(l));
     expect(lines.length).toBeGreaterThan(20); // the scan sees the product's logs, not an empty buffer
     expect(lines.join('\n')).toMatch(/"level":"warn"/); // including the failure paths
     expect(lines).toContainNoSecret([host.sim.password, basic, SIGNING_SECRET, FUNCTION_KEY]);

@@ -189,7 +189,7 @@ export function httpRequest(method: string, path: string, options: RequestOption
   });
 }
 
-/** Signature headers for `raw` sent as `METHOD path` at `nowMs` (CONTRACT §4). */
+/** Signature headers for `raw` sent as `METHOD path` at `nowMs` (docs/api.md §4). */
 export function signedHeaders(secret: string, raw: string, nowMs: number, path = '/api/scale-requests', method = 'POST'): Record<string, string> {
   const { signature, timestamp } = signRequest(secret, { method, path, body: raw }, nowMs);
   return { 'x-scaler-signature': signature, 'x-scaler-timestamp': timestamp };

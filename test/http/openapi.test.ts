@@ -80,7 +80,7 @@ describe('OpenAPI 3.1 document', () => {
     const operations = Object.values(doc.paths).flatMap((item) => Object.values(item));
     expect(operations).toHaveLength(ROUTES.reduce((n, r) => n + r.methods.length, 0));
     expect(new Set(operations.map((o) => o.operationId)).size).toBe(operations.length);
-    // The CONTRACT §4 routes, spelled out, so a route dropped from ROUTES fails here too.
+    // The docs/api.md §4 routes, spelled out, so a route dropped from ROUTES fails here too.
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         '/api/scale-requests',

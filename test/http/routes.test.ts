@@ -65,7 +65,7 @@ describe('POST /api/scale-requests', () => {
     const p = problemOf(res);
     expect(p).toMatchObject({ status: 400, code: 'HTTP_VALIDATION', type: 'urn:cyclecloud-scaler:problem:validation' });
     const paths = p.errors!.map((e) => e.path);
-    // A demand with no selector at all is named as a whole (CONTRACT §3: at least one selector).
+    // A demand with no selector at all is named as a whole (docs/api.md §3: at least one selector).
     expect(paths).toEqual(expect.arrayContaining(['requestId', 'demands.0.count', 'demands.1']));
     expect(p.errors!.find((e) => e.path === 'demands.1')?.message).toContain('needs at least one selector');
     expect(p.detail).toContain('demands.0.count');
@@ -164,7 +164,7 @@ describe('GET /api/scale-requests/{requestId}', () => {
     expect(record.demands.map((d) => d.requested)).toEqual([4, 2]);
   });
 
-  it('keeps the record exactly CONTRACT §5 unless ?explain=true adds where each demand went and why', async () => {
+  it('keeps the record exactly docs/api.md §5 unless ?explain=true adds where each demand went and why', async () => {
     const { deps, world } = fakeDeps();
     await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody() }));
     const stored = world.records.get('job-4711')!.record;
@@ -192,7 +192,7 @@ describe('GET /api/scale-requests/{requestId}', () => {
 });
 
 describe('GET /api/clusters/{cluster}/status', () => {
-  it('answers exactly the fields of CONTRACT §4', async () => {
+  it('answers exactly the fields of docs/api.md §4', async () => {
     const { deps } = fakeDeps();
     const res = await getClusterStatus(deps, httpRequest('GET', '/api/clusters/hpc/status', { params: { cluster: 'hpc' } }));
     expect(res.status).toBe(200);

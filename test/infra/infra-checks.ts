@@ -561,7 +561,7 @@ export function checkHostJson(files: InfraFiles): string[] {
   }
   const queues = host.extensions?.queues ?? {};
   if (host.version !== '2.0') problems.push('host.json version is not 2.0');
-  if (queues.messageEncoding !== 'base64') problems.push('host.json queues.messageEncoding is not base64 (CONTRACT §3)');
+  if (queues.messageEncoding !== 'base64') problems.push('host.json queues.messageEncoding is not base64 (docs/api.md §3)');
   const dequeue = queues.maxDequeueCount;
   if (typeof dequeue !== 'number' || dequeue < 2 || dequeue > 10) problems.push('host.json queues.maxDequeueCount is not between 2 and 10');
   const batch = queues.batchSize;

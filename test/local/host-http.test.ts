@@ -80,7 +80,7 @@ describe('local host HTTP trigger', () => {
     for (const res of [missing, wrong, wrongCode]) {
       expect(res.status).toBe(401);
       expect(res.headers['content-type']).toBe('application/problem+json');
-      expect(res.json()).toMatchObject({ status: 401, title: 'Unauthorized', error: 'Unauthorized' });
+      expect(res.json()).toMatchObject({ title: 'Unauthorized', status: 401, error: 'Unauthorized', detail: expect.stringContaining('x-functions-key') });
     }
     expect(wrong.text).not.toContain('not-the-key');
     expect(wrongCode.text).not.toContain('also-wrong');

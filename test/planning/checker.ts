@@ -1,5 +1,5 @@
 /**
- * An independent quality checker for plans (issue 11), written from CONTRACT §3 and the reference,
+ * An independent quality checker for plans (issue 11), written from docs/api.md §3 and the reference,
  * not from the planner: it shares no code with `src/planning/` and reads only the plan's sets and
  * per-demand placements.
  *

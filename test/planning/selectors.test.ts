@@ -44,7 +44,7 @@ describe('demand schema: selectors', () => {
     expect(scale({ count: 1, ncpus: 4 })).toMatchObject({ ok: false, errors: expect.arrayContaining([{ path: 'demands.0.ncpus', message: 'is not a known field' }]) });
   });
 
-  it('accepts every CONTRACT §3 selector at once', () => {
+  it('accepts every docs/api.md §3 selector at once', () => {
     const r = scale({ count: 2, nodearrays: ['gpu'], machineTypes: ['Standard_NC96ads_A100_v4'], minVcpus: 8, minMemoryGB: 64.5, minGpus: 4, infiniband: true, allOrNothing: true, pick: 'smallest', colocated: true, ownPlacementGroup: true });
     expect(r.ok).toBe(true);
   });

@@ -27,7 +27,7 @@ function configError(env: Env, options: LoadConfigOptions = { mode: 'local' }): 
 }
 
 describe('loadConfig: defaults', () => {
-  it('local mode with nothing set runs the simulator and azurite with CONTRACT §2 defaults', () => {
+  it('local mode with nothing set runs the simulator and azurite with docs/api.md §2 defaults', () => {
     // Act
     const config = loadConfig({}, { mode: 'local' });
     // Assess
@@ -140,7 +140,7 @@ describe('loadConfig: defaults', () => {
 describe('loadConfig: credentials, TLS and storage', () => {
   it('uses direct credentials when no Key Vault is configured, and registers the password', () => {
     // Act
-    const config = loadConfig({ CYCLECLOUD_URL: 'http://127.0.0.1:8080', CYCLECLOUD_USERNAME: 'admin', CYCLECLOUD_PASSWORD: ' spaced-password ' }, { mode: 'local' });
+    const config = loadConfig({ CYCLECLOUD_URL: 'http://127.0.0.1:8080', CYCLECLOUD_CLUSTERS: 'hpc', CYCLECLOUD_USERNAME: 'admin', CYCLECLOUD_PASSWORD: ' spaced-password ' }, { mode: 'local' });
     // Assess
     expect(config.cycleCloudCredentials).toEqual({ kind: 'settings', username: 'admin', password: ' spaced-password ' });
     expect(formatLine('info', 'x', { text: 'pw= spaced-password .' })).not.toContain('spaced-password');
@@ -247,6 +247,12 @@ describe('loadConfig: a bad setting stops start-up, named, without its value', (
 
   it('local mode with a CycleCloud URL needs credentials', () => {
     expect(configError({ CYCLECLOUD_URL: 'https://cc.example.com' }).setting).toBe('KEY_VAULT_URL');
+  });
+
+  it('local mode with a CycleCloud URL needs CYCLECLOUD_CLUSTERS (no simulator to take them from)', () => {
+    const error = configError({ CYCLECLOUD_URL: 'https://cc.example.com', CYCLECLOUD_USERNAME: 'u', CYCLECLOUD_PASSWORD: 'secret-pass' });
+    expect(error.setting).toBe('CYCLECLOUD_CLUSTERS');
+    expect(error.message).toContain('when CYCLECLOUD_URL is set');
   });
 
   it('local mode refuses half an identity-based storage configuration', () => {

@@ -8,7 +8,7 @@ const NOW = 1_800_000_000_000;
 const TS = String(NOW / 1000);
 const hmac = (text: string, secret = SECRET) => `sha256=${createHmac('sha256', secret).update(text).digest('hex')}`;
 
-describe('callback signatures (CONTRACT §4: "<timestamp>.<raw body>")', () => {
+describe('callback signatures (docs/api.md §4: "<timestamp>.<raw body>")', () => {
   it('signs the timestamp and the raw body, so a receiver checks it with one HMAC', () => {
     const { signature, timestamp } = signBody(SECRET, '{"a":1}', NOW);
     expect(timestamp).toBe(TS);
@@ -33,7 +33,7 @@ describe('callback signatures (CONTRACT §4: "<timestamp>.<raw body>")', () => {
   });
 });
 
-describe('incoming request signatures (CONTRACT §4: "<timestamp>.<METHOD>.<path>.<raw body>")', () => {
+describe('incoming request signatures (docs/api.md §4: "<timestamp>.<METHOD>.<path>.<raw body>")', () => {
   const parts = { method: 'POST', path: '/api/scale-out/pause', body: '' };
 
   it('signs timestamp, method, path and body', () => {

@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
-import { silentLogger } from '../../src/platform/log.ts';
+import { setLogLevel, silentLogger } from '../../src/platform/log.ts';
 import { RequestLedger } from '../../src/requests/ledger.ts';
 import { CapacityReservations } from '../../src/requests/reservations.ts';
 import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from '../../src/requests/intake.ts';
@@ -14,6 +14,7 @@ import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { uniqueNames } from '../helpers/names.ts';
+import { captureLogs } from '../helpers/log-capture.ts';
 import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, fixedSnapshots } from './fakes.ts';
 
 const T0 = Date.parse('2026-11-28T01:00:00.000Z');
@@ -336,7 +337,7 @@ describe('intake: invalid, broken, conflicting, transient', () => {
     const rec = (await ledger.getRecord('bad-1'))!;
     expect(rec.state).toBe('rejected');
     expect(rec.reason).toContain('demands.0.count');
-    // A demand with no selector is named as a whole (CONTRACT §3).
+    // A demand with no selector is named as a whole (docs/api.md §3).
     expect(rec.reason).toContain('demands.1: needs at least one selector');
     expect(rec.errors!.map((e) => e.path)).toEqual(expect.arrayContaining(['demands.0.count', 'demands.1']));
     expect(state.counts.rejectedMessages).toBe(1);
@@ -526,5 +527,27 @@ describe('submitRequest (HTTP admission)', () => {
     await ledger.update('http-1', (e) => applySubmission(e, { generation: 0, cycleCloudRequestId: 'http-1-g0', state: 'accepted', operationId: 'op', sets: [], submittedAtMs: T0 }, T0));
     await submitRequest(deps, msg);
     expect(queue.sent).toHaveLength(2);
+  });
+});
+
+describe('scale requests: the duplicate-delivery log line', () => {
+  it('is said at info only for a real redelivery, not for the first delivery of an HTTP-admitted request', async () => {
+    // Prepare: admitted over HTTP (the ledger entry exists before the queue message arrives)
+    const { deps } = await setup();
+    setLogLevel('debug'); // the default; debug lines are part of what is checked
+    const msg = scale('dup-log-1', [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_F32s_v2'] }]);
+    await submitRequest(deps, msg);
+    const first = captureLogs();
+    const again = captureLogs();
+
+    // Act
+    await handleScaleQueueMessage(deps, msg, { messageId: 'q1', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, first.logger);
+    await handleScaleQueueMessage(deps, msg, { messageId: 'q1', dequeueCount: 2, maxDequeueCount: 5, poisonQueue: 'p' }, again.logger);
+
+    // Assess
+    const said = (c: typeof first, text: string) => c.records.filter((r) => r.line.includes(text)).map((r) => r.level);
+    expect(said(first, 'duplicate delivery')).toEqual([]);
+    expect(said(first, 'request already admitted')).toEqual(['debug']);
+    expect(said(again, 'duplicate delivery')).toEqual(['info']);
   });
 });

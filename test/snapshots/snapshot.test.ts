@@ -48,7 +48,7 @@ describe('toSnapshot', () => {
 });
 
 describe('statusView', () => {
-  it('answers CONTRACT §4 fields with age and staleness', () => {
+  it('answers docs/api.md §4 fields with age and staleness', () => {
     const s = toSnapshot('hpc', ClusterStatus.parse({ ...seedStatusBody(), nodes: [{ Name: 'a' }] }), T);
     const v = statusView(s, T + 61_400, { stale: false });
     expect(v).toMatchObject({ cluster: 'hpc', takenAt: '2026-11-28T01:00:00.000Z', ageSeconds: 61, stale: false });
