@@ -48,7 +48,7 @@ export function wrapLastColumn(head: string[], rows: string[][], width: number):
   const total = natural.reduce((a, b) => a + b, 0) + head.length + 1;
   if (total <= width) return undefined;
   const others = natural.slice(0, -1).reduce((a, b) => a + b, 0) + head.length + 1;
-  return [...natural.slice(0, -1).map(() => undefined), Math.max(24, width - others)];
+  return [...natural.slice(0, -1).map(() => undefined), Math.max(12, width - others)];
 }
 
 const dash = (v: string | number | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : String(v));
