@@ -65,6 +65,8 @@ export interface CreateServicesOptions {
   storage?: Storage;
   /** Used instead of a client built from the CycleCloud settings (same purpose). Default: built from the settings. */
   cyclecloud?: CycleCloudClient;
+  /** Requests admitted over HTTP that start at once in this process (`RequestPipelineOptions.fastPathConcurrency`). Default 8; 0 = queue only (deterministic rehearsals). */
+  fastPathConcurrency?: number;
 }
 
 /** Builds the services from an environment (app settings). Creates missing tables and queues. */
@@ -169,6 +171,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     storage,
     names,
     cyclecloud,
+    fastPathConcurrency: options.fastPathConcurrency ?? 8,
     tracker: trackerProxy,
     snapshots: { getFresh: freshSnapshot },
     capacity,

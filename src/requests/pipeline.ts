@@ -10,6 +10,8 @@ import type { StorageNames } from '../platform/names.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { TrackerApi } from '../tracking/types.ts';
 import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
+import { processEntry } from './submit.ts';
+import { silentLogger } from '../platform/log.ts';
 import { RequestLedger } from './ledger.ts';
 import { storageQueueSender } from './queue.ts';
 import type { RequestMessage } from './schemas.ts';
@@ -46,6 +48,11 @@ export interface RequestPipelineOptions {
   onFinal?: (entry: LedgerEntry) => Promise<void>;
   /** Where admission logs what the caller does not see (a send left to the sweeper). */
   logger?: Logger;
+  /**
+   * Requests admitted over HTTP start at once in this process, besides the queue message that
+   * guarantees them (at most this many at a time; 0 = queue only). Default 0 (the composition root sets 8). See {@link RequestPipeline.submitRequest}.
+   */
+  fastPathConcurrency?: number;
 }
 
 export interface RequestPipeline {
@@ -55,7 +62,13 @@ export interface RequestPipeline {
   deps: IntakeDeps;
   /** The scale-queue function's handler. */
   handle(message: unknown, meta: QueueMessageMeta, logger: Logger): ReturnType<typeof handleScaleQueueMessage>;
-  /** `POST /api/scale-requests` and `/api/terminate`: admit + enqueue. */
+  /**
+   * `POST /api/scale-requests` and `/api/terminate`: admit + enqueue. A request just created also
+   * starts at once in this process (the fast path: its create goes out without waiting for the
+   * queue's next poll and batch), while the queue message stays the guarantee: if this process dies,
+   * is busy (more than `fastPathConcurrency` runs) or the run fails, the message does the work.
+   * Processing is claimed per generation in the ledger, so the two never create twice.
+   */
   submitRequest(message: RequestMessage): ReturnType<typeof submitRequest>;
 }
 
@@ -72,6 +85,8 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
   const state = new ScalerState({ storage: o.storage, names: o.names, now, pausedBySetting: pausedBySetting ?? false });
   const queue = storageQueueSender(o.storage, o.names.scaleQueue);
   const reservations = new CapacityReservations({ storage: o.storage, names: o.names });
+  const fastPath = o.fastPathConcurrency ?? 0;
+  let running = 0;
   const deps: IntakeDeps = {
     cyclecloud: o.cyclecloud,
     ledger,
@@ -91,6 +106,21 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     state,
     deps,
     handle: (message, meta, logger) => handleScaleQueueMessage(deps, message, meta, logger),
-    submitRequest: (message) => submitRequest({ ledger, queue, now, ...(o.logger ? { logger: o.logger } : {}) }, message),
+    submitRequest: async (message) => {
+      const result = await submitRequest({ ledger, queue, now, ...(o.logger ? { logger: o.logger } : {}) }, message);
+      if (result.outcome === 'created') startNow(message.requestId);
+      return result;
+    },
   };
+
+  function startNow(requestId: string): void {
+    if (running >= fastPath) return;
+    running += 1;
+    const log = (o.logger ?? silentLogger).child({ requestId, path: 'fast' });
+    processEntry(deps, requestId, log)
+      .catch((error: unknown) => log.info('fast path stopped; the queue message carries on', { error }))
+      .finally(() => {
+        running -= 1;
+      });
+  }
 }

@@ -123,7 +123,8 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         ORPHAN_GRACE_MINUTES: String(ORPHAN_GRACE_MINUTES),
         LOG_LEVEL: debug ? 'debug' : 'error',
       },
-      { mode: 'local', now: clock.now, logger, storage, cyclecloud: chaosCycleCloud(client, crash) },
+      // The pump decides who runs when: no work started behind its back (the HTTP fast path).
+      { mode: 'local', now: clock.now, logger, storage, cyclecloud: chaosCycleCloud(client, crash), fastPathConcurrency: 0 },
     );
     const svc = s;
     const names = svc.names;
