@@ -92,8 +92,7 @@ export async function handleScaleQueueMessage(
 
   const request = parsed.value;
   // docs/api.md §3: a demand's jobId is a label carried into logs (and the record's demands).
-  const jobIds = request.kind === 'scale' ? [...new Set(request.demands.flatMap((d) => (d.jobId === undefined ? [] : [d.jobId])))] : [];
-  const requestLog = jobIds.length > 0 ? log.child({ jobIds }) : log;
+  const requestLog = withJobIds(log, request);
   return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {
     const admitted = await deps.ledger.admit(request, deps.now());
     if (admitted.outcome === 'conflict') {
@@ -185,4 +184,10 @@ export async function submitRequest(deps: SubmitRequestDeps, message: RequestMes
     await sendAdmitted(deps.queue, message, deps.logger);
   }
   return { outcome: admitted.outcome, record: admitted.entry.record };
+}
+
+/** docs/api.md §3: a demand's `jobId` is a label carried into logs (and the record's demands). */
+export function withJobIds(log: Logger, request: RequestMessage): Logger {
+  const jobIds = request.kind === 'scale' ? [...new Set(request.demands.flatMap((d) => (d.jobId === undefined ? [] : [d.jobId])))] : [];
+  return jobIds.length > 0 ? log.child({ jobIds }) : log;
 }

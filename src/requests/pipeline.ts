@@ -9,7 +9,7 @@ import type { Logger } from '../platform/log.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { TrackerApi } from '../tracking/types.ts';
-import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
+import { handleScaleQueueMessage, submitRequest, withJobIds, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
 import { processEntry } from './submit.ts';
 import { silentLogger } from '../platform/log.ts';
 import { RequestLedger } from './ledger.ts';
@@ -108,15 +108,16 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     handle: (message, meta, logger) => handleScaleQueueMessage(deps, message, meta, logger),
     submitRequest: async (message) => {
       const result = await submitRequest({ ledger, queue, now, ...(o.logger ? { logger: o.logger } : {}) }, message);
-      if (result.outcome === 'created') startNow(message.requestId);
+      if (result.outcome === 'created') startNow(message);
       return result;
     },
   };
 
-  function startNow(requestId: string): void {
+  function startNow(message: RequestMessage): void {
     if (running >= fastPath) return;
     running += 1;
-    const log = (o.logger ?? silentLogger).child({ requestId, path: 'fast' });
+    const requestId = message.requestId;
+    const log = withJobIds((o.logger ?? silentLogger).child({ requestId, path: 'fast' }), message);
     processEntry(deps, requestId, log)
       .catch((error: unknown) => log.info('fast path stopped; the queue message carries on', { error }))
       .finally(() => {
