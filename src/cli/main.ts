@@ -21,6 +21,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
+import { codeOf } from '../platform/errors.ts';
 import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
 import { DEFAULT_PROGRAMS_DIR, slurmConf } from '../slurm/conf.ts';
@@ -117,7 +118,7 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
       text = await readFile(path, 'utf8');
     }
   } catch (error) {
-    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${codeOf(error) ?? (error as Error).message}`);
   }
   let value: unknown;
   try {

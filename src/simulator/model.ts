@@ -21,6 +21,7 @@ import type {
   NodearrayBucketStatus,
   NodeRecord,
 } from '../cyclecloud/schemas.ts';
+import { ScalerError } from '../platform/errors.ts';
 import { FaultList } from './faults.ts';
 import { compileFilter, FilterSyntaxError } from './filter.ts';
 
@@ -125,14 +126,12 @@ const STATUS: Record<SimulatorErrorCode, number> = {
 };
 
 /** A request the simulated CycleCloud refuses; `status` and `exception` are what the server answers. */
-export class SimulatorError extends Error {
+export class SimulatorError extends ScalerError<SimulatorErrorCode> {
   override readonly name = 'SimulatorError';
-  readonly code: SimulatorErrorCode;
   readonly status: number;
   readonly exception: string;
   constructor(code: SimulatorErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
     this.status = STATUS[code];
     this.exception = EXCEPTION[code];
   }

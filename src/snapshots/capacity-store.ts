@@ -17,6 +17,7 @@ import {
   type BackoffState,
   type CapacityFailure,
 } from '../planning/backoff.ts';
+import { ScalerError } from '../platform/errors.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { toTableKey } from './table-keys.ts';
 import { statusOf } from '../platform/storage.ts';
@@ -35,12 +36,10 @@ export interface CapacityCallOptions {
   abortSignal?: AbortSignal;
 }
 
-export class CapacityMemoryError extends Error {
+export class CapacityMemoryError extends ScalerError<'CAPACITY_MEMORY_CONTENDED'> {
   override name = 'CapacityMemoryError';
-  readonly code: 'CAPACITY_MEMORY_CONTENDED';
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'CAPACITY_MEMORY_CONTENDED';
+    super('CAPACITY_MEMORY_CONTENDED', message, options);
   }
 }
 

@@ -17,6 +17,7 @@ import type { StorageNames } from '../platform/names.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { fromTableKey, toTableKey } from './table-keys.ts';
 import { statusOf } from '../platform/storage.ts';
+import { codeOf, ScalerError } from '../platform/errors.ts';
 
 export interface SnapshotStoreOptions {
   /** Epoch-ms clock for health ages. Default `Date.now`. */
@@ -53,12 +54,10 @@ export interface SnapshotHealth {
   lastError: string | null;
 }
 
-export class SnapshotStoreError extends Error {
+export class SnapshotStoreError extends ScalerError<'SNAPSHOT_STORE_CONTENDED'> {
   override name = 'SnapshotStoreError';
-  readonly code: 'SNAPSHOT_STORE_CONTENDED';
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'SNAPSHOT_STORE_CONTENDED';
+    super('SNAPSHOT_STORE_CONTENDED', message, options);
   }
 }
 
@@ -83,9 +82,9 @@ interface HealthEntity {
 const historyFilter = (pk: string): string => `PartitionKey eq '${pk}' and RowKey ge '${HISTORY_PREFIX}' and RowKey lt 'h.'`;
 
 function errorText(error: unknown): string {
-  const e = error as { code?: unknown; message?: unknown } | null;
-  const message = typeof e?.message === 'string' ? e.message : String(error);
-  const text = typeof e?.code === 'string' ? `${e.code}: ${message}` : message;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = codeOf(error);
+  const text = code ? `${code}: ${message}` : message;
   // Errors are ours or the client's (which already keep secrets out); scrub anyway, and bound it.
   return scrub(text).slice(0, MAX_ERROR_TEXT);
 }

@@ -31,6 +31,7 @@ import { encodeQueueMessage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
+import { isScalerError } from '../platform/errors.ts';
 import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/ledger-types.ts';
 import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
@@ -183,7 +184,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     try {
       return await deps.ledger.update(requestId, mutate);
     } catch (e) {
-      if ((e as { code?: unknown }).code === 'LEDGER_NOT_FOUND') {
+      if (isScalerError(e, 'LEDGER_NOT_FOUND')) {
         log.error('tracked operation has no ledger entry; its outcome is not recorded', { requestId });
         return null;
       }
