@@ -249,9 +249,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const context = (cmd: Command) => {
     const g = cmd.optsWithGlobals<GlobalOptions>();
     jsonMode = Boolean(g.json);
+    const key = g.key ?? io.env.SCALER_KEY;
     const client = new ScalerClient({
       baseUrl: g.url ?? io.env.SCALER_URL ?? DEFAULT_URL,
-      ...((g.key ?? io.env.SCALER_KEY) ? { key: g.key ?? io.env.SCALER_KEY } : {}),
+      ...(key ? { key } : {}),
       ...(io.fetch ? { fetch: io.fetch } : {}),
     });
     return { client, json: jsonMode };

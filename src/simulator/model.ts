@@ -746,7 +746,7 @@ export class Simulator {
   }
 
   /** Changes the documentation gaps at run time (see {@link SimulatorModelOptions}). */
-  setDocumentationGaps(gaps: { requestIdRetentionMs?: number; listLagMs?: number }): void {
+  setDocumentationGaps(gaps: { requestIdRetentionMs?: number | undefined; listLagMs?: number | undefined }): void {
     if (gaps.requestIdRetentionMs !== undefined) this.requestIdRetentionMs = gaps.requestIdRetentionMs;
     if (gaps.listLagMs !== undefined) this.listLagMs = gaps.listLagMs;
   }

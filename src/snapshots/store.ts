@@ -16,7 +16,7 @@ import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { fromTableKey, toTableKey } from './table-keys.ts';
-import { statusOf } from '../platform/storage.ts';
+import { abortOption, statusOf } from '../platform/storage.ts';
 import { codeOf, ScalerError } from '../platform/errors.ts';
 
 export interface SnapshotStoreOptions {
@@ -121,7 +121,7 @@ export class SnapshotStore {
     if (this.#historySize > 0) {
       const { nodes: _nodes, ...compact } = snapshot;
       const rowKey = `${HISTORY_PREFIX}${String(INVERT_BASE - takenAtMs).padStart(13, '0')}`;
-      await this.#table.upsertEntity({ partitionKey: pk, rowKey, takenAtMs, ...packJson(compact) }, 'Replace', { abortSignal: options.abortSignal });
+      await this.#table.upsertEntity({ partitionKey: pk, rowKey, takenAtMs, ...packJson(compact) }, 'Replace', { ...abortOption(options) });
       await this.#pruneHistory(pk, options);
     }
     return { latestReplaced };
@@ -132,17 +132,17 @@ export class SnapshotStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let current: TableEntityResult<{ takenAtMs?: number }> | undefined;
       try {
-        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, abortSignal: options.abortSignal });
+        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, ...abortOption(options) });
       } catch (error) {
         if (statusOf(error) !== 404) throw error;
       }
       try {
         if (!current) {
-          await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
+          await this.#table.createEntity(entity, { ...abortOption(options) });
           return true;
         }
         if (Number(current.takenAtMs ?? 0) >= takenAtMs) return false;
-        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
+        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, ...abortOption(options) });
         return true;
       } catch (error) {
         const status = statusOf(error);
@@ -157,14 +157,14 @@ export class SnapshotStore {
     const keys: string[] = [];
     const rows = this.#table.listEntities<{ rowKey: string }>({
       queryOptions: { filter: historyFilter(pk), select: ['RowKey'] },
-      abortSignal: options.abortSignal,
+      ...abortOption(options),
     });
     for await (const row of rows) keys.push(row.rowKey);
     keys.sort();
     await Promise.all(
       keys.slice(this.#historySize).map(async (rowKey) => {
         try {
-          await this.#table.deleteEntity(pk, rowKey, { abortSignal: options.abortSignal });
+          await this.#table.deleteEntity(pk, rowKey, { ...abortOption(options) });
         } catch (error) {
           if (statusOf(error) !== 404) throw error; // a concurrent prune got there first
         }
@@ -175,7 +175,7 @@ export class SnapshotStore {
   /** The cluster's newest snapshot (with node list), or null. */
   async latest(cluster: string, options: StoreCallOptions = {}): Promise<ClusterSnapshot | null> {
     try {
-      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { abortSignal: options.abortSignal });
+      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { ...abortOption(options) });
       return unpackJson<ClusterSnapshot>(entity);
     } catch (error) {
       if (statusOf(error) === 404) return null;
@@ -189,7 +189,7 @@ export class SnapshotStore {
     const out: { rowKey: string; snapshot: ClusterSnapshot }[] = [];
     const rows = this.#table.listEntities({
       queryOptions: { filter: historyFilter(pk) },
-      abortSignal: options.abortSignal,
+      ...abortOption(options),
     });
     for await (const row of rows) out.push({ rowKey: row.rowKey!, snapshot: unpackJson<ClusterSnapshot>(row) });
     return out.sort((a, b) => (a.rowKey < b.rowKey ? -1 : 1)).map((r) => r.snapshot);
@@ -202,7 +202,7 @@ export class SnapshotStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let current: TableEntityResult<HealthEntity> | undefined;
       try {
-        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { abortSignal: options.abortSignal });
+        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { ...abortOption(options) });
       } catch (e) {
         if (statusOf(e) !== 404) throw e;
       }
@@ -212,8 +212,8 @@ export class SnapshotStore {
         lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0),
       };
       try {
-        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
-        else await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
+        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, ...abortOption(options) });
+        else await this.#table.createEntity(entity, { ...abortOption(options) });
         return { consecutiveFailures, stale: consecutiveFailures >= this.#threshold };
       } catch (e) {
         const status = statusOf(e);
@@ -226,7 +226,7 @@ export class SnapshotStore {
   /** A successful capture: the failure count starts again at 0. */
   async recordSuccess(cluster: string, nowMs: number, options: StoreCallOptions = {}): Promise<void> {
     const pk = toTableKey(cluster);
-    await this.#table.upsertEntity({ partitionKey: pk, rowKey: HEALTH, consecutiveFailures: 0, lastError: '', lastSuccessAtMs: nowMs }, 'Merge', { abortSignal: options.abortSignal });
+    await this.#table.upsertEntity({ partitionKey: pk, rowKey: HEALTH, consecutiveFailures: 0, lastError: '', lastSuccessAtMs: nowMs }, 'Merge', { ...abortOption(options) });
   }
 
   /** Age, failures and staleness of a cluster's snapshots; null when the cluster was never captured or attempted. */
@@ -234,7 +234,7 @@ export class SnapshotStore {
     const pk = toTableKey(cluster);
     const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | undefined> => {
       try {
-        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), abortSignal: options.abortSignal });
+        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), ...abortOption(options) });
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
         throw error;
@@ -262,7 +262,7 @@ export class SnapshotStore {
     const names = new Set<string>();
     const rows = this.#table.listEntities({
       queryOptions: { filter: `RowKey eq '${LATEST}' or RowKey eq '${HEALTH}'`, select: ['PartitionKey'] },
-      abortSignal: options.abortSignal,
+      ...abortOption(options),
     });
     for await (const row of rows) names.add(fromTableKey(row.partitionKey!));
     return [...names].sort();
