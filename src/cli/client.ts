@@ -107,7 +107,7 @@ export class ScalerClient {
       throw new CliError('CLI_NETWORK', `cannot reach the scaler at ${this.#base} (${why}); check --url`, { cause: error });
     }
     const text = await res.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {

@@ -188,8 +188,8 @@ export interface ProcessOptions {
 }
 
 export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger, options: ProcessOptions = {}): Promise<ProcessResult> {
-  let entry = await deps.ledger.get(requestId);
-  if (!entry || !entry.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
+  const entry = await deps.ledger.get(requestId);
+  if (!entry?.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
   if (isFinal(entry)) {
     await deps.onFinal?.(entry);
     return { requestId, action: 'final', state: entry.record.state };

@@ -844,7 +844,7 @@ export class Simulator {
         names.has(r.Name) ||
         (typeof r.Hostname === 'string' && hostnames.has(lower(r.Hostname))) ||
         (typeof r.PrivateIp === 'string' && ips.has(r.PrivateIp)) ||
-        (filter !== undefined && filter(r))
+        Boolean(filter?.(r))
       );
     });
     const results = matched.map((node) => {

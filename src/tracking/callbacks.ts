@@ -96,7 +96,7 @@ export function parseInternalMessage(message: unknown): Record<string, unknown> 
 function parseCallbackMessage(message: unknown): CallbackMessage | null {
   const m = parseInternalMessage(message);
   // The id becomes a storage key: anything but a valid requestId is ignored (logged), never retried into poison.
-  if (!m || m.$callback !== 'deliver' || usableRequestId(m.requestId) === null) return null;
+  if (m?.$callback !== 'deliver' || usableRequestId(m.requestId) === null) return null;
   const attempt = typeof m.attempt === 'number' && Number.isInteger(m.attempt) && m.attempt >= 0 ? m.attempt : 0;
   return { $callback: 'deliver', requestId: m.requestId as string, attempt };
 }

@@ -129,7 +129,7 @@ const usableKey = (v: unknown): v is string => typeof v === 'string' && v.length
 
 export function parseTrackerMessage(message: unknown): TrackerWakeMessage | null {
   const m = parseInternalMessage(message);
-  if (!m || m.$tracker !== 'poll' || !usableKey(m.cluster) || !usableKey(m.cycleCloudRequestId)) return null;
+  if (m?.$tracker !== 'poll' || !usableKey(m.cluster) || !usableKey(m.cycleCloudRequestId)) return null;
   return { $tracker: 'poll', cluster: m.cluster, cycleCloudRequestId: m.cycleCloudRequestId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
 }
 
@@ -211,7 +211,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
           }
           return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome };
         });
-        let next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
+        const next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
         if (state.action === 'create') {
           const compensated = new Set((next.compensations ?? []).map((c) => c.demandIndex));
           for (const d of next.record.demands) {
