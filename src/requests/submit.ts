@@ -224,7 +224,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
     if (!current || isFinal(current)) return done(current ?? entry, 'final');
     const code = error.code;
     const delay = isCycleCloudError(error) ? { minMs: error.retryAfterMs ?? 0 } : error.retryInMs !== undefined ? { exactMs: error.retryInMs } : {};
-    ctx.logger.warn('CycleCloud did not settle this run; the request waits and tries again', { code, error: error.message, ...delay });
+    ctx.logger.warn('CycleCloud did not settle this run; the request waits and tries again', { code, error, ...delay });
     return wait(ctx, current, `waiting for CycleCloud (${code}): ${error.message}`, 'waiting', delay);
   }
 }

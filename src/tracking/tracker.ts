@@ -276,7 +276,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
         if (e.code === 'CC_CONFLICT') break; // sent before: followed by its request id
         if (e.ambiguous && round < 3) continue;
         if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
-          log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e.message });
+          log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e });
           return null;
         }
         throw e;
@@ -415,7 +415,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       log.warn('CycleCloud throttled the poll', { retryAfterMs: e.retryAfterMs });
       return { nodes: null, retryAfterMs: e.retryAfterMs ?? s.intervalMs };
     }
-    log.warn('poll failed; backing off', { code: e.code, error: e.message });
+    log.warn('poll failed; backing off', { code: e.code, error: e });
     return { nodes: null };
   }
 
@@ -548,7 +548,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       const atMs = deps.now() + delayMs;
       const next = await store.replace({ ...current, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...current.state, nextPollAtMs: atMs } });
       await sendWake(cluster, cycleCloudRequestId, next.wakeToken, delayMs);
-      log.warn('CycleCloud failed an action; it is retried after a backoff', { code: e.code, error: e.message, delayMs, actions: current.outbox.map((a) => a.type) });
+      log.warn('CycleCloud failed an action; it is retried after a backoff', { code: e.code, error: e, delayMs, actions: current.outbox.map((a) => a.type) });
       return true;
     } catch {
       return false;
