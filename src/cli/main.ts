@@ -118,7 +118,7 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
       text = await readFile(path, 'utf8');
     }
   } catch (error) {
-    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${codeOf(error) ?? (error as Error).message}`);
+    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${codeOf(error) ?? (error instanceof Error ? error.message : String(error))}`);
   }
   let value: unknown;
   try {
@@ -405,7 +405,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       else io.stderr.write(`${paint('red', 'error:')} ${error.message}\n`);
       return error.exitCode;
     }
-    io.stderr.write(`error: ${(error as Error).message}\n`);
+    io.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
     return EXIT.http;
   }
 }

@@ -34,8 +34,9 @@ export function isScalerError<C extends string>(error: unknown, code: C | readon
 export function isScalerError(error: unknown, code?: string | readonly string[]): error is ScalerError {
   if (!(error instanceof Error)) return false;
   if (!(error instanceof ScalerError) && (error as unknown as Record<symbol, unknown>)[BRAND] !== true) return false;
-  const actual = (error as ScalerError).code;
   if (code === undefined) return true;
+  const actual = (error as { code?: unknown }).code;
+  if (typeof actual !== 'string') return false;
   return typeof code === 'string' ? actual === code : code.includes(actual);
 }
 

@@ -106,6 +106,13 @@ describe('ScalerError', () => {
     expect(isCycleCloudError(new copy.ScalerError('CC_AUTH', 'not a CycleCloudError by name'))).toBe(false);
   });
 
+  it('imports nothing, so every folder (the pure cores too) may depend on it', async () => {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(new URL('../../src/platform/errors.ts', import.meta.url), 'utf8');
+    expect(text).not.toMatch(/^\s*import\s/m);
+    expect(text).not.toMatch(/import\(/);
+  });
+
   it('codeOf reads a string code from anything thrown, without a cast at the catch site', () => {
     expect(codeOf(new LedgerError('LEDGER_NOT_FOUND', 'x'))).toBe('LEDGER_NOT_FOUND');
     expect(codeOf(Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }))).toBe('ECONNREFUSED');
