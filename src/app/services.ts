@@ -11,6 +11,7 @@ import { loadConfig, type Config, type ConfigMode } from '../platform/config.ts'
 import { createLogger, setLogLevel, type Logger } from '../platform/log.ts';
 import { storageNames, type StorageNames } from '../platform/names.ts';
 import { Storage } from '../platform/storage.ts';
+import { isScalerError } from '../platform/errors.ts';
 import {
   credentialProviderFromSource,
   secretSource,
@@ -114,7 +115,7 @@ export async function createServices(env: Record<string, string | undefined>, op
       return await vault().getSecret(name);
     } catch (error) {
       // Not created yet (the deployment names it; an operator stores it): run unsigned, say so once.
-      if ((error as { code?: string }).code !== 'SECRET_NOT_FOUND') throw error;
+      if (!isScalerError(error, 'SECRET_NOT_FOUND')) throw error;
       if (!warnedNoSigningSecret.has(name)) logger.warn('signing secret not found in Key Vault: it is not used until it exists', { secretName: name });
       warnedNoSigningSecret.add(name);
       return undefined;

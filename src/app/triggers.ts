@@ -45,7 +45,8 @@ export function invocationLogger(ctx: InvocationContext, fields: Record<string, 
  */
 export function internalQueueName(queue: 'trackerQueue' | 'callbackQueue', env: Record<string, string | undefined> = process.env): string {
   try {
-    return storageNames({ prefix: env.STORAGE_PREFIX?.trim() || undefined })[queue];
+    const prefix = env.STORAGE_PREFIX?.trim();
+    return storageNames(prefix ? { prefix } : {})[queue];
   } catch {
     return storageNames()[queue];
   }

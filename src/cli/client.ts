@@ -5,6 +5,7 @@
  */
 import type { Accepted, ClusterStatus, Health, PlanResponse, Problem } from '../http/schemas.ts';
 import type { RequestRecord } from '../requests/schemas.ts';
+import { codeOf, ScalerError } from '../platform/errors.ts';
 
 /** Exit codes of every command (README "CLI"). */
 export const EXIT = {
@@ -21,16 +22,14 @@ export const EXIT = {
 export type CliErrorCode = 'CLI_UNAUTHORIZED' | 'CLI_NOT_FOUND' | 'CLI_INVALID' | 'CLI_CONFLICT' | 'CLI_HTTP' | 'CLI_NETWORK' | 'CLI_USAGE';
 
 /** Every failure the CLI reports: a message for people, a code for scripts, the exit code to use. */
-export class CliError extends Error {
+export class CliError extends ScalerError<CliErrorCode> {
   override readonly name = 'CliError';
-  readonly code: CliErrorCode;
   readonly exitCode: number;
   readonly status: number | undefined;
   readonly errors: { path: string; message: string }[] | undefined;
 
   constructor(code: CliErrorCode, message: string, options: { status?: number; errors?: { path: string; message: string }[]; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options);
     this.exitCode = code === 'CLI_USAGE' ? EXIT.usage : EXIT.http;
     this.status = options.status;
     this.errors = options.errors;
@@ -103,12 +102,12 @@ export class ScalerClient {
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (error) {
-      const err = error as Error & { cause?: { code?: string; message?: string } };
-      const why = err.name === 'TimeoutError' ? `no answer within ${this.#timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
+      const err = error instanceof Error ? error : new Error(String(error));
+      const why = err.name === 'TimeoutError' ? `no answer within ${this.#timeoutMs} ms` : (codeOf(err.cause) ?? (err.cause instanceof Error ? err.cause.message : err.message));
       throw new CliError('CLI_NETWORK', `cannot reach the scaler at ${this.#base} (${why}); check --url`, { cause: error });
     }
     const text = await res.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {

@@ -21,6 +21,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
+import { codeOf } from '../platform/errors.ts';
 import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
 import { DEFAULT_PROGRAMS_DIR, slurmConf } from '../slurm/conf.ts';
@@ -117,7 +118,7 @@ async function readJsonFile(path: string, io: CliIo): Promise<Record<string, unk
       text = await readFile(path, 'utf8');
     }
   } catch (error) {
-    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new CliError('CLI_USAGE', `cannot read --file ${path}: ${codeOf(error) ?? (error instanceof Error ? error.message : String(error))}`);
   }
   let value: unknown;
   try {
@@ -248,9 +249,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const context = (cmd: Command) => {
     const g = cmd.optsWithGlobals<GlobalOptions>();
     jsonMode = Boolean(g.json);
+    const key = g.key ?? io.env.SCALER_KEY;
     const client = new ScalerClient({
       baseUrl: g.url ?? io.env.SCALER_URL ?? DEFAULT_URL,
-      ...((g.key ?? io.env.SCALER_KEY) ? { key: g.key ?? io.env.SCALER_KEY } : {}),
+      ...(key ? { key } : {}),
       ...(io.fetch ? { fetch: io.fetch } : {}),
     });
     return { client, json: jsonMode };
@@ -403,7 +405,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       else io.stderr.write(`${paint('red', 'error:')} ${error.message}\n`);
       return error.exitCode;
     }
-    io.stderr.write(`error: ${(error as Error).message}\n`);
+    io.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
     return EXIT.http;
   }
 }

@@ -34,6 +34,7 @@ function table(head: string[], paint: Paint, colWidths?: Array<number | undefine
 }
 
 /** Width of a cell's text as a terminal shows it (colour codes take no room). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the ANSI colour codes this matches, on purpose
 const visible = (text: string): number => text.replace(/\x1b\[[0-9;]*m/g, '').length;
 
 /** Used when the output is not a terminal (a pipe, a file): long reasons still wrap. */
@@ -117,7 +118,7 @@ export function renderPlan(plan: PlanResponse, paint: Paint, width = DEFAULT_WID
   if (plan.paused) out.push(paint('yellow', 'scale-out is paused: this plan would wait until resumed'));
   if (plan.sets.length) {
     const sets = table(['set', 'nodearray', 'machine type', 'bucket', 'placement group', 'count', 'demands'], paint);
-    plan.sets.forEach((s, i) => sets.push([i, s.nodearray, s.machineType, s.bucketId, dash(s.placementGroupId), s.count, s.demands.map((d) => `#${d.index}×${d.count}`).join(' ')]));
+    for (const [i, s] of plan.sets.entries()) sets.push([i, s.nodearray, s.machineType, s.bucketId, dash(s.placementGroupId), s.count, s.demands.map((d) => `#${d.index}×${d.count}`).join(' ')]);
     out.push(sets.toString());
   } else {
     out.push(paint('yellow', 'nothing would be created now'));

@@ -31,6 +31,7 @@ import {
 import { CycleCloudError, codeForStatus, type CycleCloudErrorCode, type CycleCloudErrorDetails } from './errors.ts';
 import type { CredentialProvider, CycleCloudCredentials } from '../platform/credentials.ts';
 import { registerSecret, scrub, silentLogger, type Logger } from '../platform/log.ts';
+import { codeOf } from '../platform/errors.ts';
 
 export interface CycleCloudRetryOptions {
   /** Extra attempts after the first, for GETs only. Default 4. */
@@ -130,8 +131,8 @@ export function backoffDelayMs(attempt: number, baseDelayMs: number, maxDelayMs:
 }
 
 function errorCodeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') return code;
+  const code = codeOf(error);
+  if (code) return code;
   const cause = (error as { cause?: unknown } | null)?.cause;
   return cause && cause !== error ? errorCodeOf(cause) : undefined;
 }

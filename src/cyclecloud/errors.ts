@@ -6,6 +6,7 @@
  * properties, so a logger that copies an error's own fields, or `JSON.stringify(error)`, cannot
  * print them. The Authorization header is never stored at all.
  */
+import { ScalerError } from '../platform/errors.ts';
 import type { CycleCloudErrorCode } from './api.ts';
 
 export type { CycleCloudErrorCode } from './api.ts';
@@ -40,9 +41,8 @@ export interface CycleCloudErrorOptions extends ErrorOptions {
   response?: CycleCloudErrorResponse;
 }
 
-export class CycleCloudError extends Error {
+export class CycleCloudError extends ScalerError<CycleCloudErrorCode> {
   override name = 'CycleCloudError' as const;
-  readonly code: CycleCloudErrorCode;
   /** HTTP status, when CycleCloud answered. */
   readonly status?: number;
   /** How long CycleCloud asked us to wait (`Retry-After`), when it said. */
@@ -60,8 +60,7 @@ export class CycleCloudError extends Error {
   declare readonly response?: CycleCloudErrorResponse;
 
   constructor(code: CycleCloudErrorCode, message: string, options: CycleCloudErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options);
     if (options.status !== undefined) this.status = options.status;
     if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
     this.ambiguous = options.ambiguous ?? false;

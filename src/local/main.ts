@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { chooseLogFormat, formatForTerminal, type LogFormat } from '../platform/console-format.ts';
+import { codeOf } from '../platform/errors.ts';
 import { consoleSink, registerSecret, scrub, setConsoleOutput, type LogLevel, type LogSink } from '../platform/log.ts';
 import { startSimulator } from '../simulator/server.ts';
 import { keepSimulatorState, readSimulatorState } from '../simulator/state-file.ts';
@@ -239,7 +240,7 @@ async function main(): Promise<void> {
   try {
     host = await startLocalHost({ registrations, env, port: config.port, functionKey, stopGraceMs: STOP_GRACE_MS, logSink: consoleSink });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    if (codeOf(error) === 'EADDRINUSE') {
       throw new StartError(`port ${config.port} is already in use (another npm start?): set PORT to a free port, e.g. PORT=${config.port + 1} npm start, or PORT=0 for any free port`);
     }
     throw error;

@@ -5,6 +5,7 @@
  * the entry module is evaluated, then put the originals back.
  */
 import { app } from '@azure/functions';
+import { ScalerError } from '../platform/errors.ts';
 import type {
   FunctionOutput,
   HttpFunctionOptions,
@@ -42,13 +43,11 @@ export interface HttpRegistration {
 export type Registration = TimerRegistration | QueueRegistration | HttpRegistration;
 
 /** Raised for registrations the local host cannot run (it would silently differ from Azure). */
-export class LocalHostError extends Error {
+export class LocalHostError extends ScalerError<'LOCAL_UNSUPPORTED' | 'LOCAL_BINDING' | 'LOCAL_CONFIG'> {
   override readonly name = 'LocalHostError';
-  readonly code: 'LOCAL_UNSUPPORTED' | 'LOCAL_BINDING' | 'LOCAL_CONFIG';
 
   constructor(code: LocalHostError['code'], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
   }
 }
 

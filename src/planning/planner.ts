@@ -813,7 +813,10 @@ export function plan(input: PlanInput): Plan {
         pick: demand.pick ?? 'first', candidates: c.valid, passedOver: decision.passedOver, backingOff: c.backingOff.length,
         unsuitable: c.unsuitable, split: decision.split, group: decision.group,
       };
-      if (explainAll && full) dp.explanation = describeChoice(dp) ?? undefined;
+      if (explainAll && full) {
+        const explanation = describeChoice(dp);
+        if (explanation !== null) dp.explanation = explanation;
+      }
     }
     demands.push(dp);
   }

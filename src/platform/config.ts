@@ -44,6 +44,7 @@ import { CronPattern } from 'croner';
 import { z } from 'zod';
 import { registerSecret, type LogLevel } from './log.ts';
 import { storageConnectionFromEnv, type StorageConnection } from './storage.ts';
+import { ScalerError } from './errors.ts';
 
 export type ConfigMode = 'local' | 'azure';
 
@@ -109,13 +110,12 @@ export interface Config {
 }
 
 /** A setting that stops start-up. `setting` is its name; the message never contains its value. */
-export class ConfigError extends Error {
+export class ConfigError extends ScalerError<'CONFIG_INVALID'> {
   override name = 'ConfigError' as const;
-  readonly code = 'CONFIG_INVALID' as const;
   readonly setting: string;
 
   constructor(setting: string, problem: string, options?: ErrorOptions) {
-    super(`Setting ${setting} ${problem}`, options);
+    super('CONFIG_INVALID', `Setting ${setting} ${problem}`, options);
     this.setting = setting;
   }
 }

@@ -35,13 +35,26 @@ export function chooseLogFormat(setting: string | undefined, isTTY: boolean): Lo
 function show(value: unknown): string {
   if (typeof value === 'string') return /[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value;
   if (value && typeof value === 'object') {
-    const error = value as { name?: unknown; message?: unknown; code?: unknown };
-    // Errors were sanitised to {name, message, code}: say them as a sentence, not as JSON.
-    if (typeof error.message === 'string' && Object.keys(value).every((k) => k === 'name' || k === 'message' || k === 'code')) {
-      return JSON.stringify(`${typeof error.code === 'string' ? `${error.code}: ` : ''}${error.message}`);
-    }
+    // Errors were sanitised to {name, message, code, cause}: say them as a sentence, not as JSON.
+    const sentence = errorSentence(value);
+    if (sentence !== undefined) return JSON.stringify(sentence);
   }
   return JSON.stringify(value);
+}
+
+const ERROR_KEYS = new Set(['name', 'message', 'code', 'cause']);
+
+/** `CODE: message; caused by CODE: message…` for a logged error (see `log.ts`), else undefined. */
+function errorSentence(value: unknown, isCause = false): string | undefined {
+  if (typeof value === 'string') return isCause ? value : undefined;
+  if (!value || typeof value !== 'object' || !Object.keys(value).every((k) => ERROR_KEYS.has(k))) return undefined;
+  const error = value as { message?: unknown; code?: unknown; cause?: unknown };
+  if (typeof error.message !== 'string' && !isCause) return undefined;
+  const code = typeof error.code === 'string' || typeof error.code === 'number' ? String(error.code) : undefined;
+  const message = typeof error.message === 'string' ? error.message : '';
+  const cause = error.cause === undefined ? undefined : errorSentence(error.cause, true);
+  const head = code && message ? `${code}: ${message}` : (code ?? message);
+  return cause ? `${head}; caused by ${cause}` : head;
 }
 
 function clock(date: Date): string {

@@ -14,6 +14,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { SecretClient, SecretClientOptions } from '@azure/keyvault-secrets';
 import { z } from 'zod';
 import { registerSecret } from './log.ts';
+import { ScalerError } from './errors.ts';
 
 export interface CycleCloudCredentials {
   username: string;
@@ -39,15 +40,13 @@ export type CredentialErrorCode =
   | 'SECRET_MALFORMED';
 
 /** Errors of this module. Messages name the secret and the problem, never the value. */
-export class CredentialError extends Error {
+export class CredentialError extends ScalerError<CredentialErrorCode> {
   override name = 'CredentialError' as const;
-  readonly code: CredentialErrorCode;
   /** The Key Vault secret concerned, when there is one. */
   readonly secretName?: string;
 
   constructor(code: CredentialErrorCode, message: string, options: ErrorOptions & { secretName?: string } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options);
     if (options.secretName !== undefined) this.secretName = options.secretName;
   }
 }

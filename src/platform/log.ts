@@ -52,12 +52,33 @@ export function scrub(text: string): string {
   return out;
 }
 
+/** Causes followed below a logged error; deeper ones are cut (a chain is rarely longer than three). */
+const MAX_CAUSES = 5;
+
+/**
+ * An error as `{name, message, code?, cause?}`, its `cause` chain included (each cause by the same
+ * three fields). Nothing else an error carries is copied: not its other own fields, not a stack, not
+ * a request or response, so no header or body can leak; messages are scrubbed with the whole line.
+ */
+function describeError(error: Error, seen: Set<unknown>): Record<string, unknown> {
+  seen.add(error);
+  const code = (error as Error & { code?: unknown }).code;
+  const out: Record<string, unknown> = { name: error.name, message: error.message, ...(code !== undefined ? { code } : {}) };
+  const cause = error.cause;
+  if (cause === undefined || cause === null || seen.has(cause)) return out;
+  if (seen.size > MAX_CAUSES) out.cause = '[…]';
+  else if (cause instanceof Error) out.cause = describeError(cause, seen);
+  else if (typeof cause === 'object') {
+    // A thrown non-Error object: only its code and message, never its other fields.
+    const c = cause as { code?: unknown; message?: unknown };
+    out.cause = { ...(typeof c.code === 'string' || typeof c.code === 'number' ? { code: c.code } : {}), ...(typeof c.message === 'string' ? { message: c.message } : {}) };
+  } else out.cause = String(cause);
+  return out;
+}
+
 function sanitize(value: unknown, depth = 0): unknown {
   if (depth > 6) return '[…]';
-  if (value instanceof Error) {
-    const e = value as Error & { code?: unknown };
-    return { name: e.name, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) };
-  }
+  if (value instanceof Error) return describeError(value, new Set());
   if (Array.isArray(value)) return value.slice(0, 50).map((v) => sanitize(v, depth + 1));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};

@@ -101,6 +101,14 @@ export function statusOf(error: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
+/**
+ * `{ abortSignal }` for an Azure SDK call, or `{}` when there is none: the SDK's options type does not
+ * accept an explicit `undefined` (`exactOptionalPropertyTypes`).
+ */
+export function abortOption(options: { abortSignal?: AbortSignal | undefined }): { abortSignal?: AbortSignal } {
+  return options.abortSignal ? { abortSignal: options.abortSignal } : {};
+}
+
 /** Queue text as the Functions host expects it by default (`messageEncoding: base64`). */
 export function encodeQueueMessage(body: unknown): string {
   return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8').toString('base64');

@@ -4,13 +4,16 @@
  * thousands of nodes fits; the limit is reported by name instead of failing obscurely.
  */
 import { gzipSync, gunzipSync } from 'node:zlib';
+import { ScalerError } from './errors.ts';
 
 const CHUNK = 60 * 1024;
 const MAX_CHUNKS = 15; // 15 × 60 KiB ≈ 900 KiB compressed, below the 1 MiB entity limit with room for other properties
 
-export class DocumentTooLargeError extends Error {
+export class DocumentTooLargeError extends ScalerError<'STORAGE_DOCUMENT_TOO_LARGE'> {
   override name = 'DocumentTooLargeError';
-  readonly code = 'STORAGE_DOCUMENT_TOO_LARGE';
+  constructor(message: string, options?: ErrorOptions) {
+    super('STORAGE_DOCUMENT_TOO_LARGE', message, options);
+  }
 }
 
 /** Properties `docN` (Binary) + `docChunks`. Merge them into an entity. */

@@ -8,6 +8,7 @@
  * never blocks the queue.
  */
 import type { Logger } from '../platform/log.ts';
+import { codeOf } from '../platform/errors.ts';
 import { isContinueMessage } from '../tracking/types.ts';
 import type { RequestLedgerApi } from './ledger-types.ts';
 import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from './schemas.ts';
@@ -130,7 +131,7 @@ async function withTransientHandling<T>(deps: IntakeDeps, requestId: string, met
   try {
     return await work();
   } catch (error) {
-    const why = error instanceof Error ? `${(error as { code?: string }).code ? `${(error as { code?: string }).code}: ` : ''}${error.message}` : String(error);
+    const why = error instanceof Error ? `${codeOf(error) ? `${codeOf(error)}: ` : ''}${error.message}` : String(error);
     const last = meta.dequeueCount >= meta.maxDequeueCount;
     log.warn(last ? 'transient failure on the last attempt; the message goes to the poison queue' : 'transient failure; the queue will retry', { requestId, error, dequeueCount: meta.dequeueCount });
     if (last) {

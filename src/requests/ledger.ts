@@ -21,6 +21,7 @@ import type { InFlightAllocation } from '../planning/types.ts';
 import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
+import { ScalerError } from '../platform/errors.ts';
 import { nextTransitions, RequestListing, summaryChanged } from './listing.ts';
 
 export interface RequestLedgerOptions {
@@ -44,12 +45,10 @@ export interface RequestLedgerOptions {
 /** Stable codes of ledger failures. */
 export type LedgerErrorCode = 'LEDGER_NOT_FOUND' | 'LEDGER_CONTENTION';
 
-export class LedgerError extends Error {
+export class LedgerError extends ScalerError<LedgerErrorCode> {
   override name = 'LedgerError' as const;
-  readonly code: LedgerErrorCode;
   constructor(code: LedgerErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
   }
 }
 

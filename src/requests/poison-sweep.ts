@@ -38,7 +38,7 @@ export function hostCanDecode(text: string): boolean {
 /** One pass over up to `max` poison messages; returns what it did. */
 export async function sweepUndecodablePoison(deps: PoisonSweepDeps, max = 32): Promise<{ resent: number; rejected: number }> {
   const poison = deps.storage.queue(deps.poisonQueue);
-  let items;
+  let items: Awaited<ReturnType<typeof poison.receiveMessages>>['receivedMessageItems'];
   try {
     // Short visibility: messages left alone are visible again a moment later.
     items = (await poison.receiveMessages({ numberOfMessages: Math.min(32, max), visibilityTimeout: 1 })).receivedMessageItems;

@@ -18,6 +18,7 @@ import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
+import { ScalerError } from '../platform/errors.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 
 /** Margin for clocks of different instances: a reservation is counted this much longer. */
@@ -67,9 +68,11 @@ export function inFlightOf(items: readonly Reservation[], snapshotStartedAtMs: n
   return out;
 }
 
-export class ReservationConflictError extends Error {
+export class ReservationConflictError extends ScalerError<'RESERVATION_CONTENTION'> {
   override name = 'ReservationConflictError';
-  readonly code = 'RESERVATION_CONTENTION';
+  constructor(message: string, options?: ErrorOptions) {
+    super('RESERVATION_CONTENTION', message, options);
+  }
 }
 
 export class CapacityReservations {

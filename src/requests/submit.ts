@@ -19,6 +19,7 @@ import { operationNodes } from '../cyclecloud/lookup.ts';
 import type { NodeCreationRequestSet, NodeRecord } from '../cyclecloud/schemas.ts';
 import { markAttributes } from '../cyclecloud/tags.ts';
 import type { Logger } from '../platform/log.ts';
+import { ScalerError } from '../platform/errors.ts';
 import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
 import { planChoice } from '../planning/planner.ts';
 import { planNamed as defaultPlan } from '../planning/named.ts';
@@ -45,15 +46,13 @@ import {
 } from './record.ts';
 
 /** Thrown by a {@link SnapshotSource} when the cluster's numbers cannot be trusted now (stale). */
-export class SnapshotUnavailableError extends Error {
+export class SnapshotUnavailableError extends ScalerError<'PLAN_STALE_SNAPSHOT' | 'PLAN_UNKNOWN_CLUSTER'> {
   override name = 'SnapshotUnavailableError';
-  readonly code: 'PLAN_STALE_SNAPSHOT' | 'PLAN_UNKNOWN_CLUSTER';
   /** True when waiting cannot help (CycleCloud has no such cluster): the request is rejected. */
   readonly permanent: boolean;
   constructor(message: string, options: ErrorOptions & { permanent?: boolean } = {}) {
-    super(message, options);
+    super(options.permanent ? 'PLAN_UNKNOWN_CLUSTER' : 'PLAN_STALE_SNAPSHOT', message, options);
     this.permanent = options.permanent ?? false;
-    this.code = this.permanent ? 'PLAN_UNKNOWN_CLUSTER' : 'PLAN_STALE_SNAPSHOT';
   }
 }
 
@@ -140,14 +139,12 @@ export interface SubmitDeps {
 export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NOT_LISTED_YET';
 
 /** A submission that could not settle this run: the request waits and tries again. */
-export class SubmitError extends Error {
+export class SubmitError extends ScalerError<SubmitErrorCode> {
   override name = 'SubmitError' as const;
-  readonly code: SubmitErrorCode;
   /** When set, the request looks again after exactly this long (not the growing backoff). */
   readonly retryInMs: number | undefined;
   constructor(code: SubmitErrorCode, message: string, options?: ErrorOptions & { retryInMs?: number }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
     this.retryInMs = options?.retryInMs;
   }
 }
@@ -191,8 +188,8 @@ export interface ProcessOptions {
 }
 
 export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger, options: ProcessOptions = {}): Promise<ProcessResult> {
-  let entry = await deps.ledger.get(requestId);
-  if (!entry || !entry.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
+  const entry = await deps.ledger.get(requestId);
+  if (!entry?.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
   if (isFinal(entry)) {
     await deps.onFinal?.(entry);
     return { requestId, action: 'final', state: entry.record.state };
@@ -227,7 +224,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
     if (!current || isFinal(current)) return done(current ?? entry, 'final');
     const code = error.code;
     const delay = isCycleCloudError(error) ? { minMs: error.retryAfterMs ?? 0 } : error.retryInMs !== undefined ? { exactMs: error.retryInMs } : {};
-    ctx.logger.warn('CycleCloud did not settle this run; the request waits and tries again', { code, error: error.message, ...delay });
+    ctx.logger.warn('CycleCloud did not settle this run; the request waits and tries again', { code, error, ...delay });
     return wait(ctx, current, `waiting for CycleCloud (${code}): ${error.message}`, 'waiting', delay);
   }
 }

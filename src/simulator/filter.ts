@@ -8,11 +8,14 @@
  * `value := attribute path (Configuration.autoscale.enabled) | "string" | 'string' | number | true | false | undefined`.
  * A bare attribute is true when truthy.
  */
+import { ScalerError } from '../platform/errors.ts';
 
 /** A filter that does not parse. `code` is stable; the message names the position, never the whole input. */
-export class FilterSyntaxError extends Error {
+export class FilterSyntaxError extends ScalerError<'SIM_FILTER_SYNTAX'> {
   override readonly name = 'FilterSyntaxError';
-  readonly code = 'SIM_FILTER_SYNTAX';
+  constructor(message: string, options?: ErrorOptions) {
+    super('SIM_FILTER_SYNTAX', message, options);
+  }
 }
 
 type Token =

@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startSimulator } from './server.ts';
+import { codeOf } from '../platform/errors.ts';
 
 function usage(message: string): never {
   process.stderr.write(`simulator: ${message}\nusage: npm run simulator -- [--port N] [--host H] [--step-ms N] [--username U] [--password P]\n`);
@@ -55,7 +56,7 @@ try {
     ...(values.password !== undefined ? { password: values.password } : {}),
   });
 } catch (error) {
-  const code = (error as { code?: string }).code;
+  const code = codeOf(error);
   process.stderr.write(`simulator: cannot listen on ${values.host ?? '127.0.0.1'}:${port}${code ? ` (${code})` : ''}\n`);
   process.exit(1);
 }

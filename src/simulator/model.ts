@@ -21,6 +21,7 @@ import type {
   NodearrayBucketStatus,
   NodeRecord,
 } from '../cyclecloud/schemas.ts';
+import { ScalerError } from '../platform/errors.ts';
 import { FaultList } from './faults.ts';
 import { compileFilter, FilterSyntaxError } from './filter.ts';
 
@@ -125,14 +126,12 @@ const STATUS: Record<SimulatorErrorCode, number> = {
 };
 
 /** A request the simulated CycleCloud refuses; `status` and `exception` are what the server answers. */
-export class SimulatorError extends Error {
+export class SimulatorError extends ScalerError<SimulatorErrorCode> {
   override readonly name = 'SimulatorError';
-  readonly code: SimulatorErrorCode;
   readonly status: number;
   readonly exception: string;
   constructor(code: SimulatorErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
     this.status = STATUS[code];
     this.exception = EXCEPTION[code];
   }
@@ -747,7 +746,7 @@ export class Simulator {
   }
 
   /** Changes the documentation gaps at run time (see {@link SimulatorModelOptions}). */
-  setDocumentationGaps(gaps: { requestIdRetentionMs?: number; listLagMs?: number }): void {
+  setDocumentationGaps(gaps: { requestIdRetentionMs?: number | undefined; listLagMs?: number | undefined }): void {
     if (gaps.requestIdRetentionMs !== undefined) this.requestIdRetentionMs = gaps.requestIdRetentionMs;
     if (gaps.listLagMs !== undefined) this.listLagMs = gaps.listLagMs;
   }
@@ -845,7 +844,7 @@ export class Simulator {
         names.has(r.Name) ||
         (typeof r.Hostname === 'string' && hostnames.has(lower(r.Hostname))) ||
         (typeof r.PrivateIp === 'string' && ips.has(r.PrivateIp)) ||
-        (filter !== undefined && filter(r))
+        Boolean(filter?.(r))
       );
     });
     const results = matched.map((node) => {

@@ -5,6 +5,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Simulator, SimulatorState } from './model.ts';
+import { codeOf } from '../platform/errors.ts';
 
 /** The saved state, or undefined when there is no file yet. Throws naming the file when it is unreadable. */
 export function readSimulatorState(path: string): SimulatorState | undefined {
@@ -12,7 +13,7 @@ export function readSimulatorState(path: string): SimulatorState | undefined {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (codeOf(error) === 'ENOENT') return undefined;
     throw error;
   }
   try {

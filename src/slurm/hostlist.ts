@@ -15,11 +15,14 @@
  *
  * Pure: no I/O.
  */
+import { ScalerError } from '../platform/errors.ts';
 
 /** A hostlist that Slurm would refuse too; `message` names the offending part. */
-export class HostlistError extends Error {
+export class HostlistError extends ScalerError<'SLURM_BAD_HOSTLIST'> {
   override name = 'HostlistError';
-  readonly code = 'SLURM_BAD_HOSTLIST' as const;
+  constructor(message: string, options?: ErrorOptions) {
+    super('SLURM_BAD_HOSTLIST', message, options);
+  }
 }
 
 /** Most names one expression may expand to (Slurm's own limit is about this order). */

@@ -17,9 +17,10 @@ import {
   type BackoffState,
   type CapacityFailure,
 } from '../planning/backoff.ts';
+import { ScalerError } from '../platform/errors.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { toTableKey } from './table-keys.ts';
-import { statusOf } from '../platform/storage.ts';
+import { abortOption, statusOf } from '../platform/storage.ts';
 
 export interface CapacityMemoryOptions {
   policy?: BackoffPolicy;
@@ -35,12 +36,10 @@ export interface CapacityCallOptions {
   abortSignal?: AbortSignal;
 }
 
-export class CapacityMemoryError extends Error {
+export class CapacityMemoryError extends ScalerError<'CAPACITY_MEMORY_CONTENDED'> {
   override name = 'CapacityMemoryError';
-  readonly code: 'CAPACITY_MEMORY_CONTENDED';
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'CAPACITY_MEMORY_CONTENDED';
+    super('CAPACITY_MEMORY_CONTENDED', message, options);
   }
 }
 
@@ -86,7 +85,7 @@ export class CapacityMemory {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let current: TableEntityResult<Row> | undefined;
       try {
-        current = await this.#table.getEntity<Row>(pk, rk, { abortSignal: options.abortSignal });
+        current = await this.#table.getEntity<Row>(pk, rk, { ...abortOption(options) });
       } catch (error) {
         if (statusOf(error) !== 404) throw error;
       }
@@ -95,8 +94,8 @@ export class CapacityMemory {
       if (next === prev) return next;
       const row: Row = { partitionKey: pk, rowKey: rk, ...next };
       try {
-        if (current) await this.#table.updateEntity(row, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
-        else await this.#table.createEntity(row, { abortSignal: options.abortSignal });
+        if (current) await this.#table.updateEntity(row, 'Replace', { etag: current.etag, ...abortOption(options) });
+        else await this.#table.createEntity(row, { ...abortOption(options) });
         return next;
       } catch (error) {
         const status = statusOf(error);
@@ -118,7 +117,7 @@ export class CapacityMemory {
     const out: CapacityBackoff[] = [];
     // One row per bucket that ever failed: few, so filter the time here rather than in OData (where
     // the stored number type decides how a comparison behaves). toTableKey never yields a quote.
-    const rows = this.#table.listEntities<Row>({ queryOptions: { filter: `PartitionKey eq '${pk}'` }, abortSignal: options.abortSignal });
+    const rows = this.#table.listEntities<Row>({ queryOptions: { filter: `PartitionKey eq '${pk}'` }, ...abortOption(options) });
     for await (const row of rows) {
       const state = fromRow(row);
       if (isBackingOff(state, nowMs)) out.push(toCapacityBackoff(state));

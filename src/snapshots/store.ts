@@ -16,7 +16,8 @@ import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { fromTableKey, toTableKey } from './table-keys.ts';
-import { statusOf } from '../platform/storage.ts';
+import { abortOption, statusOf } from '../platform/storage.ts';
+import { codeOf, ScalerError } from '../platform/errors.ts';
 
 export interface SnapshotStoreOptions {
   /** Epoch-ms clock for health ages. Default `Date.now`. */
@@ -53,12 +54,10 @@ export interface SnapshotHealth {
   lastError: string | null;
 }
 
-export class SnapshotStoreError extends Error {
+export class SnapshotStoreError extends ScalerError<'SNAPSHOT_STORE_CONTENDED'> {
   override name = 'SnapshotStoreError';
-  readonly code: 'SNAPSHOT_STORE_CONTENDED';
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'SNAPSHOT_STORE_CONTENDED';
+    super('SNAPSHOT_STORE_CONTENDED', message, options);
   }
 }
 
@@ -83,9 +82,9 @@ interface HealthEntity {
 const historyFilter = (pk: string): string => `PartitionKey eq '${pk}' and RowKey ge '${HISTORY_PREFIX}' and RowKey lt 'h.'`;
 
 function errorText(error: unknown): string {
-  const e = error as { code?: unknown; message?: unknown } | null;
-  const message = typeof e?.message === 'string' ? e.message : String(error);
-  const text = typeof e?.code === 'string' ? `${e.code}: ${message}` : message;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = codeOf(error);
+  const text = code ? `${code}: ${message}` : message;
   // Errors are ours or the client's (which already keep secrets out); scrub anyway, and bound it.
   return scrub(text).slice(0, MAX_ERROR_TEXT);
 }
@@ -122,7 +121,7 @@ export class SnapshotStore {
     if (this.#historySize > 0) {
       const { nodes: _nodes, ...compact } = snapshot;
       const rowKey = `${HISTORY_PREFIX}${String(INVERT_BASE - takenAtMs).padStart(13, '0')}`;
-      await this.#table.upsertEntity({ partitionKey: pk, rowKey, takenAtMs, ...packJson(compact) }, 'Replace', { abortSignal: options.abortSignal });
+      await this.#table.upsertEntity({ partitionKey: pk, rowKey, takenAtMs, ...packJson(compact) }, 'Replace', { ...abortOption(options) });
       await this.#pruneHistory(pk, options);
     }
     return { latestReplaced };
@@ -133,17 +132,17 @@ export class SnapshotStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let current: TableEntityResult<{ takenAtMs?: number }> | undefined;
       try {
-        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, abortSignal: options.abortSignal });
+        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, ...abortOption(options) });
       } catch (error) {
         if (statusOf(error) !== 404) throw error;
       }
       try {
         if (!current) {
-          await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
+          await this.#table.createEntity(entity, { ...abortOption(options) });
           return true;
         }
         if (Number(current.takenAtMs ?? 0) >= takenAtMs) return false;
-        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
+        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, ...abortOption(options) });
         return true;
       } catch (error) {
         const status = statusOf(error);
@@ -158,14 +157,14 @@ export class SnapshotStore {
     const keys: string[] = [];
     const rows = this.#table.listEntities<{ rowKey: string }>({
       queryOptions: { filter: historyFilter(pk), select: ['RowKey'] },
-      abortSignal: options.abortSignal,
+      ...abortOption(options),
     });
     for await (const row of rows) keys.push(row.rowKey);
     keys.sort();
     await Promise.all(
       keys.slice(this.#historySize).map(async (rowKey) => {
         try {
-          await this.#table.deleteEntity(pk, rowKey, { abortSignal: options.abortSignal });
+          await this.#table.deleteEntity(pk, rowKey, { ...abortOption(options) });
         } catch (error) {
           if (statusOf(error) !== 404) throw error; // a concurrent prune got there first
         }
@@ -176,7 +175,7 @@ export class SnapshotStore {
   /** The cluster's newest snapshot (with node list), or null. */
   async latest(cluster: string, options: StoreCallOptions = {}): Promise<ClusterSnapshot | null> {
     try {
-      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { abortSignal: options.abortSignal });
+      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { ...abortOption(options) });
       return unpackJson<ClusterSnapshot>(entity);
     } catch (error) {
       if (statusOf(error) === 404) return null;
@@ -190,7 +189,7 @@ export class SnapshotStore {
     const out: { rowKey: string; snapshot: ClusterSnapshot }[] = [];
     const rows = this.#table.listEntities({
       queryOptions: { filter: historyFilter(pk) },
-      abortSignal: options.abortSignal,
+      ...abortOption(options),
     });
     for await (const row of rows) out.push({ rowKey: row.rowKey!, snapshot: unpackJson<ClusterSnapshot>(row) });
     return out.sort((a, b) => (a.rowKey < b.rowKey ? -1 : 1)).map((r) => r.snapshot);
@@ -203,7 +202,7 @@ export class SnapshotStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let current: TableEntityResult<HealthEntity> | undefined;
       try {
-        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { abortSignal: options.abortSignal });
+        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { ...abortOption(options) });
       } catch (e) {
         if (statusOf(e) !== 404) throw e;
       }
@@ -213,8 +212,8 @@ export class SnapshotStore {
         lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0),
       };
       try {
-        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
-        else await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
+        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, ...abortOption(options) });
+        else await this.#table.createEntity(entity, { ...abortOption(options) });
         return { consecutiveFailures, stale: consecutiveFailures >= this.#threshold };
       } catch (e) {
         const status = statusOf(e);
@@ -227,7 +226,7 @@ export class SnapshotStore {
   /** A successful capture: the failure count starts again at 0. */
   async recordSuccess(cluster: string, nowMs: number, options: StoreCallOptions = {}): Promise<void> {
     const pk = toTableKey(cluster);
-    await this.#table.upsertEntity({ partitionKey: pk, rowKey: HEALTH, consecutiveFailures: 0, lastError: '', lastSuccessAtMs: nowMs }, 'Merge', { abortSignal: options.abortSignal });
+    await this.#table.upsertEntity({ partitionKey: pk, rowKey: HEALTH, consecutiveFailures: 0, lastError: '', lastSuccessAtMs: nowMs }, 'Merge', { ...abortOption(options) });
   }
 
   /** Age, failures and staleness of a cluster's snapshots; null when the cluster was never captured or attempted. */
@@ -235,7 +234,7 @@ export class SnapshotStore {
     const pk = toTableKey(cluster);
     const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | undefined> => {
       try {
-        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), abortSignal: options.abortSignal });
+        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), ...abortOption(options) });
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
         throw error;
@@ -263,7 +262,7 @@ export class SnapshotStore {
     const names = new Set<string>();
     const rows = this.#table.listEntities({
       queryOptions: { filter: `RowKey eq '${LATEST}' or RowKey eq '${HEALTH}'`, select: ['PartitionKey'] },
-      abortSignal: options.abortSignal,
+      ...abortOption(options),
     });
     for await (const row of rows) names.add(fromTableKey(row.partitionKey!));
     return [...names].sort();

@@ -16,6 +16,7 @@ import { BlockList, isIP } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { codeOf } from '../platform/errors.ts';
 
 export interface ResolvedAddress {
   address: string;
@@ -136,7 +137,7 @@ export async function checkCallbackTarget(urlText: string, policy: CallbackTarge
     try {
       addresses = await (policy.resolve ?? systemResolver)(first.host);
     } catch (error) {
-      return { ok: false, reason: `host ${first.host} could not be resolved (${(error as { code?: string }).code ?? 'error'})`, retryable: true };
+      return { ok: false, reason: `host ${first.host} could not be resolved (${codeOf(error) ?? 'error'})`, retryable: true };
     }
   }
   return checkAddresses(first.host, first.listed, addresses, policy);

@@ -19,6 +19,7 @@ import { decodeQueueMessage, encodeQueueMessage, statusOf } from '../platform/st
 import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { registerSecret } from '../platform/log.ts';
+import { codeOf } from '../platform/errors.ts';
 import { signBody } from '../platform/signature.ts';
 import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './callback-guard.ts';
 import type { RequestLedgerApi } from '../requests/ledger-types.ts';
@@ -95,7 +96,7 @@ export function parseInternalMessage(message: unknown): Record<string, unknown> 
 function parseCallbackMessage(message: unknown): CallbackMessage | null {
   const m = parseInternalMessage(message);
   // The id becomes a storage key: anything but a valid requestId is ignored (logged), never retried into poison.
-  if (!m || m.$callback !== 'deliver' || usableRequestId(m.requestId) === null) return null;
+  if (m?.$callback !== 'deliver' || usableRequestId(m.requestId) === null) return null;
   const attempt = typeof m.attempt === 'number' && Number.isInteger(m.attempt) && m.attempt >= 0 ? m.attempt : 0;
   return { $callback: 'deliver', requestId: m.requestId as string, attempt };
 }
@@ -228,9 +229,10 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       const ra = retryAfterMs(retryAfter, nowMs);
       outcome = status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, ...(ra !== undefined ? { retryAfterMs: ra } : {}) };
     } catch (e) {
-      const err = e as Error & { code?: string };
-      const timedOut = err.name === 'TimeoutError' || (err.name === 'AbortError' && (err.cause as Error | undefined)?.name === 'TimeoutError');
-      outcome = { ok: false, error: timedOut ? `timed out after ${timeoutMs} ms` : err.code === 'CALLBACK_TARGET_REFUSED' ? err.message : err.code || err.name || 'network error' };
+      const err = e instanceof Error ? e : undefined;
+      const timedOut = err?.name === 'TimeoutError' || (err?.name === 'AbortError' && (err.cause as Error | undefined)?.name === 'TimeoutError');
+      const code = codeOf(e);
+      outcome = { ok: false, error: timedOut ? `timed out after ${timeoutMs} ms` : code === 'CALLBACK_TARGET_REFUSED' ? (err?.message ?? code) : code || err?.name || 'network error' };
     }
 
     if (outcome.ok) {

@@ -17,6 +17,7 @@ import type { TableEntity, TableEntityResult } from '@azure/data-tables';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
+import { ScalerError } from '../platform/errors.ts';
 import type { TrackerAction, TrackerState } from './machine.ts';
 
 /** An action decided by a poll, kept until performed so a crash between steps repeats it. */
@@ -33,12 +34,10 @@ export interface TrackerRecord {
   etag?: string;
 }
 
-export class TrackerStoreError extends Error {
+export class TrackerStoreError extends ScalerError<'TRACKER_CONFLICT'> {
   override name = 'TrackerStoreError';
-  readonly code: 'TRACKER_CONFLICT';
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'TRACKER_CONFLICT';
+    super('TRACKER_CONFLICT', message, options);
   }
 }
 

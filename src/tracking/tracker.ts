@@ -31,6 +31,7 @@ import { encodeQueueMessage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
+import { isScalerError } from '../platform/errors.ts';
 import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/ledger-types.ts';
 import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
 import type { CallbackSender } from './callbacks.ts';
@@ -128,7 +129,7 @@ const usableKey = (v: unknown): v is string => typeof v === 'string' && v.length
 
 export function parseTrackerMessage(message: unknown): TrackerWakeMessage | null {
   const m = parseInternalMessage(message);
-  if (!m || m.$tracker !== 'poll' || !usableKey(m.cluster) || !usableKey(m.cycleCloudRequestId)) return null;
+  if (m?.$tracker !== 'poll' || !usableKey(m.cluster) || !usableKey(m.cycleCloudRequestId)) return null;
   return { $tracker: 'poll', cluster: m.cluster, cycleCloudRequestId: m.cycleCloudRequestId, ...(typeof m.token === 'string' ? { token: m.token } : {}) };
 }
 
@@ -183,7 +184,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     try {
       return await deps.ledger.update(requestId, mutate);
     } catch (e) {
-      if ((e as { code?: unknown }).code === 'LEDGER_NOT_FOUND') {
+      if (isScalerError(e, 'LEDGER_NOT_FOUND')) {
         log.error('tracked operation has no ledger entry; its outcome is not recorded', { requestId });
         return null;
       }
@@ -210,7 +211,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
           }
           return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome };
         });
-        let next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
+        const next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
         if (state.action === 'create') {
           const compensated = new Set((next.compensations ?? []).map((c) => c.demandIndex));
           for (const d of next.record.demands) {
@@ -275,7 +276,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
         if (e.code === 'CC_CONFLICT') break; // sent before: followed by its request id
         if (e.ambiguous && round < 3) continue;
         if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
-          log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e.message });
+          log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e });
           return null;
         }
         throw e;
@@ -414,7 +415,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       log.warn('CycleCloud throttled the poll', { retryAfterMs: e.retryAfterMs });
       return { nodes: null, retryAfterMs: e.retryAfterMs ?? s.intervalMs };
     }
-    log.warn('poll failed; backing off', { code: e.code, error: e.message });
+    log.warn('poll failed; backing off', { code: e.code, error: e });
     return { nodes: null };
   }
 
@@ -547,7 +548,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       const atMs = deps.now() + delayMs;
       const next = await store.replace({ ...current, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...current.state, nextPollAtMs: atMs } });
       await sendWake(cluster, cycleCloudRequestId, next.wakeToken, delayMs);
-      log.warn('CycleCloud failed an action; it is retried after a backoff', { code: e.code, error: e.message, delayMs, actions: current.outbox.map((a) => a.type) });
+      log.warn('CycleCloud failed an action; it is retried after a backoff', { code: e.code, error: e, delayMs, actions: current.outbox.map((a) => a.type) });
       return true;
     } catch {
       return false;

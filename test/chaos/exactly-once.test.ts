@@ -104,7 +104,7 @@ function check(sc: Scenario, out: RunOutcome): string | null {
     for (const x of r.nodes) {
       if (x.status !== 'Ready') continue;
       const n = simMine.find((y) => (x.id ? y.NodeId === x.id : y.Name === x.name));
-      if (!n || n.Status !== 'Ready') return `${id}: the record says ${x.name} is Ready, CycleCloud says ${n?.Status ?? 'gone'}`;
+      if (n?.Status !== 'Ready') return `${id}: the record says ${x.name} is Ready, CycleCloud says ${n?.Status ?? 'gone'}`;
     }
     const request = sc.requests[Number(id.slice('chaos-'.length))]!;
     for (const d of r.demands) {

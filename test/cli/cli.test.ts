@@ -112,6 +112,7 @@ describe('ccscale watch', () => {
       'job-7 ended fulfilled: 4/4 nodes ready',
     ]);
     // Not a TTY: no colour codes, no progress-bar control sequences.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the ANSI colour codes this matches, on purpose
     expect(run.stdout).not.toMatch(/\u001b\[/);
   });
 
@@ -372,6 +373,7 @@ describe('colours and ids', () => {
     expect(useColour(true, { NO_COLOR: '1' })).toBe(false);
     expect(useColour(false, {})).toBe(false);
     expect(useColour(undefined, {})).toBe(false);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the ANSI colour codes this matches, on purpose
     expect(painter(true)('red', 'x')).toMatch(/\u001b\[31mx/);
     expect(painter(false)('red', 'x')).toBe('x');
   });

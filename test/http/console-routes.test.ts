@@ -52,7 +52,7 @@ describe('GET /api/scale-requests (list)', () => {
     const res = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'state=done&limit=0&cursor=abc&hours=x' }));
     expect(res.status).toBe(400);
     expect(bodyOf<{ errors: { path: string }[] }>(res).errors.map((e) => e.path)).toEqual(['state', 'limit', 'hours', 'cursor']);
-    expect(parseListQuery(new URL('https://x/api/scale-requests?q=' + 'a'.repeat(129)), 0)).toMatchObject({ ok: false, errors: [{ path: 'q' }] });
+    expect(parseListQuery(new URL(`https://x/api/scale-requests?q=${'a'.repeat(129)}`), 0)).toMatchObject({ ok: false, errors: [{ path: 'q' }] });
   });
 
   it('searches by id or job id with q, then applies the state and cluster filters', async () => {

@@ -22,7 +22,7 @@ import { uniqueNames } from '../helpers/names.ts';
 import { freePort } from '../helpers/net.ts';
 import { httpRequest, scaleBody, snapshotFixture } from './fakes.ts';
 
-let now = Date.parse('2026-11-28T02:00:00.000Z');
+const now = Date.parse('2026-11-28T02:00:00.000Z');
 const clock = () => now;
 
 function realDeps(storage: Storage, names: ReturnType<typeof uniqueNames>, over: Partial<HttpDeps> = {}): { deps: HttpDeps; snapshots: SnapshotStore } {

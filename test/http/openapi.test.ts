@@ -25,7 +25,9 @@ function validatorFor(component: string) {
 }
 
 function refsIn(value: unknown, out: string[] = []): string[] {
-  if (Array.isArray(value)) value.forEach((v) => refsIn(v, out));
+  if (Array.isArray(value)) {
+    for (const v of value) refsIn(v, out);
+  }
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       if (k === '$ref' && typeof v === 'string') out.push(v);

@@ -159,7 +159,7 @@ export function parseBicep(text: string): BicepFile {
   const masked = mask(text);
   const file: BicepFile = { text, params: [], vars: new Map(), outputs: new Map(), resources: [], modules: [] };
   const scope = /^targetScope\s*=\s*'([^']*)'/m.exec(text);
-  if (scope && masked.slice(scope.index, scope.index + 11) === 'targetScope') file.targetScope = scope[1];
+  if (scope?.[1] !== undefined && masked.slice(scope.index, scope.index + 11) === 'targetScope') file.targetScope = scope[1];
 
   // Declarations start a line (after decorators); matched on masked text so strings never count.
   const decl = new RegExp(`^(param|var|output|resource|module)\\s+(${IDENT})\\b`, 'gm');

@@ -15,7 +15,7 @@ function request(requestId: string, cluster = 'hpc', count = 2): ScaleRequest {
 describe('RequestLedger on azurite', () => {
   const names = uniqueNames();
   let storage: Storage;
-  let now = T0;
+  const now = T0;
   let ledger: RequestLedger;
 
   beforeAll(async () => {

@@ -380,6 +380,20 @@ describe('intake: invalid, broken, conflicting, transient', () => {
     expect(queue.sent).toHaveLength(1);
   });
 
+  it('an outcome still unknown is logged as SUBMIT_UNRESOLVED with the CycleCloud error behind it (the cause chain)', async () => {
+    const { deps, cc, ledger } = await setup();
+    deps.config = { ...deps.config, lookupGraceMs: 0 };
+    // Every send is lost after leaving (ambiguous) and every look-up finds nothing: three rounds, no answer.
+    cc.createFaults.push('lost', 'lost', 'lost');
+    const logs = captureLogs();
+    const result = await handleScaleQueueMessage(deps, scale('tr-u', [{ nodearray: 'ondemand', count: 1 }]), { messageId: 'mu', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, logs.logger);
+    expect(result.action).toBe('waiting');
+    expect((await ledger.getRecord('tr-u'))!.reason).toMatch(/SUBMIT_UNRESOLVED/);
+    const line = logs.entries().find((e) => e.msg === 'CycleCloud did not settle this run; the request waits and tries again');
+    expect(line?.code).toBe('SUBMIT_UNRESOLVED');
+    expect(line?.error).toMatchObject({ name: 'SubmitError', code: 'SUBMIT_UNRESOLVED', cause: { name: 'CycleCloudError', code: 'CC_NETWORK', message: 'socket hang up (ECONNRESET)' } });
+  });
+
   it('a storage failure is thrown for the queue; on the last attempt the record says why first', async () => {
     const { deps, ledger, state, deliver } = await setup();
     const msg = scale('tr-1', [{ nodearray: 'ondemand', count: 1 }]);

@@ -68,7 +68,6 @@ async function setup() {
 
 const createCalls = (requestId: string) =>
   sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && JSON.stringify(c.body ?? '').includes(requestId));
-const nodesOf = (prefix: string) => sim.nodes('hpc').filter((n) => JSON.stringify(n).includes(prefix));
 
 function scale(requestId: string, demands: ScaleRequest['demands']): ScaleRequest {
   return { kind: 'scale', requestId, cluster: 'hpc', demands };
@@ -148,7 +147,7 @@ describe('pipeline × simulator', () => {
     const groups = calls.map((c) => (c.body as { sets: { placementGroupId: string }[] }).sets[0]!.placementGroupId);
     expect(groups[0]).not.toBe(groups[1]);
     const terminate = sim.calls.find((c) => c.method === 'POST' && c.path.endsWith('/nodes/terminate') && JSON.stringify(c.body ?? '').includes(`${id}-g0-c`));
-    expect((terminate?.body as { ids: string[] }).ids).toHaveLength(2);
+    expect((terminate?.body as { ids: string[] } | undefined)?.ids).toHaveLength(2);
     const e = (await ledger.get(id))!;
     expect(e.record.demands[0]).toMatchObject({ requested: 4, created: 4, placementGroupId: groups[1] });
     expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
@@ -167,7 +166,7 @@ describe('pipeline × simulator', () => {
     const group = first.sets[0]!.placementGroupId;
     const terminate = sim.calls.find((c) => c.method === 'POST' && c.path.endsWith('/nodes/terminate') && JSON.stringify(c.body ?? '').includes(`${id}-g0-c`));
     // Terminated by NodeId (CycleCloud reuses names); the compensation names the same node.
-    const victimIds = (terminate?.body as { ids: string[] }).ids;
+    const victimIds = (terminate?.body as { ids: string[] } | undefined)?.ids ?? [];
     expect(victimIds).toHaveLength(1);
     const comp = (await ledger.get(id))!.compensations!.find((c) => c.cycleCloudRequestId === `${id}-g0-c`)!;
     expect(comp.nodeKeys).toEqual(victimIds.map((v) => `id:${v}`));

@@ -279,7 +279,12 @@ describe('internal callback messages with odd ids', () => {
     const sender = createCallbackSender({
       storage: undefined as never,
       names: undefined as never,
-      ledger: { get: async (id) => (asked.push(id), null) },
+      ledger: {
+        get: async (id) => {
+          asked.push(id);
+          return null;
+        },
+      },
       signingSecret: async () => undefined,
       now: () => 0,
       logger: silentLogger,

@@ -19,7 +19,7 @@ beforeAll(() => {
 
 describe('#7 messages the host cannot decode', () => {
   it('agrees with the host about what is decodable', () => {
-    for (const text of ['not base64!!', '{"requestId":"x"}', 'abc', encodeQueueMessage({ a: 1 }), '  ' + encodeQueueMessage('x') + '\n']) {
+    for (const text of ['not base64!!', '{"requestId":"x"}', 'abc', encodeQueueMessage({ a: 1 }), `  ${encodeQueueMessage('x')}\n`]) {
       let hostDecodes = true;
       try {
         decodeQueueItem(text, 'base64');

@@ -189,7 +189,10 @@ describe('#6 the callback sender never POSTs to a refused target', () => {
       signingSecret: async () => undefined,
       now: () => Date.now(),
       logger: captureLogs().logger,
-      fetch: (async (u: string | URL | Request) => (sent.push(String(u)), new Response(null, { status: 204 }))) as typeof fetch,
+      fetch: (async (u: string | URL | Request) => {
+        sent.push(String(u));
+        return new Response(null, { status: 204 });
+      }) as typeof fetch,
       target: azure({ resolve: async () => Promise.reject(Object.assign(new Error('temporary'), { code: 'EAI_AGAIN' })) }),
       retryDelaysMs: [0],
     });

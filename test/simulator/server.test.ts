@@ -11,7 +11,6 @@ import {
   NodeList,
   NodeManagementResult,
   OperationList,
-  OperationStatus,
   type NodearrayBucketStatus,
 } from '../../src/cyclecloud/schemas.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';

@@ -27,7 +27,7 @@ describe('ccscale slurm conf', () => {
   it('declares GPUs when the status reports them, and skips nodearrays that cannot have nodes', () => {
     const s = status();
     Object.assign(s.nodearrays[1]!.buckets[0]!, { gpuCount: 8 });
-    s.nodearrays[0]!.buckets.forEach((b) => (b.valid = false));
+    for (const b of s.nodearrays[0]!.buckets) b.valid = false;
     const conf = slurmConf(s, { resumeTimeoutSec: 900, suspendTimeSec: 60, suspendTimeoutSec: 120 });
     expect(conf).toMatch(/^GresTypes=gpu$/m);
     expect(conf).toMatch(/^NodeName=mpi-\[1-64\] .*Gres=gpu:8 /m);

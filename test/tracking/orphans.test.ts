@@ -33,7 +33,14 @@ beforeEach(async () => {
   woken.length = 0;
 });
 
-const deps = () => ({ ledger, cyclecloud: cc, storage, names, state, graceMs: GRACE, tracker: { wake: async (_c: string, id: string) => (woken.push(id), true), sendContinue: async () => undefined } });
+const deps = () => ({ ledger, cyclecloud: cc, storage, names, state, graceMs: GRACE, tracker: {
+    wake: async (_c: string, id: string) => {
+      woken.push(id);
+      return true;
+    },
+    sendContinue: async () => undefined,
+  },
+});
 
 const node = (name: string, requestId: string, cycleCloudRequestId: string, status = 'Ready'): SnapshotNodeRef => ({
   name,

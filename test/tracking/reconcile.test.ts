@@ -34,7 +34,13 @@ function fakes() {
   const capacity: { nodearray: string; machineType: string; reason: string }[] = [];
   const deps: ReconcileDeps = {
     ledger,
-    tracker: { wake: async (_c, op) => (woken.push(op), true), sendContinue: async (id) => void continued.push(id) },
+    tracker: {
+      wake: async (_c, op) => {
+        woken.push(op);
+        return true;
+      },
+      sendContinue: async (id) => void continued.push(id),
+    },
     capacity: { recordFailure: async (f) => void capacity.push(f) },
   };
   return { deps, woken, continued, capacity };
