@@ -17,6 +17,7 @@ import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
+import { conditionalUpdate, readRow } from '../platform/conditional.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
@@ -74,6 +75,12 @@ export function allocationsOf(entry: LedgerEntry): IndexAllocation[] {
   return out;
 }
 
+function fromEntity(entity: Record<string, unknown> & { etag?: string }): LedgerEntry {
+  const entry = unpackJson<LedgerEntry>(entity);
+  if (entity.etag) entry.etag = String(entity.etag);
+  return entry;
+}
+
 export class RequestLedger implements RequestLedgerApi {
   readonly #table: TableClient;
   readonly #now: () => number;
@@ -95,15 +102,8 @@ export class RequestLedger implements RequestLedgerApi {
   }
 
   async get(requestId: string): Promise<LedgerEntry | null> {
-    try {
-      const entity = await this.#table.getEntity<Record<string, unknown>>(requestId, ENTRY_ROW);
-      const entry = unpackJson<LedgerEntry>(entity);
-      if (entity.etag) entry.etag = String(entity.etag);
-      return entry;
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.#table, requestId, ENTRY_ROW);
+    return entity ? fromEntity(entity) : null;
   }
 
   /** The public record (docs/api.md §5), or null when unknown. */
@@ -130,32 +130,33 @@ export class RequestLedger implements RequestLedgerApi {
   }
 
   async update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.get(requestId);
-      if (!current) throw new LedgerError('LEDGER_NOT_FOUND', `request ${requestId} is not in the ledger`);
-      const etag = current.etag!;
-      const before = JSON.stringify({ ...current, etag: undefined });
-      const working = structuredClone(current);
-      const next = mutate(working) ?? working;
-      delete next.etag;
-      if (JSON.stringify(next) === before) return current;
-      next.transitions = nextTransitions(current, next, this.#now());
-      try {
-        const res = await this.#table.updateEntity(this.#entity(next), 'Replace', { etag });
-        if (res.etag) next.etag = res.etag;
-        await this.#writeIndex(next);
-        if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
-        if (summaryChanged(current, next)) await this.#writeListing(next);
-        return next;
-      } catch (error) {
-        if (statusOf(error) !== 412 || attempt >= this.#maxAttempts) {
-          if (statusOf(error) === 412) throw new LedgerError('LEDGER_CONTENTION', `request ${requestId}: gave up after ${attempt} concurrent updates`, { cause: error });
-          throw error;
-        }
-        // Someone else wrote in between: read again and re-apply; a little jitter spreads the racers.
-        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 10 * attempt)));
-      }
-    }
+    let previous: LedgerEntry | null = null;
+    const { result: next, written, etag } = await conditionalUpdate<Record<string, unknown>, LedgerEntry>({
+      table: this.#table,
+      partitionKey: requestId,
+      rowKey: ENTRY_ROW,
+      maxAttempts: this.#maxAttempts,
+      decide: (entity) => {
+        if (!entity) throw new LedgerError('LEDGER_NOT_FOUND', `request ${requestId} is not in the ledger`);
+        const current = fromEntity(entity);
+        previous = current;
+        const before = JSON.stringify({ ...current, etag: undefined });
+        const working = structuredClone(current);
+        const changed = mutate(working) ?? working;
+        delete changed.etag;
+        if (JSON.stringify(changed) === before) return { result: current };
+        changed.transitions = nextTransitions(current, changed, this.#now());
+        return { write: this.#entity(changed), result: changed };
+      },
+      contention: (attempts, cause) => new LedgerError('LEDGER_CONTENTION', `request ${requestId}: gave up after ${attempts} concurrent updates`, { cause }),
+    });
+    if (!written || !previous) return next;
+    const current: LedgerEntry = previous;
+    if (etag) next.etag = etag;
+    await this.#writeIndex(next);
+    if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
+    if (summaryChanged(current, next)) await this.#writeListing(next);
+    return next;
   }
 
   async inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]> {

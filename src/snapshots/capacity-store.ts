@@ -4,7 +4,8 @@
  * never lose a failure. Every instance plans with the same backoffs, and they outlive CycleCloud's
  * own 5-minute `ThrottleCapacity` window when failures repeat.
  */
-import type { TableClient, TableEntityResult } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
+import { conditionalUpdate } from '../platform/conditional.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { CapacityBackoff } from '../planning/types.ts';
@@ -19,7 +20,6 @@ import {
 } from '../planning/backoff.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { toTableKey } from './table-keys.ts';
-import { statusOf } from '../platform/storage.ts';
 
 export interface CapacityMemoryOptions {
   policy?: BackoffPolicy;
@@ -83,27 +83,20 @@ export class CapacityMemory {
       reason: failure.reason.slice(0, MAX_REASON),
       ...(failure.failedAtMs !== undefined ? { failedAtMs: failure.failedAtMs } : {}),
     };
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let current: TableEntityResult<Row> | undefined;
-      try {
-        current = await this.#table.getEntity<Row>(pk, rk, { abortSignal: options.abortSignal });
-      } catch (error) {
-        if (statusOf(error) !== 404) throw error;
-      }
-      const prev = current ? fromRow(current) : null;
-      const next = nextBackoff(prev, input, nowMs, this.#policy);
-      if (next === prev) return next;
-      const row: Row = { partitionKey: pk, rowKey: rk, ...next };
-      try {
-        if (current) await this.#table.updateEntity(row, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
-        else await this.#table.createEntity(row, { abortSignal: options.abortSignal });
-        return next;
-      } catch (error) {
-        const status = statusOf(error);
-        if (status !== 409 && status !== 412) throw error;
-      }
-    }
-    throw new CapacityMemoryError(`could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+    const { result } = await conditionalUpdate<Row, BackoffState>({
+      table: this.#table,
+      partitionKey: pk,
+      rowKey: rk,
+      maxAttempts: MAX_ATTEMPTS,
+      ...(options.abortSignal ? { abortSignal: options.abortSignal } : {}),
+      decide: (current) => {
+        const prev = current ? fromRow(current) : null;
+        const next = nextBackoff(prev, input, nowMs, this.#policy);
+        return next === prev ? { result: next } : { write: { ...next }, result: next };
+      },
+      contention: (attempts, cause) => new CapacityMemoryError(`could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${attempts} concurrent writers in a row`, { cause }),
+    });
+    return result;
   }
 
   /** Records the fresh `lastCapacityFailureSec`s a snapshot shows (deduplicated across snapshots). */

@@ -11,6 +11,7 @@
  */
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { packJson, unpackJson } from '../platform/table-json.ts';
+import { conditionalUpdate, readRow } from '../platform/conditional.ts';
 import { scrub } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
@@ -69,6 +70,7 @@ const INVERT_BASE = 9_999_999_999_999;
 /** Conditional writes retried this often before giving up (only under heavy contention). */
 const MAX_ATTEMPTS = 8;
 const MAX_ERROR_TEXT = 500;
+const signalOf = (o: StoreCallOptions): { abortSignal?: AbortSignal } => (o.abortSignal ? { abortSignal: o.abortSignal } : {});
 
 interface HealthEntity {
   partitionKey: string;
@@ -130,28 +132,18 @@ export class SnapshotStore {
 
   async #replaceLatest(pk: string, snapshot: ClusterSnapshot, takenAtMs: number, options: StoreCallOptions): Promise<boolean> {
     const entity = { partitionKey: pk, rowKey: LATEST, takenAtMs, takenAt: snapshot.takenAt, ...packJson(snapshot) };
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let current: TableEntityResult<{ takenAtMs?: number }> | undefined;
-      try {
-        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, abortSignal: options.abortSignal });
-      } catch (error) {
-        if (statusOf(error) !== 404) throw error;
-      }
-      try {
-        if (!current) {
-          await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
-          return true;
-        }
-        if (Number(current.takenAtMs ?? 0) >= takenAtMs) return false;
-        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
-        return true;
-      } catch (error) {
-        const status = statusOf(error);
-        // 409: created meanwhile; 412: replaced meanwhile. Read again and compare.
-        if (status !== 409 && status !== 412) throw error;
-      }
-    }
-    throw new SnapshotStoreError(`could not store the snapshot of ${snapshot.cluster}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+    const { result } = await conditionalUpdate<{ takenAtMs?: number }, boolean>({
+      table: this.#table,
+      partitionKey: pk,
+      rowKey: LATEST,
+      select: ['takenAtMs'],
+      maxAttempts: MAX_ATTEMPTS,
+      ...signalOf(options),
+      // An older capture never overwrites a newer one (two timer instances at once).
+      decide: (current) => (current && Number(current.takenAtMs ?? 0) >= takenAtMs ? { result: false } : { write: entity, result: true }),
+      contention: (attempts, cause) => new SnapshotStoreError(`could not store the snapshot of ${snapshot.cluster}: ${attempts} concurrent writers in a row`, { cause }),
+    });
+    return result;
   }
 
   async #pruneHistory(pk: string, options: StoreCallOptions): Promise<void> {
@@ -175,13 +167,8 @@ export class SnapshotStore {
 
   /** The cluster's newest snapshot (with node list), or null. */
   async latest(cluster: string, options: StoreCallOptions = {}): Promise<ClusterSnapshot | null> {
-    try {
-      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { abortSignal: options.abortSignal });
-      return unpackJson<ClusterSnapshot>(entity);
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.#table, toTableKey(cluster), LATEST, signalOf(options));
+    return entity ? unpackJson<ClusterSnapshot>(entity) : null;
   }
 
   /** Stored history, newest first, without node lists. */
@@ -200,28 +187,20 @@ export class SnapshotStore {
   async recordFailure(cluster: string, error: unknown, nowMs: number, options: StoreCallOptions = {}): Promise<FailureCount> {
     const pk = toTableKey(cluster);
     const lastError = errorText(error);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let current: TableEntityResult<HealthEntity> | undefined;
-      try {
-        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { abortSignal: options.abortSignal });
-      } catch (e) {
-        if (statusOf(e) !== 404) throw e;
-      }
-      const consecutiveFailures = Number(current?.consecutiveFailures ?? 0) + 1;
-      const entity: HealthEntity = {
-        partitionKey: pk, rowKey: HEALTH, consecutiveFailures, lastError, lastFailureAtMs: nowMs,
-        lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0),
-      };
-      try {
-        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
-        else await this.#table.createEntity(entity, { abortSignal: options.abortSignal });
-        return { consecutiveFailures, stale: consecutiveFailures >= this.#threshold };
-      } catch (e) {
-        const status = statusOf(e);
-        if (status !== 409 && status !== 412) throw e;
-      }
-    }
-    throw new SnapshotStoreError(`could not count a capture failure for ${cluster}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+    const { result } = await conditionalUpdate<HealthEntity, FailureCount>({
+      table: this.#table,
+      partitionKey: pk,
+      rowKey: HEALTH,
+      maxAttempts: MAX_ATTEMPTS,
+      ...signalOf(options),
+      decide: (current) => {
+        const consecutiveFailures = Number(current?.consecutiveFailures ?? 0) + 1;
+        const write = { consecutiveFailures, lastError, lastFailureAtMs: nowMs, lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0) };
+        return { write, result: { consecutiveFailures, stale: consecutiveFailures >= this.#threshold } };
+      },
+      contention: (attempts, cause) => new SnapshotStoreError(`could not count a capture failure for ${cluster}: ${attempts} concurrent writers in a row`, { cause }),
+    });
+    return result;
   }
 
   /** A successful capture: the failure count starts again at 0. */
@@ -233,14 +212,8 @@ export class SnapshotStore {
   /** Age, failures and staleness of a cluster's snapshots; null when the cluster was never captured or attempted. */
   async health(cluster: string, options: StoreCallOptions = {}): Promise<SnapshotHealth | null> {
     const pk = toTableKey(cluster);
-    const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | undefined> => {
-      try {
-        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), abortSignal: options.abortSignal });
-      } catch (error) {
-        if (statusOf(error) === 404) return undefined;
-        throw error;
-      }
-    };
+    const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | null> =>
+      readRow<T>(this.#table, pk, rowKey, { ...(select ? { select } : {}), ...signalOf(options) });
     const [latest, health] = await Promise.all([
       get<{ takenAtMs: number; takenAt: string }>(LATEST, ['takenAtMs', 'takenAt']),
       get<HealthEntity>(HEALTH),
