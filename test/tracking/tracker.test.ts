@@ -77,6 +77,7 @@ function tracker(over: Partial<TrackerDeps> = {}, config: Partial<TrackerConfig>
 const ccOf = new Map<string, string>();
 async function recordOf(operationId: string): Promise<TrackerRecord | null> {
   for await (const e of storage.table(names.operationsTable).listEntities<Record<string, unknown>>()) {
+    if (e.partitionKey === '$active') continue; // the active index (store.ts)
     const doc = unpackJson<TrackerRecord>(e);
     if (doc.state.operationId === operationId) return { ...doc, ...(e.etag ? { etag: e.etag } : {}) };
   }
