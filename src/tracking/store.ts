@@ -30,6 +30,11 @@ export interface TrackerRecord {
   wakeToken: string;
   /** 0 when no poll holds the lease. */
   leaseUntilMs: number;
+  /**
+   * When the node list of the last poll was asked for (epoch ms): a later poll never uses a list
+   * older than this (a cluster list shared between polls must not take the operation back in time).
+   */
+  observedAtMs?: number;
   /** Table ETag of the row this was read from (absent before the first write). */
   etag?: string;
 }
@@ -67,7 +72,7 @@ function toEntity(r: TrackerRecord): TableEntity<Record<string, unknown>> {
     partitionKey: key(r.state.cluster),
     rowKey: key(r.state.cycleCloudRequestId),
     ...columns,
-    ...packJson({ state: r.state, outbox: r.outbox, wakeToken: r.wakeToken, leaseUntilMs: r.leaseUntilMs }),
+    ...packJson({ state: r.state, outbox: r.outbox, wakeToken: r.wakeToken, leaseUntilMs: r.leaseUntilMs, ...(r.observedAtMs !== undefined ? { observedAtMs: r.observedAtMs } : {}) }),
   };
 }
 
