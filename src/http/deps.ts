@@ -23,6 +23,8 @@ export interface SubmitResult {
 export interface LedgerReader {
   /** The public record (docs/api.md §5) or null when unknown. */
   getRecord(requestId: string): Promise<RequestRecord | null>;
+  /** When a request unknown to {@link getRecord} was deleted by retention (`RETENTION_DAYS`); null when never known. */
+  tombstone?(requestId: string): Promise<{ state: string; finalAt: string | null; expiredAt: string } | null>;
   /** Nodes reserved for `cluster` that a snapshot whose read started at `sinceMs` cannot count yet. */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
 }

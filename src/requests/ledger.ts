@@ -12,6 +12,11 @@
  *   transaction): a crash between the two leaves it one step behind until the entry's next update;
  *   `listOpen` double-checks against the entry row and heals stale rows. Rows of final entries stay
  *   while their creates are recent enough to matter to a snapshot ({@link RequestLedgerOptions.indexRetentionMs}).
+ * - tombstones: PartitionKey = requestId, RowKey = `x`: left by the retention sweep ({@link RequestLedger.expire})
+ *   in place of a deleted final entry, so `GET` can say the request expired rather than never existed.
+ * - the retention marker: PartitionKey = `~retention~`, RowKey = `marker`: the last listing day
+ *   swept, and the few requests of swept days that were still open then (checked again each sweep).
+ *   A sweep after the marker caught up is one point read.
  */
 import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
@@ -22,7 +27,7 @@ import type { InFlightAllocation } from '../planning/types.ts';
 import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
-import { nextTransitions, RequestListing, summaryChanged } from './listing.ts';
+import { LIST_PARTITION_PREFIX, listPartition, listRowKey, nextTransitions, RequestListing, summaryChanged } from './listing.ts';
 
 export interface RequestLedgerOptions {
   storage: Storage;
@@ -59,6 +64,29 @@ interface IndexAllocation extends InFlightAllocation {
 }
 
 const ENTRY_ROW = 'r';
+const TOMBSTONE_ROW = 'x';
+const RETENTION_PK = '~retention~';
+const RETENTION_RK = 'marker';
+const DAY_MS = 86_400_000;
+/** Entries deleted by one sweep at most (the rest wait for the next tick: a tick stays short). */
+const MAX_EXPIRED_PER_SWEEP = 2_000;
+const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/** What {@link RequestLedger.expire} did. */
+export interface ExpireResult {
+  /** Final entries deleted (a tombstone left for each). */
+  expired: number;
+  /** The last listing day fully swept (YYYY-MM-DD), or null when nothing is old enough yet. */
+  throughDay: string | null;
+}
+
+/** What a tombstone says about a deleted request. */
+export interface Tombstone {
+  requestId: string;
+  state: string;
+  finalAt: string | null;
+  expiredAt: string;
+}
 // `~` is encoded too so every index partition sorts between `~open~` and `~open~~`.
 const indexPartition = (cluster: string): string => `~open~${encodeURIComponent(cluster).replace(/~/g, '%7E')}`;
 
@@ -186,6 +214,91 @@ export class RequestLedger implements RequestLedgerApi {
       }
     }
     return out;
+  }
+
+  /** The tombstone of a request deleted by retention, or null (never known, or still kept). */
+  async tombstone(requestId: string): Promise<Tombstone | null> {
+    const row = await readRow<{ state?: string; finalAtMs?: number; expiredAtMs?: number }>(this.#table, requestId, TOMBSTONE_ROW);
+    if (!row) return null;
+    const finalAtMs = Number(row.finalAtMs ?? -1);
+    return { requestId, state: String(row.state ?? ''), finalAt: finalAtMs >= 0 ? new Date(finalAtMs).toISOString() : null, expiredAt: new Date(Number(row.expiredAtMs ?? 0)).toISOString() };
+  }
+
+  /**
+   * Retention: deletes final entries created before `cutoffMs`'s day (with their list and index rows),
+   * leaving a tombstone each; `onExpired` runs first for each (to delete what hangs off it, e.g.
+   * tracker rows). Reads by key range only: the listing partitions of the days not swept yet (each
+   * once), then the marker's late entries by point reads. Idempotent and safe to run twice at once.
+   */
+  async expire(cutoffMs: number, onExpired?: (entry: LedgerEntry) => Promise<void>): Promise<ExpireResult> {
+    const lastDay = dayOf(Math.floor(cutoffMs / DAY_MS) * DAY_MS - DAY_MS); // the last whole day before the cutoff's
+    const marker = await readRow<{ throughDay?: string; late?: string }>(this.#table, RETENTION_PK, RETENTION_RK);
+    let throughDay = marker?.throughDay ?? null;
+    const late = new Set<string>(JSON.parse(marker?.late ?? '[]') as string[]);
+    if (throughDay !== null && throughDay >= lastDay && late.size === 0) return { expired: 0, throughDay };
+    let expired = 0;
+    const expireOne = async (requestId: string): Promise<'expired' | 'open' | 'gone'> => {
+      const entry = await this.get(requestId);
+      if (!entry) return 'gone';
+      if (!isFinal(entry) || Date.parse(entry.record.createdAt) >= cutoffMs) return 'open';
+      if (onExpired) await onExpired(entry);
+      const finalAtMs = Date.parse(entry.record.updatedAt);
+      await this.#table.upsertEntity({ partitionKey: requestId, rowKey: TOMBSTONE_ROW, state: entry.record.state, finalAtMs: Number.isNaN(finalAtMs) ? -1 : finalAtMs, expiredAtMs: this.#now() }, 'Replace');
+      const createdAtMs = Date.parse(entry.record.createdAt);
+      const ignoreMissing = (e: unknown) => {
+        if (statusOf(e) !== 404) throw e;
+      };
+      try {
+        // Conditional: an entry changed since it was read is looked at again next time.
+        await this.#table.deleteEntity(requestId, ENTRY_ROW, entry.etag ? { etag: entry.etag } : {});
+      } catch (e) {
+        if (statusOf(e) === 412) return 'open';
+        ignoreMissing(e);
+      }
+      if (!Number.isNaN(createdAtMs)) await this.#table.deleteEntity(listPartition(createdAtMs), listRowKey(createdAtMs, requestId)).catch(ignoreMissing);
+      if (entry.record.cluster) await this.#table.deleteEntity(indexPartition(entry.record.cluster), requestId).catch(ignoreMissing);
+      expired += 1;
+      return 'expired';
+    };
+    // Entries of swept days that were open then.
+    for (const id of [...late]) {
+      if (expired >= MAX_EXPIRED_PER_SWEEP) break;
+      if ((await expireOne(id)) !== 'open') late.delete(id);
+    }
+    // Days not swept yet, oldest first: the first is found by one range read (no marker yet).
+    let day = throughDay === null ? await this.#oldestListDay(lastDay) : dayOf(Date.parse(throughDay) + DAY_MS);
+    while (day !== null && day <= lastDay && expired < MAX_EXPIRED_PER_SWEEP) {
+      const ids: string[] = [];
+      const filter = `PartitionKey eq '${LIST_PARTITION_PREFIX}${day}'`;
+      for await (const row of this.#table.listEntities<{ requestId?: string }>({ queryOptions: { filter, select: ['requestId'] } })) if (row.requestId) ids.push(row.requestId);
+      let done = true;
+      for (let i = 0; i < ids.length; i += 16) {
+        if (expired >= MAX_EXPIRED_PER_SWEEP) {
+          done = false;
+          break;
+        }
+        const batch = ids.slice(i, i + 16);
+        const outcomes = await Promise.all(batch.map((id) => expireOne(id)));
+        outcomes.forEach((o, k) => o === 'open' && late.add(batch[k]!));
+      }
+      if (!done) break;
+      throughDay = day;
+      day = dayOf(Date.parse(day) + DAY_MS);
+    }
+    if (throughDay === null) throughDay = lastDay; // nothing was ever listed before the cutoff
+    await this.#table.upsertEntity({ partitionKey: RETENTION_PK, rowKey: RETENTION_RK, throughDay, late: JSON.stringify([...late]) }, 'Replace');
+    return { expired, throughDay };
+  }
+
+  /** The oldest listing day up to `lastDay`, or null. */
+  async #oldestListDay(lastDay: string): Promise<string | null> {
+    const filter = `PartitionKey ge '${LIST_PARTITION_PREFIX}' and PartitionKey le '${LIST_PARTITION_PREFIX}${lastDay}'`;
+    const pages = this.#table.listEntities({ queryOptions: { filter, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1 });
+    for await (const page of pages) {
+      const pk = page[0]?.partitionKey;
+      return pk ? pk.slice(LIST_PARTITION_PREFIX.length) : null;
+    }
+    return null;
   }
 
   #entity(entry: LedgerEntry): Record<string, unknown> & { partitionKey: string; rowKey: string } {

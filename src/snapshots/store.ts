@@ -24,6 +24,8 @@ export interface SnapshotStoreOptions {
   now?: () => number;
   /** History rows kept per cluster. Default 10. */
   historySize?: number;
+  /** History rows older than this are deleted even within `historySize` (`RETENTION_DAYS`). Default: by count only. */
+  retentionMs?: number;
   /** Consecutive capture failures that make a cluster stale. Default 3. */
   failureThreshold?: number;
   /** A snapshot older than this is stale whatever the failure count. Default: never by age alone. */
@@ -98,6 +100,7 @@ export class SnapshotStore {
   readonly #storage: Pick<Storage, 'table' | 'ensure'>;
   readonly #now: () => number;
   readonly #historySize: number;
+  readonly #retentionMs: number | undefined;
   readonly #threshold: number;
   readonly #staleAfterMs: number | undefined;
 
@@ -107,6 +110,7 @@ export class SnapshotStore {
     this.#table = storage.table(names.snapshotsTable);
     this.#now = options.now ?? Date.now;
     this.#historySize = Math.max(0, options.historySize ?? 10);
+    this.#retentionMs = options.retentionMs;
     this.#threshold = Math.max(1, options.failureThreshold ?? 3);
     this.#staleAfterMs = options.staleAfterMs;
   }
@@ -154,8 +158,11 @@ export class SnapshotStore {
     });
     for await (const row of rows) keys.push(row.rowKey);
     keys.sort();
+    // Newest first: beyond the count, and past the retention (a larger inverted time is older).
+    const oldest = this.#retentionMs === undefined ? null : `${HISTORY_PREFIX}${String(INVERT_BASE - (this.#now() - this.#retentionMs)).padStart(13, '0')}`;
+    const kept = oldest === null ? this.#historySize : Math.min(this.#historySize, keys.filter((k) => k <= oldest).length);
     await Promise.all(
-      keys.slice(this.#historySize).map(async (rowKey) => {
+      keys.slice(kept).map(async (rowKey) => {
         try {
           await this.#table.deleteEntity(pk, rowKey, { abortSignal: options.abortSignal });
         } catch (error) {

@@ -38,6 +38,8 @@ export interface ReconcileDeps {
   logger?: Logger;
   /** Skip requests with a create this recent relative to the snapshot. Default 120 000. */
   graceMs?: number;
+  /** The open entries, when the caller has read them already this tick (else read here). */
+  open?: readonly LedgerEntry[];
 }
 
 export interface ReconcileResult {
@@ -59,7 +61,7 @@ export async function reconcileSnapshot(deps: ReconcileDeps, cluster: string, no
   const graceMs = deps.graceMs ?? 120_000;
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const result: ReconcileResult = { requests: 0, updated: 0, gone: 0, failed: 0, woken: 0, capacityFailures: 0 };
-  const entries = await deps.ledger.listOpen(cluster);
+  const entries = deps.open ?? (await deps.ledger.listOpen(cluster));
   const capacityRecorded = new Set<string>();
 
   for (const entry of entries) {
