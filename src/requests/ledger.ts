@@ -202,15 +202,18 @@ export class RequestLedger implements RequestLedgerApi {
     const partitions = cluster === undefined ? await this.#indexPartitions() : [indexPartition(cluster)];
     const out: LedgerEntry[] = [];
     for (const pk of partitions) {
-      for (const row of await this.#indexRowsOf(pk)) {
-        if (row.final) continue;
-        const entry = await this.get(row.requestId);
-        if (!entry) continue;
-        if (isFinal(entry)) {
-          await this.#writeIndex(entry); // heal a row left behind by a crash
-          continue;
+      const rows = (await this.#indexRowsOf(pk)).filter((row) => !row.final);
+      // Point reads, a few at a time (as many as entries are open, never the history).
+      for (let i = 0; i < rows.length; i += 16) {
+        const entries = await Promise.all(rows.slice(i, i + 16).map((row) => this.get(row.requestId)));
+        for (const entry of entries) {
+          if (!entry) continue;
+          if (isFinal(entry)) {
+            await this.#writeIndex(entry); // heal a row left behind by a crash
+            continue;
+          }
+          out.push(entry);
         }
-        out.push(entry);
       }
     }
     return out;
