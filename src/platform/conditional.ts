@@ -7,6 +7,16 @@
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { statusOf } from './storage.ts';
 
+/** A store gave up after losing every race for a row: the last lost write is the `cause`. Stores name their own `code`. */
+export class ContentionError<C extends string = string> extends Error {
+  override name = 'ContentionError';
+  readonly code: C;
+  constructor(code: C, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
 /** What a decision writes: the whole entity (without keys), or nothing. */
 export type Decision<R> = { write: Record<string, unknown>; result: R } | { result: R };
 

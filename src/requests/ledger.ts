@@ -65,11 +65,9 @@ interface IndexAllocation extends InFlightAllocation {
 
 const ENTRY_ROW = 'r';
 const TOMBSTONE_ROW = 'x';
-const RETENTION_PK = '~retention~';
-const RETENTION_RK = 'marker';
+/** The retention marker's keys, and the entries one sweep deletes at most (the rest wait for the next tick: a tick stays short). */
+const [RETENTION_PK, RETENTION_RK, MAX_EXPIRED_PER_SWEEP] = ['~retention~', 'marker', 2_000] as const;
 const DAY_MS = 86_400_000;
-/** Entries deleted by one sweep at most (the rest wait for the next tick: a tick stays short). */
-const MAX_EXPIRED_PER_SWEEP = 2_000;
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
 /** What {@link RequestLedger.expire} did. */

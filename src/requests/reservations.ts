@@ -18,7 +18,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
-import { conditionalUpdate, readRow } from '../platform/conditional.ts';
+import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 
 /** Margin for clocks of different instances: a reservation is counted this much longer. */
@@ -68,9 +68,8 @@ export function inFlightOf(items: readonly Reservation[], snapshotStartedAtMs: n
   return out;
 }
 
-export class ReservationConflictError extends Error {
+export class ReservationConflictError extends ContentionError<'RESERVATION_CONTENTION'> {
   override name = 'ReservationConflictError';
-  readonly code = 'RESERVATION_CONTENTION';
 }
 
 export class CapacityReservations {
@@ -104,7 +103,7 @@ export class CapacityReservations {
         const next = change(entity ? unpackJson<{ items: Reservation[] }>(entity).items : []);
         return next ? { write: packJson({ items: next.items }), result: next.result } : { result: null };
       },
-      contention: (attempts, cause) => new ReservationConflictError(`capacity reservations of ${cluster}: gave up after ${attempts} concurrent updates`, { cause }),
+      contention: (attempts, cause) => new ReservationConflictError('RESERVATION_CONTENTION', `capacity reservations of ${cluster}: gave up after ${attempts} concurrent updates`, { cause }),
     });
     return result;
   }

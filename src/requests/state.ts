@@ -6,7 +6,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
-import { conditionalUpdate, readRow } from '../platform/conditional.ts';
+import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
 
 export interface ScalerStateOptions {
   storage: Storage;
@@ -57,7 +57,7 @@ export class ScalerState {
         const value = Number(row?.value ?? 0) + by;
         return { write: { name: counter, value }, result: value };
       },
-      contention: (attempts, cause) => new Error(`counter ${counter}: gave up after ${attempts} concurrent increments`, { cause }),
+      contention: (attempts, cause) => new ContentionError('COUNTER_CONTENTION', `counter ${counter}: gave up after ${attempts} concurrent increments`, { cause }),
     });
     return result;
   }

@@ -5,7 +5,7 @@
  * own 5-minute `ThrottleCapacity` window when failures repeat.
  */
 import type { TableClient } from '@azure/data-tables';
-import { conditionalUpdate } from '../platform/conditional.ts';
+import { ContentionError, conditionalUpdate } from '../platform/conditional.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { CapacityBackoff } from '../planning/types.ts';
@@ -35,13 +35,8 @@ export interface CapacityCallOptions {
   abortSignal?: AbortSignal;
 }
 
-export class CapacityMemoryError extends Error {
+export class CapacityMemoryError extends ContentionError<'CAPACITY_MEMORY_CONTENDED'> {
   override name = 'CapacityMemoryError';
-  readonly code: 'CAPACITY_MEMORY_CONTENDED';
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'CAPACITY_MEMORY_CONTENDED';
-  }
 }
 
 type Row = BackoffState & { partitionKey: string; rowKey: string };
@@ -94,7 +89,7 @@ export class CapacityMemory {
         const next = nextBackoff(prev, input, nowMs, this.#policy);
         return next === prev ? { result: next } : { write: { ...next }, result: next };
       },
-      contention: (attempts, cause) => new CapacityMemoryError(`could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${attempts} concurrent writers in a row`, { cause }),
+      contention: (attempts, cause) => new CapacityMemoryError('CAPACITY_MEMORY_CONTENDED', `could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${attempts} concurrent writers in a row`, { cause }),
     });
     return result;
   }

@@ -11,7 +11,7 @@
  */
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { packJson, unpackJson } from '../platform/table-json.ts';
-import { conditionalUpdate, readRow } from '../platform/conditional.ts';
+import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
 import { scrub } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
@@ -56,13 +56,8 @@ export interface SnapshotHealth {
   lastError: string | null;
 }
 
-export class SnapshotStoreError extends Error {
+export class SnapshotStoreError extends ContentionError<'SNAPSHOT_STORE_CONTENDED'> {
   override name = 'SnapshotStoreError';
-  readonly code: 'SNAPSHOT_STORE_CONTENDED';
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'SNAPSHOT_STORE_CONTENDED';
-  }
 }
 
 const LATEST = 'latest';
@@ -145,7 +140,7 @@ export class SnapshotStore {
       ...signalOf(options),
       // An older capture never overwrites a newer one (two timer instances at once).
       decide: (current) => (current && Number(current.takenAtMs ?? 0) >= takenAtMs ? { result: false } : { write: entity, result: true }),
-      contention: (attempts, cause) => new SnapshotStoreError(`could not store the snapshot of ${snapshot.cluster}: ${attempts} concurrent writers in a row`, { cause }),
+      contention: (attempts, cause) => new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not store the snapshot of ${snapshot.cluster}: ${attempts} concurrent writers in a row`, { cause }),
     });
     return result;
   }
@@ -205,7 +200,7 @@ export class SnapshotStore {
         const write = { consecutiveFailures, lastError, lastFailureAtMs: nowMs, lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0) };
         return { write, result: { consecutiveFailures, stale: consecutiveFailures >= this.#threshold } };
       },
-      contention: (attempts, cause) => new SnapshotStoreError(`could not count a capture failure for ${cluster}: ${attempts} concurrent writers in a row`, { cause }),
+      contention: (attempts, cause) => new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not count a capture failure for ${cluster}: ${attempts} concurrent writers in a row`, { cause }),
     });
     return result;
   }

@@ -17,18 +17,11 @@ import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import type { LedgerEntry, RequestLedgerApi } from '../requests/ledger-types.ts';
 import { applyNodeStates, outcomeOf, type NodeStateUpdate } from '../requests/record.ts';
-import { REMOVED_STATUS, createOutcome, isCapacityFailureMessage } from './machine.ts';
+import { REMOVED_STATUS, createOutcome, isCapacityFailureMessage, type ObservedNode } from './machine.ts';
 import type { CapacityFailureSink, Tracker } from './tracker.ts';
 
 /** One node of the snapshot (`GET /clusters/{c}/status?nodes=true`), mapped from the wire record. */
-export interface SnapshotNode {
-  name: string;
-  id: string | null;
-  status: string;
-  statusMessage?: string | null;
-  nodearray?: string | null;
-  machineType?: string | null;
-}
+export type SnapshotNode = Pick<ObservedNode, 'name' | 'id' | 'status' | 'statusMessage' | 'nodearray' | 'machineType'>;
 
 export interface ReconcileDeps {
   ledger: RequestLedgerApi;

@@ -15,7 +15,7 @@
  */
 import type { TableEntity, TableEntityResult } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
-import { readRow } from '../platform/conditional.ts';
+import { ContentionError, readRow } from '../platform/conditional.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import type { TrackerAction, TrackerState } from './machine.ts';
@@ -39,13 +39,8 @@ export interface TrackerRecord {
   etag?: string;
 }
 
-export class TrackerStoreError extends Error {
+export class TrackerStoreError extends ContentionError<'TRACKER_CONFLICT'> {
   override name = 'TrackerStoreError';
-  readonly code: 'TRACKER_CONFLICT';
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = 'TRACKER_CONFLICT';
-  }
 }
 
 interface Columns {
@@ -128,7 +123,7 @@ export class TrackerStore {
     } catch (e) {
       if (statusOf(e) !== 409) throw e;
       const existing = await this.get(record.state.cluster, record.state.cycleCloudRequestId);
-      if (!existing) throw new TrackerStoreError(`tracker record ${record.state.cycleCloudRequestId} exists but cannot be read`, { cause: e });
+      if (!existing) throw new TrackerStoreError('TRACKER_CONFLICT', `tracker record ${record.state.cycleCloudRequestId} exists but cannot be read`, { cause: e });
       if (isFinalRecord(existing)) await this.#index(record.state.cluster, record.state.cycleCloudRequestId, false);
       return { created: false, record: existing };
     }
@@ -155,13 +150,13 @@ export class TrackerStore {
    * or when the record carries no ETag (never written: there is nothing to be conditional on).
    */
   async replace(record: TrackerRecord): Promise<TrackerRecord> {
-    if (!record.etag) throw new TrackerStoreError(`tracker record ${record.state.cycleCloudRequestId} has no ETag: read it before replacing it`);
+    if (!record.etag) throw new TrackerStoreError('TRACKER_CONFLICT', `tracker record ${record.state.cycleCloudRequestId} has no ETag: read it before replacing it`);
     try {
       const res = await this.#client().updateEntity(toEntity(record), 'Replace', { etag: record.etag });
       if (isFinalRecord(record)) await this.#index(record.state.cluster, record.state.cycleCloudRequestId, false);
       return { ...record, ...(res.etag ? { etag: res.etag } : {}) };
     } catch (e) {
-      if (statusOf(e) === 412 || statusOf(e) === 404) throw new TrackerStoreError(`tracker record ${record.state.cycleCloudRequestId} changed concurrently`, { cause: e });
+      if (statusOf(e) === 412 || statusOf(e) === 404) throw new TrackerStoreError('TRACKER_CONFLICT', `tracker record ${record.state.cycleCloudRequestId} changed concurrently`, { cause: e });
       throw e;
     }
   }

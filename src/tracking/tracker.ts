@@ -112,17 +112,10 @@ export function trackerTerminateRequestId(requestId: string, generation: number,
 }
 
 
-function observe(n: NodeRecord): ObservedNode {
-  return {
-    name: n.Name,
-    id: n.NodeId ?? null,
-    status: n.Status ?? '',
-    statusMessage: n.StatusMessage ?? null,
-    nodearray: n.Template ?? null,
-    machineType: n.MachineType ?? null,
-    placementGroupId: n.PlacementGroupId ?? null,
-    privateIp: n.PrivateIp ?? null,
-  };
+/** A listed node as the machine reads it (absent documented fields are null; an absent Status is empty). */
+function observe({ Name, NodeId, Status, StatusMessage, Template, MachineType, PlacementGroupId, PrivateIp }: NodeRecord): ObservedNode {
+  const orNull = <T,>(v: T | undefined): T | null => v ?? null;
+  return { name: Name, id: orNull(NodeId), status: Status ?? '', statusMessage: orNull(StatusMessage), nodearray: orNull(Template), machineType: orNull(MachineType), placementGroupId: orNull(PlacementGroupId), privateIp: orNull(PrivateIp) };
 }
 
 /** A non-empty, well-formed string of reasonable length: usable in a Table key (encodeURIComponent throws on a lone surrogate). */

@@ -48,7 +48,7 @@ describe('RequestLedger.expire on azurite', () => {
     expect(await ledger.tombstone('never')).toBeNull();
     expect(await ledger.get('old-open')).not.toBeNull();
     expect(await ledger.get('recent')).not.toBeNull();
-    const listed = await ledger.listing.list({ sinceMs: 0, limit: 200 });
+    const listed = await ledger.listing.list({ sinceMs: T0 - DAY, limit: 200 });
     expect(listed.items.map((i) => i.requestId).sort()).toEqual(['old-open', 'recent']);
     expect((await ledger.listOpen('hpc')).map((e) => e.record.requestId)).toEqual(['old-open']);
 
