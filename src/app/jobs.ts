@@ -24,6 +24,8 @@ export interface SnapshotJobResult {
   orphans: (OrphanResult & { cluster: string })[];
   trackerWakeups: number;
   requestWakeups: number;
+  /** Final requests deleted by retention this tick. */
+  expired: number;
 }
 
 export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean }, logger: Logger): Promise<SnapshotJobResult> {
@@ -41,11 +43,14 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   // Only snapshots that carry a node list: an absent list must never read as "every node gone".
   const reconciled: SnapshotJobResult['reconciled'] = [];
   const orphans: SnapshotJobResult['orphans'] = [];
+  // The open entries, read once per tick (from the open index) for every sweep below.
+  const open = await s.pipeline.ledger.listOpen();
   for (const r of captured) {
     if (!r.ok || !r.snapshot.nodes) continue;
+    const openHere = open.filter((e) => e.record.cluster === r.cluster);
     try {
       const result = await reconcileSnapshot(
-        { ledger: s.pipeline.ledger, tracker: s.tracker, capacity: s.capacity, logger },
+        { ledger: s.pipeline.ledger, tracker: s.tracker, capacity: s.capacity, logger, open: openHere },
         r.cluster,
         r.snapshot.nodes,
         Date.parse(r.snapshot.takenAt),
@@ -58,7 +63,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
       orphans.push({
         cluster: r.cluster,
         ...(await reconcileOrphans(
-          { ledger: s.pipeline.ledger, cyclecloud: s.cyclecloud, storage: s.storage, names: s.names, state: s.pipeline.state, tracker: s.tracker, logger, graceMs: s.config.orphanGraceMs },
+          { ledger: s.pipeline.ledger, cyclecloud: s.cyclecloud, storage: s.storage, names: s.names, state: s.pipeline.state, tracker: s.tracker, logger, graceMs: s.config.orphanGraceMs, open: openHere },
           r.cluster,
           r.snapshot.nodes,
           now(),
@@ -78,8 +83,28 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
     }
   }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
-  const requestWakeups = await wakeLostRequests(s, now(), logger);
-  return { captured, reconciled, orphans, trackerWakeups, requestWakeups };
+  const requestWakeups = await wakeLostRequests(s, open, now(), logger);
+  const expired = await expireOld(s, now(), logger);
+  return { captured, reconciled, orphans, trackerWakeups, requestWakeups, expired };
+}
+
+/**
+ * Retention (`RETENTION_DAYS`): final records older than the setting go, with their tracker rows;
+ * each leaves a tombstone so `GET` can say it expired. Snapshot history is pruned as it is written.
+ */
+async function expireOld(s: Services, nowMs: number, logger: Logger): Promise<number> {
+  try {
+    const { expired } = await s.pipeline.ledger.expire(nowMs - s.config.retentionMs, async (entry) => {
+      const cluster = entry.record.cluster;
+      if (!cluster) return;
+      for (const op of entry.record.operations) await s.tracker.store.delete(cluster, op.cycleCloudRequestId);
+    });
+    if (expired > 0) logger.info('expired final requests past the retention', { expired, retentionDays: Math.round(s.config.retentionMs / 86_400_000) });
+    return expired;
+  } catch (error) {
+    logger.warn('could not expire old requests', { error });
+    return 0;
+  }
 }
 
 /** Messages the host could not decode end in the poison queue with no record: record or re-send them. */
@@ -103,8 +128,7 @@ async function pruneSeenSignatures(s: Services, nowMs: number, logger: Logger): 
 }
 
 /** Open requests not being tracked whose next attempt is long overdue get a continue message. */
-async function wakeLostRequests(s: Services, nowMs: number, logger: Logger): Promise<number> {
-  const open = await s.pipeline.ledger.listOpen();
+async function wakeLostRequests(s: Services, open: readonly LedgerEntry[], nowMs: number, logger: Logger): Promise<number> {
   const lost = open.filter((e) => isLost(e, nowMs));
   await Promise.all(
     lost.map((e) =>

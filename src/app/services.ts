@@ -129,6 +129,7 @@ export async function createServices(env: Record<string, string | undefined>, op
   const snapshots = new SnapshotStore(storage, names, {
     now,
     historySize: config.snapshotHistory,
+    retentionMs: config.retentionMs,
     failureThreshold: config.snapshotStaleAfterFailures,
   });
   const capacity = new CapacityMemory(storage, names, {
@@ -236,6 +237,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     // The plan route subtracts what the submission path does: the cluster's capacity reservations.
     ledger: {
       getRecord: (id) => pipeline.ledger.getRecord(id),
+      tombstone: (id) => pipeline.ledger.tombstone(id),
       inFlight: async (cluster, sinceMs) => inFlightOf((await pipeline.reservations.read(cluster)).items, sinceMs),
     },
     state: pipeline.state,

@@ -12,6 +12,7 @@
  *   so this is safe for POSTs too), which picks up a rotated password;
  * - the password and the Basic header are registered as secrets and stored on no error.
  */
+import { parseRetryAfterMs } from '../platform/retry-after.ts';
 import { Agent, type Dispatcher } from 'undici';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { z } from 'zod';
@@ -114,15 +115,7 @@ export function operationLabel(path: string): string {
     .replace(/\/scale\/[^/]+$/, '/scale/{nodearray}');
 }
 
-/** `Retry-After` as milliseconds from `nowMs`: delay-seconds or an HTTP date; undefined if absent or unreadable. */
-export function parseRetryAfterMs(value: string | string[] | undefined, nowMs: number): number | undefined {
-  const text = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!text) return undefined;
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  const date = Date.parse(text);
-  // A date in the past means "now".
-  return Number.isFinite(date) ? Math.max(0, date - nowMs) : undefined;
-}
+export { parseRetryAfterMs };
 
 /** Full-jitter exponential backoff: uniform in [0, min(max, base·2^attempt)). `attempt` starts at 0. */
 export function backoffDelayMs(attempt: number, baseDelayMs: number, maxDelayMs: number, random: () => number): number {

@@ -45,10 +45,18 @@ export async function operationNodes(api: CycleCloudApi, cluster: string, ref: O
     if (!isCycleCloudError(error) || error.code !== 'CC_NOT_FOUND') throw error;
   }
   const all = (await api.listNodes(cluster, options)).nodes;
+  return { nodes: membersOf(all, ref), via: 'full_list', unknownById: true, calls: 2 };
+}
+
+/**
+ * The nodes of one operation in a cluster's full node list: those with a NodeId it is known to
+ * hold, those named (a terminate or start given names without ids) and, for a create, those tagged
+ * with its CycleCloud requestId.
+ */
+export function membersOf(all: readonly NodeRecord[], ref: Omit<OperationRefForLookup, 'operationId'>): NodeRecord[] {
   const ids = new Set(ref.nodeIds ?? []);
   const names = new Set(ref.namesWithoutId ?? []);
-  const nodes = all.filter(
+  return all.filter(
     (n) => (n.NodeId !== undefined && ids.has(n.NodeId)) || names.has(n.Name) || (ref.tagged === true && markOf(n)?.cycleCloudRequestId === ref.cycleCloudRequestId),
   );
-  return { nodes, via: 'full_list', unknownById: true, calls: 2 };
 }

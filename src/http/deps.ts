@@ -5,7 +5,7 @@
  * real instance can be passed as is.
  */
 import type { Logger } from '../platform/log.ts';
-import type { Storage } from '../platform/storage.ts';
+import { statusOf, type Storage } from '../platform/storage.ts';
 import type { ReplayCache } from '../platform/replay-cache.ts';
 import type { RequestMessage, RequestRecord } from '../requests/schemas.ts';
 import type { LedgerEntry } from '../requests/ledger-types.ts';
@@ -23,6 +23,8 @@ export interface SubmitResult {
 export interface LedgerReader {
   /** The public record (docs/api.md §5) or null when unknown. */
   getRecord(requestId: string): Promise<RequestRecord | null>;
+  /** When a request unknown to {@link getRecord} was deleted by retention (`RETENTION_DAYS`); null when never known. */
+  tombstone?(requestId: string): Promise<{ state: string; finalAt: string | null; expiredAt: string } | null>;
   /** Nodes reserved for `cluster` that a snapshot whose read started at `sinceMs` cannot count yet. */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
 }
@@ -119,7 +121,7 @@ export function queueDepthFrom(storage: Pick<Storage, 'queue'>): (queue: string)
       return props.approximateMessagesCount ?? 0;
     } catch (error) {
       // A poison queue exists only after the first poisoned message: absent means none.
-      if ((error as { statusCode?: number }).statusCode === 404) return 0;
+      if (statusOf(error) === 404) return 0;
       throw error;
     }
   };

@@ -162,7 +162,14 @@ export const getScaleRequest: RouteHandler = guarded('scale-request-status', asy
   const id = RequestId.safeParse(request.params.requestId ?? '');
   if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
   const record = await deps.ledger.getRecord(id.data);
-  if (!record) return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
+  if (!record) {
+    const gone = await deps.ledger.tombstone?.(id.data);
+    if (gone) {
+      const ended = gone.finalAt ? `ended ${gone.state} at ${gone.finalAt} and ` : '';
+      return problem(404, 'HTTP_NOT_FOUND', `request "${id.data}" expired: it ${ended}was deleted at ${gone.expiredAt} (records are kept RETENTION_DAYS days)`);
+    }
+    return problem(404, 'HTTP_NOT_FOUND', `no request with requestId "${id.data}"`);
+  }
   // `?explain=true` adds each demand's nodearray, bucket and explanation (issue 11); without it the
   // record is exactly docs/api.md §5.
   const explain = request.query?.get('explain') === 'true';

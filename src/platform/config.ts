@@ -23,6 +23,7 @@
  * | `SNAPSHOT_STALE_AFTER_FAILURES` | consecutive failed snapshots after which a cluster is stale | `3` |
  * | `SNAPSHOT_HISTORY` | snapshots kept per cluster besides the latest | `10` |
  * | `REQUEST_DEADLINE_MINUTES` | how long a request may wait for capacity before it ends | `30` |
+ * | `RETENTION_DAYS` | final request records, their tracker rows and stored snapshots older than this are deleted by the snapshot timer (a deleted record's `GET` answers 404 "expired") | `30` |
  * | `ORPHAN_GRACE_MINUTES` | how long a live node with the scaler's tags that no record accounts for may live before it is adopted or terminated | `10` |
  * | `BOOT_TIMEOUT_MINUTES` | how long a node may take to become Ready | `30` |
  * | `TERMINATE_ON_BOOT_TIMEOUT` | terminate nodes that missed the boot timeout | `true` |
@@ -87,6 +88,8 @@ export interface Config {
   readonly requestDeadlineMs: number;
   /** `ORPHAN_GRACE_MINUTES`: grace before an unaccounted node with the scaler's tags is adopted or terminated. */
   readonly orphanGraceMs: number;
+  /** `RETENTION_DAYS`: how long final records, tracker rows and snapshots are kept. */
+  readonly retentionMs: number;
   readonly bootTimeoutMs: number;
   readonly terminateOnBootTimeout: boolean;
   readonly trackerPollMinMs: number;
@@ -338,6 +341,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   const snapshotHistory = parse(env, 'SNAPSHOT_HISTORY', wholeNumber(0, 1000)) ?? 10;
   const requestDeadlineMs = minutes('REQUEST_DEADLINE_MINUTES', 30);
   const orphanGraceMs = minutes('ORPHAN_GRACE_MINUTES', 10);
+  const retentionMs = Math.round((parse(env, 'RETENTION_DAYS', positiveNumber) ?? 30) * 1440 * ms.minutes);
   const bootTimeoutMs = minutes('BOOT_TIMEOUT_MINUTES', 30);
   const terminateOnBootTimeout = parse(env, 'TERMINATE_ON_BOOT_TIMEOUT', boolean) ?? true;
   const trackerPollMinMs = seconds('TRACKER_POLL_MIN_SECONDS', 5);
@@ -389,6 +393,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     snapshotHistory,
     requestDeadlineMs,
     orphanGraceMs,
+    retentionMs,
     bootTimeoutMs,
     terminateOnBootTimeout,
     trackerPollMinMs,

@@ -12,17 +12,23 @@
  *   transaction): a crash between the two leaves it one step behind until the entry's next update;
  *   `listOpen` double-checks against the entry row and heals stale rows. Rows of final entries stay
  *   while their creates are recent enough to matter to a snapshot ({@link RequestLedgerOptions.indexRetentionMs}).
+ * - tombstones: PartitionKey = requestId, RowKey = `x`: left by the retention sweep ({@link RequestLedger.expire})
+ *   in place of a deleted final entry, so `GET` can say the request expired rather than never existed.
+ * - the retention marker: PartitionKey = `~retention~`, RowKey = `marker`: the last listing day
+ *   swept, and the few requests of swept days that were still open then (checked again each sweep).
+ *   A sweep after the marker caught up is one point read.
  */
 import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
+import { conditionalUpdate, readRow } from '../platform/conditional.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
 import { ScalerError } from '../platform/errors.ts';
-import { nextTransitions, RequestListing, summaryChanged } from './listing.ts';
+import { LIST_PARTITION_PREFIX, listPartition, listRowKey, nextTransitions, RequestListing, summaryChanged } from './listing.ts';
 
 export interface RequestLedgerOptions {
   storage: Storage;
@@ -57,6 +63,27 @@ interface IndexAllocation extends InFlightAllocation {
 }
 
 const ENTRY_ROW = 'r';
+const TOMBSTONE_ROW = 'x';
+/** The retention marker's keys, and the entries one sweep deletes at most (the rest wait for the next tick: a tick stays short). */
+const [RETENTION_PK, RETENTION_RK, MAX_EXPIRED_PER_SWEEP] = ['~retention~', 'marker', 2_000] as const;
+const DAY_MS = 86_400_000;
+const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/** What {@link RequestLedger.expire} did. */
+export interface ExpireResult {
+  /** Final entries deleted (a tombstone left for each). */
+  expired: number;
+  /** The last listing day fully swept (YYYY-MM-DD), or null when nothing is old enough yet. */
+  throughDay: string | null;
+}
+
+/** What a tombstone says about a deleted request. */
+export interface Tombstone {
+  requestId: string;
+  state: string;
+  finalAt: string | null;
+  expiredAt: string;
+}
 // `~` is encoded too so every index partition sorts between `~open~` and `~open~~`.
 const indexPartition = (cluster: string): string => `~open~${encodeURIComponent(cluster).replace(/~/g, '%7E')}`;
 
@@ -71,6 +98,12 @@ export function allocationsOf(entry: LedgerEntry): IndexAllocation[] {
     }
   }
   return out;
+}
+
+function fromEntity(entity: Record<string, unknown> & { etag?: string }): LedgerEntry {
+  const entry = unpackJson<LedgerEntry>(entity);
+  if (entity.etag) entry.etag = String(entity.etag);
+  return entry;
 }
 
 export class RequestLedger implements RequestLedgerApi {
@@ -94,15 +127,8 @@ export class RequestLedger implements RequestLedgerApi {
   }
 
   async get(requestId: string): Promise<LedgerEntry | null> {
-    try {
-      const entity = await this.#table.getEntity<Record<string, unknown>>(requestId, ENTRY_ROW);
-      const entry = unpackJson<LedgerEntry>(entity);
-      if (entity.etag) entry.etag = String(entity.etag);
-      return entry;
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.#table, requestId, ENTRY_ROW);
+    return entity ? fromEntity(entity) : null;
   }
 
   /** The public record (docs/api.md §5), or null when unknown. */
@@ -129,32 +155,33 @@ export class RequestLedger implements RequestLedgerApi {
   }
 
   async update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.get(requestId);
-      if (!current) throw new LedgerError('LEDGER_NOT_FOUND', `request ${requestId} is not in the ledger`);
-      const etag = current.etag!;
-      const before = JSON.stringify({ ...current, etag: undefined });
-      const working = structuredClone(current);
-      const next = mutate(working) ?? working;
-      delete next.etag;
-      if (JSON.stringify(next) === before) return current;
-      next.transitions = nextTransitions(current, next, this.#now());
-      try {
-        const res = await this.#table.updateEntity(this.#entity(next), 'Replace', { etag });
-        if (res.etag) next.etag = res.etag;
-        await this.#writeIndex(next);
-        if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
-        if (summaryChanged(current, next)) await this.#writeListing(next);
-        return next;
-      } catch (error) {
-        if (statusOf(error) !== 412 || attempt >= this.#maxAttempts) {
-          if (statusOf(error) === 412) throw new LedgerError('LEDGER_CONTENTION', `request ${requestId}: gave up after ${attempt} concurrent updates`, { cause: error });
-          throw error;
-        }
-        // Someone else wrote in between: read again and re-apply; a little jitter spreads the racers.
-        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 10 * attempt)));
-      }
-    }
+    let previous: LedgerEntry | null = null;
+    const { result: next, written, etag } = await conditionalUpdate<Record<string, unknown>, LedgerEntry>({
+      table: this.#table,
+      partitionKey: requestId,
+      rowKey: ENTRY_ROW,
+      maxAttempts: this.#maxAttempts,
+      decide: (entity) => {
+        if (!entity) throw new LedgerError('LEDGER_NOT_FOUND', `request ${requestId} is not in the ledger`);
+        const current = fromEntity(entity);
+        previous = current;
+        const before = JSON.stringify({ ...current, etag: undefined });
+        const working = structuredClone(current);
+        const changed = mutate(working) ?? working;
+        delete changed.etag;
+        if (JSON.stringify(changed) === before) return { result: current };
+        changed.transitions = nextTransitions(current, changed, this.#now());
+        return { write: this.#entity(changed), result: changed };
+      },
+      contention: (attempts, cause) => new LedgerError('LEDGER_CONTENTION', `request ${requestId}: gave up after ${attempts} concurrent updates`, { cause }),
+    });
+    if (!written || !previous) return next;
+    const current: LedgerEntry = previous;
+    if (etag) next.etag = etag;
+    await this.#writeIndex(next);
+    if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
+    if (summaryChanged(current, next)) await this.#writeListing(next);
+    return next;
   }
 
   async inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]> {
@@ -172,18 +199,108 @@ export class RequestLedger implements RequestLedgerApi {
     const partitions = cluster === undefined ? await this.#indexPartitions() : [indexPartition(cluster)];
     const out: LedgerEntry[] = [];
     for (const pk of partitions) {
-      for (const row of await this.#indexRowsOf(pk)) {
-        if (row.final) continue;
-        const entry = await this.get(row.requestId);
-        if (!entry) continue;
-        if (isFinal(entry)) {
-          await this.#writeIndex(entry); // heal a row left behind by a crash
-          continue;
+      const rows = (await this.#indexRowsOf(pk)).filter((row) => !row.final);
+      // Point reads, a few at a time (as many as entries are open, never the history).
+      for (let i = 0; i < rows.length; i += 16) {
+        const entries = await Promise.all(rows.slice(i, i + 16).map((row) => this.get(row.requestId)));
+        for (const entry of entries) {
+          if (!entry) continue;
+          if (isFinal(entry)) {
+            await this.#writeIndex(entry); // heal a row left behind by a crash
+            continue;
+          }
+          out.push(entry);
         }
-        out.push(entry);
       }
     }
     return out;
+  }
+
+  /** The tombstone of a request deleted by retention, or null (never known, or still kept). */
+  async tombstone(requestId: string): Promise<Tombstone | null> {
+    const row = await readRow<{ state?: string; finalAtMs?: number; expiredAtMs?: number }>(this.#table, requestId, TOMBSTONE_ROW);
+    if (!row) return null;
+    const finalAtMs = Number(row.finalAtMs ?? -1);
+    return { requestId, state: String(row.state ?? ''), finalAt: finalAtMs >= 0 ? new Date(finalAtMs).toISOString() : null, expiredAt: new Date(Number(row.expiredAtMs ?? 0)).toISOString() };
+  }
+
+  /**
+   * Retention: deletes final entries created before `cutoffMs`'s day (with their list and index rows),
+   * leaving a tombstone each; `onExpired` runs first for each (to delete what hangs off it, e.g.
+   * tracker rows). Reads by key range only: the listing partitions of the days not swept yet (each
+   * once), then the marker's late entries by point reads. Idempotent and safe to run twice at once.
+   */
+  async expire(cutoffMs: number, onExpired?: (entry: LedgerEntry) => Promise<void>): Promise<ExpireResult> {
+    const lastDay = dayOf(Math.floor(cutoffMs / DAY_MS) * DAY_MS - DAY_MS); // the last whole day before the cutoff's
+    const marker = await readRow<{ throughDay?: string; late?: string }>(this.#table, RETENTION_PK, RETENTION_RK);
+    let throughDay = marker?.throughDay ?? null;
+    const late = new Set<string>(JSON.parse(marker?.late ?? '[]') as string[]);
+    if (throughDay !== null && throughDay >= lastDay && late.size === 0) return { expired: 0, throughDay };
+    let expired = 0;
+    const expireOne = async (requestId: string): Promise<'expired' | 'open' | 'gone'> => {
+      const entry = await this.get(requestId);
+      if (!entry) return 'gone';
+      if (!isFinal(entry) || Date.parse(entry.record.createdAt) >= cutoffMs) return 'open';
+      if (onExpired) await onExpired(entry);
+      const finalAtMs = Date.parse(entry.record.updatedAt);
+      await this.#table.upsertEntity({ partitionKey: requestId, rowKey: TOMBSTONE_ROW, state: entry.record.state, finalAtMs: Number.isNaN(finalAtMs) ? -1 : finalAtMs, expiredAtMs: this.#now() }, 'Replace');
+      const createdAtMs = Date.parse(entry.record.createdAt);
+      const ignoreMissing = (e: unknown) => {
+        if (statusOf(e) !== 404) throw e;
+      };
+      try {
+        // Conditional: an entry changed since it was read is looked at again next time.
+        await this.#table.deleteEntity(requestId, ENTRY_ROW, entry.etag ? { etag: entry.etag } : {});
+      } catch (e) {
+        if (statusOf(e) === 412) return 'open';
+        ignoreMissing(e);
+      }
+      if (!Number.isNaN(createdAtMs)) await this.#table.deleteEntity(listPartition(createdAtMs), listRowKey(createdAtMs, requestId)).catch(ignoreMissing);
+      if (entry.record.cluster) await this.#table.deleteEntity(indexPartition(entry.record.cluster), requestId).catch(ignoreMissing);
+      expired += 1;
+      return 'expired';
+    };
+    // Entries of swept days that were open then.
+    for (const id of [...late]) {
+      if (expired >= MAX_EXPIRED_PER_SWEEP) break;
+      if ((await expireOne(id)) !== 'open') late.delete(id);
+    }
+    // Days not swept yet, oldest first: the first is found by one range read (no marker yet).
+    let day = throughDay === null ? await this.#oldestListDay(lastDay) : dayOf(Date.parse(throughDay) + DAY_MS);
+    while (day !== null && day <= lastDay && expired < MAX_EXPIRED_PER_SWEEP) {
+      const ids: string[] = [];
+      const filter = `PartitionKey eq '${LIST_PARTITION_PREFIX}${day}'`;
+      for await (const row of this.#table.listEntities<{ requestId?: string }>({ queryOptions: { filter, select: ['requestId'] } })) if (row.requestId) ids.push(row.requestId);
+      let done = true;
+      for (let i = 0; i < ids.length; i += 16) {
+        if (expired >= MAX_EXPIRED_PER_SWEEP) {
+          done = false;
+          break;
+        }
+        const batch = ids.slice(i, i + 16);
+        const outcomes = await Promise.all(batch.map((id) => expireOne(id)));
+        outcomes.forEach((o, k) => {
+          if (o === 'open') late.add(batch[k]!);
+        });
+      }
+      if (!done) break;
+      throughDay = day;
+      day = dayOf(Date.parse(day) + DAY_MS);
+    }
+    if (throughDay === null) throughDay = lastDay; // nothing was ever listed before the cutoff
+    await this.#table.upsertEntity({ partitionKey: RETENTION_PK, rowKey: RETENTION_RK, throughDay, late: JSON.stringify([...late]) }, 'Replace');
+    return { expired, throughDay };
+  }
+
+  /** The oldest listing day up to `lastDay`, or null. */
+  async #oldestListDay(lastDay: string): Promise<string | null> {
+    const filter = `PartitionKey ge '${LIST_PARTITION_PREFIX}' and PartitionKey le '${LIST_PARTITION_PREFIX}${lastDay}'`;
+    const pages = this.#table.listEntities({ queryOptions: { filter, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1 });
+    for await (const page of pages) {
+      const pk = page[0]?.partitionKey;
+      return pk ? pk.slice(LIST_PARTITION_PREFIX.length) : null;
+    }
+    return null;
   }
 
   #entity(entry: LedgerEntry): Record<string, unknown> & { partitionKey: string; rowKey: string } {

@@ -15,10 +15,10 @@
  * counts, and those whose create failed or never got past the claim.
  */
 import type { TableClient } from '@azure/data-tables';
-import { statusOf, type Storage } from '../platform/storage.ts';
+import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
-import { ScalerError } from '../platform/errors.ts';
+import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 
 /** Margin for clocks of different instances: a reservation is counted this much longer. */
@@ -68,11 +68,8 @@ export function inFlightOf(items: readonly Reservation[], snapshotStartedAtMs: n
   return out;
 }
 
-export class ReservationConflictError extends ScalerError<'RESERVATION_CONTENTION'> {
+export class ReservationConflictError extends ContentionError<'RESERVATION_CONTENTION'> {
   override name = 'ReservationConflictError';
-  constructor(message: string, options?: ErrorOptions) {
-    super('RESERVATION_CONTENTION', message, options);
-  }
 }
 
 export class CapacityReservations {
@@ -85,13 +82,8 @@ export class CapacityReservations {
   }
 
   async read(cluster: string): Promise<ReservationRow> {
-    try {
-      const entity = await this.#table.getEntity<Record<string, unknown>>(PK, rowKey(cluster));
-      return { items: unpackJson<{ items: Reservation[] }>(entity).items, etag: entity.etag ? String(entity.etag) : null };
-    } catch (error) {
-      if (statusOf(error) === 404) return { items: [], etag: null };
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.#table, PK, rowKey(cluster));
+    return entity ? { items: unpackJson<{ items: Reservation[] }>(entity).items, etag: entity.etag } : { items: [], etag: null };
   }
 
   /**
@@ -100,24 +92,20 @@ export class CapacityReservations {
    * last (null when nothing was written).
    */
   async update<T>(cluster: string, change: (items: Reservation[]) => { items: Reservation[]; result: T } | null): Promise<T | null> {
-    for (let attempt = 1; ; attempt++) {
-      const row = await this.read(cluster);
-      const next = change(structuredClone(row.items));
-      if (!next) return null;
-      const entity = { partitionKey: PK, rowKey: rowKey(cluster), ...packJson({ items: next.items }) };
-      try {
-        if (row.etag === null) await this.#table.createEntity(entity);
-        else await this.#table.updateEntity(entity, 'Replace', { etag: row.etag });
-        return next.result;
-      } catch (error) {
-        const status = statusOf(error);
-        if ((status !== 412 && status !== 409) || attempt >= MAX_ATTEMPTS) {
-          if (status === 412 || status === 409) throw new ReservationConflictError(`capacity reservations of ${cluster}: gave up after ${attempt} concurrent updates`, { cause: error });
-          throw error;
-        }
-        await new Promise((r) => setTimeout(r, Math.floor(this.#random() * 5 * Math.min(attempt, 10))));
-      }
-    }
+    const { result } = await conditionalUpdate<Record<string, unknown>, T | null>({
+      table: this.#table,
+      partitionKey: PK,
+      rowKey: rowKey(cluster),
+      maxAttempts: MAX_ATTEMPTS,
+      jitterMs: 5,
+      random: this.#random,
+      decide: (entity) => {
+        const next = change(entity ? unpackJson<{ items: Reservation[] }>(entity).items : []);
+        return next ? { write: packJson({ items: next.items }), result: next.result } : { result: null };
+      },
+      contention: (attempts, cause) => new ReservationConflictError('RESERVATION_CONTENTION', `capacity reservations of ${cluster}: gave up after ${attempts} concurrent updates`, { cause }),
+    });
+    return result;
   }
 
   /**

@@ -6,6 +6,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
+import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
 
 export interface ScalerStateOptions {
   storage: Storage;
@@ -34,13 +35,8 @@ export class ScalerState {
   /** True when the setting or the HTTP switch holds scale-out. */
   async isPaused(): Promise<boolean> {
     if (this.#setting) return true;
-    try {
-      const row = await this.#table.getEntity<{ paused?: boolean }>(SWITCH_PK, PAUSE_RK);
-      return row.paused === true;
-    } catch (error) {
-      if (statusOf(error) === 404) return false;
-      throw error;
-    }
+    const row = await readRow<{ paused?: boolean }>(this.#table, SWITCH_PK, PAUSE_RK);
+    return row?.paused === true;
   }
 
   /** Flips the switch (the setting, if set, still wins). `by` is recorded for operators. */
@@ -51,26 +47,19 @@ export class ScalerState {
   /** Adds `by` (default 1) to a counter; safe under concurrency. Returns the new value. */
   async increment(counter: 'rejectedMessages' | 'poisonedMessages' | (string & {}), by = 1): Promise<number> {
     const rowKey = encodeURIComponent(counter);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const row = await this.#table.getEntity<{ value?: number }>(COUNTER_PK, rowKey);
-        const value = Number(row.value ?? 0) + by;
-        await this.#table.updateEntity({ partitionKey: COUNTER_PK, rowKey, name: counter, value }, 'Replace', { etag: row.etag });
-        return value;
-      } catch (error) {
-        const status = statusOf(error);
-        if (status === 404) {
-          try {
-            await this.#table.createEntity({ partitionKey: COUNTER_PK, rowKey, name: counter, value: by });
-            return by;
-          } catch (createError) {
-            if (statusOf(createError) !== 409) throw createError;
-          }
-        } else if (status !== 412) throw error;
-        if (attempt >= 50) throw new Error(`counter ${counter}: too many concurrent increments`, { cause: error });
-        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5 * attempt)));
-      }
-    }
+    const { result } = await conditionalUpdate<{ value?: number }, number>({
+      table: this.#table,
+      partitionKey: COUNTER_PK,
+      rowKey,
+      maxAttempts: 50,
+      jitterMs: 5,
+      decide: (row) => {
+        const value = Number(row?.value ?? 0) + by;
+        return { write: { name: counter, value }, result: value };
+      },
+      contention: (attempts, cause) => new ContentionError('COUNTER_CONTENTION', `counter ${counter}: gave up after ${attempts} concurrent increments`, { cause }),
+    });
+    return result;
   }
 
   /** Every counter by name; absent counters are simply not listed (read them as 0). */

@@ -4,8 +4,9 @@
  * never lose a failure. Every instance plans with the same backoffs, and they outlive CycleCloud's
  * own 5-minute `ThrottleCapacity` window when failures repeat.
  */
-import type { TableClient, TableEntityResult } from '@azure/data-tables';
-import type { Storage } from '../platform/storage.ts';
+import type { TableClient } from '@azure/data-tables';
+import { ContentionError, conditionalUpdate } from '../platform/conditional.ts';
+import { abortOption, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { CapacityBackoff } from '../planning/types.ts';
 import {
@@ -17,10 +18,8 @@ import {
   type BackoffState,
   type CapacityFailure,
 } from '../planning/backoff.ts';
-import { ScalerError } from '../platform/errors.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { toTableKey } from './table-keys.ts';
-import { abortOption, statusOf } from '../platform/storage.ts';
 
 export interface CapacityMemoryOptions {
   policy?: BackoffPolicy;
@@ -36,11 +35,8 @@ export interface CapacityCallOptions {
   abortSignal?: AbortSignal;
 }
 
-export class CapacityMemoryError extends ScalerError<'CAPACITY_MEMORY_CONTENDED'> {
+export class CapacityMemoryError extends ContentionError<'CAPACITY_MEMORY_CONTENDED'> {
   override name = 'CapacityMemoryError';
-  constructor(message: string, options?: ErrorOptions) {
-    super('CAPACITY_MEMORY_CONTENDED', message, options);
-  }
 }
 
 type Row = BackoffState & { partitionKey: string; rowKey: string };
@@ -82,27 +78,20 @@ export class CapacityMemory {
       reason: failure.reason.slice(0, MAX_REASON),
       ...(failure.failedAtMs !== undefined ? { failedAtMs: failure.failedAtMs } : {}),
     };
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let current: TableEntityResult<Row> | undefined;
-      try {
-        current = await this.#table.getEntity<Row>(pk, rk, { ...abortOption(options) });
-      } catch (error) {
-        if (statusOf(error) !== 404) throw error;
-      }
-      const prev = current ? fromRow(current) : null;
-      const next = nextBackoff(prev, input, nowMs, this.#policy);
-      if (next === prev) return next;
-      const row: Row = { partitionKey: pk, rowKey: rk, ...next };
-      try {
-        if (current) await this.#table.updateEntity(row, 'Replace', { etag: current.etag, ...abortOption(options) });
-        else await this.#table.createEntity(row, { ...abortOption(options) });
-        return next;
-      } catch (error) {
-        const status = statusOf(error);
-        if (status !== 409 && status !== 412) throw error;
-      }
-    }
-    throw new CapacityMemoryError(`could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+    const { result } = await conditionalUpdate<Row, BackoffState>({
+      table: this.#table,
+      partitionKey: pk,
+      rowKey: rk,
+      maxAttempts: MAX_ATTEMPTS,
+      ...(options.abortSignal ? { abortSignal: options.abortSignal } : {}),
+      decide: (current) => {
+        const prev = current ? fromRow(current) : null;
+        const next = nextBackoff(prev, input, nowMs, this.#policy);
+        return next === prev ? { result: next } : { write: { ...next }, result: next };
+      },
+      contention: (attempts, cause) => new CapacityMemoryError('CAPACITY_MEMORY_CONTENDED', `could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${attempts} concurrent writers in a row`, { cause }),
+    });
+    return result;
   }
 
   /** Records the fresh `lastCapacityFailureSec`s a snapshot shows (deduplicated across snapshots). */

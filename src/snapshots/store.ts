@@ -11,19 +11,22 @@
  */
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { packJson, unpackJson } from '../platform/table-json.ts';
+import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
 import { scrub } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { fromTableKey, toTableKey } from './table-keys.ts';
 import { abortOption, statusOf } from '../platform/storage.ts';
-import { codeOf, ScalerError } from '../platform/errors.ts';
+import { codeOf } from '../platform/errors.ts';
 
 export interface SnapshotStoreOptions {
   /** Epoch-ms clock for health ages. Default `Date.now`. */
   now?: () => number;
   /** History rows kept per cluster. Default 10. */
   historySize?: number;
+  /** History rows older than this are deleted even within `historySize` (`RETENTION_DAYS`). Default: by count only. */
+  retentionMs?: number;
   /** Consecutive capture failures that make a cluster stale. Default 3. */
   failureThreshold?: number;
   /** A snapshot older than this is stale whatever the failure count. Default: never by age alone. */
@@ -54,11 +57,8 @@ export interface SnapshotHealth {
   lastError: string | null;
 }
 
-export class SnapshotStoreError extends ScalerError<'SNAPSHOT_STORE_CONTENDED'> {
+export class SnapshotStoreError extends ContentionError<'SNAPSHOT_STORE_CONTENDED'> {
   override name = 'SnapshotStoreError';
-  constructor(message: string, options?: ErrorOptions) {
-    super('SNAPSHOT_STORE_CONTENDED', message, options);
-  }
 }
 
 const LATEST = 'latest';
@@ -68,6 +68,7 @@ const INVERT_BASE = 9_999_999_999_999;
 /** Conditional writes retried this often before giving up (only under heavy contention). */
 const MAX_ATTEMPTS = 8;
 const MAX_ERROR_TEXT = 500;
+const signalOf = (o: StoreCallOptions): { abortSignal?: AbortSignal } => (o.abortSignal ? { abortSignal: o.abortSignal } : {});
 
 interface HealthEntity {
   partitionKey: string;
@@ -95,6 +96,7 @@ export class SnapshotStore {
   readonly #storage: Pick<Storage, 'table' | 'ensure'>;
   readonly #now: () => number;
   readonly #historySize: number;
+  readonly #retentionMs: number | undefined;
   readonly #threshold: number;
   readonly #staleAfterMs: number | undefined;
 
@@ -104,6 +106,7 @@ export class SnapshotStore {
     this.#table = storage.table(names.snapshotsTable);
     this.#now = options.now ?? Date.now;
     this.#historySize = Math.max(0, options.historySize ?? 10);
+    this.#retentionMs = options.retentionMs;
     this.#threshold = Math.max(1, options.failureThreshold ?? 3);
     this.#staleAfterMs = options.staleAfterMs;
   }
@@ -129,28 +132,18 @@ export class SnapshotStore {
 
   async #replaceLatest(pk: string, snapshot: ClusterSnapshot, takenAtMs: number, options: StoreCallOptions): Promise<boolean> {
     const entity = { partitionKey: pk, rowKey: LATEST, takenAtMs, takenAt: snapshot.takenAt, ...packJson(snapshot) };
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let current: TableEntityResult<{ takenAtMs?: number }> | undefined;
-      try {
-        current = await this.#table.getEntity<{ takenAtMs?: number }>(pk, LATEST, { queryOptions: { select: ['takenAtMs'] }, ...abortOption(options) });
-      } catch (error) {
-        if (statusOf(error) !== 404) throw error;
-      }
-      try {
-        if (!current) {
-          await this.#table.createEntity(entity, { ...abortOption(options) });
-          return true;
-        }
-        if (Number(current.takenAtMs ?? 0) >= takenAtMs) return false;
-        await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, ...abortOption(options) });
-        return true;
-      } catch (error) {
-        const status = statusOf(error);
-        // 409: created meanwhile; 412: replaced meanwhile. Read again and compare.
-        if (status !== 409 && status !== 412) throw error;
-      }
-    }
-    throw new SnapshotStoreError(`could not store the snapshot of ${snapshot.cluster}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+    const { result } = await conditionalUpdate<{ takenAtMs?: number }, boolean>({
+      table: this.#table,
+      partitionKey: pk,
+      rowKey: LATEST,
+      select: ['takenAtMs'],
+      maxAttempts: MAX_ATTEMPTS,
+      ...signalOf(options),
+      // An older capture never overwrites a newer one (two timer instances at once).
+      decide: (current) => (current && Number(current.takenAtMs ?? 0) >= takenAtMs ? { result: false } : { write: entity, result: true }),
+      contention: (attempts, cause) => new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not store the snapshot of ${snapshot.cluster}: ${attempts} concurrent writers in a row`, { cause }),
+    });
+    return result;
   }
 
   async #pruneHistory(pk: string, options: StoreCallOptions): Promise<void> {
@@ -161,8 +154,11 @@ export class SnapshotStore {
     });
     for await (const row of rows) keys.push(row.rowKey);
     keys.sort();
+    // Newest first: beyond the count, and past the retention (a larger inverted time is older).
+    const oldest = this.#retentionMs === undefined ? null : `${HISTORY_PREFIX}${String(INVERT_BASE - (this.#now() - this.#retentionMs)).padStart(13, '0')}`;
+    const kept = oldest === null ? this.#historySize : Math.min(this.#historySize, keys.filter((k) => k <= oldest).length);
     await Promise.all(
-      keys.slice(this.#historySize).map(async (rowKey) => {
+      keys.slice(kept).map(async (rowKey) => {
         try {
           await this.#table.deleteEntity(pk, rowKey, { ...abortOption(options) });
         } catch (error) {
@@ -174,13 +170,8 @@ export class SnapshotStore {
 
   /** The cluster's newest snapshot (with node list), or null. */
   async latest(cluster: string, options: StoreCallOptions = {}): Promise<ClusterSnapshot | null> {
-    try {
-      const entity = await this.#table.getEntity(toTableKey(cluster), LATEST, { ...abortOption(options) });
-      return unpackJson<ClusterSnapshot>(entity);
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.#table, toTableKey(cluster), LATEST, signalOf(options));
+    return entity ? unpackJson<ClusterSnapshot>(entity) : null;
   }
 
   /** Stored history, newest first, without node lists. */
@@ -199,28 +190,20 @@ export class SnapshotStore {
   async recordFailure(cluster: string, error: unknown, nowMs: number, options: StoreCallOptions = {}): Promise<FailureCount> {
     const pk = toTableKey(cluster);
     const lastError = errorText(error);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let current: TableEntityResult<HealthEntity> | undefined;
-      try {
-        current = await this.#table.getEntity<HealthEntity>(pk, HEALTH, { ...abortOption(options) });
-      } catch (e) {
-        if (statusOf(e) !== 404) throw e;
-      }
-      const consecutiveFailures = Number(current?.consecutiveFailures ?? 0) + 1;
-      const entity: HealthEntity = {
-        partitionKey: pk, rowKey: HEALTH, consecutiveFailures, lastError, lastFailureAtMs: nowMs,
-        lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0),
-      };
-      try {
-        if (current) await this.#table.updateEntity(entity, 'Replace', { etag: current.etag, ...abortOption(options) });
-        else await this.#table.createEntity(entity, { ...abortOption(options) });
-        return { consecutiveFailures, stale: consecutiveFailures >= this.#threshold };
-      } catch (e) {
-        const status = statusOf(e);
-        if (status !== 409 && status !== 412) throw e;
-      }
-    }
-    throw new SnapshotStoreError(`could not count a capture failure for ${cluster}: ${MAX_ATTEMPTS} concurrent writers in a row`);
+    const { result } = await conditionalUpdate<HealthEntity, FailureCount>({
+      table: this.#table,
+      partitionKey: pk,
+      rowKey: HEALTH,
+      maxAttempts: MAX_ATTEMPTS,
+      ...signalOf(options),
+      decide: (current) => {
+        const consecutiveFailures = Number(current?.consecutiveFailures ?? 0) + 1;
+        const write = { consecutiveFailures, lastError, lastFailureAtMs: nowMs, lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0) };
+        return { write, result: { consecutiveFailures, stale: consecutiveFailures >= this.#threshold } };
+      },
+      contention: (attempts, cause) => new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not count a capture failure for ${cluster}: ${attempts} concurrent writers in a row`, { cause }),
+    });
+    return result;
   }
 
   /** A successful capture: the failure count starts again at 0. */
@@ -232,14 +215,8 @@ export class SnapshotStore {
   /** Age, failures and staleness of a cluster's snapshots; null when the cluster was never captured or attempted. */
   async health(cluster: string, options: StoreCallOptions = {}): Promise<SnapshotHealth | null> {
     const pk = toTableKey(cluster);
-    const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | undefined> => {
-      try {
-        return await this.#table.getEntity<T>(pk, rowKey, { ...(select ? { queryOptions: { select } } : {}), ...abortOption(options) });
-      } catch (error) {
-        if (statusOf(error) === 404) return undefined;
-        throw error;
-      }
-    };
+    const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | null> =>
+      readRow<T>(this.#table, pk, rowKey, { ...(select ? { select } : {}), ...signalOf(options) });
     const [latest, health] = await Promise.all([
       get<{ takenAtMs: number; takenAt: string }>(LATEST, ['takenAtMs', 'takenAt']),
       get<HealthEntity>(HEALTH),

@@ -14,6 +14,7 @@
  * receiver's `Retry-After` lengthens a delay), then given up and logged. The secret, the signature
  * and the URL's query string are never logged.
  */
+import { parseRetryAfterMs } from '../platform/retry-after.ts';
 import type { Storage } from '../platform/storage.ts';
 import { decodeQueueMessage, encodeQueueMessage, statusOf } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
@@ -112,13 +113,9 @@ function safeUrl(url: string): string {
 }
 
 function retryAfterMs(header: string | null, nowMs: number): number | undefined {
-  if (!header) return undefined;
-  const secs = Number(header);
-  if (Number.isFinite(secs) && secs >= 0) return Math.min(secs * 1000, MAX_RETRY_AFTER_MS);
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.min(Math.max(0, at - nowMs), MAX_RETRY_AFTER_MS);
+  const ms = parseRetryAfterMs(header, nowMs);
+  return ms === undefined ? undefined : Math.min(ms, MAX_RETRY_AFTER_MS);
 }
-
 
 export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
   const policy: CallbackTargetPolicy = deps.target ?? { allowedHosts: [], localDevelopment: false };

@@ -37,6 +37,8 @@ export interface OrphanDeps {
   logger?: Logger;
   /** ORPHAN_GRACE_MINUTES in ms. */
   graceMs: number;
+  /** Open entries already read this tick: a node of one of them needs no ledger read. */
+  open?: readonly LedgerEntry[];
 }
 
 export interface OrphanResult {
@@ -91,7 +93,7 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
   const table = deps.storage.table(deps.names.stateTable);
   const pk = `orphans~${encodeURIComponent(cluster)}`;
   const firstSeen = await readFirstSeen(table, pk);
-  const entries = new Map<string, LedgerEntry | null>();
+  const entries = new Map<string, LedgerEntry | null>((deps.open ?? []).map((e) => [e.record.requestId, e]));
   const entryOf = async (requestId: string): Promise<LedgerEntry | null> => {
     if (!entries.has(requestId)) entries.set(requestId, await deps.ledger.get(requestId));
     return entries.get(requestId)!;

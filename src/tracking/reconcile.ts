@@ -17,18 +17,11 @@ import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import type { LedgerEntry, RequestLedgerApi } from '../requests/ledger-types.ts';
 import { applyNodeStates, outcomeOf, type NodeStateUpdate } from '../requests/record.ts';
-import { REMOVED_STATUS, createOutcome, isCapacityFailureMessage } from './machine.ts';
+import { REMOVED_STATUS, createOutcome, isCapacityFailureMessage, type ObservedNode } from './machine.ts';
 import type { CapacityFailureSink, Tracker } from './tracker.ts';
 
 /** One node of the snapshot (`GET /clusters/{c}/status?nodes=true`), mapped from the wire record. */
-export interface SnapshotNode {
-  name: string;
-  id: string | null;
-  status: string;
-  statusMessage?: string | null;
-  nodearray?: string | null;
-  machineType?: string | null;
-}
+export type SnapshotNode = Pick<ObservedNode, 'name' | 'id' | 'status' | 'statusMessage' | 'nodearray' | 'machineType'>;
 
 export interface ReconcileDeps {
   ledger: RequestLedgerApi;
@@ -38,6 +31,8 @@ export interface ReconcileDeps {
   logger?: Logger;
   /** Skip requests with a create this recent relative to the snapshot. Default 120 000. */
   graceMs?: number;
+  /** The open entries, when the caller has read them already this tick (else read here). */
+  open?: readonly LedgerEntry[];
 }
 
 export interface ReconcileResult {
@@ -59,7 +54,7 @@ export async function reconcileSnapshot(deps: ReconcileDeps, cluster: string, no
   const graceMs = deps.graceMs ?? 120_000;
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const result: ReconcileResult = { requests: 0, updated: 0, gone: 0, failed: 0, woken: 0, capacityFailures: 0 };
-  const entries = await deps.ledger.listOpen(cluster);
+  const entries = deps.open ?? (await deps.ledger.listOpen(cluster));
   const capacityRecorded = new Set<string>();
 
   for (const entry of entries) {

@@ -6,10 +6,10 @@
  * queue message with a visibility delay on `names.trackerQueue`. A wake-up:
  *   1. takes the poll lease (ETag write; a duplicate wake-up drops out: one poll in flight);
  *   2. finishes any actions a crashed predecessor left in the record's outbox;
- *   3. lists the operation's nodes (`GET /clusters/{c}/nodes?operation=…`, or `?request_id=…` when
- *      the create's answer was lost and its operation id is unknown); a 404 is not "every node
- *      gone" but "unknown", settled against the cluster's full node list (nodes carry the scaler's
- *      tags, src/cyclecloud/tags.ts);
+ *   3. picks the operation's nodes from its cluster's node list (`GET /clusters/{c}/nodes`, one
+ *      call per cluster per round shared by every operation polled in it: by NodeId once seen, by
+ *      name for a terminate or start, by the scaler's `ccscale-create` tag for a create,
+ *      src/cyclecloud/tags.ts);
  *   4. runs the pure machine and writes the new state with its actions as an outbox (ETag);
  *   5. performs the actions — ledger update, terminates (deterministic CycleCloud requestId, and a
  *      tracker for each), re-plans (`markCompensated` + a continue message), settle + callback;
@@ -25,7 +25,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import type { NodeRecord } from '../cyclecloud/schemas.ts';
-import { operationNodes } from '../cyclecloud/lookup.ts';
+import { membersOf } from '../cyclecloud/lookup.ts';
 import type { Storage } from '../platform/storage.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
@@ -46,9 +46,11 @@ export interface TrackerConfig extends MachineConfig {
   leaseMs: number;
   /** The sweeper wakes records whose poll is late by more than this many max intervals. Default 3. */
   overdueFactor: number;
+  /** How long one cluster node list serves the polls of every operation of the cluster. Default 5 000. */
+  clusterListMaxAgeMs: number;
 }
 
-export const DEFAULT_TRACKER_CONFIG: Readonly<TrackerConfig> = Object.freeze({ ...DEFAULT_MACHINE_CONFIG, leaseMs: 120_000, overdueFactor: 3 });
+export const DEFAULT_TRACKER_CONFIG: Readonly<TrackerConfig> = Object.freeze({ ...DEFAULT_MACHINE_CONFIG, leaseMs: 120_000, overdueFactor: 3, clusterListMaxAgeMs: 5_000 });
 
 /** The wake-up message on `names.trackerQueue`. */
 export interface TrackerWakeMessage {
@@ -111,17 +113,10 @@ export function trackerTerminateRequestId(requestId: string, generation: number,
 }
 
 
-function observe(n: NodeRecord): ObservedNode {
-  return {
-    name: n.Name,
-    id: n.NodeId ?? null,
-    status: n.Status ?? '',
-    statusMessage: n.StatusMessage ?? null,
-    nodearray: n.Template ?? null,
-    machineType: n.MachineType ?? null,
-    placementGroupId: n.PlacementGroupId ?? null,
-    privateIp: n.PrivateIp ?? null,
-  };
+/** A listed node as the machine reads it (absent documented fields are null; an absent Status is empty). */
+function observe({ Name, NodeId, Status, StatusMessage, Template, MachineType, PlacementGroupId, PrivateIp }: NodeRecord): ObservedNode {
+  const orNull = <T,>(v: T | undefined): T | null => v ?? null;
+  return { name: Name, id: orNull(NodeId), status: Status ?? '', statusMessage: orNull(StatusMessage), nodearray: orNull(Template), machineType: orNull(MachineType), placementGroupId: orNull(PlacementGroupId), privateIp: orNull(PrivateIp) };
 }
 
 /** A non-empty, well-formed string of reasonable length: usable in a Table key (encodeURIComponent throws on a lone surrogate). */
@@ -381,32 +376,46 @@ export function createTracker(deps: TrackerDeps): Tracker {
   }
 
   /**
-   * The operation's nodes: by operation id when the create's answer gave one, else by the request id
-   * it was sent under. A 404 says only that CycleCloud does not (or no longer, or not yet) know the
-   * operation, not that its nodes are gone: the cluster's full node list decides, matching the nodes
-   * this operation was seen with (by NodeId, or by name for a terminate given names) and, for a
-   * create, the nodes tagged with its request id.
+   * One node list per cluster per poll round, shared by every operation of the cluster this instance
+   * polls in that round (the Functions host hands a batch of wake-ups to one instance at once):
+   * `GET /clusters/{c}/nodes` once, then each operation picks its own nodes from it
+   * ({@link membersOf}: by NodeId once seen, by name for a terminate or start given names, by the
+   * `ccscale-create` tag for a create). So 100 operations in flight cost one call per round, not 100.
+   * A list is shared while younger than `clusterListMaxAgeMs` and asked for after the operation
+   * started and after its previous poll (an operation never goes back in time). Per-operation lookups
+   * (`?operation=`/`?request_id=`, src/cyclecloud/lookup.ts) are left to recovery in the submission.
    */
-  async function listOperationNodes(s: TrackerState, log: Logger): Promise<{ nodes: ObservedNode[] | null; retryAfterMs?: number }> {
+  const clusterLists = new Map<string, { askedAtMs: number; nodes: Promise<NodeRecord[]> }>();
+
+  async function clusterNodes(cluster: string, notBeforeMs: number): Promise<{ nodes: NodeRecord[]; askedAtMs: number; calls: number }> {
+    const nowMs = deps.now();
+    const cached = clusterLists.get(cluster);
+    if (cached && cached.askedAtMs > notBeforeMs && nowMs - cached.askedAtMs <= config.clusterListMaxAgeMs) {
+      return { nodes: await cached.nodes, askedAtMs: cached.askedAtMs, calls: 0 };
+    }
+    const entry = { askedAtMs: nowMs, nodes: deps.cyclecloud.listNodes(cluster, { abortSignal: callSignal() }).then((l) => l.nodes) };
+    clusterLists.set(cluster, entry);
+    // A failed list is not shared with later wake-ups (those waiting on it now share the failure).
+    entry.nodes.catch(() => clusterLists.get(cluster) === entry && clusterLists.delete(cluster));
+    return { nodes: await entry.nodes, askedAtMs: nowMs, calls: 1 };
+  }
+
+  /** The operation's nodes, from its cluster's shared node list. */
+  async function listOperationNodes(rec: TrackerRecord, log: Logger): Promise<{ nodes: ObservedNode[] | null; retryAfterMs?: number; askedAtMs?: number; calls: number }> {
+    const s = rec.state;
     try {
-      const found = await operationNodes(
-        deps.cyclecloud,
-        s.cluster,
-        {
-          operationId: s.operationId,
-          cycleCloudRequestId: s.cycleCloudRequestId,
-          nodeIds: s.nodes.flatMap((n) => (n.id ? [n.id] : [])),
-          namesWithoutId: s.action !== 'create' ? s.nodes.flatMap((n) => (n.id ? [] : [n.name])) : [],
-          tagged: s.action === 'create',
-        },
-        { abortSignal: callSignal() },
-      );
-      s.cycleCloudCalls += found.calls - 1;
-      if (found.unknownById) log.info('operation unknown to CycleCloud by id; settled against the full node list', { cycleCloudRequestId: s.cycleCloudRequestId, found: found.nodes.length });
-      return { nodes: found.nodes.map(observe) };
+      // A list asked for before the operation started cannot show it; one from before its last poll would take it back in time.
+      const list = await clusterNodes(s.cluster, Math.max(rec.observedAtMs ?? 0, s.startedAtMs));
+      const nodes = membersOf(list.nodes, {
+        cycleCloudRequestId: s.cycleCloudRequestId,
+        nodeIds: s.nodes.flatMap((n) => (n.id ? [n.id] : [])),
+        namesWithoutId: s.action !== 'create' ? s.nodes.flatMap((n) => (n.id ? [] : [n.name])) : [],
+        tagged: s.action === 'create',
+      });
+      return { nodes: nodes.map(observe), askedAtMs: list.askedAtMs, calls: list.calls };
     } catch (e) {
       if (!isCycleCloudError(e)) throw e;
-      return pollFailed(s, e, log);
+      return { ...pollFailed(s, e, log), calls: 1 };
     }
   }
 
@@ -458,10 +467,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
       const ours = compensationRequestId(rec.state.requestId, rec.state.generation);
       compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [gangKey(c.placementGroupId, c.demandIndex)] : [])));
     }
-    const observed = await listOperationNodes(rec.state, log);
+    const observed = await listOperationNodes(rec, log);
+    if (observed.askedAtMs !== undefined) rec = { ...rec, observedAtMs: observed.askedAtMs };
     const nowMs = deps.now();
     const result = step(rec.state, { nowMs, nodes: observed.nodes, ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}), ...(compensated ? { compensated } : {}), ...(compensatedGroups ? { compensatedGroups } : {}) }, config);
-    result.state.cycleCloudCalls += 1;
+    result.state.cycleCloudCalls += observed.calls;
     await recordCapacityFailures(rec.state, result.state, nowMs, log);
     const acts = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');
     // Late members of a written-off group join its compensation before the ledger hears of them, so

@@ -183,6 +183,18 @@ describe('GET /api/scale-requests/{requestId}', () => {
     expect(problemOf(res).detail).toContain('nope');
   });
 
+  it('answers 404 problem+json saying so for a request deleted by retention', async () => {
+    const { deps } = fakeDeps();
+    const ledger = { ...deps.ledger, tombstone: async (id: string) => (id === 'old' ? { state: 'fulfilled', finalAt: '2026-01-01T00:00:00.000Z', expiredAt: '2026-02-01T00:00:00.000Z' } : null) };
+    const res = await getScaleRequest({ ...deps, ledger }, httpRequest('GET', '/api/scale-requests/old', { params: { requestId: 'old' } }));
+    expect(res.status).toBe(404);
+    expect(res.headers).toMatchObject({ 'content-type': 'application/problem+json' });
+    expect(problemOf(res)).toMatchObject({ code: 'HTTP_NOT_FOUND' });
+    expect(problemOf(res).detail).toBe('request "old" expired: it ended fulfilled at 2026-01-01T00:00:00.000Z and was deleted at 2026-02-01T00:00:00.000Z (records are kept RETENTION_DAYS days)');
+    const unknown = await getScaleRequest({ ...deps, ledger }, httpRequest('GET', '/api/scale-requests/nope', { params: { requestId: 'nope' } }));
+    expect(problemOf(unknown).detail).not.toContain('expired');
+  });
+
   it('answers 400 naming requestId when it is not a valid id', async () => {
     const { deps } = fakeDeps();
     const res = await getScaleRequest(deps, httpRequest('GET', '/api/scale-requests/x', { params: { requestId: 'a b' } }));

@@ -32,8 +32,8 @@ const families: Array<[Error, string, string, string]> = [
   [new DocumentTooLargeError('document is 2 bytes', { cause: root }), 'DocumentTooLargeError', 'STORAGE_DOCUMENT_TOO_LARGE', 'document is 2 bytes'],
   [new ConfigError('PORT', 'must be a whole number', { cause: root }), 'ConfigError', 'CONFIG_INVALID', 'Setting PORT must be a whole number'],
   [new HostlistError('unbalanced "]"', { cause: root }), 'HostlistError', 'SLURM_BAD_HOSTLIST', 'unbalanced "]"'],
-  [new SnapshotStoreError('contended', { cause: root }), 'SnapshotStoreError', 'SNAPSHOT_STORE_CONTENDED', 'contended'],
-  [new CapacityMemoryError('contended', { cause: root }), 'CapacityMemoryError', 'CAPACITY_MEMORY_CONTENDED', 'contended'],
+  [new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', 'contended', { cause: root }), 'SnapshotStoreError', 'SNAPSHOT_STORE_CONTENDED', 'contended'],
+  [new CapacityMemoryError('CAPACITY_MEMORY_CONTENDED', 'contended', { cause: root }), 'CapacityMemoryError', 'CAPACITY_MEMORY_CONTENDED', 'contended'],
   [new SimulatorError('SIM_NOT_FOUND', 'no cluster x', { cause: root }), 'SimulatorError', 'SIM_NOT_FOUND', 'no cluster x'],
   [new FilterSyntaxError('filter: unterminated string at 3', { cause: root }), 'FilterSyntaxError', 'SIM_FILTER_SYNTAX', 'filter: unterminated string at 3'],
   [new CycleCloudError('CC_THROTTLED', 'throttled', { cause: root, status: 429 }), 'CycleCloudError', 'CC_THROTTLED', 'throttled'],
@@ -42,8 +42,8 @@ const families: Array<[Error, string, string, string]> = [
   [new SnapshotUnavailableError('no such cluster', { cause: root, permanent: true }), 'SnapshotUnavailableError', 'PLAN_UNKNOWN_CLUSTER', 'no such cluster'],
   [new SubmitError('SUBMIT_UNRESOLVED', 'unresolved', { cause: root }), 'SubmitError', 'SUBMIT_UNRESOLVED', 'unresolved'],
   [new LedgerError('LEDGER_NOT_FOUND', 'no entry', { cause: root }), 'LedgerError', 'LEDGER_NOT_FOUND', 'no entry'],
-  [new ReservationConflictError('contended', { cause: root }), 'ReservationConflictError', 'RESERVATION_CONTENTION', 'contended'],
-  [new TrackerStoreError('conflict', { cause: root }), 'TrackerStoreError', 'TRACKER_CONFLICT', 'conflict'],
+  [new ReservationConflictError('RESERVATION_CONTENTION', 'contended', { cause: root }), 'ReservationConflictError', 'RESERVATION_CONTENTION', 'contended'],
+  [new TrackerStoreError('TRACKER_CONFLICT', 'conflict', { cause: root }), 'TrackerStoreError', 'TRACKER_CONFLICT', 'conflict'],
   [new LocalHostError('LOCAL_BINDING', 'bad binding', { cause: root }), 'LocalHostError', 'LOCAL_BINDING', 'bad binding'],
 ];
 

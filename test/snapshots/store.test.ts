@@ -38,6 +38,15 @@ describe('SnapshotStore (azurite)', () => {
     expect(history[0]).not.toHaveProperty('nodes');
   });
 
+  it('drops history older than the retention even within the count', async () => {
+    const kept = new SnapshotStore(storage, names, { now: () => now, historySize: 10, retentionMs: 30 * 86_400_000 });
+    await kept.saveSnapshot(at(T0));
+    await kept.saveSnapshot(at(T0 + 60_000));
+    now = T0 + 31 * 86_400_000;
+    await kept.saveSnapshot(at(now));
+    expect((await kept.history('hpc')).map((h) => h.takenAt)).toEqual([new Date(now).toISOString()]);
+  });
+
   it('never lets an older snapshot replace a newer one, whatever the order of concurrent saves', async () => {
     // Prepare: ten captures, saved all at once in scrambled order.
     const times = [3, 9, 1, 7, 5, 0, 8, 2, 6, 4].map((i) => T0 + i * 1000);

@@ -5,6 +5,7 @@
  */
 import type { CycleCloudApi, ListNodesOptions } from '../../src/cyclecloud/api.ts';
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
+import { CREATE_TAG, REQUEST_TAG } from '../../src/cyclecloud/tags.ts';
 import type { NodeList, NodeManagementRequest, NodeManagementResult, NodeRecord } from '../../src/cyclecloud/schemas.ts';
 
 const notUsed = async (): Promise<never> => {
@@ -19,6 +20,11 @@ export class FakeCycleCloud implements CycleCloudApi {
   readonly faults: Record<string, CycleCloudError[]> = {};
   /** Delay of every listNodes answer (to hold two polls in flight at once). */
   listDelayMs = 0;
+  /**
+   * The CycleCloud requestId a create operation was sent under: its nodes carry it in the scaler's
+   * `ccscale-create` tag, as real creates do (src/cyclecloud/tags.ts). Tests set it once known.
+   */
+  requestIdOf: (operationId: string) => string | undefined = () => undefined;
   #seq = 0;
 
   /** Registers a create operation with nodes in `status`. */
@@ -58,7 +64,19 @@ export class FakeCycleCloud implements CycleCloudApi {
     const op = options?.operationId ? this.operations.get(options.operationId) : undefined;
     if (options?.operationId && !op) throw new CycleCloudError('CC_NOT_FOUND', 'no such operation', { status: 404 });
     const names = op ? op.names : [...this.nodes.keys()];
-    return { nodes: names.flatMap((n) => (this.nodes.has(n) ? [structuredClone(this.nodes.get(n)!)] : [])) };
+    const createOf = new Map<string, string>();
+    for (const [id, o] of this.operations) {
+      const cc = o.action === 'create' ? this.requestIdOf(id) : undefined;
+      if (cc) for (const n of o.names) createOf.set(n, cc);
+    }
+    return {
+      nodes: names.flatMap((n) => {
+        if (!this.nodes.has(n)) return [];
+        const node = structuredClone(this.nodes.get(n)!);
+        const cc = createOf.get(n);
+        return [cc && !node.Tags ? { ...node, Tags: { [REQUEST_TAG]: 'fake', [CREATE_TAG]: cc } } : node];
+      }),
+    };
   }
 
   async terminateNodes(_cluster: string, request: NodeManagementRequest): Promise<NodeManagementResult> {

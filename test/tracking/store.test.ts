@@ -69,6 +69,23 @@ describe('TrackerStore', () => {
     expect(ids.sort()).toEqual(['crashed', 'late']);
   });
 
+  it('refuses to replace a record that carries no ETag (never an unconditional write)', async () => {
+    await store.create(record('no-etag'));
+    await expect(store.replace(record('no-etag', { wakeToken: 'w9' }))).rejects.toBeInstanceOf(TrackerStoreError);
+    expect((await store.get('hpc', 'no-etag'))?.wakeToken).toBe('w1');
+  });
+
+  it('lists a cluster\'s active operations from the index, which drops them once final or deleted', async () => {
+    const a = (await store.create({ ...record('idx-a'), state: { ...record('idx-a').state, cluster: 'idx/c' } })).record;
+    await store.create({ ...record('idx-b'), state: { ...record('idx-b').state, cluster: 'idx/c' } });
+    await store.create({ ...record('idx-c'), state: { ...record('idx-c').state, cluster: 'idx/c2' } });
+    expect((await store.listActive('idx/c')).map((r) => r.state.cycleCloudRequestId).sort()).toEqual(['idx-a', 'idx-b']);
+    await store.replace({ ...a, state: { ...a.state, final: true } });
+    await store.delete('idx/c', 'idx-b');
+    expect(await store.listActive('idx/c')).toEqual([]);
+    expect((await store.listActive('idx/c2')).map((r) => r.state.cycleCloudRequestId)).toEqual(['idx-c']);
+  });
+
   it('keeps a record with thousands of nodes in one entity', async () => {
     const r = record('big');
     r.state.nodes = Array.from({ length: 5000 }, (_, i) => ({

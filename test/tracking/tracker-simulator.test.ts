@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, inject } from 'vitest';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
+import { markAttributes } from '../../src/cyclecloud/tags.ts';
 import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 import { Storage } from '../../src/platform/storage.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
@@ -63,7 +64,8 @@ async function create(requestId: string, d: Demand): Promise<TrackStart> {
   const cycleCloudRequestId = createRequestId(requestId, 0);
   const res = await client.createNodes('hpc', {
     requestId: cycleCloudRequestId,
-    sets: [{ nodearray: d.nodearray, count: d.count, definition: { machineType: d.machineType }, ...(colocated ? { placementGroupId: d.placementGroupId } : {}) }],
+    // Tagged as the submission tags every create (src/cyclecloud/tags.ts): the tracker finds the nodes by it.
+    sets: [{ nodearray: d.nodearray, count: d.count, definition: { machineType: d.machineType }, nodeAttributes: markAttributes(undefined, { requestId, cycleCloudRequestId }), ...(colocated ? { placementGroupId: d.placementGroupId } : {}) }],
   });
   const sets = [{ nodearray: d.nodearray, machineType: d.machineType, placementGroupId: d.placementGroupId ?? null, count: d.count, added: res.sets[0]!.added, colocated, demands: [{ index: 0, count: d.count }] }];
   await ledger.update(requestId, (e) => applySubmission(e, { generation: 0, cycleCloudRequestId, state: 'accepted', operationId: res.operationId, sets: sets.map((s) => ({ ...s, message: null })), submittedAtMs: Date.now() }, Date.now()));
@@ -89,8 +91,10 @@ describe('tracker with the simulator', () => {
     const e = (await ledger.get('sim-1'))!;
     expect(e.record.demands[0]).toMatchObject({ requested: 2, created: 2, ready: 2 });
     expect(e.record.nodes.map((n) => n.status)).toEqual(['Ready', 'Ready']);
-    const polls = handle.sim.calls.filter((c) => c.method === 'GET' && c.path.endsWith('/nodes') && c.query?.operation === start.operationId);
+    // Polled through the cluster's node list (one call per round for every operation), never per operation.
+    const polls = handle.sim.calls.filter((c) => c.method === 'GET' && c.path === '/clusters/hpc/nodes');
     expect(polls.length).toBeGreaterThan(0);
+    expect(polls.filter((c) => c.query?.operation !== undefined || c.query?.request_id !== undefined)).toEqual([]);
   });
 
   it('terminates a colocated set with a failed node and sends a continue for the re-plan', async () => {

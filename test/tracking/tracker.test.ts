@@ -77,6 +77,7 @@ function tracker(over: Partial<TrackerDeps> = {}, config: Partial<TrackerConfig>
 const ccOf = new Map<string, string>();
 async function recordOf(operationId: string): Promise<TrackerRecord | null> {
   for await (const e of storage.table(names.operationsTable).listEntities<Record<string, unknown>>()) {
+    if (e.partitionKey === '$active') continue; // the active index (store.ts)
     const doc = unpackJson<TrackerRecord>(e);
     if (doc.state.operationId === operationId) return { ...doc, ...(e.etag ? { etag: e.etag } : {}) };
   }
@@ -96,6 +97,7 @@ beforeEach(async () => {
   await storage.ensure({ tables: [names.requestsTable, names.stateTable], queues: [names.scaleQueue, names.callbackQueue, names.trackerQueue] });
   ledger = new RequestLedger({ storage, names, now: () => clock });
   cc = new FakeCycleCloud();
+  cc.requestIdOf = (operationId) => ccOf.get(operationId);
   logs.clear();
 });
 
@@ -335,6 +337,26 @@ describe('tracker', () => {
     clock += 5_000;
     await Promise.all([wake(t, 'op-6'), wake(t, 'op-6'), wake(t, 'op-6')]);
     expect(cc.count('listNodes')).toBe(1);
+  });
+
+  it('polls every operation of a cluster woken in one round with one node list, each seeing only its own nodes', async () => {
+    const t = tracker();
+    cc.addCreate('op-r1', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
+    cc.addCreate('op-r2', [{ Name: 'ondemand-3', Status: 'Ready', PrivateIp: '10.0.0.9' }]);
+    await t.start(await submitted('job-r1', 'op-r1', [looseSet()]));
+    await t.start(await submitted('job-r2', 'op-r2', [{ ...looseSet(1), count: 1, demands: [{ index: 0, count: 1 }] }]));
+    cc.listDelayMs = 100;
+    clock += 5_000;
+    await Promise.all([wake(t, 'op-r1'), wake(t, 'op-r2')]);
+    expect(cc.count('listNodes')).toBe(1);
+    expect(cc.calls.filter((c) => c.operationId !== undefined)).toEqual([]);
+    expect((await entry('job-r1')).record.nodes.map((n) => n.name)).toEqual(['ondemand-1', 'ondemand-2']);
+    expect((await entry('job-r2')).record.state).toBe('fulfilled');
+    // The next round asks again: a list is never reused by a poll that already saw it.
+    cc.set('ondemand-1', { Status: 'Ready', PrivateIp: '10.0.0.4' });
+    await wake(t, 'op-r1');
+    expect(cc.count('listNodes')).toBe(2);
+    expect((await entry('job-r1')).record.nodes.map((n) => n.status)).toEqual(['Ready', 'Acquiring']);
   });
 
   it('drops a wake-up from a chain the sweeper replaced', async () => {
