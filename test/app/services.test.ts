@@ -24,7 +24,8 @@ async function services(extra: Record<string, string> = {}): Promise<Services> {
       CYCLECLOUD_CLUSTERS: 'hpc',
       ...extra,
     },
-    { mode: 'local', now, logger: silentLogger },
+    // The test drives the queue handler itself: no work started behind its back.
+    { mode: 'local', now, logger: silentLogger, fastPathConcurrency: 0 },
   );
 }
 

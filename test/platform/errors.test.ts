@@ -67,7 +67,7 @@ describe('ScalerError', () => {
     const walk = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : n.endsWith('.ts') ? [join(dir, n)] : []));
     const declared = walk(join(import.meta.dirname, '../../src'))
       .flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/export class (\w+) extends (\w+)/g)])
-      .filter((m) => m[2] === 'Error' || m[2] === 'ScalerError')
+      .filter((m) => m[2] === 'Error' || m[2] === 'ScalerError' || m[2] === 'ContentionError')
       .map((m) => m[1]);
     expect(declared.filter((name) => !families.some(([, n]) => n === name))).toEqual([]);
     expect(declared.length).toBeGreaterThanOrEqual(16);
