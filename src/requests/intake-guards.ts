@@ -14,7 +14,7 @@
  */
 import type { Logger } from '../platform/log.ts';
 import { decodeQueueMessage, encodeQueueMessage } from '../platform/storage.ts';
-import { RequestId, type RequestMessage } from './schemas.ts';
+import { RequestId, type RequestMessage } from '../ledger/schemas.ts';
 import type { QueueSender } from './submit.ts';
 
 /** Azure Storage's limit on a queue message (the base64 text). */

@@ -9,9 +9,9 @@
  */
 import type { Logger } from '../platform/log.ts';
 import { isContinueMessage } from '../tracking/types.ts';
-import type { RequestLedgerApi } from './ledger-types.ts';
-import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from './schemas.ts';
-import { isFinal } from './record.ts';
+import type { RequestLedgerApi } from '../ledger/types.ts';
+import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from '../ledger/schemas.ts';
+import { isFinal } from '../ledger/record.ts';
 import { decodeIntakeMessage, recordableText, sendAdmitted, usableRequestId } from './intake-guards.ts';
 import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
 

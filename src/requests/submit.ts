@@ -25,8 +25,8 @@ import { planNamed as defaultPlan } from '../planning/named.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
 import { compareNodeNames } from '../tracking/machine.ts';
-import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
-import type { ScaleRequest, TerminateRequest } from './schemas.ts';
+import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from '../ledger/types.ts';
+import type { ScaleRequest, TerminateRequest } from '../ledger/schemas.ts';
 import { inFlightOf, type CapacityReservations } from './reservations.ts';
 import {
   addOperation,
@@ -42,7 +42,7 @@ import {
   setState,
   settle,
   terminateRequestId,
-} from './record.ts';
+} from '../ledger/record.ts';
 
 /** Thrown by a {@link SnapshotSource} when the cluster's numbers cannot be trusted now (stale). */
 export class SnapshotUnavailableError extends Error {

@@ -21,8 +21,8 @@ import type { Logger } from '../platform/log.ts';
 import { registerSecret } from '../platform/log.ts';
 import { signBody } from '../platform/signature.ts';
 import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './callback-guard.ts';
-import type { RequestLedgerApi } from '../requests/ledger-types.ts';
-import { FINAL_STATES, publicRecord } from '../requests/schemas.ts';
+import type { RequestLedgerApi } from '../ledger/types.ts';
+import { FINAL_STATES, publicRecord } from '../ledger/schemas.ts';
 import { usableRequestId } from '../requests/intake-guards.ts';
 
 /** Default delays before each retry (the first try is immediate). */

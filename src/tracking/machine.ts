@@ -16,7 +16,7 @@
  * delay to notice Ready stays bounded by the cap either way. A poll is never scheduled past the
  * boot deadline, so timeouts are acted on promptly.
  */
-import type { NodeOutcome } from '../requests/ledger-types.ts';
+import type { NodeOutcome } from '../ledger/types.ts';
 import type { TrackStart } from './types.ts';
 
 /** Tuning of the machine. Defaults: {@link DEFAULT_MACHINE_CONFIG}. */

@@ -8,11 +8,11 @@ import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
 import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { startSimulator } from '../../src/simulator/server.ts';
 import { toSnapshot } from '../../src/snapshots/snapshot.ts';
 import { MemoryReservations, FakeCapacity, FakeQueue, FakeState, FakeTracker } from '../requests/fakes.ts';
-import { MemoryLedger } from '../requests/memory-ledger.ts';
+import { MemoryLedger } from '../ledger/memory-ledger.ts';
 
 // 9 × (3 mpi + 1 HC44rs) fits the default cluster (HC44rs holds 11), so every node can be created now.
 const REQUESTS = 9;

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { silentLogger } from '../../src/platform/log.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import type { NodeManagementRequest } from '../../src/cyclecloud/schemas.ts';
 import type { CycleCloudApi } from '../../src/cyclecloud/api.ts';

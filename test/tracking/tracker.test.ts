@@ -2,10 +2,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, inject } from 'v
 import { Storage } from '../../src/platform/storage.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
 import { verifySignature } from '../../src/platform/signature.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import type { LedgerEntry, RequestLedgerApi } from '../../src/requests/ledger-types.ts';
-import { applySubmission, createRequestId, markCompensated, outcomeOf } from '../../src/requests/record.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import type { LedgerEntry, RequestLedgerApi } from '../../src/ledger/types.ts';
+import { applySubmission, createRequestId, markCompensated, outcomeOf } from '../../src/ledger/record.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { createCallbackSender } from '../../src/tracking/callbacks.ts';
 import { createTracker, trackerTerminateRequestId, type TrackerConfig, type TrackerDeps } from '../../src/tracking/tracker.ts';
 import { TIMED_OUT_STATUS } from '../../src/tracking/machine.ts';

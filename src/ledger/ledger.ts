@@ -18,7 +18,7 @@ import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
-import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
+import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
 import { nextTransitions, RequestListing, summaryChanged } from './listing.ts';

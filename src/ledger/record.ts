@@ -10,7 +10,7 @@
  * - remaining = requested − created: what still has to be placed.
  */
 import { createHash } from 'node:crypto';
-import type { Compensation, LedgerEntry, NodeOutcome, SubmissionAttempt } from './ledger-types.ts';
+import type { Compensation, LedgerEntry, NodeOutcome, SubmissionAttempt } from './types.ts';
 import type { DemandStatus, NodeStatusRef, OperationRef, RequestMessage, RequestRecord } from './schemas.ts';
 import { FINAL_STATES } from './schemas.ts';
 
