@@ -31,6 +31,11 @@ export interface RequestPipelineConfig {
 }
 
 export interface RequestPipelineOptions {
+  /**
+   * The ledger, when the composition root built it first (so the tracker and the callback sender
+   * share it without a late reference). Default: built here from `storage`, `names`, `config.deadlineMs`, `onFinal`.
+   */
+  ledger?: RequestLedger;
   storage: Storage;
   names: StorageNames;
   cyclecloud: CycleCloudApi;
@@ -62,7 +67,7 @@ export interface RequestPipeline {
 export function createRequestPipeline(o: RequestPipelineOptions): RequestPipeline {
   const now = o.now ?? Date.now;
   const { pausedBySetting, deadlineMs, ...submitConfig } = o.config ?? {};
-  const ledger = new RequestLedger({
+  const ledger = o.ledger ?? new RequestLedger({
     storage: o.storage,
     names: o.names,
     now,

@@ -37,7 +37,7 @@ import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
 import { DEFAULT_MACHINE_CONFIG, gangKey, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
 import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
-import type { ContinueMessage, TrackerApi, TrackStart } from './types.ts';
+import type { RequestPipelinePort, TrackerApi, TrackStart } from './types.ts';
 
 /** Tracker settings; defaults in {@link DEFAULT_TRACKER_CONFIG}. */
 export interface TrackerConfig extends MachineConfig {
@@ -69,6 +69,8 @@ export interface TrackerDeps {
   storage: Storage;
   names: StorageNames;
   ledger: RequestLedgerApi;
+  /** Where demands to re-plan and requests to look at again go (`continuePort` in `src/requests/queue.ts`). */
+  pipeline: RequestPipelinePort;
   /** Partial settings over {@link DEFAULT_TRACKER_CONFIG}. */
   config?: Partial<TrackerConfig>;
   now: () => number;
@@ -154,10 +156,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     await deps.storage.queue(deps.names.trackerQueue).sendMessage(encodeQueueMessage(body), sec > 0 ? { visibilityTimeout: sec } : {});
   }
 
-  async function sendContinue(requestId: string, reason: string): Promise<void> {
-    const body: ContinueMessage = { $scaler: 'continue', requestId, reason };
-    await deps.storage.queue(deps.names.scaleQueue).sendMessage(encodeQueueMessage(body));
-  }
+  const sendContinue = (requestId: string, reason: string): Promise<void> => deps.pipeline.continueRequest(requestId, reason);
 
   async function start(t: TrackStart): Promise<void> {
     await ensure();

@@ -27,6 +27,15 @@ export interface TrackStart {
   nodeIds?: Record<string, string>;
 }
 
+/**
+ * What the tracker needs of the request pipeline: a way to make it look at a request again (a
+ * demand to re-plan, lost nodes to replace). The composition root passes `continuePort` from
+ * `src/requests/queue.ts`; the tracker never holds the pipeline itself.
+ */
+export interface RequestPipelinePort {
+  continueRequest(requestId: string, reason: string): Promise<void>;
+}
+
 export interface TrackerApi {
   /** Idempotent on (cluster, cycleCloudRequestId): writes the tracker record (if absent) and schedules the first poll. */
   start(t: TrackStart): Promise<void>;

@@ -14,6 +14,7 @@ import { applySubmission, createRequestId, outcomeOf } from '../../src/ledger/re
 import type { LedgerEntry } from '../../src/ledger/types.ts';
 import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { createTracker, type TrackerConfig } from '../../src/tracking/tracker.ts';
+import { continuePort, storageQueueSender } from '../../src/requests/queue.ts';
 import { TIMED_OUT_STATUS } from '../../src/tracking/machine.ts';
 import type { TrackStart } from '../../src/tracking/types.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
@@ -71,7 +72,7 @@ async function create(requestId: string, d: Demand): Promise<TrackStart> {
 }
 
 function tracker(config: Partial<TrackerConfig> = {}) {
-  return createTracker({ cyclecloud: client, storage, names, ledger, now: () => Date.now(), config: { pollMinMs: 0, pollMaxMs: 0, ...config }, logger: logs.logger });
+  return createTracker({ cyclecloud: client, storage, names, ledger, pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)), now: () => Date.now(), config: { pollMinMs: 0, pollMaxMs: 0, ...config }, logger: logs.logger });
 }
 
 const pump = (t: ReturnType<typeof tracker>, done: () => Promise<boolean>) =>

@@ -7,6 +7,7 @@ import type { LedgerEntry, RequestLedgerApi } from '../../src/ledger/types.ts';
 import { applySubmission, createRequestId, markCompensated, outcomeOf } from '../../src/ledger/record.ts';
 import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { createCallbackSender } from '../../src/tracking/callbacks.ts';
+import { continuePort, storageQueueSender } from '../../src/requests/queue.ts';
 import { createTracker, trackerTerminateRequestId, type TrackerConfig, type TrackerDeps } from '../../src/tracking/tracker.ts';
 import { TIMED_OUT_STATUS } from '../../src/tracking/machine.ts';
 import type { TrackStart } from '../../src/tracking/types.ts';
@@ -63,6 +64,7 @@ function tracker(over: Partial<TrackerDeps> = {}, config: Partial<TrackerConfig>
     storage,
     names,
     ledger,
+    pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)),
     now: () => clock,
     random: () => 0,
     callbacks: { enqueue: async (id) => void enqueued.push(id) },
