@@ -111,6 +111,11 @@ describe('architecture', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('lets intake use only the public types of the tracker', () => {
+    const offenders = all.filter((i) => i.file.startsWith('src/requests/') && (target(i) ?? '').startsWith('src/tracking/') && target(i) !== 'src/tracking/types.ts');
+    expect(offenders).toEqual([]);
+  });
+
   it('has no run-time cycle between folders of src/', () => {
     const graph = runtimeFolderGraph(all);
     expect(graph.get('requests')?.has('ledger')).toBe(true); // the check sees edges

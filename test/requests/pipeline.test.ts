@@ -30,12 +30,12 @@ async function setup(over: { paused?: boolean } = {}) {
   await storage.ensure({ tables: [names.requestsTable, names.stateTable] });
   const clock = { now: T0 + 10_000 };
   const cc = new FakeCycleCloud();
-  const tracker = new FakeTracker();
   const queue = new FakeQueue();
   const state = new FakeState();
   state.paused = over.paused ?? false;
   const capacity = new FakeCapacity();
   const ledger = new RequestLedger({ storage, names, now: () => clock.now });
+  const tracker = new FakeTracker({ cyclecloud: cc, ledger, capacity, now: () => clock.now, maxReplanAttempts: 2 });
   const deps: IntakeDeps = {
     cyclecloud: cc,
     ledger,

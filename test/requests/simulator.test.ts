@@ -47,15 +47,16 @@ async function setup() {
     bodyTimeoutMs: 2000,
   });
   const store = new SnapshotStore(storage, names, { now });
-  const tracker = new FakeTracker();
   const queue = new FakeQueue();
   const ledger = new RequestLedger({ storage, names, now });
+  const capacity = new CapacityMemory(storage, names);
+  const tracker = new FakeTracker({ cyclecloud, ledger, capacity, now });
   const deps: IntakeDeps = {
     cyclecloud,
     ledger,
     reservations: new CapacityReservations({ storage, names }),
     snapshots: { getFresh: (cluster, maxAgeMs) => getFreshSnapshot({ cyclecloud, store, logger: silentLogger, now }, cluster, maxAgeMs) },
-    capacity: new CapacityMemory(storage, names),
+    capacity,
     tracker,
     queue,
     state: new FakeState(),

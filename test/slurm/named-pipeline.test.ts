@@ -27,10 +27,11 @@ async function setup() {
   await storage.ensure({ tables: [names.requestsTable] });
   const clock = { now: T0 + 10_000 };
   const cc = new FakeCycleCloud();
-  const tracker = new FakeTracker();
+  const ledger = new RequestLedger({ storage, names, now: () => clock.now });
+  const tracker = new FakeTracker({ cyclecloud: cc, ledger, now: () => clock.now });
   const deps: IntakeDeps = {
     cyclecloud: cc,
-    ledger: new RequestLedger({ storage, names, now: () => clock.now }),
+    ledger,
     reservations: new MemoryReservations(),
     snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(clock.now - 5_000).toISOString() })),
     capacity: new FakeCapacity(),
