@@ -26,13 +26,16 @@ export async function run(): Promise<object[]> {
   });
   try {
     const now = () => Date.now();
+    const ledger = new MemoryLedger();
+    const capacity = new FakeCapacity();
     const deps: IntakeDeps = {
       cyclecloud,
-      ledger: new MemoryLedger(),
+      ledger,
       reservations: new MemoryReservations(),
       snapshots: { getFresh: async (cluster) => toSnapshot(cluster, await cyclecloud.getClusterStatus(cluster), now()) },
-      capacity: new FakeCapacity(),
-      tracker: new FakeTracker(),
+      capacity,
+      // Compensates a partial gang like the real tracker (it sends the terminate).
+      tracker: new FakeTracker({ cyclecloud, ledger, capacity, now }),
       queue: new FakeQueue(),
       state: new FakeState(),
       now,
