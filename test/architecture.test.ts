@@ -116,6 +116,14 @@ describe('architecture', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('sends every terminate, shutdown and start through the one terminate path (src/tracking/terminate.ts)', () => {
+    const senders = tsFiles(join(root, 'src'))
+      .filter((f) => /\.(terminateNodes|shutdownNodes|startNodes)\(/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(root, f))
+      .filter((f) => !f.startsWith('src/cyclecloud/') && !f.startsWith('src/simulator/'));
+    expect(senders).toEqual(['src/tracking/terminate.ts']);
+  });
+
   it('has no run-time cycle between folders of src/', () => {
     const graph = runtimeFolderGraph(all);
     expect(graph.get('requests')?.has('ledger')).toBe(true); // the check sees edges
