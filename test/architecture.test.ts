@@ -2,10 +2,13 @@
  * The dependency direction of STYLE.md, enforced: Azure SDKs are constructed only in
  * `src/platform/` (others may import their types), the network client only in `src/cyclecloud/`,
  * `functions/` only wires, and the pure cores (planning, the tracker's state machine, the record
- * rules) import nothing that does I/O.
+ * rules) import nothing that does I/O. Between the middle layers the direction is one way:
+ * `src/ledger/` (the record, its rules, its storage) imports neither intake (`src/requests/`) nor
+ * tracking; tracking may import the ledger but not intake; intake may import the ledger and only
+ * the tracker's public types (`src/tracking/types.ts`); no folder reaches itself again at run time.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
@@ -31,6 +34,44 @@ function importsOf(file: string): Import[] {
   return [...statics, ...dynamics];
 }
 
+/** The repository path an import resolves to (`src/ledger/record.ts`), or null for a package. */
+const target = (i: Import): string | null => (i.from.startsWith('.') ? relative(root, resolve(root, dirname(i.file), i.from)) : null);
+const folderOf = (path: string): string | null => /^src\/([^/]+)\//.exec(path)?.[1] ?? null;
+
+/** Folder → folders it imports at run time (type-only imports are erased and do not count). */
+function runtimeFolderGraph(imports: Import[]): Map<string, Set<string>> {
+  const graph = new Map<string, Set<string>>();
+  for (const i of imports) {
+    const to = target(i);
+    const a = folderOf(i.file);
+    const b = to ? folderOf(to) : null;
+    if (i.typeOnly || !a || !b || a === b) continue;
+    graph.set(a, (graph.get(a) ?? new Set()).add(b));
+  }
+  return graph;
+}
+
+/** Every cycle's folders, as `a -> b -> a` (empty when the graph is acyclic). */
+function folderCycles(graph: Map<string, Set<string>>): string[] {
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (n: string): void => {
+    if (state.get(n) === 'done') return;
+    if (state.get(n) === 'open') {
+      cycles.push([...path.slice(path.indexOf(n)), n].join(' -> '));
+      return;
+    }
+    state.set(n, 'open');
+    path.push(n);
+    for (const m of graph.get(n) ?? []) visit(m);
+    path.pop();
+    state.set(n, 'done');
+  };
+  for (const n of graph.keys()) visit(n);
+  return cycles;
+}
+
 const all = [...tsFiles(join(root, 'src')), ...tsFiles(join(root, 'functions'))].flatMap(importsOf);
 const AZURE_SDKS = ['@azure/data-tables', '@azure/storage-queue', '@azure/identity', '@azure/keyvault-secrets'];
 
@@ -53,10 +94,47 @@ describe('architecture', () => {
   });
 
   it('keeps the pure cores free of I/O imports', () => {
-    const pure = (f: string) => f.startsWith('src/planning/') || f === 'src/tracking/machine.ts' || f === 'src/requests/record.ts';
+    const pure = (f: string) => f.startsWith('src/planning/') || f === 'src/tracking/machine.ts' || f === 'src/ledger/record.ts';
     const io = (from: string) => from.startsWith('@azure/') || from === 'undici' || /^node:(fs|http|https|net|child_process)/.test(from) || /platform\/(storage|credentials|config)\.ts$/.test(from);
     const offenders = all.filter((i) => pure(i.file) && !i.typeOnly && io(i.from));
     expect(offenders).toEqual([]);
+  });
+
+  it('keeps the ledger free of intake and tracking', () => {
+    const offenders = all.filter((i) => i.file.startsWith('src/ledger/') && /^src\/(requests|tracking)\//.test(target(i) ?? ''));
+    expect(all.some((i) => i.file.startsWith('src/ledger/'))).toBe(true);
+    expect(offenders).toEqual([]);
+  });
+
+  it('lets tracking use the ledger but not intake', () => {
+    const offenders = all.filter((i) => i.file.startsWith('src/tracking/') && (target(i) ?? '').startsWith('src/requests/'));
+    expect(offenders).toEqual([]);
+  });
+
+  it('lets intake use only the public types of the tracker', () => {
+    const offenders = all.filter((i) => i.file.startsWith('src/requests/') && (target(i) ?? '').startsWith('src/tracking/') && target(i) !== 'src/tracking/types.ts');
+    expect(offenders).toEqual([]);
+  });
+
+  it('sends every terminate, shutdown and start through the one terminate path (src/tracking/terminate.ts)', () => {
+    const senders = tsFiles(join(root, 'src'))
+      .filter((f) => /\.(terminateNodes|shutdownNodes|startNodes)\(/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(root, f))
+      .filter((f) => !f.startsWith('src/cyclecloud/') && !f.startsWith('src/simulator/'));
+    expect(senders).toEqual(['src/tracking/terminate.ts']);
+  });
+
+  it('has no run-time cycle between folders of src/', () => {
+    const graph = runtimeFolderGraph(all);
+    expect(graph.get('requests')?.has('ledger')).toBe(true); // the check sees edges
+    expect(folderCycles(graph)).toEqual([]);
+  });
+
+  it('finds a cycle when there is one (the check can fail)', () => {
+    const fake = (file: string, from: string): Import => ({ file, from, typeOnly: false });
+    const cyclic = runtimeFolderGraph([fake('src/a/x.ts', '../b/y.ts'), fake('src/b/y.ts', '../c/z.ts'), fake('src/c/z.ts', '../a/x.ts')]);
+    expect(folderCycles(cyclic)).toEqual(['a -> b -> c -> a']);
+    expect(folderCycles(runtimeFolderGraph([{ file: 'src/a/x.ts', from: '../b/y.ts', typeOnly: false }, { file: 'src/b/y.ts', from: '../a/x.ts', typeOnly: true }]))).toEqual([]);
   });
 
   it('keeps functions/ to registrations: no control flow beyond a loop over routes', () => {

@@ -12,8 +12,8 @@ import { sweepUndecodablePoison } from '../requests/poison-sweep.ts';
 import { DEFAULT_TOLERANCE_MS } from '../platform/signature.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
-import type { LedgerEntry } from '../requests/ledger-types.ts';
-import { hasUnresolvedAttempt } from '../requests/record.ts';
+import type { LedgerEntry } from '../ledger/types.ts';
+import { hasUnresolvedAttempt } from '../ledger/record.ts';
 
 /** A waiting request whose continue message is this late is assumed lost and re-sent. */
 const LOST_CONTINUE_AFTER_MS = 2 * 60_000;

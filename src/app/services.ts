@@ -28,11 +28,13 @@ import { CapacityMemory } from '../snapshots/capacity-store.ts';
 import { getFreshSnapshot } from '../snapshots/capture.ts';
 import { statusView } from '../snapshots/snapshot.ts';
 import { createTracker, type Tracker } from '../tracking/tracker.ts';
-import { createCallbackSender, type CallbackSender } from '../tracking/callbacks.ts';
+import { callbackQueue, createCallbackSender, type CallbackSender } from '../tracking/callbacks.ts';
 import { plan } from '../planning/planner.ts';
 import { planNamed } from '../planning/named.ts';
 import { queueDepthFrom, type HttpDeps } from '../http/deps.ts';
-import type { TrackerApi } from '../tracking/types.ts';
+import { RequestLedger } from '../ledger/ledger.ts';
+import type { LedgerEntry } from '../ledger/types.ts';
+import { continuePort, storageQueueSender } from '../requests/queue.ts';
 import { storageReplayCache } from '../platform/replay-cache.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 
@@ -136,12 +138,6 @@ export async function createServices(env: Record<string, string | undefined>, op
     policy: { minMs: config.capacityBackoffMinMs, maxMs: config.capacityBackoffMaxMs },
   });
 
-  // The tracker and the pipeline refer to each other (submission hands operations to the tracker;
-  // the tracker reads and writes the ledger the pipeline owns): bind through a late reference.
-  let trackerRef: Tracker | undefined;
-  let callbacksRef: CallbackSender | undefined;
-  const trackerProxy: TrackerApi = { start: (t) => trackerRef!.start(t) };
-
   const freshSnapshot = async (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> => {
     const health = await snapshots.health(cluster);
     // A cluster marked stale (consecutive failed reads) is read live whatever its last snapshot's age.
@@ -169,52 +165,38 @@ export async function createServices(env: Record<string, string | undefined>, op
     }
   };
 
-  const pipeline = createRequestPipeline({
-    storage,
-    names,
-    cyclecloud,
-    fastPathConcurrency: options.fastPathConcurrency ?? 8,
-    tracker: trackerProxy,
-    snapshots: { getFresh: freshSnapshot },
-    capacity,
-    // Every final request with a callbackUrl gets its callback, whoever finalised it (the sender
-    // de-duplicates per record version, so the tracker queueing it too is harmless).
-    onFinal: async (entry) => {
-      if (!entry.request?.callbackUrl) return;
-      try {
-        await callbacksRef!.enqueue(entry.record.requestId);
-      } catch (error) {
-        logger.error('could not queue the callback of a final request', { requestId: entry.record.requestId, error });
-      }
-    },
-    config: {
-      pausedBySetting: config.scaleOutPaused,
-      deadlineMs: config.requestDeadlineMs,
-      maxReplanAttempts: config.maxReplanAttempts,
-      snapshotMaxAgeMs: config.snapshotMaxAgeMs,
-      // The snapshot source already refused anything older than the bound; this is the safety net.
-      planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
-    },
-    now,
-    logger,
-  });
+  // Wired in dependency order, no late references: ledger → callbacks → tracker → pipeline. The
+  // ledger's onFinal needs only the callback queue; the tracker reaches the pipeline through its
+  // port (a continue message on the scale queue), never through the pipeline object.
+  const finalCallbacks = callbackQueue(storage, names);
+  // Every final request with a callbackUrl gets its callback, whoever finalised it (the sender
+  // de-duplicates per record version, so the tracker queueing it too is harmless).
+  const onFinal = async (entry: LedgerEntry): Promise<void> => {
+    if (!entry.request?.callbackUrl) return;
+    try {
+      await finalCallbacks.enqueue(entry.record.requestId);
+    } catch (error) {
+      logger.error('could not queue the callback of a final request', { requestId: entry.record.requestId, error });
+    }
+  };
+  const ledger = new RequestLedger({ storage, names, now, deadlineMs: config.requestDeadlineMs, onFinal });
 
   const callbacks = createCallbackSender({
     storage,
     names,
-    ledger: pipeline.ledger,
+    ledger,
     signingSecret,
     now,
     logger,
     // http and loopback targets only for the local host (README "Security").
     target: { allowedHosts: config.callbackAllowedHosts, localDevelopment: config.mode === 'local' },
   });
-  callbacksRef = callbacks;
   const tracker = createTracker({
     cyclecloud,
     storage,
     names,
-    ledger: pipeline.ledger,
+    ledger,
+    pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)),
     now,
     callbacks,
     capacity,
@@ -227,7 +209,28 @@ export async function createServices(env: Record<string, string | undefined>, op
       maxReplanAttempts: config.maxReplanAttempts,
     },
   });
-  trackerRef = tracker;
+
+  const pipeline = createRequestPipeline({
+    ledger,
+    storage,
+    names,
+    cyclecloud,
+    fastPathConcurrency: options.fastPathConcurrency ?? 8,
+    tracker,
+    snapshots: { getFresh: freshSnapshot },
+    capacity,
+    onFinal,
+    config: {
+      pausedBySetting: config.scaleOutPaused,
+      deadlineMs: config.requestDeadlineMs,
+      maxReplanAttempts: config.maxReplanAttempts,
+      snapshotMaxAgeMs: config.snapshotMaxAgeMs,
+      // The snapshot source already refused anything older than the bound; this is the safety net.
+      planOptions: { maxSnapshotAgeSec: Math.max(1, Math.round((config.snapshotMaxAgeMs * 2) / 1000)) },
+    },
+    now,
+    logger,
+  });
 
   const clusters = config.cycleCloudClusters ?? [];
   const http: HttpDeps = {

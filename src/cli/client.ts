@@ -4,7 +4,7 @@
  * never appears in a message.
  */
 import type { Accepted, ClusterStatus, Health, PlanResponse, Problem } from '../http/schemas.ts';
-import type { RequestRecord } from '../requests/schemas.ts';
+import type { RequestRecord } from '../ledger/schemas.ts';
 import { codeOf, ScalerError } from '../platform/errors.ts';
 
 /** Exit codes of every command (README "CLI"). */

@@ -18,7 +18,7 @@
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { FINAL_STATES, parseRequestMessage } from '../requests/schemas.ts';
+import { FINAL_STATES, parseRequestMessage } from '../ledger/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
 import { codeOf } from '../platform/errors.ts';

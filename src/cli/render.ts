@@ -5,7 +5,7 @@
 import { styleText } from 'node:util';
 import Table from 'cli-table3';
 import type { ClusterStatus, Health, PlanResponse } from '../http/schemas.ts';
-import type { RequestRecord, RequestState } from '../requests/schemas.ts';
+import type { RequestRecord, RequestState } from '../ledger/schemas.ts';
 
 type Colour = 'bold' | 'dim' | 'green' | 'red' | 'yellow' | 'cyan';
 export type Paint = (colour: Colour, text: string) => string;

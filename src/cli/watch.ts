@@ -4,7 +4,7 @@
  * otherwise. The exit code says how the request ended.
  */
 import cliProgress from 'cli-progress';
-import { FINAL_STATES, type RequestRecord } from '../requests/schemas.ts';
+import { FINAL_STATES, type RequestRecord } from '../ledger/schemas.ts';
 import { CliError, EXIT, type ScalerClient } from './client.ts';
 import { nodesSummary, paintState, progressLine, progressOf, type Paint } from './render.ts';
 

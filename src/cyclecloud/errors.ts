@@ -87,3 +87,13 @@ export function codeForStatus(status: number): CycleCloudErrorCode {
   // 400, 422 and every other 4xx: the request itself was wrong.
   return 'CC_BAD_REQUEST';
 }
+
+/** An error after which the call may or may not have reached CycleCloud: the outcome is resolved by request id. */
+export function isAmbiguous(e: CycleCloudError): boolean {
+  return e.ambiguous || e.code === 'CC_CONFLICT' || e.code === 'CC_TIMEOUT' || e.code === 'CC_BAD_RESPONSE';
+}
+
+/** CycleCloud will not take this call however often it is sent. */
+export function isPermanent(e: CycleCloudError): boolean {
+  return !e.ambiguous && (e.code === 'CC_BAD_REQUEST' || e.code === 'CC_NOT_FOUND');
+}

@@ -9,8 +9,8 @@
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import type { z } from 'zod';
-import { ClusterName, RequestId, RequestState, type RequestState as State } from '../requests/schemas.ts';
-import { trendsOf, type ListRequestsQuery } from '../requests/listing.ts';
+import { ClusterName, RequestId, RequestState, type RequestState as State } from '../ledger/schemas.ts';
+import { trendsOf, type ListRequestsQuery } from '../ledger/listing.ts';
 import type { CapacityBackoff, InFlightAllocation } from '../planning/types.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';

@@ -4,7 +4,7 @@
  * and counters. Like `schemas.ts`, they feed the OpenAPI document and shape the answers.
  */
 import { z } from 'zod';
-import { RequestState } from '../requests/schemas.ts';
+import { RequestState } from '../ledger/schemas.ts';
 import { BucketStatus } from './schemas.ts';
 
 export const RequestSummary = z.object({

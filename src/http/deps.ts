@@ -7,9 +7,9 @@
 import type { Logger } from '../platform/log.ts';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { ReplayCache } from '../platform/replay-cache.ts';
-import type { RequestMessage, RequestRecord } from '../requests/schemas.ts';
-import type { LedgerEntry } from '../requests/ledger-types.ts';
-import type { ListRequestsQuery, RequestPage, RequestSummary, TrendRow } from '../requests/listing.ts';
+import type { RequestMessage, RequestRecord } from '../ledger/schemas.ts';
+import type { LedgerEntry } from '../ledger/types.ts';
+import type { ListRequestsQuery, RequestPage, RequestSummary, TrendRow } from '../ledger/listing.ts';
 import type { ClusterSnapshot, ClusterStatusView } from '../snapshots/model.ts';
 import type { CapacityBackoff, InFlightAllocation, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
 
@@ -19,7 +19,7 @@ export interface SubmitResult {
   record: RequestRecord;
 }
 
-/** The ledger's read side (`RequestLedger` in `src/requests/ledger.ts`). */
+/** The ledger's read side (`RequestLedger` in `src/ledger/ledger.ts`). */
 export interface LedgerReader {
   /** The public record (docs/api.md §5) or null when unknown. */
   getRecord(requestId: string): Promise<RequestRecord | null>;
@@ -29,7 +29,7 @@ export interface LedgerReader {
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
 }
 
-/** The request list (`RequestListing` in `src/requests/listing.ts`), for the console's read routes. */
+/** The request list (`RequestListing` in `src/ledger/listing.ts`), for the console's read routes. */
 export interface RequestsReader {
   list(query: ListRequestsQuery): Promise<RequestPage>;
   search(text: string, options?: { limit?: number; windowMs?: number }): Promise<RequestSummary[]>;

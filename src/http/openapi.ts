@@ -4,7 +4,7 @@
  * JSON Schema 2020-12). Nothing here is written by hand except the words.
  */
 import { z } from 'zod';
-import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } from '../requests/schemas.ts';
+import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } from '../ledger/schemas.ts';
 import { Accepted, ClusterStatus, Health, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
 import { ClusterCapacity, Counters, RequestList, RequestTimeline, TrendsResponse } from './console-schemas.ts';

@@ -3,7 +3,7 @@
  * never echo a signature, a key or the payload.
  */
 import type { HttpResponseInit } from '@azure/functions';
-import type { FieldError } from '../requests/schemas.ts';
+import type { FieldError } from '../ledger/schemas.ts';
 import type { Problem } from './schemas.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';

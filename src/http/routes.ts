@@ -8,7 +8,7 @@
  */
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
-import { ClusterName, ExplainedRequestRecord, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../requests/schemas.ts';
+import { ClusterName, ExplainedRequestRecord, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../ledger/schemas.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';
 import type { HttpDeps, SnapshotHealth } from './deps.ts';

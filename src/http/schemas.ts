@@ -1,10 +1,10 @@
 /**
  * Response bodies of the HTTP API (docs/api.md §4). Requests are validated by the shared schemas in
- * `src/requests/schemas.ts`; these describe what the API answers. Both feed the OpenAPI document,
+ * `src/ledger/schemas.ts`; these describe what the API answers. Both feed the OpenAPI document,
  * and handlers pass their answers through them, so the document cannot drift from the wire.
  */
 import { z } from 'zod';
-import { RequestState } from '../requests/schemas.ts';
+import { RequestState } from '../ledger/schemas.ts';
 import { NodeCreationRequestSet } from '../cyclecloud/schemas.ts';
 
 /** RFC 9457 problem details, with the bad fields of a validation failure. */

@@ -38,7 +38,7 @@ import type {
   PlannedSet,
 } from './types.ts';
 import type { BucketSnapshot, NodearraySnapshot } from '../snapshots/model.ts';
-import type { Demand } from '../requests/schemas.ts';
+import type { Demand } from '../ledger/schemas.ts';
 import type { NodeCreationRequestSet } from '../cyclecloud/schemas.ts';
 
 /** Default for {@link PlanInput.options} `capacityFailureWindowSec`. */

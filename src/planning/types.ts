@@ -2,7 +2,7 @@
  * Planner input and output. Planning is pure: no I/O, time comes in as `nowMs`.
  */
 import type { ClusterSnapshot } from '../snapshots/model.ts';
-import type { ScaleRequest } from '../requests/schemas.ts';
+import type { ScaleRequest } from '../ledger/schemas.ts';
 import type { NodeCreationRequestSet } from '../cyclecloud/schemas.ts';
 
 /** Nodes this service asked for that the snapshot does not count yet (created after `takenAt`). */

@@ -4,7 +4,7 @@
  * - {@link decodeIntakeMessage}: what a queue trigger hands over (object, JSON text with or
  *   without a UTF-8 BOM, a Buffer, base64 text when the host did not decode it) → one JSON object,
  *   or the reason it is not one. Never throws.
- * - {@link usableRequestId}: a continue message's id is used as a storage key only when it is a
+ * - `usableRequestId` (`src/ledger/schemas.ts`): a continue message's id is used as a storage key only when it is a
  *   valid docs/api.md §3 requestId; anything else is recorded under the queue message id.
  * - {@link sendAdmitted}: the queue message of an admitted request. A request that does not fit a
  *   queue message (Azure: 64 KiB of base64 text, so about 48 KiB of JSON) travels by reference:
@@ -14,7 +14,7 @@
  */
 import type { Logger } from '../platform/log.ts';
 import { decodeQueueMessage, encodeQueueMessage } from '../platform/storage.ts';
-import { RequestId, type RequestMessage } from './schemas.ts';
+import type { RequestMessage } from '../ledger/schemas.ts';
 import type { QueueSender } from './submit.ts';
 
 /** Azure Storage's limit on a queue message (the base64 text). */
@@ -68,11 +68,6 @@ function base64Text(text: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** `raw` when it is a valid requestId (safe as a storage key and in a URL path), else null. */
-export function usableRequestId(raw: unknown): string | null {
-  return RequestId.safeParse(raw).success ? (raw as string) : null;
 }
 
 /**

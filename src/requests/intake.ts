@@ -10,10 +10,10 @@
 import type { Logger } from '../platform/log.ts';
 import { codeOf } from '../platform/errors.ts';
 import { isContinueMessage } from '../tracking/types.ts';
-import type { RequestLedgerApi } from './ledger-types.ts';
-import { RequestId, parseRequestMessage, type RequestMessage, type RequestRecord } from './schemas.ts';
-import { isFinal } from './record.ts';
-import { decodeIntakeMessage, recordableText, sendAdmitted, usableRequestId } from './intake-guards.ts';
+import type { RequestLedgerApi } from '../ledger/types.ts';
+import { parseRequestMessage, usableRequestId, type RequestMessage, type RequestRecord } from '../ledger/schemas.ts';
+import { isFinal } from '../ledger/record.ts';
+import { decodeIntakeMessage, recordableText, sendAdmitted } from './intake-guards.ts';
 import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
@@ -74,7 +74,7 @@ export async function handleScaleQueueMessage(
 
   const parsed = parseRequestMessage(body);
   const rawId = (body as { requestId?: unknown }).requestId;
-  const usableId = RequestId.safeParse(rawId).success ? (rawId as string) : null;
+  const usableId = usableRequestId(rawId);
   if (!parsed.ok) {
     const key = usableId ?? `msg-${meta.messageId}`;
     const rawCluster = (body as { cluster?: unknown }).cluster;

@@ -12,10 +12,10 @@ import type { TrackerApi } from '../tracking/types.ts';
 import { handleScaleQueueMessage, submitRequest, withJobIds, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
 import { processEntry } from './submit.ts';
 import { silentLogger } from '../platform/log.ts';
-import { RequestLedger } from './ledger.ts';
+import { RequestLedger } from '../ledger/ledger.ts';
 import { storageQueueSender } from './queue.ts';
-import type { RequestMessage } from './schemas.ts';
-import type { LedgerEntry } from './ledger-types.ts';
+import type { RequestMessage } from '../ledger/schemas.ts';
+import type { LedgerEntry } from '../ledger/types.ts';
 import { ScalerState } from './state.ts';
 import { CapacityReservations } from './reservations.ts';
 import type { CapacityMemoryApi, SnapshotSource, SubmitConfig } from './submit.ts';
@@ -33,6 +33,11 @@ export interface RequestPipelineConfig {
 }
 
 export interface RequestPipelineOptions {
+  /**
+   * The ledger, when the composition root built it first (so the tracker and the callback sender
+   * share it without a late reference). Default: built here from `storage`, `names`, `config.deadlineMs`, `onFinal`.
+   */
+  ledger?: RequestLedger;
   storage: Storage;
   names: StorageNames;
   cyclecloud: CycleCloudApi;
@@ -75,7 +80,7 @@ export interface RequestPipeline {
 export function createRequestPipeline(o: RequestPipelineOptions): RequestPipeline {
   const now = o.now ?? Date.now;
   const { pausedBySetting, deadlineMs, ...submitConfig } = o.config ?? {};
-  const ledger = new RequestLedger({
+  const ledger = o.ledger ?? new RequestLedger({
     storage: o.storage,
     names: o.names,
     now,

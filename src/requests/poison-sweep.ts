@@ -13,7 +13,7 @@
 import type { Logger } from '../platform/log.ts';
 import type { Storage } from '../platform/storage.ts';
 import { encodeQueueMessage, statusOf } from '../platform/storage.ts';
-import type { RequestLedgerApi } from './ledger-types.ts';
+import type { RequestLedgerApi } from '../ledger/types.ts';
 import type { IntakeState } from './intake.ts';
 import { decodeIntakeMessage } from './intake-guards.ts';
 

@@ -10,13 +10,17 @@
  * only for a new generation: a re-plan after a partial gang was compensated, or the retry of a
  * loose remainder (docs/api.md §3).
  *
+ * A scale request goes plan → reserve → intent → create → reconcile → hand to the tracker. What
+ * happens after CycleCloud accepts belongs to the tracker (`src/tracking/`): it compensates a
+ * partial colocated set when it takes the create over (`tracker.start`), so this run can re-plan
+ * the demand at once; terminate requests are sent through its one terminate path (`tracker.terminate`).
+ *
  * Everything here is idempotent: any step may crash and the queue message be delivered again.
  */
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
-import type { CycleCloudError } from '../cyclecloud/errors.ts';
-import { isCycleCloudError } from '../cyclecloud/errors.ts';
+import { isAmbiguous, isCycleCloudError, isPermanent } from '../cyclecloud/errors.ts';
 import { operationNodes } from '../cyclecloud/lookup.ts';
-import type { NodeCreationRequestSet, NodeRecord } from '../cyclecloud/schemas.ts';
+import type { NodeCreationRequestSet } from '../cyclecloud/schemas.ts';
 import { markAttributes } from '../cyclecloud/tags.ts';
 import type { Logger } from '../platform/log.ts';
 import { ScalerError } from '../platform/errors.ts';
@@ -24,26 +28,22 @@ import type { CapacityBackoff, Plan, PlanInput, PlanOptions } from '../planning/
 import { planChoice } from '../planning/planner.ts';
 import { planNamed as defaultPlan } from '../planning/named.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
-import type { ContinueMessage, TrackerApi, TrackStart } from '../tracking/types.ts';
-import { compareNodeNames } from '../tracking/machine.ts';
-import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from './ledger-types.ts';
-import type { ScaleRequest, TerminateRequest } from './schemas.ts';
+import type { ContinueMessage, TerminateResult, TrackerApi, TrackStart } from '../tracking/types.ts';
+import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from '../ledger/types.ts';
+import type { ScaleRequest, TerminateRequest } from '../ledger/schemas.ts';
 import { inFlightOf, type CapacityReservations } from './reservations.ts';
 import {
-  addOperation,
   applySubmission,
   closeDemand,
-  compensationRequestId,
   createRequestId,
   excludedPlacementGroups,
   isFinal,
-  markCompensated,
   nodeKey,
   openRemaining,
   setState,
   settle,
   terminateRequestId,
-} from './record.ts';
+} from '../ledger/record.ts';
 
 /** Thrown by a {@link SnapshotSource} when the cluster's numbers cannot be trusted now (stale). */
 export class SnapshotUnavailableError extends ScalerError<'PLAN_STALE_SNAPSHOT' | 'PLAN_UNKNOWN_CLUSTER'> {
@@ -241,14 +241,14 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
   for (const a of entry.attempts) {
     if (a.state === 'intent' || a.state === 'unknown') entry = await submitAttempt(ctx, entry, request, a, false);
   }
-  // 2. Every accepted create is followed by the tracker (start is idempotent on operationId).
+  // 2. Every accepted create is followed by the tracker (start is idempotent on the CycleCloud
+  //    requestId; it compensates partial gangs, so the loop below re-plans them).
+  const compensated = new Set((entry.compensations ?? []).map(gangOf));
   await startTracking(ctx, entry, request);
-  // 3. Partial gangs: compensate (idempotent), then send any compensation terminate not yet sent.
-  entry = await compensatePartialGangs(ctx, entry, request);
-  entry = await sendCompensations(ctx, entry);
 
   for (let round = 0; round <= ctx.cfg.maxReplanAttempts + 1; round++) {
     entry = await update(ctx, (e) => settle(e, deps.now()));
+    rememberGangFailures(ctx, entry, compensated);
     if (isFinal(entry)) return done(entry, 'final');
     const open = openRemaining(entry);
     if (Object.keys(open).length === 0) return done(entry, 'tracking');
@@ -357,10 +357,10 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     }
     ctx.logger.info('create intent recorded', { cycleCloudRequestId: intent.cycleCloudRequestId, generation, sets: intent.sets.length });
     entry = await submitAttempt(ctx, entry, request, intent, true, plan.sets.map((s) => s.set));
-    await startTracking(ctx, entry, request, intent.cycleCloudRequestId);
     const before = entry.compensations?.length ?? 0;
-    entry = await compensatePartialGangs(ctx, entry, request, intent.cycleCloudRequestId);
-    entry = await sendCompensations(ctx, entry);
+    // 5. Hand it to the tracker, which compensates a partial colocated set before it returns.
+    await startTracking(ctx, entry, request, intent.cycleCloudRequestId);
+    entry = await noteShortfalls(ctx, request, intent.cycleCloudRequestId);
     const replan = (entry.compensations?.length ?? 0) > before;
     if (!replan) {
       entry = await update(ctx, (e) => settle(e, deps.now()));
@@ -415,10 +415,6 @@ async function wait(
   ctx.logger.info('request waiting', { reason, delayMs: scheduled ? undefined : delayMs });
   return done(next, action);
 }
-
-const isAmbiguous = (e: CycleCloudError): boolean =>
-  e.ambiguous || e.code === 'CC_CONFLICT' || e.code === 'CC_TIMEOUT' || e.code === 'CC_BAD_RESPONSE';
-const isPermanent = (e: CycleCloudError): boolean => !e.ambiguous && (e.code === 'CC_BAD_REQUEST' || e.code === 'CC_NOT_FOUND');
 
 /** Rebuilds CycleCloud's sets from an attempt (after a crash the plan is not re-derived: the intent is the truth). */
 function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreationRequestSet[] {
@@ -595,29 +591,6 @@ async function lookupCreate(ctx: Ctx, attempt: SubmissionAttempt): Promise<Submi
   };
 }
 
-/**
- * The nodes of set `s` among an operation's nodes. Colocated demands may share a placement group,
- * one set each: the group's nodes are shared out in name order, earlier sets first, each taking its
- * `added` (CycleCloud numbers a create's nodes set by set; the tracker attributes them the same
- * way), so compensating one partial gang never touches another demand's nodes in the group.
- */
-function gangNodes(nodes: NodeRecord[], sets: SubmissionAttempt['sets'], s: SubmissionAttempt['sets'][number]): NodeRecord[] {
-  const sameGroup = (x: SubmissionAttempt['sets'][number]): boolean =>
-    x.placementGroupId === s.placementGroupId && x.nodearray === s.nodearray && x.machineType.toLowerCase() === s.machineType.toLowerCase();
-  const inGroup = nodes.filter((n) => (n.PlacementGroupId ?? null) === s.placementGroupId);
-  const peers = sets.filter(sameGroup);
-  if (peers.length <= 1) return inGroup;
-  const sorted = inGroup
-    .filter((n) => (!n.Template || n.Template === s.nodearray) && (!n.MachineType || n.MachineType.toLowerCase() === s.machineType.toLowerCase()))
-    .sort((x, y) => compareNodeNames(x.Name, y.Name));
-  let skip = 0;
-  for (const x of peers) {
-    if (x === s) break;
-    skip += Math.max(0, x.added ?? 0);
-  }
-  return sorted.slice(skip, skip + Math.max(0, s.added ?? 0));
-}
-
 const bucketKey = (nodearray: string, machineType: string): string => `${nodearray}\u0000${machineType.toLowerCase()}`;
 
 const colocatedSet = (request: ScaleRequest, s: SubmissionAttempt['sets'][number]): boolean =>
@@ -642,139 +615,43 @@ async function startTracking(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest
   }
 }
 
+const gangOf = (c: { placementGroupId: string | null; demandIndex: number }): string => `${c.placementGroupId}\u0000${c.demandIndex}`;
+
 /**
- * For every accepted colocated set that CycleCloud filled only in part and that is not yet
- * compensated: record the compensation (nodes no longer count, group excluded), the capacity
- * failure, and close the demand when its re-plans are exhausted. Loose shortfalls of the attempt
- * just accepted get a reason and a capacity failure; their remainder waits.
+ * Partial gangs the tracker compensated since `known` was taken (those with CycleCloud's `added`):
+ * their failure is remembered for everyone else, but this run's re-plan may still try another
+ * group of the same bucket (`Ctx.gangFailures`).
  */
-async function compensatePartialGangs(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest, justAccepted?: string): Promise<LedgerEntry> {
-  const { deps } = ctx;
-  let current = entry;
-  for (const a of current.attempts) {
-    if (a.state !== 'accepted') continue;
-    for (const s of a.sets) {
-      const added = s.added ?? 0;
-      if (added >= s.count) continue;
-      const demandIndex = s.demands[0]?.index ?? 0;
-      const said = s.message ? `: ${s.message}` : '';
-      if (!colocatedSet(request, s)) {
-        if (a.cycleCloudRequestId !== justAccepted) continue;
-        const reason = `CycleCloud added ${added} of ${s.count} nodes on ${s.nodearray}/${s.machineType}${said}; the rest waits and is retried`;
-        await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
-        current = await update(ctx, (e) => {
-          for (const d of s.demands) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = reason;
-        });
-        continue;
-      }
-      const handled = (current.compensations ?? []).some((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex);
-      if (handled) continue;
-      let names: string[] = [];
-      let keys: string[] = [];
-      if (added > 0) {
-        const list = await operationNodes(deps.cyclecloud, ctx.cluster, { operationId: a.operationId, cycleCloudRequestId: a.cycleCloudRequestId, tagged: true });
-        const gang = gangNodes(list.nodes, a.sets, s);
-        names = gang.map((n) => n.Name);
-        keys = gang.map((n) => nodeKey({ name: n.Name, id: n.NodeId ?? null }));
-      }
-      const reason = `CycleCloud added only ${added} of ${s.count} nodes to placement group ${s.placementGroupId} (${s.nodearray}/${s.machineType})${said}; ${added > 0 ? 'the partial set is terminated and ' : ''}the demand is re-planned`;
-      await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `placement group ${s.placementGroupId}: CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
-      ctx.gangFailures.add(bucketKey(s.nodearray, s.machineType));
-      const ccTerminate = compensationRequestId(ctx.requestId, a.generation);
-      current = await update(ctx, (e) => {
-        let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, nodeKeys: keys, reason, added }, deps.now());
-        const comp = x.compensations!.find((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex)!;
-        comp.cycleCloudRequestId = ccTerminate;
-        if (names.length === 0) comp.operationId = null;
-        const count = x.compensations!.filter((c) => c.demandIndex === demandIndex).length;
-        if (count > ctx.cfg.maxReplanAttempts) x = closeDemand(x, demandIndex, `gave up after ${count} partial placement groups: ${reason}`, deps.now());
-        return x;
-      });
-      ctx.logger.warn('partial colocated set compensated', { placementGroupId: s.placementGroupId, added, count: s.count, nodes: names.length });
-    }
+function rememberGangFailures(ctx: Ctx, entry: LedgerEntry, known: Set<string>): void {
+  for (const c of entry.compensations ?? []) {
+    if (c.added === undefined || known.has(gangOf(c))) continue;
+    known.add(gangOf(c));
+    const s = entry.attempts.flatMap((a) => a.sets).find((x) => x.placementGroupId === c.placementGroupId && x.demands.some((d) => d.index === c.demandIndex));
+    if (s) ctx.gangFailures.add(bucketKey(s.nodearray, s.machineType));
   }
-  return current;
 }
 
 /**
- * Sends each compensation terminate not yet sent (one per generation, CycleCloud requestId
- * `<requestId>-g<generation>-c`), reconciling by request id on ambiguity, and hands it to the tracker.
+ * What the create just accepted fell short of. Loose sets: a reason on their demands and a capacity
+ * failure; their remainder waits and is retried. Colocated sets were compensated by the tracker
+ * (`src/tracking/partial-gangs.ts`) when it took the create over. Returns the entry as the ledger has it now.
  */
-async function sendCompensations(ctx: Ctx, entry: LedgerEntry): Promise<LedgerEntry> {
+async function noteShortfalls(ctx: Ctx, request: ScaleRequest, cycleCloudRequestId: string): Promise<LedgerEntry> {
   const { deps } = ctx;
-  let current = entry;
-  const pending = new Map<string, string[]>();
-  const nodeIds: Record<string, string> = {};
-  for (const c of current.compensations ?? []) {
-    if (c.operationId !== undefined || c.nodeNames.length === 0 || !c.cycleCloudRequestId) continue;
-    pending.set(c.cycleCloudRequestId, [...(pending.get(c.cycleCloudRequestId) ?? []), ...c.nodeNames]);
-    c.nodeNames.forEach((name, i) => {
-      const key = c.nodeKeys?.[i];
-      if (key?.startsWith('id:')) nodeIds[name] = key.slice(3);
-    });
-  }
-  for (const [cc, names] of pending) {
-    // By NodeId wherever known: a name may already be another node's (CycleCloud reuses them).
-    const byId = names.flatMap((n) => (nodeIds[n] ? [nodeIds[n]!] : []));
-    const byName = names.filter((n) => !nodeIds[n]);
-    const { operationId } = await terminateOnce(ctx, cc, { ...(byId.length > 0 ? { ids: byId } : {}), ...(byName.length > 0 ? { names: byName } : {}) });
-    const generation = Number(/-g(\d+)-c$/.exec(cc)?.[1] ?? 0);
-    const ids = Object.fromEntries(names.filter((n) => nodeIds[n]).map((n) => [n, nodeIds[n]!]));
-    await deps.tracker.start({ cluster: ctx.cluster, operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: 'terminate', generation, sets: [], nodeNames: names, nodeIds: ids });
+  let current = (await deps.ledger.get(ctx.requestId))!;
+  const a = current.attempts.find((x) => x.cycleCloudRequestId === cycleCloudRequestId && x.state === 'accepted');
+  for (const s of a?.sets ?? []) {
+    const added = s.added ?? 0;
+    if (added >= s.count) continue;
+    if (colocatedSet(request, s)) continue; // compensated by the tracker (rememberGangFailures)
+    const said = s.message ? `: ${s.message}` : '';
+    const reason = `CycleCloud added ${added} of ${s.count} nodes on ${s.nodearray}/${s.machineType}${said}; the rest waits and is retried`;
+    await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
     current = await update(ctx, (e) => {
-      for (const c of e.compensations ?? []) if (c.cycleCloudRequestId === cc) c.operationId = operationId;
-      addOperation(e.record, { operationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' });
+      for (const d of s.demands) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = reason;
     });
   }
   return current;
-}
-
-type TerminateTarget = { ids?: string[]; names?: string[]; hostnames?: string[]; ip_addresses?: string[]; filter?: string };
-
-/**
- * One terminate under a fixed CycleCloud requestId. Sending it again is how an unknown outcome is
- * resolved: CycleCloud answers 409 when it already has it (then it is followed by its request id),
- * and if CycleCloud had forgotten the id, terminating the same nodes twice is harmless.
- */
-async function terminateOnce(
-  ctx: Ctx,
-  cc: string,
-  target: TerminateTarget,
-  action: 'terminate' | 'shutdown' | 'start' = 'terminate',
-): Promise<{ operationId: string | null; nodes: { id: string | null; name: string; status: string; error: string | null }[] }> {
-  let lastError: unknown;
-  for (let round = 0; round < ctx.cfg.maxSubmitRounds; round++) {
-    try {
-      const request = { ...target, requestId: cc };
-      const api = ctx.deps.cyclecloud;
-      const res = action === 'shutdown' ? await api.shutdownNodes(ctx.cluster, request) : action === 'start' ? await api.startNodes(ctx.cluster, request) : await api.terminateNodes(ctx.cluster, request);
-      return {
-        operationId: res.operationId,
-        nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : action === 'start' ? 'Starting' : 'Terminating', error: n.error ?? null })),
-      };
-    } catch (error) {
-      if (!isCycleCloudError(error)) throw error;
-      if (error.code === 'CC_CONFLICT') {
-        const nodes = await sentTerminateNodes(ctx, cc, target);
-        return { operationId: null, nodes: nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? (action === 'start' ? 'Starting' : 'Terminating'), error: null })) };
-      }
-      if (!isAmbiguous(error)) throw error;
-      lastError = error;
-    }
-  }
-  throw new SubmitError('SUBMIT_UNRESOLVED', `terminate ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: lastError });
-}
-
-/** The nodes of a terminate CycleCloud already has: by its request id, else its targets in the full list. */
-async function sentTerminateNodes(ctx: Ctx, cc: string, target: TerminateTarget): Promise<NodeRecord[]> {
-  const ids = new Set(target.ids ?? []);
-  const names = new Set(target.names ?? []);
-  const hosts = new Set(target.hostnames ?? []);
-  const ips = new Set(target.ip_addresses ?? []);
-  const found = await operationNodes(ctx.deps.cyclecloud, ctx.cluster, { operationId: null, cycleCloudRequestId: cc });
-  if (!found.unknownById) return found.nodes;
-  const all = (await ctx.deps.cyclecloud.listNodes(ctx.cluster)).nodes;
-  return all.filter((n) => (n.NodeId !== undefined && ids.has(n.NodeId)) || names.has(n.Name) || (n.Hostname !== undefined && hosts.has(n.Hostname)) || (n.PrivateIp !== undefined && ips.has(n.PrivateIp)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,10 +688,14 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
     ...(request.ipAddresses ? { ip_addresses: request.ipAddresses } : {}),
     ...(request.filter ? { filter: request.filter } : {}),
   };
-  let result: Awaited<ReturnType<typeof terminateOnce>>;
+  let result: TerminateResult;
   try {
-    result = await terminateOnce(ctx, cc, target, request.action);
+    // Sent, resolved and handed to the tracker in one place (`src/tracking/terminate.ts`).
+    result = await deps.tracker.terminate({ cluster: ctx.cluster, requestId: ctx.requestId, cycleCloudRequestId: cc, generation: 0, action: request.action ?? 'terminate', target, rounds: ctx.cfg.maxSubmitRounds });
   } catch (error) {
+    if (isCycleCloudError(error) && isAmbiguous(error)) {
+      throw new SubmitError('SUBMIT_UNRESOLVED', `terminate ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: error });
+    }
     if (isCycleCloudError(error) && isPermanent(error)) {
       entry = await update(ctx, (e) => {
         const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'failed', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs);
@@ -829,7 +710,6 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   const matched = new Set(result.nodes.flatMap((n) => [n.name, n.id ?? '']));
   const unmatched = [...(request.names ?? []), ...(request.ids ?? [])].filter((x) => !matched.has(x));
   const errors = result.nodes.filter((n) => n.status === 'Error');
-  await deps.tracker.start({ cluster: ctx.cluster, operationId: result.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: request.action === 'start' ? 'start' : 'terminate', generation: 0, sets: [], nodeNames: result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name) });
   entry = await update(ctx, (e) => {
     const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
     const op = x.record.operations.find((o) => o.cycleCloudRequestId === cc);

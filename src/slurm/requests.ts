@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { BucketSnapshot, ClusterSnapshot, NodearraySnapshot } from '../snapshots/model.ts';
-import { ClusterName, FINAL_STATES, type Demand, type FieldError, type RequestMessage, type RequestRecord, type TerminateRequest } from '../requests/schemas.ts';
+import { ClusterName, FINAL_STATES, type Demand, type FieldError, type RequestMessage, type RequestRecord, type TerminateRequest } from '../ledger/schemas.ts';
 import { expandHostlist, formatHostlist, HostlistError, sortNames } from './hostlist.ts';
 
 export type SlurmAction = 'resume' | 'suspend' | 'resume-fail';

@@ -23,9 +23,8 @@ import { registerSecret } from '../platform/log.ts';
 import { codeOf } from '../platform/errors.ts';
 import { signBody } from '../platform/signature.ts';
 import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './callback-guard.ts';
-import type { RequestLedgerApi } from '../requests/ledger-types.ts';
-import { FINAL_STATES, publicRecord } from '../requests/schemas.ts';
-import { usableRequestId } from '../requests/intake-guards.ts';
+import type { RequestLedgerApi } from '../ledger/types.ts';
+import { FINAL_STATES, publicRecord, usableRequestId } from '../ledger/schemas.ts';
 
 /** Default delays before each retry (the first try is immediate). */
 export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
@@ -117,18 +116,28 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
   return ms === undefined ? undefined : Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
+
+/**
+ * The enqueue side alone: needs only the queue, so the ledger's `onFinal` can queue callbacks
+ * before the sender (which reads the ledger) exists.
+ */
+export function callbackQueue(storage: Pick<Storage, 'queue'>, names: Pick<StorageNames, 'callbackQueue'>): Pick<CallbackSender, 'enqueue'> {
+  return {
+    async enqueue(requestId, options = {}) {
+      const body: CallbackMessage = { $callback: 'deliver', requestId, attempt: options.attempt ?? 0 };
+      const delaySec = Math.ceil((options.delayMs ?? 0) / 1000);
+      await storage.queue(names.callbackQueue).sendMessage(encodeQueueMessage(body), delaySec > 0 ? { visibilityTimeout: delaySec } : {});
+    },
+  };
+}
+
 export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
   const policy: CallbackTargetPolicy = deps.target ?? { allowedHosts: [], localDevelopment: false };
   const delays = deps.retryDelaysMs ?? DEFAULT_CALLBACK_RETRY_DELAYS_MS;
   const timeoutMs = deps.timeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
   const table = () => deps.storage.table(deps.names.stateTable);
-  const queue = () => deps.storage.queue(deps.names.callbackQueue);
 
-  async function enqueue(requestId: string, options: EnqueueCallbackOptions = {}): Promise<void> {
-    const body: CallbackMessage = { $callback: 'deliver', requestId, attempt: options.attempt ?? 0 };
-    const delaySec = Math.ceil((options.delayMs ?? 0) / 1000);
-    await queue().sendMessage(encodeQueueMessage(body), delaySec > 0 ? { visibilityTimeout: delaySec } : {});
-  }
+  const { enqueue } = callbackQueue(deps.storage, deps.names);
 
   /** Claims delivery of `version`; null when it was delivered already or another delivery holds it. */
   async function claim(requestId: string, version: string, nowMs: number): Promise<{ etag: string; previous: string } | null> {

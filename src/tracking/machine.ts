@@ -16,7 +16,7 @@
  * delay to notice Ready stays bounded by the cap either way. A poll is never scheduled past the
  * boot deadline, so timeouts are acted on promptly.
  */
-import type { NodeOutcome } from '../requests/ledger-types.ts';
+import type { NodeOutcome } from '../ledger/types.ts';
 import type { TrackStart } from './types.ts';
 
 /** Tuning of the machine. Defaults: {@link DEFAULT_MACHINE_CONFIG}. */
@@ -444,7 +444,9 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
   const expected = state.action === 'create' ? state.sets.reduce((s, x) => s + (writtenOff(x) ? 0 : Math.max(0, x.added)), 0) : 0;
   const seenCount = state.action === 'create' ? state.nodes.filter((n) => n.setIndex !== null || n.seen).length : 0;
   const allFinal = state.nodes.every((n) => isFinalOutcome(n.outcome));
-  const complete = state.action !== 'create' || pastDeadline || seenCount >= expected;
+  // A failed poll proves nothing about a create: a group written off before its members were listed
+  // expects none, yet members that show up later must still be seen (and terminated).
+  const complete = state.action !== 'create' || pastDeadline || (input.nodes !== null && seenCount >= expected);
   if (allFinal && complete) {
     state.final = true;
     state.finalAtMs = nowMs;

@@ -13,15 +13,15 @@
  */
 import type { TableClient } from '@azure/data-tables';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
-import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { statusOf, type Storage } from '../platform/storage.ts';
-import type { LedgerEntry, RequestLedgerApi } from '../requests/ledger-types.ts';
-import { applyNodeStates, compensatedKeys, isFinal, nodeKey, outcomeOf } from '../requests/record.ts';
+import type { LedgerEntry, RequestLedgerApi } from '../ledger/types.ts';
+import { applyNodeStates, compensatedKeys, isFinal, nodeKey, outcomeOf } from '../ledger/record.ts';
 import type { SnapshotNodeRef } from '../snapshots/model.ts';
 import { createOutcome } from './machine.ts';
+import { sendTerminate } from './terminate.ts';
 import type { Tracker } from './tracker.ts';
 
 /** Statuses of a node that holds no VM or is already going away: not an orphan to act on. */
@@ -29,7 +29,7 @@ const NOT_LIVE = new Set(['Terminating', 'Terminated', 'Off', 'Deallocated', 'De
 
 export interface OrphanDeps {
   ledger: Pick<RequestLedgerApi, 'get' | 'update'>;
-  cyclecloud: Pick<CycleCloudApi, 'terminateNodes'>;
+  cyclecloud: CycleCloudApi;
   storage: Storage;
   names: StorageNames;
   state: { increment(counter: string, by?: number): Promise<unknown> };
@@ -149,13 +149,16 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
   return result;
 }
 
+/**
+ * Sent like every terminate (`terminate.ts`: a 409 means it was sent before), but not followed: no
+ * record accounts for the node, so there is nothing to update when it is gone.
+ */
 async function terminateOrphan(deps: OrphanDeps, cluster: string, node: SnapshotNodeRef, log: Logger): Promise<boolean> {
   const target = node.id ? { ids: [node.id] } : { names: [node.name] };
   try {
-    await deps.cyclecloud.terminateNodes(cluster, { ...target, requestId: orphanTerminateRequestId(node) });
+    await sendTerminate(deps.cyclecloud, { cluster, requestId: node.mark?.requestId ?? '', cycleCloudRequestId: orphanTerminateRequestId(node), generation: 0, action: 'terminate', target, follow: { names: [node.name] } });
     return true;
   } catch (error) {
-    if (isCycleCloudError(error) && error.code === 'CC_CONFLICT') return true; // sent before
     log.warn('could not terminate an orphan node; the next snapshot tries again', { node: node.name, error });
     return false;
   }

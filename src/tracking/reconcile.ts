@@ -15,8 +15,8 @@
  */
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
-import type { LedgerEntry, RequestLedgerApi } from '../requests/ledger-types.ts';
-import { applyNodeStates, outcomeOf, type NodeStateUpdate } from '../requests/record.ts';
+import type { LedgerEntry, RequestLedgerApi } from '../ledger/types.ts';
+import { applyNodeStates, outcomeOf, type NodeStateUpdate } from '../ledger/record.ts';
 import { REMOVED_STATUS, createOutcome, isCapacityFailureMessage, type ObservedNode } from './machine.ts';
 import type { CapacityFailureSink, Tracker } from './tracker.ts';
 

@@ -14,6 +14,8 @@
  *   5. performs the actions — ledger update, terminates (deterministic CycleCloud requestId, and a
  *      tracker for each), re-plans (`markCompensated` + a continue message), settle + callback;
  *   6. writes a fresh wake token, releases the lease and sends the next wake-up.
+ * At start (and on every poll until it is done) a create's partial colocated sets are compensated
+ * (`partial-gangs.ts`). Every terminate, whoever asks for it, goes through `terminate.ts`.
  * Killed between any two steps, the operation is still followed: the outbox is replayed (every
  * action is idempotent) and the sweeper re-sends wake-ups that are overdue or whose lease expired.
  *
@@ -21,9 +23,9 @@
  * (a 429's Retry-After wins) rather than thrown, so an outage neither hammers CycleCloud through
  * queue retries nor drives wake-ups into the poison queue. Storage failures throw: the host retries.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
-import { isCycleCloudError } from '../cyclecloud/errors.ts';
+import { isCycleCloudError, isPermanent } from '../cyclecloud/errors.ts';
 import type { NodeRecord } from '../cyclecloud/schemas.ts';
 import { membersOf } from '../cyclecloud/lookup.ts';
 import type { Storage } from '../platform/storage.ts';
@@ -32,13 +34,17 @@ import type { StorageNames } from '../platform/names.ts';
 import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import { isScalerError } from '../platform/errors.ts';
-import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../requests/ledger-types.ts';
-import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, type NodeStateUpdate } from '../requests/record.ts';
+import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../ledger/types.ts';
+import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, trackerTerminateRequestId, type NodeStateUpdate } from '../ledger/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
 import { DEFAULT_MACHINE_CONFIG, gangKey, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
 import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
-import type { ContinueMessage, TrackerApi, TrackStart } from './types.ts';
+import { compensatePartialGangs, hasPartialGang, type CapacityFailureSink } from './partial-gangs.ts';
+import { terminateAndTrack } from './terminate.ts';
+import type { RequestPipelinePort, TerminateOrder, TerminateResult, TrackerApi, TrackStart } from './types.ts';
+
+export type { CapacityFailureSink } from './partial-gangs.ts';
 
 /** Tracker settings; defaults in {@link DEFAULT_TRACKER_CONFIG}. */
 export interface TrackerConfig extends MachineConfig {
@@ -62,16 +68,13 @@ export interface TrackerWakeMessage {
   token?: string;
 }
 
-/** Records a bucket's capacity failure (the planner's capacity memory). */
-export interface CapacityFailureSink {
-  recordFailure(failure: { cluster: string; nodearray: string; machineType: string; reason: string }, nowMs: number): Promise<unknown>;
-}
-
 export interface TrackerDeps {
   cyclecloud: CycleCloudApi;
   storage: Storage;
   names: StorageNames;
   ledger: RequestLedgerApi;
+  /** Where demands to re-plan and requests to look at again go (`continuePort` in `src/requests/queue.ts`). */
+  pipeline: RequestPipelinePort;
   /** Partial settings over {@link DEFAULT_TRACKER_CONFIG}. */
   config?: Partial<TrackerConfig>;
   now: () => number;
@@ -97,19 +100,9 @@ export interface Tracker extends TrackerApi {
   readonly store: TrackerStore;
 }
 
-const MAX_CC_REQUEST_ID = 128;
-
 /** Tracker settings from the app configuration (`loadConfig` in `src/platform/config.ts`). */
 export function trackerConfigFrom(c: { trackerPollMinMs: number; trackerPollMaxMs: number; bootTimeoutMs: number; terminateOnBootTimeout: boolean; maxReplanAttempts: number }): Partial<TrackerConfig> {
   return { pollMinMs: c.trackerPollMinMs, pollMaxMs: c.trackerPollMaxMs, bootTimeoutMs: c.bootTimeoutMs, terminateOnBootTimeout: c.terminateOnBootTimeout, maxReplanAttempts: c.maxReplanAttempts };
-}
-
-/** A deterministic CycleCloud requestId for a terminate this tracker sends (same scheme as `record.ts`). */
-export function trackerTerminateRequestId(requestId: string, generation: number, key: string): string {
-  const suffix = `-g${generation}-${key}`;
-  const plain = `${requestId}${suffix}`;
-  if (plain.length <= MAX_CC_REQUEST_ID) return plain;
-  return `${requestId.slice(0, 80)}-${createHash('sha256').update(requestId).digest('hex').slice(0, 24)}${suffix}`;
 }
 
 
@@ -150,16 +143,16 @@ export function createTracker(deps: TrackerDeps): Tracker {
     await deps.storage.queue(deps.names.trackerQueue).sendMessage(encodeQueueMessage(body), sec > 0 ? { visibilityTimeout: sec } : {});
   }
 
-  async function sendContinue(requestId: string, reason: string): Promise<void> {
-    const body: ContinueMessage = { $scaler: 'continue', requestId, reason };
-    await deps.storage.queue(deps.names.scaleQueue).sendMessage(encodeQueueMessage(body));
-  }
+  const sendContinue = (requestId: string, reason: string): Promise<void> => deps.pipeline.continueRequest(requestId, reason);
 
   async function start(t: TrackStart): Promise<void> {
     await ensure();
     const nowMs = deps.now();
     const state = initialState(t, nowMs, config, random());
     const { created, record } = await store.create({ state, outbox: [], wakeToken: randomUUID(), leaseUntilMs: 0 });
+    // A partial colocated set is compensated before the first wake-up is sent (idempotent: a start
+    // repeated after a crash finishes what the first left; the poll does it again until final).
+    if (!record.state.final) await compensateGangs(record.state, baseLogger.child({ requestId: t.requestId, cycleCloudRequestId: t.cycleCloudRequestId }));
     if (created) {
       await sendWake(t.cluster, t.cycleCloudRequestId, record.wakeToken, state.nextPollAtMs - nowMs);
       baseLogger.info('tracking operation', { requestId: t.requestId, cluster: t.cluster, operationId: t.operationId, cycleCloudRequestId: t.cycleCloudRequestId, action: t.action, nodes: state.nodes.length });
@@ -239,51 +232,52 @@ export function createTracker(deps: TrackerDeps): Tracker {
   // -------------------------------------------------------------------------------------------
   // Actions
 
-  /** Sends one terminate under a deterministic requestId (a repeat is resolved by looking it up) and tracks it. */
+  /** The one terminate-and-reconcile path (`terminate.ts`), with CycleCloud calls bounded by the lease. */
+  const terminateOrder = (order: TerminateOrder): Promise<TerminateResult> => terminateAndTrack(deps.cyclecloud, start, order, callSignal);
+
+  /** Compensates a create's partial colocated sets (`partial-gangs.ts`) through {@link terminateOrder}. */
+  const compensateGangs = (s: TrackerState, log: Logger): Promise<LedgerEntry | null> =>
+    s.action === 'create' && hasPartialGang(s)
+      ? compensatePartialGangs({ cyclecloud: deps.cyclecloud, ledger: deps.ledger, capacity: deps.capacity, now: deps.now, maxReplanAttempts: config.maxReplanAttempts, terminate: terminateOrder }, s, log)
+      : Promise.resolve(null);
+
   /**
-   * Sends one terminate under a deterministic requestId and tracks it; returns its CycleCloud
-   * requestId, or null when CycleCloud would not take it. CycleCloud's 409 means it was sent before
-   * (a replayed outbox): it is followed by its request id. An answer lost on the way is sent again
-   * under the same id: 409 if it had arrived, and terminating a node twice is harmless either way.
+   * A terminate the machine asked for (broken gang, boot deadline, late members of a written-off
+   * group), by NodeId wherever known: CycleCloud gives a removed node's name to the next node, and a
+   * terminate sent again later (a replayed outbox, a forgotten request id) must not hit that one.
+   * Returns its CycleCloud requestId, or null when CycleCloud would not take it.
    */
   async function terminate(rec: TrackerRecord, action: Extract<TrackerAction, { type: 'terminate' }>, log: Logger): Promise<{ operationId: string | null; cc: string } | null> {
     const s = rec.state;
     const cc = trackerTerminateRequestId(s.requestId, s.generation, action.key);
-    let operationId: string | null = null;
-    let names = action.names;
-    // By NodeId wherever it is known: CycleCloud gives a removed node's name to the next node, and a
-    // terminate sent again later (a replayed outbox, a forgotten request id) must not hit that one.
     const idOf = new Map(s.nodes.flatMap((n) => (n.id ? [[n.name, n.id] as const] : [])));
     const ids = action.names.flatMap((n) => (idOf.has(n) ? [idOf.get(n)!] : []));
     const byName = action.names.filter((n) => !idOf.has(n));
-    const target = { ...(ids.length > 0 ? { ids } : {}), ...(byName.length > 0 ? { names: byName } : {}) };
-    for (let round = 1; ; round++) {
-      try {
-        s.cycleCloudCalls += 1;
-        const res = await deps.cyclecloud.terminateNodes(s.cluster, { ...target, requestId: cc }, { abortSignal: callSignal() });
-        operationId = res.operationId;
-        const refused = res.nodes.filter((n) => n.status === 'Error');
-        if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });
-        names = action.names.filter((n) => !refused.some((r) => r.name === n));
-        break;
-      } catch (e) {
-        if (!isCycleCloudError(e)) throw e;
-        if (e.code === 'CC_CONFLICT') break; // sent before: followed by its request id
-        if (e.ambiguous && round < 3) continue;
-        if (e.code === 'CC_NOT_FOUND' || e.code === 'CC_BAD_REQUEST') {
-          log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e });
-          return null;
-        }
-        throw e;
-      }
-    }
-    // The ids go along: by the time the terminate is followed, a name may already be another node's.
     const nodeIds: Record<string, string> = {};
-    for (const n of s.nodes) if (n.id && names.includes(n.name)) nodeIds[n.name] = n.id;
-    await start({ cluster: s.cluster, operationId, cycleCloudRequestId: cc, requestId: s.requestId, action: 'terminate', generation: s.generation, sets: [], nodeNames: names, nodeIds });
+    for (const n of s.nodes) if (n.id && action.names.includes(n.name)) nodeIds[n.name] = n.id;
+    let result: TerminateResult;
+    try {
+      result = await terminateOrder({
+        cluster: s.cluster,
+        requestId: s.requestId,
+        cycleCloudRequestId: cc,
+        generation: s.generation,
+        action: 'terminate',
+        target: { ...(ids.length > 0 ? { ids } : {}), ...(byName.length > 0 ? { names: byName } : {}) },
+        follow: { names: action.names, nodeIds },
+      });
+    } catch (e) {
+      if (!isCycleCloudError(e) || !isPermanent(e)) throw e;
+      s.cycleCloudCalls += 1;
+      log.warn('terminate not accepted; nothing to follow', { code: e.code, cycleCloudRequestId: cc, error: e.message });
+      return null;
+    }
+    s.cycleCloudCalls += result.calls;
+    const refused = result.nodes.filter((n) => n.status === 'Error');
+    if (refused.length > 0) log.warn('CycleCloud refused to terminate some nodes', { nodes: refused.slice(0, 10).map((n) => ({ name: n.name, error: n.error })) });
     // Listed as pending at once, so the request cannot settle before its terminate is followed.
-    const terminateOperationId = operationId;
-    await ledgerUpdate(s.requestId, (e) => addOperation(e.record, { operationId: terminateOperationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' }), log);
+    const operationId = result.operationId;
+    await ledgerUpdate(s.requestId, (e) => addOperation(e.record, { operationId, cycleCloudRequestId: cc, state: 'pending', action: 'terminate' }), log);
     log.info('terminate sent', { cause: action.cause, nodes: action.names.length, terminateOperationId: operationId, cycleCloudRequestId: cc });
     return { operationId, cc };
   }
@@ -456,6 +450,14 @@ export function createTracker(deps: TrackerDeps): Tracker {
       rec = await performOutbox(rec, true, log);
     }
     if (rec.state.final) return store.replace({ ...rec, leaseUntilMs: 0 });
+    // Normally done at start; finished here if that start was cut short. CycleCloud failing now is
+    // absorbed like a failed poll: the next poll tries again.
+    try {
+      await compensateGangs(rec.state, log);
+    } catch (e) {
+      if (!isCycleCloudError(e)) throw e;
+      log.warn('could not compensate a partial gang yet; the next poll tries again', { code: e.code, error: e.message });
+    }
 
     let compensated: Set<string> | undefined;
     let compensatedGroups: Set<string> | undefined;
@@ -597,5 +599,5 @@ export function createTracker(deps: TrackerDeps): Tracker {
     }
   }
 
-  return { start, handleTrackerMessage, sweep, wake, sendContinue, store };
+  return { start, terminate: terminateOrder, handleTrackerMessage, sweep, wake, sendContinue, store };
 }

@@ -8,11 +8,11 @@ import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
 import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { startSimulator } from '../../src/simulator/server.ts';
 import { toSnapshot } from '../../src/snapshots/snapshot.ts';
 import { MemoryReservations, FakeCapacity, FakeQueue, FakeState, FakeTracker } from '../requests/fakes.ts';
-import { MemoryLedger } from '../requests/memory-ledger.ts';
+import { MemoryLedger } from '../ledger/memory-ledger.ts';
 
 // 9 × (3 mpi + 1 HC44rs) fits the default cluster (HC44rs holds 11), so every node can be created now.
 const REQUESTS = 9;
@@ -30,13 +30,16 @@ export async function run(): Promise<object[]> {
     let skewMs = 0;
     const now = () => Date.now() + skewMs;
     const queue = new FakeQueue();
+    const ledger = new MemoryLedger();
+    const capacity = new FakeCapacity();
     const deps: IntakeDeps = {
       cyclecloud,
-      ledger: new MemoryLedger(),
+      ledger,
       reservations: new MemoryReservations(),
       snapshots: { getFresh: async (cluster) => toSnapshot(cluster, await cyclecloud.getClusterStatus(cluster), now()) },
-      capacity: new FakeCapacity(),
-      tracker: new FakeTracker(),
+      capacity,
+      // Compensates a partial gang like the real tracker (it sends the terminate).
+      tracker: new FakeTracker({ cyclecloud, ledger, capacity, now }),
       queue,
       state: new FakeState(),
       now,

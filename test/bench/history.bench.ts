@@ -25,16 +25,17 @@ import { silentLogger } from '../../src/platform/log.ts';
 import { storageNames } from '../../src/platform/names.ts';
 import { createServices, type Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { rowOf } from '../../src/requests/listing.ts';
-import { closeDemand, settle } from '../../src/requests/record.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { rowOf } from '../../src/ledger/listing.ts';
+import { closeDemand, settle } from '../../src/ledger/record.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
 import { initialState } from '../../src/tracking/machine.ts';
 import { createTracker } from '../../src/tracking/tracker.ts';
 import { CREATE_TAG, REQUEST_TAG } from '../../src/cyclecloud/tags.ts';
 import type { CycleCloudApi } from '../../src/cyclecloud/api.ts';
 import type { NodeRecord } from '../../src/cyclecloud/schemas.ts';
 import { summarise } from './measure.ts';
+import { continuePort, storageQueueSender } from '../../src/requests/queue.ts';
 
 const DAY = 86_400_000;
 /** `BENCH_HISTORY_RECORDS` shrinks the large world for a quick try. */
@@ -137,7 +138,7 @@ async function callsPerRound(connectionString: string, n: number, rounds: number
   const ledger = new RequestLedger({ storage, names, now: () => clock });
   const ops = Array.from({ length: n }, (_, i) => `req-${i}-g0`);
   const cc = countingCycleCloud(ops);
-  const tracker = createTracker({ cyclecloud: cc.api, storage, names, ledger, now: () => clock, logger: silentLogger });
+  const tracker = createTracker({ cyclecloud: cc.api, storage, names, ledger, pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)), now: () => clock, logger: silentLogger });
   for (const [i, op] of ops.entries()) {
     await ledger.admit({ kind: 'scale', requestId: `req-${i}`, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2 }] }, clock);
     await tracker.start({ cluster: 'hpc', operationId: `op-${i}`, cycleCloudRequestId: op, requestId: `req-${i}`, action: 'create', generation: 0, sets: [{ nodearray: 'ondemand', machineType: 'Standard_F2s_v2', placementGroupId: null, count: 2, added: 2, colocated: false, demands: [{ index: 0, count: 2 }] }] });

@@ -4,7 +4,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RequestRecord, RequestState, ScaleRequest } from '../../src/requests/schemas.ts';
+import type { RequestRecord, RequestState, ScaleRequest } from '../../src/ledger/schemas.ts';
 import { painter, useColour } from '../../src/cli/render.ts';
 import { generateRequestId } from '../../src/cli/main.ts';
 import { fakeDeps, recordFor, scaleBody, type FakeWorld } from '../http/fakes.ts';

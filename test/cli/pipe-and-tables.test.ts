@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { operationAction, painter, renderRecord, wrapLastColumn } from '../../src/cli/render.ts';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
+import type { RequestRecord } from '../../src/ledger/schemas.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 

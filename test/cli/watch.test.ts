@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { ScalerClient } from '../../src/cli/client.ts';
 import { painter } from '../../src/cli/render.ts';
 import { watchRequest } from '../../src/cli/watch.ts';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
+import type { RequestRecord } from '../../src/ledger/schemas.ts';
 import { recordFor } from '../http/fakes.ts';
 
 function record(state: RequestRecord['state'], ready: number, requested = 4): RequestRecord {

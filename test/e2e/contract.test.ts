@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
+import type { RequestRecord } from '../../src/ledger/schemas.ts';
 import { eventually, root, sleep, spawnScaler, startScaler, type RunningScaler } from './harness.ts';
 import '../helpers/log-capture.ts';
 

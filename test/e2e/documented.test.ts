@@ -5,7 +5,7 @@
  * burning deliveries, and reserved capacity per cluster.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
+import type { RequestRecord } from '../../src/ledger/schemas.ts';
 import { eventually, sleep, startScaler, type RunningScaler } from './harness.ts';
 
 let host: RunningScaler;

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { FINAL_STATES, type RequestRecord } from '../../src/requests/schemas.ts';
+import { FINAL_STATES, type RequestRecord } from '../../src/ledger/schemas.ts';
 import { freePort } from '../helpers/net.ts';
 
 /** The repository root (where `npm start` runs). */

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
 import { root, startScaler, type RunningScaler } from './harness.ts';
-import type { RequestRecord } from '../../src/requests/schemas.ts';
+import type { RequestRecord } from '../../src/ledger/schemas.ts';
 
 let host: RunningScaler;
 const api = (path: string, init?: RequestInit) => host.api(path, init);

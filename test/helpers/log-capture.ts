@@ -2,7 +2,7 @@
  * Log capture and the no-secret matcher.
  *
  * @example
- * import { captureLogs } from '../helpers/log-capture.ts';
+ * import { captureLogs } from './log-capture.ts';
  * const logs = captureLogs();                  // logs.logger is a real Logger writing into logs.lines
  * ... run code with logs.logger ...
  * expect([...logs.lines, error]).toContainNoSecret([password, basicHeader]);

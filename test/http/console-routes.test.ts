@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/http/routes.ts';
 import { capacityView, parseListQuery, trendBucketMs } from '../../src/http/console-routes.ts';
 import type { RequestsReader } from '../../src/http/deps.ts';
-import type { ListRequestsQuery, RequestSummary } from '../../src/requests/listing.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
+import type { ListRequestsQuery, RequestSummary } from '../../src/ledger/listing.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
 import { bodyOf, fakeDeps, headerOf, httpRequest, snapshotFixture, T0 } from './fakes.ts';
 
 const handler = (name: string) => ROUTES.find((r) => r.name === name)!.handler;

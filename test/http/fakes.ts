@@ -2,7 +2,7 @@
 import functions, { type HttpRequest } from '@azure/functions';
 import { createHash } from 'node:crypto';
 import type { HttpDeps, SnapshotHealth, SubmitResult } from '../../src/http/deps.ts';
-import type { RequestMessage, RequestRecord } from '../../src/requests/schemas.ts';
+import type { RequestMessage, RequestRecord } from '../../src/ledger/schemas.ts';
 import type { ClusterSnapshot, ClusterStatusView } from '../../src/snapshots/model.ts';
 import { plan } from '../../src/planning/planner.ts';
 import { silentLogger } from '../../src/platform/log.ts';

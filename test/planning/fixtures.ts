@@ -1,6 +1,6 @@
 /** Snapshot and request builders for planner tests and benches. */
 import type { BucketSnapshot, ClusterSnapshot, NodearraySnapshot } from '../../src/snapshots/model.ts';
-import type { Demand, ScaleRequest } from '../../src/requests/schemas.ts';
+import type { Demand, ScaleRequest } from '../../src/ledger/schemas.ts';
 import type { PlanInput } from '../../src/planning/types.ts';
 
 export const T0 = Date.parse('2026-11-28T01:00:00.000Z');

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { plan } from '../../src/planning/planner.ts';
 import type { InFlightAllocation, PlanInput } from '../../src/planning/types.ts';
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
-import type { Demand } from '../../src/requests/schemas.ts';
+import type { Demand } from '../../src/ledger/schemas.ts';
 import { bucket, T0 } from './fixtures.ts';
 
 const MACHINES = ['Standard_A', 'Standard_B', 'Standard_C'];

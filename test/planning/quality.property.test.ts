@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { plan } from '../../src/planning/planner.ts';
 import type { InFlightAllocation, Plan, PlanInput } from '../../src/planning/types.ts';
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
-import type { Demand } from '../../src/requests/schemas.ts';
+import type { Demand } from '../../src/ledger/schemas.ts';
 import { checkPlan, firstFit, planStats } from './checker.ts';
 import { bucket, T0 } from './fixtures.ts';
 import { scalelibCluster, scalelibJobs, scalelibRequest } from './workload.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeChoice, plan } from '../../src/planning/planner.ts';
-import { parseRequestMessage } from '../../src/requests/schemas.ts';
+import { parseRequestMessage } from '../../src/ledger/schemas.ts';
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
 import { bucket, input, seedSnapshot } from './fixtures.ts';
 

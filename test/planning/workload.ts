@@ -8,7 +8,7 @@
  * 30 % colocated, all-or-nothing, no nodearray given.
  */
 import type { ClusterSnapshot } from '../../src/snapshots/model.ts';
-import type { Demand, ScaleRequest } from '../../src/requests/schemas.ts';
+import type { Demand, ScaleRequest } from '../../src/ledger/schemas.ts';
 import { bucket, T0 } from './fixtures.ts';
 import { prng as rng } from '../helpers/prng.ts';
 

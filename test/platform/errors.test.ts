@@ -18,7 +18,7 @@ import { FilterSyntaxError } from '../../src/simulator/filter.ts';
 import { CycleCloudError, isCycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { CliError } from '../../src/cli/client.ts';
 import { SnapshotUnavailableError, SubmitError } from '../../src/requests/submit.ts';
-import { LedgerError } from '../../src/requests/ledger.ts';
+import { LedgerError } from '../../src/ledger/ledger.ts';
 import { ReservationConflictError } from '../../src/requests/reservations.ts';
 import { TrackerStoreError } from '../../src/tracking/store.ts';
 import { LocalHostError } from '../../src/local/registrations.ts';

@@ -2,7 +2,11 @@
 import type { CycleCloudApi, ListNodesOptions } from '../../src/cyclecloud/api.ts';
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import type { NodeCreationRequest, NodeCreationResult, NodeList, NodeManagementRequest, NodeManagementResult, NodeRecord } from '../../src/cyclecloud/schemas.ts';
-import type { TrackerApi, TrackStart } from '../../src/tracking/types.ts';
+import type { TerminateOrder, TerminateResult, TrackerApi, TrackStart } from '../../src/tracking/types.ts';
+import { compensatePartialGangs, hasPartialGang, type CapacityFailureSink } from '../../src/tracking/partial-gangs.ts';
+import { terminateAndTrack } from '../../src/tracking/terminate.ts';
+import type { RequestLedgerApi } from '../../src/ledger/types.ts';
+import { silentLogger } from '../../src/platform/log.ts';
 import type { CapacityFailure, CapacityMemoryApi, QueueSender, ReservationsApi, SnapshotSource } from '../../src/requests/submit.ts';
 import type { Reservation } from '../../src/requests/reservations.ts';
 import type { IntakeState } from '../../src/requests/intake.ts';
@@ -155,15 +159,44 @@ export class FakeCycleCloud implements CycleCloudApi {
 }
 
 /** A tracker that records what it was asked to follow. */
+/** What a {@link FakeTracker} needs to act like the real one when a create is partial or a terminate is sent. */
+export interface FakeTrackerDeps {
+  cyclecloud: CycleCloudApi;
+  ledger: RequestLedgerApi;
+  capacity?: CapacityFailureSink;
+  now?: () => number;
+  /** Default 3 (`MAX_REPLAN_ATTEMPTS`). */
+  maxReplanAttempts?: number;
+}
+
+/**
+ * Records every start and never polls. Like the real tracker (same code: `partial-gangs.ts`,
+ * `terminate.ts`), it compensates a create's partial colocated sets when it takes the create over,
+ * and sends terminates through the one terminate path; both need {@link FakeTrackerDeps}.
+ */
 export class FakeTracker implements TrackerApi {
   readonly starts: TrackStart[] = [];
   failNext = 0;
+  readonly #deps: FakeTrackerDeps | undefined;
+  constructor(deps?: FakeTrackerDeps) {
+    this.#deps = deps;
+  }
   async start(t: TrackStart): Promise<void> {
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('tracker table unavailable');
     }
     this.starts.push(structuredClone(t));
+    if (t.action !== 'create' || !hasPartialGang(t)) return;
+    const d = this.need('compensate a partial gang');
+    await compensatePartialGangs({ cyclecloud: d.cyclecloud, ledger: d.ledger, capacity: d.capacity, now: d.now ?? Date.now, maxReplanAttempts: d.maxReplanAttempts ?? 3, terminate: (o) => this.terminate(o) }, t, silentLogger);
+  }
+  terminate(order: TerminateOrder): Promise<TerminateResult> {
+    return terminateAndTrack(this.need('send a terminate').cyclecloud, (t) => this.start(t), order);
+  }
+  private need(what: string): FakeTrackerDeps {
+    if (!this.#deps) throw new Error(`FakeTracker: give it FakeTrackerDeps to ${what}`);
+    return this.#deps;
   }
 }
 

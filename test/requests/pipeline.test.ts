@@ -5,12 +5,12 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { setLogLevel, silentLogger } from '../../src/platform/log.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { CapacityReservations } from '../../src/requests/reservations.ts';
 import { handleScaleQueueMessage, submitRequest, type IntakeDeps, type QueueMessageMeta } from '../../src/requests/intake.ts';
-import { applySubmission } from '../../src/requests/record.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
+import { applySubmission } from '../../src/ledger/record.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
 import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { uniqueNames } from '../helpers/names.ts';
@@ -30,12 +30,12 @@ async function setup(over: { paused?: boolean } = {}) {
   await storage.ensure({ tables: [names.requestsTable, names.stateTable] });
   const clock = { now: T0 + 10_000 };
   const cc = new FakeCycleCloud();
-  const tracker = new FakeTracker();
   const queue = new FakeQueue();
   const state = new FakeState();
   state.paused = over.paused ?? false;
   const capacity = new FakeCapacity();
   const ledger = new RequestLedger({ storage, names, now: () => clock.now });
+  const tracker = new FakeTracker({ cyclecloud: cc, ledger, capacity, now: () => clock.now, maxReplanAttempts: 2 });
   const deps: IntakeDeps = {
     cyclecloud: cc,
     ledger,

@@ -12,9 +12,9 @@ import { SnapshotStore } from '../../src/snapshots/store.ts';
 import { getFreshSnapshot } from '../../src/snapshots/capture.ts';
 import { CapacityMemory } from '../../src/snapshots/capacity-store.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { CapacityReservations } from '../../src/requests/reservations.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { uniqueNames } from '../helpers/names.ts';
 import { compareNodeNames } from '../../src/tracking/machine.ts';
 import { FakeQueue, FakeState, FakeTracker } from './fakes.ts';
@@ -47,15 +47,16 @@ async function setup() {
     bodyTimeoutMs: 2000,
   });
   const store = new SnapshotStore(storage, names, { now });
-  const tracker = new FakeTracker();
   const queue = new FakeQueue();
   const ledger = new RequestLedger({ storage, names, now });
+  const capacity = new CapacityMemory(storage, names);
+  const tracker = new FakeTracker({ cyclecloud, ledger, capacity, now });
   const deps: IntakeDeps = {
     cyclecloud,
     ledger,
     reservations: new CapacityReservations({ storage, names }),
     snapshots: { getFresh: (cluster, maxAgeMs) => getFreshSnapshot({ cyclecloud, store, logger: silentLogger, now }, cluster, maxAgeMs) },
-    capacity: new CapacityMemory(storage, names),
+    capacity,
     tracker,
     queue,
     state: new FakeState(),

@@ -10,7 +10,7 @@ import { decodeQueueMessage, Storage } from '../../src/platform/storage.ts';
 import { createRequestPipeline } from '../../src/requests/pipeline.ts';
 import { BY_REFERENCE_REASON, MAX_QUEUE_MESSAGE_CHARS } from '../../src/requests/intake-guards.ts';
 import { submitRequest } from '../../src/requests/intake.ts';
-import { MemoryLedger } from '../requests/memory-ledger.ts';
+import { MemoryLedger } from '../ledger/memory-ledger.ts';
 import { FakeCapacity, FakeCycleCloud, FakeTracker, fixedSnapshots } from '../requests/fakes.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { uniqueNames } from '../helpers/names.ts';

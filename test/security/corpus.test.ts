@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
-import { NODE_ATTRIBUTES_MAX_BYTES } from '../../src/requests/limits.ts';
+import { NODE_ATTRIBUTES_MAX_BYTES } from '../../src/ledger/limits.ts';
 import { fakeDeps, signedHeaders } from '../http/fakes.ts';
 import { getStatus, nestedArrayText, nestedObjectText, post, queueHarness, withNodeAttributes, type PostRoute } from './harness.ts';
 

@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeQueueMessage } from '../../src/platform/storage.ts';
-import { parseRequestMessage, RequestId } from '../../src/requests/schemas.ts';
+import { parseRequestMessage, RequestId } from '../../src/ledger/schemas.ts';
 import { decodeIntakeMessage } from '../../src/requests/intake-guards.ts';
 import { fakeDeps } from '../http/fakes.ts';
 import { nestedArrayText, nestedObjectText, post, queueHarness, type PostRoute } from './harness.ts';

@@ -8,7 +8,7 @@ import { explainPlan, pauseScaleOut, submitScaleRequest, submitTerminate, getSca
 import { silentLogger } from '../../src/platform/log.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
-import { MemoryLedger } from '../requests/memory-ledger.ts';
+import { MemoryLedger } from '../ledger/memory-ledger.ts';
 import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, MemoryReservations, fixedSnapshots } from '../requests/fakes.ts';
 import { fakeDeps, httpRequest } from '../http/fakes.ts';
 

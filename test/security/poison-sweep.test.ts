@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/platform/log.ts';
 import { decodeQueueMessage, encodeQueueMessage, Storage } from '../../src/platform/storage.ts';
 import { hostCanDecode, sweepUndecodablePoison } from '../../src/requests/poison-sweep.ts';
 import { decodeQueueItem } from '../../src/local/queue-trigger.ts';
-import { MemoryLedger } from '../requests/memory-ledger.ts';
+import { MemoryLedger } from '../ledger/memory-ledger.ts';
 import { FakeState } from '../requests/fakes.ts';
 import { uniqueNames } from '../helpers/names.ts';
 

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/platform/log.ts';
 import { Storage } from '../../src/platform/storage.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 import { FakeCapacity, FakeCycleCloud, FakeQueue, FakeState, FakeTracker, MemoryReservations, fixedSnapshots } from '../requests/fakes.ts';

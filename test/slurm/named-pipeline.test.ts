@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { silentLogger } from '../../src/platform/log.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { handleScaleQueueMessage, type IntakeDeps } from '../../src/requests/intake.ts';
 import type { NodeManagementRequest } from '../../src/cyclecloud/schemas.ts';
 import type { CycleCloudApi } from '../../src/cyclecloud/api.ts';
@@ -27,10 +27,11 @@ async function setup() {
   await storage.ensure({ tables: [names.requestsTable] });
   const clock = { now: T0 + 10_000 };
   const cc = new FakeCycleCloud();
-  const tracker = new FakeTracker();
+  const ledger = new RequestLedger({ storage, names, now: () => clock.now });
+  const tracker = new FakeTracker({ cyclecloud: cc, ledger, now: () => clock.now });
   const deps: IntakeDeps = {
     cyclecloud: cc,
-    ledger: new RequestLedger({ storage, names, now: () => clock.now }),
+    ledger,
     reservations: new MemoryReservations(),
     snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(clock.now - 5_000).toISOString() })),
     capacity: new FakeCapacity(),

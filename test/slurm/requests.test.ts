@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { admitSlurmRequests, nodearrayOf, slurmRequestKey, translate, type SlurmAdmitDeps } from '../../src/slurm/requests.ts';
-import type { RequestMessage, RequestRecord, ScaleRequest } from '../../src/requests/schemas.ts';
+import type { RequestMessage, RequestRecord, ScaleRequest } from '../../src/ledger/schemas.ts';
 import { seedSnapshot, T0 } from '../planning/fixtures.ts';
 
 const ids = (i: number) => `id-${i}`;

@@ -272,6 +272,19 @@ describe('colocated gangs', () => {
     expect(r.state.final).toBe(true);
     expect(r.actions).toEqual([{ type: 'final' }]);
   });
+
+  it('is not final on a failed poll of a written-off group whose members were never listed (they may still show up)', () => {
+    // Prepare: the group was written off before CycleCloud's lagging list showed any member
+    const s0 = initialState(gangStart(), T0);
+    const writtenOff = { compensated: new Set<string>(), compensatedGroups: new Set(['pg-a']) };
+    // Act: the first poll fails (throttled)
+    const r = step(s0, { nowMs: T0 + 5_000, nodes: null, retryAfterMs: 1_000, ...writtenOff });
+    // Assess: it keeps polling; the members, once listed, are terminated as late members
+    expect(r.state.final).toBe(false);
+    const late = step(r.state, { nowMs: T0 + 6_000, nodes: [mpi('mpi-1', 'Failed'), mpi('mpi-2', 'Ready', { privateIp: '10.0.0.2' })], ...writtenOff });
+    expect(ofType(late.actions, 'terminate').map((a) => a.names)).toEqual([['mpi-1', 'mpi-2']]);
+    expect(ofType(late.actions, 'written-off').map((a) => a.nodeNames)).toEqual([['mpi-1', 'mpi-2']]);
+  });
 });
 
 describe('gangs sharing a placement group', () => {

@@ -6,9 +6,9 @@
 import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { applySubmission, settle, closeDemand } from '../../src/requests/record.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { applySubmission, settle, closeDemand } from '../../src/ledger/record.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import type { SnapshotNodeRef } from '../../src/snapshots/model.ts';
 import { reconcileOrphans, orphanTerminateRequestId } from '../../src/tracking/orphans.ts';
 import { FakeCycleCloud, FakeState } from '../requests/fakes.ts';

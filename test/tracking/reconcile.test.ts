@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it, inject } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { applyNodeStates, applySubmission, outcomeOf } from '../../src/requests/record.ts';
-import type { LedgerEntry, NodeOutcome } from '../../src/requests/ledger-types.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { applyNodeStates, applySubmission, outcomeOf } from '../../src/ledger/record.ts';
+import type { LedgerEntry, NodeOutcome } from '../../src/ledger/types.ts';
 import { reconcileSnapshot, type ReconcileDeps, type SnapshotNode } from '../../src/tracking/reconcile.ts';
 import { uniqueNames } from '../helpers/names.ts';
 

@@ -10,11 +10,12 @@ import { markAttributes } from '../../src/cyclecloud/tags.ts';
 import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 import { Storage } from '../../src/platform/storage.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { applySubmission, createRequestId, outcomeOf } from '../../src/requests/record.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { applySubmission, createRequestId, outcomeOf } from '../../src/ledger/record.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { createTracker, type TrackerConfig } from '../../src/tracking/tracker.ts';
+import { continuePort, storageQueueSender } from '../../src/requests/queue.ts';
 import { TIMED_OUT_STATUS } from '../../src/tracking/machine.ts';
 import type { TrackStart } from '../../src/tracking/types.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
@@ -73,7 +74,7 @@ async function create(requestId: string, d: Demand): Promise<TrackStart> {
 }
 
 function tracker(config: Partial<TrackerConfig> = {}) {
-  return createTracker({ cyclecloud: client, storage, names, ledger, now: () => Date.now(), config: { pollMinMs: 0, pollMaxMs: 0, ...config }, logger: logs.logger });
+  return createTracker({ cyclecloud: client, storage, names, ledger, pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)), now: () => Date.now(), config: { pollMinMs: 0, pollMaxMs: 0, ...config }, logger: logs.logger });
 }
 
 const pump = (t: ReturnType<typeof tracker>, done: () => Promise<boolean>) =>

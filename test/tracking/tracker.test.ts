@@ -2,12 +2,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, inject } from 'v
 import { Storage } from '../../src/platform/storage.ts';
 import type { StorageNames } from '../../src/platform/names.ts';
 import { verifySignature } from '../../src/platform/signature.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import type { LedgerEntry, RequestLedgerApi } from '../../src/requests/ledger-types.ts';
-import { applySubmission, createRequestId, markCompensated, outcomeOf } from '../../src/requests/record.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import type { LedgerEntry, RequestLedgerApi } from '../../src/ledger/types.ts';
+import { applySubmission, createRequestId, markCompensated, outcomeOf } from '../../src/ledger/record.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { createCallbackSender } from '../../src/tracking/callbacks.ts';
-import { createTracker, trackerTerminateRequestId, type TrackerConfig, type TrackerDeps } from '../../src/tracking/tracker.ts';
+import { continuePort, storageQueueSender } from '../../src/requests/queue.ts';
+import { trackerTerminateRequestId } from '../../src/ledger/record.ts';
+import { createTracker, type TrackerConfig, type TrackerDeps } from '../../src/tracking/tracker.ts';
 import { TIMED_OUT_STATUS } from '../../src/tracking/machine.ts';
 import type { TrackStart } from '../../src/tracking/types.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
@@ -63,6 +65,7 @@ function tracker(over: Partial<TrackerDeps> = {}, config: Partial<TrackerConfig>
     storage,
     names,
     ledger,
+    pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)),
     now: () => clock,
     random: () => 0,
     callbacks: { enqueue: async (id) => void enqueued.push(id) },
@@ -129,6 +132,26 @@ describe('tracker', () => {
     const metrics = logs.entries().filter((l) => typeof l.metric === 'string');
     expect(metrics.map((m) => [m.metric, m.value])).toEqual([['nodes_ready', 2], ['nodes_failed', 0], ['cyclecloud_calls', 2]]);
     expect((await recordOf('op-1'))?.state.final).toBe(true);
+  });
+
+  it('at start, compensates a colocated set CycleCloud filled only in part: one terminate under <id>-g0-c by NodeId, tracked', async () => {
+    // Prepare: CycleCloud added 2 of the 3 nodes of the gang
+    const t = tracker();
+    cc.addCreate('op-20', [1, 2].map((i) => ({ Name: `mpi-${i}`, Template: 'mpi', MachineType: 'Standard_HB120rs_v3', PlacementGroupId: 'pg-a' })));
+    const start = await submitted('job-20', 'op-20', [{ ...gangSet(), added: 2 }]);
+    // Act: taken over, then again (a redelivered submission)
+    await t.start(start);
+    await t.start(start);
+    // Assess
+    expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toEqual([{ method: 'terminateNodes', names: ['mpi-1', 'mpi-2'], requestId: 'job-20-g0-c' }]);
+    const e = await entry('job-20');
+    expect(e.compensations).toEqual([
+      expect.objectContaining({ demandIndex: 0, placementGroupId: 'pg-a', nodeNames: ['mpi-1', 'mpi-2'], nodeKeys: ['id:id-mpi-1', 'id:id-mpi-2'], added: 2, cycleCloudRequestId: 'job-20-g0-c', operationId: expect.stringMatching(/^term-/) }),
+    ]);
+    expect(e.record.demands[0]!.reason).toContain('added only 2 of 3');
+    expect(e.record.operations.map((o) => [o.cycleCloudRequestId, o.action])).toEqual([['job-20-g0', 'create'], ['job-20-g0-c', 'terminate']]);
+    const term = await recordOf(e.compensations![0]!.operationId!);
+    expect(term?.state.nodes.map((n) => [n.name, n.id])).toEqual([['mpi-1', 'id-mpi-1'], ['mpi-2', 'id-mpi-2']]);
   });
 
   it('terminates a colocated set with a failed node and asks for a re-plan', async () => {

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { applyNodeStates, applySubmission, settle } from '../../src/requests/record.ts';
-import { MAX_TRANSITIONS, listPartition, nextTransitions, trendsOf } from '../../src/requests/listing.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { applyNodeStates, applySubmission, settle } from '../../src/ledger/record.ts';
+import { MAX_TRANSITIONS, listPartition, nextTransitions, trendsOf } from '../../src/ledger/listing.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { uniqueNames } from '../helpers/names.ts';
 
 // 23:50 UTC: the first requests of a test land on one day, later ones on the next.

@@ -10,7 +10,7 @@
  * - remaining = requested − created: what still has to be placed.
  */
 import { createHash } from 'node:crypto';
-import type { Compensation, LedgerEntry, NodeOutcome, SubmissionAttempt } from './ledger-types.ts';
+import type { Compensation, LedgerEntry, NodeOutcome, SubmissionAttempt } from './types.ts';
 import type { DemandStatus, NodeStatusRef, OperationRef, RequestMessage, RequestRecord } from './schemas.ts';
 import { FINAL_STATES } from './schemas.ts';
 
@@ -47,7 +47,16 @@ export function terminateRequestId(requestId: string): string {
 
 /** The CycleCloud requestId of the terminate that compensates generation `generation`'s partial gang(s). */
 export function compensationRequestId(requestId: string, generation: number): string {
-  return derivedId(requestId, `-g${generation}-c`);
+  return trackerTerminateRequestId(requestId, generation, 'c');
+}
+
+/**
+ * The CycleCloud requestId of a terminate the tracker sends for generation `generation`'s create:
+ * `<requestId>-g<n>-<key>` (`key` names why: `c` compensation, `c<demand>` broken gang, `to` boot
+ * deadline, `w…` late members of a written-off group).
+ */
+export function trackerTerminateRequestId(requestId: string, generation: number, key: string): string {
+  return derivedId(requestId, `-g${generation}-${key}`);
 }
 
 function derivedId(requestId: string, suffix: string): string {

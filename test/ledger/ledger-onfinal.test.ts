@@ -1,8 +1,8 @@
 import { describe, expect, it, inject } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { setState } from '../../src/requests/record.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { setState } from '../../src/ledger/record.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
 import { uniqueNames } from '../helpers/names.ts';
 
 describe('RequestLedger onFinal', () => {

@@ -2,11 +2,11 @@
  * An in-memory {@link RequestLedgerApi} with the Table ledger's semantics (conditional create,
  * read-modify-write with version checks, `mutate` possibly re-run), for benches and fast tests.
  */
-import type { AdmitResult, LedgerEntry, RequestLedgerApi } from '../../src/requests/ledger-types.ts';
-import type { RequestMessage } from '../../src/requests/schemas.ts';
+import type { AdmitResult, LedgerEntry, RequestLedgerApi } from '../../src/ledger/types.ts';
+import type { RequestMessage } from '../../src/ledger/schemas.ts';
 import type { InFlightAllocation } from '../../src/planning/types.ts';
-import { allocationsOf } from '../../src/requests/ledger.ts';
-import { isFinal, newEntry, rejectedEntry } from '../../src/requests/record.ts';
+import { allocationsOf } from '../../src/ledger/ledger.ts';
+import { isFinal, newEntry, rejectedEntry } from '../../src/ledger/record.ts';
 
 export class MemoryLedger implements RequestLedgerApi {
   readonly #rows = new Map<string, { version: number; json: string }>();

@@ -5,10 +5,10 @@
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
-import { closeDemand, settle } from '../../src/requests/record.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
-import type { LedgerEntry } from '../../src/requests/ledger-types.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
+import { closeDemand, settle } from '../../src/ledger/record.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
+import type { LedgerEntry } from '../../src/ledger/types.ts';
 import { uniqueNames } from '../helpers/names.ts';
 
 const DAY = 86_400_000;

@@ -24,7 +24,7 @@ import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import { conditionalUpdate, readRow } from '../platform/conditional.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
-import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './ledger-types.ts';
+import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
 import { ScalerError } from '../platform/errors.ts';

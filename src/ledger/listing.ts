@@ -18,11 +18,11 @@
  * does the table reads and writes.
  */
 import type { TableClient } from '@azure/data-tables';
-import type { LedgerEntry, Transition } from './ledger-types.ts';
+import type { LedgerEntry, Transition } from './types.ts';
 import type { RequestRecord, RequestState } from './schemas.ts';
 import { FINAL_STATES } from './schemas.ts';
 
-export type { Transition } from './ledger-types.ts';
+export type { Transition } from './types.ts';
 
 /** One request as the list shows it. */
 export interface RequestSummary {

@@ -15,9 +15,9 @@ import {
   settle,
   terminateRequestId,
   type NodeStateUpdate,
-} from '../../src/requests/record.ts';
-import type { ScaleRequest, TerminateRequest } from '../../src/requests/schemas.ts';
-import type { SubmissionAttempt } from '../../src/requests/ledger-types.ts';
+} from '../../src/ledger/record.ts';
+import type { ScaleRequest, TerminateRequest } from '../../src/ledger/schemas.ts';
+import type { SubmissionAttempt } from '../../src/ledger/types.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const DEADLINE = 30 * 60_000;

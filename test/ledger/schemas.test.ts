@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRequestMessage } from '../../src/requests/schemas.ts';
+import { parseRequestMessage } from '../../src/ledger/schemas.ts';
 
 describe('parseRequestMessage', () => {
   it('names each bad field by its path', () => {

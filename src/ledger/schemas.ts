@@ -14,6 +14,11 @@ export const RequestId = z
   // A URL path normalises these away: the status URL would point elsewhere and the record be unreadable.
   .refine((id) => id !== '.' && id !== '..', 'must not be "." or ".." (a URL path would normalise it away)');
 
+/** `raw` when it is a valid requestId (safe as a storage key and in a URL path), else null. */
+export function usableRequestId(raw: unknown): string | null {
+  return RequestId.safeParse(raw).success ? (raw as string) : null;
+}
+
 export const ClusterName = z
   .string()
   .min(1)

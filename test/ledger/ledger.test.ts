@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
-import { RequestLedger } from '../../src/requests/ledger.ts';
+import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { ScalerState } from '../../src/requests/state.ts';
-import { applySubmission, settle, closeDemand } from '../../src/requests/record.ts';
-import type { ScaleRequest } from '../../src/requests/schemas.ts';
+import { applySubmission, settle, closeDemand } from '../../src/ledger/record.ts';
+import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { uniqueNames } from '../helpers/names.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
