@@ -121,13 +121,15 @@ interface CcNode { Name: string; Template: string; MachineType: string; Placemen
 
 describe('npm start: demands by resources', () => {
   it('lands minVcpus + colocated demands in one placement group of a bucket that meets them, shared by both', async () => {
-    // Prepare: no nodearray, no machine type; the seed's first buckets have 32 vCPUs.
+    // Prepare: no nodearray, no machine type; the seed's ondemand buckets have 32 and 44 vCPUs, so
+    // only mpi's 120-vCPU bucket meets 100 (its placement groups hold 4: room for both gangs). The
+    // ondemand nodearray's 500-core limit is shared with this file's other tests, mpi's is not.
     const body = {
       requestId: 'e2e-minvcpus-1',
       cluster: 'hpc',
       demands: [
-        { count: 4, minVcpus: 44, colocated: true, jobId: 'a' },
-        { count: 2, minVcpus: 44, colocated: true, jobId: 'b' },
+        { count: 2, minVcpus: 100, colocated: true, jobId: 'a' },
+        { count: 2, minVcpus: 100, colocated: true, jobId: 'b' },
       ],
     };
     const plan = await host.api('/plan', { method: 'POST', body: JSON.stringify(body) });
@@ -142,7 +144,7 @@ describe('npm start: demands by resources', () => {
 
     // Assess: fulfilled, both demands in one group, and CycleCloud agrees where that group lives.
     expect(record.state).toBe('fulfilled');
-    expect(record.demands.map((d) => [d.requested, d.created, d.ready])).toEqual([[4, 4, 4], [2, 2, 2]]);
+    expect(record.demands.map((d) => [d.requested, d.created, d.ready])).toEqual([[2, 2, 2], [2, 2, 2]]);
     const group = record.demands[0]!.placementGroupId;
     expect(group).toBeTruthy();
     expect(record.demands[1]!.placementGroupId).toBe(group);
@@ -155,13 +157,13 @@ describe('npm start: demands by resources', () => {
 
     const nodes = (await (await host.sim$('/clusters/hpc/nodes')).json()) as { nodes: CcNode[] };
     const ours = nodes.nodes.filter((n) => record.nodes.some((r) => r.name === n.Name));
-    expect(ours).toHaveLength(6);
+    expect(ours).toHaveLength(4);
     expect(new Set(ours.map((n) => n.PlacementGroupId))).toEqual(new Set([group]));
     const status = (await (await host.sim$('/clusters/hpc/status')).json()) as CcStatus;
     const homes = status.nodearrays.flatMap((na) => na.buckets.filter((b) => b.placementGroups.some((g) => g.name === group)).map((b) => ({ na: na.name, b })));
     expect(homes).toHaveLength(1);
-    expect(homes[0]!.b.virtualMachine.vcpuCount).toBeGreaterThanOrEqual(44);
-    expect(homes[0]!.b.placementGroups.find((g) => g.name === group)!.activeCount).toBe(6);
+    expect(homes[0]!.b.virtualMachine.vcpuCount).toBeGreaterThanOrEqual(100);
+    expect(homes[0]!.b.placementGroups.find((g) => g.name === group)!.activeCount).toBe(4);
     expect(ours.every((n) => n.Template === homes[0]!.na && n.MachineType === homes[0]!.b.definition?.machineType)).toBe(true);
   }, 60_000);
 
