@@ -153,10 +153,16 @@ for (const [role, from] of Object.entries(consoleFilePaths())) copyFileSync(from
 const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
 copyFileSync(`${uplotDir}/LICENSE`, `${root}dist/console/uPlot.LICENSE`);
 const page = buildConsoleDocument();
-console.log(`dist/console: ${readdirSync(`${root}dist/console`).map((f) => basename(f)).join(', ')}; the page is ${(Buffer.byteLength(page.html) / 1024).toFixed(1)} KiB (${(page.gzip.length / 1024).toFixed(1)} KiB gzip)`);
+console.log(
+  `dist/console: ${readdirSync(`${root}dist/console`)
+    .map((f) => basename(f))
+    .join(', ')}; the page is ${(Buffer.byteLength(page.html) / 1024).toFixed(1)} KiB (${(page.gzip.length / 1024).toFixed(1)} KiB gzip)`,
+);
 
 const bytes = statSync(outfile).size;
-const chunkBytes = readdirSync(`${root}dist/chunks`).filter((f) => f.endsWith('.js')).reduce((n, f) => n + statSync(`${root}dist/chunks/${f}`).size, 0);
+const chunkBytes = readdirSync(`${root}dist/chunks`)
+  .filter((f) => f.endsWith('.js'))
+  .reduce((n, f) => n + statSync(`${root}dist/chunks/${f}`).size, 0);
 console.log(`dist/main.js: ${(bytes / 1024).toFixed(1)} KiB loaded at cold start (${registrations.length} registrations)`);
 console.log(`dist/chunks: ${(chunkBytes / 1024).toFixed(1)} KiB loaded on first invocation (the application) or on demand (Key Vault, identity)`);
 if (process.argv.includes('--analyze')) {

@@ -82,9 +82,7 @@ describe('architecture', () => {
   });
 
   it('constructs Azure SDK clients only in src/platform (and the local host, which is a platform)', () => {
-    const offenders = all.filter(
-      (i) => AZURE_SDKS.includes(i.from) && !i.typeOnly && !i.file.startsWith('src/platform/') && !i.file.startsWith('src/local/'),
-    );
+    const offenders = all.filter((i) => AZURE_SDKS.includes(i.from) && !i.typeOnly && !i.file.startsWith('src/platform/') && !i.file.startsWith('src/local/'));
     expect(offenders).toEqual([]);
   });
 
@@ -95,7 +93,8 @@ describe('architecture', () => {
 
   it('keeps the pure cores free of I/O imports', () => {
     const pure = (f: string) => f.startsWith('src/planning/') || f === 'src/tracking/machine.ts' || f === 'src/ledger/record.ts';
-    const io = (from: string) => from.startsWith('@azure/') || from === 'undici' || /^node:(fs|http|https|net|child_process)/.test(from) || /platform\/(storage|credentials|config)\.ts$/.test(from);
+    const io = (from: string) =>
+      from.startsWith('@azure/') || from === 'undici' || /^node:(fs|http|https|net|child_process)/.test(from) || /platform\/(storage|credentials|config)\.ts$/.test(from);
     const offenders = all.filter((i) => pure(i.file) && !i.typeOnly && io(i.from));
     expect(offenders).toEqual([]);
   });
@@ -134,7 +133,14 @@ describe('architecture', () => {
     const fake = (file: string, from: string): Import => ({ file, from, typeOnly: false });
     const cyclic = runtimeFolderGraph([fake('src/a/x.ts', '../b/y.ts'), fake('src/b/y.ts', '../c/z.ts'), fake('src/c/z.ts', '../a/x.ts')]);
     expect(folderCycles(cyclic)).toEqual(['a -> b -> c -> a']);
-    expect(folderCycles(runtimeFolderGraph([{ file: 'src/a/x.ts', from: '../b/y.ts', typeOnly: false }, { file: 'src/b/y.ts', from: '../a/x.ts', typeOnly: true }]))).toEqual([]);
+    expect(
+      folderCycles(
+        runtimeFolderGraph([
+          { file: 'src/a/x.ts', from: '../b/y.ts', typeOnly: false },
+          { file: 'src/b/y.ts', from: '../a/x.ts', typeOnly: true },
+        ]),
+      ),
+    ).toEqual([]);
   });
 
   it('keeps functions/ to registrations: no control flow beyond a loop over routes', () => {

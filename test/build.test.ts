@@ -38,7 +38,16 @@ describe('npm run build', () => {
     const dir = mkdtempSync(join(tmpdir(), 'console-bundle-'));
     try {
       cpSync(join(root, 'dist', 'console'), join(dir, 'console'), { recursive: true });
-      await build({ entryPoints: [join(root, 'src/console/page.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node22', outfile: join(dir, 'main.js'), external: ['@azure/functions'], logLevel: 'silent' });
+      await build({
+        entryPoints: [join(root, 'src/console/page.ts')],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node22',
+        outfile: join(dir, 'main.js'),
+        external: ['@azure/functions'],
+        logLevel: 'silent',
+      });
       // Act
       const probe = `import('./main.js').then((m) => { const r = m.consolePage(''); console.log(JSON.stringify({ status: r.status, type: r.headers['content-type'], size: r.body.length, uplot: r.body.includes('leeoniya/uPlot'), app: r.body.includes('ccscale.functionKey') })); })`;
       const out = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: dir });
@@ -62,13 +71,24 @@ describe('npm run build', () => {
       console.log(JSON.stringify({ regs: regs.map(({ kind, name, options }) => { const { handler, ...rest } = options; return { kind, name, options: rest, lazy: typeof handler }; }), status: answer.status ?? 200 }));
     `;
     const env = {
-      ...process.env, STORAGE_PREFIX: 'buildprobe', SCALER_MODE: 'local', AzureWebJobsStorage: inject('storageConnectionString'),
-      CYCLECLOUD_URL: 'http://127.0.0.1:9', CYCLECLOUD_CLUSTERS: 'hpc', CYCLECLOUD_USERNAME: 'u', CYCLECLOUD_PASSWORD: 'not-used-here',
+      ...process.env,
+      STORAGE_PREFIX: 'buildprobe',
+      SCALER_MODE: 'local',
+      AzureWebJobsStorage: inject('storageConnectionString'),
+      CYCLECLOUD_URL: 'http://127.0.0.1:9',
+      CYCLECLOUD_CLUSTERS: 'hpc',
+      CYCLECLOUD_USERNAME: 'u',
+      CYCLECLOUD_PASSWORD: 'not-used-here',
     };
 
     // Act (an error prints the minified bundle's line: keep only the message)
     const out = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env }).catch((error: { stderr?: string }) => {
-      throw new Error(String(error.stderr).split('\n').filter((l) => l.length < 400).join('\n'));
+      throw new Error(
+        String(error.stderr)
+          .split('\n')
+          .filter((l) => l.length < 400)
+          .join('\n'),
+      );
     });
     const source = await run(process.execPath, ['scripts/capture-registrations.mjs'], { cwd: root, env });
 

@@ -4,10 +4,21 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { root } from './e2e/harness.ts';
 
-const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const files = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens. */
-const anchors = (text: string) => [...text.matchAll(/^#+ (.*)$/gm)].map((h) => h[1]!.toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-'));
+const anchors = (text: string) =>
+  [...text.matchAll(/^#+ (.*)$/gm)].map((h) =>
+    h[1]!
+      .toLowerCase()
+      .replace(/[^\w\- ]/g, '')
+      .replace(/ /g, '-'),
+  );
 
 describe('README and docs links', () => {
   it.each(files)('%s links only to files and headings inside the repository', (file) => {

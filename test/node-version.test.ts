@@ -22,7 +22,9 @@ describe('Node version check', () => {
 
   it.each(['20.20.2', '22.18.0'])('on Node %s the first line of npm start says which Node it needs', async (version) => {
     // Act
-    const failed = await run(process.execPath, ['--import', pretend(version), '--import', './scripts/check-node.mjs', 'src/local/main.ts'], { cwd: root }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const failed = await run(process.execPath, ['--import', pretend(version), '--import', './scripts/check-node.mjs', 'src/local/main.ts'], { cwd: root }).catch(
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
 
     // Assess
     expect('code' in failed ? failed.code : 0).toBe(1);

@@ -34,11 +34,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   // or re-send messages the host could not decode.
   await pruneSeenSignatures(s, now(), logger);
   await sweepPoison(s, logger);
-  const captured = await captureSnapshots(
-    { cyclecloud: s.cyclecloud, store: s.snapshots, logger, now, capacity: s.capacity },
-    s.clusters,
-    { isPastDue: timer.isPastDue },
-  );
+  const captured = await captureSnapshots({ cyclecloud: s.cyclecloud, store: s.snapshots, logger, now, capacity: s.capacity }, s.clusters, { isPastDue: timer.isPastDue });
   // Nodes the ledger expects that CycleCloud no longer has, and capacity failures in node states.
   // Only snapshots that carry a node list: an absent list must never read as "every node gone".
   const reconciled: SnapshotJobResult['reconciled'] = [];
@@ -63,7 +59,17 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
       orphans.push({
         cluster: r.cluster,
         ...(await reconcileOrphans(
-          { ledger: s.pipeline.ledger, cyclecloud: s.cyclecloud, storage: s.storage, names: s.names, state: s.pipeline.state, tracker: s.tracker, logger, graceMs: s.config.orphanGraceMs, open: openHere },
+          {
+            ledger: s.pipeline.ledger,
+            cyclecloud: s.cyclecloud,
+            storage: s.storage,
+            names: s.names,
+            state: s.pipeline.state,
+            tracker: s.tracker,
+            logger,
+            graceMs: s.config.orphanGraceMs,
+            open: openHere,
+          },
           r.cluster,
           r.snapshot.nodes,
           now(),
@@ -110,7 +116,15 @@ async function expireOld(s: Services, nowMs: number, logger: Logger): Promise<nu
 /** Messages the host could not decode end in the poison queue with no record: record or re-send them. */
 async function sweepPoison(s: Services, logger: Logger): Promise<void> {
   try {
-    const deps = { storage: s.storage, scaleQueue: s.names.scaleQueue, poisonQueue: s.names.scalePoisonQueue, ledger: s.pipeline.ledger, state: s.pipeline.state, now: s.http.now, logger };
+    const deps = {
+      storage: s.storage,
+      scaleQueue: s.names.scaleQueue,
+      poisonQueue: s.names.scalePoisonQueue,
+      ledger: s.pipeline.ledger,
+      state: s.pipeline.state,
+      now: s.http.now,
+      logger,
+    };
     await sweepUndecodablePoison(deps);
   } catch (error) {
     logger.warn('could not sweep the poison queue', { error });
@@ -131,9 +145,7 @@ async function pruneSeenSignatures(s: Services, nowMs: number, logger: Logger): 
 async function wakeLostRequests(s: Services, open: readonly LedgerEntry[], nowMs: number, logger: Logger): Promise<number> {
   const lost = open.filter((e) => isLost(e, nowMs));
   await Promise.all(
-    lost.map((e) =>
-      s.storage.queue(s.names.scaleQueue).sendMessage(encodeQueueMessage({ $scaler: 'continue', requestId: e.record.requestId, reason: 'sweeper' })),
-    ),
+    lost.map((e) => s.storage.queue(s.names.scaleQueue).sendMessage(encodeQueueMessage({ $scaler: 'continue', requestId: e.record.requestId, reason: 'sweeper' }))),
   );
   if (lost.length) logger.warn('re-sent lost wake-ups of waiting requests', { count: lost.length });
   return lost.length;

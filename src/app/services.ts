@@ -12,13 +12,7 @@ import { createLogger, setLogLevel, type Logger } from '../platform/log.ts';
 import { storageNames, type StorageNames } from '../platform/names.ts';
 import { Storage } from '../platform/storage.ts';
 import { isScalerError } from '../platform/errors.ts';
-import {
-  credentialProviderFromSource,
-  secretSource,
-  staticCredentialProvider,
-  type CredentialProvider,
-  type SecretSource,
-} from '../platform/credentials.ts';
+import { credentialProviderFromSource, secretSource, staticCredentialProvider, type CredentialProvider, type SecretSource } from '../platform/credentials.ts';
 import { createCycleCloudClient, type CycleCloudClient } from '../cyclecloud/client.ts';
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
@@ -100,14 +94,16 @@ export async function createServices(env: Record<string, string | undefined>, op
   else if (creds.kind === 'settings') credentials = staticCredentialProvider({ username: creds.username, password: creds.password });
   else throw new Error('CycleCloud credentials are not set (CYCLECLOUD_USERNAME/CYCLECLOUD_PASSWORD or KEY_VAULT_URL)');
 
-  const cyclecloud = options.cyclecloud ?? createCycleCloudClient({
-    baseUrl: config.cycleCloudUrl,
-    credentials,
-    ...(config.cycleCloudCaPem ? { caPem: config.cycleCloudCaPem } : {}),
-    insecure: config.cycleCloudTlsInsecure,
-    logger,
-    now,
-  });
+  const cyclecloud =
+    options.cyclecloud ??
+    createCycleCloudClient({
+      baseUrl: config.cycleCloudUrl,
+      credentials,
+      ...(config.cycleCloudCaPem ? { caPem: config.cycleCloudCaPem } : {}),
+      insecure: config.cycleCloudTlsInsecure,
+      logger,
+      now,
+    });
 
   const warnedNoSigningSecret = new Set<string>();
   const secretFrom = async (value: string | undefined, name: string | undefined): Promise<string | undefined> => {

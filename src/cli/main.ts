@@ -103,7 +103,10 @@ function nonNegative(name: string): (value: string) => number {
 
 /** `cli-20261128T013500-a1b2c3`: readable, sortable, unique enough for one operator's requests. */
 export function generateRequestId(nowMs: number = Date.now()): string {
-  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  const stamp = new Date(nowMs)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '');
   return `cli-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -140,7 +143,15 @@ function validated(message: Record<string, unknown>): Record<string, unknown> {
 }
 
 async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Promise<Record<string, unknown>> {
-  const selectorFlags = flags.nodearrays !== undefined || flags.minVcpus !== undefined || flags.minMemoryGb !== undefined || flags.minGpus !== undefined || flags.infiniband || flags.allOrNothing || flags.pick !== undefined || flags.ownPlacementGroup;
+  const selectorFlags =
+    flags.nodearrays !== undefined ||
+    flags.minVcpus !== undefined ||
+    flags.minMemoryGb !== undefined ||
+    flags.minGpus !== undefined ||
+    flags.infiniband ||
+    flags.allOrNothing ||
+    flags.pick !== undefined ||
+    flags.ownPlacementGroup;
   const demandFlags = flags.nodearray !== undefined || flags.count !== undefined || flags.machineType || flags.colocated || flags.placementGroup || flags.jobId || selectorFlags;
   let message: Record<string, unknown>;
   if (flags.file) {
@@ -148,11 +159,18 @@ async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Pr
     message = await readJsonFile(flags.file, io);
   } else {
     if (!flags.cluster || flags.count === undefined) {
-      throw new CliError('CLI_USAGE', `${command} needs --file <request.json>, or --cluster, --count and a selector (--nodearray, --nodearrays, --machine-type, --min-vcpus, --min-memory-gb, --min-gpus, --infiniband)`);
+      throw new CliError(
+        'CLI_USAGE',
+        `${command} needs --file <request.json>, or --cluster, --count and a selector (--nodearray, --nodearrays, --machine-type, --min-vcpus, --min-memory-gb, --min-gpus, --infiniband)`,
+      );
     }
     const demand: Record<string, unknown> = { count: flags.count };
     if (flags.nodearray !== undefined) demand.nodearray = flags.nodearray;
-    if (flags.nodearrays !== undefined) demand.nodearrays = flags.nodearrays.split(',').map((x) => x.trim()).filter(Boolean);
+    if (flags.nodearrays !== undefined)
+      demand.nodearrays = flags.nodearrays
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
     if (flags.machineType?.length) demand.machineTypes = flags.machineType;
     if (flags.minVcpus !== undefined) demand.minVcpus = flags.minVcpus;
     if (flags.minMemoryGb !== undefined) demand.minMemoryGB = flags.minMemoryGb;
@@ -282,7 +300,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   };
 
   addWatchFlags(
-    addRequestFlags(program.command('submit').description('submit a scale request (flags for one demand, or --file)')).option('-w, --watch', 'follow the request until it is final'),
+    addRequestFlags(program.command('submit').description('submit a scale request (flags for one demand, or --file)')).option(
+      '-w, --watch',
+      'follow the request until it is final',
+    ),
   ).action(async (flags: RequestFlags & { watch?: boolean; interval?: number; timeout?: number }, cmd: Command) => {
     const { client, json } = context(cmd);
     const message = await scaleMessage(flags, io, 'submit');
@@ -293,7 +314,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .command('status')
     .description('show a request: state, demands (with where the planner put them and why), operations, nodes')
     .argument('<requestId>')
-    .option('--explain', 'with --json: add each demand\'s nodearray, bucketId and explanation (the table always shows them)')
+    .option('--explain', "with --json: add each demand's nodearray, bucketId and explanation (the table always shows them)")
     .action(async (requestId: string, flags: { explain?: boolean }, cmd: Command) => {
       const { client, json } = context(cmd);
       const { body } = await client.record(requestId, { explain: !json || flags.explain === true });
@@ -308,14 +329,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     },
   );
 
-  addRequestFlags(program.command('plan').description('explain what a scale request would create, and why; creates nothing')).action(
-    async (flags: RequestFlags, cmd: Command) => {
-      const { client, json } = context(cmd);
-      const message = await scaleMessage(flags, io, 'plan');
-      const { body } = await client.plan(message);
-      out(json ? JSON.stringify(body) : renderPlan(body, paint, width));
-    },
-  );
+  addRequestFlags(program.command('plan').description('explain what a scale request would create, and why; creates nothing')).action(async (flags: RequestFlags, cmd: Command) => {
+    const { client, json } = context(cmd);
+    const message = await scaleMessage(flags, io, 'plan');
+    const { body } = await client.plan(message);
+    out(json ? JSON.stringify(body) : renderPlan(body, paint, width));
+  });
 
   addWatchFlags(
     program
@@ -378,9 +397,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const slurm = program.command('slurm').description('Slurm power saving through the scaler (README "Use it with Slurm")');
   slurm
     .command('conf')
-    .description('print the slurm.conf node, partition and power-saving lines for a cluster\'s nodearrays')
+    .description("print the slurm.conf node, partition and power-saving lines for a cluster's nodearrays")
     .requiredOption('-c, --cluster <name>', 'CycleCloud cluster')
-    .option('--programs-dir <dir>', 'where contrib/slurm\'s resume.sh, suspend.sh, resume-fail.sh are installed', DEFAULT_PROGRAMS_DIR)
+    .option('--programs-dir <dir>', "where contrib/slurm's resume.sh, suspend.sh, resume-fail.sh are installed", DEFAULT_PROGRAMS_DIR)
     .option('--resume-timeout <seconds>', 'ResumeTimeout (create + boot + slurmd start)', positiveInt('--resume-timeout'), 1800)
     .option('--suspend-time <seconds>', 'SuspendTime (idle seconds before suspend)', positiveInt('--suspend-time'), 300)
     .option('--suspend-timeout <seconds>', 'SuspendTimeout (at least a VM delete)', positiveInt('--suspend-timeout'), 600)

@@ -88,7 +88,16 @@ export function renderRecord(record: RequestRecord, paint: Paint, width = DEFAUL
   for (const e of record.errors ?? []) out.push(paint('red', `  ${e.path || '(body)'}: ${e.message}`));
   if (record.demands.length) {
     const head = ['demand', 'requested', 'created', 'ready', 'nodearray', 'machine type', 'placement group', 'reason'];
-    const rows = record.demands.map((d) => [String(d.index), String(d.requested), String(d.created), String(d.ready), dash(d.nodearray ?? null), dash(d.machineType), dash(d.placementGroupId), dash(d.reason ?? d.explanation ?? null)]);
+    const rows = record.demands.map((d) => [
+      String(d.index),
+      String(d.requested),
+      String(d.created),
+      String(d.ready),
+      dash(d.nodearray ?? null),
+      dash(d.machineType),
+      dash(d.placementGroupId),
+      dash(d.reason ?? d.explanation ?? null),
+    ]);
     const demands = table(head, paint, wrapLastColumn(head, rows, width));
     for (const row of rows) demands.push(row);
     out.push(demands.toString());
@@ -118,7 +127,8 @@ export function renderPlan(plan: PlanResponse, paint: Paint, width = DEFAULT_WID
   if (plan.paused) out.push(paint('yellow', 'scale-out is paused: this plan would wait until resumed'));
   if (plan.sets.length) {
     const sets = table(['set', 'nodearray', 'machine type', 'bucket', 'placement group', 'count', 'demands'], paint);
-    for (const [i, s] of plan.sets.entries()) sets.push([i, s.nodearray, s.machineType, s.bucketId, dash(s.placementGroupId), s.count, s.demands.map((d) => `#${d.index}×${d.count}`).join(' ')]);
+    for (const [i, s] of plan.sets.entries())
+      sets.push([i, s.nodearray, s.machineType, s.bucketId, dash(s.placementGroupId), s.count, s.demands.map((d) => `#${d.index}×${d.count}`).join(' ')]);
     out.push(sets.toString());
   } else {
     out.push(paint('yellow', 'nothing would be created now'));

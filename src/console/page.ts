@@ -66,9 +66,7 @@ export function buildConsoleDocument(paths: Record<Role, string> = consoleFilePa
   for (const slot of ['<!--STYLE-->', '<!--SCRIPTS-->']) {
     if (!template.includes(slot)) throw new Error(`console template ${paths.html} has no ${slot} slot`);
   }
-  const html = template
-    .replace('<!--STYLE-->', () => `<style>${style}</style>`)
-    .replace('<!--SCRIPTS-->', () => `<script>${chart}</script>\n<script>${app}</script>`);
+  const html = template.replace('<!--STYLE-->', () => `<style>${style}</style>`).replace('<!--SCRIPTS-->', () => `<script>${chart}</script>\n<script>${app}</script>`);
   const contentSecurityPolicy = [
     "default-src 'none'",
     `script-src ${sha256(chart)} ${sha256(app)}`,

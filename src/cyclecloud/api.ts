@@ -2,15 +2,7 @@
  * The CycleCloud operations the scaler uses. The undici client implements it; unit tests fake it.
  * Every call takes an optional `abortSignal`.
  */
-import type {
-  ClusterStatus,
-  NodeCreationRequest,
-  NodeCreationResult,
-  NodeList,
-  NodeManagementRequest,
-  NodeManagementResult,
-  OperationStatus,
-} from './schemas.ts';
+import type { ClusterStatus, NodeCreationRequest, NodeCreationResult, NodeList, NodeManagementRequest, NodeManagementResult, OperationStatus } from './schemas.ts';
 
 export interface CallOptions {
   abortSignal?: AbortSignal;

@@ -342,9 +342,7 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
       }
 
       const details = errorDetails(text);
-      const said = details
-        ? [details.message, details.detail].filter(Boolean).join(': ') || details.exception || ''
-        : describeText(text);
+      const said = details ? [details.message, details.detail].filter(Boolean).join(': ') || details.exception || '' : describeText(text);
       const retryAfterMs = parseRetryAfterMs(resHeaders['retry-after'], now());
       error = fail(
         codeForStatus(status),
@@ -374,9 +372,8 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
 
   const signalOf = (o?: CallOptions) => o?.abortSignal;
 
-  const manage = (action: 'terminate' | 'deallocate' | 'shutdown' | 'start' | 'remove') =>
-    (cluster: string, request: NodeManagementRequest, o?: CallOptions) =>
-      send({ method: 'POST', path: `/clusters/${enc(cluster)}/nodes/${action}`, body: request, schema: NodeManagementResult, abortSignal: signalOf(o) });
+  const manage = (action: 'terminate' | 'deallocate' | 'shutdown' | 'start' | 'remove') => (cluster: string, request: NodeManagementRequest, o?: CallOptions) =>
+    send({ method: 'POST', path: `/clusters/${enc(cluster)}/nodes/${action}`, body: request, schema: NodeManagementResult, abortSignal: signalOf(o) });
 
   const noOperation = (error: CycleCloudError, text: string): CycleCloudError =>
     error.code !== 'CC_NOT_FOUND' && NO_OPERATION.test(text)
@@ -424,8 +421,7 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
       });
     },
 
-    getOperation: (operationId, o) =>
-      send({ method: 'GET', path: `/operations/${enc(operationId)}`, schema: OperationStatus, abortSignal: signalOf(o) }),
+    getOperation: (operationId, o) => send({ method: 'GET', path: `/operations/${enc(operationId)}`, schema: OperationStatus, abortSignal: signalOf(o) }),
 
     async findOperationByRequestId(requestId, o) {
       try {

@@ -10,9 +10,7 @@ import { z } from 'zod';
 const int = z.number().int();
 const optInt = int.optional();
 
-export const PlacementGroupStatus = z
-  .object({ name: z.string(), activeCount: int, activeCoreCount: int })
-  .passthrough();
+export const PlacementGroupStatus = z.object({ name: z.string(), activeCount: int, activeCoreCount: int }).passthrough();
 
 export const VirtualMachine = z
   .object({
@@ -77,7 +75,19 @@ export const NodeRecord = z
   .catchall(z.unknown());
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
-const NODE_STRING_KEYS = ['NodeId', 'Template', 'MachineType', 'Status', 'TargetState', 'State', 'StatusMessage', 'Hostname', 'PrivateIp', 'InstanceId', 'PlacementGroupId'] as const;
+const NODE_STRING_KEYS = [
+  'NodeId',
+  'Template',
+  'MachineType',
+  'Status',
+  'TargetState',
+  'State',
+  'StatusMessage',
+  'Hostname',
+  'PrivateIp',
+  'InstanceId',
+  'PlacementGroupId',
+] as const;
 
 /** The same rule as {@link NodeRecord}, by hand: an object with a string `Name` and string-or-absent known keys. */
 export function isNodeRecord(value: unknown): value is NodeRecord {
@@ -124,14 +134,10 @@ export const ClusterStatus = z
   .passthrough();
 export type ClusterStatus = z.infer<typeof ClusterStatus>;
 
-export const OperationStatus = z
-  .object({ action: z.string(), startTime: z.string() })
-  .passthrough();
+export const OperationStatus = z.object({ action: z.string(), startTime: z.string() }).passthrough();
 export type OperationStatus = z.infer<typeof OperationStatus>;
 
-export const NodeList = z
-  .object({ nodes: NodeRecordList, operation: OperationStatus.optional() })
-  .passthrough();
+export const NodeList = z.object({ nodes: NodeRecordList, operation: OperationStatus.optional() }).passthrough();
 export type NodeList = z.infer<typeof NodeList>;
 
 export const NodeCreationRequestSet = z
@@ -147,9 +153,7 @@ export const NodeCreationRequestSet = z
   .passthrough();
 export type NodeCreationRequestSet = z.infer<typeof NodeCreationRequestSet>;
 
-export const NodeCreationRequest = z
-  .object({ requestId: z.string().optional(), sets: z.array(NodeCreationRequestSet).min(1) })
-  .passthrough();
+export const NodeCreationRequest = z.object({ requestId: z.string().optional(), sets: z.array(NodeCreationRequestSet).min(1) }).passthrough();
 export type NodeCreationRequest = z.infer<typeof NodeCreationRequest>;
 
 export const NodeCreationResult = z
@@ -192,8 +196,5 @@ export type NodeManagementResult = z.infer<typeof NodeManagementResult>;
 export const OperationList = z.array(OperationStatus);
 
 /** CycleCloud's error body, when it sends JSON (az-hop#221). */
-export const CycleCloudErrorBody = z
-  .object({ Exception: z.string(), Message: z.string(), Detail: z.string() })
-  .partial()
-  .passthrough();
+export const CycleCloudErrorBody = z.object({ Exception: z.string(), Message: z.string(), Detail: z.string() }).partial().passthrough();
 export type CycleCloudErrorBody = z.infer<typeof CycleCloudErrorBody>;

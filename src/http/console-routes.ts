@@ -52,7 +52,10 @@ function intParam(url: URL, name: string, min: number, max: number, errors: Fiel
 export function parseListQuery(url: URL, nowMs: number): Parsed<{ query: ListRequestsQuery; q?: string }> {
   const errors: Field[] = [];
   const states: State[] = [];
-  for (const s of (url.searchParams.get('state') ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const s of (url.searchParams.get('state') ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const parsed = RequestState.safeParse(s);
     if (parsed.success) states.push(parsed.data);
     else errors.push({ path: 'state', message: `"${s.slice(0, 40)}" is not a state; use ${RequestState.options.join(', ')}` });
@@ -63,7 +66,8 @@ export function parseListQuery(url: URL, nowMs: number): Parsed<{ query: ListReq
   const limit = intParam(url, 'limit', 1, 200, errors);
   const hours = intParam(url, 'hours', 1, 24 * 31, errors);
   const cursor = url.searchParams.get('cursor') ?? undefined;
-  if (cursor !== undefined && !/^\d{13}~[A-Za-z0-9._:-]{1,128}$/.test(cursor)) errors.push({ path: 'cursor', message: 'is not a cursor this API gave (use nextCursor of the previous page)' });
+  if (cursor !== undefined && !/^\d{13}~[A-Za-z0-9._:-]{1,128}$/.test(cursor))
+    errors.push({ path: 'cursor', message: 'is not a cursor this API gave (use nextCursor of the previous page)' });
   const q = url.searchParams.get('q')?.trim() || undefined;
   if (q !== undefined && q.length > 128) errors.push({ path: 'q', message: 'must be at most 128 characters' });
   if (errors.length) return { ok: false, errors };
@@ -179,8 +183,19 @@ export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
           state: r.state,
           createdAt: r.createdAt,
           transitions: known.map((t) => ({ state: t.state, ready: t.ready, at: iso(t.atMs) })),
-          attempts: entry.attempts.map((a) => ({ cycleCloudRequestId: a.cycleCloudRequestId, state: a.state, at: iso(a.submittedAtMs), nodes: a.sets.reduce((s, x) => s + x.count, 0) })),
-          compensations: (entry.compensations ?? []).map((c) => ({ demand: c.demandIndex, placementGroupId: c.placementGroupId, nodes: c.nodeNames.length, reason: c.reason, at: iso(c.atMs) })),
+          attempts: entry.attempts.map((a) => ({
+            cycleCloudRequestId: a.cycleCloudRequestId,
+            state: a.state,
+            at: iso(a.submittedAtMs),
+            nodes: a.sets.reduce((s, x) => s + x.count, 0),
+          })),
+          compensations: (entry.compensations ?? []).map((c) => ({
+            demand: c.demandIndex,
+            placementGroupId: c.placementGroupId,
+            nodes: c.nodeNames.length,
+            reason: c.reason,
+            at: iso(c.atMs),
+          })),
         },
         log,
         'timeline',
@@ -293,7 +308,8 @@ export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
       route: 'console',
       authLevel: 'function',
       summary: 'The operator console (HTML)',
-      description: 'One self-contained page (scripts and styles inline, no CDN). The key is never in it: the page reads `code` from its own address or asks for the key, keeps it in sessionStorage and sends it as x-functions-key.',
+      description:
+        'One self-contained page (scripts and styles inline, no CDN). The key is never in it: the page reads `code` from its own address or asks for the key, keeps it in sessionStorage and sends it as x-functions-key.',
       responseContentType: 'text/html',
       handler: consoleHtml,
     },

@@ -49,10 +49,7 @@ const BucketCapacity = BucketStatus.omit({ placementGroups: true }).extend({
   quotaCount: z.number().int(),
   inFlight: z.number().int().meta({ description: 'Nodes the scaler asked for since the snapshot was taken' }),
   placementGroups: z.array(z.object({ name: z.string(), activeCount: z.number().int(), inFlight: z.number().int() })),
-  backoff: z
-    .object({ until: z.string(), secondsLeft: z.number().int(), reason: z.string() })
-    .nullable()
-    .meta({ description: 'Capacity-failure backoff in force, or null' }),
+  backoff: z.object({ until: z.string(), secondsLeft: z.number().int(), reason: z.string() }).nullable().meta({ description: 'Capacity-failure backoff in force, or null' }),
 });
 
 /** `GET /api/clusters/{cluster}/capacity`. */

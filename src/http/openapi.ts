@@ -76,7 +76,10 @@ type JsonSchema = Record<string, unknown>;
 function componentSchemas(): { schemas: Record<string, JsonSchema>; refs: Map<z.ZodType, string> } {
   const refs = new Map<z.ZodType, string>();
   const schemas: Record<string, JsonSchema> = {};
-  for (const [components, io] of [[REQUEST_COMPONENTS, 'input'], [RESPONSE_COMPONENTS, 'output']] as const) {
+  for (const [components, io] of [
+    [REQUEST_COMPONENTS, 'input'],
+    [RESPONSE_COMPONENTS, 'output'],
+  ] as const) {
     const registry = z.registry<{ id: string }>();
     for (const [schema, id] of components) {
       registry.add(schema, { id });
@@ -181,9 +184,7 @@ export function buildOpenApiDocument(routes: readonly OpenApiRoute[], options: {
         summary: route.summary,
         ...(route.description ? { description: route.description } : {}),
         ...(parameters.length ? { parameters } : {}),
-        ...(route.requestSchema
-          ? { requestBody: { required: true, content: { 'application/json': { schema: ref(route.requestSchema) } } } }
-          : {}),
+        ...(route.requestSchema ? { requestBody: { required: true, content: { 'application/json': { schema: ref(route.requestSchema) } } } } : {}),
         responses,
         security,
       };
@@ -209,7 +210,8 @@ export function buildOpenApiDocument(routes: readonly OpenApiRoute[], options: {
           type: 'apiKey',
           in: 'header',
           name: 'X-Scaler-Signature',
-          description: 'Optional per-caller HMAC: sha256=<hex HMAC-SHA256 of the raw body>, with X-Scaler-Timestamp in unix seconds (5-minute window). Checked in addition to the function key.',
+          description:
+            'Optional per-caller HMAC: sha256=<hex HMAC-SHA256 of the raw body>, with X-Scaler-Timestamp in unix seconds (5-minute window). Checked in addition to the function key.',
         },
       },
     },

@@ -268,7 +268,10 @@ function probe<T>(work: () => Promise<T>, deadline: Promise<'timeout'>): Promise
   return Promise.race([
     Promise.resolve()
       .then(work)
-      .then((value): Probe<T> => ({ ok: true, value }), (): Probe<T> => ({ ok: false })),
+      .then(
+        (value): Probe<T> => ({ ok: true, value }),
+        (): Probe<T> => ({ ok: false }),
+      ),
     deadline.then((): Probe<T> => ({ ok: false })),
   ]);
 }
@@ -372,12 +375,7 @@ function slurmPower(action: SlurmAction): RouteHandler {
       snapshot ??= await deps.snapshots.latest(call.cluster);
       if (!snapshot) return problem(404, 'HTTP_NOT_FOUND', `cluster "${call.cluster}" has no snapshot: CycleCloud does not have it or cannot be read now`);
     }
-    const result = await admitSlurmRequests(
-      { getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m), now: deps.now },
-      action,
-      call,
-      snapshot,
-    );
+    const result = await admitSlurmRequests({ getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m), now: deps.now }, action, call, snapshot);
     if (!result.ok) {
       log.info('slurm call refused', { action, cluster: call.cluster, errors: result.errors.map((e) => e.message).slice(0, 5) });
       return validationProblem(result.errors);
@@ -438,7 +436,7 @@ export const ROUTES: readonly RouteDefinition[] = [
       'Exactly the record of docs/api.md §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others).',
     responseSchema: PublicRequestRecord,
     problemStatuses: [400, 404],
-    params: { requestId: 'The caller\'s requestId' },
+    params: { requestId: "The caller's requestId" },
     handler: getScaleRequest,
   },
   {

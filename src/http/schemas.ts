@@ -21,13 +21,12 @@ export const Problem = z
   .meta({ description: 'application/problem+json (RFC 9457)' });
 export type Problem = z.infer<typeof Problem>;
 
-export const Accepted = z
-  .object({
-    requestId: z.string(),
-    state: RequestState,
-    /** Absolute URL of `GET /api/scale-requests/{requestId}`. */
-    statusUrl: z.string(),
-  });
+export const Accepted = z.object({
+  requestId: z.string(),
+  state: RequestState,
+  /** Absolute URL of `GET /api/scale-requests/{requestId}`. */
+  statusUrl: z.string(),
+});
 export type Accepted = z.infer<typeof Accepted>;
 
 export const PlacementGroupStatus = z.object({ name: z.string(), activeCount: z.number().int() });
@@ -47,14 +46,13 @@ export const BucketStatus = z.object({
 });
 
 /** `GET /api/clusters/{cluster}/status`: exactly the fields docs/api.md §4 names (extra keys are stripped). */
-export const ClusterStatus = z
-  .object({
-    cluster: z.string(),
-    takenAt: z.string(),
-    ageSeconds: z.number(),
-    stale: z.boolean(),
-    nodearrays: z.array(z.object({ name: z.string(), buckets: z.array(BucketStatus) })),
-  });
+export const ClusterStatus = z.object({
+  cluster: z.string(),
+  takenAt: z.string(),
+  ageSeconds: z.number(),
+  stale: z.boolean(),
+  nodearrays: z.array(z.object({ name: z.string(), buckets: z.array(BucketStatus) })),
+});
 export type ClusterStatus = z.infer<typeof ClusterStatus>;
 
 export const ClusterHealth = z.object({
@@ -66,20 +64,19 @@ export const ClusterHealth = z.object({
   consecutiveFailures: z.number().int(),
 });
 
-export const Health = z
-  .object({
-    status: z.enum(['ok', 'degraded']),
-    storage: z.object({ reachable: z.boolean() }),
-    clusters: z.array(ClusterHealth),
-    queue: z.object({ name: z.string(), depth: z.number().int().nullable() }),
-    poison: z.object({ name: z.string(), count: z.number().int().nullable() }),
-    rejectedMessages: z.number().int().nullable(),
-    /** Live nodes carrying the scaler's tags that no record accounted for past the grace period. */
-    orphans: z.object({ adopted: z.number().int(), terminated: z.number().int() }).nullable(),
-    /** Create sets CycleCloud filled only in part (asked more than it had). */
-    overAsk: z.number().int().nullable(),
-    paused: z.boolean().nullable(),
-  });
+export const Health = z.object({
+  status: z.enum(['ok', 'degraded']),
+  storage: z.object({ reachable: z.boolean() }),
+  clusters: z.array(ClusterHealth),
+  queue: z.object({ name: z.string(), depth: z.number().int().nullable() }),
+  poison: z.object({ name: z.string(), count: z.number().int().nullable() }),
+  rejectedMessages: z.number().int().nullable(),
+  /** Live nodes carrying the scaler's tags that no record accounted for past the grace period. */
+  orphans: z.object({ adopted: z.number().int(), terminated: z.number().int() }).nullable(),
+  /** Create sets CycleCloud filled only in part (asked more than it had). */
+  overAsk: z.number().int().nullable(),
+  paused: z.boolean().nullable(),
+});
 export type Health = z.infer<typeof Health>;
 
 export const ScaleOutState = z.object({ paused: z.boolean() });
@@ -143,13 +140,12 @@ const DemandPlanView = z.object({
 });
 
 /** `POST /api/plan`: what CycleCloud would receive (`createRequest`) and why, per demand. */
-export const PlanResponse = z
-  .object({
-    cluster: z.string(),
-    snapshotTakenAt: z.string(),
-    paused: z.boolean(),
-    sets: z.array(PlannedSetView),
-    demands: z.array(DemandPlanView),
-    createRequest: z.object({ sets: z.array(NodeCreationRequestSet) }),
-  });
+export const PlanResponse = z.object({
+  cluster: z.string(),
+  snapshotTakenAt: z.string(),
+  paused: z.boolean(),
+  sets: z.array(PlannedSetView),
+  demands: z.array(DemandPlanView),
+  createRequest: z.object({ sets: z.array(NodeCreationRequestSet) }),
+});
 export type PlanResponse = z.infer<typeof PlanResponse>;

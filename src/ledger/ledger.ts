@@ -145,7 +145,14 @@ export class RequestLedger implements RequestLedgerApi {
     return { outcome: existing.bodyHash === entry.bodyHash ? 'duplicate' : 'conflict', entry: existing };
   }
 
-  async reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number, kind: 'scale' | 'terminate' = 'scale'): Promise<LedgerEntry> {
+  async reject(
+    requestId: string,
+    cluster: string | null,
+    reason: string,
+    errors: { path: string; message: string }[],
+    nowMs: number,
+    kind: 'scale' | 'terminate' = 'scale',
+  ): Promise<LedgerEntry> {
     const created = await this.#create(rejectedEntry(requestId, cluster, reason, errors, nowMs, kind));
     if (created) return created;
     // A redelivery of the same bad message, or a bad message reusing a known id: the first record stands.
@@ -156,7 +163,11 @@ export class RequestLedger implements RequestLedgerApi {
 
   async update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {
     let previous: LedgerEntry | null = null;
-    const { result: next, written, etag } = await conditionalUpdate<Record<string, unknown>, LedgerEntry>({
+    const {
+      result: next,
+      written,
+      etag,
+    } = await conditionalUpdate<Record<string, unknown>, LedgerEntry>({
       table: this.#table,
       partitionKey: requestId,
       rowKey: ENTRY_ROW,
@@ -221,7 +232,12 @@ export class RequestLedger implements RequestLedgerApi {
     const row = await readRow<{ state?: string; finalAtMs?: number; expiredAtMs?: number }>(this.#table, requestId, TOMBSTONE_ROW);
     if (!row) return null;
     const finalAtMs = Number(row.finalAtMs ?? -1);
-    return { requestId, state: String(row.state ?? ''), finalAt: finalAtMs >= 0 ? new Date(finalAtMs).toISOString() : null, expiredAt: new Date(Number(row.expiredAtMs ?? 0)).toISOString() };
+    return {
+      requestId,
+      state: String(row.state ?? ''),
+      finalAt: finalAtMs >= 0 ? new Date(finalAtMs).toISOString() : null,
+      expiredAt: new Date(Number(row.expiredAtMs ?? 0)).toISOString(),
+    };
   }
 
   /**
@@ -243,7 +259,10 @@ export class RequestLedger implements RequestLedgerApi {
       if (!isFinal(entry) || Date.parse(entry.record.createdAt) >= cutoffMs) return 'open';
       if (onExpired) await onExpired(entry);
       const finalAtMs = Date.parse(entry.record.updatedAt);
-      await this.#table.upsertEntity({ partitionKey: requestId, rowKey: TOMBSTONE_ROW, state: entry.record.state, finalAtMs: Number.isNaN(finalAtMs) ? -1 : finalAtMs, expiredAtMs: this.#now() }, 'Replace');
+      await this.#table.upsertEntity(
+        { partitionKey: requestId, rowKey: TOMBSTONE_ROW, state: entry.record.state, finalAtMs: Number.isNaN(finalAtMs) ? -1 : finalAtMs, expiredAtMs: this.#now() },
+        'Replace',
+      );
       const createdAtMs = Date.parse(entry.record.createdAt);
       const ignoreMissing = (e: unknown) => {
         if (statusOf(e) !== 404) throw e;
@@ -346,7 +365,12 @@ export class RequestLedger implements RequestLedgerApi {
   async #createIndexRow(entry: LedgerEntry): Promise<void> {
     if (!entry.record.cluster || entry.request === null || isFinal(entry)) return;
     try {
-      await this.#table.createEntity({ partitionKey: indexPartition(entry.record.cluster), rowKey: entry.record.requestId, final: false, allocations: JSON.stringify(allocationsOf(entry)) });
+      await this.#table.createEntity({
+        partitionKey: indexPartition(entry.record.cluster),
+        rowKey: entry.record.requestId,
+        final: false,
+        allocations: JSON.stringify(allocationsOf(entry)),
+      });
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
     }

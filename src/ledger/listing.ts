@@ -273,7 +273,13 @@ function percentile(sorted: number[], p: number): number | null {
 export function trendsOf(rows: readonly TrendRow[], fromMs: number, toMs: number, bucketMs: number): Trends {
   const n = Math.max(1, Math.ceil((toMs - fromMs) / bucketMs));
   const buckets: (TrendBucket & { latencies: number[] })[] = Array.from({ length: n }, (_, i) => ({
-    atMs: fromMs + i * bucketMs, requests: 0, fulfilled: 0, p50Seconds: null, p95Seconds: null, nodesReady: 0, latencies: [],
+    atMs: fromMs + i * bucketMs,
+    requests: 0,
+    fulfilled: 0,
+    p50Seconds: null,
+    p95Seconds: null,
+    nodesReady: 0,
+    latencies: [],
   }));
   const at = (ms: number) => (ms >= fromMs && ms < toMs ? buckets[Math.floor((ms - fromMs) / bucketMs)] : undefined);
   const all: number[] = [];

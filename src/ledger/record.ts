@@ -18,7 +18,9 @@ import { FINAL_STATES } from './schemas.ts';
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
   if (value && typeof value === 'object') {
-    const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
+    const keys = Object.keys(value)
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
   }
   return JSON.stringify(value);
@@ -340,7 +342,15 @@ export function markCompensated(
     same.nodeKeys = [...(same.nodeKeys ?? same.nodeNames), ...fresh.map((n) => n.key)];
     same.nodeNames.push(...fresh.map((n) => n.name));
   } else {
-    list.push({ demandIndex: c.demandIndex, placementGroupId: c.placementGroupId, nodeNames: fresh.map((n) => n.name), nodeKeys: fresh.map((n) => n.key), reason: c.reason, atMs: nowMs, ...(c.added !== undefined ? { added: c.added } : {}) } satisfies Compensation);
+    list.push({
+      demandIndex: c.demandIndex,
+      placementGroupId: c.placementGroupId,
+      nodeNames: fresh.map((n) => n.name),
+      nodeKeys: fresh.map((n) => n.key),
+      reason: c.reason,
+      atMs: nowMs,
+      ...(c.added !== undefined ? { added: c.added } : {}),
+    } satisfies Compensation);
   }
   const d = next.record.demands[c.demandIndex];
   if (d) d.reason = c.reason;
@@ -390,7 +400,16 @@ export function settle(entry: LedgerEntry, nowMs: number): LedgerEntry {
     const gone = r.nodes.length - failed.length;
     if (failed.length === 0 && r.nodes.length > 0) finalize(next, 'fulfilled', r.reason, nowMs);
     else if (r.nodes.length === 0) finalize(next, 'failed', r.reason ?? 'no node matched the request', nowMs);
-    else finalize(next, gone > 0 ? 'partially_fulfilled' : 'failed', `${failed.length} of ${r.nodes.length} nodes did not terminate: ${failed.slice(0, 10).map((n) => `${n.name} (${n.status})`).join(', ')}`, nowMs);
+    else
+      finalize(
+        next,
+        gone > 0 ? 'partially_fulfilled' : 'failed',
+        `${failed.length} of ${r.nodes.length} nodes did not terminate: ${failed
+          .slice(0, 10)
+          .map((n) => `${n.name} (${n.status})`)
+          .join(', ')}`,
+        nowMs,
+      );
     return next;
   }
   if (unresolved(next) > 0) return entry;

@@ -41,24 +41,37 @@ const perNode = (what: string, max: number) =>
 export const Demand = z
   .object({
     nodearray: z.string().min(1).max(256).optional().describe('Selector: the one nodearray to use.'),
-    nodearrays: z.array(z.string().min(1).max(256)).min(1, 'needs at least one nodearray').max(1000).optional()
-      .describe('Selector: the nodearrays allowed, in order of preference. Absent (and no nodearray): every nodearray of the cluster, in CycleCloud\'s order.'),
-    count: z
-      .number({ error: 'must be a whole number from 1 to 10000' })
-      .int('must be a whole number from 1 to 10000')
-      .min(1, 'must be ≥ 1')
-      .max(10_000, 'must be ≤ 10000'),
-    machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional()
-      .describe('Selector: allowed machine types, in order of preference (case-insensitive).'),
+    nodearrays: z
+      .array(z.string().min(1).max(256))
+      .min(1, 'needs at least one nodearray')
+      .max(1000)
+      .optional()
+      .describe("Selector: the nodearrays allowed, in order of preference. Absent (and no nodearray): every nodearray of the cluster, in CycleCloud's order."),
+    count: z.number({ error: 'must be a whole number from 1 to 10000' }).int('must be a whole number from 1 to 10000').min(1, 'must be ≥ 1').max(10_000, 'must be ≤ 10000'),
+    machineTypes: z.array(z.string().min(1).max(128)).min(1).max(64).optional().describe('Selector: allowed machine types, in order of preference (case-insensitive).'),
     minVcpus: perNode('vCPUs', 100_000).int('must be a whole number of vCPUs').optional().describe('Selector: vCPUs per node at least (bucket virtualMachine.vcpuCount).'),
     minMemoryGB: perNode('GB of memory', 1_000_000).optional().describe('Selector: GB of memory per node at least (bucket virtualMachine.memory).'),
     minGpus: perNode('GPUs', 1_000).int('must be a whole number of GPUs').optional().describe('Selector: GPUs per node at least (bucket virtualMachine.gpuCount).'),
     infiniband: z.boolean().optional().describe('Selector when true: only buckets whose virtualMachine.infiniband is true. false = no requirement.'),
-    allOrNothing: z.boolean().optional().describe('Loose demand: all nodes from one bucket, or none (colocated implies it). Without it a loose demand still prefers one bucket and is spread first-fit only when none can take it whole.'),
-    pick: z.enum(['first', 'smallest'], { error: 'must be "first" or "smallest"' }).optional()
-      .describe('Among matching buckets: first (default) in CycleCloud\'s order (nodearray order, then machineTypes preference, then bucket order), or smallest: fewest vCPUs, then memory, then GPUs.'),
+    allOrNothing: z
+      .boolean()
+      .optional()
+      .describe(
+        'Loose demand: all nodes from one bucket, or none (colocated implies it). Without it a loose demand still prefers one bucket and is spread first-fit only when none can take it whole.',
+      ),
+    pick: z
+      .enum(['first', 'smallest'], { error: 'must be "first" or "smallest"' })
+      .optional()
+      .describe(
+        "Among matching buckets: first (default) in CycleCloud's order (nodearray order, then machineTypes preference, then bucket order), or smallest: fewest vCPUs, then memory, then GPUs.",
+      ),
     colocated: z.boolean().optional(),
-    ownPlacementGroup: z.boolean().optional().describe('Colocated: a new placement group of its own that no other demand joins. Without it a colocated demand joins the fullest group of its bucket with room (existing, in flight, or opened by an earlier demand of the request).'),
+    ownPlacementGroup: z
+      .boolean()
+      .optional()
+      .describe(
+        'Colocated: a new placement group of its own that no other demand joins. Without it a colocated demand joins the fullest group of its bucket with room (existing, in flight, or opened by an earlier demand of the request).',
+      ),
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
@@ -70,8 +83,14 @@ export const Demand = z
     if (d.nodearray !== undefined && d.nodearrays !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['nodearrays'], message: 'give either nodearray (one) or nodearrays (a list), not both' });
     }
-    const selects = d.nodearray !== undefined || d.nodearrays !== undefined || d.machineTypes !== undefined ||
-      d.minVcpus !== undefined || d.minMemoryGB !== undefined || d.minGpus !== undefined || d.infiniband === true;
+    const selects =
+      d.nodearray !== undefined ||
+      d.nodearrays !== undefined ||
+      d.machineTypes !== undefined ||
+      d.minVcpus !== undefined ||
+      d.minMemoryGB !== undefined ||
+      d.minGpus !== undefined ||
+      d.infiniband === true;
     if (!selects) {
       ctx.addIssue({ code: 'custom', path: [], message: `needs at least one selector: ${DEMAND_SELECTORS.slice(0, -1).join(', ')} or infiniband: true` });
     }
@@ -110,10 +129,10 @@ export const TerminateRequest = z
     callbackUrl: httpsUrl.optional(),
   })
   .strict()
-  .refine(
-    (t) => Boolean(t.ids?.length || t.names?.length || t.hostnames?.length || t.ipAddresses?.length || t.filter),
-    { message: 'needs at least one of ids, names, hostnames, ipAddresses, filter', path: ['ids'] },
-  );
+  .refine((t) => Boolean(t.ids?.length || t.names?.length || t.hostnames?.length || t.ipAddresses?.length || t.filter), {
+    message: 'needs at least one of ids, names, hostnames, ipAddresses, filter',
+    path: ['ids'],
+  });
 export type TerminateRequest = z.infer<typeof TerminateRequest>;
 
 /** A queue or HTTP message: `kind` absent means `scale`. */
@@ -126,11 +145,8 @@ export interface FieldError {
 }
 
 /** Parses a message; on failure returns every bad field as `demands.0.count: message`. */
-export function parseRequestMessage(
-  input: unknown,
-): { ok: true; value: RequestMessage } | { ok: false; errors: FieldError[] } {
-  const kind =
-    input && typeof input === 'object' && 'kind' in input ? (input as { kind: unknown }).kind : undefined;
+export function parseRequestMessage(input: unknown): { ok: true; value: RequestMessage } | { ok: false; errors: FieldError[] } {
+  const kind = input && typeof input === 'object' && 'kind' in input ? (input as { kind: unknown }).kind : undefined;
   if (kind !== undefined && kind !== 'scale' && kind !== 'terminate') {
     return { ok: false, errors: [{ path: 'kind', message: 'must be "scale" or "terminate"' }] };
   }
@@ -159,22 +175,9 @@ function fieldMessage(issue: z.core.$ZodIssue, input: unknown): string {
   return value === undefined ? 'is required' : issue.message;
 }
 
-export const RequestState = z.enum([
-  'queued',
-  'planning',
-  'submitted',
-  'fulfilled',
-  'partially_fulfilled',
-  'failed',
-  'rejected',
-]);
+export const RequestState = z.enum(['queued', 'planning', 'submitted', 'fulfilled', 'partially_fulfilled', 'failed', 'rejected']);
 export type RequestState = z.infer<typeof RequestState>;
-export const FINAL_STATES: ReadonlySet<RequestState> = new Set([
-  'fulfilled',
-  'partially_fulfilled',
-  'failed',
-  'rejected',
-]);
+export const FINAL_STATES: ReadonlySet<RequestState> = new Set(['fulfilled', 'partially_fulfilled', 'failed', 'rejected']);
 
 export const DemandStatus = z.object({
   index: z.number().int(),

@@ -15,7 +15,17 @@ export interface SubmissionAttempt {
   state: 'intent' | 'accepted' | 'unknown' | 'failed';
   operationId: string | null;
   /** The sets sent, with the demand each node belongs to. */
-  sets: { nodearray: string; machineType: string; placementGroupId: string | null; count: number; added: number | null; message: string | null; demands: { index: number; count: number }[]; nameFormat?: string; nameOffset?: number }[];
+  sets: {
+    nodearray: string;
+    machineType: string;
+    placementGroupId: string | null;
+    count: number;
+    added: number | null;
+    message: string | null;
+    demands: { index: number; count: number }[];
+    nameFormat?: string;
+    nameOffset?: number;
+  }[];
   submittedAtMs: number;
   /** When the create was last sent again after a lookup found nothing (absent: only at `submittedAtMs`). */
   sentAtMs?: number;
@@ -86,10 +96,7 @@ export interface Compensation {
   cycleCloudRequestId?: string;
 }
 
-export type AdmitResult =
-  | { outcome: 'created'; entry: LedgerEntry }
-  | { outcome: 'duplicate'; entry: LedgerEntry }
-  | { outcome: 'conflict'; entry: LedgerEntry };
+export type AdmitResult = { outcome: 'created'; entry: LedgerEntry } | { outcome: 'duplicate'; entry: LedgerEntry } | { outcome: 'conflict'; entry: LedgerEntry };
 
 export interface RequestLedgerApi {
   get(requestId: string): Promise<LedgerEntry | null>;

@@ -54,9 +54,26 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   const persistence = options.location !== undefined ? ['--location', options.location] : ['--inMemoryPersistence'];
   const proc: ChildProcess = spawn(
     process.execPath,
-    [fileURLToPath(new URL('./azurite-child.ts', import.meta.url)), ...persistence, '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry',
-      '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
-      '--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table)],
+    [
+      fileURLToPath(new URL('./azurite-child.ts', import.meta.url)),
+      ...persistence,
+      '--silent',
+      '--skipApiVersionCheck',
+      '--loose',
+      '--disableTelemetry',
+      '--blobHost',
+      '127.0.0.1',
+      '--queueHost',
+      '127.0.0.1',
+      '--tableHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(ports.blob),
+      '--queuePort',
+      String(ports.queue),
+      '--tablePort',
+      String(ports.table),
+    ],
     // stdin is the lifeline (azurite-child.ts exits when it closes); a group of its own keeps a
     // terminal's Ctrl-C from stopping storage under the functions' feet.
     { stdio: ['pipe', 'ignore', 'inherit'], detached: true },

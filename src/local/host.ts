@@ -71,7 +71,14 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   if (options.functionKey) registerSecret(options.functionKey);
 
   const base = (functionName: string, trigger: InvokeOptions['trigger'], bindings: InvokeOptions['bindings']): InvokeOptions => ({
-    functionName, trigger, bindings, logger, sink, env, storageFor, messageEncoding: settings.queues.messageEncoding,
+    functionName,
+    trigger,
+    bindings,
+    logger,
+    sink,
+    env,
+    storageFor,
+    messageEncoding: settings.queues.messageEncoding,
   });
 
   // Resolve and validate every binding first, so a bad one stops start-up before anything runs.

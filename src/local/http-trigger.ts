@@ -152,7 +152,11 @@ export function createHttpDispatcher(o: HttpDispatcherOptions): (req: IncomingMe
     }
     let parts: string[];
     try {
-      parts = path.slice(prefix.length).split('/').filter((s) => s !== '').map(decodeURIComponent);
+      parts = path
+        .slice(prefix.length)
+        .split('/')
+        .filter((s) => s !== '')
+        .map(decodeURIComponent);
     } catch {
       return problem(res, 400, 'Bad Request', 'the path is not valid percent-encoding');
     }
@@ -172,7 +176,14 @@ export function createHttpDispatcher(o: HttpDispatcherOptions): (req: IncomingMe
       const key = (Array.isArray(given) ? given[0] : given) ?? url.searchParams.get('code');
       if (!o.functionKey || !keyMatches(o.functionKey, key)) {
         // problem+json like every other refusal; `error` kept for callers that read it.
-        return problem(res, 401, 'Unauthorized', 'a valid function key is required in the x-functions-key header or the code query parameter (npm start prints it)', {}, { error: 'Unauthorized' });
+        return problem(
+          res,
+          401,
+          'Unauthorized',
+          'a valid function key is required in the x-functions-key header or the code query parameter (npm start prints it)',
+          {},
+          { error: 'Unauthorized' },
+        );
       }
     }
     const declared = Number(req.headers['content-length'] ?? 0);

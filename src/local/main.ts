@@ -38,7 +38,7 @@ const SAME_SIGNAL_MS = 1_000;
 /** `LOG_LEVEL` filters the host's lines (and handler lines passed through it). */
 const LEVEL_ORDER: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
-const USAGE = 'usage: npm start [-- --data DIR]   (DIR keeps storage, the simulator\'s nodes and the function key across restarts)';
+const USAGE = "usage: npm start [-- --data DIR]   (DIR keeps storage, the simulator's nodes and the function key across restarts)";
 
 const env = process.env;
 const closers: Array<{ what: string; close: () => Promise<void> | void }> = [];
@@ -163,7 +163,8 @@ async function main(): Promise<void> {
   setConsoleOutput(consoleOutput(format, config.logLevel));
   // Checked before anything starts, so a bad value leaves nothing behind.
   const stepMs = env.SIMULATOR_STEP_MS ? Number(env.SIMULATOR_STEP_MS) : undefined;
-  if (stepMs !== undefined && !(Number.isInteger(stepMs) && stepMs >= 1 && stepMs <= 600_000)) fail('Setting SIMULATOR_STEP_MS must be a whole number of milliseconds from 1 to 600000');
+  if (stepMs !== undefined && !(Number.isInteger(stepMs) && stepMs >= 1 && stepMs <= 600_000))
+    fail('Setting SIMULATOR_STEP_MS must be a whole number of milliseconds from 1 to 600000');
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     chmodSync(dataDir, 0o700);
@@ -201,7 +202,13 @@ async function main(): Promise<void> {
       const saved = readSimulatorState(statePath);
       if (saved) sim.sim.importState(saved);
       const keeper = keepSimulatorState(sim.sim, statePath);
-      closers.push({ what: 'the simulator', close: async () => { keeper.stop(); await sim.close(); } });
+      closers.push({
+        what: 'the simulator',
+        close: async () => {
+          keeper.stop();
+          await sim.close();
+        },
+      });
       stateNote = saved ? ', state restored' : '';
     } else {
       closers.push({ what: 'the simulator', close: () => sim.close() });
@@ -241,17 +248,39 @@ async function main(): Promise<void> {
     host = await startLocalHost({ registrations, env, port: config.port, functionKey, stopGraceMs: STOP_GRACE_MS, logSink: consoleSink });
   } catch (error) {
     if (codeOf(error) === 'EADDRINUSE') {
-      throw new StartError(`port ${config.port} is already in use (another npm start?): set PORT to a free port, e.g. PORT=${config.port + 1} npm start, or PORT=0 for any free port`);
+      throw new StartError(
+        `port ${config.port} is already in use (another npm start?): set PORT to a free port, e.g. PORT=${config.port + 1} npm start, or PORT=0 for any free port`,
+      );
     }
     throw error;
   }
   closers.push({ what: 'the local host', close: () => host.stop() });
   if (stoppingSinceMs !== undefined) return;
 
-  console.log(banner({ api: `${host.url}/${host.settings.routePrefix}`, functionKey, cycleCloudNote, storageNote, dataDir, format, level: config.logLevel, clusters: env.CYCLECLOUD_CLUSTERS ?? 'hpc' }));
+  console.log(
+    banner({
+      api: `${host.url}/${host.settings.routePrefix}`,
+      functionKey,
+      cycleCloudNote,
+      storageNote,
+      dataDir,
+      format,
+      level: config.logLevel,
+      clusters: env.CYCLECLOUD_CLUSTERS ?? 'hpc',
+    }),
+  );
 }
 
-function banner(b: { api: string; functionKey: string; cycleCloudNote: string; storageNote: string; dataDir: string | undefined; format: LogFormat; level: LogLevel; clusters: string }): string {
+function banner(b: {
+  api: string;
+  functionKey: string;
+  cycleCloudNote: string;
+  storageNote: string;
+  dataDir: string | undefined;
+  format: LogFormat;
+  level: LogLevel;
+  clusters: string;
+}): string {
   const cluster = b.clusters.split(',')[0]!;
   const example = JSON.stringify({ requestId: 'demo-1', cluster, demands: [{ nodearray: 'ondemand', count: 2 }] });
   return [

@@ -6,15 +6,7 @@
  */
 import { app } from '@azure/functions';
 import { ScalerError } from '../platform/errors.ts';
-import type {
-  FunctionOutput,
-  HttpFunctionOptions,
-  HttpHandler,
-  HttpMethod,
-  HttpMethodFunctionOptions,
-  StorageQueueFunctionOptions,
-  TimerFunctionOptions,
-} from '@azure/functions';
+import type { FunctionOutput, HttpFunctionOptions, HttpHandler, HttpMethod, HttpMethodFunctionOptions, StorageQueueFunctionOptions, TimerFunctionOptions } from '@azure/functions';
 
 /** A timer-triggered function as registered. */
 export interface TimerRegistration {
@@ -109,13 +101,29 @@ async function captureOnce(load: () => Promise<unknown>): Promise<Registration[]
       const { trigger, ...rest } = options;
       const { type: _type, name: _bindingName, ...triggerOptions } = trigger;
       if (trigger.type === 'timerTrigger') registrations.push({ kind: 'timer', name, options: { ...triggerOptions, ...rest } as unknown as TimerFunctionOptions });
-      else if (trigger.type === 'queueTrigger') registrations.push({ kind: 'storageQueue', name, options: { ...triggerOptions, ...rest } as unknown as StorageQueueFunctionOptions });
+      else if (trigger.type === 'queueTrigger')
+        registrations.push({ kind: 'storageQueue', name, options: { ...triggerOptions, ...rest } as unknown as StorageQueueFunctionOptions });
       else if (trigger.type === 'httpTrigger') http(name, { ...triggerOptions, ...rest } as unknown as HttpFunctionOptions);
       else fail(name, `trigger type "${trigger.type}"`);
     },
   };
   // Everything else that registers a function would be dropped silently; refuse it instead.
-  for (const key of ['storageBlob', 'serviceBusQueue', 'serviceBusTopic', 'eventHub', 'eventGrid', 'cosmosDB', 'warmup', 'sql', 'mySql', 'webPubSub', 'connectorTrigger', 'mcpTool', 'mcpResource', 'mcpPrompt']) {
+  for (const key of [
+    'storageBlob',
+    'serviceBusQueue',
+    'serviceBusTopic',
+    'eventHub',
+    'eventGrid',
+    'cosmosDB',
+    'warmup',
+    'sql',
+    'mySql',
+    'webPubSub',
+    'connectorTrigger',
+    'mcpTool',
+    'mcpResource',
+    'mcpPrompt',
+  ]) {
     if (typeof target[key] === 'function') recorders[key] = (name: string) => fail(name, `app.${key}`);
   }
 

@@ -99,7 +99,20 @@ export function planNamed(input: PlanInput, plan: (input: PlanInput) => Plan = b
   const demands: DemandPlan[] = result.demands.map((d) => {
     const problem = problems.get(d.index);
     if (problem) {
-      return { index: d.index, requested: input.request.demands[d.index]!.count, planned: 0, placements: [], status: 'rejected', code: null, boundBy: 'node names', reason: `demand ${d.index}: ${problem}`, considered: [], nodearray: null, bucketId: null, choice: null };
+      return {
+        index: d.index,
+        requested: input.request.demands[d.index]!.count,
+        planned: 0,
+        placements: [],
+        status: 'rejected',
+        code: null,
+        boundBy: 'node names',
+        reason: `demand ${d.index}: ${problem}`,
+        considered: [],
+        nodearray: null,
+        bucketId: null,
+        choice: null,
+      };
     }
     return { ...d, placements: d.placements.map((p) => ({ ...p, setIndex: firstNewIndex[p.setIndex] ?? p.setIndex })) };
   });

@@ -26,17 +26,7 @@
  * quota are shared too but the snapshot does not say which buckets share a family, so those are left
  * to `availableCount` and to CycleCloud's partial `added` (which the tracker handles).
  */
-import type {
-  BucketVerdict,
-  CapacityBackoff,
-  DemandChoice,
-  DemandPlan,
-  Placement,
-  Plan,
-  PlanInput,
-  PlanReasonCode,
-  PlannedSet,
-} from './types.ts';
+import type { BucketVerdict, CapacityBackoff, DemandChoice, DemandPlan, Placement, Plan, PlanInput, PlanReasonCode, PlannedSet } from './types.ts';
 import type { BucketSnapshot, NodearraySnapshot } from '../snapshots/model.ts';
 import type { Demand } from '../ledger/schemas.ts';
 import type { NodeCreationRequestSet } from '../cyclecloud/schemas.ts';
@@ -256,10 +246,20 @@ export function describeChoice(d: DemandPlan): string | null {
   if (!c.split && c.passedOver > 0) others.push(`${plural(c.passedOver, 'earlier candidate')} had no room`);
   if (c.backingOff > 0) others.push(`${c.backingOff} backing off after a capacity failure`);
   if (c.unsuitable > 0) others.push(`${c.unsuitable} did not meet the selectors or are invalid`);
-  const group = first.placementGroupId === null ? '' : `; placement group ${first.placementGroupId} (${
-    c.group === 'shared' ? 'shared with an earlier demand of this request'
-      : c.group === 'existing' ? 'existing, with room'
-        : c.group === 'given' ? 'given' : c.group === 'own' ? 'its own (ownPlacementGroup)' : 'new'})`;
+  const group =
+    first.placementGroupId === null
+      ? ''
+      : `; placement group ${first.placementGroupId} (${
+          c.group === 'shared'
+            ? 'shared with an earlier demand of this request'
+            : c.group === 'existing'
+              ? 'existing, with room'
+              : c.group === 'given'
+                ? 'given'
+                : c.group === 'own'
+                  ? 'its own (ownPlacementGroup)'
+                  : 'new'
+        })`;
   return `${where}: ${how}${others.length > 0 ? `; of the other buckets ${others.join(', ')}` : ''}${group}`;
 }
 
@@ -288,8 +288,7 @@ export function plan(input: PlanInput): Plan {
   const takenAtMs = Date.parse(snapshot.takenAt);
   const snapshotAgeSec = Number.isFinite(takenAtMs) ? Math.max(0, (nowMs - takenAtMs) / 1000) : Number.POSITIVE_INFINITY;
 
-  const remainingFor = (index: number, demand: Demand): number =>
-    input.remaining === undefined ? demand.count : Math.max(0, Math.floor(input.remaining[index] ?? 0));
+  const remainingFor = (index: number, demand: Demand): number => (input.remaining === undefined ? demand.count : Math.max(0, Math.floor(input.remaining[index] ?? 0)));
 
   // Safety net: a stale snapshot plans nothing (callers refresh before planning).
   if (snapshotAgeSec > maxAgeSec) {
@@ -300,10 +299,18 @@ export function plan(input: PlanInput): Plan {
         const need = remainingFor(index, demand);
         if (need === 0) return skipped(index, demand);
         return {
-          index, requested: need, planned: 0, placements: [], status: 'waiting', code: 'PLAN_STALE_SNAPSHOT',
+          index,
+          requested: need,
+          planned: 0,
+          placements: [],
+          status: 'waiting',
+          code: 'PLAN_STALE_SNAPSHOT',
           boundBy: `snapshot age (max ${maxAgeSec} s)`,
           reason: `the cluster snapshot of ${snapshot.cluster} is ${age}, older than the ${maxAgeSec} s the planner trusts; waiting for a fresh snapshot`,
-          considered: [], nodearray: null, bucketId: null, choice: null,
+          considered: [],
+          nodearray: null,
+          bucketId: null,
+          choice: null,
         };
       }),
     };
@@ -384,8 +391,7 @@ export function plan(input: PlanInput): Plan {
   };
   const knowsGroup = (b: BucketState, id: string): boolean =>
     activeIn(b, id) > 0 || b.activeByGroup!.has(id) || (b.inFlightByGroup?.has(id) ?? false) || (b.plannedByGroup?.has(id) ?? false);
-  const groupRoom = (b: BucketState, id: string): number =>
-    b.bucket.maxPlacementGroupSize - activeIn(b, id) - (b.inFlightByGroup?.get(id) ?? 0) - (b.plannedByGroup?.get(id) ?? 0);
+  const groupRoom = (b: BucketState, id: string): number => b.bucket.maxPlacementGroupSize - activeIn(b, id) - (b.inFlightByGroup?.get(id) ?? 0) - (b.plannedByGroup?.get(id) ?? 0);
 
   /** How many more nodes a bucket can take now (the numbers of {@link roomOf}, without words). */
   function roomNum(b: BucketState): number {
@@ -408,10 +414,7 @@ export function plan(input: PlanInput): Plan {
     const { bucket, na } = b;
     const vcpu = Math.max(1, bucket.vcpuCount);
     const taken = b.inFlight + b.planned;
-    const less = [
-      ...(b.inFlight > 0 ? [`${b.inFlight} in-flight`] : []),
-      ...(b.planned > 0 ? [`${b.planned} planned for earlier demands`] : []),
-    ].join(', ');
+    const less = [...(b.inFlight > 0 ? [`${b.inFlight} in-flight`] : []), ...(b.planned > 0 ? [`${b.planned} planned for earlier demands`] : [])].join(', ');
     let best: Room = {
       room: bucket.availableCount - taken,
       bound: `bucket availableCount ${bucket.availableCount} (${b.label})${less ? ` less ${less}` : ''}`,
@@ -421,14 +424,26 @@ export function plan(input: PlanInput): Plan {
       if (room < best.room) best = { room, bound, detail };
     };
     const naName = na.snapshot.name;
-    consider(na.snapshot.maxCount - na.usedCount, `nodearray maxCount ${na.snapshot.maxCount} (${naName})`,
-      `nodearray ${naName} allows ${na.snapshot.maxCount} nodes; ${na.usedCount} are active, in flight or planned`);
-    consider(Math.floor((na.snapshot.maxCoreCount - na.usedCores) / vcpu), `nodearray maxCoreCount ${na.snapshot.maxCoreCount} (${naName})`,
-      `nodearray ${naName} allows ${na.snapshot.maxCoreCount} cores; ${na.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`);
-    consider(cluster.maxCount - cluster.usedCount, `cluster maxCount ${cluster.maxCount}`,
-      `cluster ${snapshot.cluster} allows ${cluster.maxCount} nodes; ${cluster.usedCount} are active, in flight or planned`);
-    consider(Math.floor((cluster.maxCoreCount - cluster.usedCores) / vcpu), `cluster maxCoreCount ${cluster.maxCoreCount}`,
-      `cluster ${snapshot.cluster} allows ${cluster.maxCoreCount} cores; ${cluster.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`);
+    consider(
+      na.snapshot.maxCount - na.usedCount,
+      `nodearray maxCount ${na.snapshot.maxCount} (${naName})`,
+      `nodearray ${naName} allows ${na.snapshot.maxCount} nodes; ${na.usedCount} are active, in flight or planned`,
+    );
+    consider(
+      Math.floor((na.snapshot.maxCoreCount - na.usedCores) / vcpu),
+      `nodearray maxCoreCount ${na.snapshot.maxCoreCount} (${naName})`,
+      `nodearray ${naName} allows ${na.snapshot.maxCoreCount} cores; ${na.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`,
+    );
+    consider(
+      cluster.maxCount - cluster.usedCount,
+      `cluster maxCount ${cluster.maxCount}`,
+      `cluster ${snapshot.cluster} allows ${cluster.maxCount} nodes; ${cluster.usedCount} are active, in flight or planned`,
+    );
+    consider(
+      Math.floor((cluster.maxCoreCount - cluster.usedCores) / vcpu),
+      `cluster maxCoreCount ${cluster.maxCoreCount}`,
+      `cluster ${snapshot.cluster} allows ${cluster.maxCoreCount} cores; ${cluster.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`,
+    );
     if (best.room < 0) best = { ...best, room: 0 };
     return best;
   }
@@ -449,14 +464,27 @@ export function plan(input: PlanInput): Plan {
   }
 
   const verdictOf = (b: BucketState, verdict: BucketVerdict['verdict'], available: number, note?: string): BucketVerdict => ({
-    nodearray: b.na.snapshot.name, bucketId: b.bucket.bucketId, machineType: b.bucket.machineType, available, verdict, ...(note !== undefined ? { note } : {}),
+    nodearray: b.na.snapshot.name,
+    bucketId: b.bucket.bucketId,
+    machineType: b.bucket.machineType,
+    available,
+    verdict,
+    ...(note !== undefined ? { note } : {}),
   });
 
   /** The candidates of a selector set, built on first use and shared by every demand with the same selectors. */
   function candidatesFor(demand: Demand): Candidates {
     // The common shape (only minVcpus, as a scheduler sends it) is keyed by the number alone.
-    if (demand.minVcpus !== undefined && demand.nodearray === undefined && demand.nodearrays === undefined && demand.machineTypes === undefined &&
-      demand.minMemoryGB === undefined && demand.minGpus === undefined && demand.infiniband !== true && demand.pick === undefined) {
+    if (
+      demand.minVcpus !== undefined &&
+      demand.nodearray === undefined &&
+      demand.nodearrays === undefined &&
+      demand.machineTypes === undefined &&
+      demand.minMemoryGB === undefined &&
+      demand.minGpus === undefined &&
+      demand.infiniband !== true &&
+      demand.pick === undefined
+    ) {
       let c = candidatesByVcpus.get(demand.minVcpus);
       if (!c) {
         c = buildCandidates(demand, false);
@@ -475,7 +503,18 @@ export function plan(input: PlanInput): Plan {
   }
 
   function buildCandidates(demand: Demand, legacyIb: boolean): Candidates {
-    const empty = (rejection: Rejection): Candidates => ({ scope: [], ready: [], cursors: new Map(), full: 0, backingOff: [], valid: 0, unsuitable: 0, maxPg: 0, maxPgBucket: null, rejection });
+    const empty = (rejection: Rejection): Candidates => ({
+      scope: [],
+      ready: [],
+      cursors: new Map(),
+      full: 0,
+      backingOff: [],
+      valid: 0,
+      unsuitable: 0,
+      maxPg: 0,
+      maxPgBucket: null,
+      rejection,
+    });
     // 1. Nodearrays.
     let scopeNas: NodearrayState[];
     if (demand.nodearray !== undefined || demand.nodearrays !== undefined) {
@@ -484,15 +523,23 @@ export function plan(input: PlanInput): Plan {
       if (unknown.length > 0) {
         const what = unknown.map((n) => `"${n}"`).join(', ');
         return empty({
-          code: 'PLAN_UNKNOWN_NODEARRAY', boundBy: `nodearray ${unknown.join(', ')}`, considered: () => [],
-          reason: (i) => `demand ${i} asks for nodearray ${what}, which cluster ${snapshot.cluster} does not have; it has: ${(nodearrayList ??= listNames(snapshot.nodearrays.map((n) => n.name)))}`,
+          code: 'PLAN_UNKNOWN_NODEARRAY',
+          boundBy: `nodearray ${unknown.join(', ')}`,
+          considered: () => [],
+          reason: (i) =>
+            `demand ${i} asks for nodearray ${what}, which cluster ${snapshot.cluster} does not have; it has: ${(nodearrayList ??= listNames(snapshot.nodearrays.map((n) => n.name)))}`,
         });
       }
       scopeNas = names.map((n) => nodearrays.get(n)!);
     } else {
       scopeNas = allNodearrays;
     }
-    const scopeText = demand.nodearray !== undefined ? `nodearray ${demand.nodearray}` : demand.nodearrays !== undefined ? `nodearrays ${listNames(scopeNas.map((n) => n.snapshot.name))}` : `cluster ${snapshot.cluster}`;
+    const scopeText =
+      demand.nodearray !== undefined
+        ? `nodearray ${demand.nodearray}`
+        : demand.nodearrays !== undefined
+          ? `nodearrays ${listNames(scopeNas.map((n) => n.snapshot.name))}`
+          : `cluster ${snapshot.cluster}`;
 
     // 2. machineTypes: the preferred buckets of each nodearray in preference order; the rest are not preferred.
     const scope: BucketState[] = [];
@@ -504,10 +551,13 @@ export function plan(input: PlanInput): Plan {
         const s = unknown.length > 1 ? 's' : '';
         const single = scopeNas.length === 1 ? scopeNas[0]! : null;
         return empty({
-          code: 'PLAN_UNKNOWN_MACHINE_TYPE', boundBy: single ? `machineTypes of nodearray ${single.snapshot.name}` : `machineTypes of ${scopeText}`, considered: () => [],
-          reason: (i) => single
-            ? `demand ${i} asks for machine type${s} ${unknown.join(', ')}, which nodearray ${single.snapshot.name} has no bucket for; its buckets are: ${listNames(single.buckets.map((b) => b.bucket.machineType))}`
-            : `demand ${i} asks for machine type${s} ${unknown.join(', ')}, which no nodearray of ${scopeText} has a bucket for; they have: ${listNames([...new Set(scopeNas.flatMap((na) => na.buckets.map((b) => b.bucket.machineType)))])}`,
+          code: 'PLAN_UNKNOWN_MACHINE_TYPE',
+          boundBy: single ? `machineTypes of nodearray ${single.snapshot.name}` : `machineTypes of ${scopeText}`,
+          considered: () => [],
+          reason: (i) =>
+            single
+              ? `demand ${i} asks for machine type${s} ${unknown.join(', ')}, which nodearray ${single.snapshot.name} has no bucket for; its buckets are: ${listNames(single.buckets.map((b) => b.bucket.machineType))}`
+              : `demand ${i} asks for machine type${s} ${unknown.join(', ')}, which no nodearray of ${scopeText} has a bucket for; they have: ${listNames([...new Set(scopeNas.flatMap((na) => na.buckets.map((b) => b.bucket.machineType)))])}`,
         });
       }
       for (const na of scopeNas) {
@@ -543,16 +593,19 @@ export function plan(input: PlanInput): Plan {
       const sel = describeSelectors(demand);
       const largest = ordered.reduce<BucketState | null>((a, b) => (a === null || b.bucket.vcpuCount > a.bucket.vcpuCount ? b : a), null);
       return empty({
-        code: 'PLAN_NO_MATCHING_BUCKET', boundBy: `selectors (${sel})`,
+        code: 'PLAN_NO_MATCHING_BUCKET',
+        boundBy: `selectors (${sel})`,
         considered: () => scope.slice(0, MAX_VERDICTS).map((b) => verdictOf(b, 'unsuitable', 0, unmetBy(b.bucket, b.gpuCount, demand) ?? 'not in machineTypes')),
-        reason: (i) => `demand ${i} asks for ${sel}, which no bucket of ${scopeText} meets${largest ? `; the largest is ${largest.label} with ${largest.bucket.vcpuCount} vCPUs, ${largest.bucket.memoryGB} GB, ${largest.gpuCount} GPUs${largest.bucket.infiniband ? ', InfiniBand' : ''}` : ''}`,
+        reason: (i) =>
+          `demand ${i} asks for ${sel}, which no bucket of ${scopeText} meets${largest ? `; the largest is ${largest.label} with ${largest.bucket.vcpuCount} vCPUs, ${largest.bucket.memoryGB} GB, ${largest.gpuCount} GPUs${largest.bucket.infiniband ? ', InfiniBand' : ''}` : ''}`,
       });
     }
     const valid = matching.filter((b) => b.bucket.valid);
     if (valid.length === 0) {
       const reasons = matching.map((b) => `${b.label}: ${b.bucket.invalidReason ?? 'invalid'}`);
       return empty({
-        code: 'PLAN_NO_VALID_BUCKET', boundBy: `no valid bucket (${scopeNas.length === 1 ? scopeNas[0]!.snapshot.name : scopeText})`,
+        code: 'PLAN_NO_VALID_BUCKET',
+        boundBy: `no valid bucket (${scopeNas.length === 1 ? scopeNas[0]!.snapshot.name : scopeText})`,
         considered: () => matching.slice(0, MAX_VERDICTS).map((b) => verdictOf(b, 'invalid', 0, `invalid: ${b.bucket.invalidReason ?? 'no reason given'}`)),
         reason: (i) => `demand ${i} has no valid bucket to create nodes in: ${listNames(reasons)}`,
       });
@@ -569,8 +622,16 @@ export function plan(input: PlanInput): Plan {
     let scopeSize = 0;
     for (const na of scopeNas) scopeSize += na.buckets.length;
     return {
-      scope, ready, cursors: new Map(), full: 0, backingOff, valid: valid.length, unsuitable: scopeSize - valid.length,
-      maxPg: maxPgBucket!.bucket.maxPlacementGroupSize, maxPgBucket, rejection: null,
+      scope,
+      ready,
+      cursors: new Map(),
+      full: 0,
+      backingOff,
+      valid: valid.length,
+      unsuitable: scopeSize - valid.length,
+      maxPg: maxPgBucket!.bucket.maxPlacementGroupSize,
+      maxPgBucket,
+      rejection: null,
     };
   }
 
@@ -772,9 +833,16 @@ export function plan(input: PlanInput): Plan {
       const sizes = [...c.ready, ...c.backingOff].slice(0, LIST_LIMIT).map((b) => `${b.label} allows at most ${b.bucket.maxPlacementGroupSize}`);
       const more = c.valid > LIST_LIMIT ? ` … and ${c.valid - LIST_LIMIT} more` : '';
       const largest = c.maxPgBucket!;
-      demands.push(rejected(index, need, 'PLAN_EXCEEDS_PLACEMENT_GROUP', `maxPlacementGroupSize=${largest.bucket.maxPlacementGroupSize} (${largest.label})`,
-        `demand ${index} needs ${need} nodes in one placement group but ${sizes.join(', ')}${more} (maxPlacementGroupSize)`,
-        [...c.ready, ...c.backingOff].slice(0, MAX_VERDICTS).map((b) => verdictOf(b, 'no-pg-room', 0, `maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize} < ${need}`))));
+      demands.push(
+        rejected(
+          index,
+          need,
+          'PLAN_EXCEEDS_PLACEMENT_GROUP',
+          `maxPlacementGroupSize=${largest.bucket.maxPlacementGroupSize} (${largest.label})`,
+          `demand ${index} needs ${need} nodes in one placement group but ${sizes.join(', ')}${more} (maxPlacementGroupSize)`,
+          [...c.ready, ...c.backingOff].slice(0, MAX_VERDICTS).map((b) => verdictOf(b, 'no-pg-room', 0, `maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize} < ${need}`)),
+        ),
+      );
       continue;
     }
     // A given group that already exists (or is being filled) lives in one bucket: a scale set has one
@@ -796,7 +864,20 @@ export function plan(input: PlanInput): Plan {
     const full = planned === need;
     let dp: DemandPlan;
     if (full && !explainAll) {
-      dp = { index, requested: need, planned, placements: [], status: 'placed', reason: null, code: null, boundBy: null, considered: [], nodearray: null, bucketId: null, choice: null };
+      dp = {
+        index,
+        requested: need,
+        planned,
+        placements: [],
+        status: 'placed',
+        reason: null,
+        code: null,
+        boundBy: null,
+        considered: [],
+        nodearray: null,
+        bucketId: null,
+        choice: null,
+      };
     } else {
       dp = explain(demand, index, need, c, decision, homes);
     }
@@ -810,8 +891,13 @@ export function plan(input: PlanInput): Plan {
       dp.nodearray = first.b.na.snapshot.name;
       dp.bucketId = first.b.bucket.bucketId;
       dp.choice = {
-        pick: demand.pick ?? 'first', candidates: c.valid, passedOver: decision.passedOver, backingOff: c.backingOff.length,
-        unsuitable: c.unsuitable, split: decision.split, group: decision.group,
+        pick: demand.pick ?? 'first',
+        candidates: c.valid,
+        passedOver: decision.passedOver,
+        backingOff: c.backingOff.length,
+        unsuitable: c.unsuitable,
+        split: decision.split,
+        group: decision.group,
       };
       if (explainAll && full) {
         const explanation = describeChoice(dp);
@@ -847,7 +933,8 @@ export function plan(input: PlanInput): Plan {
     const whole = decision.takes.length > 0 && !decision.spread;
     for (const b of order) {
       if (preferred && !preferred.has(lower(b.bucket.machineType))) {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', 0, 'not in machineTypes')); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', 0, 'not in machineTypes'));
+        else omitted++;
         continue;
       }
       if (!meets(b.bucket, b.gpuCount, demand)) {
@@ -856,7 +943,8 @@ export function plan(input: PlanInput): Plan {
         continue;
       }
       if (!b.bucket.valid) {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'invalid', 0, `invalid: ${b.bucket.invalidReason ?? 'no reason given'}`)); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'invalid', 0, `invalid: ${b.bucket.invalidReason ?? 'no reason given'}`));
+        else omitted++;
         continue;
       }
       if (whole && left === 0) {
@@ -865,21 +953,33 @@ export function plan(input: PlanInput): Plan {
         continue;
       }
       if (homes && !homes.includes(b)) {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', 0, `placement group ${demand.placementGroupId} already lives in ${homes[0]!.label}`)); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', 0, `placement group ${demand.placementGroupId} already lives in ${homes[0]!.label}`));
+        else omitted++;
         continue;
       }
       const why = backoffOf(b);
       if (why !== null) {
         backoffCount++;
         notes.add(() => why);
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'backoff', 0, why)); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'backoff', 0, why));
+        else omitted++;
         continue;
       }
       const room = roomNum(b);
       const take = chosen.get(b);
       if (take) {
         const r = roomOf(b);
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'chosen', room, (decision.group !== null && take.group !== null ? groupNoteOf(b, take.group, decision.group, decision.groupRoom) : null) || (take.count < room ? `took ${take.count} of ${room}` : `took ${take.count}, all it had: ${r.detail}`))); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS)
+          main.push(
+            verdictOf(
+              b,
+              'chosen',
+              room,
+              (decision.group !== null && take.group !== null ? groupNoteOf(b, take.group, decision.group, decision.groupRoom) : null) ||
+                (take.count < room ? `took ${take.count} of ${room}` : `took ${take.count}, all it had: ${r.detail}`),
+            ),
+          );
+        else omitted++;
         if (decision.spread && take.count < left) {
           firstBound ??= r.bound;
           limits.add(() => `${b.label} took ${take.count} (${r.detail})`);
@@ -888,20 +988,24 @@ export function plan(input: PlanInput): Plan {
         continue;
       }
       if (colocated && b.bucket.maxPlacementGroupSize < need) {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'no-pg-room', 0, `maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize} < ${need}`)); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'no-pg-room', 0, `maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize} < ${need}`));
+        else omitted++;
         notes.add(() => `${b.label} allows at most ${b.bucket.maxPlacementGroupSize} nodes per placement group`);
         continue;
       }
       if (decision.takes.length > 0 && !decision.spread) {
         const by = decision.takes[0]!.b;
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push((room >= need ? verdictOf(b, 'not-preferred', room, `not needed: ${by.label} took the whole demand`) : verdictOf(b, 'full', room, roomOf(b).detail))); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS)
+          main.push(room >= need ? verdictOf(b, 'not-preferred', room, `not needed: ${by.label} took the whole demand`) : verdictOf(b, 'full', room, roomOf(b).detail));
+        else omitted++;
         continue;
       }
       if (wholeOnly || !decision.spread) {
         if (room < need) {
           capacityShort++;
           if (firstBound === null) firstBound = roomOf(b).bound;
-          if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'full', room, roomOf(b).detail)); else omitted++;
+          if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'full', room, roomOf(b).detail));
+          else omitted++;
           notes.add(() => (room > 0 ? `${b.label} has room for ${room} (${roomOf(b).detail})` : `${b.label} has no room (${roomOf(b).detail})`));
           continue;
         }
@@ -911,29 +1015,42 @@ export function plan(input: PlanInput): Plan {
           firstBound ??= `maxPlacementGroupSize=${b.bucket.maxPlacementGroupSize} (${b.label})`;
           const id = demand.placementGroupId ?? '';
           const note = `placement group ${id} on ${b.label} has room for ${Math.max(0, groupRoom(b, id))} of ${need} (maxPlacementGroupSize ${b.bucket.maxPlacementGroupSize}; ${activeIn(b, id)} active, ${b.inFlightByGroup?.get(id) ?? 0} in flight, ${b.plannedByGroup?.get(id) ?? 0} planned)`;
-          if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'no-pg-room', room, note)); else omitted++;
+          if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'no-pg-room', room, note));
+          else omitted++;
           notes.add(() => note);
           continue;
         }
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed')); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed'));
+        else omitted++;
         continue;
       }
       // A loose spread: a bucket it did not use had no room, or was not needed.
       if (room === 0) {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'full', 0, roomOf(b).detail)); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'full', 0, roomOf(b).detail));
+        else omitted++;
         if (left > 0) {
           if (firstBound === null) firstBound = roomOf(b).bound;
           limits.add(() => `${b.label} has no room (${roomOf(b).detail})`);
         }
       } else {
-        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed: the demand was spread over other buckets')); else omitted++;
+        if (main.length < MAX_CANDIDATE_VERDICTS) main.push(verdictOf(b, 'not-preferred', room, 'not needed: the demand was spread over other buckets'));
+        else omitted++;
       }
     }
     const keepUnsuitable = Math.max(MIN_UNSUITABLE_VERDICTS, MAX_VERDICTS - main.length);
     const considered = unsuitable.length > keepUnsuitable ? [...main, ...unsuitable.slice(0, keepUnsuitable)] : [...main, ...unsuitable];
     omitted += unsuitable.length - (considered.length - main.length);
     const planned = decision.takes.reduce((a, t) => a + t.count, 0);
-    const base = { index, requested: need, planned, placements: [] as Placement[], nodearray: null, bucketId: null, choice: null, ...(omitted > 0 ? { consideredOmitted: omitted } : {}) };
+    const base = {
+      index,
+      requested: need,
+      planned,
+      placements: [] as Placement[],
+      nodearray: null,
+      bucketId: null,
+      choice: null,
+      ...(omitted > 0 ? { consideredOmitted: omitted } : {}),
+    };
     if (planned === need) return { ...base, status: 'placed', reason: null, code: null, boundBy: null, considered };
     const unsuitableNote = c.unsuitable > 0 ? `; ${plural(c.unsuitable, 'other bucket')} of the allowed nodearrays do not meet the selectors or are invalid` : '';
     if (wholeOnly) {
@@ -941,16 +1058,28 @@ export function plan(input: PlanInput): Plan {
         pgRoomShort > 0 ? 'PLAN_NO_PLACEMENT_GROUP_ROOM' : capacityShort > 0 ? 'PLAN_NO_CAPACITY' : backoffCount > 0 ? 'PLAN_CAPACITY_BACKOFF' : 'PLAN_NO_CAPACITY';
       const what = colocated ? `needs ${need} nodes together in one placement group` : `needs all ${need} nodes from one bucket (allOrNothing)`;
       const reason = `demand ${index} ${what} and no bucket can take them all now: ${joinCapped(notes)}; nothing is placed until one can (all or nothing)`;
-      return { ...base, status: 'waiting', code, boundBy: firstBound ?? (backoffCount > 0 ? 'capacity-failure backoff' : null), reason, explanation: `${reason}${unsuitableNote}`, considered };
+      return {
+        ...base,
+        status: 'waiting',
+        code,
+        boundBy: firstBound ?? (backoffCount > 0 ? 'capacity-failure backoff' : null),
+        reason,
+        explanation: `${reason}${unsuitableNote}`,
+        considered,
+      };
     }
     const allBackoff = backoffCount === c.valid;
     const code: PlanReasonCode = allBackoff ? 'PLAN_CAPACITY_BACKOFF' : 'PLAN_NO_CAPACITY';
     const head = planned > 0 ? `demand ${index} got ${planned} of ${need} nodes` : `demand ${index} cannot place any of its ${plural(need, 'node')} now`;
     const reason = `${head}: ${joinCapped(limits, notes)}; ${plural(need - planned, 'node')} wait for capacity`;
     return {
-      ...base, status: planned > 0 ? 'partial' : 'waiting', code,
+      ...base,
+      status: planned > 0 ? 'partial' : 'waiting',
+      code,
       boundBy: firstBound ?? (allBackoff ? 'capacity-failure backoff' : null),
-      reason, explanation: `${reason}${unsuitableNote}`, considered,
+      reason,
+      explanation: `${reason}${unsuitableNote}`,
+      considered,
     };
   }
 
@@ -991,7 +1120,20 @@ function joinCapped(...lists: Capped[]): string {
 }
 
 function skipped(index: number, demand: Demand): DemandPlan {
-  return { index, requested: 0, planned: 0, placements: [], status: 'skipped', reason: `demand ${index} has nothing left to place (of ${demand.count})`, code: null, boundBy: null, considered: [], nodearray: null, bucketId: null, choice: null };
+  return {
+    index,
+    requested: 0,
+    planned: 0,
+    placements: [],
+    status: 'skipped',
+    reason: `demand ${index} has nothing left to place (of ${demand.count})`,
+    code: null,
+    boundBy: null,
+    considered: [],
+    nodearray: null,
+    bucketId: null,
+    choice: null,
+  };
 }
 
 function rejected(index: number, need: number, code: PlanReasonCode, boundBy: string, reason: string, considered: BucketVerdict[]): DemandPlan {

@@ -46,7 +46,12 @@ export interface ConditionalUpdateResult<R> {
 const LOST_RACE = new Set([404, 409, 412]);
 
 /** Reads one row, or null when it does not exist. */
-export async function readRow<E extends object>(table: TableClient, partitionKey: string, rowKey: string, options: { select?: string[]; abortSignal?: AbortSignal } = {}): Promise<TableEntityResult<E> | null> {
+export async function readRow<E extends object>(
+  table: TableClient,
+  partitionKey: string,
+  rowKey: string,
+  options: { select?: string[]; abortSignal?: AbortSignal } = {},
+): Promise<TableEntityResult<E> | null> {
   try {
     return await table.getEntity<E>(partitionKey, rowKey, {
       ...(options.select ? { queryOptions: { select: options.select } } : {}),
@@ -69,9 +74,7 @@ export async function conditionalUpdate<E extends object, R>(o: ConditionalUpdat
     if (!('write' in decision)) return { result: decision.result, written: false, etag: current?.etag ?? null };
     const entity = { ...decision.write, partitionKey: o.partitionKey, rowKey: o.rowKey };
     try {
-      const res = current
-        ? await o.table.updateEntity(entity, 'Replace', { etag: current.etag, ...signal })
-        : await o.table.createEntity(entity, signal);
+      const res = current ? await o.table.updateEntity(entity, 'Replace', { etag: current.etag, ...signal }) : await o.table.createEntity(entity, signal);
       return { result: decision.result, written: true, etag: res.etag ?? null };
     } catch (error) {
       const status = statusOf(error);

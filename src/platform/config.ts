@@ -148,17 +148,20 @@ const boolean = z
   .transform((v) => v === 'true');
 
 const httpUrl = (protocols: readonly string[]) =>
-  z.string().superRefine((text, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `must be a URL (${protocols.join(' or ')})` });
-      return;
-    }
-    if (!protocols.includes(url.protocol.slice(0, -1))) ctx.addIssue({ code: 'custom', message: `must be a ${protocols.join(' or ')} URL` });
-    else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials' });
-  }).transform((text) => text.replace(/\/+$/, ''));
+  z
+    .string()
+    .superRefine((text, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `must be a URL (${protocols.join(' or ')})` });
+        return;
+      }
+      if (!protocols.includes(url.protocol.slice(0, -1))) ctx.addIssue({ code: 'custom', message: `must be a ${protocols.join(' or ')} URL` });
+      else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials' });
+    })
+    .transform((text) => text.replace(/\/+$/, ''));
 
 /** Key Vault secret names: 1–127 letters, digits and dashes. */
 const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault secret name (1-127 letters, digits and dashes)');
@@ -172,7 +175,14 @@ const queueName = z
 
 const clusters = z
   .string()
-  .transform((text) => [...new Set(text.split(',').map((s) => s.trim()).filter(Boolean))])
+  .transform((text) => [
+    ...new Set(
+      text
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ])
   .pipe(z.array(z.string().regex(/^[^\s/\\?#%]+$/, 'must be cluster names without spaces or / \\ ? # %')).min(1, 'must name at least one cluster'));
 
 const ncrontab = z.string().superRefine((text, ctx) => {
@@ -200,7 +210,19 @@ const functionKey = z.string().min(4, 'must be at least 4 characters').regex(/^\
 /** Host names or IP literals, comma-separated (no scheme, port or path). */
 const hostList = z
   .string()
-  .transform((text) => [...new Set(text.split(',').map((h) => h.trim().replace(/^\[|\]$/g, '').toLowerCase()).filter(Boolean))])
+  .transform((text) => [
+    ...new Set(
+      text
+        .split(',')
+        .map((h) =>
+          h
+            .trim()
+            .replace(/^\[|\]$/g, '')
+            .toLowerCase(),
+        )
+        .filter(Boolean),
+    ),
+  ])
   .pipe(z.array(z.string().regex(/^(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}$|^[0-9a-f:.]+$/, 'must be host names or IP addresses, comma-separated (no scheme, port or path)')));
 
 const storagePrefix = z.string().regex(/^[a-z][a-z0-9]{0,39}$/, 'must be 1-40 lowercase letters and digits, starting with a letter');
@@ -311,14 +333,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   }
 
   // Locally too: with a real CycleCloud there is no simulator to take the cluster names from.
-  if (cycleCloudUrl !== undefined) required(cycleCloudClusters, 'CYCLECLOUD_CLUSTERS', 'when CYCLECLOUD_URL is set (comma-separated cluster names the snapshot timer covers, e.g. CYCLECLOUD_CLUSTERS=hpc)');
+  if (cycleCloudUrl !== undefined)
+    required(cycleCloudClusters, 'CYCLECLOUD_CLUSTERS', 'when CYCLECLOUD_URL is set (comma-separated cluster names the snapshot timer covers, e.g. CYCLECLOUD_CLUSTERS=hpc)');
 
   const cycleCloudCaPem = readCaPem(env, readFile);
   const cycleCloudTlsInsecure = parse(env, 'CYCLECLOUD_TLS_INSECURE', boolean) ?? false;
 
-  const storage = storageConnectionFromEnv(
-    Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v?.trim() ? v.trim() : undefined])),
-  );
+  const storage = storageConnectionFromEnv(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v?.trim() ? v.trim() : undefined])));
   if (azure) {
     required(storage, 'AzureWebJobsStorage', 'in Azure (a connection string, or AzureWebJobsStorage__accountName, or __queueServiceUri and __tableServiceUri)');
   } else if (!storage && (raw(env, 'AzureWebJobsStorage__queueServiceUri') || raw(env, 'AzureWebJobsStorage__tableServiceUri'))) {

@@ -224,12 +224,10 @@ export function secretSource(options: SecretSourceOptions): SecretSource {
       let flight = flights.get(name);
       if (!flight || flight.generation !== generationOf(name)) {
         const generation = generationOf(name);
-        const promise = fetchSecret(name).then(
-          (value) => {
-            if (generationOf(name) === generation && maxAgeMs > 0) cache.set(name, { value, fetchedAtMs: now() });
-            return value;
-          },
-        );
+        const promise = fetchSecret(name).then((value) => {
+          if (generationOf(name) === generation && maxAgeMs > 0) cache.set(name, { value, fetchedAtMs: now() });
+          return value;
+        });
         flight = { promise, generation };
         flights.set(name, flight);
         const settled = flight;

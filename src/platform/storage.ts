@@ -8,9 +8,7 @@ import { TableClient } from '@azure/data-tables';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { TokenCredential } from '@azure/core-auth';
 
-export type StorageConnection =
-  | { kind: 'connectionString'; connectionString: string }
-  | { kind: 'identity'; queueServiceUri: string; tableServiceUri: string; clientId?: string };
+export type StorageConnection = { kind: 'connectionString'; connectionString: string } | { kind: 'identity'; queueServiceUri: string; tableServiceUri: string; clientId?: string };
 
 const DEV_STORAGE = 'UseDevelopmentStorage=true';
 
@@ -88,10 +86,7 @@ export class Storage {
 
   /** Creates tables and queues if missing (idempotent; run once per process). */
   async ensure(names: { tables?: string[]; queues?: string[] }): Promise<void> {
-    await Promise.all([
-      ...(names.tables ?? []).map((t) => this.table(t).createTable()),
-      ...(names.queues ?? []).map((q) => this.queue(q).createIfNotExists()),
-    ]);
+    await Promise.all([...(names.tables ?? []).map((t) => this.table(t).createTable()), ...(names.queues ?? []).map((q) => this.queue(q).createIfNotExists())]);
   }
 }
 

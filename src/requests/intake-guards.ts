@@ -77,7 +77,9 @@ function base64Text(text: string): string | undefined {
 export function recordableText(raw: unknown, max = 128): string | null {
   if (typeof raw !== 'string') return null;
   // Through UTF-8 and back: lone surrogates (also one a cut could make) become U+FFFD.
-  return Buffer.from(raw.slice(0, max), 'utf8').toString('utf8').replace(/\p{Cc}/gu, '\uFFFD');
+  return Buffer.from(raw.slice(0, max), 'utf8')
+    .toString('utf8')
+    .replace(/\p{Cc}/gu, '\uFFFD');
 }
 
 /** What goes on the queue for an admitted request: itself, or a reference when it does not fit. */

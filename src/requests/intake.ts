@@ -99,7 +99,13 @@ export async function handleScaleQueueMessage(
     if (admitted.outcome === 'conflict') {
       // The first record stands; the conflicting message is recorded on its own so it is visible.
       const key = `msg-${meta.messageId}`;
-      await deps.ledger.reject(key, request.cluster, `conflict: requestId ${request.requestId} already exists with different content`, [{ path: 'requestId', message: 'already used with different content' }], deps.now());
+      await deps.ledger.reject(
+        key,
+        request.cluster,
+        `conflict: requestId ${request.requestId} already exists with different content`,
+        [{ path: 'requestId', message: 'already used with different content' }],
+        deps.now(),
+      );
       await deps.state.increment('rejectedMessages');
       requestLog.warn('message conflicts with an existing request', { requestId: request.requestId, recordedAs: key });
       return { action: 'conflict', requestId: request.requestId, state: admitted.entry.record.state };
@@ -133,7 +139,11 @@ async function withTransientHandling<T>(deps: IntakeDeps, requestId: string, met
   } catch (error) {
     const why = error instanceof Error ? `${codeOf(error) ? `${codeOf(error)}: ` : ''}${error.message}` : String(error);
     const last = meta.dequeueCount >= meta.maxDequeueCount;
-    log.warn(last ? 'transient failure on the last attempt; the message goes to the poison queue' : 'transient failure; the queue will retry', { requestId, error, dequeueCount: meta.dequeueCount });
+    log.warn(last ? 'transient failure on the last attempt; the message goes to the poison queue' : 'transient failure; the queue will retry', {
+      requestId,
+      error,
+      dequeueCount: meta.dequeueCount,
+    });
     if (last) {
       try {
         const entry = await deps.ledger.get(requestId);

@@ -80,13 +80,15 @@ export interface RequestPipeline {
 export function createRequestPipeline(o: RequestPipelineOptions): RequestPipeline {
   const now = o.now ?? Date.now;
   const { pausedBySetting, deadlineMs, ...submitConfig } = o.config ?? {};
-  const ledger = o.ledger ?? new RequestLedger({
-    storage: o.storage,
-    names: o.names,
-    now,
-    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-    ...(o.onFinal ? { onFinal: o.onFinal } : {}),
-  });
+  const ledger =
+    o.ledger ??
+    new RequestLedger({
+      storage: o.storage,
+      names: o.names,
+      now,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      ...(o.onFinal ? { onFinal: o.onFinal } : {}),
+    });
   const state = new ScalerState({ storage: o.storage, names: o.names, now, pausedBySetting: pausedBySetting ?? false });
   const queue = storageQueueSender(o.storage, o.names.scaleQueue);
   const reservations = new CapacityReservations({ storage: o.storage, names: o.names });

@@ -103,7 +103,8 @@ export class CapacityReservations {
         const next = change(entity ? unpackJson<{ items: Reservation[] }>(entity).items : []);
         return next ? { write: packJson({ items: next.items }), result: next.result } : { result: null };
       },
-      contention: (attempts, cause) => new ReservationConflictError('RESERVATION_CONTENTION', `capacity reservations of ${cluster}: gave up after ${attempts} concurrent updates`, { cause }),
+      contention: (attempts, cause) =>
+        new ReservationConflictError('RESERVATION_CONTENTION', `capacity reservations of ${cluster}: gave up after ${attempts} concurrent updates`, { cause }),
     });
     return result;
   }
@@ -149,12 +150,7 @@ export class CapacityReservations {
    * than {@link UNCONFIRMED_AFTER_MS} whose create `settled` says is over (failed, never sent, or
    * accepted: then the ledger's acceptance time decides). Returns how many were dropped.
    */
-  async prune(
-    cluster: string,
-    snapshotStartedAtMs: number,
-    nowMs: number,
-    settled: (r: Reservation) => Promise<{ over: boolean; acceptedAtMs?: number }>,
-  ): Promise<number> {
+  async prune(cluster: string, snapshotStartedAtMs: number, nowMs: number, settled: (r: Reservation) => Promise<{ over: boolean; acceptedAtMs?: number }>): Promise<number> {
     const row = await this.read(cluster);
     const verdicts = new Map<string, { over: boolean; acceptedAtMs?: number }>();
     for (const r of row.items) {

@@ -32,18 +32,7 @@ import type { ContinueMessage, TerminateResult, TrackerApi, TrackStart } from '.
 import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest, TerminateRequest } from '../ledger/schemas.ts';
 import { inFlightOf, type CapacityReservations } from './reservations.ts';
-import {
-  applySubmission,
-  closeDemand,
-  createRequestId,
-  excludedPlacementGroups,
-  isFinal,
-  nodeKey,
-  openRemaining,
-  setState,
-  settle,
-  terminateRequestId,
-} from '../ledger/record.ts';
+import { applySubmission, closeDemand, createRequestId, excludedPlacementGroups, isFinal, nodeKey, openRemaining, setState, settle, terminateRequestId } from '../ledger/record.ts';
 
 /** Thrown by a {@link SnapshotSource} when the cluster's numbers cannot be trusted now (stale). */
 export class SnapshotUnavailableError extends ScalerError<'PLAN_STALE_SNAPSHOT' | 'PLAN_UNKNOWN_CLUSTER'> {
@@ -331,7 +320,10 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       return x;
     });
     if (plan.sets.length === 0) {
-      const reasons = plan.demands.filter((d) => d.reason).map((d) => labelled(d.index, d.reason!)).join('; ');
+      const reasons = plan.demands
+        .filter((d) => d.reason)
+        .map((d) => labelled(d.index, d.reason!))
+        .join('; ');
       if (Object.keys(openRemaining(entry)).length === 0) continue; // only closed demands left: settle next round
       return wait(ctx, entry, reasons || 'nothing could be placed yet');
     }
@@ -342,7 +334,16 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       cycleCloudRequestId: cc,
       state: 'intent',
       operationId: null,
-      sets: plan.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: null, message: null, demands: s.demands, ...namingOf(s.set) })),
+      sets: plan.sets.map((s) => ({
+        nodearray: s.nodearray,
+        machineType: s.machineType,
+        placementGroupId: s.placementGroupId,
+        count: s.count,
+        added: null,
+        message: null,
+        demands: s.demands,
+        ...namingOf(s.set),
+      })),
       submittedAtMs: nowMs,
     };
     try {
@@ -356,7 +357,14 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       throw error;
     }
     ctx.logger.info('create intent recorded', { cycleCloudRequestId: intent.cycleCloudRequestId, generation, sets: intent.sets.length });
-    entry = await submitAttempt(ctx, entry, request, intent, true, plan.sets.map((s) => s.set));
+    entry = await submitAttempt(
+      ctx,
+      entry,
+      request,
+      intent,
+      true,
+      plan.sets.map((s) => s.set),
+    );
     const before = entry.compensations?.length ?? 0;
     // 5. Hand it to the tracker, which compensates a partial colocated set before it returns.
     await startTracking(ctx, entry, request, intent.cycleCloudRequestId);
@@ -367,7 +375,10 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       if (isFinal(entry)) return done(entry, 'final');
       const remaining = openRemaining(entry);
       if (Object.keys(remaining).length === 0) return done(entry, 'submitted');
-      const why = Object.keys(remaining).map((k) => entry.record.demands[Number(k)]!.reason).filter(Boolean).join('; ');
+      const why = Object.keys(remaining)
+        .map((k) => entry.record.demands[Number(k)]!.reason)
+        .filter(Boolean)
+        .join('; ');
       return wait(ctx, entry, why || 'some demands are not placed yet', 'submitted');
     }
     // A partial gang was compensated: re-plan the demand now (bounded by the round count).
@@ -401,7 +412,8 @@ async function wait(
   // A wake-up is pending unless none was sent, it is due, or it is the one that woke this run.
   const scheduled = entry.nextAttemptAtMs !== null && entry.nextAttemptAtMs > nowMs && entry.nextAttemptAtMs !== ctx.consumedWakeAtMs;
   const wakeAtMs = nowMs + delayMs;
-  if (!scheduled) await ctx.deps.queue.send({ $scaler: 'continue', requestId: ctx.requestId, reason: WAIT_REASON, wakeAtMs } satisfies ContinueMessage, { visibilityDelayMs: delayMs });
+  if (!scheduled)
+    await ctx.deps.queue.send({ $scaler: 'continue', requestId: ctx.requestId, reason: WAIT_REASON, wakeAtMs } satisfies ContinueMessage, { visibilityDelayMs: delayMs });
   const submitted = entry.attempts.some((a) => a.state === 'accepted');
   const next = await update(ctx, (e) => {
     if (isFinal(e)) return e;
@@ -478,7 +490,9 @@ async function submitAttempt(
       const age = nowMs - lastSentAtMs;
       if (age < ctx.cfg.lookupGraceMs) {
         // Not listed yet may be a list lagging the create: look again before sending it again.
-        throw new SubmitError('SUBMIT_NOT_LISTED_YET', `create ${cc}: CycleCloud does not list it (yet); looking again before sending it again`, { retryInMs: ctx.cfg.lookupGraceMs - age });
+        throw new SubmitError('SUBMIT_NOT_LISTED_YET', `create ${cc}: CycleCloud does not list it (yet); looking again before sending it again`, {
+          retryInMs: ctx.cfg.lookupGraceMs - age,
+        });
       }
       // Sent again: the time is on record first, so a later run waits out a lagging list after it too.
       lastSentAtMs = nowMs;
@@ -497,7 +511,11 @@ async function submitAttempt(
       };
       ctx.logger.info('create accepted', { cycleCloudRequestId: cc, operationId: result.operationId, added: accepted.sets.map((s) => s.added) });
       ctx.logger.metric('create_calls', 1, { cluster: ctx.cluster });
-      ctx.logger.metric('nodes_requested', accepted.sets.reduce((n, s) => n + (s.added ?? 0), 0), { cluster: ctx.cluster });
+      ctx.logger.metric(
+        'nodes_requested',
+        accepted.sets.reduce((n, s) => n + (s.added ?? 0), 0),
+        { cluster: ctx.cluster },
+      );
       const short = accepted.sets.filter((s) => (s.added ?? 0) < s.count).length;
       if (short > 0) {
         // CycleCloud had less than the plan asked for: someone else took capacity, or a quota or
@@ -540,7 +558,12 @@ async function recordAccepted(ctx: Ctx, answered: SubmissionAttempt): Promise<Le
   const acceptedAtMs = ctx.deps.now();
   const accepted: SubmissionAttempt = { ...answered, acceptedAtMs };
   // The reservation now holds what CycleCloud added, until a snapshot started after now counts it.
-  await ctx.deps.reservations.accepted(ctx.cluster, accepted.cycleCloudRequestId, accepted.sets.map((s) => s.added ?? 0), acceptedAtMs);
+  await ctx.deps.reservations.accepted(
+    ctx.cluster,
+    accepted.cycleCloudRequestId,
+    accepted.sets.map((s) => s.added ?? 0),
+    acceptedAtMs,
+  );
   return update(ctx, (e) => {
     const known = e.attempts.find((a) => a.cycleCloudRequestId === accepted.cycleCloudRequestId);
     if (known?.state === 'accepted') return e; // another delivery recorded it first
@@ -609,7 +632,15 @@ async function startTracking(ctx: Ctx, entry: LedgerEntry, request: ScaleRequest
       requestId: ctx.requestId,
       action: 'create',
       generation: a.generation,
-      sets: a.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count, added: s.added ?? 0, colocated: colocatedSet(request, s), demands: s.demands })),
+      sets: a.sets.map((s) => ({
+        nodearray: s.nodearray,
+        machineType: s.machineType,
+        placementGroupId: s.placementGroupId,
+        count: s.count,
+        added: s.added ?? 0,
+        colocated: colocatedSet(request, s),
+        demands: s.demands,
+      })),
     };
     await ctx.deps.tracker.start(t);
   }
@@ -646,7 +677,10 @@ async function noteShortfalls(ctx: Ctx, request: ScaleRequest, cycleCloudRequest
     if (colocatedSet(request, s)) continue; // compensated by the tracker (rememberGangFailures)
     const said = s.message ? `: ${s.message}` : '';
     const reason = `CycleCloud added ${added} of ${s.count} nodes on ${s.nodearray}/${s.machineType}${said}; the rest waits and is retried`;
-    await deps.capacity.recordFailure({ cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
+    await deps.capacity.recordFailure(
+      { cluster: ctx.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() },
+      deps.now(),
+    );
     current = await update(ctx, (e) => {
       for (const d of s.demands) if (e.record.demands[d.index]) e.record.demands[d.index]!.reason = reason;
     });
@@ -664,7 +698,16 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   const existing = entry.record.operations.find((o) => o.cycleCloudRequestId === cc);
   if (existing) {
     // Already sent; make sure the tracker follows it (idempotent) and stop.
-    await deps.tracker.start({ cluster: ctx.cluster, operationId: existing.operationId, cycleCloudRequestId: cc, requestId: ctx.requestId, action: request.action === 'start' ? 'start' : 'terminate', generation: 0, sets: [], nodeNames: entry.record.nodes.map((n) => n.name) });
+    await deps.tracker.start({
+      cluster: ctx.cluster,
+      operationId: existing.operationId,
+      cycleCloudRequestId: cc,
+      requestId: ctx.requestId,
+      action: request.action === 'start' ? 'start' : 'terminate',
+      generation: 0,
+      sets: [],
+      nodeNames: entry.record.nodes.map((n) => n.name),
+    });
     entry = await update(ctx, (e) => settle(e, deps.now()));
     return done(entry, isFinal(entry) ? 'final' : 'tracking');
   }
@@ -674,7 +717,12 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
     try {
       entry = await update(ctx, (e) => {
         if (e.attempts.some((a) => a.cycleCloudRequestId === cc)) throw new ClaimLost();
-        return setState(applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'intent', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs), 'planning', null, nowMs);
+        return setState(
+          applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'intent', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs),
+          'planning',
+          null,
+          nowMs,
+        );
       });
     } catch (error) {
       if (error instanceof ClaimLost) return done(entry, 'skipped');
@@ -691,7 +739,15 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
   let result: TerminateResult;
   try {
     // Sent, resolved and handed to the tracker in one place (`src/tracking/terminate.ts`).
-    result = await deps.tracker.terminate({ cluster: ctx.cluster, requestId: ctx.requestId, cycleCloudRequestId: cc, generation: 0, action: request.action ?? 'terminate', target, rounds: ctx.cfg.maxSubmitRounds });
+    result = await deps.tracker.terminate({
+      cluster: ctx.cluster,
+      requestId: ctx.requestId,
+      cycleCloudRequestId: cc,
+      generation: 0,
+      action: request.action ?? 'terminate',
+      target,
+      rounds: ctx.cfg.maxSubmitRounds,
+    });
   } catch (error) {
     if (isCycleCloudError(error) && isAmbiguous(error)) {
       throw new SubmitError('SUBMIT_UNRESOLVED', `terminate ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: error });
@@ -718,7 +774,13 @@ async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Terminate
     x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [nodeKey(n), n.status === 'Error' ? 'failed' : 'pending']));
     const notes: string[] = [];
     if (unmatched.length) notes.push(`matched no node: ${unmatched.slice(0, 20).join(', ')}${unmatched.length > 20 ? ` and ${unmatched.length - 20} more` : ''}`);
-    if (errors.length) notes.push(`CycleCloud refused ${errors.length}: ${errors.slice(0, 5).map((n) => `${n.name} (${n.error ?? 'error'})`).join(', ')}`);
+    if (errors.length)
+      notes.push(
+        `CycleCloud refused ${errors.length}: ${errors
+          .slice(0, 5)
+          .map((n) => `${n.name} (${n.error ?? 'error'})`)
+          .join(', ')}`,
+      );
     if (result.nodes.length === 0 || result.nodes.every((n) => n.status === 'Error')) {
       if (op) op.state = 'done';
     }

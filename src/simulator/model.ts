@@ -90,8 +90,28 @@ export function defaultClusters(): ClusterSpec[] {
           maxCount: 100,
           maxCoreCount: 500,
           buckets: [
-            { bucketId: 'cd56af52-abcd-1234-a4e7-e6a91ca519a2', machineType: 'Standard_F32s_v2', family: 'standardFSv2Family', vcpuCount: 32, memory: 64, infiniband: false, quotaCoreCount: 100, consumedCoreCount: 0, maxPlacementGroupSize: 40 },
-            { bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225', machineType: 'Standard_HC44rs', family: 'standardHCSFamily', vcpuCount: 44, memory: 327.83, infiniband: true, quotaCoreCount: 8800, consumedCoreCount: 44, maxPlacementGroupSize: 40 },
+            {
+              bucketId: 'cd56af52-abcd-1234-a4e7-e6a91ca519a2',
+              machineType: 'Standard_F32s_v2',
+              family: 'standardFSv2Family',
+              vcpuCount: 32,
+              memory: 64,
+              infiniband: false,
+              quotaCoreCount: 100,
+              consumedCoreCount: 0,
+              maxPlacementGroupSize: 40,
+            },
+            {
+              bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225',
+              machineType: 'Standard_HC44rs',
+              family: 'standardHCSFamily',
+              vcpuCount: 44,
+              memory: 327.83,
+              infiniband: true,
+              quotaCoreCount: 8800,
+              consumedCoreCount: 44,
+              maxPlacementGroupSize: 40,
+            },
           ],
         },
         {
@@ -99,7 +119,17 @@ export function defaultClusters(): ClusterSpec[] {
           maxCount: 64,
           maxCoreCount: 64 * 120,
           buckets: [
-            { bucketId: 'e0a1c3d5-abcd-1234-8f00-0123456789ab', machineType: 'Standard_HB120rs_v3', family: 'standardHBv3Family', vcpuCount: 120, memory: 456, infiniband: true, quotaCoreCount: 64 * 120, consumedCoreCount: 0, maxPlacementGroupSize: 4 },
+            {
+              bucketId: 'e0a1c3d5-abcd-1234-8f00-0123456789ab',
+              machineType: 'Standard_HB120rs_v3',
+              family: 'standardHBv3Family',
+              vcpuCount: 120,
+              memory: 456,
+              infiniband: true,
+              quotaCoreCount: 64 * 120,
+              consumedCoreCount: 0,
+              maxPlacementGroupSize: 4,
+            },
           ],
         },
       ],
@@ -712,9 +742,7 @@ export class Simulator {
     if ((target.totalNodeCount === undefined) === (target.totalCoreCount === undefined)) {
       throw new SimulatorError('SIM_BAD_REQUEST', 'totalNodeCount, totalCoreCount: exactly one is required');
     }
-    const current = [...cluster.nodes.values()].filter(
-      (n) => n.nodearray === na && n.record.TargetState === 'Started' && !INACTIVE.has(String(n.record.Status)),
-    );
+    const current = [...cluster.nodes.values()].filter((n) => n.nodearray === na && n.record.TargetState === 'Started' && !INACTIVE.has(String(n.record.Status)));
     let count: number;
     if (target.totalNodeCount !== undefined) {
       count = target.totalNodeCount - current.length;
@@ -724,7 +752,8 @@ export class Simulator {
       count = Math.ceil((target.totalCoreCount! - cores) / vcpu);
     }
     const created: string[] = [];
-    const set = count > 0 ? this.#createSet(cluster, na, { nodearray: na.spec.name, count }, created) : { added: 0, message: `Nodearray ${na.spec.name} already has the requested total` };
+    const set =
+      count > 0 ? this.#createSet(cluster, na, { nodearray: na.spec.name, count }, created) : { added: 0, message: `Nodearray ${na.spec.name} already has the requested total` };
     const op = this.#operation(cluster, 'create', undefined, created);
     return { operationId: op.id, sets: [set] };
   }
@@ -851,7 +880,12 @@ export class Simulator {
       const error = this.#apply(cluster, action, node);
       return { id: node.record.NodeId, name: node.record.Name, ...(error === undefined ? { status: 'OK' as const } : { status: 'Error' as const, error }) };
     });
-    const op = this.#operation(cluster, action, request.requestId, matched.map((n) => n.record.NodeId));
+    const op = this.#operation(
+      cluster,
+      action,
+      request.requestId,
+      matched.map((n) => n.record.NodeId),
+    );
     return { operationId: op.id, nodes: results };
   }
 

@@ -68,7 +68,19 @@ export interface SimulatorOptions {
 /** The {@link Simulator} test hooks, also reachable directly on the handle (`handle.faults.add(…)`). */
 export type SimulatorHooks = Pick<
   Simulator,
-  'faults' | 'calls' | 'operations' | 'nodes' | 'failNode' | 'holdNode' | 'releaseNode' | 'failNextNodes' | 'setBucket' | 'capacityFailure' | 'limitNextCreate' | 'forgetRequestIds' | 'setDocumentationGaps'
+  | 'faults'
+  | 'calls'
+  | 'operations'
+  | 'nodes'
+  | 'failNode'
+  | 'holdNode'
+  | 'releaseNode'
+  | 'failNextNodes'
+  | 'setBucket'
+  | 'capacityFailure'
+  | 'limitNextCreate'
+  | 'forgetRequestIds'
+  | 'setDocumentationGaps'
 >;
 
 export interface SimulatorHandle extends SimulatorHooks {
@@ -390,13 +402,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const url = new URL(req.url ?? '/', 'http://simulator');
     const path = url.pathname;
     const query: Record<string, string> = Object.fromEntries(url.searchParams);
-    const segments = path.split('/').slice(1).map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    });
+    const segments = path
+      .split('/')
+      .slice(1)
+      .map((s) => {
+        try {
+          return decodeURIComponent(s);
+        } catch {
+          return s;
+        }
+      });
     const isHook = segments[0] === '__sim';
     const record = (status: number, body?: unknown): void => {
       if (!isHook) sim.recordCall({ method, path, query, status, ...(body !== undefined ? { body } : {}), atMs: sim.now() });
@@ -406,7 +421,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (auth === undefined || !safeEqual(auth, expected)) {
       req.resume();
       record(401);
-      send(res, errorReply(401, 'com.cyclecomputing.cloud.exceptions.AuthenticationException', 'Authentication required: invalid or missing credentials', { 'www-authenticate': 'Basic realm="CycleCloud"' }));
+      send(
+        res,
+        errorReply(401, 'com.cyclecomputing.cloud.exceptions.AuthenticationException', 'Authentication required: invalid or missing credentials', {
+          'www-authenticate': 'Basic realm="CycleCloud"',
+        }),
+      );
       return;
     }
 

@@ -48,7 +48,7 @@ export function slurmConf(status: ClusterStatus, options: SlurmConfOptions = {})
     'ResumeRate=0',
     'SuspendRate=0',
     '# idle_on_node_suspend: a node that failed comes back as idle~ when suspended, not stuck down~.',
-    '# cloud_reg_addrs: a cloud node\'s address is the one it registers from (no DNS needed).',
+    "# cloud_reg_addrs: a cloud node's address is the one it registers from (no DNS needed).",
     'SlurmctldParameters=idle_on_node_suspend,cloud_reg_addrs',
     'ReturnToService=2',
     '# 22.05 hides powered-down cloud nodes from everyone without this.',

@@ -95,9 +95,7 @@ export function nodearrayOf(name: string, snapshot: ClusterSnapshot): NodearrayS
 /** CycleCloud statuses after which a node of that name no longer runs (a create or start is needed). */
 const NOT_RUNNING = new Set(['Terminated', 'Off', 'Failed', 'Unavailable', 'Deallocated', 'Terminating', 'Deallocating', 'Stopping']);
 
-export type Translation =
-  | { ok: true; messages: RequestMessage[]; names: string[]; skipped: { names: string[]; reason: string }[] }
-  | { ok: false; errors: FieldError[] };
+export type Translation = { ok: true; messages: RequestMessage[]; names: string[]; skipped: { names: string[]; reason: string }[] } | { ok: false; errors: FieldError[] };
 
 /** Expands `nodes`; a bad expression becomes a field error naming it. */
 export function parseNodes(nodes: string): { ok: true; names: string[] } | { ok: false; errors: FieldError[] } {
@@ -121,7 +119,10 @@ export function jobIdsOf(file: ResumeFile | undefined): number[] {
  * The same call repeated (slurmctld restarted, a script retried) gives the same key.
  */
 export function slurmRequestKey(action: SlurmAction, cluster: string, names: readonly string[], jobIds: readonly number[]): string {
-  const digest = createHash('sha256').update(`${action}\n${cluster}\n${names.join(',')}\n${jobIds.join(',')}`).digest('hex').slice(0, 20);
+  const digest = createHash('sha256')
+    .update(`${action}\n${cluster}\n${names.join(',')}\n${jobIds.join(',')}`)
+    .digest('hex')
+    .slice(0, 20);
   return `slurm-${action}-${digest}`;
 }
 
@@ -166,7 +167,10 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
   }
   const errors: FieldError[] = [];
   if (unknown.length > 0) {
-    errors.push({ path: 'nodes', message: `${formatHostlist(unknown)} match no nodearray of cluster ${body.cluster} (Slurm node names must be <nodearray>-<n>; nodearrays: ${snapshot.nodearrays.map((n) => n.name).join(', ') || '(none)'})` });
+    errors.push({
+      path: 'nodes',
+      message: `${formatHostlist(unknown)} match no nodearray of cluster ${body.cluster} (Slurm node names must be <nodearray>-<n>; nodearrays: ${snapshot.nodearrays.map((n) => n.name).join(', ') || '(none)'})`,
+    });
   }
   if (noBucket.length > 0) errors.push({ path: 'nodes', message: `${formatHostlist(noBucket)}: their nodearray has no valid bucket to create nodes in` });
   if (errors.length > 0) return { ok: false, errors };

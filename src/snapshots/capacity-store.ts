@@ -9,15 +9,7 @@ import { ContentionError, conditionalUpdate } from '../platform/conditional.ts';
 import { abortOption, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { CapacityBackoff } from '../planning/types.ts';
-import {
-  isBackingOff,
-  nextBackoff,
-  snapshotCapacityFailures,
-  toCapacityBackoff,
-  type BackoffPolicy,
-  type BackoffState,
-  type CapacityFailure,
-} from '../planning/backoff.ts';
+import { isBackingOff, nextBackoff, snapshotCapacityFailures, toCapacityBackoff, type BackoffPolicy, type BackoffState, type CapacityFailure } from '../planning/backoff.ts';
 import type { ClusterSnapshot } from './model.ts';
 import { toTableKey } from './table-keys.ts';
 
@@ -89,7 +81,12 @@ export class CapacityMemory {
         const next = nextBackoff(prev, input, nowMs, this.#policy);
         return next === prev ? { result: next } : { write: { ...next }, result: next };
       },
-      contention: (attempts, cause) => new CapacityMemoryError('CAPACITY_MEMORY_CONTENDED', `could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${attempts} concurrent writers in a row`, { cause }),
+      contention: (attempts, cause) =>
+        new CapacityMemoryError(
+          'CAPACITY_MEMORY_CONTENDED',
+          `could not record a capacity failure of ${failure.nodearray}/${failure.machineType}: ${attempts} concurrent writers in a row`,
+          { cause },
+        ),
     });
     return result;
   }

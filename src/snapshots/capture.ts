@@ -58,7 +58,13 @@ async function captureOne(deps: CaptureDeps, cluster: string, options: CaptureOp
     const { latestReplaced } = await deps.store.saveSnapshot(snapshot, options);
     await deps.store.recordSuccess(cluster, deps.now(), options);
     const durationMs = deps.now() - startedAtMs;
-    log.info('cluster snapshot stored', { durationMs, nodes: snapshot.nodes?.length ?? 0, nodearrays: snapshot.nodearrays.length, latestReplaced, isPastDue: options.isPastDue ?? false });
+    log.info('cluster snapshot stored', {
+      durationMs,
+      nodes: snapshot.nodes?.length ?? 0,
+      nodearrays: snapshot.nodearrays.length,
+      latestReplaced,
+      isPastDue: options.isPastDue ?? false,
+    });
     log.metric('snapshot_age_seconds', Math.max(0, (deps.now() - startedAtMs) / 1000), { cluster });
     if (deps.capacity) {
       try {
@@ -95,12 +101,7 @@ export interface FreshSnapshotOptions {
  * The stored snapshot if it is at most `maxAgeMs` old, else a live capture (stored, so the next
  * caller reuses it). A failed live read is counted and rethrown: the caller's request waits.
  */
-export async function getFreshSnapshot(
-  deps: Omit<CaptureDeps, 'capacity'>,
-  cluster: string,
-  maxAgeMs: number,
-  options: FreshSnapshotOptions = {},
-): Promise<ClusterSnapshot> {
+export async function getFreshSnapshot(deps: Omit<CaptureDeps, 'capacity'>, cluster: string, maxAgeMs: number, options: FreshSnapshotOptions = {}): Promise<ClusterSnapshot> {
   const stored = await deps.store.latest(cluster, options);
   if (stored && deps.now() - Date.parse(stored.takenAt) <= maxAgeMs) return stored;
   const result = await captureOne(deps, cluster, options);

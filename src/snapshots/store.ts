@@ -141,7 +141,8 @@ export class SnapshotStore {
       ...signalOf(options),
       // An older capture never overwrites a newer one (two timer instances at once).
       decide: (current) => (current && Number(current.takenAtMs ?? 0) >= takenAtMs ? { result: false } : { write: entity, result: true }),
-      contention: (attempts, cause) => new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not store the snapshot of ${snapshot.cluster}: ${attempts} concurrent writers in a row`, { cause }),
+      contention: (attempts, cause) =>
+        new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not store the snapshot of ${snapshot.cluster}: ${attempts} concurrent writers in a row`, { cause }),
     });
     return result;
   }
@@ -201,7 +202,8 @@ export class SnapshotStore {
         const write = { consecutiveFailures, lastError, lastFailureAtMs: nowMs, lastSuccessAtMs: Number(current?.lastSuccessAtMs ?? 0) };
         return { write, result: { consecutiveFailures, stale: consecutiveFailures >= this.#threshold } };
       },
-      contention: (attempts, cause) => new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not count a capture failure for ${cluster}: ${attempts} concurrent writers in a row`, { cause }),
+      contention: (attempts, cause) =>
+        new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', `could not count a capture failure for ${cluster}: ${attempts} concurrent writers in a row`, { cause }),
     });
     return result;
   }
@@ -217,10 +219,7 @@ export class SnapshotStore {
     const pk = toTableKey(cluster);
     const get = async <T extends object>(rowKey: string, select?: string[]): Promise<TableEntityResult<T> | null> =>
       readRow<T>(this.#table, pk, rowKey, { ...(select ? { select } : {}), ...signalOf(options) });
-    const [latest, health] = await Promise.all([
-      get<{ takenAtMs: number; takenAt: string }>(LATEST, ['takenAtMs', 'takenAt']),
-      get<HealthEntity>(HEALTH),
-    ]);
+    const [latest, health] = await Promise.all([get<{ takenAtMs: number; takenAt: string }>(LATEST, ['takenAtMs', 'takenAt']), get<HealthEntity>(HEALTH)]);
     if (!latest && !health) return null;
     const consecutiveFailures = Number(health?.consecutiveFailures ?? 0);
     const ageMs = latest ? Math.max(0, this.#now() - Number(latest.takenAtMs)) : null;

@@ -11,4 +11,3 @@ export function toTableKey(name: string): string {
 export function fromTableKey(key: string): string {
   return key.replace(/(?:~[0-9a-f]{2})+/g, (run) => Buffer.from(run.replaceAll('~', ''), 'hex').toString('utf8'));
 }
-

@@ -181,7 +181,13 @@ export function postGuarded(urlText: string, headers: Record<string, string>, bo
   return new Promise((resolve, reject) => {
     const req = send(
       url,
-      { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup: guardedLookup(policy) as never, timeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) },
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        lookup: guardedLookup(policy) as never,
+        timeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      },
       (res) => {
         const retryAfter = res.headers['retry-after'];
         resolve({ status: res.statusCode ?? 0, retryAfter: typeof retryAfter === 'string' ? retryAfter : null });

@@ -116,7 +116,6 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
   return ms === undefined ? undefined : Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
-
 /**
  * The enqueue side alone: needs only the queue, so the ledger's `onFinal` can queue callbacks
  * before the sender (which reads the ledger) exists.
@@ -155,7 +154,11 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       }
       if (row.deliveredVersion === version) return null;
       if (typeof row.leaseUntilMs === 'number' && row.leaseUntilMs > nowMs) return null;
-      const res = await table().updateEntity({ partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: String(row.deliveredVersion ?? ''), leaseUntilMs }, 'Replace', { etag: row.etag });
+      const res = await table().updateEntity(
+        { partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: String(row.deliveredVersion ?? ''), leaseUntilMs },
+        'Replace',
+        { etag: row.etag },
+      );
       return { etag: res.etag ?? '*', previous: String(row.deliveredVersion ?? '') };
     } catch (e) {
       const s = statusOf(e);
@@ -166,7 +169,9 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
 
   async function finish(requestId: string, etag: string, deliveredVersion: string | null, previous: string): Promise<void> {
     try {
-      await table().updateEntity({ partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: deliveredVersion ?? previous, leaseUntilMs: 0 }, 'Replace', { etag });
+      await table().updateEntity({ partitionKey: PARTITION, rowKey: encodeURIComponent(requestId), deliveredVersion: deliveredVersion ?? previous, leaseUntilMs: 0 }, 'Replace', {
+        etag,
+      });
     } catch (e) {
       // Losing this bookkeeping only risks a duplicate POST later, never a lost one.
       if (statusOf(e) !== 412) throw e;
@@ -238,7 +243,10 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       const err = e instanceof Error ? e : undefined;
       const timedOut = err?.name === 'TimeoutError' || (err?.name === 'AbortError' && (err.cause as Error | undefined)?.name === 'TimeoutError');
       const code = codeOf(e);
-      outcome = { ok: false, error: timedOut ? `timed out after ${timeoutMs} ms` : code === 'CALLBACK_TARGET_REFUSED' ? (err?.message ?? code) : code || err?.name || 'network error' };
+      outcome = {
+        ok: false,
+        error: timedOut ? `timed out after ${timeoutMs} ms` : code === 'CALLBACK_TARGET_REFUSED' ? (err?.message ?? code) : code || err?.name || 'network error',
+      };
     }
 
     if (outcome.ok) {

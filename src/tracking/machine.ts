@@ -303,7 +303,9 @@ function setOutcome(node: TrackedNode, outcome: NodeOutcome, status: string, now
 }
 
 function describe(nodes: TrackedNode[]): string {
-  const shown = nodes.slice(0, 5).map((n) => `${n.name} (${n.outcome === 'timed_out' ? 'not Ready by the boot deadline' : n.statusMessage ? `${n.status}: ${n.statusMessage}` : n.status})`);
+  const shown = nodes
+    .slice(0, 5)
+    .map((n) => `${n.name} (${n.outcome === 'timed_out' ? 'not Ready by the boot deadline' : n.statusMessage ? `${n.status}: ${n.statusMessage}` : n.status})`);
   return `${shown.join(', ')}${nodes.length > 5 ? ` and ${nodes.length - 5} more` : ''}`;
 }
 
@@ -326,7 +328,19 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
       listed.add(o.name);
       let node = byName.get(o.name);
       if (!node) {
-        node = { name: o.name, id: o.id, status: '', outcome: 'pending', statusMessage: null, setIndex: null, demandIndex: null, placementGroupId: o.placementGroupId ?? null, seen: false, terminating: false, changedAtMs: nowMs };
+        node = {
+          name: o.name,
+          id: o.id,
+          status: '',
+          outcome: 'pending',
+          statusMessage: null,
+          setIndex: null,
+          demandIndex: null,
+          placementGroupId: o.placementGroupId ?? null,
+          seen: false,
+          terminating: false,
+          changedAtMs: nowMs,
+        };
         state.nodes.push(node);
         byName.set(o.name, node);
         if (state.action === 'create') fresh.push({ node, observed: o });
@@ -342,7 +356,8 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
       // Outcomes this tracker settled (failed, timed out, being compensated) are not re-derived.
       if (node.terminating || node.outcome === 'failed' || node.outcome === 'timed_out') continue;
       if (state.action === 'create' && node.outcome === 'gone') continue;
-      const outcome = state.action === 'create' ? createOutcome(o.status, o.privateIp) : state.action === 'start' ? startOutcome(o.status, o.privateIp) : terminateOutcome(o.status);
+      const outcome =
+        state.action === 'create' ? createOutcome(o.status, o.privateIp) : state.action === 'start' ? startOutcome(o.status, o.privateIp) : terminateOutcome(o.status);
       changed = setOutcome(node, outcome, o.status, nowMs) || changed;
     }
     attribute(state, fresh);
@@ -373,7 +388,9 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
   // (placement groups shared by several demands: `gangKey`).
   const gone = input.compensatedGroups;
   const writtenOff = (x: TrackerState['sets'][number]): boolean =>
-    x.placementGroupId !== null && gone !== undefined && (gone.has(x.placementGroupId) || (x.demands.length > 0 && x.demands.every((d) => gone.has(gangKey(x.placementGroupId!, d.index)))));
+    x.placementGroupId !== null &&
+    gone !== undefined &&
+    (gone.has(x.placementGroupId) || (x.demands.length > 0 && x.demands.every((d) => gone.has(gangKey(x.placementGroupId!, d.index)))));
   if (state.action === 'create') {
     const compensatedKeys = input.compensated ?? new Set<string>();
     // By id first: a name may belong to an earlier node CycleCloud removed (names are reused).
@@ -383,7 +400,9 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     // list showed all of it: lists may lag a create): members that show up later are terminated too.
     state.sets.forEach((set, setIndex) => {
       if (!set.colocated || !writtenOff(set)) return;
-      const late = state.nodes.filter((n) => n.setIndex === setIndex && !n.terminating && n.outcome !== 'gone' && !compensated.has(n)).sort((a, b) => compareNodeNames(a.name, b.name));
+      const late = state.nodes
+        .filter((n) => n.setIndex === setIndex && !n.terminating && n.outcome !== 'gone' && !compensated.has(n))
+        .sort((a, b) => compareNodeNames(a.name, b.name));
       if (late.length === 0) return;
       const names = late.map((n) => n.name);
       for (const n of late) {
@@ -393,7 +412,13 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
       actions.push({ type: 'terminate', names, cause: 'gang', key: `w${setIndex}-${names[0]}` });
       for (const d of new Set(late.map((n) => n.demandIndex ?? set.demands[0]?.index ?? 0))) {
         const mine = late.filter((n) => (n.demandIndex ?? set.demands[0]?.index ?? 0) === d);
-        actions.push({ type: 'written-off', demandIndex: d, placementGroupId: set.placementGroupId!, nodeNames: mine.map((n) => n.name), nodeKeys: mine.map((n) => (n.id ? `id:${n.id}` : n.name)) });
+        actions.push({
+          type: 'written-off',
+          demandIndex: d,
+          placementGroupId: set.placementGroupId!,
+          nodeNames: mine.map((n) => n.name),
+          nodeKeys: mine.map((n) => (n.id ? `id:${n.id}` : n.name)),
+        });
       }
       changed = true;
     });
@@ -422,12 +447,26 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
         const names = sortedGang.map((n) => n.name);
         const nodeKeys = sortedGang.map((n) => (n.id ? `id:${n.id}` : n.name));
         if (victims.length > 0) {
-          actions.push({ type: 'terminate', names: victims.map((n) => n.name).sort(compareNodeNames), cause: 'gang', key: `c${d.index}`, demandIndex: d.index, placementGroupId: pg });
+          actions.push({
+            type: 'terminate',
+            names: victims.map((n) => n.name).sort(compareNodeNames),
+            cause: 'gang',
+            key: `c${d.index}`,
+            demandIndex: d.index,
+            placementGroupId: pg,
+          });
         }
         if (state.generation < config.maxReplanAttempts) {
           actions.push({ type: 'replan', demandIndex: d.index, placementGroupId: pg, nodeNames: names, nodeKeys, reason });
         } else {
-          actions.push({ type: 'close', demandIndex: d.index, placementGroupId: pg, nodeNames: names, nodeKeys, reason: `${reason}; no re-plan left (MAX_REPLAN_ATTEMPTS=${config.maxReplanAttempts})` });
+          actions.push({
+            type: 'close',
+            demandIndex: d.index,
+            placementGroupId: pg,
+            nodeNames: names,
+            nodeKeys,
+            reason: `${reason}; no re-plan left (MAX_REPLAN_ATTEMPTS=${config.maxReplanAttempts})`,
+          });
         }
       }
     });

@@ -111,7 +111,12 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
     if (since === undefined) {
       await table.upsertEntity({ partitionKey: pk, rowKey: rk, atMs: nowMs, name: node.name, requestId: node.mark.requestId }, 'Replace');
       stillOrphans.add(rk);
-      log.warn('node with the scaler tags that no record accounts for; adopted or terminated after the grace period', { node: node.name, requestId: node.mark.requestId, cycleCloudRequestId: node.mark.cycleCloudRequestId, graceMs: deps.graceMs });
+      log.warn('node with the scaler tags that no record accounts for; adopted or terminated after the grace period', {
+        node: node.name,
+        requestId: node.mark.requestId,
+        cycleCloudRequestId: node.mark.cycleCloudRequestId,
+        graceMs: deps.graceMs,
+      });
       continue;
     }
     if (nowMs - since < deps.graceMs) {
@@ -121,7 +126,9 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
     const demand = entry ? adoptableDemand(entry, node) : null;
     if (entry && demand !== null) {
       const outcome = createOutcome(node.status);
-      await deps.ledger.update(entry.record.requestId, (e) => applyNodeStates(e, node.mark!.cycleCloudRequestId, [{ name: node.name, id: node.id, status: node.status, demand, outcome }], nowMs));
+      await deps.ledger.update(entry.record.requestId, (e) =>
+        applyNodeStates(e, node.mark!.cycleCloudRequestId, [{ name: node.name, id: node.id, status: node.status, demand, outcome }], nowMs),
+      );
       entries.delete(entry.record.requestId);
       await deps.state.increment('orphanNodesAdopted');
       log.warn('orphan node adopted into its request', { node: node.name, requestId: entry.record.requestId, demand });
@@ -138,7 +145,12 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
         continue;
       }
       await deps.state.increment('orphanNodesTerminated');
-      log.warn('orphan node terminated', { node: node.name, requestId: node.mark.requestId, cycleCloudRequestId: node.mark.cycleCloudRequestId, recordState: entry?.record.state ?? 'none' });
+      log.warn('orphan node terminated', {
+        node: node.name,
+        requestId: node.mark.requestId,
+        cycleCloudRequestId: node.mark.cycleCloudRequestId,
+        recordState: entry?.record.state ?? 'none',
+      });
       log.metric('orphan_nodes_terminated', 1, { cluster });
       result.terminated += 1;
     }
@@ -156,7 +168,15 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
 async function terminateOrphan(deps: OrphanDeps, cluster: string, node: SnapshotNodeRef, log: Logger): Promise<boolean> {
   const target = node.id ? { ids: [node.id] } : { names: [node.name] };
   try {
-    await sendTerminate(deps.cyclecloud, { cluster, requestId: node.mark?.requestId ?? '', cycleCloudRequestId: orphanTerminateRequestId(node), generation: 0, action: 'terminate', target, follow: { names: [node.name] } });
+    await sendTerminate(deps.cyclecloud, {
+      cluster,
+      requestId: node.mark?.requestId ?? '',
+      cycleCloudRequestId: orphanTerminateRequestId(node),
+      generation: 0,
+      action: 'terminate',
+      target,
+      follow: { names: [node.name] },
+    });
     return true;
   } catch (error) {
     log.warn('could not terminate an orphan node; the next snapshot tries again', { node: node.name, error });

@@ -68,7 +68,16 @@ export async function compensatePartialGangs(deps: PartialGangDeps, t: Create, l
     }
     const said = s.message ? `: ${s.message}` : '';
     const reason = `CycleCloud added only ${added} of ${s.count} nodes to placement group ${s.placementGroupId} (${s.nodearray}/${s.machineType})${said}; ${added > 0 ? 'the partial set is terminated and ' : ''}the demand is re-planned`;
-    await deps.capacity?.recordFailure({ cluster: t.cluster, nodearray: s.nodearray, machineType: s.machineType, reason: `placement group ${s.placementGroupId}: CycleCloud added ${added} of ${s.count}${said}`, failedAtMs: deps.now() }, deps.now());
+    await deps.capacity?.recordFailure(
+      {
+        cluster: t.cluster,
+        nodearray: s.nodearray,
+        machineType: s.machineType,
+        reason: `placement group ${s.placementGroupId}: CycleCloud added ${added} of ${s.count}${said}`,
+        failedAtMs: deps.now(),
+      },
+      deps.now(),
+    );
     entry = await deps.ledger.update(t.requestId, (e) => {
       let x = markCompensated(e, { demandIndex, placementGroupId: s.placementGroupId, nodeNames: names, nodeKeys: keys, reason, added }, deps.now());
       const comp = x.compensations!.find((c) => c.placementGroupId === s.placementGroupId && c.demandIndex === demandIndex)!;

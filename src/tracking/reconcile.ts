@@ -47,7 +47,6 @@ export interface ReconcileResult {
   capacityFailures: number;
 }
 
-
 /** `nowMs` is when the snapshot was taken. */
 export async function reconcileSnapshot(deps: ReconcileDeps, cluster: string, nodes: SnapshotNode[], nowMs: number): Promise<ReconcileResult> {
   const log = (deps.logger ?? silentLogger).child({ cluster });
@@ -64,13 +63,30 @@ export async function reconcileSnapshot(deps: ReconcileDeps, cluster: string, no
     const changes = diff(entry, byName);
     if (changes.length === 0) continue;
 
-    await deps.ledger.update(entry.record.requestId, (e) => applyNodeStates(e, '', diff(e, byName).map((c) => c.update), nowMs));
+    await deps.ledger.update(entry.record.requestId, (e) =>
+      applyNodeStates(
+        e,
+        '',
+        diff(e, byName).map((c) => c.update),
+        nowMs,
+      ),
+    );
     result.updated += 1;
     for (const c of changes) {
       if (c.update.outcome === 'gone') result.gone += 1;
       else result.failed += 1;
     }
-    log.warn('request record reconciled with CycleCloud', { requestId: entry.record.requestId, gone: changes.filter((c) => c.update.outcome === 'gone').map((c) => c.update.name).slice(0, 20), failed: changes.filter((c) => c.update.outcome === 'failed').map((c) => c.update.name).slice(0, 20) });
+    log.warn('request record reconciled with CycleCloud', {
+      requestId: entry.record.requestId,
+      gone: changes
+        .filter((c) => c.update.outcome === 'gone')
+        .map((c) => c.update.name)
+        .slice(0, 20),
+      failed: changes
+        .filter((c) => c.update.outcome === 'failed')
+        .map((c) => c.update.name)
+        .slice(0, 20),
+    });
 
     for (const c of changes) {
       const n = c.node;

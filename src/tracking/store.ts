@@ -67,7 +67,13 @@ function toEntity(r: TrackerRecord): TableEntity<Record<string, unknown>> {
     partitionKey: key(r.state.cluster),
     rowKey: key(r.state.cycleCloudRequestId),
     ...columns,
-    ...packJson({ state: r.state, outbox: r.outbox, wakeToken: r.wakeToken, leaseUntilMs: r.leaseUntilMs, ...(r.observedAtMs !== undefined ? { observedAtMs: r.observedAtMs } : {}) }),
+    ...packJson({
+      state: r.state,
+      outbox: r.outbox,
+      wakeToken: r.wakeToken,
+      leaseUntilMs: r.leaseUntilMs,
+      ...(r.observedAtMs !== undefined ? { observedAtMs: r.observedAtMs } : {}),
+    }),
   };
 }
 
@@ -134,9 +140,11 @@ export class TrackerStore {
       await this.#client().upsertEntity({ partitionKey: ACTIVE_PK, rowKey: activeKey(cluster, cc), cluster, cycleCloudRequestId: cc, atMs: Date.now() }, 'Replace');
       return;
     }
-    await this.#client().deleteEntity(ACTIVE_PK, activeKey(cluster, cc)).catch((e: unknown) => {
-      if (statusOf(e) !== 404) throw e;
-    });
+    await this.#client()
+      .deleteEntity(ACTIVE_PK, activeKey(cluster, cc))
+      .catch((e: unknown) => {
+        if (statusOf(e) !== 404) throw e;
+      });
   }
 
   /** The record of the operation created under `cycleCloudRequestId` in `cluster`. */
@@ -156,16 +164,19 @@ export class TrackerStore {
       if (isFinalRecord(record)) await this.#index(record.state.cluster, record.state.cycleCloudRequestId, false);
       return { ...record, ...(res.etag ? { etag: res.etag } : {}) };
     } catch (e) {
-      if (statusOf(e) === 412 || statusOf(e) === 404) throw new TrackerStoreError('TRACKER_CONFLICT', `tracker record ${record.state.cycleCloudRequestId} changed concurrently`, { cause: e });
+      if (statusOf(e) === 412 || statusOf(e) === 404)
+        throw new TrackerStoreError('TRACKER_CONFLICT', `tracker record ${record.state.cycleCloudRequestId} changed concurrently`, { cause: e });
       throw e;
     }
   }
 
   /** Deletes the record of an operation and its index row (retention). */
   async delete(cluster: string, cycleCloudRequestId: string): Promise<void> {
-    await this.#client().deleteEntity(key(cluster), key(cycleCloudRequestId)).catch((e: unknown) => {
-      if (statusOf(e) !== 404) throw e;
-    });
+    await this.#client()
+      .deleteEntity(key(cluster), key(cycleCloudRequestId))
+      .catch((e: unknown) => {
+        if (statusOf(e) !== 404) throw e;
+      });
     await this.#index(cluster, cycleCloudRequestId, false);
   }
 
@@ -189,7 +200,8 @@ export class TrackerStore {
     const filter = cluster === undefined ? pk : `${pk} and RowKey ge '${key(cluster).replace(/'/g, "''")}|' and RowKey lt '${key(cluster).replace(/'/g, "''")}}'`;
     const out: { cluster: string; cycleCloudRequestId: string; atMs: number }[] = [];
     for await (const e of this.#client().listEntities<{ cluster?: string; cycleCloudRequestId?: string; atMs?: number }>({ queryOptions: { filter } })) {
-      if (typeof e.cluster === 'string' && typeof e.cycleCloudRequestId === 'string') out.push({ cluster: e.cluster, cycleCloudRequestId: e.cycleCloudRequestId, atMs: Number(e.atMs ?? 0) });
+      if (typeof e.cluster === 'string' && typeof e.cycleCloudRequestId === 'string')
+        out.push({ cluster: e.cluster, cycleCloudRequestId: e.cycleCloudRequestId, atMs: Number(e.atMs ?? 0) });
     }
     return out;
   }

@@ -23,7 +23,12 @@ export async function sendTerminate(cyclecloud: CycleCloudApi, order: TerminateO
     try {
       calls += 1;
       const options = signal ? { abortSignal: signal() } : undefined;
-      const res = action === 'shutdown' ? await cyclecloud.shutdownNodes(cluster, request, options) : action === 'start' ? await cyclecloud.startNodes(cluster, request, options) : await cyclecloud.terminateNodes(cluster, request, options);
+      const res =
+        action === 'shutdown'
+          ? await cyclecloud.shutdownNodes(cluster, request, options)
+          : action === 'start'
+            ? await cyclecloud.startNodes(cluster, request, options)
+            : await cyclecloud.terminateNodes(cluster, request, options);
       return {
         operationId: res.operationId,
         nodes: res.nodes.map((n) => ({ id: n.id, name: n.name, status: n.status === 'Error' ? 'Error' : action === 'start' ? 'Starting' : 'Terminating', error: n.error ?? null })),
@@ -36,7 +41,11 @@ export async function sendTerminate(cyclecloud: CycleCloudApi, order: TerminateO
         // CycleCloud holds under the id are what was terminated.
         if (order.follow) return { operationId: null, nodes: [], calls };
         const found = await sentTerminateNodes(cyclecloud, order);
-        return { operationId: null, nodes: found.nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? (action === 'start' ? 'Starting' : 'Terminating'), error: null })), calls: calls + found.calls };
+        return {
+          operationId: null,
+          nodes: found.nodes.map((n) => ({ id: n.NodeId ?? null, name: n.Name, status: n.Status ?? (action === 'start' ? 'Starting' : 'Terminating'), error: null })),
+          calls: calls + found.calls,
+        };
       }
       if (!isAmbiguous(error)) throw error;
       lastError = error;
@@ -56,7 +65,13 @@ async function sentTerminateNodes(cyclecloud: CycleCloudApi, order: TerminateOrd
   if (!found.unknownById) return { nodes: found.nodes, calls: found.calls };
   const all = (await cyclecloud.listNodes(order.cluster)).nodes;
   return {
-    nodes: all.filter((n) => (n.NodeId !== undefined && ids.has(n.NodeId)) || names.has(n.Name) || (n.Hostname !== undefined && hosts.has(n.Hostname)) || (n.PrivateIp !== undefined && ips.has(n.PrivateIp))),
+    nodes: all.filter(
+      (n) =>
+        (n.NodeId !== undefined && ids.has(n.NodeId)) ||
+        names.has(n.Name) ||
+        (n.Hostname !== undefined && hosts.has(n.Hostname)) ||
+        (n.PrivateIp !== undefined && ips.has(n.PrivateIp)),
+    ),
     calls: found.calls + 1,
   };
 }
@@ -66,7 +81,12 @@ async function sentTerminateNodes(cyclecloud: CycleCloudApi, order: TerminateOrd
  * of `order.follow` that CycleCloud did not refuse (with their NodeIds: a name may already be
  * another node's by the time it is followed), else every node CycleCloud took.
  */
-export async function terminateAndTrack(cyclecloud: CycleCloudApi, start: (t: TrackStart) => Promise<void>, order: TerminateOrder, signal?: () => AbortSignal): Promise<TerminateResult> {
+export async function terminateAndTrack(
+  cyclecloud: CycleCloudApi,
+  start: (t: TrackStart) => Promise<void>,
+  order: TerminateOrder,
+  signal?: () => AbortSignal,
+): Promise<TerminateResult> {
   const result = await sendTerminate(cyclecloud, order, signal);
   const refused = new Set(result.nodes.filter((n) => n.status === 'Error').map((n) => n.name));
   const names = order.follow ? order.follow.names.filter((n) => !refused.has(n)) : result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name);

@@ -35,10 +35,33 @@ import type { Logger } from '../platform/log.ts';
 import { silentLogger } from '../platform/log.ts';
 import { isScalerError } from '../platform/errors.ts';
 import type { LedgerEntry, NodeOutcome, RequestLedgerApi } from '../ledger/types.ts';
-import { addOperation, applyNodeStates, closeDemand, compensatedKeys, compensationRequestId, isFinal, markCompensated, outcomeOf, settle, trackerTerminateRequestId, type NodeStateUpdate } from '../ledger/record.ts';
+import {
+  addOperation,
+  applyNodeStates,
+  closeDemand,
+  compensatedKeys,
+  compensationRequestId,
+  isFinal,
+  markCompensated,
+  outcomeOf,
+  settle,
+  trackerTerminateRequestId,
+  type NodeStateUpdate,
+} from '../ledger/record.ts';
 import type { CallbackSender } from './callbacks.ts';
 import { parseInternalMessage } from './callbacks.ts';
-import { DEFAULT_MACHINE_CONFIG, gangKey, initialState, isCapacityFailureMessage, outcomeCounts, step, type MachineConfig, type ObservedNode, type TrackerAction, type TrackerState } from './machine.ts';
+import {
+  DEFAULT_MACHINE_CONFIG,
+  gangKey,
+  initialState,
+  isCapacityFailureMessage,
+  outcomeCounts,
+  step,
+  type MachineConfig,
+  type ObservedNode,
+  type TrackerAction,
+  type TrackerState,
+} from './machine.ts';
 import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } from './store.ts';
 import { compensatePartialGangs, hasPartialGang, type CapacityFailureSink } from './partial-gangs.ts';
 import { terminateAndTrack } from './terminate.ts';
@@ -101,15 +124,35 @@ export interface Tracker extends TrackerApi {
 }
 
 /** Tracker settings from the app configuration (`loadConfig` in `src/platform/config.ts`). */
-export function trackerConfigFrom(c: { trackerPollMinMs: number; trackerPollMaxMs: number; bootTimeoutMs: number; terminateOnBootTimeout: boolean; maxReplanAttempts: number }): Partial<TrackerConfig> {
-  return { pollMinMs: c.trackerPollMinMs, pollMaxMs: c.trackerPollMaxMs, bootTimeoutMs: c.bootTimeoutMs, terminateOnBootTimeout: c.terminateOnBootTimeout, maxReplanAttempts: c.maxReplanAttempts };
+export function trackerConfigFrom(c: {
+  trackerPollMinMs: number;
+  trackerPollMaxMs: number;
+  bootTimeoutMs: number;
+  terminateOnBootTimeout: boolean;
+  maxReplanAttempts: number;
+}): Partial<TrackerConfig> {
+  return {
+    pollMinMs: c.trackerPollMinMs,
+    pollMaxMs: c.trackerPollMaxMs,
+    bootTimeoutMs: c.bootTimeoutMs,
+    terminateOnBootTimeout: c.terminateOnBootTimeout,
+    maxReplanAttempts: c.maxReplanAttempts,
+  };
 }
-
 
 /** A listed node as the machine reads it (absent documented fields are null; an absent Status is empty). */
 function observe({ Name, NodeId, Status, StatusMessage, Template, MachineType, PlacementGroupId, PrivateIp }: NodeRecord): ObservedNode {
-  const orNull = <T,>(v: T | undefined): T | null => v ?? null;
-  return { name: Name, id: orNull(NodeId), status: Status ?? '', statusMessage: orNull(StatusMessage), nodearray: orNull(Template), machineType: orNull(MachineType), placementGroupId: orNull(PlacementGroupId), privateIp: orNull(PrivateIp) };
+  const orNull = <T>(v: T | undefined): T | null => v ?? null;
+  return {
+    name: Name,
+    id: orNull(NodeId),
+    status: Status ?? '',
+    statusMessage: orNull(StatusMessage),
+    nodearray: orNull(Template),
+    machineType: orNull(MachineType),
+    placementGroupId: orNull(PlacementGroupId),
+    privateIp: orNull(PrivateIp),
+  };
 }
 
 /** A non-empty, well-formed string of reasonable length: usable in a Table key (encodeURIComponent throws on a lone surrogate). */
@@ -155,7 +198,14 @@ export function createTracker(deps: TrackerDeps): Tracker {
     if (!record.state.final) await compensateGangs(record.state, baseLogger.child({ requestId: t.requestId, cycleCloudRequestId: t.cycleCloudRequestId }));
     if (created) {
       await sendWake(t.cluster, t.cycleCloudRequestId, record.wakeToken, state.nextPollAtMs - nowMs);
-      baseLogger.info('tracking operation', { requestId: t.requestId, cluster: t.cluster, operationId: t.operationId, cycleCloudRequestId: t.cycleCloudRequestId, action: t.action, nodes: state.nodes.length });
+      baseLogger.info('tracking operation', {
+        requestId: t.requestId,
+        cluster: t.cluster,
+        operationId: t.operationId,
+        cycleCloudRequestId: t.cycleCloudRequestId,
+        action: t.action,
+        nodes: state.nodes.length,
+      });
       return;
     }
     // Already tracking. If it was never polled, its first wake-up may have been lost with a crash
@@ -209,8 +259,18 @@ export function createTracker(deps: TrackerDeps): Tracker {
             const failed = bad.filter((n) => n.outcome === 'failed');
             const timedOut = bad.filter((n) => n.outcome === 'timed_out');
             const parts = [
-              failed.length ? `${failed.length} node(s) failed (${failed.slice(0, 5).map((n) => `${n.name}${n.statusMessage ? `: ${n.statusMessage}` : ''}`).join(', ')})` : '',
-              timedOut.length ? `${timedOut.length} node(s) not Ready within the ${Math.round(config.bootTimeoutMs / 60_000)}-minute boot deadline (${timedOut.slice(0, 5).map((n) => n.name).join(', ')})` : '',
+              failed.length
+                ? `${failed.length} node(s) failed (${failed
+                    .slice(0, 5)
+                    .map((n) => `${n.name}${n.statusMessage ? `: ${n.statusMessage}` : ''}`)
+                    .join(', ')})`
+                : '',
+              timedOut.length
+                ? `${timedOut.length} node(s) not Ready within the ${Math.round(config.bootTimeoutMs / 60_000)}-minute boot deadline (${timedOut
+                    .slice(0, 5)
+                    .map((n) => n.name)
+                    .join(', ')})`
+                : '',
             ].filter(Boolean);
             d.reason = parts.join('; ');
           }
@@ -238,7 +298,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
   /** Compensates a create's partial colocated sets (`partial-gangs.ts`) through {@link terminateOrder}. */
   const compensateGangs = (s: TrackerState, log: Logger): Promise<LedgerEntry | null> =>
     s.action === 'create' && hasPartialGang(s)
-      ? compensatePartialGangs({ cyclecloud: deps.cyclecloud, ledger: deps.ledger, capacity: deps.capacity, now: deps.now, maxReplanAttempts: config.maxReplanAttempts, terminate: terminateOrder }, s, log)
+      ? compensatePartialGangs(
+          { cyclecloud: deps.cyclecloud, ledger: deps.ledger, capacity: deps.capacity, now: deps.now, maxReplanAttempts: config.maxReplanAttempts, terminate: terminateOrder },
+          s,
+          log,
+        )
       : Promise.resolve(null);
 
   /**
@@ -294,7 +358,17 @@ export function createTracker(deps: TrackerDeps): Tracker {
     await ledgerUpdate(
       s.requestId,
       (entry) => {
-        let next = markCompensated(entry, { demandIndex: action.demandIndex, placementGroupId: action.placementGroupId, nodeNames: action.nodeNames, ...(action.nodeKeys ? { nodeKeys: action.nodeKeys } : {}), reason: action.reason }, nowMs);
+        let next = markCompensated(
+          entry,
+          {
+            demandIndex: action.demandIndex,
+            placementGroupId: action.placementGroupId,
+            nodeNames: action.nodeNames,
+            ...(action.nodeKeys ? { nodeKeys: action.nodeKeys } : {}),
+            reason: action.reason,
+          },
+          nowMs,
+        );
         const c = next.compensations?.find((x) => x.demandIndex === action.demandIndex && x.placementGroupId === action.placementGroupId);
         // Marked as sent, so the submission never sends this terminate again.
         if (c && t) {
@@ -358,7 +432,22 @@ export function createTracker(deps: TrackerDeps): Tracker {
           break;
         case 'written-off':
           // The terminate just sent is already tracked; the nodes join the compensation of their group.
-          await ledgerUpdate(rec.state.requestId, (e) => markCompensated(e, { demandIndex: item.demandIndex, placementGroupId: item.placementGroupId, nodeNames: item.nodeNames, nodeKeys: item.nodeKeys, reason: `late members of written-off placement group ${item.placementGroupId}` }, deps.now()), log);
+          await ledgerUpdate(
+            rec.state.requestId,
+            (e) =>
+              markCompensated(
+                e,
+                {
+                  demandIndex: item.demandIndex,
+                  placementGroupId: item.placementGroupId,
+                  nodeNames: item.nodeNames,
+                  nodeKeys: item.nodeKeys,
+                  reason: `late members of written-off placement group ${item.placementGroupId}`,
+                },
+                deps.now(),
+              ),
+            log,
+          );
           log.warn('late members of a written-off placement group terminated', { placementGroupId: item.placementGroupId, nodes: item.nodeNames });
           break;
         case 'final':
@@ -433,7 +522,10 @@ export function createTracker(deps: TrackerDeps): Tracker {
       if (seen.has(k)) continue;
       seen.add(k);
       try {
-        await deps.capacity.recordFailure({ cluster: after.cluster, nodearray: set.nodearray, machineType: set.machineType, reason: `node ${n.name} failed: ${n.statusMessage}` }, nowMs);
+        await deps.capacity.recordFailure(
+          { cluster: after.cluster, nodearray: set.nodearray, machineType: set.machineType, reason: `node ${n.name} failed: ${n.statusMessage}` },
+          nowMs,
+        );
       } catch (e) {
         log.warn('could not record a capacity failure', { error: e });
       }
@@ -467,12 +559,24 @@ export function createTracker(deps: TrackerDeps): Tracker {
       // Only what the submission compensated for THIS create (its terminate id names the generation):
       // a later generation may place a new gang in a group of the same name.
       const ours = compensationRequestId(rec.state.requestId, rec.state.generation);
-      compensatedGroups = new Set((entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [gangKey(c.placementGroupId, c.demandIndex)] : [])));
+      compensatedGroups = new Set(
+        (entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [gangKey(c.placementGroupId, c.demandIndex)] : [])),
+      );
     }
     const observed = await listOperationNodes(rec, log);
     if (observed.askedAtMs !== undefined) rec = { ...rec, observedAtMs: observed.askedAtMs };
     const nowMs = deps.now();
-    const result = step(rec.state, { nowMs, nodes: observed.nodes, ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}), ...(compensated ? { compensated } : {}), ...(compensatedGroups ? { compensatedGroups } : {}) }, config);
+    const result = step(
+      rec.state,
+      {
+        nowMs,
+        nodes: observed.nodes,
+        ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}),
+        ...(compensated ? { compensated } : {}),
+        ...(compensatedGroups ? { compensatedGroups } : {}),
+      },
+      config,
+    );
     result.state.cycleCloudCalls += observed.calls;
     await recordCapacityFailures(rec.state, result.state, nowMs, log);
     const acts = result.actions.filter((a): a is Exclude<TrackerAction, { type: 'schedule' }> => a.type !== 'schedule');
@@ -552,7 +656,12 @@ export function createTracker(deps: TrackerDeps): Tracker {
    * ran) and the next wake-up, after a backoff (a 429's Retry-After wins), replays it. False when the
    * record cannot be rescheduled (then the message is retried as before).
    */
-  async function deferAfterRefusal(cluster: string, cycleCloudRequestId: string, e: { code: string; retryAfterMs?: number | undefined; message: string }, log: Logger): Promise<boolean> {
+  async function deferAfterRefusal(
+    cluster: string,
+    cycleCloudRequestId: string,
+    e: { code: string; retryAfterMs?: number | undefined; message: string },
+    log: Logger,
+  ): Promise<boolean> {
     try {
       const current = await store.get(cluster, cycleCloudRequestId);
       if (!current || current.outbox.length === 0) return false;
@@ -576,7 +685,13 @@ export function createTracker(deps: TrackerDeps): Tracker {
         const next = await store.replace({ ...rec, wakeToken: randomUUID(), leaseUntilMs: 0, state: { ...rec.state, nextPollAtMs: nowMs } });
         await sendWake(next.state.cluster, next.state.cycleCloudRequestId, next.wakeToken, 0);
         woken += 1;
-        logger.warn('tracker record re-enqueued', { cluster: rec.state.cluster, cycleCloudRequestId: rec.state.cycleCloudRequestId, requestId: rec.state.requestId, leaseExpired: rec.leaseUntilMs > 0, lateByMs: nowMs - rec.state.nextPollAtMs });
+        logger.warn('tracker record re-enqueued', {
+          cluster: rec.state.cluster,
+          cycleCloudRequestId: rec.state.cycleCloudRequestId,
+          requestId: rec.state.requestId,
+          leaseExpired: rec.leaseUntilMs > 0,
+          lateByMs: nowMs - rec.state.nextPollAtMs,
+        });
       } catch (e) {
         if (!(e instanceof TrackerStoreError)) throw e;
         // Someone else moved it just now: it is alive.

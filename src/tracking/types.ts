@@ -20,7 +20,15 @@ export interface TrackStart {
   /** For creates: the submission generation (see SubmissionAttempt). */
   generation: number;
   /** For creates: the sets as sent, with which demand each node belongs to. */
-  sets: { nodearray: string; machineType: string; placementGroupId: string | null; count: number; added: number; colocated: boolean; demands: { index: number; count: number }[] }[];
+  sets: {
+    nodearray: string;
+    machineType: string;
+    placementGroupId: string | null;
+    count: number;
+    added: number;
+    colocated: boolean;
+    demands: { index: number; count: number }[];
+  }[];
   /** For compensations: the node names being terminated. */
   nodeNames?: string[];
   /** For terminates: the CycleCloud NodeId of each name, when known (a name may be reused by a later node). */

@@ -39,21 +39,28 @@ export async function run(): Promise<object[]> {
   const app = readdirSync(`${root}dist/chunks`).find((f) => /^app-.*\.js$/.test(f))!;
   const appMs: number[] = [];
   for (let i = 0; i < 7; i++) {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `const t = performance.now(); await import('./dist/chunks/${app}'); console.log(performance.now() - t)`], {
-      cwd: root,
-      env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', `const t = performance.now(); await import('./dist/chunks/${app}'); console.log(performance.now() - t)`],
+      {
+        cwd: root,
+        env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     appMs.push(Number(out.trim().split('\n').pop()));
   }
   const round = (n: number) => Math.round(n * 10) / 10;
   return [
     {
       bench: 'cold_start_bundle_import',
-      median_ms: l.median_ms, p95_ms: l.p95_ms, runs: l.runs,
+      median_ms: l.median_ms,
+      p95_ms: l.p95_ms,
+      runs: l.runs,
       bare_node_median_ms: b.median_ms,
-      over_bare_ms: round(l.median_ms - b.median_ms), goal_ms: 40,
+      over_bare_ms: round(l.median_ms - b.median_ms),
+      goal_ms: 40,
       main_kib: round(statSync(`${root}dist/main.js`).size / 1024),
     },
     { bench: 'first_invocation_app_chunk_import', ...summarise(appMs), app_chunk_kib: round(statSync(`${root}dist/chunks/${app}`).size / 1024) },

@@ -39,9 +39,10 @@ export async function run(): Promise<object[]> {
       await page.setViewport({ width: 1280, height: 800 });
       await page.goto(`${url}#/clusters`, { waitUntil: 'load' });
       await page.waitForSelector('[data-bucket]', { timeout: 30_000 });
-      const t = (await page.evaluate(
-        `({ fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN, data: performance.now() })`,
-      )) as { fcp: number; data: number };
+      const t = (await page.evaluate(`({ fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN, data: performance.now() })`)) as {
+        fcp: number;
+        data: number;
+      };
       await context.close();
       if (i === 0) continue; // the first load also warms the server's page cache and the first snapshot
       paints.push(t.fcp);

@@ -55,16 +55,27 @@ async function inBatches(storage: Storage, table: string, rows: { partitionKey: 
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 /** A services stack with `finals` final records (spread over the last 10 days) and `open` open ones. */
 async function world(connectionString: string, sim: { url: string; username: string; password: string }, prefix: string, finals: number, open: number): Promise<Services> {
   const storage = Storage.fromConnectionString(connectionString);
   const s = await createServices(
-    { AzureWebJobsStorage: connectionString, STORAGE_PREFIX: prefix, SCALE_REQUESTS_QUEUE: `${prefix}-scale`, CYCLECLOUD_URL: sim.url, CYCLECLOUD_USERNAME: sim.username, CYCLECLOUD_PASSWORD: sim.password, CYCLECLOUD_CLUSTERS: 'hpc', LOG_LEVEL: 'error' },
+    {
+      AzureWebJobsStorage: connectionString,
+      STORAGE_PREFIX: prefix,
+      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
+      CYCLECLOUD_URL: sim.url,
+      CYCLECLOUD_USERNAME: sim.username,
+      CYCLECLOUD_PASSWORD: sim.password,
+      CYCLECLOUD_CLUSTERS: 'hpc',
+      LOG_LEVEL: 'error',
+    },
     { mode: 'local', logger: silentLogger, storage },
   );
   const ledger = s.pipeline.ledger;
@@ -83,13 +94,30 @@ async function world(connectionString: string, sim: { url: string; username: str
     return e;
   });
   const requests = storage.table(s.names.requestsTable);
-  await pool(entries.slice(0, ENTRY_ROWS), 16, (e) => requests.upsertEntity({ partitionKey: e.record.requestId, rowKey: 'r', state: e.record.state, cluster: 'hpc', kind: 'scale', ...packJson(e) }, 'Replace'));
-  await inBatches(storage, s.names.requestsTable, entries.map((e) => rowOf(e)));
+  await pool(entries.slice(0, ENTRY_ROWS), 16, (e) =>
+    requests.upsertEntity({ partitionKey: e.record.requestId, rowKey: 'r', state: e.record.state, cluster: 'hpc', kind: 'scale', ...packJson(e) }, 'Replace'),
+  );
+  await inBatches(
+    storage,
+    s.names.requestsTable,
+    entries.map((e) => rowOf(e)),
+  );
   await inBatches(
     storage,
     s.names.operationsTable,
     entries.map((e) => {
-      const state = initialState({ cluster: 'hpc', operationId: `op-${e.record.requestId}`, cycleCloudRequestId: `${e.record.requestId}-g0`, requestId: e.record.requestId, action: 'create', generation: 0, sets: [] }, now - DAY);
+      const state = initialState(
+        {
+          cluster: 'hpc',
+          operationId: `op-${e.record.requestId}`,
+          cycleCloudRequestId: `${e.record.requestId}-g0`,
+          requestId: e.record.requestId,
+          action: 'create',
+          generation: 0,
+          sets: [],
+        },
+        now - DAY,
+      );
       state.final = true;
       return { partitionKey: 'hpc', rowKey: encodeURIComponent(`${e.record.requestId}-g0`), final: true, ...packJson({ state, outbox: [], wakeToken: 'w', leaseUntilMs: 0 }) };
     }),
@@ -113,7 +141,17 @@ async function tick(s: Services, runs: number): Promise<ReturnType<typeof summar
 function countingCycleCloud(ops: string[]): { api: CycleCloudApi; calls: () => number } {
   let calls = 0;
   const nodes: NodeRecord[] = ops.flatMap((cc, i) =>
-    [0, 1].map((k) => ({ Name: `ondemand-${i * 2 + k}`, NodeId: `id-${i}-${k}`, Template: 'ondemand', MachineType: 'Standard_F2s_v2', Status: 'Acquiring', Tags: { [REQUEST_TAG]: cc, [CREATE_TAG]: cc } }) as NodeRecord),
+    [0, 1].map(
+      (k) =>
+        ({
+          Name: `ondemand-${i * 2 + k}`,
+          NodeId: `id-${i}-${k}`,
+          Template: 'ondemand',
+          MachineType: 'Standard_F2s_v2',
+          Status: 'Acquiring',
+          Tags: { [REQUEST_TAG]: cc, [CREATE_TAG]: cc },
+        }) as NodeRecord,
+    ),
   );
   const counted = async (): Promise<never> => {
     calls += 1;
@@ -124,8 +162,16 @@ function countingCycleCloud(ops: string[]): { api: CycleCloudApi; calls: () => n
       calls += 1;
       return { nodes: structuredClone(nodes) };
     },
-    getClusterStatus: counted, createNodes: counted, terminateNodes: counted, deallocateNodes: counted, shutdownNodes: counted,
-    startNodes: counted, removeNodes: counted, scaleNodearray: counted, getOperation: counted, findOperationByRequestId: counted,
+    getClusterStatus: counted,
+    createNodes: counted,
+    terminateNodes: counted,
+    deallocateNodes: counted,
+    shutdownNodes: counted,
+    startNodes: counted,
+    removeNodes: counted,
+    scaleNodearray: counted,
+    getOperation: counted,
+    findOperationByRequestId: counted,
   } as unknown as CycleCloudApi;
   return { api, calls: () => calls };
 }
@@ -138,10 +184,26 @@ async function callsPerRound(connectionString: string, n: number, rounds: number
   const ledger = new RequestLedger({ storage, names, now: () => clock });
   const ops = Array.from({ length: n }, (_, i) => `req-${i}-g0`);
   const cc = countingCycleCloud(ops);
-  const tracker = createTracker({ cyclecloud: cc.api, storage, names, ledger, pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)), now: () => clock, logger: silentLogger });
+  const tracker = createTracker({
+    cyclecloud: cc.api,
+    storage,
+    names,
+    ledger,
+    pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)),
+    now: () => clock,
+    logger: silentLogger,
+  });
   for (const [i, op] of ops.entries()) {
     await ledger.admit({ kind: 'scale', requestId: `req-${i}`, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2 }] }, clock);
-    await tracker.start({ cluster: 'hpc', operationId: `op-${i}`, cycleCloudRequestId: op, requestId: `req-${i}`, action: 'create', generation: 0, sets: [{ nodearray: 'ondemand', machineType: 'Standard_F2s_v2', placementGroupId: null, count: 2, added: 2, colocated: false, demands: [{ index: 0, count: 2 }] }] });
+    await tracker.start({
+      cluster: 'hpc',
+      operationId: `op-${i}`,
+      cycleCloudRequestId: op,
+      requestId: `req-${i}`,
+      action: 'create',
+      generation: 0,
+      sets: [{ nodearray: 'ondemand', machineType: 'Standard_F2s_v2', placementGroupId: null, count: 2, added: 2, colocated: false, demands: [{ index: 0, count: 2 }] }],
+    });
   }
   const perRound: number[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -152,7 +214,15 @@ async function callsPerRound(connectionString: string, n: number, rounds: number
     for (let i = 0; i < due.length; i += 16) {
       const batch = due.slice(i, i + 16);
       clock = Math.max(clock, batch.at(-1)!.state.nextPollAtMs);
-      await Promise.all(batch.map((rec) => tracker.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: rec.state.cycleCloudRequestId, token: rec.wakeToken }, { dequeueCount: 1 }, silentLogger)));
+      await Promise.all(
+        batch.map((rec) =>
+          tracker.handleTrackerMessage(
+            { $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: rec.state.cycleCloudRequestId, token: rec.wakeToken },
+            { dequeueCount: 1 },
+            silentLogger,
+          ),
+        ),
+      );
     }
     perRound.push(cc.calls() - before);
   }
@@ -175,8 +245,16 @@ export async function run(): Promise<object[]> {
     const a = await tick(small, 7);
     const b = await tick(large, 7);
     out.push({
-      bench: 'snapshot_tick_history', ...b, small_median_ms: a.median_ms, final_records: FINALS, final_entry_rows: Math.min(FINALS, ENTRY_ROWS), small_final_records: 100, open_records: 100,
-      ratio: Math.round((b.median_ms / a.median_ms) * 100) / 100, goal_ratio: 1.5, seed_seconds: seedSeconds,
+      bench: 'snapshot_tick_history',
+      ...b,
+      small_median_ms: a.median_ms,
+      final_records: FINALS,
+      final_entry_rows: Math.min(FINALS, ENTRY_ROWS),
+      small_final_records: 100,
+      open_records: 100,
+      ratio: Math.round((b.median_ms / a.median_ms) * 100) / 100,
+      goal_ratio: 1.5,
+      seed_seconds: seedSeconds,
     });
   } finally {
     await sim.close();

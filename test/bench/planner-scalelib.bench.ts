@@ -22,7 +22,11 @@ import { measure, summarise } from './measure.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const snapshot = scalelibCluster();
 const inputOf = (jobs: number, seed: number, requestId: string, inFlight: InFlightAllocation[] = []): PlanInput => ({
-  request: scalelibRequest(scalelibJobs(jobs, seed), requestId), snapshot, inFlight, backoffs: [], nowMs: T0 + 5_000,
+  request: scalelibRequest(scalelibJobs(jobs, seed), requestId),
+  snapshot,
+  inFlight,
+  backoffs: [],
+  nowMs: T0 + 5_000,
 });
 
 /** 10 requests of 1,000, each seeing the earlier ones' sets as in flight; `ms` = the 10 plan calls only. */
@@ -57,7 +61,11 @@ function quality(i: PlanInput, p: Plan) {
 }
 
 function cold(jobs: number, runs: number) {
-  const samples = Array.from({ length: runs }, () => JSON.parse(execFileSync(process.execPath, [join(here, 'planner-cold.ts'), String(jobs)], { encoding: 'utf8' })) as { importMs: number; firstMs: number; secondMs: number });
+  const samples = Array.from(
+    { length: runs },
+    () =>
+      JSON.parse(execFileSync(process.execPath, [join(here, 'planner-cold.ts'), String(jobs)], { encoding: 'utf8' })) as { importMs: number; firstMs: number; secondMs: number },
+  );
   return {
     cold_first_plan_ms: summarise(samples.map((s) => s.firstMs)).median_ms,
     cold_second_plan_ms: summarise(samples.map((s) => s.secondMs)).median_ms,
@@ -84,9 +92,15 @@ export async function run(): Promise<object[]> {
     { bench: 'planner_scalelib_a_explain_all', ...te, answer_kb: Math.round(JSON.stringify(plan(explained)).length / 1024) },
     { bench: 'planner_scalelib_b_10000_jobs_one_call', ...tb, goal_ms: 25, ...quality(b, plan(b)), ...cold(10_000, 2) },
     {
-      bench: 'planner_scalelib_b_10x1000_chained', ...tc, goal_ms: 25,
-      violations: sum('violations'), nodes_placed: sum('nodes_placed'), first_fit_nodes: sum('first_fit_nodes'),
-      demands_placed: sum('demands_placed'), placement_groups: sum('placement_groups'), first_fit_placement_groups: sum('first_fit_placement_groups'),
+      bench: 'planner_scalelib_b_10x1000_chained',
+      ...tc,
+      goal_ms: 25,
+      violations: sum('violations'),
+      nodes_placed: sum('nodes_placed'),
+      first_fit_nodes: sum('first_fit_nodes'),
+      demands_placed: sum('demands_placed'),
+      placement_groups: sum('placement_groups'),
+      first_fit_placement_groups: sum('first_fit_placement_groups'),
     },
   ];
 }

@@ -34,7 +34,10 @@ function simulate(bootMs: number, jitter: number): { calls: number; noticedAfter
 
 export async function run(): Promise<object[]> {
   const out: object[] = [];
-  for (const [bench, bootMs, goal] of [['tracker_calls_boot_10min', 600_000, 12], ['tracker_calls_boot_3min', 180_000, null]] as const) {
+  for (const [bench, bootMs, goal] of [
+    ['tracker_calls_boot_10min', 600_000, 12],
+    ['tracker_calls_boot_3min', 180_000, null],
+  ] as const) {
     const runs = Array.from({ length: 101 }, (_, i) => simulate(bootMs, i / 101));
     const calls = runs.map((r) => r.calls);
     const lag = runs.map((r) => r.noticedAfterMs);

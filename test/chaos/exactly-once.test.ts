@@ -18,7 +18,15 @@ import { runScenario, type RunOutcome, type Scenario, type ScenarioDemand } from
 
 const demand: fc.Arbitrary<ScenarioDemand> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ nodearray: fc.constant('ondemand' as const), count: fc.integer({ min: 1, max: 2 }) }) },
-  { weight: 3, arbitrary: fc.record({ nodearray: fc.constant('ondemand' as const), count: fc.integer({ min: 1, max: 2 }), machineTypes: fc.constant(['Standard_HC44rs']), colocated: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      nodearray: fc.constant('ondemand' as const),
+      count: fc.integer({ min: 1, max: 2 }),
+      machineTypes: fc.constant(['Standard_HC44rs']),
+      colocated: fc.boolean(),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ nodearray: fc.constant('mpi' as const), count: fc.integer({ min: 2, max: 4 }), colocated: fc.constant(true) }) },
   { weight: 3, arbitrary: fc.record({ nodearray: fc.constant('mpi' as const), count: fc.integer({ min: 1, max: 3 }) }) },
   // Can never be placed (placement groups of mpi hold 4): rejected by the planner, final at once.
@@ -28,24 +36,54 @@ const demand: fc.Arbitrary<ScenarioDemand> = fc.oneof(
 const impossible = (d: ScenarioDemand): boolean => d.nodearray === 'mpi' && d.colocated === true && d.count > 4;
 
 const fault: fc.Arbitrary<FaultSpec> = fc.oneof(
-  fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/create'), kind: fc.constant('status' as const), status: fc.constantFrom(500, 503), times: fc.integer({ min: 1, max: 2 }) }),
-  fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/create'), kind: fc.constantFrom('reset' as const, 'commit-then-fail' as const), times: fc.integer({ min: 1, max: 2 }) }),
+  fc.record({
+    method: fc.constant('POST'),
+    path: fc.constant('nodes/create'),
+    kind: fc.constant('status' as const),
+    status: fc.constantFrom(500, 503),
+    times: fc.integer({ min: 1, max: 2 }),
+  }),
+  fc.record({
+    method: fc.constant('POST'),
+    path: fc.constant('nodes/create'),
+    kind: fc.constantFrom('reset' as const, 'commit-then-fail' as const),
+    times: fc.integer({ min: 1, max: 2 }),
+  }),
   fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/create'), kind: fc.constant('commit-then-fail' as const), status: fc.constant(500) }),
   fc.record({ method: fc.constant('POST'), path: fc.constant('nodes/terminate'), kind: fc.constantFrom('reset' as const, 'commit-then-fail' as const, 'status' as const) }),
-  fc.record({ method: fc.constant('POST'), path: fc.constantFrom('nodes/create', 'nodes/terminate'), kind: fc.constant('throttle' as const), retryAfterSec: fc.constantFrom(1, 30), times: fc.integer({ min: 1, max: 2 }) }),
+  fc.record({
+    method: fc.constant('POST'),
+    path: fc.constantFrom('nodes/create', 'nodes/terminate'),
+    kind: fc.constant('throttle' as const),
+    retryAfterSec: fc.constantFrom(1, 30),
+    times: fc.integer({ min: 1, max: 2 }),
+  }),
   // A 429 storm: every call throttled for a while.
   fc.record({ kind: fc.constant('throttle' as const), retryAfterSec: fc.constantFrom(1, 10), times: fc.integer({ min: 5, max: 15 }) }),
-  fc.record({ method: fc.constant('GET'), path: fc.constant('/nodes'), kind: fc.constant('throttle' as const), retryAfterSec: fc.constant(1), times: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({
+    method: fc.constant('GET'),
+    path: fc.constant('/nodes'),
+    kind: fc.constant('throttle' as const),
+    retryAfterSec: fc.constant(1),
+    times: fc.integer({ min: 1, max: 3 }),
+  }),
   fc.record({ method: fc.constant('GET'), path: fc.constant('/nodes'), kind: fc.constant('status' as const), status: fc.constant(503), times: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ method: fc.constant('GET'), path: fc.constant('/status'), kind: fc.constant('status' as const), status: fc.constant(500), times: fc.integer({ min: 1, max: 6 }) }),
 );
 
-const ondemandNodes = (sc: Scenario): number => sc.requests.flatMap((r) => r.demands).filter((d) => d.nodearray === 'ondemand').reduce((n, d) => n + d.count, 0);
+const ondemandNodes = (sc: Scenario): number =>
+  sc.requests
+    .flatMap((r) => r.demands)
+    .filter((d) => d.nodearray === 'ondemand')
+    .reduce((n, d) => n + d.count, 0);
 
 const scenario: fc.Arbitrary<Scenario> = fc
   .record({
     seed: fc.integer(),
-    requests: fc.array(fc.record({ demands: fc.array(demand, { minLength: 1, maxLength: 2 }), viaHttp: fc.boolean(), duplicate: fc.boolean(), callback: fc.boolean() }), { minLength: 1, maxLength: 4 }),
+    requests: fc.array(fc.record({ demands: fc.array(demand, { minLength: 1, maxLength: 2 }), viaHttp: fc.boolean(), duplicate: fc.boolean(), callback: fc.boolean() }), {
+      minLength: 1,
+      maxLength: 4,
+    }),
     crashRate: fc.constantFrom(0, 0.15, 0.3),
     dupRate: fc.constantFrom(0, 0.2),
     faults: fc.array(fc.record({ atStep: fc.integer({ min: 0, max: 12 }), fault }), { maxLength: 4 }),
@@ -53,7 +91,10 @@ const scenario: fc.Arbitrary<Scenario> = fc
     failNext: fc.constantFrom(0, 0, 1),
     hurt: fc.oneof(
       { weight: 3, arbitrary: fc.constant<Scenario['hurt']>([]) },
-      { weight: 1, arbitrary: fc.array(fc.record({ atStep: fc.integer({ min: 0, max: 10 }), kind: fc.constantFrom('fail' as const, 'hold' as const) }), { minLength: 1, maxLength: 2 }) },
+      {
+        weight: 1,
+        arbitrary: fc.array(fc.record({ atStep: fc.integer({ min: 0, max: 10 }), kind: fc.constantFrom('fail' as const, 'hold' as const) }), { minLength: 1, maxLength: 2 }),
+      },
     ),
     lagMs: fc.constantFrom(0, 0, 3_000),
     forgetAtStep: fc.option(fc.integer({ min: 0, max: 15 }), { nil: null, freq: 3 }),
@@ -85,7 +126,8 @@ function check(sc: Scenario, out: RunOutcome): string | null {
       if (!a) return `${id}: CycleCloud has create ${c.requestId} the ledger never attempted`;
       // The operation id is known only from the create's own answer; after a lost answer it is null
       // and the operation is followed by its request id.
-      if (a.state !== 'accepted' || (a.operationId !== null && c.nodeIds.length > 0 && a.operationId !== c.operationId)) return `${id}: create ${c.requestId} is ${a.state}/${a.operationId} in the ledger, ${c.operationId} in CycleCloud`;
+      if (a.state !== 'accepted' || (a.operationId !== null && c.nodeIds.length > 0 && a.operationId !== c.operationId))
+        return `${id}: create ${c.requestId} is ${a.state}/${a.operationId} in the ledger, ${c.operationId} in CycleCloud`;
     }
     // No two creates that made nodes under one request id. (A create that added nothing, whose id
     // CycleCloud then forgot, is rightly sent again: nodes exist once either way.)
@@ -93,7 +135,10 @@ function check(sc: Scenario, out: RunOutcome): string | null {
     for (const c of mine) if (c.nodeIds.length > 0) byCc.set(c.requestId!, (byCc.get(c.requestId!) ?? 0) + 1);
     for (const [cc, n] of byCc) if (n > 1) return `${id}: ${n} creates under ${cc}`;
     // The record tells the truth about every node CycleCloud still has for the request.
-    const simMine = mine.flatMap((c) => c.nodeIds).map((nid) => nodesById.get(nid)).filter((n) => n !== undefined);
+    const simMine = mine
+      .flatMap((c) => c.nodeIds)
+      .map((nid) => nodesById.get(nid))
+      .filter((n) => n !== undefined);
     for (const n of simMine) {
       if (!ALIVE_AFTER_FINAL.has(n.Status ?? '')) return `${id}: node ${n.Name} is ${n.Status} in CycleCloud after the request ended`;
       // By id: CycleCloud gives a removed node's name to the next node it creates.
@@ -128,7 +173,8 @@ function check(sc: Scenario, out: RunOutcome): string | null {
     // capacity is there and every request is fulfilled.
     if (request.demands.some(impossible)) {
       if (r.state === 'fulfilled') return `${id} fulfilled a demand that cannot be placed`;
-    } else if (sc.failNext === 0 && out.hurtNodes.length === 0 && r.state !== 'fulfilled') return `${id} ended ${r.state} (${r.reason ?? r.demands.map((d) => d.reason).join('; ')}) although capacity was there`;
+    } else if (sc.failNext === 0 && out.hurtNodes.length === 0 && r.state !== 'fulfilled')
+      return `${id} ended ${r.state} (${r.reason ?? r.demands.map((d) => d.reason).join('; ')}) although capacity was there`;
   }
   // No over-ask: with the scaler the only actor, every create got all it asked for (except the
   // partial add the scenario forces), and no bucket went into capacity backoff by the scaler's own doing.
@@ -165,14 +211,37 @@ describe('exactly once through the real stack, under chaos', () => {
         const broken = check(sc, out);
         if (broken) {
           // The timer's quiet ticks say nothing; the rest of the trace is the story of the run.
-          const tail = out.log.filter((l) => !l.endsWith('timer ran')).slice(-80).join('\n');
-          if (process.env.CHAOS_TRACE) writeFileSync(process.env.CHAOS_TRACE, `${JSON.stringify(sc)}\n${out.log.join('\n')}\n${JSON.stringify(out.entries, null, 1)}\n${JSON.stringify(out.simNodes)}\n`);
+          const tail = out.log
+            .filter((l) => !l.endsWith('timer ran'))
+            .slice(-80)
+            .join('\n');
+          if (process.env.CHAOS_TRACE)
+            writeFileSync(process.env.CHAOS_TRACE, `${JSON.stringify(sc)}\n${out.log.join('\n')}\n${JSON.stringify(out.entries, null, 1)}\n${JSON.stringify(out.simNodes)}\n`);
           throw new Error(`${broken}\n(steps ${out.steps}, crashes ${out.crashes}, virtual ${Math.round(out.virtualMs / 1000)} s)\n${tail}`);
         }
-        if (process.env.CHAOS_DEBUG_SUMMARY === '1') console.log(JSON.stringify({ steps: out.steps, crashes: out.crashes, virtualS: Math.round(out.virtualMs / 1000), states: out.entries.map((e) => e.record.state), hurt: out.hurtNodes, callbacks: out.callbacks.length, nodes: out.simNodes.length, faults: sc.faults.length, partialGang: sc.partialGang, failNext: sc.failNext }));
+        if (process.env.CHAOS_DEBUG_SUMMARY === '1')
+          console.log(
+            JSON.stringify({
+              steps: out.steps,
+              crashes: out.crashes,
+              virtualS: Math.round(out.virtualMs / 1000),
+              states: out.entries.map((e) => e.record.state),
+              hurt: out.hurtNodes,
+              callbacks: out.callbacks.length,
+              nodes: out.simNodes.length,
+              faults: sc.faults.length,
+              partialGang: sc.partialGang,
+              failNext: sc.failNext,
+            }),
+          );
         expect(broken).toBeNull();
       }),
-      { numRuns: Number(process.env.CHAOS_RUNS ?? 200), ...(process.env.CHAOS_SEED ? { seed: Number(process.env.CHAOS_SEED) } : {}), ...(process.env.CHAOS_PATH ? { path: process.env.CHAOS_PATH } : {}), endOnFailure: process.env.CHAOS_SHRINK !== '1' },
+      {
+        numRuns: Number(process.env.CHAOS_RUNS ?? 200),
+        ...(process.env.CHAOS_SEED ? { seed: Number(process.env.CHAOS_SEED) } : {}),
+        ...(process.env.CHAOS_PATH ? { path: process.env.CHAOS_PATH } : {}),
+        endOnFailure: process.env.CHAOS_SHRINK !== '1',
+      },
     );
     // The chaos really happened: workers died between steps and the pump did real work.
     expect(totals.crashes).toBeGreaterThan(0);

@@ -157,9 +157,10 @@ export function chaosStorage(real: Storage, queues: VirtualQueues, crash: CrashS
                   let inner: AsyncIterator<unknown> | undefined;
                   return {
                     next: async () => {
-                      if (!inner) await crash.step(`${prop} ${name}`, async () => {
-                        inner = it[Symbol.asyncIterator]();
-                      });
+                      if (!inner)
+                        await crash.step(`${prop} ${name}`, async () => {
+                          inner = it[Symbol.asyncIterator]();
+                        });
                       return inner!.next();
                     },
                   };

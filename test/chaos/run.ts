@@ -153,8 +153,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
           say(`HTTP submit of ${requestId} died: ${(error as Error).message}`);
         }
         crash.disarm();
-      }
-      else queues.send(names.scaleQueue, encodeQueueMessage(message));
+      } else queues.send(names.scaleQueue, encodeQueueMessage(message));
       if (r.duplicate) queues.send(names.scaleQueue, encodeQueueMessage(message));
     }
 
@@ -252,7 +251,17 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       let threw: unknown;
       let result: unknown;
       // Another worker takes a different scale message at the same time (same buckets, no crash).
-      const partner = sc.pairs && !lastTry && m.queue === names.scaleQueue ? visible.find((x) => x !== m && x.seq !== lastDeliverySeq && x.queue === names.scaleQueue && decodeBody(x) && (decodeBody(x) as { requestId?: string }).requestId !== (body as { requestId?: string }).requestId) : undefined;
+      const partner =
+        sc.pairs && !lastTry && m.queue === names.scaleQueue
+          ? visible.find(
+              (x) =>
+                x !== m &&
+                x.seq !== lastDeliverySeq &&
+                x.queue === names.scaleQueue &&
+                decodeBody(x) &&
+                (decodeBody(x) as { requestId?: string }).requestId !== (body as { requestId?: string }).requestId,
+            )
+          : undefined;
       if (partner) {
         crash.arm(0, false);
         partner.dequeueCount += 1;
@@ -307,8 +316,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         if (!duplicated.has(m.seq) && m.seq !== lastDeliverySeq && random() < sc.dupRate) {
           duplicated.add(m.seq);
           m.visibleAtMs = clock.nowMs + Math.floor(random() * 3000);
-        }
-        else queues.remove(m);
+        } else queues.remove(m);
         continue;
       }
       if (m.dequeueCount >= MAX_DEQUEUE) {
@@ -357,7 +365,15 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       steps,
       crashes: crashCount,
       virtualMs: clock.nowMs - START_MS,
-      log: [...trace, ...sim.calls.filter((c) => c.method === 'POST' || c.query.request_id).map((c) => `[${((c.atMs - START_MS) / 1000).toFixed(1)}s] CycleCloud ${c.method} ${c.path}${c.query.request_id ? `?request_id=${c.query.request_id}` : ''} → ${c.status} ${c.method === 'POST' ? JSON.stringify((c.body as { requestId?: string })?.requestId ?? '') : ''}`)],
+      log: [
+        ...trace,
+        ...sim.calls
+          .filter((c) => c.method === 'POST' || c.query.request_id)
+          .map(
+            (c) =>
+              `[${((c.atMs - START_MS) / 1000).toFixed(1)}s] CycleCloud ${c.method} ${c.path}${c.query.request_id ? `?request_id=${c.query.request_id}` : ''} → ${c.status} ${c.method === 'POST' ? JSON.stringify((c.body as { requestId?: string })?.requestId ?? '') : ''}`,
+          ),
+      ],
     };
   } finally {
     Math.random = realRandom;

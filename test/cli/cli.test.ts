@@ -51,7 +51,12 @@ function progressRecord(state: RequestState, requested: number, ready: number, r
     reason,
     demands: [{ ...base.demands[0]!, created, ready, machineType: 'Standard_HC44rs', placementGroupId: 'pg-7', reason }],
     operations: state === 'queued' ? [] : [{ operationId: 'op-1', cycleCloudRequestId: 'job-7-g0', state: FINAL(state) ? 'done' : 'pending' }],
-    nodes: Array.from({ length: created }, (_, i) => ({ name: `ondemand-${i + 1}`, id: `n${i}`, status: i < ready ? 'Ready' : state === 'failed' ? 'Failed' : 'Acquiring', demand: 0 })),
+    nodes: Array.from({ length: created }, (_, i) => ({
+      name: `ondemand-${i + 1}`,
+      id: `n${i}`,
+      status: i < ready ? 'Ready' : state === 'failed' ? 'Failed' : 'Acquiring',
+      demand: 0,
+    })),
   };
 }
 const FINAL = (s: RequestState) => ['fulfilled', 'failed', 'rejected', 'partially_fulfilled'].includes(s);
@@ -197,14 +202,34 @@ describe('ccscale status', () => {
 describe('ccscale submit', () => {
   it('submits one demand from flags with a generated requestId', async () => {
     const world = await serve();
-    const run = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '4', '-m', 'Standard_HC44rs', '-m', 'Standard_F32s_v2', '--colocated', '--json', ...auth()]);
+    const run = await runCli([
+      'submit',
+      '--cluster',
+      'hpc',
+      '--nodearray',
+      'ondemand',
+      '--count',
+      '4',
+      '-m',
+      'Standard_HC44rs',
+      '-m',
+      'Standard_F32s_v2',
+      '--colocated',
+      '--json',
+      ...auth(),
+    ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const accepted = JSON.parse(run.stdout) as { requestId: string; state: string; statusUrl: string };
     expect(accepted.requestId).toMatch(/^cli-\d{8}T\d{6}-[0-9a-f]{6}$/);
     expect(accepted.statusUrl).toBe(`${api!.url}/api/scale-requests/${accepted.requestId}`);
     expect(world.submitted).toEqual([
-      { kind: 'scale', requestId: accepted.requestId, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 4, machineTypes: ['Standard_HC44rs', 'Standard_F32s_v2'], colocated: true }] },
+      {
+        kind: 'scale',
+        requestId: accepted.requestId,
+        cluster: 'hpc',
+        demands: [{ nodearray: 'ondemand', count: 4, machineTypes: ['Standard_HC44rs', 'Standard_F32s_v2'], colocated: true }],
+      },
     ]);
   });
 
@@ -215,9 +240,29 @@ describe('ccscale submit', () => {
     expect(run.code).toBe(0);
     expect(world.submitted[0]).toMatchObject({ demands: [{ count: 4, minVcpus: 44, colocated: true }] });
     expect((world.submitted[0] as ScaleRequest).demands[0]).not.toHaveProperty('nodearray');
-    const all = await runCli(['submit', '--cluster', 'hpc', '--count', '2', '--nodearrays', 'mpi, ondemand', '--min-memory-gb', '64.5', '--min-gpus', '0', '--infiniband', '--all-or-nothing', '--pick', 'smallest', '--json', ...auth()]);
+    const all = await runCli([
+      'submit',
+      '--cluster',
+      'hpc',
+      '--count',
+      '2',
+      '--nodearrays',
+      'mpi, ondemand',
+      '--min-memory-gb',
+      '64.5',
+      '--min-gpus',
+      '0',
+      '--infiniband',
+      '--all-or-nothing',
+      '--pick',
+      'smallest',
+      '--json',
+      ...auth(),
+    ]);
     expect(all.code).toBe(0);
-    expect((world.submitted[1] as ScaleRequest).demands).toEqual([{ count: 2, nodearrays: ['mpi', 'ondemand'], minMemoryGB: 64.5, minGpus: 0, infiniband: true, allOrNothing: true, pick: 'smallest' }]);
+    expect((world.submitted[1] as ScaleRequest).demands).toEqual([
+      { count: 2, nodearrays: ['mpi', 'ondemand'], minMemoryGB: 64.5, minGpus: 0, infiniband: true, allOrNothing: true, pick: 'smallest' },
+    ]);
   });
 
   it('submits a JSON file and follows it with --watch', async () => {
@@ -273,7 +318,7 @@ describe('ccscale submit', () => {
 });
 
 describe('ccscale terminate', () => {
-  it('sends a terminate request and shows the API\'s 400 naming the field', async () => {
+  it("sends a terminate request and shows the API's 400 naming the field", async () => {
     const world = await serve();
     const ok = await runCli(['terminate', '--cluster', 'hpc', '--name', 'ondemand-3', '--name', 'ondemand-4', '--request-id', 'drain-1', '--json', ...auth()]);
     expect(ok.code).toBe(0);
@@ -305,7 +350,7 @@ describe('ccscale plan, clusters, health', () => {
     expect(byResources.stdout.replace(/[│\s]+/g, ' ')).toContain('did not meet the selectors');
   });
 
-  it('says when the plan\'s cluster has no snapshot (404)', async () => {
+  it("says when the plan's cluster has no snapshot (404)", async () => {
     await serve();
     const run = await runCli(['plan', '--cluster', 'other', '--nodearray', 'x', '--count', '1', ...auth()]);
     expect(run.code).toBe(3);
@@ -347,8 +392,11 @@ describe('the ccscale binary', () => {
     // npx from PATH, with this Node first so the bin's `#!/usr/bin/env node` finds Node 22.
     const npx = 'npx';
     const run = await new Promise<Run>((done) => {
-      execFile(npx, ['--no-install', 'ccscale', '--help'], { cwd: resolve(import.meta.dirname, '../..'), env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }, timeout: 30_000 }, (error, stdout, stderr) =>
-        done({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr }),
+      execFile(
+        npx,
+        ['--no-install', 'ccscale', '--help'],
+        { cwd: resolve(import.meta.dirname, '../..'), env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }, timeout: 30_000 },
+        (error, stdout, stderr) => done({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr }),
       );
     });
     expect(run.code).toBe(0);

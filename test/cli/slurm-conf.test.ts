@@ -4,7 +4,12 @@ import { main } from '../../src/cli/main.ts';
 import { seedSnapshot } from '../planning/fixtures.ts';
 
 function sink(): Writable & { text: string } {
-  const w = new Writable({ write(chunk, _enc, done) { w.text += String(chunk); done(); } }) as Writable & { text: string };
+  const w = new Writable({
+    write(chunk, _enc, done) {
+      w.text += String(chunk);
+      done();
+    },
+  }) as Writable & { text: string };
   w.text = '';
   return w;
 }
@@ -23,7 +28,12 @@ describe('ccscale slurm conf', () => {
     const stderr = sink();
 
     // Act
-    const code = await main(['--url', 'http://scaler.test', '--key', 'k-123', 'slurm', 'conf', '--cluster', 'hpc', '--programs-dir', '/opt/x', '--suspend-time', '60'], { stdout, stderr, env: {}, fetch });
+    const code = await main(['--url', 'http://scaler.test', '--key', 'k-123', 'slurm', 'conf', '--cluster', 'hpc', '--programs-dir', '/opt/x', '--suspend-time', '60'], {
+      stdout,
+      stderr,
+      env: {},
+      fetch,
+    });
 
     // Assess
     expect(code).toBe(0);

@@ -35,7 +35,10 @@ describe('CycleCloud client ↔ simulator', () => {
   });
 
   async function failure(p: Promise<unknown>): Promise<CycleCloudError> {
-    const error = await p.then(() => undefined, (e: unknown) => e);
+    const error = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     if (!isCycleCloudError(error)) throw new Error(`expected a CycleCloudError, got ${String(error)}`);
     return error;
   }
@@ -74,10 +77,13 @@ describe('CycleCloud client ↔ simulator', () => {
     // Prepare
     const created = await cc.createNodes('hpc', { requestId: 'sim-ready-1', sets: [{ nodearray: 'ondemand', count: 1 }] });
     // Act and Assess
-    await vi.waitFor(async () => {
-      const list = await cc.listNodes('hpc', { operationId: created.operationId });
-      expect(list.nodes.map((n) => n.Status)).toEqual(['Ready']);
-    }, { timeout: 5000, interval: 25 });
+    await vi.waitFor(
+      async () => {
+        const list = await cc.listNodes('hpc', { operationId: created.operationId });
+        expect(list.nodes.map((n) => n.Status)).toEqual(['Ready']);
+      },
+      { timeout: 5000, interval: 25 },
+    );
   });
 
   it('an unknown request id: listNodes is CC_NOT_FOUND, findOperationByRequestId is null', async () => {
@@ -183,7 +189,11 @@ describe('CycleCloud client ↔ simulator', () => {
 
   it('wrong credentials are CC_AUTH and the password never reaches the logs', async () => {
     // Prepare
-    const wrong = createCycleCloudClient({ baseUrl: sim.url, credentials: staticCredentialProvider({ username: sim.username, password: 'not-the-password' }), logger: logs.logger });
+    const wrong = createCycleCloudClient({
+      baseUrl: sim.url,
+      credentials: staticCredentialProvider({ username: sim.username, password: 'not-the-password' }),
+      logger: logs.logger,
+    });
     // Act
     const error = await failure(wrong.getClusterStatus('hpc'));
     await wrong.close();

@@ -475,7 +475,9 @@ describe('CycleCloud client: authentication', () => {
     // Prepare
     const fresh = { username: 'scaler', password: 'rotated-password' };
     const s = await server((call) =>
-      call.headers.authorization === basic(fresh) ? { status: method === 'GET' ? 200 : 202, json: method === 'GET' ? STATUS : CREATE_RESULT } : { status: 401, text: 'Unauthorized' },
+      call.headers.authorization === basic(fresh)
+        ? { status: method === 'GET' ? 200 : 202, json: method === 'GET' ? STATUS : CREATE_RESULT }
+        : { status: 401, text: 'Unauthorized' },
     );
     const credentials = rotating([CREDS, fresh]);
     const { cc } = client(s.url, { credentials });

@@ -14,11 +14,27 @@ import { join } from 'node:path';
 export function selfSignedCert(): { key: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'cc-tls-'));
   try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -49,10 +65,7 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-export async function startFakeServer(
-  respond: FakeServer['respond'] = () => ({ status: 200, json: {} }),
-  tls?: { key: string; cert: string },
-): Promise<FakeServer> {
+export async function startFakeServer(respond: FakeServer['respond'] = () => ({ status: 200, json: {} }), tls?: { key: string; cert: string }): Promise<FakeServer> {
   const calls: RecordedCall[] = [];
   const hanging = new Set<ServerResponse>();
   const fake: FakeServer = { url: '', calls, respond, close: async () => {} };

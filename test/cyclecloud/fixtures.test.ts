@@ -31,7 +31,9 @@ describe('seed fixtures (the CycleCloud REST examples, repaired where the seed w
   });
 
   it('every seed fixture is covered above', () => {
-    const names = readdirSync(dir).filter((n) => n.startsWith('seed-')).sort();
+    const names = readdirSync(dir)
+      .filter((n) => n.startsWith('seed-'))
+      .sort();
     expect(names).toEqual([
       'seed-create-colocated-request.json',
       'seed-create-request.json',

@@ -17,7 +17,11 @@ import { consoleFilePaths } from '../../src/console/page.ts';
 // Functions passed to page.evaluate/waitForFunction run in the browser, where these exist; the test's
 // own types are Node's (no DOM lib), so they are declared for this file only.
 declare function getComputedStyle(el: never): { backgroundColor: string };
-declare const document: { body: unknown; querySelector(s: string): { textContent: string | null; getAttribute(n: string): string | null } | null; querySelectorAll(s: string): { length: number } };
+declare const document: {
+  body: unknown;
+  querySelector(s: string): { textContent: string | null; getAttribute(n: string): string | null } | null;
+  querySelectorAll(s: string): { length: number };
+};
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -33,10 +37,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    const [started, puppeteer] = await Promise.all([
-      startScaler({ storageConnectionString: inject('storageConnectionString') }),
-      import('puppeteer-core'),
-    ]);
+    const [started, puppeteer] = await Promise.all([startScaler({ storageConnectionString: inject('storageConnectionString') }), import('puppeteer-core')]);
     host = started;
     browser = await puppeteer.default.launch({
       executablePath: CHROMIUM,
@@ -97,13 +98,28 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     const usedBefore = await usedOf(page, bucket);
     const html = await fetch(`${host.base}/console?code=${encodeURIComponent(host.key)}`, { headers: { 'accept-encoding': 'gzip' } });
     const gzipBytes = Number(html.headers.get('content-length'));
-    console.log(JSON.stringify({ console: { htmlBytes: (await (await fetch(`${host.base}/console?code=${encodeURIComponent(host.key)}`)).arrayBuffer()).byteLength, gzipBytes, firstPaintMs: paint['first-paint'], firstContentfulPaintMs: paint['first-contentful-paint'] } }));
+    console.log(
+      JSON.stringify({
+        console: {
+          htmlBytes: (await (await fetch(`${host.base}/console?code=${encodeURIComponent(host.key)}`)).arrayBuffer()).byteLength,
+          gzipBytes,
+          firstPaintMs: paint['first-paint'],
+          firstContentfulPaintMs: paint['first-contentful-paint'],
+        },
+      }),
+    );
 
     // Act: a request through the API (and a gang, and one that can never be placed, for the pictures)
     const request = { requestId: 'console-e2e-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], jobId: '4711' }] };
     expect((await host.api('/scale-requests', { method: 'POST', body: JSON.stringify(request) })).status).toBe(202);
-    await host.api('/scale-requests', { method: 'POST', body: JSON.stringify({ requestId: 'console-e2e-gang', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 4, colocated: true, jobId: '4712' }] }) });
-    await host.api('/scale-requests', { method: 'POST', body: JSON.stringify({ requestId: 'console-e2e-too-big', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 6, colocated: true, jobId: '4713' }] }) });
+    await host.api('/scale-requests', {
+      method: 'POST',
+      body: JSON.stringify({ requestId: 'console-e2e-gang', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 4, colocated: true, jobId: '4712' }] }),
+    });
+    await host.api('/scale-requests', {
+      method: 'POST',
+      body: JSON.stringify({ requestId: 'console-e2e-too-big', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 6, colocated: true, jobId: '4713' }] }),
+    });
 
     // Requests view (by keyboard): the row appears and reaches fulfilled
     await page.keyboard.press('2');
@@ -116,14 +132,18 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
 
     // Filters and search: fulfilled only, then by job id
     await page.select('#f-state', 'rejected');
-    await page.waitForFunction(() => !document.querySelector('tr[data-request-id="console-e2e-1"]') && !!document.querySelector('tr[data-request-id="console-e2e-too-big"]'), { timeout: 10_000 });
+    await page.waitForFunction(() => !document.querySelector('tr[data-request-id="console-e2e-1"]') && !!document.querySelector('tr[data-request-id="console-e2e-too-big"]'), {
+      timeout: 10_000,
+    });
     await page.select('#f-state', '');
     await page.keyboard.press('Escape');
     await page.focus('main');
     await page.keyboard.press('/');
     await page.keyboard.type('4712');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => document.querySelectorAll('tr[data-request-id]').length === 1 && !!document.querySelector('tr[data-request-id="console-e2e-gang"]'), { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-request-id]').length === 1 && !!document.querySelector('tr[data-request-id="console-e2e-gang"]'), {
+      timeout: 20_000,
+    });
     await page.$eval('#f-q', (el) => ((el as unknown as { value: string }).value = ''));
     await page.click('form.filters button[type="submit"]');
 
@@ -140,10 +160,17 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
 
     // Clusters: the bucket's bar now counts the two nodes (once the next snapshot has them)
     await page.keyboard.press('1');
-    await page.waitForFunction((b, before) => Number(document.querySelector(`[data-bucket="${b}"]`)?.getAttribute('data-used')) === before + 2, { timeout: 30_000 }, bucket, usedBefore);
+    await page.waitForFunction(
+      (b, before) => Number(document.querySelector(`[data-bucket="${b}"]`)?.getAttribute('data-used')) === before + 2,
+      { timeout: 30_000 },
+      bucket,
+      usedBefore,
+    );
     await page.waitForFunction(() => !!document.querySelector('[data-bucket="mpi/Standard_HB120rs_v3"] [data-group]'), { timeout: 30_000 });
     // A capacity failure CycleCloud reports for a bucket shows as a backoff with its time left and reason
-    expect((await host.sim$('/__sim/capacity-failure', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodearray: 'ondemand', machineType: 'Standard_HC44rs' }) })).status).toBeLessThan(300);
+    expect(
+      (await host.sim$('/__sim/capacity-failure', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodearray: 'ondemand', machineType: 'Standard_HC44rs' }) })).status,
+    ).toBeLessThan(300);
     await page.waitForSelector('[data-bucket="ondemand/Standard_HC44rs"] [data-backoff]', { timeout: 30_000 });
     expect(await page.$eval('[data-bucket="ondemand/Standard_HC44rs"] [data-backoff]', (el) => el.textContent)).toMatch(/^Backing off for \d+ (s|min)/);
     await shot(page, 'clusters');

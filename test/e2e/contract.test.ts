@@ -43,8 +43,7 @@ const creates = async (requestId?: string) =>
   (await host.simCalls()).filter(
     (c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && (requestId === undefined || String((c.body as { requestId?: string }).requestId).startsWith(requestId)),
   );
-const simNodes = async () =>
-  ((await (await host.sim$('/__sim/state')).json()) as { clusters: Record<string, { nodes: Array<Record<string, unknown>> }> }).clusters.hpc!.nodes;
+const simNodes = async () => ((await (await host.sim$('/__sim/state')).json()) as { clusters: Record<string, { nodes: Array<Record<string, unknown>> }> }).clusters.hpc!.nodes;
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {
@@ -92,7 +91,16 @@ describe('§1 commands', () => {
       const info = JSON.parse(lines[0]!) as { url: string; username: string; password: string; clusters: string[] };
       const auth = { authorization: `Basic ${Buffer.from(`${info.username}:${info.password}`).toString('base64')}`, 'content-type': 'application/json' };
       const status = (await (await fetch(`${info.url}/clusters/hpc/status`, { headers: auth })).json()) as {
-        nodearrays: Array<{ name: string; buckets: Array<{ definition: { machineType: string }; maxCount: number; availableCount: number; maxPlacementGroupSize: number; virtualMachine: { vcpuCount: number; infiniband: boolean } }> }>;
+        nodearrays: Array<{
+          name: string;
+          buckets: Array<{
+            definition: { machineType: string };
+            maxCount: number;
+            availableCount: number;
+            maxPlacementGroupSize: number;
+            virtualMachine: { vcpuCount: number; infiniband: boolean };
+          }>;
+        }>;
       };
       const created = await fetch(`${info.url}/clusters/hpc/nodes/create`, {
         method: 'POST',
@@ -233,7 +241,17 @@ describe('§4 HTTP API and §5 record', () => {
   it('answers 400 problem+json naming each bad field by path', async () => {
     // Prepare
     const cases: Array<[unknown, string[]]> = [
-      [{ requestId: 'c-bad-1', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 0 }, { nodearray: 'mpi', count: 10_001 }] }, ['demands.0.count', 'demands.1.count']],
+      [
+        {
+          requestId: 'c-bad-1',
+          cluster: 'hpc',
+          demands: [
+            { nodearray: 'mpi', count: 0 },
+            { nodearray: 'mpi', count: 10_001 },
+          ],
+        },
+        ['demands.0.count', 'demands.1.count'],
+      ],
       [{ requestId: 'x'.repeat(129), cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] }, ['requestId']],
       [{ requestId: 'has space', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] }, ['requestId']],
       [{ requestId: 'c-bad-2', cluster: 'hpc', demands: [] }, ['demands']],
@@ -255,7 +273,11 @@ describe('§4 HTTP API and §5 record', () => {
       expect(problem.errors.every((e) => typeof e.message === 'string' && e.message.length > 0)).toBe(true);
     }
     // The limits themselves are valid (checked through /api/plan, which creates nothing)
-    const atLimits = await post('/plan', { requestId: 'c-limits', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 10_000 }, ...Array.from({ length: 999 }, () => ({ nodearray: 'mpi', count: 1 }))] });
+    const atLimits = await post('/plan', {
+      requestId: 'c-limits',
+      cluster: 'hpc',
+      demands: [{ nodearray: 'mpi', count: 10_000 }, ...Array.from({ length: 999 }, () => ({ nodearray: 'mpi', count: 1 }))],
+    });
     expect(atLimits.status).toBe(200);
     expect((await post('/plan', { requestId: 'r'.repeat(128), cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] })).status).toBe(200);
     const missing = (await (await post('/scale-requests', { cluster: 'hpc', demands: [{ count: 1 }] })).json()) as { errors: Array<{ path: string; message: string }> };
@@ -324,13 +346,23 @@ describe('§4 HTTP API and §5 record', () => {
 
     // Assess
     expect(status.status).toBe(200);
-    expect(((await status.json()) as { cluster: string; stale: boolean })).toMatchObject({ cluster: 'hpc', stale: false });
+    expect((await status.json()) as { cluster: string; stale: boolean }).toMatchObject({ cluster: 'hpc', stale: false });
     expect(plan.status).toBe(200);
     expect(((await plan.json()) as { sets: unknown[] }).sets).toHaveLength(1);
     expect(unknown.status).toBe(404);
     // machineTypes absent: any valid bucket of the nodearray, in CycleCloud's order; a loose demand
     // goes whole into the first bucket that can take it (F32s_v2 has 3), spread only when none can.
-    const anyBucket = await fresh.api('/plan', { method: 'POST', body: JSON.stringify({ requestId: 'c-fresh-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 5 }, { nodearray: 'ondemand', count: 2 }] }) });
+    const anyBucket = await fresh.api('/plan', {
+      method: 'POST',
+      body: JSON.stringify({
+        requestId: 'c-fresh-2',
+        cluster: 'hpc',
+        demands: [
+          { nodearray: 'ondemand', count: 5 },
+          { nodearray: 'ondemand', count: 2 },
+        ],
+      }),
+    });
     const whole = ((await anyBucket.json()) as { sets: Array<{ machineType: string; count: number }> }).sets.map((x) => [x.machineType, x.count]);
     expect(whole).toEqual([
       ['Standard_HC44rs', 5],
@@ -348,9 +380,11 @@ describe('§4 HTTP API and §5 record', () => {
 
   it('GET /api/clusters/{cluster}/status has exactly the contract fields', async () => {
     // Act
-    const { status, body } = await getJson<{
-      nodearrays: Array<{ name: string; buckets: Array<Record<string, unknown> & { placementGroups: Array<Record<string, unknown>> }> }>;
-    } & Record<string, unknown>>('/clusters/hpc/status');
+    const { status, body } = await getJson<
+      {
+        nodearrays: Array<{ name: string; buckets: Array<Record<string, unknown> & { placementGroups: Array<Record<string, unknown>> }> }>;
+      } & Record<string, unknown>
+    >('/clusters/hpc/status');
 
     // Assess
     expect(status).toBe(200);
@@ -385,7 +419,10 @@ describe('§4 HTTP API and §5 record', () => {
 
     // Act
     const res = await post('/plan', body);
-    const plan = (await res.json()) as { sets: Array<{ nodearray: string; machineType: string; placementGroupId: string | null; count: number }>; demands: Array<{ index: number; reason: string | null }> };
+    const plan = (await res.json()) as {
+      sets: Array<{ nodearray: string; machineType: string; placementGroupId: string | null; count: number }>;
+      demands: Array<{ index: number; reason: string | null }>;
+    };
     await sleep(300);
 
     // Assess
@@ -410,7 +447,15 @@ describe('§4 HTTP API and §5 record', () => {
     expect(status).toBe(200);
     expect(body.openapi).toMatch(/^3\.1(\.\d+)?$/);
     expect(Object.keys(body.paths)).toEqual(
-      expect.arrayContaining(['/api/scale-requests', '/api/scale-requests/{requestId}', '/api/terminate', '/api/plan', '/api/clusters/{cluster}/status', '/api/health', '/api/openapi.json']),
+      expect.arrayContaining([
+        '/api/scale-requests',
+        '/api/scale-requests/{requestId}',
+        '/api/terminate',
+        '/api/plan',
+        '/api/clusters/{cluster}/status',
+        '/api/health',
+        '/api/openapi.json',
+      ]),
     );
     expect(Object.keys(body.paths).every((p) => p.startsWith('/api/'))).toBe(true);
   });
@@ -468,7 +513,11 @@ describe('§4 HTTP API and §5 record', () => {
     expect(record.operations[0]).toMatchObject({ state: 'done', cycleCloudRequestId: expect.stringMatching(/^c-record-1/) });
     expect(record.nodes).toHaveLength(3);
     for (const n of record.nodes) expect(Object.keys(n).sort()).toEqual(['demand', 'id', 'name', 'status']);
-    expect(record.nodes.map((n) => [n.status, n.demand]).sort()).toEqual([['Ready', 0], ['Ready', 1], ['Ready', 1]]);
+    expect(record.nodes.map((n) => [n.status, n.demand]).sort()).toEqual([
+      ['Ready', 0],
+      ['Ready', 1],
+      ['Ready', 1],
+    ]);
     expect(host.output()).toContain('J-77');
     // CycleCloud received the attributes unchanged, the explicit group made the demand colocated
     const sets = (create!.body as { requestId: string; sets: Array<Record<string, unknown>> }).sets;
@@ -568,7 +617,11 @@ describe('§3 queue messages', () => {
     await queue.sendMessage(encodeQueueMessage(twice));
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-q-nocluster', cluster: 'no-such-cluster', demands: [{ nodearray: 'mpi', count: 1 }] }));
     await queue.sendMessage(encodeQueueMessage({ kind: 'terminate', requestId: 'c-q-term-bad', cluster: 'hpc' }));
-    const [once, unknownCluster, badTerminate] = (await Promise.all(['c-q-twice', 'c-q-nocluster', 'c-q-term-bad'].map((id) => host.waitFinal(id)))) as [RequestRecord, RequestRecord, RequestRecord];
+    const [once, unknownCluster, badTerminate] = (await Promise.all(['c-q-twice', 'c-q-nocluster', 'c-q-term-bad'].map((id) => host.waitFinal(id)))) as [
+      RequestRecord,
+      RequestRecord,
+      RequestRecord,
+    ];
     await eventually(async () => ((await (await host.api('/health')).json()) as { queue: { depth: number } }).queue.depth === 0 || undefined, 10_000, 'the queue drained');
 
     // Assess
@@ -586,7 +639,14 @@ describe('§3 queue messages', () => {
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-1', cluster: 'hpc', demands: [{ nodearray: 'gpu', count: 1 }] }));
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_ND96'] }] }));
     expect(
-      (await post('/scale-requests', { requestId: 'c-never-3', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 5, colocated: true }], callbackUrl: `${receiverUrl}/hooks/never` })).status,
+      (
+        await post('/scale-requests', {
+          requestId: 'c-never-3',
+          cluster: 'hpc',
+          demands: [{ nodearray: 'mpi', count: 5, colocated: true }],
+          callbackUrl: `${receiverUrl}/hooks/never`,
+        })
+      ).status,
     ).toBe(202);
     expect((await post('/scale-requests', { requestId: 'c-never-4', cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 6, placementGroupId: 'big' }] })).status).toBe(202);
     const [unknownArray, unknownType, gang, explicitGroup] = (await Promise.all(['c-never-1', 'c-never-2', 'c-never-3', 'c-never-4'].map((id) => host.waitFinal(id)))) as [
@@ -618,7 +678,9 @@ describe('§3 queue messages', () => {
     expect(armed.status).toBeLessThan(300);
 
     // Act
-    expect((await post('/scale-requests', { requestId: 'c-retry-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] })).status).toBe(202);
+    expect(
+      (await post('/scale-requests', { requestId: 'c-retry-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] })).status,
+    ).toBe(202);
     const record = await host.waitFinal('c-retry-1');
 
     // Assess
@@ -631,7 +693,10 @@ describe('§3 queue messages', () => {
 
   it('re-plans a partial gang under a new derived CycleCloud requestId, into another placement group', async () => {
     // Prepare: CycleCloud adds only 2 of the next 4 mpi nodes
-    const limited = await host.sim$('/__sim/limit-next-create', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', added: 2 }) });
+    const limited = await host.sim$('/__sim/limit-next-create', {
+      method: 'POST',
+      body: JSON.stringify({ cluster: 'hpc', nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', added: 2 }),
+    });
     expect(limited.status).toBeLessThan(300);
 
     // Act

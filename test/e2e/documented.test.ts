@@ -15,7 +15,10 @@ const sim = (path: string, body?: unknown) => host.sim$(path, { method: 'POST', 
 const record = async (id: string): Promise<RequestRecord> => (await (await host.api(`/scale-requests/${id}`)).json()) as RequestRecord;
 const creates = async (prefix: string) =>
   (await host.simCalls()).filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && String((c.body as { requestId?: string }).requestId).startsWith(prefix));
-type SimState = { clusters: { hpc: { nodes: Array<{ Name: string; Status: string; Tags?: Record<string, string> }> } }; operations: Array<{ requestId?: string; action: string; nodeIds: string[] }> };
+type SimState = {
+  clusters: { hpc: { nodes: Array<{ Name: string; Status: string; Tags?: Record<string, string> }> } };
+  operations: Array<{ requestId?: string; action: string; nodeIds: string[] }>;
+};
 const state = async (): Promise<SimState> => (await (await host.sim$('/__sim/state')).json()) as SimState;
 const health = async () => (await (await host.api('/health')).json()) as { poison: { count: number }; overAsk: number; orphans: { adopted: number; terminated: number } };
 
@@ -33,7 +36,9 @@ afterAll(async () => {
 describe('CycleCloud as documented, through npm start', () => {
   it('a create whose answer is lost (commit-then-500) is followed by its request id and fulfilled, not poisoned', async () => {
     expect((await sim('/__sim/faults', { method: 'POST', path: 'nodes/create', kind: 'commit-then-fail', status: 500, times: 1 })).status).toBe(201);
-    expect((await post('/scale-requests', { requestId: 'doc-lost-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] })).status).toBe(202);
+    expect(
+      (await post('/scale-requests', { requestId: 'doc-lost-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] })).status,
+    ).toBe(202);
     const final = await host.waitFinal('doc-lost-1', 60_000);
     expect(final.state).toBe('fulfilled');
     // CycleCloud never said the operation id: the record says so, and names the request id it follows.
@@ -46,11 +51,17 @@ describe('CycleCloud as documented, through npm start', () => {
     await sim('/__sim/faults', { method: 'POST', path: 'nodes/create', kind: 'commit-then-fail', status: 500, times: 1 });
     // Every lookup fails for a while: long enough for the five deliveries a message has.
     await sim('/__sim/faults', { method: 'GET', path: '/nodes', kind: 'status', status: 503, times: 12 });
-    expect((await post('/scale-requests', { requestId: 'doc-down-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] })).status).toBe(202);
-    const waiting = await eventually(async () => {
-      const r = await record('doc-down-1');
-      return r.reason?.includes('CycleCloud') ? r : undefined;
-    }, 20_000, 'a reason naming CycleCloud');
+    expect(
+      (await post('/scale-requests', { requestId: 'doc-down-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] })).status,
+    ).toBe(202);
+    const waiting = await eventually(
+      async () => {
+        const r = await record('doc-down-1');
+        return r.reason?.includes('CycleCloud') ? r : undefined;
+      },
+      20_000,
+      'a reason naming CycleCloud',
+    );
     expect(['queued', 'planning', 'submitted']).toContain(waiting.state);
     await host.sim$('/__sim/faults', { method: 'DELETE' });
     const final = await host.waitFinal('doc-down-1', 90_000);
@@ -64,7 +75,9 @@ describe('CycleCloud as documented, through npm start', () => {
     // Each lookup by request id finds nothing, as if CycleCloud had forgotten it at once.
     await sim('/__sim/documentation-gaps', { requestIdRetentionMs: 0 });
     try {
-      expect((await post('/scale-requests', { requestId: 'doc-forgot-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }] })).status).toBe(202);
+      expect(
+        (await post('/scale-requests', { requestId: 'doc-forgot-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }] })).status,
+      ).toBe(202);
       const final = await host.waitFinal('doc-forgot-1', 60_000);
       expect(final.state).toBe('fulfilled');
       expect(final.nodes).toHaveLength(2);
@@ -94,7 +107,9 @@ describe('CycleCloud as documented, through npm start', () => {
       '12 burst requests fulfilled',
     );
     await sleep(3_000);
-    const calls = (await host.simCalls()).filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && String((c.body as { requestId?: string }).requestId).startsWith('doc-burst-'));
+    const calls = (await host.simCalls()).filter(
+      (c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && String((c.body as { requestId?: string }).requestId).startsWith('doc-burst-'),
+    );
     const ops = (await state()).operations.filter((o) => o.action === 'create' && o.requestId?.startsWith('doc-burst-'));
     const asked = calls.reduce((n, c) => n + (c.body as { sets: { count: number }[] }).sets.reduce((m, s) => m + s.count, 0), 0);
     const added = ops.reduce((n, o) => n + o.nodeIds.length, 0);

@@ -64,7 +64,16 @@ export interface StartScalerOptions {
 }
 
 /** Settings a user may have exported that would change what `npm start` does. */
-const CLEARED = ['CYCLECLOUD_URL', 'CYCLECLOUD_USERNAME', 'CYCLECLOUD_PASSWORD', 'CYCLECLOUD_CLUSTERS', 'FUNCTION_KEY', 'KEY_VAULT_URL', 'SCALER_SIGNING_SECRET', 'REQUIRE_SIGNED_WEBHOOKS'];
+const CLEARED = [
+  'CYCLECLOUD_URL',
+  'CYCLECLOUD_USERNAME',
+  'CYCLECLOUD_PASSWORD',
+  'CYCLECLOUD_CLUSTERS',
+  'FUNCTION_KEY',
+  'KEY_VAULT_URL',
+  'SCALER_SIGNING_SECRET',
+  'REQUIRE_SIGNED_WEBHOOKS',
+];
 
 /** The environment `npm start` gets: the test process's, minus user settings, plus `overrides`. */
 function scalerEnv(overrides: Record<string, string | undefined>): NodeJS.ProcessEnv {

@@ -47,7 +47,10 @@ describe('npm start, end to end', () => {
     expect(a.statusUrl).toBe(`${host.base}/scale-requests/e2e-http-1`);
     expect(again.status).toBe(202);
     expect(record.state).toBe('fulfilled');
-    expect(record.demands.map((d) => [d.requested, d.created, d.ready])).toEqual([[4, 4, 4], [2, 2, 2]]);
+    expect(record.demands.map((d) => [d.requested, d.created, d.ready])).toEqual([
+      [4, 4, 4],
+      [2, 2, 2],
+    ]);
     expect(record.nodes).toHaveLength(6);
     expect(record.nodes.every((n) => n.status === 'Ready')).toBe(true);
     expect(record.demands[0]!.placementGroupId).toBeTruthy();
@@ -115,9 +118,21 @@ describe('npm start, end to end', () => {
 // Demands by resources (issue 11): a request that names no nodearray, only `minVcpus` and
 // `colocated`, lands in ONE placement group of a bucket that meets it, as CycleCloud itself (the
 // simulator's documented status) reports; `/api/plan` and the record say why.
-interface CcBucket { definition?: { machineType: string }; virtualMachine: { vcpuCount: number }; placementGroups: { name: string; activeCount: number }[] }
-interface CcStatus { nodearrays: { name: string; buckets: CcBucket[] }[] }
-interface CcNode { Name: string; Template: string; MachineType: string; PlacementGroupId?: string; Status: string }
+interface CcBucket {
+  definition?: { machineType: string };
+  virtualMachine: { vcpuCount: number };
+  placementGroups: { name: string; activeCount: number }[];
+}
+interface CcStatus {
+  nodearrays: { name: string; buckets: CcBucket[] }[];
+}
+interface CcNode {
+  Name: string;
+  Template: string;
+  MachineType: string;
+  PlacementGroupId?: string;
+  Status: string;
+}
 
 describe('npm start: demands by resources', () => {
   it('lands minVcpus + colocated demands in one placement group of a bucket that meets them, shared by both', async () => {
@@ -144,7 +159,10 @@ describe('npm start: demands by resources', () => {
 
     // Assess: fulfilled, both demands in one group, and CycleCloud agrees where that group lives.
     expect(record.state).toBe('fulfilled');
-    expect(record.demands.map((d) => [d.requested, d.created, d.ready])).toEqual([[2, 2, 2], [2, 2, 2]]);
+    expect(record.demands.map((d) => [d.requested, d.created, d.ready])).toEqual([
+      [2, 2, 2],
+      [2, 2, 2],
+    ]);
     const group = record.demands[0]!.placementGroupId;
     expect(group).toBeTruthy();
     expect(record.demands[1]!.placementGroupId).toBe(group);
@@ -174,7 +192,10 @@ describe('npm start: demands by resources', () => {
     const record = await waitFinal('e2e-minvcpus-2');
     expect(record.state).toBe('rejected');
     expect(record.reason).toContain('demand 0 asks for minVcpus ≥ 500, which no bucket of cluster hpc meets');
-    const noSelector = await host.api('/scale-requests', { method: 'POST', body: JSON.stringify({ requestId: 'e2e-minvcpus-3', cluster: 'hpc', demands: [{ count: 1, colocated: true }] }) });
+    const noSelector = await host.api('/scale-requests', {
+      method: 'POST',
+      body: JSON.stringify({ requestId: 'e2e-minvcpus-3', cluster: 'hpc', demands: [{ count: 1, colocated: true }] }),
+    });
     expect(noSelector.status).toBe(400);
     expect(JSON.stringify(await noSelector.json())).toContain('needs at least one selector');
   }, 60_000);

@@ -45,8 +45,16 @@ describe('secrets on the running product', () => {
     // Act: a wrong key, a bad signature, a create CycleCloud fails, and a signed request with a callback
     const wrongKey = await fetch(`${host.base}/scale-requests/x`, { headers: { 'x-functions-key': 'not-the-key' } });
     const body = JSON.stringify({ requestId: 'sec-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }], callbackUrl });
-    const badSig = await host.api('/scale-requests', { method: 'POST', body, headers: { 'x-scaler-signature': `sha256=${'0'.repeat(64)}`, 'x-scaler-timestamp': String(Math.floor(Date.now() / 1000)) } });
-    await host.sim$('/__sim/faults', { method: 'POST', body: JSON.stringify({ method: 'POST', pathRegex: 'nodes/create', kind: 'status', status: 500, times: 1 }), headers: { 'content-type': 'application/json' } });
+    const badSig = await host.api('/scale-requests', {
+      method: 'POST',
+      body,
+      headers: { 'x-scaler-signature': `sha256=${'0'.repeat(64)}`, 'x-scaler-timestamp': String(Math.floor(Date.now() / 1000)) },
+    });
+    await host.sim$('/__sim/faults', {
+      method: 'POST',
+      body: JSON.stringify({ method: 'POST', pathRegex: 'nodes/create', kind: 'status', status: 500, times: 1 }),
+      headers: { 'content-type': 'application/json' },
+    });
     const { signature, timestamp } = signRequest(SIGNING_SECRET, { method: 'POST', path: '/api/scale-requests', body }, Date.now());
     const accepted = await host.api('/scale-requests', { method: 'POST', body, headers: { 'x-scaler-signature': signature, 'x-scaler-timestamp': timestamp } });
     const record = await host.waitFinal('sec-1', 45_000);
@@ -59,11 +67,16 @@ describe('secrets on the running product', () => {
     expect(accepted.status).toBe(202);
     expect(record.state).toBe('fulfilled');
     expect(received.length).toBeGreaterThanOrEqual(1);
-    expect(verifySignature(SIGNING_SECRET, received[0]!.body, received[0]!.headers['x-scaler-signature'] as string, received[0]!.headers['x-scaler-timestamp'] as string, Date.now()).ok).toBe(true);
+    expect(
+      verifySignature(SIGNING_SECRET, received[0]!.body, received[0]!.headers['x-scaler-signature'] as string, received[0]!.headers['x-scaler-timestamp'] as string, Date.now()).ok,
+    ).toBe(true);
 
     // Assess: no secret anywhere but the banner's function key
     const basic = Buffer.from(`${host.sim.username}:${host.sim.password}`).toString('base64');
-    const lines = host.output().split('\n').filter((l) => !/^\s*(Function key:|curl |npx ccscale )/.test(l));
+    const lines = host
+      .output()
+      .split('\n')
+      .filter((l) => !/^\s*(Function key:|curl |npx ccscale )/.test(l));
     expect(lines.length).toBeGreaterThan(20); // the scan sees the product's logs, not an empty buffer
     expect(lines.join('\n')).toMatch(/"level":"warn"/); // including the failure paths
     expect(lines).toContainNoSecret([host.sim.password, basic, SIGNING_SECRET, FUNCTION_KEY]);

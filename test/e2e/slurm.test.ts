@@ -31,7 +31,9 @@ const missing = BINARIES.filter((b) => !which(b));
 const isRoot = process.getuid?.() === 0;
 const why = missing.length > 0 ? `missing ${missing.join(', ')}` : !isRoot ? 'not running as root' : null;
 if (why) {
-  console.warn(`real-Slurm test skipped (${why}): run it as root on Debian 12 after \`apt-get install slurmctld slurmd munge curl\` (.ci/run does), then \`npx vitest run test/e2e/slurm.test.ts\``);
+  console.warn(
+    `real-Slurm test skipped (${why}): run it as root on Debian 12 after \`apt-get install slurmctld slurmd munge curl\` (.ci/run does), then \`npx vitest run test/e2e/slurm.test.ts\``,
+  );
 }
 const scontrolOnly = which('scontrol');
 
@@ -75,11 +77,13 @@ describe.skipIf(!scontrolOnly)('hostlist expressions, against scontrol', () => {
 
   it('expands and formats like `scontrol show hostnames|hostlist` (property test)', () => {
     const prefix = fc.constantFrom('hpc-', 'htc-', 'n', 'a.b-', 'gpu', '');
-    const number = fc.tuple(fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 3 })).map(([n, pad]) => String(n).padStart(String(n).length + (n % 3 === 0 ? pad : 0), '0'));
+    const number = fc
+      .tuple(fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 3 }))
+      .map(([n, pad]) => String(n).padStart(String(n).length + (n % 3 === 0 ? pad : 0), '0'));
     const name = fc.oneof({ weight: 9, arbitrary: fc.tuple(prefix, number).map(([p, n]) => `${p}${n}`) }, { weight: 1, arbitrary: fc.constantFrom('login', 'head-a') });
-    const runs = fc.array(fc.tuple(prefix, fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 6 })), { minLength: 1, maxLength: 4 }).map((rs) =>
-      rs.flatMap(([p, start, len]) => Array.from({ length: len }, (_, i) => `${p}${start + i}`)),
-    );
+    const runs = fc
+      .array(fc.tuple(prefix, fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 6 })), { minLength: 1, maxLength: 4 })
+      .map((rs) => rs.flatMap(([p, start, len]) => Array.from({ length: len }, (_, i) => `${p}${start + i}`)));
     const names = fc.oneof(fc.array(name, { minLength: 1, maxLength: 12 }), runs);
     fc.assert(
       fc.property(names, (list) => {
@@ -120,7 +124,9 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
   const jobState = (id: string): string => /JobState=(\S+)/.exec(sh('scontrol', ['show', 'job', id]))?.[1] ?? 'unknown';
   /** The request ids of the scaler's answer to the resume of `nodes` (logged by contrib/slurm). */
   const acceptedIds = (action: string, nodes: string): string[] | undefined => {
-    const line = powerLog().split('\n').find((l) => l.includes(` ${action}: accepted ${nodes}: `));
+    const line = powerLog()
+      .split('\n')
+      .find((l) => l.includes(` ${action}: accepted ${nodes}: `));
     return line ? (JSON.parse(line.slice(line.indexOf(': {') + 2)) as { requestIds: string[] }).requestIds : undefined;
   };
 
@@ -141,7 +147,29 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       writeFileSync(join(T, 'scaler.conf'), `SCALER_URL=${host.base}\nSCALER_KEY=${host.key}\nSCALER_CLUSTER=hpc\nSCALER_LOG=${join(T, 'scaler-power.log')}\n`, { mode: 0o600 });
 
       // slurm.conf: local plumbing + exactly what `ccscale slurm conf` prints (with short test timeouts).
-      const generated = execFileSync(process.execPath, [join(root, 'bin/ccscale.mjs'), '--url', host.base.replace(/\/api$/, ''), '--key', host.key, 'slurm', 'conf', '--cluster', 'hpc', '--programs-dir', programs, '--resume-timeout', String(RESUME_TIMEOUT_SEC), '--suspend-time', '5', '--suspend-timeout', '5'], { encoding: 'utf8', env: process.env });
+      const generated = execFileSync(
+        process.execPath,
+        [
+          join(root, 'bin/ccscale.mjs'),
+          '--url',
+          host.base.replace(/\/api$/, ''),
+          '--key',
+          host.key,
+          'slurm',
+          'conf',
+          '--cluster',
+          'hpc',
+          '--programs-dir',
+          programs,
+          '--resume-timeout',
+          String(RESUME_TIMEOUT_SEC),
+          '--suspend-time',
+          '5',
+          '--suspend-timeout',
+          '5',
+        ],
+        { encoding: 'utf8', env: process.env },
+      );
       const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
       const short = hostname().split('.')[0]!;
       for (const d of ['state', 'spool']) mkdirSync(join(T, d));
@@ -179,7 +207,24 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       // MUNGE: own key and socket in the folder.
       sh('mungekey', ['-c', '-k', join(T, 'munge.key')]);
       chmodSync(join(T, 'munge.key'), 0o600);
-      launch('munged', ['-F', '--force', '--key-file', join(T, 'munge.key'), '--socket', join(T, 'munge.sock'), '--pid-file', join(T, 'munged.pid'), '--log-file', join(T, 'munged.log'), '--seed-file', join(T, 'munged.seed')], env);
+      launch(
+        'munged',
+        [
+          '-F',
+          '--force',
+          '--key-file',
+          join(T, 'munge.key'),
+          '--socket',
+          join(T, 'munge.sock'),
+          '--pid-file',
+          join(T, 'munged.pid'),
+          '--log-file',
+          join(T, 'munged.log'),
+          '--seed-file',
+          join(T, 'munged.seed'),
+        ],
+        env,
+      );
       await eventually(async () => (existsSync(join(T, 'munge.sock')) ? true : undefined), 10_000, 'munged socket');
 
       launch('slurmctld', ['-D', '-c', '-f', join(T, 'slurm.conf')], env);
@@ -292,10 +337,14 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       const names = expandHostlist(nodes);
       expect(names).toHaveLength(4);
       // The resume file named the job: the demand carries it.
-      const made = await eventually(async () => {
-        const list = (await creates()).slice(createsBefore);
-        return list.length > 0 ? list : undefined;
-      }, 30_000, 'the create of the MPI job');
+      const made = await eventually(
+        async () => {
+          const list = (await creates()).slice(createsBefore);
+          return list.length > 0 ? list : undefined;
+        },
+        30_000,
+        'the create of the MPI job',
+      );
       expect(made).toHaveLength(1);
       const sets = (made[0]!.body as { sets: { nodearray: string; count: number; placementGroupId?: string; nameFormat?: string; nameOffset?: number }[] }).sets;
       expect(sets).toHaveLength(1);
@@ -306,16 +355,21 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       const groups = new Set((await simNodes()).filter((n) => names.includes(n.Name)).map((n) => n.PlacementGroupId));
       expect([...groups]).toEqual([sets[0]!.placementGroupId]);
       // Repeating the call (as slurmctld may after a restart) queues nothing new.
-      const again = await host.api('/slurm/resume', { method: 'POST', body: JSON.stringify({ cluster: 'hpc', nodes, resumeFile: { all_nodes: nodes, jobs: [{ job_id: Number(jobId), nodes }] } }) });
+      const again = await host.api('/slurm/resume', {
+        method: 'POST',
+        body: JSON.stringify({ cluster: 'hpc', nodes, resumeFile: { all_nodes: nodes, jobs: [{ job_id: Number(jobId), nodes }] } }),
+      });
       expect(again.status).toBe(202);
       expect(((await again.json()) as { requestIds: string[] }).requestIds).toEqual(ids);
       expect((await creates()).slice(createsBefore)).toHaveLength(1);
 
       // No slurmd ever starts for them: after ResumeTimeout slurmctld calls ResumeFailProgram and the
       // scaler terminates exactly those nodes.
-      const failIds = await eventually(async () => acceptedIds('resume-fail', nodes), (RESUME_TIMEOUT_SEC + 40) * 1000, 'slurmctld to call the resume-fail program').catch((e: Error) => {
-        throw new Error(`${e.message}\n${diagnostics()}`);
-      });
+      const failIds = await eventually(async () => acceptedIds('resume-fail', nodes), (RESUME_TIMEOUT_SEC + 40) * 1000, 'slurmctld to call the resume-fail program').catch(
+        (e: Error) => {
+          throw new Error(`${e.message}\n${diagnostics()}`);
+        },
+      );
       timings.mpiResumeFailCalledMs = Date.now() - mpiSubmittedAt;
       const failed = await host.waitFinal(failIds[0]!, 60_000);
       expect(failed).toMatchObject({ kind: 'terminate', state: 'fulfilled' });
@@ -328,7 +382,9 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       expect(jobState(jobId)).toBe('PENDING');
       const [again2, retried] = await eventually(
         async () => {
-          const lines = powerLog().split('\n').filter((l) => / resume: accepted mpi-/.test(l));
+          const lines = powerLog()
+            .split('\n')
+            .filter((l) => / resume: accepted mpi-/.test(l));
           if (lines.length < 2) return undefined;
           const m = / resume: accepted (mpi-\S+): (\{.*)$/.exec(lines[1]!)!;
           return [m[1]!, (JSON.parse(m[2]!) as { requestIds: string[] }).requestIds] as const;
@@ -340,10 +396,28 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       });
       timings.mpiResumedAgainMs = Date.now() - mpiSubmittedAt;
       expect(retried).not.toEqual(ids);
-      expect(await eventually(async () => {
-        const list = (await creates()).slice(createsBefore);
-        return list.length === 2 ? list[1] : undefined;
-      }, 30_000, 'the second create')).toMatchObject({ body: { sets: [expect.objectContaining({ nodearray: 'mpi', count: 4, nameFormat: 'mpi-%d', nameOffset: Number(expandHostlist(again2)[0]!.slice(4)), placementGroupId: expect.any(String) })] } });
+      expect(
+        await eventually(
+          async () => {
+            const list = (await creates()).slice(createsBefore);
+            return list.length === 2 ? list[1] : undefined;
+          },
+          30_000,
+          'the second create',
+        ),
+      ).toMatchObject({
+        body: {
+          sets: [
+            expect.objectContaining({
+              nodearray: 'mpi',
+              count: 4,
+              nameFormat: 'mpi-%d',
+              nameOffset: Number(expandHostlist(again2)[0]!.slice(4)),
+              placementGroupId: expect.any(String),
+            }),
+          ],
+        },
+      });
       await eventually(async () => (/idle~/.test(sh('sinfo', ['-h', '-n', nodes, '-o', '%t'])) ? true : undefined), 30_000, `${nodes} idle~ again`);
     } finally {
       spawnSync('scancel', [jobId], { env });
@@ -353,7 +427,14 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
   it('starts a node CycleCloud holds deallocated instead of creating it', async () => {
     // Prepare: ondemand-2 exists in CycleCloud, deallocated (as ShutdownPolicy=Deallocate leaves it)
     const node = 'ondemand-2';
-    expect((await host.sim$('/clusters/hpc/nodes/create', { method: 'POST', body: JSON.stringify({ sets: [{ nodearray: 'ondemand', count: 1, nameFormat: 'ondemand-%d', nameOffset: 2 }] }) })).status).toBe(202);
+    expect(
+      (
+        await host.sim$('/clusters/hpc/nodes/create', {
+          method: 'POST',
+          body: JSON.stringify({ sets: [{ nodearray: 'ondemand', count: 1, nameFormat: 'ondemand-%d', nameOffset: 2 }] }),
+        })
+      ).status,
+    ).toBe(202);
     await eventually(async () => ((await simNodes()).find((n) => n.Name === node)?.Status === 'Ready' ? true : undefined), 30_000, `${node} Ready`);
     expect((await host.sim$('/clusters/hpc/nodes/deallocate', { method: 'POST', body: JSON.stringify({ names: [node] }) })).status).toBe(202);
     await eventually(async () => ((await simNodes()).find((n) => n.Name === node)?.Status === 'Deallocated' ? true : undefined), 30_000, `${node} Deallocated`);

@@ -137,10 +137,7 @@ expect.extend({
     return {
       pass: found === undefined,
       // The message names positions only: a failing test must not print the secret either.
-      message: () =>
-        found
-          ? `expected no secret, but secret #${found.secretIndex} appears in value #${found.index}`
-          : 'expected a secret to appear, but none of them does',
+      message: () => (found ? `expected no secret, but secret #${found.secretIndex} appears in value #${found.index}` : 'expected a secret to appear, but none of them does'),
     };
   },
 });

@@ -10,7 +10,21 @@ import { bodyOf, fakeDeps, headerOf, httpRequest, snapshotFixture, T0 } from './
 const handler = (name: string) => ROUTES.find((r) => r.name === name)!.handler;
 
 function summary(over: Partial<RequestSummary>): RequestSummary {
-  return { requestId: 'r', cluster: 'hpc', kind: 'scale', state: 'queued', requested: 1, ready: 0, demands: 1, jobIds: [], reason: null, createdAt: new Date(T0).toISOString(), updatedAt: new Date(T0).toISOString(), finalAt: null, ...over };
+  return {
+    requestId: 'r',
+    cluster: 'hpc',
+    kind: 'scale',
+    state: 'queued',
+    requested: 1,
+    ready: 0,
+    demands: 1,
+    jobIds: [],
+    reason: null,
+    createdAt: new Date(T0).toISOString(),
+    updatedAt: new Date(T0).toISOString(),
+    finalAt: null,
+    ...over,
+  };
 }
 
 /** A request list in memory that records what the routes asked of it. */
@@ -27,7 +41,15 @@ function fakeRequests(items: RequestSummary[], entries: Record<string, LedgerEnt
     },
     trendRows: async (from, to) => {
       calls.trendRows.push([from, to]);
-      return [{ createdAtMs: to - 120_000, transitions: [{ state: 'queued', ready: 0, atMs: to - 120_000 }, { state: 'fulfilled', ready: 3, atMs: to - 60_000 }] }];
+      return [
+        {
+          createdAtMs: to - 120_000,
+          transitions: [
+            { state: 'queued', ready: 0, atMs: to - 120_000 },
+            { state: 'fulfilled', ready: 3, atMs: to - 60_000 },
+          ],
+        },
+      ];
     },
     entry: async (id) => entries[id] ?? null,
   };
@@ -40,7 +62,10 @@ describe('GET /api/scale-requests (list)', () => {
     const { reader, calls } = fakeRequests([summary({ requestId: 'a', state: 'failed' })]);
     const { deps, world } = fakeDeps({ requests: reader });
     // Act
-    const res = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'state=failed,partially_fulfilled&cluster=hpc&limit=20&cursor=9999999999999~job-1&hours=2' }));
+    const res = await handler('scaleRequestsList')(
+      deps,
+      httpRequest('GET', '/api/scale-requests', { query: 'state=failed,partially_fulfilled&cluster=hpc&limit=20&cursor=9999999999999~job-1&hours=2' }),
+    );
     // Assess
     expect(res.status).toBe(200);
     expect(bodyOf(res)).toMatchObject({ items: [{ requestId: 'a', state: 'failed' }], nextCursor: '9999999999999~r' });
@@ -56,7 +81,11 @@ describe('GET /api/scale-requests (list)', () => {
   });
 
   it('searches by id or job id with q, then applies the state and cluster filters', async () => {
-    const { reader, calls } = fakeRequests([summary({ requestId: 'a', state: 'failed' }), summary({ requestId: 'b', state: 'fulfilled' }), summary({ requestId: 'c', state: 'failed', cluster: 'gpu' })]);
+    const { reader, calls } = fakeRequests([
+      summary({ requestId: 'a', state: 'failed' }),
+      summary({ requestId: 'b', state: 'fulfilled' }),
+      summary({ requestId: 'c', state: 'failed', cluster: 'gpu' }),
+    ]);
     const { deps } = fakeDeps({ requests: reader });
     const res = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'q=4711&state=failed&cluster=hpc' }));
     expect(bodyOf<{ items: RequestSummary[]; nextCursor: null }>(res)).toMatchObject({ items: [{ requestId: 'a' }], nextCursor: null });
@@ -73,11 +102,37 @@ describe('GET /api/scale-requests (list)', () => {
 describe('GET /api/scale-requests/{requestId}/timeline', () => {
   it('answers the transitions, creates and compensations with ISO times', async () => {
     const entry = {
-      record: { requestId: 'job-1', cluster: 'hpc', kind: 'scale', state: 'fulfilled', demands: [], operations: [], nodes: [], reason: null, createdAt: new Date(T0).toISOString(), updatedAt: new Date(T0).toISOString() },
-      request: null, bodyHash: '', deadlineAtMs: 0, nextAttemptAtMs: null,
-      attempts: [{ generation: 0, cycleCloudRequestId: 'job-1-g0', state: 'accepted', operationId: 'op', submittedAtMs: T0 + 1000, sets: [{ nodearray: 'mpi', machineType: 'X', placementGroupId: 'pg', count: 4, added: 4, message: null, demands: [] }] }],
+      record: {
+        requestId: 'job-1',
+        cluster: 'hpc',
+        kind: 'scale',
+        state: 'fulfilled',
+        demands: [],
+        operations: [],
+        nodes: [],
+        reason: null,
+        createdAt: new Date(T0).toISOString(),
+        updatedAt: new Date(T0).toISOString(),
+      },
+      request: null,
+      bodyHash: '',
+      deadlineAtMs: 0,
+      nextAttemptAtMs: null,
+      attempts: [
+        {
+          generation: 0,
+          cycleCloudRequestId: 'job-1-g0',
+          state: 'accepted',
+          operationId: 'op',
+          submittedAtMs: T0 + 1000,
+          sets: [{ nodearray: 'mpi', machineType: 'X', placementGroupId: 'pg', count: 4, added: 4, message: null, demands: [] }],
+        },
+      ],
       compensations: [{ demandIndex: 0, placementGroupId: 'pg', nodeNames: ['mpi-1', 'mpi-2'], reason: 'gang incomplete', atMs: T0 + 5000 }],
-      transitions: [{ state: 'queued', ready: 0, atMs: T0 }, { state: 'fulfilled', ready: 4, atMs: T0 + 9000 }],
+      transitions: [
+        { state: 'queued', ready: 0, atMs: T0 },
+        { state: 'fulfilled', ready: 4, atMs: T0 + 9000 },
+      ],
     } as LedgerEntry;
     const { deps } = fakeDeps({ requests: fakeRequests([], { 'job-1': entry }).reader });
     const res = await handler('scaleRequestsTimeline')(deps, httpRequest('GET', '/', { params: { requestId: 'job-1' } }));
@@ -85,7 +140,10 @@ describe('GET /api/scale-requests/{requestId}/timeline', () => {
       requestId: 'job-1',
       state: 'fulfilled',
       createdAt: new Date(T0).toISOString(),
-      transitions: [{ state: 'queued', ready: 0, at: new Date(T0).toISOString() }, { state: 'fulfilled', ready: 4, at: new Date(T0 + 9000).toISOString() }],
+      transitions: [
+        { state: 'queued', ready: 0, at: new Date(T0).toISOString() },
+        { state: 'fulfilled', ready: 4, at: new Date(T0 + 9000).toISOString() },
+      ],
       attempts: [{ cycleCloudRequestId: 'job-1-g0', state: 'accepted', at: new Date(T0 + 1000).toISOString(), nodes: 4 }],
       compensations: [{ demand: 0, placementGroupId: 'pg', nodes: 2, reason: 'gang incomplete', at: new Date(T0 + 5000).toISOString() }],
     });
@@ -113,12 +171,23 @@ describe('GET /api/clusters/{cluster}/capacity', () => {
     // Act
     const res = await handler('clusterCapacity')(deps, httpRequest('GET', '/', { params: { cluster: 'hpc' } }));
     // Assess
-    const body = bodyOf<{ stale: boolean; paused: boolean; ageSeconds: number; nodearrays: { name: string; buckets: { machineType: string; inFlight: number; quotaCount: number; backoff: unknown; placementGroups: unknown[] }[] }[] }>(res);
+    const body = bodyOf<{
+      stale: boolean;
+      paused: boolean;
+      ageSeconds: number;
+      nodearrays: { name: string; buckets: { machineType: string; inFlight: number; quotaCount: number; backoff: unknown; placementGroups: unknown[] }[] }[];
+    }>(res);
     expect(body).toMatchObject({ stale: true, paused: true, ageSeconds: 30 });
     const [f32, hc] = body.nodearrays[0]!.buckets;
     expect(f32).toMatchObject({ machineType: 'Standard_F32s_v2', inFlight: 0, quotaCount: 3, backoff: null });
     expect(hc).toMatchObject({ inFlight: 3, backoff: { until: new Date(T0 + 90_500).toISOString(), secondsLeft: 61, reason: 'OverconstrainedAllocationRequest' } });
-    expect(body.nodearrays[1]!.buckets[0]).toMatchObject({ inFlight: 6, placementGroups: [{ name: 'pg-a', activeCount: 4, inFlight: 2 }, { name: 'pg-new', activeCount: 0, inFlight: 4 }] });
+    expect(body.nodearrays[1]!.buckets[0]).toMatchObject({
+      inFlight: 6,
+      placementGroups: [
+        { name: 'pg-a', activeCount: 4, inFlight: 2 },
+        { name: 'pg-new', activeCount: 0, inFlight: 4 },
+      ],
+    });
     expect((await handler('clusterCapacity')(deps, httpRequest('GET', '/', { params: { cluster: 'nope' } }))).status).toBe(404);
   });
 

@@ -27,8 +27,7 @@ function validatorFor(component: string) {
 function refsIn(value: unknown, out: string[] = []): string[] {
   if (Array.isArray(value)) {
     for (const v of value) refsIn(v, out);
-  }
-  else if (value && typeof value === 'object') {
+  } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       if (k === '$ref' && typeof v === 'string') out.push(v);
       else refsIn(v, out);
@@ -138,9 +137,14 @@ describe('OpenAPI 3.1 document', () => {
   it('describes the demand selectors (issue 11): accepted by resources, each with words', () => {
     const scale = validatorFor('ScaleRequest');
     expect(scale(scaleBody({ demands: [{ count: 4, minVcpus: 44, colocated: true }] }))).toBe(true);
-    expect(scale(scaleBody({ demands: [{ count: 2, nodearrays: ['mpi'], minMemoryGB: 64.5, minGpus: 1, infiniband: true, allOrNothing: true, pick: 'smallest', ownPlacementGroup: true }] }))).toBe(true);
+    expect(
+      scale(
+        scaleBody({ demands: [{ count: 2, nodearrays: ['mpi'], minMemoryGB: 64.5, minGpus: 1, infiniband: true, allOrNothing: true, pick: 'smallest', ownPlacementGroup: true }] }),
+      ),
+    ).toBe(true);
     expect(scale(scaleBody({ demands: [{ count: 2, minVcpus: 4, pick: 'cheapest' }] }))).toBe(false);
-    const demand = ((doc.components.schemas.ScaleRequest as { properties: { demands: { items: { description: string; properties: Record<string, { description?: string }> } } } }).properties.demands.items);
+    const demand = (doc.components.schemas.ScaleRequest as { properties: { demands: { items: { description: string; properties: Record<string, { description?: string }> } } } })
+      .properties.demands.items;
     expect(demand.description).toContain('at least one selector');
     for (const field of ['nodearrays', 'minVcpus', 'minMemoryGB', 'minGpus', 'infiniband', 'allOrNothing', 'pick', 'ownPlacementGroup']) {
       expect(demand.properties[field]?.description, field).toBeTruthy();
@@ -169,8 +173,29 @@ describe('OpenAPI 3.1 document', () => {
 
   it("describes what the console's read routes really answer, and their query parameters", async () => {
     // Prepare: the real list rows' shapes through the real handlers
-    const summary: RequestSummary = { requestId: 'a', cluster: 'hpc', kind: 'scale', state: 'fulfilled', requested: 2, ready: 2, demands: 1, jobIds: ['4711'], reason: null, createdAt: 'x', updatedAt: 'x', finalAt: 'x' };
-    const entry = { record: { ...(await fakeDeps().deps.submitRequest(scaleBody() as never)).record }, request: null, bodyHash: '', attempts: [], deadlineAtMs: 0, nextAttemptAtMs: null, transitions: [{ state: 'queued', ready: 0, atMs: 1 }] } as never;
+    const summary: RequestSummary = {
+      requestId: 'a',
+      cluster: 'hpc',
+      kind: 'scale',
+      state: 'fulfilled',
+      requested: 2,
+      ready: 2,
+      demands: 1,
+      jobIds: ['4711'],
+      reason: null,
+      createdAt: 'x',
+      updatedAt: 'x',
+      finalAt: 'x',
+    };
+    const entry = {
+      record: { ...(await fakeDeps().deps.submitRequest(scaleBody() as never)).record },
+      request: null,
+      bodyHash: '',
+      attempts: [],
+      deadlineAtMs: 0,
+      nextAttemptAtMs: null,
+      transitions: [{ state: 'queued', ready: 0, atMs: 1 }],
+    } as never;
     const { deps, world } = fakeDeps({
       requests: { list: async () => ({ items: [summary], nextCursor: null }), search: async () => [summary], trendRows: async () => [], entry: async () => entry },
     });

@@ -185,12 +185,17 @@ describe('GET /api/scale-requests/{requestId}', () => {
 
   it('answers 404 problem+json saying so for a request deleted by retention', async () => {
     const { deps } = fakeDeps();
-    const ledger = { ...deps.ledger, tombstone: async (id: string) => (id === 'old' ? { state: 'fulfilled', finalAt: '2026-01-01T00:00:00.000Z', expiredAt: '2026-02-01T00:00:00.000Z' } : null) };
+    const ledger = {
+      ...deps.ledger,
+      tombstone: async (id: string) => (id === 'old' ? { state: 'fulfilled', finalAt: '2026-01-01T00:00:00.000Z', expiredAt: '2026-02-01T00:00:00.000Z' } : null),
+    };
     const res = await getScaleRequest({ ...deps, ledger }, httpRequest('GET', '/api/scale-requests/old', { params: { requestId: 'old' } }));
     expect(res.status).toBe(404);
     expect(res.headers).toMatchObject({ 'content-type': 'application/problem+json' });
     expect(problemOf(res)).toMatchObject({ code: 'HTTP_NOT_FOUND' });
-    expect(problemOf(res).detail).toBe('request "old" expired: it ended fulfilled at 2026-01-01T00:00:00.000Z and was deleted at 2026-02-01T00:00:00.000Z (records are kept RETENTION_DAYS days)');
+    expect(problemOf(res).detail).toBe(
+      'request "old" expired: it ended fulfilled at 2026-01-01T00:00:00.000Z and was deleted at 2026-02-01T00:00:00.000Z (records are kept RETENTION_DAYS days)',
+    );
     const unknown = await getScaleRequest({ ...deps, ledger }, httpRequest('GET', '/api/scale-requests/nope', { params: { requestId: 'nope' } }));
     expect(problemOf(unknown).detail).not.toContain('expired');
   });
@@ -242,7 +247,13 @@ describe('GET /api/clusters/{cluster}/status', () => {
 describe('POST /api/plan', () => {
   it('explains demands by resources: nodearray, bucket, shared group and why not the others', async () => {
     const { deps } = fakeDeps();
-    const body = scaleBody({ demands: [{ count: 2, minVcpus: 100, colocated: true }, { count: 2, minVcpus: 100, colocated: true }, { count: 1, minGpus: 1 }] });
+    const body = scaleBody({
+      demands: [
+        { count: 2, minVcpus: 100, colocated: true },
+        { count: 2, minVcpus: 100, colocated: true },
+        { count: 1, minGpus: 1 },
+      ],
+    });
     const res = await explainPlan(deps, httpRequest('POST', '/api/plan', { body }));
     expect(res.status).toBe(200);
     const answer = PlanResponse.strict().parse(res.jsonBody);
@@ -250,7 +261,11 @@ describe('POST /api/plan', () => {
     expect(a).toMatchObject({ status: 'placed', nodearray: 'mpi', bucketId: 'e0a1' });
     expect(b!.placements[0]!.placementGroupId).toBe(a!.placements[0]!.placementGroupId);
     expect(b!.explanation).toContain('shared with an earlier demand of this request');
-    expect(a!.considered.map((v) => [v.nodearray, v.verdict])).toEqual([['mpi', 'chosen'], ['ondemand', 'unsuitable'], ['ondemand', 'unsuitable']]);
+    expect(a!.considered.map((v) => [v.nodearray, v.verdict])).toEqual([
+      ['mpi', 'chosen'],
+      ['ondemand', 'unsuitable'],
+      ['ondemand', 'unsuitable'],
+    ]);
     expect(c).toMatchObject({ status: 'rejected', code: 'PLAN_NO_MATCHING_BUCKET', nodearray: null });
     expect(c!.explanation).toContain('minGpus ≥ 1');
   });

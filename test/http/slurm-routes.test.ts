@@ -10,13 +10,28 @@ describe('POST /api/slurm/*', () => {
     const { deps, world } = fakeDeps();
 
     // Act
-    const res = await slurmResume(deps, post('resume', { cluster: 'hpc', nodes: 'ondemand-[1-2]', resumeFile: { all_nodes: 'ondemand-[1-2]', jobs: [{ job_id: 7, nodes: 'ondemand-[1-2]' }] } }));
+    const res = await slurmResume(
+      deps,
+      post('resume', { cluster: 'hpc', nodes: 'ondemand-[1-2]', resumeFile: { all_nodes: 'ondemand-[1-2]', jobs: [{ job_id: 7, nodes: 'ondemand-[1-2]' }] } }),
+    );
 
     // Assess
     expect(res.status).toBe(202);
     const body = bodyOf(res) as { requestIds: string[]; statusUrls: string[]; nodes: string; skipped: unknown[] };
-    expect(body).toEqual({ requestIds: [expect.stringMatching(/^slurm-resume-/)], statusUrls: [`${BASE}/api/scale-requests/${body.requestIds[0]}`], nodes: 'ondemand-[1-2]', skipped: [] });
-    expect(world.submitted).toEqual([{ kind: 'scale', requestId: body.requestIds[0], cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], names: ['ondemand-1', 'ondemand-2'] }] }]);
+    expect(body).toEqual({
+      requestIds: [expect.stringMatching(/^slurm-resume-/)],
+      statusUrls: [`${BASE}/api/scale-requests/${body.requestIds[0]}`],
+      nodes: 'ondemand-[1-2]',
+      skipped: [],
+    });
+    expect(world.submitted).toEqual([
+      {
+        kind: 'scale',
+        requestId: body.requestIds[0],
+        cluster: 'hpc',
+        demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], names: ['ondemand-1', 'ondemand-2'] }],
+      },
+    ]);
   });
 
   it('is harmless to repeat', async () => {

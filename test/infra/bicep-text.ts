@@ -249,11 +249,7 @@ function valueSpan(text: string, masked: string, from: number): { value: string;
   return { value: text.slice(from, i).trim(), end: i };
 }
 
-function bodyOf(
-  text: string,
-  masked: string,
-  from: number,
-): { bodyStart: number; condition?: string; loop: boolean; loopHeader?: string } {
+function bodyOf(text: string, masked: string, from: number): { bodyStart: number; condition?: string; loop: boolean; loopHeader?: string } {
   let i = from;
   while (/\s/.test(masked[i]!)) i++;
   if (masked.startsWith('if', i)) {

@@ -6,18 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
-import {
-  arrayItems,
-  entries,
-  evalString,
-  get,
-  mask,
-  objectBody,
-  parseBicep,
-  unbalanced,
-  type BicepFile,
-  type BicepResource,
-} from './bicep-text.ts';
+import { arrayItems, entries, evalString, get, mask, objectBody, parseBicep, unbalanced, type BicepFile, type BicepResource } from './bicep-text.ts';
 import { excludesNodeModules, packaged } from './funcignore.ts';
 
 /** Repository-relative path → text. */
@@ -70,9 +59,7 @@ const unquote = (v: string | undefined): string | undefined => (v === undefined 
 
 /** The app settings resource (`Microsoft.Web/sites/config` named `appsettings`) and its file. */
 export function appSettings(files: InfraFiles): { path: string; file: BicepFile; always: Map<string, string>; optional: Map<string, string> } | undefined {
-  const found = allResources(files).find(
-    ({ resource }) => resource.type === 'Microsoft.Web/sites/config' && unquote(get(resource.body, 'name')) === 'appsettings',
-  );
+  const found = allResources(files).find(({ resource }) => resource.type === 'Microsoft.Web/sites/config' && unquote(get(resource.body, 'name')) === 'appsettings');
   if (!found) return undefined;
   const props = get(found.resource.body, 'properties') ?? '';
   const always = new Map<string, string>();
@@ -157,17 +144,14 @@ export function checkRuntime(files: InfraFiles): string[] {
       if (unquote(get(body, 'version')) !== '22') problems.push(`${path}: functionAppConfig.runtime.version is not '22'`);
     }
     const auth = get(resource.body, 'properties', 'functionAppConfig', 'deployment', 'storage', 'authentication');
-    if (unquote(get(objectBody(auth) ?? '', 'type')) !== 'UserAssignedIdentity')
-      problems.push(`${path}: the deployment container is not read with the user-assigned identity`);
-    if (get(resource.body, 'properties', 'functionAppConfig', 'scaleAndConcurrency') === undefined)
-      problems.push(`${path}: functionAppConfig has no scaleAndConcurrency`);
+    if (unquote(get(objectBody(auth) ?? '', 'type')) !== 'UserAssignedIdentity') problems.push(`${path}: the deployment container is not read with the user-assigned identity`);
+    if (get(resource.body, 'properties', 'functionAppConfig', 'scaleAndConcurrency') === undefined) problems.push(`${path}: functionAppConfig has no scaleAndConcurrency`);
   }
   const plans = res.filter(({ resource }) => resource.type === 'Microsoft.Web/serverfarms' && !resource.existing);
   if (plans.length !== 1) problems.push(`expected one Microsoft.Web/serverfarms resource, found ${plans.length}`);
   for (const { path, resource } of plans) {
     const sku = objectBody(get(resource.body, 'sku')) ?? '';
-    if (unquote(get(sku, 'name')) !== 'FC1' || unquote(get(sku, 'tier')) !== 'FlexConsumption')
-      problems.push(`${path}: the plan is not FC1 / FlexConsumption`);
+    if (unquote(get(sku, 'name')) !== 'FC1' || unquote(get(sku, 'tier')) !== 'FlexConsumption') problems.push(`${path}: the plan is not FC1 / FlexConsumption`);
   }
   // Flex Consumption rejects or ignores the classic ways of choosing a runtime.
   for (const path of bicepPaths(files)) {
@@ -184,8 +168,7 @@ export function checkNoSharedKeys(files: InfraFiles): string[] {
   const accounts = allResources(files).filter(({ resource }) => resource.type === 'Microsoft.Storage/storageAccounts' && !resource.existing);
   if (accounts.length === 0) problems.push('no storage account is created');
   for (const { path, resource } of accounts) {
-    if (get(resource.body, 'properties', 'allowSharedKeyAccess') !== 'false')
-      problems.push(`${path}: storage account ${resource.symbol} does not set allowSharedKeyAccess: false`);
+    if (get(resource.body, 'properties', 'allowSharedKeyAccess') !== 'false') problems.push(`${path}: storage account ${resource.symbol} does not set allowSharedKeyAccess: false`);
   }
   for (const path of bicepPaths(files)) {
     const code = mask(files.get(path)!, { keepStrings: true });
@@ -204,10 +187,8 @@ export function checkNoSharedKeys(files: InfraFiles): string[] {
   else {
     const all = new Map([...settings.always, ...settings.optional]);
     if (all.has('AzureWebJobsStorage')) problems.push('AzureWebJobsStorage is set as a connection string');
-    if (unquote(settings.always.get('AzureWebJobsStorage__credential')) !== 'managedidentity')
-      problems.push("AzureWebJobsStorage__credential is not 'managedidentity'");
-    for (const k of ['AzureWebJobsStorage__accountName', 'AzureWebJobsStorage__clientId'])
-      if (!settings.always.has(k)) problems.push(`${k} is not set`);
+    if (unquote(settings.always.get('AzureWebJobsStorage__credential')) !== 'managedidentity') problems.push("AzureWebJobsStorage__credential is not 'managedidentity'");
+    for (const k of ['AzureWebJobsStorage__accountName', 'AzureWebJobsStorage__clientId']) if (!settings.always.has(k)) problems.push(`${k} is not set`);
   }
   return problems;
 }
@@ -289,8 +270,7 @@ export function checkRoles(files: InfraFiles): string[] {
     if (!scopes) problems.push(`role ${roleId} is not assigned to the app's user-assigned identity`);
     else if (!scopes.every((s) => s === scopeType)) problems.push(`role ${roleId} is scoped to ${scopes.join(', ')}, not only ${scopeType}`);
   }
-  for (const roleId of appRoles.keys())
-    if (!APP_ROLES.some(([r]) => r === roleId)) problems.push(`the app identity also gets role ${roleId}, beyond least privilege`);
+  for (const roleId of appRoles.keys()) if (!APP_ROLES.some(([r]) => r === roleId)) problems.push(`the app identity also gets role ${roleId}, beyond least privilege`);
 
   // The person running azd can store the CycleCloud credentials.
   const officer = assignments.find(({ path, resource }) => {
@@ -314,8 +294,7 @@ export function checkKeyVault(files: InfraFiles): string[] {
     if (get(props, 'accessPolicies') !== undefined) problems.push(`${path}: Key Vault has access policies (RBAC only)`);
   }
   const settings = appSettings(files);
-  if (!/\.properties\.vaultUri$/.test(settings?.always.get('KEY_VAULT_URL')?.trim() ?? ''))
-    problems.push("KEY_VAULT_URL is not the vault's vaultUri");
+  if (!/\.properties\.vaultUri$/.test(settings?.always.get('KEY_VAULT_URL')?.trim() ?? '')) problems.push("KEY_VAULT_URL is not the vault's vaultUri");
   return problems;
 }
 
@@ -372,8 +351,7 @@ export function checkStorageNames(files: InfraFiles, expected: ExpectedStorage):
   const settings = appSettings(files);
   const queueSetting = settings?.always.get('SCALE_REQUESTS_QUEUE')?.trim();
   const passed = queueSetting && settings ? passedByMain(files, settings.path, queueSetting) : undefined;
-  if (passed === undefined || evalString(passed, main) !== expected.scaleQueue)
-    problems.push(`SCALE_REQUESTS_QUEUE is not set to ${expected.scaleQueue}`);
+  if (passed === undefined || evalString(passed, main) !== expected.scaleQueue) problems.push(`SCALE_REQUESTS_QUEUE is not set to ${expected.scaleQueue}`);
   return problems;
 }
 
@@ -438,8 +416,7 @@ export function checkAppSettings(files: InfraFiles, options: AppSettingsCheckOpt
     if (value === undefined) problems.push(`app setting ${k} cannot be evaluated (${v.trim()})`);
     else env[k] = value;
   }
-  for (const k of [...settings.always.keys(), ...settings.optional.keys()])
-    if (!options.known(k)) problems.push(`app setting ${k} is read by nothing (misspelt?)`);
+  for (const k of [...settings.always.keys(), ...settings.optional.keys()]) if (!options.known(k)) problems.push(`app setting ${k} is read by nothing (misspelt?)`);
   try {
     options.load(env);
   } catch (e) {
@@ -461,7 +438,7 @@ export function checkTags(files: InfraFiles): string[] {
     if (get(tags, 'azd-env-name')?.trim() !== 'environmentName') problems.push('the resource group is not tagged azd-env-name: environmentName');
   }
   const site = allResources(files).find(({ resource }) => resource.type === 'Microsoft.Web/sites' && !resource.existing);
-  const siteTags = site ? get(site.resource.body, 'tags') ?? '' : '';
+  const siteTags = site ? (get(site.resource.body, 'tags') ?? '') : '';
   if (!/'azd-service-name'\s*:\s*'api'/.test(siteTags)) problems.push("the function app is not tagged azd-service-name: 'api'");
   return problems;
 }
@@ -483,10 +460,8 @@ export function checkModules(files: InfraFiles): string[] {
         continue;
       }
       const given = entries(objectBody(get(call.body, 'params')) ?? '');
-      for (const p of module.params)
-        if (p.defaultText === undefined && !given.has(p.name)) problems.push(`${path}: module ${call.symbol} does not pass required param ${p.name}`);
-      for (const k of given.keys())
-        if (!module.params.some((p) => p.name === k)) problems.push(`${path}: module ${call.symbol} passes ${k}, which ${target} does not declare`);
+      for (const p of module.params) if (p.defaultText === undefined && !given.has(p.name)) problems.push(`${path}: module ${call.symbol} does not pass required param ${p.name}`);
+      for (const k of given.keys()) if (!module.params.some((p) => p.name === k)) problems.push(`${path}: module ${call.symbol} passes ${k}, which ${target} does not declare`);
     }
   }
   const main = parsed(files, MAIN);
@@ -496,10 +471,8 @@ export function checkModules(files: InfraFiles): string[] {
   } catch {
     problems.push(`${PARAMETERS} is not JSON`);
   }
-  for (const p of main?.params ?? [])
-    if (p.defaultText === undefined && !(p.name in parameters)) problems.push(`${PARAMETERS} does not supply required param ${p.name}`);
-  for (const k of Object.keys(parameters))
-    if (!main?.params.some((p) => p.name === k)) problems.push(`${PARAMETERS} supplies ${k}, which main.bicep does not declare`);
+  for (const p of main?.params ?? []) if (p.defaultText === undefined && !(p.name in parameters)) problems.push(`${PARAMETERS} does not supply required param ${p.name}`);
+  for (const k of Object.keys(parameters)) if (!main?.params.some((p) => p.name === k)) problems.push(`${PARAMETERS} supplies ${k}, which main.bicep does not declare`);
   for (const [name, env] of [
     ['environmentName', 'AZURE_ENV_NAME'],
     ['location', 'AZURE_LOCATION'],
@@ -566,8 +539,7 @@ export function checkHostJson(files: InfraFiles): string[] {
   if (typeof dequeue !== 'number' || dequeue < 2 || dequeue > 10) problems.push('host.json queues.maxDequeueCount is not between 2 and 10');
   const batch = queues.batchSize;
   if (typeof batch !== 'number' || batch < 1 || batch > 32) problems.push('host.json queues.batchSize is not between 1 and 32');
-  for (const key of ['visibilityTimeout', 'maxPollingInterval'])
-    if (timeSpanSeconds(queues[key]) === undefined) problems.push(`host.json queues.${key} is not a TimeSpan`);
+  for (const key of ['visibilityTimeout', 'maxPollingInterval']) if (timeSpanSeconds(queues[key]) === undefined) problems.push(`host.json queues.${key} is not a TimeSpan`);
   // Flex Consumption has no hard maximum, but a finite timeout keeps a hung CycleCloud call from
   // holding an instance; 30 minutes is the plan's default and far above any handler's budget.
   const timeout = timeSpanSeconds(host.functionTimeout);
@@ -575,8 +547,7 @@ export function checkHostJson(files: InfraFiles): string[] {
   if (host.extensions?.http?.routePrefix !== 'api') problems.push("host.json http.routePrefix is not 'api'");
   const sampling = host.logging?.applicationInsights?.samplingSettings;
   // Metrics are log lines (traces): sampling them would make Kusto sums wrong.
-  if (sampling?.isEnabled !== false && !/\bTrace\b/.test(sampling?.excludedTypes ?? ''))
-    problems.push('host.json samples traces, which would drop metric lines');
+  if (sampling?.isEnabled !== false && !/\bTrace\b/.test(sampling?.excludedTypes ?? '')) problems.push('host.json samples traces, which would drop metric lines');
   return problems;
 }
 

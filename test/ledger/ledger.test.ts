@@ -99,19 +99,43 @@ describe('RequestLedger on azurite', () => {
     await ledger.admit(request('if-1', cluster, 4), now);
     await ledger.admit(request('if-2', cluster, 3), now);
     await ledger.update('if-1', (e) =>
-      applySubmission(e, { generation: 0, cycleCloudRequestId: 'if-1-g0', state: 'accepted', operationId: 'op', submittedAtMs: now + 10, sets: [{ nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 4, added: 3, message: null, demands: [{ index: 0, count: 4 }] }] }, now),
+      applySubmission(
+        e,
+        {
+          generation: 0,
+          cycleCloudRequestId: 'if-1-g0',
+          state: 'accepted',
+          operationId: 'op',
+          submittedAtMs: now + 10,
+          sets: [{ nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 4, added: 3, message: null, demands: [{ index: 0, count: 4 }] }],
+        },
+        now,
+      ),
     );
     await ledger.update('if-2', (e) =>
-      applySubmission(e, { generation: 0, cycleCloudRequestId: 'if-2-g0', state: 'intent', operationId: null, submittedAtMs: now + 20, sets: [{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3, added: null, message: null, demands: [{ index: 0, count: 3 }] }] }, now),
+      applySubmission(
+        e,
+        {
+          generation: 0,
+          cycleCloudRequestId: 'if-2-g0',
+          state: 'intent',
+          operationId: null,
+          submittedAtMs: now + 20,
+          sets: [{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3, added: null, message: null, demands: [{ index: 0, count: 3 }] }],
+        },
+        now,
+      ),
     );
     // Act
     const all = await ledger.inFlight(cluster, now);
     const recent = await ledger.inFlight(cluster, now + 15);
     // Assess
-    expect(all).toEqual(expect.arrayContaining([
-      { nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 3 },
-      { nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 },
-    ]));
+    expect(all).toEqual(
+      expect.arrayContaining([
+        { nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 3 },
+        { nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 },
+      ]),
+    );
     expect(all).toHaveLength(2);
     expect(recent).toEqual([{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 }]);
     expect((await ledger.listOpen(cluster)).map((e) => e.record.requestId).sort()).toEqual(['if-1', 'if-2']);

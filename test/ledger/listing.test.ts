@@ -18,7 +18,18 @@ function request(requestId: string, cluster = 'hpc', count = 2, jobId?: string):
 /** Drives an entry to fulfilled through the record rules the tracker uses. */
 async function fulfil(ledger: RequestLedger, requestId: string, count: number, at: () => number): Promise<void> {
   await ledger.update(requestId, (e) =>
-    applySubmission(e, { generation: 0, cycleCloudRequestId: `${requestId}-g0`, state: 'accepted', operationId: `op-${requestId}`, sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count, added: count, message: null, demands: [{ index: 0, count }] }], submittedAtMs: at() }, at()),
+    applySubmission(
+      e,
+      {
+        generation: 0,
+        cycleCloudRequestId: `${requestId}-g0`,
+        state: 'accepted',
+        operationId: `op-${requestId}`,
+        sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count, added: count, message: null, demands: [{ index: 0, count }] }],
+        submittedAtMs: at(),
+      },
+      at(),
+    ),
   );
   const nodes = Array.from({ length: count }, (_, i) => ({ name: `${requestId}-${i}`, id: `${requestId}-id-${i}`, status: 'Ready', demand: 0, outcome: 'ready' as const }));
   await ledger.update(requestId, (e) => settle(applyNodeStates(e, `op-${requestId}`, nodes, at()), at()));
@@ -76,7 +87,7 @@ describe('request list rows on azurite', () => {
     expect(recent.items.map((i) => i.requestId)).toEqual(['c-1', 'b-2', 'b-1']);
   });
 
-  it('finds requests by id prefix and by a demand\'s job id (whole id only)', async () => {
+  it("finds requests by id prefix and by a demand's job id (whole id only)", async () => {
     expect((await ledger.listing.search('a-')).map((i) => i.requestId)).toEqual(['a-2', 'a-1']);
     expect((await ledger.listing.search('4711')).map((i) => i.requestId)).toEqual(['c-1', 'a-1']);
     expect((await ledger.listing.search('471')).map((i) => i.requestId)).toEqual([]);
@@ -106,12 +117,31 @@ describe('request list rows on azurite', () => {
 
 describe('transitions and trends (pure)', () => {
   const entry = (state: LedgerEntry['record']['state'], ready: number, updatedAt: number, transitions?: LedgerEntry['transitions']): LedgerEntry => ({
-    record: { requestId: 'r', cluster: 'hpc', kind: 'scale', state, demands: [{ index: 0, requested: 100, created: 100, ready, placementGroupId: null, machineType: null, reason: null }], operations: [], nodes: [], reason: null, createdAt: new Date(T0).toISOString(), updatedAt: new Date(updatedAt).toISOString() },
-    request: null, bodyHash: '', attempts: [], deadlineAtMs: 0, nextAttemptAtMs: null, ...(transitions ? { transitions } : {}),
+    record: {
+      requestId: 'r',
+      cluster: 'hpc',
+      kind: 'scale',
+      state,
+      demands: [{ index: 0, requested: 100, created: 100, ready, placementGroupId: null, machineType: null, reason: null }],
+      operations: [],
+      nodes: [],
+      reason: null,
+      createdAt: new Date(T0).toISOString(),
+      updatedAt: new Date(updatedAt).toISOString(),
+    },
+    request: null,
+    bodyHash: '',
+    attempts: [],
+    deadlineAtMs: 0,
+    nextAttemptAtMs: null,
+    ...(transitions ? { transitions } : {}),
   });
 
   it('keeps state changes and merges the oldest ready steps beyond the bound', () => {
-    let prev = entry('submitted', 0, T0, [{ state: 'queued', ready: 0, atMs: T0 }, { state: 'submitted', ready: 0, atMs: T0 + 1 }]);
+    let prev = entry('submitted', 0, T0, [
+      { state: 'queued', ready: 0, atMs: T0 },
+      { state: 'submitted', ready: 0, atMs: T0 + 1 },
+    ]);
     for (let ready = 1; ready <= 100; ready++) {
       const next = entry('submitted', ready, T0 + ready * 1000);
       next.transitions = nextTransitions(prev, next, 0);
@@ -127,11 +157,20 @@ describe('transitions and trends (pure)', () => {
 
   it('starts the history of an entry written before transitions existed at its creation', () => {
     const list = nextTransitions(entry('queued', 0, T0 + 5), entry('submitted', 0, T0 + 9), 0);
-    expect(list).toEqual([{ state: 'queued', ready: 0, atMs: T0 }, { state: 'submitted', ready: 0, atMs: T0 + 9 }]);
+    expect(list).toEqual([
+      { state: 'queued', ready: 0, atMs: T0 },
+      { state: 'submitted', ready: 0, atMs: T0 + 9 },
+    ]);
   });
 
   it('computes nearest-rank percentiles per bucket and ignores what falls outside the window', () => {
-    const rows = [10, 20, 30, 40, 1000].map((s, i) => ({ createdAtMs: T0 + i, transitions: [{ state: 'queued' as const, ready: 0, atMs: T0 + i }, { state: 'fulfilled' as const, ready: 1, atMs: T0 + i + s * 1000 }] }));
+    const rows = [10, 20, 30, 40, 1000].map((s, i) => ({
+      createdAtMs: T0 + i,
+      transitions: [
+        { state: 'queued' as const, ready: 0, atMs: T0 + i },
+        { state: 'fulfilled' as const, ready: 1, atMs: T0 + i + s * 1000 },
+      ],
+    }));
     rows.push({ createdAtMs: T0 - 10 * MIN, transitions: [{ state: 'queued', ready: 0, atMs: T0 - 10 * MIN }] });
     const t = trendsOf(rows, T0, T0 + 60 * MIN, 60 * MIN);
     expect(t.buckets).toHaveLength(1);

@@ -56,7 +56,8 @@ export class MemoryLedger implements RequestLedgerApi {
     const out: InFlightAllocation[] = [];
     for (const e of await this.#all()) {
       if (e.record.cluster !== cluster || !e.request) continue;
-      for (const a of allocationsOf(e)) if (a.atMs >= sinceMs) out.push({ nodearray: a.nodearray, machineType: a.machineType, placementGroupId: a.placementGroupId, count: a.count });
+      for (const a of allocationsOf(e))
+        if (a.atMs >= sinceMs) out.push({ nodearray: a.nodearray, machineType: a.machineType, placementGroupId: a.placementGroupId, count: a.count });
     }
     return out;
   }

@@ -105,9 +105,26 @@ describe('record: submissions and node states', () => {
   });
 
   it('attributes a short add to demands in node order', () => {
-    const e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt({
-      sets: [{ nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 7, added: 5, message: 'quota', demands: [{ index: 0, count: 4 }, { index: 1, count: 3 }] }],
-    }), T0);
+    const e = applySubmission(
+      newEntry(scale(), T0, DEADLINE),
+      attempt({
+        sets: [
+          {
+            nodearray: 'ondemand',
+            machineType: 'F32',
+            placementGroupId: null,
+            count: 7,
+            added: 5,
+            message: 'quota',
+            demands: [
+              { index: 0, count: 4 },
+              { index: 1, count: 3 },
+            ],
+          },
+        ],
+      }),
+      T0,
+    );
     expect(e.record.demands.map((d) => d.created)).toEqual([4, 1]);
     expect(remainingByDemand(e)).toEqual({ 0: 0, 1: 2 });
   });
@@ -144,9 +161,13 @@ describe('record: submissions and node states', () => {
 
 describe('record: compensation and settling', () => {
   it('compensated nodes no longer count and their group is excluded', () => {
-    let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt({
-      sets: [{ nodearray: 'mpi', machineType: 'HB', placementGroupId: 'pg-a', count: 4, added: 2, message: 'pg full', demands: [{ index: 0, count: 4 }] }],
-    }), T0);
+    let e = applySubmission(
+      newEntry(scale(), T0, DEADLINE),
+      attempt({
+        sets: [{ nodearray: 'mpi', machineType: 'HB', placementGroupId: 'pg-a', count: 4, added: 2, message: 'pg full', demands: [{ index: 0, count: 4 }] }],
+      }),
+      T0,
+    );
     expect(remainingByDemand(e)[0]).toBe(2);
     e = markCompensated(e, { demandIndex: 0, placementGroupId: 'pg-a', nodeNames: ['mpi-1', 'mpi-2'], reason: 'only 2 of 4 added in pg-a' }, T0);
     e = markCompensated(e, { demandIndex: 0, placementGroupId: 'pg-a', nodeNames: ['mpi-1', 'mpi-2'], reason: 'only 2 of 4 added in pg-a' }, T0);
@@ -160,7 +181,7 @@ describe('record: compensation and settling', () => {
     expect(e.record.demands[0]).toMatchObject({ created: 0, ready: 0 });
   });
 
-  it('a node that reuses a compensated node\'s name counts as a new node (CycleCloud reuses removed names)', () => {
+  it("a node that reuses a compensated node's name counts as a new node (CycleCloud reuses removed names)", () => {
     // Prepare: generation 0's gang mpi-1..4 broke and was compensated and terminated; CycleCloud
     // removed those nodes and named generation 1's gang mpi-1..4 again (new ids).
     const gang = (gen: number) => ['mpi-1', 'mpi-2', 'mpi-3', 'mpi-4'].map((name) => ({ name, id: `g${gen}-${name}`, status: 'Ready', demand: 0, outcome: 'ready' as const }));
@@ -170,7 +191,12 @@ describe('record: compensation and settling', () => {
     e = applyNodeStates(e, 'job-1-g0', gang(0), T0);
     const old = gang(0);
     e = markCompensated(e, { demandIndex: 0, placementGroupId: 'pg-a', nodeNames: old.map((n) => n.name), nodeKeys: old.map((n) => nodeKey(n)), reason: 'mpi-1 failed' }, T0);
-    e = applyNodeStates(e, 'op-c', old.map((n) => ({ ...n, status: 'Terminated', demand: null, outcome: 'gone' as const })), T0);
+    e = applyNodeStates(
+      e,
+      'op-c',
+      old.map((n) => ({ ...n, status: 'Terminated', demand: null, outcome: 'gone' as const })),
+      T0,
+    );
     e = applySubmission(e, attempt({ generation: 1, cycleCloudRequestId: 'job-1-g1', operationId: 'op-2', sets: set('pg-b') }), T0);
     // Act
     e = settle(applyNodeStates(e, 'job-1-g1', gang(1), T0), T0);
@@ -227,7 +253,15 @@ describe('record: compensation and settling', () => {
     e.record.operations.push({ operationId: 'op-t', cycleCloudRequestId: 'drain-1-t', state: 'pending', action: 'terminate' });
     e = applyNodeStates(e, 'drain-1-t', [{ name: 'a', id: 'ia', status: 'Terminating', demand: null, outcome: 'pending' }], T0);
     expect(settle(e, T0).record.state).toBe('queued');
-    e = applyNodeStates(e, 'drain-1-t', [{ name: 'a', id: 'ia', status: 'Off', demand: null, outcome: 'gone' }, { name: 'b', id: 'ib', status: 'Failed', demand: null, outcome: 'failed' }], T0);
+    e = applyNodeStates(
+      e,
+      'drain-1-t',
+      [
+        { name: 'a', id: 'ia', status: 'Off', demand: null, outcome: 'gone' },
+        { name: 'b', id: 'ib', status: 'Failed', demand: null, outcome: 'failed' },
+      ],
+      T0,
+    );
     expect(e.record.operations[0]!.state).toBe('done');
     const s = settle(e, T0);
     expect(s.record.state).toBe('partially_fulfilled');

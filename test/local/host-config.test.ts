@@ -23,7 +23,10 @@ describe('host.json settings', () => {
     // Prepare
     const hostJson = {
       functionTimeout: '00:10:00',
-      extensions: { queues: { batchSize: 8, maxDequeueCount: 5, visibilityTimeout: '00:00:30', maxPollingInterval: '00:00:02', messageEncoding: 'none' }, http: { routePrefix: '/v1/' } },
+      extensions: {
+        queues: { batchSize: 8, maxDequeueCount: 5, visibilityTimeout: '00:00:30', maxPollingInterval: '00:00:02', messageEncoding: 'none' },
+        http: { routePrefix: '/v1/' },
+      },
     };
 
     // Act

@@ -24,14 +24,24 @@ beforeAll(async () => {
         authLevel: 'function',
         handler: (req) => ({ jsonBody: { requestId: req.params.requestId, q: req.query.get('q'), url: req.url } }),
       }),
-      httpReg('status', { route: '%STATUS_ROUTE%', methods: ['GET'], authLevel: 'function', handler: (req) => new HttpResponse({ status: 203, headers: { 'x-cluster': req.params.cluster ?? '' }, body: 'plain' }) }),
+      httpReg('status', {
+        route: '%STATUS_ROUTE%',
+        methods: ['GET'],
+        authLevel: 'function',
+        handler: (req) => new HttpResponse({ status: 203, headers: { 'x-cluster': req.params.cluster ?? '' }, body: 'plain' }),
+      }),
       httpReg('submit', {
         route: 'scale-requests',
         methods: ['POST'],
         authLevel: 'function',
         handler: async (req) => ({ status: 202, jsonBody: { received: await req.json(), contentType: req.headers.get('content-type') } }),
       }),
-      httpReg('boom', { methods: ['GET'], handler: () => { throw new Error(`database password ${KEY} leaked`); } }),
+      httpReg('boom', {
+        methods: ['GET'],
+        handler: () => {
+          throw new Error(`database password ${KEY} leaked`);
+        },
+      }),
       httpReg('nothing', { methods: ['GET'], handler: () => undefined as never }),
     ],
   });
@@ -41,7 +51,12 @@ afterAll(async () => {
   await host.stop();
 });
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; text: string; json(): unknown }
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json(): unknown;
+}
 
 /** A raw request, so tests control content-length and chunking. */
 function send(method: string, path: string, options: { headers?: Record<string, string>; body?: Buffer; chunked?: boolean } = {}): Promise<Answer> {

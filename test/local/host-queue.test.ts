@@ -33,7 +33,15 @@ describe('local host queue trigger', () => {
       env: { AzureWebJobsStorage: connectionString, IN_QUEUE: queueName },
       hostJson: queuesJson(),
       logSink: log.sink,
-      registrations: [queueReg('intake', { queueName: '%IN_QUEUE%', connection: 'AzureWebJobsStorage', handler: (item: unknown, ctx: InvocationContext) => { seen.push({ item, meta: ctx.triggerMetadata }); } })],
+      registrations: [
+        queueReg('intake', {
+          queueName: '%IN_QUEUE%',
+          connection: 'AzureWebJobsStorage',
+          handler: (item: unknown, ctx: InvocationContext) => {
+            seen.push({ item, meta: ctx.triggerMetadata });
+          },
+        }),
+      ],
     });
 
     // Act
@@ -56,10 +64,16 @@ describe('local host queue trigger', () => {
       env: { AzureWebJobsStorage: connectionString },
       hostJson: queuesJson(),
       logSink: captureLog().sink,
-      registrations: [queueReg('failing', { queueName, connection: 'AzureWebJobsStorage', handler: (_item: unknown, ctx: InvocationContext) => {
-        counts.push(ctx.triggerMetadata?.dequeueCount as number);
-        throw new Error('transient');
-      } })],
+      registrations: [
+        queueReg('failing', {
+          queueName,
+          connection: 'AzureWebJobsStorage',
+          handler: (_item: unknown, ctx: InvocationContext) => {
+            counts.push(ctx.triggerMetadata?.dequeueCount as number);
+            throw new Error('transient');
+          },
+        }),
+      ],
     });
     const original = encodeQueueMessage({ requestId: 'poisoned' });
 
@@ -86,7 +100,15 @@ describe('local host queue trigger', () => {
       env: { AzureWebJobsStorage: connectionString },
       hostJson: queuesJson({ maxDequeueCount: 2 }),
       logSink: captureLog().sink,
-      registrations: [queueReg('strict', { queueName, connection: 'AzureWebJobsStorage', handler: () => { calls++; } })],
+      registrations: [
+        queueReg('strict', {
+          queueName,
+          connection: 'AzureWebJobsStorage',
+          handler: () => {
+            calls++;
+          },
+        }),
+      ],
     });
 
     // Act
@@ -107,7 +129,16 @@ describe('local host queue trigger', () => {
       env: { AzureWebJobsStorage: connectionString },
       hostJson: queuesJson({ visibilityTimeout: '00:01:00' }),
       logSink: captureLog().sink,
-      registrations: [queueReg('slowRetry', { queueName, connection: 'AzureWebJobsStorage', handler: () => { attempts++; throw new Error('once'); } })],
+      registrations: [
+        queueReg('slowRetry', {
+          queueName,
+          connection: 'AzureWebJobsStorage',
+          handler: () => {
+            attempts++;
+            throw new Error('once');
+          },
+        }),
+      ],
     });
 
     // Act
@@ -128,7 +159,15 @@ describe('local host queue trigger', () => {
       env: { AzureWebJobsStorage: connectionString },
       hostJson: queuesJson({ messageEncoding: 'none' }),
       logSink: captureLog().sink,
-      registrations: [queueReg('raw', { queueName, connection: 'AzureWebJobsStorage', handler: (item: unknown) => { items.push(item); } })],
+      registrations: [
+        queueReg('raw', {
+          queueName,
+          connection: 'AzureWebJobsStorage',
+          handler: (item: unknown) => {
+            items.push(item);
+          },
+        }),
+      ],
     });
 
     // Act
@@ -151,10 +190,18 @@ describe('local host queue trigger', () => {
       env: { AzureWebJobsStorage: connectionString },
       hostJson: queuesJson(),
       logSink: captureLog().sink,
-      registrations: [queueReg('fanout', { queueName: inQueue, connection: 'AzureWebJobsStorage', extraOutputs: [extra], return: ret, handler: (item: unknown, ctx: InvocationContext) => {
-        ctx.extraOutputs.set(extra, [{ n: 1 }, { n: 2 }]);
-        return { echoed: item };
-      } })],
+      registrations: [
+        queueReg('fanout', {
+          queueName: inQueue,
+          connection: 'AzureWebJobsStorage',
+          extraOutputs: [extra],
+          return: ret,
+          handler: (item: unknown, ctx: InvocationContext) => {
+            ctx.extraOutputs.set(extra, [{ n: 1 }, { n: 2 }]);
+            return { echoed: item };
+          },
+        }),
+      ],
     });
 
     // Act

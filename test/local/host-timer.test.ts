@@ -21,7 +21,14 @@ describe('local host timer trigger', () => {
     await start({
       env: { EVERY_SECOND: '*/1 * * * * *' },
       logSink: captureLog().sink,
-      registrations: [timerReg('snapshot', { schedule: '%EVERY_SECOND%', handler: (timer, ctx) => { runs.push({ timer, ctx, atMs: Date.now() }); } })],
+      registrations: [
+        timerReg('snapshot', {
+          schedule: '%EVERY_SECOND%',
+          handler: (timer, ctx) => {
+            runs.push({ timer, ctx, atMs: Date.now() });
+          },
+        }),
+      ],
     });
 
     // Act
@@ -44,7 +51,19 @@ describe('local host timer trigger', () => {
     let runs = 0;
 
     // Act: a schedule that will not come round during the test
-    await start({ env: {}, logSink: captureLog().sink, registrations: [timerReg('boot', { schedule: '0 0 0 1 1 *', runOnStartup: true, handler: () => { runs++; } })] });
+    await start({
+      env: {},
+      logSink: captureLog().sink,
+      registrations: [
+        timerReg('boot', {
+          schedule: '0 0 0 1 1 *',
+          runOnStartup: true,
+          handler: () => {
+            runs++;
+          },
+        }),
+      ],
+    });
 
     // Assess
     await eventually(() => (runs === 1 ? true : undefined), 2000);
@@ -56,7 +75,19 @@ describe('local host timer trigger', () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const log = captureLog();
-    await start({ env: {}, logSink: log.sink, registrations: [timerReg('singleton', { schedule: '*/1 * * * * *', handler: async () => { started++; await held; } })] });
+    await start({
+      env: {},
+      logSink: log.sink,
+      registrations: [
+        timerReg('singleton', {
+          schedule: '*/1 * * * * *',
+          handler: async () => {
+            started++;
+            await held;
+          },
+        }),
+      ],
+    });
 
     // Act
     await eventually(() => (log.lines.some((l) => l.entry.msg?.toString().startsWith('timer run skipped')) ? true : undefined), 5000);
@@ -76,7 +107,19 @@ describe('local host timer trigger', () => {
     // Prepare
     let runs = 0;
     const log = captureLog();
-    await start({ env: {}, logSink: log.sink, registrations: [timerReg('flaky', { schedule: '*/1 * * * * *', handler: () => { runs++; throw new Error('nope'); } })] });
+    await start({
+      env: {},
+      logSink: log.sink,
+      registrations: [
+        timerReg('flaky', {
+          schedule: '*/1 * * * * *',
+          handler: () => {
+            runs++;
+            throw new Error('nope');
+          },
+        }),
+      ],
+    });
 
     // Act
     await eventually(() => (runs >= 2 ? true : undefined), 5000);

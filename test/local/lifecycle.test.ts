@@ -80,7 +80,13 @@ async function stopAndWait(s: Started, signal: NodeJS.Signals = 'SIGTERM'): Prom
 }
 
 afterEach(() => {
-  for (const child of started.splice(0)) if (child.pid && alive(child.pid)) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const child of started.splice(0))
+    if (child.pid && alive(child.pid))
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -103,7 +109,7 @@ describe('npm start: stopping', () => {
     expect(existsSync(credentials)).toBe(false);
   }, 60_000);
 
-  it('SIGINT to npm\'s PID (npm start) reaches the host: everything stops within 5 s', async () => {
+  it("SIGINT to npm's PID (npm start) reaches the host: everything stops within 5 s", async () => {
     // Prepare: npm start as typed, npm in a group of its own; npm forwards the signal it gets
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
     for (const k of CLEARED) delete env[k];
@@ -188,7 +194,10 @@ describe('npm start -- --data DIR', () => {
 
     // Act
     const second = await start(['--data', dir]);
-    const record = (await (await fetch(`${second.base}/scale-requests/kept-1`, { headers: { 'x-functions-key': first.key } })).json()) as { state: string; nodes: Array<{ name: string }> };
+    const record = (await (await fetch(`${second.base}/scale-requests/kept-1`, { headers: { 'x-functions-key': first.key } })).json()) as {
+      state: string;
+      nodes: Array<{ name: string }>;
+    };
     const sim = JSON.parse(readFileSync(join(dir, 'simulator-credentials.json'), 'utf8')) as { url: string; username: string; password: string };
     const auth = `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`;
     const nodes = (await (await fetch(`${sim.url}/clusters/hpc/nodes`, { headers: { authorization: auth } })).json()) as { nodes: Array<{ Name: string; Status: string }> };

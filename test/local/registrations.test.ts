@@ -13,7 +13,13 @@ describe('captureRegistrations', () => {
 
     // Assess
     expect(regs.map((r) => `${r.kind}:${r.name}`)).toEqual([
-      'http:echo', 'http:defaults', 'http:shortcut', 'http:shortcutHandler', 'timer:tick', 'storageQueue:work', 'storageQueue:viaGeneric',
+      'http:echo',
+      'http:defaults',
+      'http:shortcut',
+      'http:shortcutHandler',
+      'timer:tick',
+      'storageQueue:work',
+      'storageQueue:viaGeneric',
     ]);
     const byName = new Map(regs.map((r) => [r.name, r]));
     const echo = byName.get('echo');

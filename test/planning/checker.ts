@@ -90,7 +90,8 @@ export function checkPlan(input: PlanInput, p: Plan): string[] {
       const planned = perBucket.get(key) ?? 0;
       const flying = flights.bucket.get(key) ?? 0;
       if (planned > Math.max(0, b.availableCount - flying)) errors.push(`bucket ${key}: ${planned} planned > availableCount ${b.availableCount} less ${flying} in flight`);
-      if (planned > Math.max(0, b.maxCount - b.activeCount - flying)) errors.push(`bucket ${key}: ${planned} planned > maxCount ${b.maxCount} less ${b.activeCount} active and ${flying} in flight`);
+      if (planned > Math.max(0, b.maxCount - b.activeCount - flying))
+        errors.push(`bucket ${key}: ${planned} planned > maxCount ${b.maxCount} less ${b.activeCount} active and ${flying} in flight`);
     }
   }
   for (const [gkey, planned] of perGroup) {
@@ -99,7 +100,8 @@ export function checkPlan(input: PlanInput, p: Plan): string[] {
     const { b } = find(naName!, bucketId!);
     const active = b?.placementGroups.find((g) => g.name === name)?.activeCount ?? 0;
     const flying = flights.group.get(gkey) ?? 0;
-    if (b && active + flying + planned > b.maxPlacementGroupSize) errors.push(`group ${gkey}: ${active} active + ${flying} in flight + ${planned} planned > maxPlacementGroupSize ${b.maxPlacementGroupSize}`);
+    if (b && active + flying + planned > b.maxPlacementGroupSize)
+      errors.push(`group ${gkey}: ${active} active + ${flying} in flight + ${planned} planned > maxPlacementGroupSize ${b.maxPlacementGroupSize}`);
   }
   // Per demand: what the sets hold for it.
   const held = new Map<number, { count: number; buckets: Set<string>; groups: Set<string | null> }>();

@@ -42,7 +42,17 @@ export function seedSnapshot(over: Partial<ClusterSnapshot> = {}): ClusterSnapsh
     maxCount: 64,
     maxCoreCount: 64 * 120,
     buckets: [
-      bucket({ bucketId: 'e0a1', machineType: 'Standard_HB120rs_v3', vcpuCount: 120, memoryGB: 448, infiniband: true, maxCount: 64, availableCount: 64, quotaCount: 64, maxPlacementGroupSize: 4 }),
+      bucket({
+        bucketId: 'e0a1',
+        machineType: 'Standard_HB120rs_v3',
+        vcpuCount: 120,
+        memoryGB: 448,
+        infiniband: true,
+        maxCount: 64,
+        availableCount: 64,
+        quotaCount: 64,
+        maxPlacementGroupSize: 4,
+      }),
     ],
   };
   return { cluster: 'hpc', takenAt: new Date(T0).toISOString(), maxCount: 100, maxCoreCount: 10_000, nodearrays: [ondemand, mpi], ...over };
@@ -76,7 +86,10 @@ export function largeSnapshot(nodearrays: number, buckets: number): ClusterSnaps
           maxCount: 1000,
           availableCount: 1000 - k * 10,
           maxPlacementGroupSize: 100,
-          placementGroups: [{ name: `na${n}-b${k}-pg0`, activeCount: 10 * k }, { name: `na${n}-b${k}-pg1`, activeCount: 90 }],
+          placementGroups: [
+            { name: `na${n}-b${k}-pg0`, activeCount: 10 * k },
+            { name: `na${n}-b${k}-pg1`, activeCount: 90 },
+          ],
         }),
       ),
     })),

@@ -64,28 +64,37 @@ describe('plan: shared limits', () => {
 
   it('shares the nodearray maxCoreCount 500 across buckets and demands', () => {
     // 11 × HC44rs = 484 cores; 16 cores remain, less than one F32s_v2 (32).
-    const p = plan(input([
-      { nodearray: 'ondemand', count: 11, machineTypes: ['Standard_HC44rs'] },
-      { nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'] },
-    ]));
+    const p = plan(
+      input([
+        { nodearray: 'ondemand', count: 11, machineTypes: ['Standard_HC44rs'] },
+        { nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'] },
+      ]),
+    );
     expect(p.demands[0]).toMatchObject({ status: 'placed', planned: 11 });
     expect(p.demands[1]).toMatchObject({ status: 'waiting', planned: 0, code: 'PLAN_NO_CAPACITY', boundBy: 'nodearray maxCoreCount 500 (ondemand)' });
     expect(p.demands[1]!.reason).toContain('484 are active, in flight or planned');
   });
 
   it('binds by the cluster maxCount across nodearrays', () => {
-    const p = plan(input([
-      { nodearray: 'mpi', count: 3 },
-      { nodearray: 'ondemand', count: 5 },
-    ], { snapshot: seedSnapshot({ maxCount: 5 }) }));
+    const p = plan(
+      input(
+        [
+          { nodearray: 'mpi', count: 3 },
+          { nodearray: 'ondemand', count: 5 },
+        ],
+        { snapshot: seedSnapshot({ maxCount: 5 }) },
+      ),
+    );
     expect(p.demands[0]!.planned).toBe(3);
     expect(p.demands[1]).toMatchObject({ status: 'partial', planned: 2, boundBy: 'cluster maxCount 5' });
   });
 
   it('subtracts in-flight nodes from the bucket they were asked in', () => {
-    const p = plan(input([{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_F32s_v2'] }], {
-      inFlight: [{ nodearray: 'ondemand', machineType: 'standard_f32s_v2', placementGroupId: null, count: 2 }],
-    }));
+    const p = plan(
+      input([{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_F32s_v2'] }], {
+        inFlight: [{ nodearray: 'ondemand', machineType: 'standard_f32s_v2', placementGroupId: null, count: 2 }],
+      }),
+    );
     expect(p.demands[0]).toMatchObject({ status: 'partial', planned: 1 });
     expect(p.demands[0]!.boundBy).toBe('bucket availableCount 3 (ondemand/Standard_F32s_v2) less 2 in-flight');
     expect(p.demands[0]!.reason).toBe('demand 0 got 1 of 3 nodes: ondemand/Standard_F32s_v2 took 1 (availableCount 3 less 2 in-flight); 2 nodes wait for capacity');
@@ -93,9 +102,11 @@ describe('plan: shared limits', () => {
 
   it('counts in-flight nodes of one bucket against the nodearray limit of the others', () => {
     // 10 × HC44rs in flight = 440 cores of 500: room for one F32s_v2 (32), not three.
-    const p = plan(input([{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_F32s_v2'] }], {
-      inFlight: [{ nodearray: 'ondemand', machineType: 'Standard_HC44rs', placementGroupId: null, count: 10 }],
-    }));
+    const p = plan(
+      input([{ nodearray: 'ondemand', count: 3, machineTypes: ['Standard_F32s_v2'] }], {
+        inFlight: [{ nodearray: 'ondemand', machineType: 'Standard_HC44rs', placementGroupId: null, count: 10 }],
+      }),
+    );
     expect(p.demands[0]).toMatchObject({ planned: 1, boundBy: 'nodearray maxCoreCount 500 (ondemand)' });
   });
 });
@@ -112,7 +123,10 @@ describe('plan: loose demands', () => {
   it('fills the first preference and spills into the next when no bucket can take it whole', () => {
     const p = plan(input([{ nodearray: 'ondemand', count: 12, machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }]));
     expect(p.demands[0]).toMatchObject({ status: 'placed', planned: 12 });
-    expect(p.sets.map((s) => [s.machineType, s.count])).toEqual([['Standard_F32s_v2', 3], ['Standard_HC44rs', 9]]);
+    expect(p.sets.map((s) => [s.machineType, s.count])).toEqual([
+      ['Standard_F32s_v2', 3],
+      ['Standard_HC44rs', 9],
+    ]);
     expect(p.demands[0]!.placements.map((x) => x.count)).toEqual([3, 9]);
     expect(p.demands[0]!.choice).toMatchObject({ split: true });
   });
@@ -140,7 +154,14 @@ describe('plan: colocated demands', () => {
   it('reuses the fullest existing group that fits the gang', () => {
     const snapshot = seedSnapshot();
     const mpi = snapshot.nodearrays[1]!;
-    mpi.buckets[0] = { ...mpi.buckets[0]!, placementGroups: [{ name: 'a', activeCount: 1 }, { name: 'b', activeCount: 2 }, { name: 'c', activeCount: 3 }] };
+    mpi.buckets[0] = {
+      ...mpi.buckets[0]!,
+      placementGroups: [
+        { name: 'a', activeCount: 1 },
+        { name: 'b', activeCount: 2 },
+        { name: 'c', activeCount: 3 },
+      ],
+    };
     const p = plan(input([{ nodearray: 'mpi', count: 2, colocated: true }], { snapshot }));
     expect(p.sets[0]!.placementGroupId).toBe('b');
   });
@@ -148,13 +169,21 @@ describe('plan: colocated demands', () => {
   it('counts in-flight nodes of a group and skips excluded groups', () => {
     const snapshot = seedSnapshot();
     const mpi = snapshot.nodearrays[1]!;
-    mpi.buckets[0] = { ...mpi.buckets[0]!, placementGroups: [{ name: 'a', activeCount: 1 }, { name: 'b', activeCount: 2 }] };
-    const p = plan(input([{ nodearray: 'mpi', count: 2, colocated: true }], {
-      snapshot,
-      inFlight: [{ nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'b', count: 1 }],
-      excludedPlacementGroups: ['a'],
-      generation: 2,
-    }));
+    mpi.buckets[0] = {
+      ...mpi.buckets[0]!,
+      placementGroups: [
+        { name: 'a', activeCount: 1 },
+        { name: 'b', activeCount: 2 },
+      ],
+    };
+    const p = plan(
+      input([{ nodearray: 'mpi', count: 2, colocated: true }], {
+        snapshot,
+        inFlight: [{ nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'b', count: 1 }],
+        excludedPlacementGroups: ['a'],
+        generation: 2,
+      }),
+    );
     expect(p.sets[0]!.placementGroupId).toBe('job-4711-d0-g2');
   });
 
@@ -181,16 +210,29 @@ describe('plan: colocated demands', () => {
   });
 
   it('gives each gang its own new group and shares limits between gangs', () => {
-    const p = plan(input([
-      { nodearray: 'mpi', count: 4, colocated: true },
-      { nodearray: 'mpi', count: 4, colocated: true },
-    ], { snapshot: seedSnapshot({ maxCount: 6 }) }));
+    const p = plan(
+      input(
+        [
+          { nodearray: 'mpi', count: 4, colocated: true },
+          { nodearray: 'mpi', count: 4, colocated: true },
+        ],
+        { snapshot: seedSnapshot({ maxCount: 6 }) },
+      ),
+    );
     expect(p.demands[0]).toMatchObject({ status: 'placed' });
     expect(p.demands[1]).toMatchObject({ status: 'waiting', code: 'PLAN_NO_CAPACITY', boundBy: 'cluster maxCount 6' });
   });
 
   it('uses remaining[index] instead of count', () => {
-    const p = plan(input([{ nodearray: 'mpi', count: 4, colocated: true }, { nodearray: 'mpi', count: 2 }], { remaining: { 0: 3 } }));
+    const p = plan(
+      input(
+        [
+          { nodearray: 'mpi', count: 4, colocated: true },
+          { nodearray: 'mpi', count: 2 },
+        ],
+        { remaining: { 0: 3 } },
+      ),
+    );
     expect(p.demands[0]).toMatchObject({ status: 'placed', planned: 3, requested: 3 });
     expect(p.demands[1]).toMatchObject({ status: 'skipped', planned: 0 });
   });
@@ -225,9 +267,20 @@ describe('plan: backoff and staleness', () => {
   });
 
   it('makes every demand wait on a stale snapshot', () => {
-    const p = plan(input([{ nodearray: 'mpi', count: 2 }, { nodearray: 'gpu', count: 1 }], { nowMs: T0 + 121_000 }));
+    const p = plan(
+      input(
+        [
+          { nodearray: 'mpi', count: 2 },
+          { nodearray: 'gpu', count: 1 },
+        ],
+        { nowMs: T0 + 121_000 },
+      ),
+    );
     expect(p.sets).toEqual([]);
-    expect(p.demands.map((d) => [d.status, d.code])).toEqual([['waiting', 'PLAN_STALE_SNAPSHOT'], ['waiting', 'PLAN_STALE_SNAPSHOT']]);
+    expect(p.demands.map((d) => [d.status, d.code])).toEqual([
+      ['waiting', 'PLAN_STALE_SNAPSHOT'],
+      ['waiting', 'PLAN_STALE_SNAPSHOT'],
+    ]);
     expect(p.demands[0]!.reason).toContain('121 s old');
     expect(plan(input([{ nodearray: 'mpi', count: 2 }], { nowMs: T0 + 30_000, options: { maxSnapshotAgeSec: 20 } })).demands[0]!.code).toBe('PLAN_STALE_SNAPSHOT');
   });
@@ -235,18 +288,23 @@ describe('plan: backoff and staleness', () => {
 
 describe('plan: grouping into one create', () => {
   it('merges demands with the same bucket, group and attributes into one set', () => {
-    const p = plan(input([
-      { nodearray: 'mpi', count: 1, nodeAttributes: { KeepAlive: true, Tags: { a: 1, b: 2 } } },
-      { nodearray: 'mpi', count: 2 },
-      { nodearray: 'mpi', count: 3, nodeAttributes: { Tags: { b: 2, a: 1 }, KeepAlive: true } },
-      { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] },
-    ]));
+    const p = plan(
+      input([
+        { nodearray: 'mpi', count: 1, nodeAttributes: { KeepAlive: true, Tags: { a: 1, b: 2 } } },
+        { nodearray: 'mpi', count: 2 },
+        { nodearray: 'mpi', count: 3, nodeAttributes: { Tags: { b: 2, a: 1 }, KeepAlive: true } },
+        { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] },
+      ]),
+    );
     expect(p.sets.map((s) => [s.nodearray, s.count, s.set.nodeAttributes ?? null])).toEqual([
       ['mpi', 4, { KeepAlive: true, Tags: { a: 1, b: 2 } }],
       ['mpi', 2, null],
       ['ondemand', 1, null],
     ]);
-    expect(p.sets[0]!.demands).toEqual([{ index: 0, count: 1 }, { index: 2, count: 3 }]);
+    expect(p.sets[0]!.demands).toEqual([
+      { index: 0, count: 1 },
+      { index: 2, count: 3 },
+    ]);
     expect(p.demands[2]!.placements[0]!.setIndex).toBe(0);
   });
 });
@@ -275,7 +333,9 @@ describe('plan: explanations', () => {
       ['Standard_HC44rs', 'chosen', 'took 1 of 11'],
       ['Standard_F32s_v2', 'not-preferred', 'not in machineTypes'],
     ]);
-    expect(p.demands[0]!.explanation).toBe("ondemand/Standard_HC44rs (bucket d81e001a): the first of 1 matching bucket in CycleCloud's order with room for all 1; of the other buckets 1 did not meet the selectors or are invalid");
+    expect(p.demands[0]!.explanation).toBe(
+      "ondemand/Standard_HC44rs (bucket d81e001a): the first of 1 matching bucket in CycleCloud's order with room for all 1; of the other buckets 1 did not meet the selectors or are invalid",
+    );
   });
 });
 
@@ -284,7 +344,9 @@ describe('plan: a given placement group that exists', () => {
     const snapshot = seedSnapshot();
     const od = snapshot.nodearrays[0]!;
     od.buckets[1] = { ...od.buckets[1]!, placementGroups: [{ name: 'pg7', activeCount: 2 }] };
-    const p = plan(input([{ nodearray: 'ondemand', count: 2, placementGroupId: 'pg7', machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }], { snapshot, options: { explain: 'all' } }));
+    const p = plan(
+      input([{ nodearray: 'ondemand', count: 2, placementGroupId: 'pg7', machineTypes: ['Standard_F32s_v2', 'Standard_HC44rs'] }], { snapshot, options: { explain: 'all' } }),
+    );
     expect(p.sets.map((s) => [s.machineType, s.placementGroupId, s.count])).toEqual([['Standard_HC44rs', 'pg7', 2]]);
     expect(p.demands[0]!.considered[0]).toMatchObject({ machineType: 'Standard_F32s_v2', verdict: 'not-preferred' });
   });

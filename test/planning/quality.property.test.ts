@@ -77,18 +77,16 @@ const selectorsArb = fc.record({
 });
 
 /** All-or-nothing and colocated demands, CycleCloud's order: where first-fit is the floor. */
-const wholeDemandArb: fc.Arbitrary<Demand> = fc
-  .record({ s: selectorsArb, count: fc.integer({ min: 1, max: 12 }), colocated: fc.boolean() })
-  .map(({ s, count, colocated }) => {
-    const d: Demand = { count, ...(colocated ? { colocated: true } : { allOrNothing: true }) };
-    if (s.nodearrays) d.nodearrays = s.nodearrays;
-    if (s.minVcpus !== null) d.minVcpus = s.minVcpus;
-    if (s.minMemoryGB !== null) d.minMemoryGB = s.minMemoryGB;
-    if (s.minGpus !== null) d.minGpus = s.minGpus;
-    if (s.infiniband) d.infiniband = true;
-    if (d.nodearrays === undefined && d.minVcpus === undefined && d.minMemoryGB === undefined && d.minGpus === undefined && !d.infiniband) d.minVcpus = 1;
-    return d;
-  });
+const wholeDemandArb: fc.Arbitrary<Demand> = fc.record({ s: selectorsArb, count: fc.integer({ min: 1, max: 12 }), colocated: fc.boolean() }).map(({ s, count, colocated }) => {
+  const d: Demand = { count, ...(colocated ? { colocated: true } : { allOrNothing: true }) };
+  if (s.nodearrays) d.nodearrays = s.nodearrays;
+  if (s.minVcpus !== null) d.minVcpus = s.minVcpus;
+  if (s.minMemoryGB !== null) d.minMemoryGB = s.minMemoryGB;
+  if (s.minGpus !== null) d.minGpus = s.minGpus;
+  if (s.infiniband) d.infiniband = true;
+  if (d.nodearrays === undefined && d.minVcpus === undefined && d.minMemoryGB === undefined && d.minGpus === undefined && !d.infiniband) d.minVcpus = 1;
+  return d;
+});
 
 /** Anything the schema allows: loose spreads, pick smallest, own and given groups, machineTypes. */
 const anyDemandArb: fc.Arbitrary<Demand> = fc
@@ -116,14 +114,29 @@ const inputArb = (demand: fc.Arbitrary<Demand>): fc.Arbitrary<PlanInput> =>
     .record({
       snapshot: snapshotArb,
       demands: fc.array(demand, { minLength: 1, maxLength: 12 }),
-      inFlight: fc.array(fc.record({ na: fc.integer({ min: 0, max: 3 }), k: fc.integer({ min: 0, max: 4 }), pg: fc.option(fc.constantFrom('pg0', 'pg1', 'job-d0-g0')), count: fc.integer({ min: 1, max: 6 }) }), { maxLength: 4 }),
+      inFlight: fc.array(
+        fc.record({
+          na: fc.integer({ min: 0, max: 3 }),
+          k: fc.integer({ min: 0, max: 4 }),
+          pg: fc.option(fc.constantFrom('pg0', 'pg1', 'job-d0-g0')),
+          count: fc.integer({ min: 1, max: 6 }),
+        }),
+        { maxLength: 4 },
+      ),
       excluded: fc.subarray(['pg0', 'job-d1-g0']),
     })
     .map((r) => {
       const inFlight: InFlightAllocation[] = r.inFlight
         .filter((f) => r.snapshot.nodearrays[f.na]?.buckets[f.k])
         .map((f) => ({ nodearray: `na${f.na}`, machineType: `Standard_M${f.k}`, placementGroupId: f.pg, count: f.count }));
-      return { request: { kind: 'scale' as const, requestId: 'job', cluster: 'hpc', demands: r.demands }, snapshot: r.snapshot, inFlight, backoffs: [], nowMs: T0 + 10_000, excludedPlacementGroups: r.excluded };
+      return {
+        request: { kind: 'scale' as const, requestId: 'job', cluster: 'hpc', demands: r.demands },
+        snapshot: r.snapshot,
+        inFlight,
+        backoffs: [],
+        nowMs: T0 + 10_000,
+        excludedPlacementGroups: r.excluded,
+      };
     });
 
 const RUNS = { numRuns: 300 };
@@ -132,34 +145,45 @@ describe('plan: quality against the independent checker', () => {
   it('whole demands: the checker finds nothing, and at least as many nodes as first-fit are placed', () => {
     let placedSome = 0;
     const runs = { numRuns: 600 };
-    fc.assert(fc.property(inputArb(wholeDemandArb), (i) => {
-      const p = plan(i);
-      expect(checkPlan(i, p)).toEqual([]);
-      const ours = planStats(p);
-      const base = firstFit(i);
-      expect(ours.nodes).toBeGreaterThanOrEqual(base.nodes);
-      // Packing: never more groups than placed gangs.
-      expect(ours.groups).toBeLessThanOrEqual(p.demands.filter((d) => d.planned > 0 && i.request.demands[d.index]!.colocated).length);
-      if (ours.nodes > 0) placedSome++;
-    }), runs);
+    fc.assert(
+      fc.property(inputArb(wholeDemandArb), (i) => {
+        const p = plan(i);
+        expect(checkPlan(i, p)).toEqual([]);
+        const ours = planStats(p);
+        const base = firstFit(i);
+        expect(ours.nodes).toBeGreaterThanOrEqual(base.nodes);
+        // Packing: never more groups than placed gangs.
+        expect(ours.groups).toBeLessThanOrEqual(p.demands.filter((d) => d.planned > 0 && i.request.demands[d.index]!.colocated).length);
+        if (ours.nodes > 0) placedSome++;
+      }),
+      runs,
+    );
     // Guards the generator: a floor over inputs where nothing fits would prove nothing.
     expect(placedSome).toBeGreaterThan(runs.numRuns / 7);
   });
 
   it('any demands (spreads, pick smallest, own and given groups): the checker finds nothing', () => {
-    fc.assert(fc.property(inputArb(anyDemandArb), (i) => {
-      expect(checkPlan(i, plan(i))).toEqual([]);
-      expect(checkPlan(i, plan({ ...i, options: { explain: 'all' } }))).toEqual([]);
-    }), RUNS);
+    fc.assert(
+      fc.property(inputArb(anyDemandArb), (i) => {
+        expect(checkPlan(i, plan(i))).toEqual([]);
+        expect(checkPlan(i, plan({ ...i, options: { explain: 'all' } }))).toEqual([]);
+      }),
+      RUNS,
+    );
   });
 
   it('explain: all changes only the words, never the placements', () => {
-    fc.assert(fc.property(inputArb(anyDemandArb), (i) => {
-      const fast = plan(i);
-      const slow = plan({ ...i, options: { explain: 'all' } });
-      expect(slow.sets).toEqual(fast.sets);
-      expect(slow.demands.map((d) => [d.status, d.planned, d.code, d.reason, d.boundBy, d.placements, d.choice])).toEqual(fast.demands.map((d) => [d.status, d.planned, d.code, d.reason, d.boundBy, d.placements, d.choice]));
-    }), RUNS);
+    fc.assert(
+      fc.property(inputArb(anyDemandArb), (i) => {
+        const fast = plan(i);
+        const slow = plan({ ...i, options: { explain: 'all' } });
+        expect(slow.sets).toEqual(fast.sets);
+        expect(slow.demands.map((d) => [d.status, d.planned, d.code, d.reason, d.boundBy, d.placements, d.choice])).toEqual(
+          fast.demands.map((d) => [d.status, d.planned, d.code, d.reason, d.boundBy, d.placements, d.choice]),
+        );
+      }),
+      RUNS,
+    );
   });
 });
 
@@ -191,7 +215,13 @@ describe('the checker itself', () => {
     const split: Plan = structuredClone(p);
     const s = split.sets.find((x) => x.placementGroupId !== null && x.count >= 2)!;
     const d = s.demands[0]!;
-    split.sets.push({ ...structuredClone(s), placementGroupId: 'other', count: 1, demands: [{ index: d.index, count: 1 }], set: { ...s.set, count: 1, placementGroupId: 'other' } });
+    split.sets.push({
+      ...structuredClone(s),
+      placementGroupId: 'other',
+      count: 1,
+      demands: [{ index: d.index, count: 1 }],
+      set: { ...s.set, count: 1, placementGroupId: 'other' },
+    });
     s.count -= 1;
     s.set.count -= 1;
     d.count -= 1;
@@ -202,6 +232,6 @@ describe('the checker itself', () => {
     const na = i.snapshot.nodearrays.find((n) => n.name === big.nodearray)!;
     big.bucketId = na.buckets[0]!.bucketId;
     big.set.definition = { machineType: na.buckets[0]!.machineType };
-    expect(checkPlan(i, small).some((e) => e.includes("nodes do not meet its selectors"))).toBe(true);
+    expect(checkPlan(i, small).some((e) => e.includes('nodes do not meet its selectors'))).toBe(true);
   });
 });

@@ -30,7 +30,10 @@ describe('demand schema: selectors', () => {
 
   it('refuses a demand with no selector, naming the demand', () => {
     const r = scale({ count: 4, colocated: true });
-    expect(r).toEqual({ ok: false, errors: [{ path: 'demands.0', message: expect.stringContaining('needs at least one selector: nodearray, nodearrays, machineTypes, minVcpus') }] });
+    expect(r).toEqual({
+      ok: false,
+      errors: [{ path: 'demands.0', message: expect.stringContaining('needs at least one selector: nodearray, nodearrays, machineTypes, minVcpus') }],
+    });
     expect(scale({ count: 1, infiniband: false }).ok).toBe(false);
   });
 
@@ -45,7 +48,19 @@ describe('demand schema: selectors', () => {
   });
 
   it('accepts every docs/api.md §3 selector at once', () => {
-    const r = scale({ count: 2, nodearrays: ['gpu'], machineTypes: ['Standard_NC96ads_A100_v4'], minVcpus: 8, minMemoryGB: 64.5, minGpus: 4, infiniband: true, allOrNothing: true, pick: 'smallest', colocated: true, ownPlacementGroup: true });
+    const r = scale({
+      count: 2,
+      nodearrays: ['gpu'],
+      machineTypes: ['Standard_NC96ads_A100_v4'],
+      minVcpus: 8,
+      minMemoryGB: 64.5,
+      minGpus: 4,
+      infiniband: true,
+      allOrNothing: true,
+      pick: 'smallest',
+      colocated: true,
+      ownPlacementGroup: true,
+    });
     expect(r.ok).toBe(true);
   });
 });
@@ -59,7 +74,13 @@ describe('plan: selectors across nodearrays', () => {
   });
 
   it('goes to the next nodearray when the first has nothing big enough', () => {
-    const p = plan(input([{ count: 2, minVcpus: 64 }, { count: 1, minMemoryGB: 400 }, { count: 1, infiniband: true }]));
+    const p = plan(
+      input([
+        { count: 2, minVcpus: 64 },
+        { count: 1, minMemoryGB: 400 },
+        { count: 1, infiniband: true },
+      ]),
+    );
     expect(p.demands.map((d) => [d.nodearray, d.placements[0]?.machineType])).toEqual([
       ['mpi', 'Standard_HB120rs_v3'],
       ['mpi', 'Standard_HB120rs_v3'],
@@ -79,19 +100,34 @@ describe('plan: selectors across nodearrays', () => {
   });
 
   it('matches GPUs and memory against virtualMachine.gpuCount and memory', () => {
-    const p = plan(input([{ count: 1, minGpus: 2 }, { count: 1, minGpus: 1, minMemoryGB: 100, pick: 'smallest' }], { snapshot: withGpu() }));
+    const p = plan(
+      input(
+        [
+          { count: 1, minGpus: 2 },
+          { count: 1, minGpus: 1, minMemoryGB: 100, pick: 'smallest' },
+        ],
+        { snapshot: withGpu() },
+      ),
+    );
     expect(p.demands.map((d) => d.bucketId)).toEqual(['g4', 'g1']);
   });
 
   it('rejects a demand no bucket can ever meet, naming the selectors and the largest machine', () => {
     const p = plan(input([{ count: 1, minGpus: 8 }], { snapshot: withGpu() }));
     expect(p.demands[0]).toMatchObject({ status: 'rejected', code: 'PLAN_NO_MATCHING_BUCKET', boundBy: 'selectors (minGpus ≥ 8)' });
-    expect(p.demands[0]!.reason).toBe('demand 0 asks for minGpus ≥ 8, which no bucket of cluster hpc meets; the largest is mpi/Standard_HB120rs_v3 with 120 vCPUs, 448 GB, 0 GPUs, InfiniBand');
+    expect(p.demands[0]!.reason).toBe(
+      'demand 0 asks for minGpus ≥ 8, which no bucket of cluster hpc meets; the largest is mpi/Standard_HB120rs_v3 with 120 vCPUs, 448 GB, 0 GPUs, InfiniBand',
+    );
     expect(p.demands[0]!.considered.find((v) => v.bucketId === 'g4')).toMatchObject({ nodearray: 'gpu', verdict: 'unsuitable', note: 'gpuCount 4 < minGpus 8' });
   });
 
   it('rejects an unknown nodearray in nodearrays and a machine type no listed nodearray has', () => {
-    const p = plan(input([{ count: 1, nodearrays: ['mpi', 'gpux'] }, { count: 1, nodearrays: ['mpi', 'ondemand'], machineTypes: ['Standard_ND40'] }]));
+    const p = plan(
+      input([
+        { count: 1, nodearrays: ['mpi', 'gpux'] },
+        { count: 1, nodearrays: ['mpi', 'ondemand'], machineTypes: ['Standard_ND40'] },
+      ]),
+    );
     expect(p.demands[0]).toMatchObject({ status: 'rejected', code: 'PLAN_UNKNOWN_NODEARRAY' });
     expect(p.demands[0]!.reason).toContain('"gpux"');
     expect(p.demands[1]).toMatchObject({ status: 'rejected', code: 'PLAN_UNKNOWN_MACHINE_TYPE' });
@@ -129,14 +165,26 @@ describe('plan: a loose demand spread over one machine type', () => {
   it('spreads over buckets of one machine type across nodearrays before mixing machine types', () => {
     const snapshot = seedSnapshot();
     snapshot.nodearrays = [
-      { name: 'a', maxCount: 100, maxCoreCount: 10_000, buckets: [bucket({ bucketId: 'a1', machineType: 'Standard_A', availableCount: 3 }), bucket({ bucketId: 'a2', machineType: 'Standard_B', availableCount: 4 })] },
+      {
+        name: 'a',
+        maxCount: 100,
+        maxCoreCount: 10_000,
+        buckets: [bucket({ bucketId: 'a1', machineType: 'Standard_A', availableCount: 3 }), bucket({ bucketId: 'a2', machineType: 'Standard_B', availableCount: 4 })],
+      },
       { name: 'b', maxCount: 100, maxCoreCount: 10_000, buckets: [bucket({ bucketId: 'b1', machineType: 'Standard_A', availableCount: 3 })] },
     ];
     const p = plan(input([{ count: 6, minVcpus: 1 }], { snapshot }));
-    expect(p.sets.map((s) => [s.nodearray, s.machineType, s.count])).toEqual([['a', 'Standard_A', 3], ['b', 'Standard_A', 3]]);
+    expect(p.sets.map((s) => [s.nodearray, s.machineType, s.count])).toEqual([
+      ['a', 'Standard_A', 3],
+      ['b', 'Standard_A', 3],
+    ]);
     // When no machine type has room enough on its own, plain first-fit.
     const q = plan(input([{ count: 8, minVcpus: 1 }], { snapshot }));
-    expect(q.sets.map((s) => [s.nodearray, s.machineType, s.count])).toEqual([['a', 'Standard_A', 3], ['a', 'Standard_B', 4], ['b', 'Standard_A', 1]]);
+    expect(q.sets.map((s) => [s.nodearray, s.machineType, s.count])).toEqual([
+      ['a', 'Standard_A', 3],
+      ['a', 'Standard_B', 4],
+      ['b', 'Standard_A', 1],
+    ]);
     expect(describeChoice(q.demands[0]!)).toContain('spread over 3 buckets first-fit');
   });
 });
@@ -144,12 +192,14 @@ describe('plan: a loose demand spread over one machine type', () => {
 describe('plan: shared placement groups', () => {
   it('packs colocated demands into one group with room, one set per demand, and opens a new one when full', () => {
     // mpi groups hold 4: 2 + 2 share the first group, the next 2 open a second.
-    const p = plan(input([
-      { count: 2, nodearray: 'mpi', colocated: true },
-      { count: 2, minVcpus: 100, colocated: true },
-      { count: 3, nodearray: 'mpi', colocated: true },
-      { count: 1, nodearray: 'mpi', colocated: true },
-    ]));
+    const p = plan(
+      input([
+        { count: 2, nodearray: 'mpi', colocated: true },
+        { count: 2, minVcpus: 100, colocated: true },
+        { count: 3, nodearray: 'mpi', colocated: true },
+        { count: 1, nodearray: 'mpi', colocated: true },
+      ]),
+    );
     expect(p.sets.map((s) => [s.placementGroupId, s.count, s.demands])).toEqual([
       ['job-4711-d0-g0', 2, [{ index: 0, count: 2 }]],
       ['job-4711-d0-g0', 2, [{ index: 1, count: 2 }]],
@@ -161,17 +211,24 @@ describe('plan: shared placement groups', () => {
   });
 
   it('gives ownPlacementGroup its own group, which later demands do not join either', () => {
-    const p = plan(input([
-      { count: 1, nodearray: 'mpi', colocated: true, ownPlacementGroup: true },
-      { count: 1, nodearray: 'mpi', colocated: true },
-      { count: 1, nodearray: 'mpi', colocated: true, ownPlacementGroup: true },
-    ]));
+    const p = plan(
+      input([
+        { count: 1, nodearray: 'mpi', colocated: true, ownPlacementGroup: true },
+        { count: 1, nodearray: 'mpi', colocated: true },
+        { count: 1, nodearray: 'mpi', colocated: true, ownPlacementGroup: true },
+      ]),
+    );
     expect(p.sets.map((s) => s.placementGroupId)).toEqual(['job-4711-d0-g0', 'job-4711-d1-g0', 'job-4711-d2-g0']);
     expect(p.demands.map((d) => d.choice?.group)).toEqual(['own', 'new', 'own']);
   });
 
   it('does not pack other demands into a caller-named group it opens', () => {
-    const p = plan(input([{ count: 1, nodearray: 'mpi', placementGroupId: 'mine' }, { count: 1, nodearray: 'mpi', colocated: true }]));
+    const p = plan(
+      input([
+        { count: 1, nodearray: 'mpi', placementGroupId: 'mine' },
+        { count: 1, nodearray: 'mpi', colocated: true },
+      ]),
+    );
     expect(p.sets.map((s) => s.placementGroupId)).toEqual(['mine', 'job-4711-d1-g0']);
   });
 
@@ -179,7 +236,15 @@ describe('plan: shared placement groups', () => {
     const snapshot = seedSnapshot();
     const mpi = snapshot.nodearrays[1]!;
     mpi.buckets[0] = { ...mpi.buckets[0]!, placementGroups: [{ name: 'old', activeCount: 3 }] };
-    const p = plan(input([{ count: 2, nodearray: 'mpi', colocated: true }, { count: 1, nodearray: 'mpi', colocated: true }], { snapshot }));
+    const p = plan(
+      input(
+        [
+          { count: 2, nodearray: 'mpi', colocated: true },
+          { count: 1, nodearray: 'mpi', colocated: true },
+        ],
+        { snapshot },
+      ),
+    );
     expect(p.sets.map((s) => s.placementGroupId)).toEqual(['job-4711-d0-g0', 'old']);
     expect(p.demands[1]!.choice?.group).toBe('existing');
   });
@@ -201,7 +266,12 @@ describe('plan: explanations on demand', () => {
 
   it('caps verdicts of a demand across many nodearrays and says how many were left out', () => {
     const snapshot = seedSnapshot();
-    snapshot.nodearrays = Array.from({ length: 300 }, (_, n) => ({ name: `na${n}`, maxCount: 10, maxCoreCount: 1000, buckets: [bucket({ bucketId: `b${n}`, machineType: 'Standard_X', vcpuCount: 4, availableCount: 0 })] }));
+    snapshot.nodearrays = Array.from({ length: 300 }, (_, n) => ({
+      name: `na${n}`,
+      maxCount: 10,
+      maxCoreCount: 1000,
+      buckets: [bucket({ bucketId: `b${n}`, machineType: 'Standard_X', vcpuCount: 4, availableCount: 0 })],
+    }));
     const p = plan(input([{ count: 1, minVcpus: 2 }], { snapshot }));
     expect(p.demands[0]).toMatchObject({ status: 'waiting', consideredOmitted: 250 });
     expect(p.demands[0]!.considered).toHaveLength(50);

@@ -15,7 +15,6 @@ import { prng as rng } from '../helpers/prng.ts';
 export const VCPU_CHOICES = [4, 8, 16, 32, 44, 48, 64, 72, 96, 120] as const;
 export const MIN_VCPU_CHOICES = [1, 2, 4, 8, 16, 32, 44, 64, 96, 120] as const;
 
-
 const pickOne = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 /** The cluster of the scalelib-shaped bench. */

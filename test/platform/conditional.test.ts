@@ -38,11 +38,17 @@ describe('conditionalUpdate on azurite', () => {
   it('writes nothing when the decision says so, and reports the row as read', async () => {
     await add('quiet', 5);
     const before = await readRow(table, 'p', 'quiet');
-    const r = await conditionalUpdate<{ value?: number }, string>({ table, partitionKey: 'p', rowKey: 'quiet', decide: () => ({ result: 'same' }), contention: () => new Error('no') });
+    const r = await conditionalUpdate<{ value?: number }, string>({
+      table,
+      partitionKey: 'p',
+      rowKey: 'quiet',
+      decide: () => ({ result: 'same' }),
+      contention: () => new Error('no'),
+    });
     expect(r).toEqual({ result: 'same', written: false, etag: before?.etag });
   });
 
-  it('gives up with the caller\'s error, the lost write as its cause, when every attempt loses', async () => {
+  it("gives up with the caller's error, the lost write as its cause, when every attempt loses", async () => {
     await add('contended', 1);
     let calls = 0;
     // Another writer changes the row between every read and write of ours.
@@ -68,7 +74,10 @@ describe('conditionalUpdate on azurite', () => {
         return { write: { value: Number(row?.value ?? 0) + 1 }, result: 0 };
       },
       contention: (attempts, cause) => Object.assign(new Error(`gave up after ${attempts}`, { cause }), { code: 'TEST_CONTENTION' }),
-    }).then(() => null, (e: unknown) => e);
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'TEST_CONTENTION', message: 'gave up after 3', cause: { statusCode: 412 } });
     expect(calls).toBe(3);
   });

@@ -78,7 +78,11 @@ describe('loadConfig: defaults', () => {
     expect(config.cycleCloudUrl).toBe('https://cyclecloud.example.com:8443');
     expect(config.cycleCloudClusters).toEqual(['hpc', 'gpu']);
     expect(config.cycleCloudCredentials).toEqual({ kind: 'keyVault', vaultUrl: 'https://scaler-kv.vault.azure.net', secretName: 'cyclecloud-credentials' });
-    expect(config.storage).toEqual({ kind: 'identity', queueServiceUri: 'https://scalerstorage.queue.core.windows.net', tableServiceUri: 'https://scalerstorage.table.core.windows.net' });
+    expect(config.storage).toEqual({
+      kind: 'identity',
+      queueServiceUri: 'https://scalerstorage.queue.core.windows.net',
+      tableServiceUri: 'https://scalerstorage.table.core.windows.net',
+    });
   });
 
   it('converts every duration setting to ms, fractions allowed', () => {
@@ -140,7 +144,10 @@ describe('loadConfig: defaults', () => {
 describe('loadConfig: credentials, TLS and storage', () => {
   it('uses direct credentials when no Key Vault is configured, and registers the password', () => {
     // Act
-    const config = loadConfig({ CYCLECLOUD_URL: 'http://127.0.0.1:8080', CYCLECLOUD_CLUSTERS: 'hpc', CYCLECLOUD_USERNAME: 'admin', CYCLECLOUD_PASSWORD: ' spaced-password ' }, { mode: 'local' });
+    const config = loadConfig(
+      { CYCLECLOUD_URL: 'http://127.0.0.1:8080', CYCLECLOUD_CLUSTERS: 'hpc', CYCLECLOUD_USERNAME: 'admin', CYCLECLOUD_PASSWORD: ' spaced-password ' },
+      { mode: 'local' },
+    );
     // Assess
     expect(config.cycleCloudCredentials).toEqual({ kind: 'settings', username: 'admin', password: ' spaced-password ' });
     expect(formatLine('info', 'x', { text: 'pw= spaced-password .' })).not.toContain('spaced-password');

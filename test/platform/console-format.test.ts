@@ -11,7 +11,19 @@ describe('console log format', () => {
   });
 
   it('renders one JSON line as time, level, function, request id, message and the other fields', () => {
-    const line = JSON.stringify({ level: 'warn', msg: 'create refused', functionName: 'scaleRequests', requestId: 'job-4711', invocationId: 'x', queueMessageId: 'q', dequeueCount: 1, cluster: 'hpc', reason: 'no capacity in bucket', error: { name: 'CycleCloudError', message: 'throttled', code: 'CC_THROTTLED' }, operationId: null });
+    const line = JSON.stringify({
+      level: 'warn',
+      msg: 'create refused',
+      functionName: 'scaleRequests',
+      requestId: 'job-4711',
+      invocationId: 'x',
+      queueMessageId: 'q',
+      dequeueCount: 1,
+      cluster: 'hpc',
+      reason: 'no capacity in bucket',
+      error: { name: 'CycleCloudError', message: 'throttled', code: 'CC_THROTTLED' },
+      operationId: null,
+    });
     const text = formatForTerminal('warn', line, { colour: false, now: new Date(2026, 0, 2, 3, 4, 5, 6) });
     expect(text).toBe('03:04:05.006 WARN  scaleRequests   job-4711  create refused  cluster=hpc reason="no capacity in bucket" error="CC_THROTTLED: throttled"');
   });

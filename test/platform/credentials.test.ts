@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CredentialError,
-  credentialProviderFromSource,
-  parseCredentialSecret,
-  staticCredentialProvider,
-  staticSecretSource,
-} from '../../src/platform/credentials.ts';
+import { CredentialError, credentialProviderFromSource, parseCredentialSecret, staticCredentialProvider, staticSecretSource } from '../../src/platform/credentials.ts';
 import { formatLine } from '../../src/platform/log.ts';
 import '../helpers/log-capture.ts';
 
@@ -71,7 +65,9 @@ describe('static credentials and secrets', () => {
 
   it('a static secret source reports a missing name as SECRET_NOT_FOUND', async () => {
     // Act
-    const error = await staticSecretSource({}).getSecret('hmac').catch((e: unknown) => e);
+    const error = await staticSecretSource({})
+      .getSecret('hmac')
+      .catch((e: unknown) => e);
     // Assess
     expect((error as CredentialError).code).toBe('SECRET_NOT_FOUND');
     expect((error as CredentialError).secretName).toBe('hmac');

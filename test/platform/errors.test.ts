@@ -50,16 +50,19 @@ const families: Array<[Error, string, string, string]> = [
 describe('ScalerError', () => {
   afterEach(() => clearRegisteredSecrets());
 
-  it.each(families.map(([error, name, code, message]) => ({ error, name, code, message })))('$name keeps its name, code, message and cause, under one base', ({ error, name, code, message }) => {
-    expect(error).toBeInstanceOf(ScalerError);
-    expect(error).toBeInstanceOf(Error);
-    expect(error.name).toBe(name);
-    expect((error as ScalerError).code).toBe(code);
-    expect(error.message).toBe(message);
-    expect(error.cause).toBe(root);
-    expect(isScalerError(error, code)).toBe(true);
-    expect(isScalerError(error, 'SOME_OTHER_CODE')).toBe(false);
-  });
+  it.each(families.map(([error, name, code, message]) => ({ error, name, code, message })))(
+    '$name keeps its name, code, message and cause, under one base',
+    ({ error, name, code, message }) => {
+      expect(error).toBeInstanceOf(ScalerError);
+      expect(error).toBeInstanceOf(Error);
+      expect(error.name).toBe(name);
+      expect((error as ScalerError).code).toBe(code);
+      expect(error.message).toBe(message);
+      expect(error.cause).toBe(root);
+      expect(isScalerError(error, code)).toBe(true);
+      expect(isScalerError(error, 'SOME_OTHER_CODE')).toBe(false);
+    },
+  );
 
   it('covers every error class the product declares (a new one must join the table above)', async () => {
     const { readFileSync, readdirSync, statSync } = await import('node:fs');

@@ -21,7 +21,11 @@ export function readmeExamples(root: string): string[] {
   if (at < 0) throw new Error('README.md has no <!-- readme-examples --> marker');
   const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
   if (!block) throw new Error('no ```sh block after the readme-examples marker');
-  return block[1]!.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  return block[1]!
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 /**

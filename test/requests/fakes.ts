@@ -121,7 +121,11 @@ export class FakeCycleCloud implements CycleCloudApi {
     if (request.requestId && this.byRequestId.has(request.requestId)) throw new CycleCloudError('CC_CONFLICT', 'HTTP 409', { status: 409 });
     const op = this.#op('terminate', request.requestId);
     const matched = this.nodes.filter(
-      (n) => request.names?.includes(n.Name) || (n.NodeId && request.ids?.includes(n.NodeId)) || (n.Hostname && request.hostnames?.includes(n.Hostname)) || (n.PrivateIp && request.ip_addresses?.includes(n.PrivateIp)),
+      (n) =>
+        request.names?.includes(n.Name) ||
+        (n.NodeId && request.ids?.includes(n.NodeId)) ||
+        (n.Hostname && request.hostnames?.includes(n.Hostname)) ||
+        (n.PrivateIp && request.ip_addresses?.includes(n.PrivateIp)),
     );
     for (const n of matched) {
       n.Status = 'Terminating';
@@ -189,7 +193,18 @@ export class FakeTracker implements TrackerApi {
     this.starts.push(structuredClone(t));
     if (t.action !== 'create' || !hasPartialGang(t)) return;
     const d = this.need('compensate a partial gang');
-    await compensatePartialGangs({ cyclecloud: d.cyclecloud, ledger: d.ledger, capacity: d.capacity, now: d.now ?? Date.now, maxReplanAttempts: d.maxReplanAttempts ?? 3, terminate: (o) => this.terminate(o) }, t, silentLogger);
+    await compensatePartialGangs(
+      {
+        cyclecloud: d.cyclecloud,
+        ledger: d.ledger,
+        capacity: d.capacity,
+        now: d.now ?? Date.now,
+        maxReplanAttempts: d.maxReplanAttempts ?? 3,
+        terminate: (o) => this.terminate(o),
+      },
+      t,
+      silentLogger,
+    );
   }
   terminate(order: TerminateOrder): Promise<TerminateResult> {
     return terminateAndTrack(this.need('send a terminate').cyclecloud, (t) => this.start(t), order);
@@ -261,6 +276,9 @@ export class MemoryReservations implements ReservationsApi {
     r.sets = r.sets.map((s, i) => ({ ...s, count: added[i] ?? 0 }));
   }
   async release(cluster: string, cycleCloudRequestId: string): Promise<void> {
-    this.items.set(cluster, (this.items.get(cluster) ?? []).filter((x) => x.cycleCloudRequestId !== cycleCloudRequestId));
+    this.items.set(
+      cluster,
+      (this.items.get(cluster) ?? []).filter((x) => x.cycleCloudRequestId !== cycleCloudRequestId),
+    );
   }
 }

@@ -48,7 +48,13 @@ async function setup(over: { paused?: boolean } = {}) {
     now: () => clock.now,
     config: { maxReplanAttempts: 2 },
   };
-  const meta = (over: Partial<QueueMessageMeta> = {}): QueueMessageMeta => ({ messageId: `m${++seq}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'scale-requests-poison', ...over });
+  const meta = (over: Partial<QueueMessageMeta> = {}): QueueMessageMeta => ({
+    messageId: `m${++seq}`,
+    dequeueCount: 1,
+    maxDequeueCount: 5,
+    poisonQueue: 'scale-requests-poison',
+    ...over,
+  });
   const deliver = (message: unknown, m: Partial<QueueMessageMeta> = {}) => handleScaleQueueMessage(deps, message, meta(m), silentLogger);
   return { deps, cc, tracker, queue, state, capacity, ledger, clock, deliver };
 }
@@ -386,12 +392,21 @@ describe('intake: invalid, broken, conflicting, transient', () => {
     // Every send is lost after leaving (ambiguous) and every look-up finds nothing: three rounds, no answer.
     cc.createFaults.push('lost', 'lost', 'lost');
     const logs = captureLogs();
-    const result = await handleScaleQueueMessage(deps, scale('tr-u', [{ nodearray: 'ondemand', count: 1 }]), { messageId: 'mu', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, logs.logger);
+    const result = await handleScaleQueueMessage(
+      deps,
+      scale('tr-u', [{ nodearray: 'ondemand', count: 1 }]),
+      { messageId: 'mu', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' },
+      logs.logger,
+    );
     expect(result.action).toBe('waiting');
     expect((await ledger.getRecord('tr-u'))!.reason).toMatch(/SUBMIT_UNRESOLVED/);
     const line = logs.entries().find((e) => e.msg === 'CycleCloud did not settle this run; the request waits and tries again');
     expect(line?.code).toBe('SUBMIT_UNRESOLVED');
-    expect(line?.error).toMatchObject({ name: 'SubmitError', code: 'SUBMIT_UNRESOLVED', cause: { name: 'CycleCloudError', code: 'CC_NETWORK', message: 'socket hang up (ECONNRESET)' } });
+    expect(line?.error).toMatchObject({
+      name: 'SubmitError',
+      code: 'SUBMIT_UNRESOLVED',
+      cause: { name: 'CycleCloudError', code: 'CC_NETWORK', message: 'socket hang up (ECONNRESET)' },
+    });
   });
 
   it('a storage failure is thrown for the queue; on the last attempt the record says why first', async () => {
@@ -504,7 +519,9 @@ describe('refusals and wire details', () => {
     const msg = { kind: 'terminate' as const, requestId: 'drain-5', cluster: 'hpc', names: ['ondemand-1'] };
     // Prepare: the worker wrote its intent and sent the terminate, then died
     await ledger.admit(msg, T0);
-    await ledger.update('drain-5', (e) => applySubmission(e, { generation: 0, cycleCloudRequestId: 'drain-5-t', state: 'intent', operationId: null, sets: [], submittedAtMs: T0 }, T0));
+    await ledger.update('drain-5', (e) =>
+      applySubmission(e, { generation: 0, cycleCloudRequestId: 'drain-5-t', state: 'intent', operationId: null, sets: [], submittedAtMs: T0 }, T0),
+    );
     await cc.terminateNodes('hpc', { names: ['ondemand-1'], requestId: 'drain-5-t' });
     // Act
     await deliver(msg, { dequeueCount: 2 });
@@ -538,7 +555,9 @@ describe('submitRequest (HTTP admission)', () => {
     expect(c.record.demands[0]!.requested).toBe(1);
     expect(queue.sent.map((s) => s.body)).toEqual([msg, msg]);
     // once it is past queued, a duplicate is not enqueued again
-    await ledger.update('http-1', (e) => applySubmission(e, { generation: 0, cycleCloudRequestId: 'http-1-g0', state: 'accepted', operationId: 'op', sets: [], submittedAtMs: T0 }, T0));
+    await ledger.update('http-1', (e) =>
+      applySubmission(e, { generation: 0, cycleCloudRequestId: 'http-1-g0', state: 'accepted', operationId: 'op', sets: [], submittedAtMs: T0 }, T0),
+    );
     await submitRequest(deps, msg);
     expect(queue.sent).toHaveLength(2);
   });

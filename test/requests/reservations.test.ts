@@ -81,7 +81,10 @@ describe('capacity reservations', () => {
     await r.reserve('hpc', () => ({ reservation: one('x-g0', 2, 1), result: null }));
     await r.reserve('hpc', () => ({ reservation: one('x-g0', 5, 2), result: null }));
     await r.reserve('hpc', () => ({ reservation: one('y-g0', 1, 3), result: null }));
-    expect((await r.read('hpc')).items.map((x) => [x.cycleCloudRequestId, x.sets[0]!.count])).toEqual([['x-g0', 5], ['y-g0', 1]]);
+    expect((await r.read('hpc')).items.map((x) => [x.cycleCloudRequestId, x.sets[0]!.count])).toEqual([
+      ['x-g0', 5],
+      ['y-g0', 1],
+    ]);
     await r.release('hpc', 'x-g0');
     expect((await r.read('hpc')).items.map((x) => x.cycleCloudRequestId)).toEqual(['y-g0']);
   });

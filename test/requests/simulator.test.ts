@@ -67,8 +67,7 @@ async function setup() {
   return { deps, ledger, tracker, queue, deliver };
 }
 
-const createCalls = (requestId: string) =>
-  sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && JSON.stringify(c.body ?? '').includes(requestId));
+const createCalls = (requestId: string) => sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && JSON.stringify(c.body ?? '').includes(requestId));
 
 function scale(requestId: string, demands: ScaleRequest['demands']): ScaleRequest {
   return { kind: 'scale', requestId, cluster: 'hpc', demands };
@@ -78,11 +77,13 @@ describe('pipeline × simulator', () => {
   it('several demands: one create call, sets grouped by placement group', async () => {
     const { ledger, tracker, deliver } = await setup();
     const id = `sim-multi-${seq}`;
-    await deliver(scale(id, [
-      { nodearray: 'mpi', count: 4, colocated: true },
-      { nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] },
-      { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] },
-    ]));
+    await deliver(
+      scale(id, [
+        { nodearray: 'mpi', count: 4, colocated: true },
+        { nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] },
+        { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] },
+      ]),
+    );
     const calls = createCalls(id);
     expect(calls).toHaveLength(1);
     const body = calls[0]!.body as { sets: { nodearray: string; count: number; placementGroupId?: string }[] };
@@ -154,12 +155,17 @@ describe('pipeline × simulator', () => {
     expect(tracker.starts.map((t) => t.action)).toEqual(['create', 'terminate', 'create']);
   });
 
-  it('shared placement group: compensating one partial gang leaves the other demand\'s nodes in the group alone', async () => {
+  it("shared placement group: compensating one partial gang leaves the other demand's nodes in the group alone", async () => {
     const { deps, ledger, deliver } = await setup();
     const id = `sim-shared-${seq}`;
     // The first set CycleCloud fills (demand 0's) gets 1 of 2; demand 1's set in the same group is whole.
     sim.limitNextCreate('hpc', 'mpi', 'Standard_HB120rs_v3', 1);
-    await deliver(scale(id, [{ count: 2, minVcpus: 100, colocated: true }, { count: 2, minVcpus: 100, colocated: true }]));
+    await deliver(
+      scale(id, [
+        { count: 2, minVcpus: 100, colocated: true },
+        { count: 2, minVcpus: 100, colocated: true },
+      ]),
+    );
     const calls = createCalls(id);
     const first = calls[0]!.body as { sets: { placementGroupId: string; count: number }[] };
     expect(first.sets.map((x) => x.count)).toEqual([2, 2]);
@@ -182,7 +188,10 @@ describe('pipeline × simulator', () => {
       expect(compareNodeNames(victims[0]!, n.Name)).toBeLessThan(0);
     }
     const e = (await ledger.get(id))!;
-    expect(e.record.demands.map((d) => [d.requested, d.created])).toEqual([[2, 2], [2, 2]]);
+    expect(e.record.demands.map((d) => [d.requested, d.created])).toEqual([
+      [2, 2],
+      [2, 2],
+    ]);
     expect(e.record.demands[0]!.placementGroupId).not.toBe(group);
     expect(e.record.demands[1]).toMatchObject({ placementGroupId: group, nodearray: 'mpi', bucketId: expect.any(String) });
     expect(e.record.demands[1]!.explanation).toContain('mpi/Standard_HB120rs_v3');

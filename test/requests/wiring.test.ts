@@ -20,7 +20,13 @@ describe('createRequestPipeline on azurite', () => {
     const cc = new FakeCycleCloud();
     cc.limitNext.set('ondemand', 1);
     const pipeline = createRequestPipeline({
-      storage, names, cyclecloud: cc, tracker: new FakeTracker(), capacity, now, fastPathConcurrency: 0,
+      storage,
+      names,
+      cyclecloud: cc,
+      tracker: new FakeTracker(),
+      capacity,
+      now,
+      fastPathConcurrency: 0,
       snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(now() - 1000).toISOString() })),
       config: (() => {
         const c = loadConfig({}, { mode: 'local' });
@@ -55,7 +61,13 @@ describe('the HTTP fast path', () => {
     const now = () => Date.parse('2026-11-28T01:00:10.000Z');
     const cc = new FakeCycleCloud();
     const pipeline = createRequestPipeline({
-      storage, names, cyclecloud: cc, tracker: new FakeTracker(), capacity: new CapacityMemory(storage, names), now, fastPathConcurrency: 2,
+      storage,
+      names,
+      cyclecloud: cc,
+      tracker: new FakeTracker(),
+      capacity: new CapacityMemory(storage, names),
+      now,
+      fastPathConcurrency: 2,
       snapshots: fixedSnapshots(() => seedSnapshot({ takenAt: new Date(now() - 1000).toISOString() })),
     });
     const msg = { kind: 'scale' as const, requestId: 'fast-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_HC44rs'] }] };
@@ -63,7 +75,11 @@ describe('the HTTP fast path', () => {
     expect((await pipeline.submitRequest(msg)).outcome).toBe('created');
     for (let i = 0; i < 100 && cc.appliedCreates === 0; i++) await new Promise((r) => setTimeout(r, 20));
     const [queued] = (await storage.queue(names.scaleQueue).receiveMessages({ numberOfMessages: 1 })).receivedMessageItems;
-    const later = await pipeline.handle(JSON.parse(decodeQueueMessage(queued!.messageText)), { messageId: queued!.messageId, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: names.scalePoisonQueue }, silentLogger);
+    const later = await pipeline.handle(
+      JSON.parse(decodeQueueMessage(queued!.messageText)),
+      { messageId: queued!.messageId, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: names.scalePoisonQueue },
+      silentLogger,
+    );
     // Assess
     expect(cc.appliedCreates).toBe(1);
     expect(later.action).toBe('tracking');

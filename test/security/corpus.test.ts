@@ -52,7 +52,12 @@ const httpCases: HttpCase[] = [
   { name: 'a whole body nested 10,000 arrays deep', raw: nestedArrayText(10_000), status: 400 },
   { name: '#3 nodeAttributes nested 9 deep (limit 8)', raw: withNodeAttributes(attrsOfDepth(9)), status: 400, path: 'demands.0.nodeAttributes' },
   { name: 'nodeAttributes nested 8 deep is valid', raw: withNodeAttributes(attrsOfDepth(7)), status: 202 },
-  { name: `nodeAttributes over ${NODE_ATTRIBUTES_MAX_BYTES} bytes`, raw: withNodeAttributes(JSON.stringify({ big: 'x'.repeat(NODE_ATTRIBUTES_MAX_BYTES) })), status: 400, path: 'demands.0.nodeAttributes' },
+  {
+    name: `nodeAttributes over ${NODE_ATTRIBUTES_MAX_BYTES} bytes`,
+    raw: withNodeAttributes(JSON.stringify({ big: 'x'.repeat(NODE_ATTRIBUTES_MAX_BYTES) })),
+    status: 400,
+    path: 'demands.0.nodeAttributes',
+  },
   { name: 'nodeAttributes an array', raw: withNodeAttributes('[1,2]'), status: 400, path: 'demands.0.nodeAttributes' },
   { name: 'nodeAttributes a string', raw: withNodeAttributes('"x"'), status: 400, path: 'demands.0.nodeAttributes' },
   { name: 'nodeAttributes with __proto__ is data, never a prototype', raw: withNodeAttributes('{"__proto__":{"polluted":true}}'), status: 202 },
@@ -119,7 +124,15 @@ const httpCases: HttpCase[] = [
   { name: 'lone surrogate in jobId is a string like any other', raw: scale({}, { jobId: '\ud800' }), status: 202 },
 
   // #1 (handler side): bodies up to 256 KiB are read and carried; over is 413
-  { name: 'a valid body of 200 KiB is accepted by the handler (#1 end to end: by-reference.test.ts)', raw: JSON.stringify({ requestId: 'big-1', cluster: 'hpc', demands: Array.from({ length: 13 }, () => ({ nodearray: 'ondemand', count: 1, nodeAttributes: { pad: 'p'.repeat(15_000) } })) }), status: 202 },
+  {
+    name: 'a valid body of 200 KiB is accepted by the handler (#1 end to end: by-reference.test.ts)',
+    raw: JSON.stringify({
+      requestId: 'big-1',
+      cluster: 'hpc',
+      demands: Array.from({ length: 13 }, () => ({ nodearray: 'ondemand', count: 1, nodeAttributes: { pad: 'p'.repeat(15_000) } })),
+    }),
+    status: 202,
+  },
   { name: 'a body of 256 KiB + 1 byte', raw: `${scale()}${' '.repeat(256 * 1024 + 1 - scale().length)}`, status: 413 },
 ];
 
@@ -135,7 +148,10 @@ describe('hostile input over HTTP: the named corpus', () => {
     }
     if (c.path !== undefined) {
       const paths = (answer.body.errors as { path: string }[]).map((e) => e.path);
-      expect(paths.some((p) => (typeof c.path === 'string' ? p === c.path : c.path!.test(p))), `paths ${paths.join(', ')}`).toBe(true);
+      expect(
+        paths.some((p) => (typeof c.path === 'string' ? p === c.path : c.path!.test(p))),
+        `paths ${paths.join(', ')}`,
+      ).toBe(true);
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
@@ -227,10 +243,34 @@ interface QueueCase {
 }
 
 const queueCases: QueueCase[] = [
-  { name: '#2 callbackUrl "not a url" on the queue', message: JSON.parse(scale({ requestId: 'q-cb', callbackUrl: 'not a url' })), expect: 'rejected', key: 'q-cb', reason: /callbackUrl/ },
-  { name: '#2 callbackUrl "http://[::1" on the queue', message: JSON.parse(scale({ requestId: 'q-cb2', callbackUrl: 'http://[::1' })), expect: 'rejected', key: 'q-cb2', reason: /callbackUrl/ },
-  { name: '#3 nodeAttributes 2,000 deep on the queue', message: withNodeAttributes(attrsOfDepth(2_000), 'q-deep2k'), expect: 'rejected', key: 'q-deep2k', reason: /nodeAttributes/ },
-  { name: '#3 nodeAttributes 3,000 deep on the queue (parsed by the host)', message: JSON.parse(withNodeAttributes(attrsOfDepth(3_000), 'q-deep3k')), expect: 'rejected', key: 'q-deep3k', reason: /nodeAttributes/ },
+  {
+    name: '#2 callbackUrl "not a url" on the queue',
+    message: JSON.parse(scale({ requestId: 'q-cb', callbackUrl: 'not a url' })),
+    expect: 'rejected',
+    key: 'q-cb',
+    reason: /callbackUrl/,
+  },
+  {
+    name: '#2 callbackUrl "http://[::1" on the queue',
+    message: JSON.parse(scale({ requestId: 'q-cb2', callbackUrl: 'http://[::1' })),
+    expect: 'rejected',
+    key: 'q-cb2',
+    reason: /callbackUrl/,
+  },
+  {
+    name: '#3 nodeAttributes 2,000 deep on the queue',
+    message: withNodeAttributes(attrsOfDepth(2_000), 'q-deep2k'),
+    expect: 'rejected',
+    key: 'q-deep2k',
+    reason: /nodeAttributes/,
+  },
+  {
+    name: '#3 nodeAttributes 3,000 deep on the queue (parsed by the host)',
+    message: JSON.parse(withNodeAttributes(attrsOfDepth(3_000), 'q-deep3k')),
+    expect: 'rejected',
+    key: 'q-deep3k',
+    reason: /nodeAttributes/,
+  },
   { name: 'a message nested 10,000 deep', message: nestedObjectText(10_000), expect: 'rejected', key: 'msg' },
   { name: '#4 requestId "." on the queue', message: JSON.parse(scale({ requestId: '.' })), expect: 'rejected', key: 'msg', reason: /requestId/ },
   { name: '#4 requestId ".." on the queue', message: JSON.parse(scale({ requestId: '..' })), expect: 'rejected', key: 'msg', reason: /requestId/ },
@@ -245,7 +285,13 @@ const queueCases: QueueCase[] = [
   { name: 'a JSON array', message: [1, 2, 3], expect: 'rejected', key: 'msg' },
   { name: 'a JSON number', message: 42, expect: 'rejected', key: 'msg' },
   { name: 'null', message: null, expect: 'rejected', key: 'msg' },
-  { name: 'demands 1,001 items', message: JSON.parse(scale({ requestId: 'q-many', demands: Array.from({ length: 1001 }, () => ({ nodearray: 'ondemand', count: 1 })) })), expect: 'rejected', key: 'q-many', reason: /demands/ },
+  {
+    name: 'demands 1,001 items',
+    message: JSON.parse(scale({ requestId: 'q-many', demands: Array.from({ length: 1001 }, () => ({ nodearray: 'ondemand', count: 1 })) })),
+    expect: 'rejected',
+    key: 'q-many',
+    reason: /demands/,
+  },
   { name: 'count "4" on the queue', message: JSON.parse(scale({ requestId: 'q-count' }, { count: '4' })), expect: 'rejected', key: 'q-count', reason: /demands\.0\.count/ },
   { name: 'a valid request on the queue', message: JSON.parse(scale({ requestId: 'q-ok' })), expect: 'processed', key: 'q-ok' },
 ];

@@ -68,7 +68,8 @@ function mutate(base: Json, mutations: { op: string; at: number; key: string; va
       if (m.op === 'delete' && target.length) target.splice(m.at % target.length, 1);
       else target[m.op === 'add' ? target.length : m.at % Math.max(1, target.length)] = m.value as Json;
     } else if (m.op === 'delete' && keys.length) delete target[keys[m.at % keys.length]!];
-    else Object.defineProperty(target, m.op === 'add' || !keys.length ? m.key : keys[m.at % keys.length]!, { value: m.value, enumerable: true, writable: true, configurable: true });
+    else
+      Object.defineProperty(target, m.op === 'add' || !keys.length ? m.key : keys[m.at % keys.length]!, { value: m.value, enumerable: true, writable: true, configurable: true });
   }
   return root;
 }
@@ -86,38 +87,42 @@ const deepText = fc.tuple(fc.integer({ min: 1, max: 20_000 }), fc.constantFrom('
     : `{"requestId":"deep-${depth}","cluster":"hpc","demands":[{"nodearray":"ondemand","count":1}],"x":${inner}}`;
 });
 
-const hugeText = fc.tuple(fc.integer({ min: 1_000, max: 300_000 }), fc.constantFrom('requestId', 'cluster', 'jobId', 'callbackUrl', 'nodeAttributes', 'padding')).map(([n, field]) => {
-  const big = 'x'.repeat(n);
-  const demand: Record<string, unknown> = { nodearray: 'ondemand', count: 1 };
-  const body: Record<string, unknown> = { requestId: 'huge-1', cluster: 'hpc', demands: [demand] };
-  if (field === 'jobId') demand.jobId = big;
-  else if (field === 'nodeAttributes') demand.nodeAttributes = { big };
-  else if (field === 'callbackUrl') body.callbackUrl = `https://h.example.com/${big}`;
-  else if (field === 'padding') return `${JSON.stringify(body)}${' '.repeat(n)}`;
-  else body[field] = big;
-  return JSON.stringify(body);
-});
+const hugeText = fc
+  .tuple(fc.integer({ min: 1_000, max: 300_000 }), fc.constantFrom('requestId', 'cluster', 'jobId', 'callbackUrl', 'nodeAttributes', 'padding'))
+  .map(([n, field]) => {
+    const big = 'x'.repeat(n);
+    const demand: Record<string, unknown> = { nodearray: 'ondemand', count: 1 };
+    const body: Record<string, unknown> = { requestId: 'huge-1', cluster: 'hpc', demands: [demand] };
+    if (field === 'jobId') demand.jobId = big;
+    else if (field === 'nodeAttributes') demand.nodeAttributes = { big };
+    else if (field === 'callbackUrl') body.callbackUrl = `https://h.example.com/${big}`;
+    else if (field === 'padding') return `${JSON.stringify(body)}${' '.repeat(n)}`;
+    else body[field] = big;
+    return JSON.stringify(body);
+  });
 
 /** A body as bytes: text in UTF-8, or re-encoded oddly. */
-const oddBytes = fc.tuple(fc.oneof(mutatedText, fc.json()), fc.constantFrom('bom', 'utf16le', 'latin1', 'truncate', 'nul', 'invalid-byte', 'bom-twice')).map(([text, how]): Uint8Array => {
-  const utf8 = Buffer.from(text, 'utf8');
-  switch (how) {
-    case 'bom':
-      return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8]);
-    case 'bom-twice':
-      return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]), utf8]);
-    case 'utf16le':
-      return Buffer.from(text, 'utf16le');
-    case 'latin1':
-      return Buffer.from(`${text.slice(0, -1)}é${text.slice(-1)}`, 'latin1');
-    case 'truncate':
-      return utf8.subarray(0, Math.floor(utf8.length / 2));
-    case 'nul':
-      return Buffer.concat([utf8.subarray(0, 3), Buffer.from([0]), utf8.subarray(3)]);
-    default:
-      return Buffer.concat([utf8.subarray(0, 2), Buffer.from([0xc3, 0x28]), utf8.subarray(2)]);
-  }
-});
+const oddBytes = fc
+  .tuple(fc.oneof(mutatedText, fc.json()), fc.constantFrom('bom', 'utf16le', 'latin1', 'truncate', 'nul', 'invalid-byte', 'bom-twice'))
+  .map(([text, how]): Uint8Array => {
+    const utf8 = Buffer.from(text, 'utf8');
+    switch (how) {
+      case 'bom':
+        return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8]);
+      case 'bom-twice':
+        return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]), utf8]);
+      case 'utf16le':
+        return Buffer.from(text, 'utf16le');
+      case 'latin1':
+        return Buffer.from(`${text.slice(0, -1)}é${text.slice(-1)}`, 'latin1');
+      case 'truncate':
+        return utf8.subarray(0, Math.floor(utf8.length / 2));
+      case 'nul':
+        return Buffer.concat([utf8.subarray(0, 3), Buffer.from([0]), utf8.subarray(3)]);
+      default:
+        return Buffer.concat([utf8.subarray(0, 2), Buffer.from([0xc3, 0x28]), utf8.subarray(2)]);
+    }
+  });
 
 const body: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   { arbitrary: fc.json({ maxDepth: 6 }), weight: 3 },
@@ -128,7 +133,17 @@ const body: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   { arbitrary: oddBytes, weight: 2 },
 );
 
-const contentType = fc.constantFrom('application/json', 'application/json', 'application/json', 'application/json; charset=utf-8', 'text/plain', 'application/xml', '', 'application/json; charset=latin1', 'application/vnd.api+json');
+const contentType = fc.constantFrom(
+  'application/json',
+  'application/json',
+  'application/json',
+  'application/json; charset=utf-8',
+  'text/plain',
+  'application/xml',
+  '',
+  'application/json; charset=latin1',
+  'application/vnd.api+json',
+);
 const route = fc.constantFrom<PostRoute>('scale-requests', 'terminate', 'plan');
 
 describe(`fuzz: ${RUNS} generated bodies per run against the HTTP routes`, () => {

@@ -42,7 +42,15 @@ describe('#7 messages the host cannot decode', () => {
     const state = new FakeState();
 
     // Act
-    const result = await sweepUndecodablePoison({ storage, scaleQueue: names.scaleQueue, poisonQueue: names.scalePoisonQueue, ledger, state, now: () => Date.now(), logger: silentLogger });
+    const result = await sweepUndecodablePoison({
+      storage,
+      scaleQueue: names.scaleQueue,
+      poisonQueue: names.scalePoisonQueue,
+      ledger,
+      state,
+      now: () => Date.now(),
+      logger: silentLogger,
+    });
 
     // Assess
     expect(result).toEqual({ resent: 1, rejected: 1 });
@@ -58,7 +66,15 @@ describe('#7 messages the host cannot decode', () => {
 
   it('does nothing when there is no poison queue yet', async () => {
     const names = uniqueNames();
-    const result = await sweepUndecodablePoison({ storage, scaleQueue: names.scaleQueue, poisonQueue: names.scalePoisonQueue, ledger: new MemoryLedger(), state: new FakeState(), now: () => 0, logger: silentLogger });
+    const result = await sweepUndecodablePoison({
+      storage,
+      scaleQueue: names.scaleQueue,
+      poisonQueue: names.scalePoisonQueue,
+      ledger: new MemoryLedger(),
+      state: new FakeState(),
+      now: () => 0,
+      logger: silentLogger,
+    });
     expect(result).toEqual({ resent: 0, rejected: 0 });
   });
 });

@@ -14,7 +14,10 @@ import { peekAll, pumpOnce } from '../tracking/pump.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const resolvingTo = (...addresses: string[]) => async (): Promise<ResolvedAddress[]> => addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+const resolvingTo =
+  (...addresses: string[]) =>
+  async (): Promise<ResolvedAddress[]> =>
+    addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
 const azure = (over: Partial<CallbackTargetPolicy> = {}): CallbackTargetPolicy => ({ allowedHosts: [], localDevelopment: false, ...over });
 
 describe('address classes', () => {

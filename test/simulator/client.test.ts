@@ -71,7 +71,10 @@ describe('client × simulator', () => {
       await new Promise((r) => setTimeout(r, 10));
       nodes = (await client.listNodes('hpc', { operationId: created.operationId })).nodes;
     }
-    expect(nodes.map((n) => [n.Status, typeof n.PrivateIp])).toEqual([['Ready', 'string'], ['Ready', 'string']]);
+    expect(nodes.map((n) => [n.Status, typeof n.PrivateIp])).toEqual([
+      ['Ready', 'string'],
+      ['Ready', 'string'],
+    ]);
   });
 
   it('faults and auth map to the client error codes', async () => {

@@ -52,7 +52,10 @@ describe('fault modes', () => {
   it('latency: delays, then answers normally', async () => {
     h.faults.add({ kind: 'latency', latencyMs: 300 });
     // A client that gives up after 50 ms sees nothing…
-    const impatient = fetch(`${h.url}/clusters/hpc/status`, { headers: { authorization: `Basic ${Buffer.from(`${h.username}:${h.password}`).toString('base64')}` }, signal: AbortSignal.timeout(50) });
+    const impatient = fetch(`${h.url}/clusters/hpc/status`, {
+      headers: { authorization: `Basic ${Buffer.from(`${h.username}:${h.password}`).toString('base64')}` },
+      signal: AbortSignal.timeout(50),
+    });
     await expect(impatient).rejects.toThrow();
     // …and the next call (fault used up) answers at once.
     expect((await call(h, 'GET', '/clusters/hpc/status')).status).toBe(200);
@@ -154,7 +157,10 @@ describe('hooks over HTTP', () => {
     nowMs += 2000;
     const unknown = await call(h, 'POST', '/__sim/nodes/hpc/ondemand-9/fail');
     expect([fail.status, hold.status, unknown.status]).toEqual([204, 204, 404]);
-    expect(held).toEqual([['Failed', 'disk full'], ['Acquiring', undefined]]);
+    expect(held).toEqual([
+      ['Failed', 'disk full'],
+      ['Acquiring', undefined],
+    ]);
     expect(h.nodes('hpc')[1]?.Status).toBe('Ready');
   });
 

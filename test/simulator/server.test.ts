@@ -4,15 +4,7 @@
  * body is parsed with the same zod schemas the client uses.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  ClusterStatus,
-  CycleCloudErrorBody,
-  NodeCreationResult,
-  NodeList,
-  NodeManagementResult,
-  OperationList,
-  type NodearrayBucketStatus,
-} from '../../src/cyclecloud/schemas.ts';
+import { ClusterStatus, CycleCloudErrorBody, NodeCreationResult, NodeList, NodeManagementResult, OperationList, type NodearrayBucketStatus } from '../../src/cyclecloud/schemas.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { basic, call } from './http.ts';
 
@@ -57,8 +49,29 @@ describe('status', () => {
     expect(s).toMatchObject({ state: 'Started', maxCount: 100, maxCoreCount: 10_000 });
     const f = bucket(s, 'ondemand', 'Standard_F32s_v2');
     const hc = bucket(s, 'ondemand', 'Standard_HC44rs');
-    expect(f).toMatchObject({ maxCount: 3, maxCoreCount: 96, availableCount: 3, availableCoreCount: 96, quotaCount: 3, quotaCoreCount: 100, consumedCoreCount: 0, maxPlacementGroupCoreSize: 1280, lastCapacityFailure: -1, valid: true, placementGroups: [] });
-    expect(hc).toMatchObject({ maxCount: 11, maxCoreCount: 484, availableCount: 11, availableCoreCount: 484, quotaCount: 200, quotaCoreCount: 8800, consumedCoreCount: 44, maxPlacementGroupCoreSize: 1760 });
+    expect(f).toMatchObject({
+      maxCount: 3,
+      maxCoreCount: 96,
+      availableCount: 3,
+      availableCoreCount: 96,
+      quotaCount: 3,
+      quotaCoreCount: 100,
+      consumedCoreCount: 0,
+      maxPlacementGroupCoreSize: 1280,
+      lastCapacityFailure: -1,
+      valid: true,
+      placementGroups: [],
+    });
+    expect(hc).toMatchObject({
+      maxCount: 11,
+      maxCoreCount: 484,
+      availableCount: 11,
+      availableCoreCount: 484,
+      quotaCount: 200,
+      quotaCoreCount: 8800,
+      consumedCoreCount: 44,
+      maxPlacementGroupCoreSize: 1760,
+    });
     expect(hc.virtualMachine).toMatchObject({ vcpuCount: 44, memory: 327.83, infiniband: true });
     expect(bucket(s, 'mpi', 'Standard_HB120rs_v3')).toMatchObject({ maxPlacementGroupSize: 4, maxPlacementGroupCoreSize: 480 });
     expect(bucket(s, 'mpi', 'Standard_HB120rs_v3').maxCount).toBeGreaterThanOrEqual(16);
@@ -141,7 +154,12 @@ describe('create', () => {
     nowMs += STEP_MS;
     await create({ sets: [{ nodearray: 'ondemand', count: 2 }] });
     const custom = await create({ sets: [{ nodearray: 'ondemand', count: 2, nameFormat: 'ondemand-%d', nameOffset: 4 }] });
-    expect(h.nodes('hpc').map((n) => n.Name).sort()).toEqual(['ondemand-1', 'ondemand-2', 'ondemand-3', 'ondemand-4', 'ondemand-5', 'ondemand-6']);
+    expect(
+      h
+        .nodes('hpc')
+        .map((n) => n.Name)
+        .sort(),
+    ).toEqual(['ondemand-1', 'ondemand-2', 'ondemand-3', 'ondemand-4', 'ondemand-5', 'ondemand-6']);
     expect(custom.sets[0]?.message).toContain('ondemand-4');
   });
 
@@ -165,11 +183,19 @@ describe('create', () => {
 
   it('an unknown machine type or nodearray is 400 InvalidAttributeException and creates nothing', async () => {
     const mt = await call(h, 'POST', '/clusters/hpc/nodes/create', {
-      body: { sets: [{ nodearray: 'ondemand', count: 1 }, { nodearray: 'ondemand', count: 1, definition: { machineType: 'Standard_X1' } }] },
+      body: {
+        sets: [
+          { nodearray: 'ondemand', count: 1 },
+          { nodearray: 'ondemand', count: 1, definition: { machineType: 'Standard_X1' } },
+        ],
+      },
     });
     const na = await call(h, 'POST', '/clusters/hpc/nodes/create', { body: { sets: [{ nodearray: 'gpu', count: 1 }] } });
     expect(mt.status).toBe(400);
-    expect(CycleCloudErrorBody.parse(mt.json)).toMatchObject({ Exception: expect.stringContaining('InvalidAttributeException'), Message: 'MachineType Standard_X1 is not recognized' });
+    expect(CycleCloudErrorBody.parse(mt.json)).toMatchObject({
+      Exception: expect.stringContaining('InvalidAttributeException'),
+      Message: 'MachineType Standard_X1 is not recognized',
+    });
     expect(na.status).toBe(400);
     expect(h.nodes('hpc')).toHaveLength(0);
   });
@@ -282,7 +308,11 @@ describe('nodes and operations', () => {
       seen.push([n?.Status, n?.PrivateIp !== undefined && n.Hostname !== undefined && n.InstanceId !== undefined]);
       nowMs += STEP_MS;
     }
-    expect(seen).toEqual([['Acquiring', false], ['Preparing', true], ['Ready', true]]);
+    expect(seen).toEqual([
+      ['Acquiring', false],
+      ['Preparing', true],
+      ['Ready', true],
+    ]);
   });
 
   it('failNextNodes, failNode and holdNode', async () => {
@@ -302,7 +332,7 @@ describe('management', () => {
     await create({ sets: [{ nodearray: 'ondemand', count: 3, definition: { machineType: 'Standard_F32s_v2' } }] });
     const [first] = h.nodes('hpc');
     // Act
-    const res = await call(h, 'POST', '/clusters/hpc/nodes/terminate', { body: { ids: [first!.NodeId], names: ['ondemand-2']} });
+    const res = await call(h, 'POST', '/clusters/hpc/nodes/terminate', { body: { ids: [first!.NodeId], names: ['ondemand-2'] } });
     const during = bucket(await status(), 'ondemand', 'Standard_F32s_v2');
     const listed = h.nodes('hpc').map((n) => n.Status);
     nowMs += STEP_MS;
@@ -310,7 +340,10 @@ describe('management', () => {
     // Assess
     expect(res.status).toBe(202);
     const result = NodeManagementResult.parse(res.json);
-    expect(result.nodes.map((n) => [n.name, n.status])).toEqual([['ondemand-1', 'OK'], ['ondemand-2', 'OK']]);
+    expect(result.nodes.map((n) => [n.name, n.status])).toEqual([
+      ['ondemand-1', 'OK'],
+      ['ondemand-2', 'OK'],
+    ]);
     expect(listed).toEqual(['Terminating', 'Terminating', 'Acquiring']);
     expect(during).toMatchObject({ activeCount: 3, availableCount: 0 });
     expect(after).toMatchObject({ activeCount: 1, availableCount: 2 });
@@ -339,11 +372,19 @@ describe('management', () => {
     expect(remove.nodes[0]).toMatchObject({ name: 'ondemand-2', status: 'Error', error: 'This node must be terminated before it can be removed' });
     expect(dealloc.nodes[0]).toMatchObject({ name: 'ondemand-2', status: 'OK' });
     nowMs += STEP_MS;
-    expect(h.nodes('hpc').map((n) => [n.Name, n.Status])).toEqual([['ondemand-1', 'Ready'], ['ondemand-2', 'Deallocated']]);
+    expect(h.nodes('hpc').map((n) => [n.Name, n.Status])).toEqual([
+      ['ondemand-1', 'Ready'],
+      ['ondemand-2', 'Deallocated'],
+    ]);
   });
 
   it('start boots a deallocated node; a Fixed node terminates to Off and can then be removed', async () => {
-    await create({ sets: [{ nodearray: 'ondemand', count: 1 }, { nodearray: 'ondemand', count: 1, nodeAttributes: { Fixed: true } }] });
+    await create({
+      sets: [
+        { nodearray: 'ondemand', count: 1 },
+        { nodearray: 'ondemand', count: 1, nodeAttributes: { Fixed: true } },
+      ],
+    });
     await call(h, 'POST', '/clusters/hpc/nodes/deallocate', { body: { names: ['ondemand-1'] } });
     await call(h, 'POST', '/clusters/hpc/nodes/terminate', { body: { names: ['ondemand-2'] } });
     nowMs += STEP_MS;
@@ -351,7 +392,10 @@ describe('management', () => {
     const states = h.nodes('hpc').map((n) => [n.Name, n.Status, n.TargetState]);
     const remove = NodeManagementResult.parse((await call(h, 'POST', '/clusters/hpc/nodes/remove', { body: { names: ['ondemand-2'] } })).json);
     expect(start.nodes.map((n) => n.name)).toEqual(['ondemand-1']);
-    expect(states).toEqual([['ondemand-1', 'Acquiring', 'Started'], ['ondemand-2', 'Off', 'Terminated']]);
+    expect(states).toEqual([
+      ['ondemand-1', 'Acquiring', 'Started'],
+      ['ondemand-2', 'Off', 'Terminated'],
+    ]);
     expect(remove.nodes[0]?.status).toBe('OK');
     expect(h.nodes('hpc').map((n) => n.Name)).toEqual(['ondemand-1']);
   });

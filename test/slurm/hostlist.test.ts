@@ -53,9 +53,9 @@ describe('Slurm hostlist expressions', () => {
   });
 
   it('round-trips any list of names (format, then expand, gives the list back)', () => {
-    const name = fc.tuple(fc.constantFrom('hpc-', 'n', 'a.b', '', 'x-1-'), fc.option(fc.integer({ min: 0, max: 2000 })), fc.integer({ min: 0, max: 3 })).map(([p, n, pad]) =>
-      n === null ? `${p}login` : `${p}${String(n).padStart(String(n).length + pad, '0')}`,
-    );
+    const name = fc
+      .tuple(fc.constantFrom('hpc-', 'n', 'a.b', '', 'x-1-'), fc.option(fc.integer({ min: 0, max: 2000 })), fc.integer({ min: 0, max: 3 }))
+      .map(([p, n, pad]) => (n === null ? `${p}login` : `${p}${String(n).padStart(String(n).length + pad, '0')}`));
     fc.assert(
       fc.property(fc.array(name, { minLength: 1, maxLength: 40 }), (names) => {
         expect(expandHostlist(formatHostlist(names))).toEqual(names);

@@ -58,9 +58,14 @@ describe('named demands through the pipeline', () => {
     await deliver(msg, 2);
 
     // Assess: both bodies name the same runs, the second create applied once
-    const bodies = cc.calls.filter((c) => c.method === 'createNodes').map((c) => (c.body as { sets: { count: number; nameFormat?: string; nameOffset?: number; placementGroupId?: string }[] }).sets);
+    const bodies = cc.calls
+      .filter((c) => c.method === 'createNodes')
+      .map((c) => (c.body as { sets: { count: number; nameFormat?: string; nameOffset?: number; placementGroupId?: string }[] }).sets);
     expect(bodies).toHaveLength(2);
-    expect(bodies[1]!.map((s) => [s.nameFormat, s.nameOffset, s.count])).toEqual([['mpi-%d', 2, 2], ['mpi-%d', 7, 1]]);
+    expect(bodies[1]!.map((s) => [s.nameFormat, s.nameOffset, s.count])).toEqual([
+      ['mpi-%d', 2, 2],
+      ['mpi-%d', 7, 1],
+    ]);
     expect(bodies[1]).toEqual(bodies[0]);
     expect(new Set(bodies[1]!.map((s) => s.placementGroupId)).size).toBe(1);
     expect(cc.appliedCreates).toBe(1);

@@ -5,7 +5,10 @@ import { bucket, input, seedSnapshot } from '../planning/fixtures.ts';
 
 describe('named demands (exact CycleCloud node names)', () => {
   it('leaves a request without names exactly as the planner plans it', () => {
-    const i = input([{ nodearray: 'ondemand', count: 2 }, { nodearray: 'mpi', count: 4, colocated: true }]);
+    const i = input([
+      { nodearray: 'ondemand', count: 2 },
+      { nodearray: 'mpi', count: 4, colocated: true },
+    ]);
     expect(planNamed(i)).toEqual(plan(i));
   });
 
@@ -32,7 +35,10 @@ describe('named demands (exact CycleCloud node names)', () => {
     const p = planNamed(input([{ nodearray: 'mpi', count: 4, colocated: true, names: ['mpi-1', 'mpi-2', 'mpi-5', 'mpi-6'] }]));
     expect(p.sets).toHaveLength(2);
     expect(new Set(p.sets.map((s) => s.set.placementGroupId)).size).toBe(1);
-    expect(p.sets.map((s) => [s.set.nameOffset, s.count])).toEqual([[1, 2], [5, 2]]);
+    expect(p.sets.map((s) => [s.set.nameOffset, s.count])).toEqual([
+      [1, 2],
+      [5, 2],
+    ]);
   });
 
   it('gives a partial placement the first names and the next generation the rest', () => {
@@ -51,11 +57,16 @@ describe('named demands (exact CycleCloud node names)', () => {
   });
 
   it('never merges two named demands into one unnamed set', () => {
-    const p = planNamed(input([
-      { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'], names: ['ondemand-4'] },
-      { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'], names: ['ondemand-5'] },
-    ]));
-    expect(p.sets.map((s) => [s.set.nameOffset, s.demands])).toEqual([[4, [{ index: 0, count: 1 }]], [5, [{ index: 1, count: 1 }]]]);
+    const p = planNamed(
+      input([
+        { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'], names: ['ondemand-4'] },
+        { nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'], names: ['ondemand-5'] },
+      ]),
+    );
+    expect(p.sets.map((s) => [s.set.nameOffset, s.demands])).toEqual([
+      [4, [{ index: 0, count: 1 }]],
+      [5, [{ index: 1, count: 1 }]],
+    ]);
   });
 
   it('rejects names CycleCloud cannot produce, and takes no capacity for them', () => {
@@ -64,7 +75,12 @@ describe('named demands (exact CycleCloud node names)', () => {
     expect(namesProblem(['login'], 1)).toMatch(/cannot produce login/);
     expect(namesProblem(['a-1', 'a-1'], 2)).toMatch(/duplicates/);
     expect(namesProblem(['a-1'], 2)).toMatch(/lists 1 names but count is 2/);
-    const p = planNamed(input([{ nodearray: 'ondemand', count: 1, names: ['ondemand-01'] }, { nodearray: 'ondemand', count: 3, machineTypes: ['Standard_F32s_v2'] }]));
+    const p = planNamed(
+      input([
+        { nodearray: 'ondemand', count: 1, names: ['ondemand-01'] },
+        { nodearray: 'ondemand', count: 3, machineTypes: ['Standard_F32s_v2'] },
+      ]),
+    );
     expect(p.demands[0]).toMatchObject({ status: 'rejected', reason: expect.stringMatching(/demand 0: .*ondemand-01/) });
     expect(p.demands[1]).toMatchObject({ status: 'placed', planned: 3 });
   });

@@ -12,11 +12,23 @@ const scale = (t: ReturnType<typeof translate>): ScaleRequest => {
 describe('Slurm resume → scale request', () => {
   it('names exactly the nodes, in the bucket slurm.conf declared them with', () => {
     const req = scale(translate('resume', { cluster: 'hpc', nodes: 'ondemand-[1-2]' }, seedSnapshot(), ids));
-    expect(req).toEqual({ kind: 'scale', requestId: 'id-0', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], names: ['ondemand-1', 'ondemand-2'] }] });
+    expect(req).toEqual({
+      kind: 'scale',
+      requestId: 'id-0',
+      cluster: 'hpc',
+      demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], names: ['ondemand-1', 'ondemand-2'] }],
+    });
   });
 
   it('makes each job of the resume file one colocated demand in a tightly coupled nodearray', () => {
-    const resumeFile = { all_nodes: 'mpi-[1-6],ondemand-1', jobs: [{ job_id: 12, nodes: 'mpi-[5-6]' }, { job_id: 11, nodes: 'mpi-[1-3],ondemand-1' }], future_key: true };
+    const resumeFile = {
+      all_nodes: 'mpi-[1-6],ondemand-1',
+      jobs: [
+        { job_id: 12, nodes: 'mpi-[5-6]' },
+        { job_id: 11, nodes: 'mpi-[1-3],ondemand-1' },
+      ],
+      future_key: true,
+    };
     const req = scale(translate('resume', { cluster: 'hpc', nodes: 'mpi-[1-6],ondemand-1', resumeFile }, seedSnapshot(), ids));
     expect(req.demands).toEqual([
       { nodearray: 'mpi', machineTypes: ['Standard_HB120rs_v3'], count: 2, names: ['mpi-5', 'mpi-6'], colocated: true, jobId: '12' },
@@ -35,14 +47,20 @@ describe('Slurm resume → scale request', () => {
 
   it('without a resume file groups a tightly coupled nodearray up to the placement-group size, in hostlist order', () => {
     const req = scale(translate('resume', { cluster: 'hpc', nodes: 'mpi-[1-10]' }, seedSnapshot(), ids));
-    expect(req.demands.map((d) => [d.count, d.names![0], d.colocated])).toEqual([[4, 'mpi-1', true], [4, 'mpi-5', true], [2, 'mpi-9', true]]);
+    expect(req.demands.map((d) => [d.count, d.names![0], d.colocated])).toEqual([
+      [4, 'mpi-1', true],
+      [4, 'mpi-5', true],
+      [2, 'mpi-9', true],
+    ]);
   });
 
   it('skips names CycleCloud already runs and says so', () => {
-    const snapshot = seedSnapshot({ nodes: [
-      { name: 'ondemand-1', id: 'a', status: 'Ready', nodearray: 'ondemand', placementGroupId: null },
-      { name: 'ondemand-2', id: 'b', status: 'Terminated', nodearray: 'ondemand', placementGroupId: null },
-    ] });
+    const snapshot = seedSnapshot({
+      nodes: [
+        { name: 'ondemand-1', id: 'a', status: 'Ready', nodearray: 'ondemand', placementGroupId: null },
+        { name: 'ondemand-2', id: 'b', status: 'Terminated', nodearray: 'ondemand', placementGroupId: null },
+      ],
+    });
     const t = translate('resume', { cluster: 'hpc', nodes: 'ondemand-[1-2]' }, snapshot, ids);
     expect(t).toMatchObject({ ok: true, skipped: [{ names: ['ondemand-1'], reason: 'already running in CycleCloud' }] });
     expect(scale(t).demands).toEqual([expect.objectContaining({ names: ['ondemand-2'] })]);
@@ -65,8 +83,14 @@ describe('Slurm resume → scale request', () => {
       ok: false,
       errors: [{ path: 'nodes', message: expect.stringMatching(/^gpu-\[1-2\] match no nodearray of cluster hpc .*nodearrays: ondemand, mpi/) }],
     });
-    expect(translate('resume', { cluster: 'hpc', nodes: 'ondemand-[2-1]' }, seedSnapshot(), ids)).toMatchObject({ ok: false, errors: [{ path: 'nodes', message: expect.stringMatching(/invalid range/) }] });
-    expect(translate('resume', { cluster: 'hpc', nodes: 'mpi-1', resumeFile: { jobs: [{ job_id: 1, nodes: 'mpi-[' }] } }, seedSnapshot(), ids)).toMatchObject({ ok: false, errors: [{ path: 'resumeFile.jobs' }] });
+    expect(translate('resume', { cluster: 'hpc', nodes: 'ondemand-[2-1]' }, seedSnapshot(), ids)).toMatchObject({
+      ok: false,
+      errors: [{ path: 'nodes', message: expect.stringMatching(/invalid range/) }],
+    });
+    expect(translate('resume', { cluster: 'hpc', nodes: 'mpi-1', resumeFile: { jobs: [{ job_id: 1, nodes: 'mpi-[' }] } }, seedSnapshot(), ids)).toMatchObject({
+      ok: false,
+      errors: [{ path: 'resumeFile.jobs' }],
+    });
   });
 
   it('matches the longest nodearray name', () => {
@@ -79,9 +103,11 @@ describe('Slurm resume → scale request', () => {
 });
 
 describe('Slurm suspend / resume-fail → terminate requests', () => {
-  it('suspends by name with CycleCloud shutdown (each node\'s ShutdownPolicy decides), needing no snapshot', () => {
+  it("suspends by name with CycleCloud shutdown (each node's ShutdownPolicy decides), needing no snapshot", () => {
     expect(translate('suspend', { cluster: 'hpc', nodes: 'ondemand-[2,1]' }, null, ids)).toEqual({
-      ok: true, skipped: [], names: ['ondemand-1', 'ondemand-2'],
+      ok: true,
+      skipped: [],
+      names: ['ondemand-1', 'ondemand-2'],
       messages: [{ kind: 'terminate', requestId: 'id-0', cluster: 'hpc', names: ['ondemand-1', 'ondemand-2'], action: 'shutdown' }],
     });
   });
@@ -110,7 +136,18 @@ describe('idempotency of Slurm calls', () => {
         submitted.push(m);
         const existing = records.get(m.requestId);
         if (existing) return { outcome: 'duplicate', record: existing };
-        const record = { requestId: m.requestId, cluster: m.cluster, kind: m.kind, state: 'queued', demands: [], operations: [], nodes: [], reason: null, createdAt: new Date(now.ms).toISOString(), updatedAt: new Date(now.ms).toISOString() } as RequestRecord;
+        const record = {
+          requestId: m.requestId,
+          cluster: m.cluster,
+          kind: m.kind,
+          state: 'queued',
+          demands: [],
+          operations: [],
+          nodes: [],
+          reason: null,
+          createdAt: new Date(now.ms).toISOString(),
+          updatedAt: new Date(now.ms).toISOString(),
+        } as RequestRecord;
         records.set(m.requestId, record);
         return { outcome: 'created', record };
       },

@@ -3,7 +3,16 @@ import { initialState, startOutcome, step } from '../../src/tracking/machine.ts'
 import type { TrackStart } from '../../src/tracking/types.ts';
 
 const T0 = Date.parse('2026-11-28T01:00:00.000Z');
-const start: TrackStart = { cluster: 'hpc', operationId: 'op-s', cycleCloudRequestId: 'r-t', requestId: 'r', action: 'start', generation: 0, sets: [], nodeNames: ['mpi-2', 'mpi-3'] };
+const start: TrackStart = {
+  cluster: 'hpc',
+  operationId: 'op-s',
+  cycleCloudRequestId: 'r-t',
+  requestId: 'r',
+  action: 'start',
+  generation: 0,
+  sets: [],
+  nodeNames: ['mpi-2', 'mpi-3'],
+};
 const node = (name: string, status: string, privateIp?: string) => ({ name, id: `id-${name}`, status, ...(privateIp ? { privateIp } : {}), placementGroupId: null });
 
 describe('tracking a start of deallocated nodes', () => {

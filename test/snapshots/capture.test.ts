@@ -48,7 +48,11 @@ describe('captureSnapshots', () => {
     // Act
     const results = await captureSnapshots({ cyclecloud: cc, store, logger: logs.logger, now: () => now }, ['a', 'b', 'c'], { isPastDue: true });
     // Assess
-    expect(results.map((r) => [r.cluster, r.ok])).toEqual([['a', true], ['b', false], ['c', true]]);
+    expect(results.map((r) => [r.cluster, r.ok])).toEqual([
+      ['a', true],
+      ['b', false],
+      ['c', true],
+    ]);
     expect(cc.calls.every((c) => c.nodes === true)).toBe(true);
     const a = results[0]!;
     expect(a.ok && a.snapshot.nodes).toEqual([{ name: 'ondemand-1', id: 'n1', status: 'Ready', nodearray: 'ondemand', placementGroupId: null }]);
@@ -58,7 +62,12 @@ describe('captureSnapshots', () => {
     expect(await store.health('b')).toMatchObject({ consecutiveFailures: 1, lastError: 'CC_UNAVAILABLE: CycleCloud answered 503' });
     const entries = logs.entries();
     expect(entries.some((e) => e.level === 'warn' && e.isPastDue === true)).toBe(true);
-    expect(entries.filter((e) => e.metric === 'snapshot_age_seconds').map((e) => e.cluster).sort()).toEqual(['a', 'c']);
+    expect(
+      entries
+        .filter((e) => e.metric === 'snapshot_age_seconds')
+        .map((e) => e.cluster)
+        .sort(),
+    ).toEqual(['a', 'c']);
     expect(entries.some((e) => e.level === 'error' && e.cluster === 'b')).toBe(true);
   });
 

@@ -16,8 +16,19 @@ describe('toSnapshot', () => {
     expect(s.nodes).toBeUndefined();
     expect(s.nodearrays[0]).toMatchObject({ name: 'ondemand', maxCount: 100, maxCoreCount: 500 });
     expect(s.nodearrays[0]!.buckets[1]).toEqual({
-      bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225', machineType: 'Standard_Hc44rs', vcpuCount: 44, memoryGB: 327.83, infiniband: true, gpuCount: 0,
-      valid: true, maxCount: 11, activeCount: 0, availableCount: 11, quotaCount: 200, maxPlacementGroupSize: 40, placementGroups: [],
+      bucketId: 'd81e001a-abcd-1234-9754-79815cb7b225',
+      machineType: 'Standard_Hc44rs',
+      vcpuCount: 44,
+      memoryGB: 327.83,
+      infiniband: true,
+      gpuCount: 0,
+      valid: true,
+      maxCount: 11,
+      activeCount: 0,
+      availableCount: 11,
+      quotaCount: 200,
+      maxPlacementGroupSize: 40,
+      placementGroups: [],
       lastCapacityFailureSec: null,
     });
   });
@@ -55,7 +66,19 @@ describe('statusView', () => {
     expect(v).not.toHaveProperty('nodes');
     expect(v).not.toHaveProperty('maxCount');
     const b = v.nodearrays[0]!.buckets[0]!;
-    for (const key of ['bucketId', 'machineType', 'vcpuCount', 'memoryGB', 'infiniband', 'valid', 'maxCount', 'activeCount', 'availableCount', 'maxPlacementGroupSize', 'placementGroups']) {
+    for (const key of [
+      'bucketId',
+      'machineType',
+      'vcpuCount',
+      'memoryGB',
+      'infiniband',
+      'valid',
+      'maxCount',
+      'activeCount',
+      'availableCount',
+      'maxPlacementGroupSize',
+      'placementGroups',
+    ]) {
       expect(b).toHaveProperty(key);
     }
   });
@@ -73,8 +96,16 @@ describe('seed end to end: wire status → snapshot → plan', () => {
     const { plan } = await import('../../src/planning/planner.ts');
     const snapshot = toSnapshot('hpc', ClusterStatus.parse(seedStatusBody()), T);
     const p = plan({
-      request: { kind: 'scale', requestId: '463270ca-abcd-1234-98d6-431ee3ef8ed5', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 4, machineTypes: ['Standard_HC44rs'], placementGroupId: 'pg0' }] },
-      snapshot, inFlight: [], backoffs: [], nowMs: T + 1000,
+      request: {
+        kind: 'scale',
+        requestId: '463270ca-abcd-1234-98d6-431ee3ef8ed5',
+        cluster: 'hpc',
+        demands: [{ nodearray: 'ondemand', count: 4, machineTypes: ['Standard_HC44rs'], placementGroupId: 'pg0' }],
+      },
+      snapshot,
+      inFlight: [],
+      backoffs: [],
+      nowMs: T + 1000,
     });
     // The set carries CycleCloud's own spelling of the bucket: it is what CycleCloud listed, so its
     // definition match accepts it whether or not that match ignores case.

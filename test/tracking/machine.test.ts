@@ -42,8 +42,7 @@ function node(name: string, status: string, over: Partial<ObservedNode> = {}): O
 const mpi = (name: string, status: string, over: Partial<ObservedNode> = {}): ObservedNode =>
   node(name, status, { nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'pg-a', ...over });
 
-const ofType = <T extends TrackerAction['type']>(actions: TrackerAction[], type: T) =>
-  actions.filter((a): a is Extract<TrackerAction, { type: T }> => a.type === type);
+const ofType = <T extends TrackerAction['type']>(actions: TrackerAction[], type: T) => actions.filter((a): a is Extract<TrackerAction, { type: T }> => a.type === type);
 
 describe('status mapping', () => {
   it.each([
@@ -111,7 +110,22 @@ describe('create tracking', () => {
   it('attributes nodes to demands in name order across sets', () => {
     // Prepare: one set with two demands (2 + 1), names out of order and a two-digit index.
     const s0 = initialState(
-      createStart({ sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count: 3, added: 3, colocated: false, demands: [{ index: 0, count: 2 }, { index: 1, count: 1 }] }] }),
+      createStart({
+        sets: [
+          {
+            nodearray: 'ondemand',
+            machineType: 'Standard_F32s_v2',
+            placementGroupId: null,
+            count: 3,
+            added: 3,
+            colocated: false,
+            demands: [
+              { index: 0, count: 2 },
+              { index: 1, count: 1 },
+            ],
+          },
+        ],
+      }),
       T0,
     );
     // Act
@@ -226,7 +240,20 @@ describe('colocated gangs', () => {
   it('compensates a gang once, even if more members fail later', () => {
     const s0 = initialState(
       createStart({
-        sets: [{ nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'pg-a', count: 4, added: 4, colocated: true, demands: [{ index: 0, count: 2 }, { index: 1, count: 2 }] }],
+        sets: [
+          {
+            nodearray: 'mpi',
+            machineType: 'Standard_HB120rs_v3',
+            placementGroupId: 'pg-a',
+            count: 4,
+            added: 4,
+            colocated: true,
+            demands: [
+              { index: 0, count: 2 },
+              { index: 1, count: 2 },
+            ],
+          },
+        ],
       }),
       T0,
     );
@@ -258,7 +285,11 @@ describe('colocated gangs', () => {
 
   it('leaves gangs compensated by the submission alone', () => {
     const s0 = initialState(gangStart(), T0);
-    const r = step(s0, { nowMs: T0 + 5_000, nodes: [mpi('mpi-1', 'Failed'), mpi('mpi-2', 'Terminating'), mpi('mpi-3', 'Terminating')], compensated: new Set(['mpi-1', 'mpi-2', 'mpi-3']) });
+    const r = step(s0, {
+      nowMs: T0 + 5_000,
+      nodes: [mpi('mpi-1', 'Failed'), mpi('mpi-2', 'Terminating'), mpi('mpi-3', 'Terminating')],
+      compensated: new Set(['mpi-1', 'mpi-2', 'mpi-3']),
+    });
     expect(ofType(r.actions, 'replan')).toEqual([]);
     expect(ofType(r.actions, 'terminate')).toEqual([]);
   });
@@ -296,19 +327,28 @@ describe('gangs sharing a placement group', () => {
       ],
     });
 
-  it('attributes the group\'s nodes set by set in name order, and a broken gang takes only its own nodes down', () => {
+  it("attributes the group's nodes set by set in name order, and a broken gang takes only its own nodes down", () => {
     const s0 = initialState(shared(), T0);
     const r = step(s0, { nowMs: T0 + 5_000, nodes: [mpi('mpi-3', 'Ready'), mpi('mpi-2', 'Ready'), mpi('mpi-1', 'Failed')] });
-    expect(r.state.nodes.map((n) => [n.name, n.demandIndex])).toEqual([['mpi-3', 1], ['mpi-2', 1], ['mpi-1', 0]]);
+    expect(r.state.nodes.map((n) => [n.name, n.demandIndex])).toEqual([
+      ['mpi-3', 1],
+      ['mpi-2', 1],
+      ['mpi-1', 0],
+    ]);
     expect(ofType(r.actions, 'terminate').map((a) => a.names)).toEqual([['mpi-1']]);
     expect(ofType(r.actions, 'replan').map((a) => [a.demandIndex, a.nodeNames])).toEqual([[0, ['mpi-1']]]);
   });
 
-  it('writes off only the compensated gang of a shared group, still waiting for the other gang\'s nodes', () => {
+  it("writes off only the compensated gang of a shared group, still waiting for the other gang's nodes", () => {
     const s0 = initialState(shared(), T0);
     const r = step(s0, { nowMs: T0 + 5_000, nodes: [], compensated: new Set(['id:id-mpi-1']), compensatedGroups: new Set([gangKey('pg-a', 0)]) });
     expect(r.state.final).toBe(false);
-    const done = step(r.state, { nowMs: T0 + 10_000, nodes: [mpi('mpi-2', 'Ready', { privateIp: '10.0.0.2' }), mpi('mpi-3', 'Ready', { privateIp: '10.0.0.3' })], compensated: new Set(['id:id-mpi-1']), compensatedGroups: new Set([gangKey('pg-a', 0)]) });
+    const done = step(r.state, {
+      nowMs: T0 + 10_000,
+      nodes: [mpi('mpi-2', 'Ready', { privateIp: '10.0.0.2' }), mpi('mpi-3', 'Ready', { privateIp: '10.0.0.3' })],
+      compensated: new Set(['id:id-mpi-1']),
+      compensatedGroups: new Set([gangKey('pg-a', 0)]),
+    });
     expect(done.state.final).toBe(true);
   });
 });
@@ -396,7 +436,12 @@ describe('properties (random status sequences)', () => {
         fc.array(fc.tuple(fc.constantFrom(...STATUSES), fc.constantFrom(...STATUSES), fc.constantFrom(...STATUSES)), { maxLength: 40 }),
         fc.double({ min: 0, max: 0.999, noNaN: true }),
         (colocated, script, jitter) => {
-          const s0 = initialState(colocated ? gangStart() : createStart({ sets: [{ ...createStart().sets[0]!, count: 3, added: 3, demands: [{ index: 0, count: 3 }] }] }), T0, config, jitter);
+          const s0 = initialState(
+            colocated ? gangStart() : createStart({ sets: [{ ...createStart().sets[0]!, count: 3, added: 3, demands: [{ index: 0, count: 3 }] }] }),
+            T0,
+            config,
+            jitter,
+          );
           let s = s0;
           const all: TrackerAction[] = [];
           for (let i = 0; !s.final && i < 100; i++) {

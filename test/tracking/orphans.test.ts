@@ -33,7 +33,14 @@ beforeEach(async () => {
   woken.length = 0;
 });
 
-const deps = () => ({ ledger, cyclecloud: cc, storage, names, state, graceMs: GRACE, tracker: {
+const deps = () => ({
+  ledger,
+  cyclecloud: cc,
+  storage,
+  names,
+  state,
+  graceMs: GRACE,
+  tracker: {
     wake: async (_c: string, id: string) => {
       woken.push(id);
       return true;
@@ -56,7 +63,18 @@ async function accepted(requestId: string, count: number, added: number): Promis
   const request: ScaleRequest = { kind: 'scale', requestId, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count }] };
   await ledger.admit(request, T0);
   await ledger.update(requestId, (e) =>
-    applySubmission(e, { generation: 0, cycleCloudRequestId: `${requestId}-g0`, state: 'accepted', operationId: null, submittedAtMs: T0, sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count, added, message: null, demands: [{ index: 0, count }] }] }, T0),
+    applySubmission(
+      e,
+      {
+        generation: 0,
+        cycleCloudRequestId: `${requestId}-g0`,
+        state: 'accepted',
+        operationId: null,
+        submittedAtMs: T0,
+        sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count, added, message: null, demands: [{ index: 0, count }] }],
+      },
+      T0,
+    ),
   );
 }
 
@@ -85,7 +103,9 @@ describe('orphan nodes', () => {
     });
     const request: ScaleRequest = { kind: 'scale', requestId: 'resolving', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
     await ledger.admit(request, T0);
-    await ledger.update('resolving', (e) => applySubmission(e, { generation: 0, cycleCloudRequestId: 'resolving-g0', state: 'unknown', operationId: null, submittedAtMs: T0, sets: [] }, T0));
+    await ledger.update('resolving', (e) =>
+      applySubmission(e, { generation: 0, cycleCloudRequestId: 'resolving-g0', state: 'unknown', operationId: null, submittedAtMs: T0, sets: [] }, T0),
+    );
     const nodes = [
       node('ondemand-1', 'mine', 'mine-g0'),
       node('ondemand-2', 'mine', 'mine-g0'), // not yet seen by the tracker: its operation is pending
@@ -110,7 +130,10 @@ describe('orphan nodes', () => {
     const result = await reconcileOrphans(deps(), 'hpc', [missed], T0 + GRACE);
     expect(result).toEqual({ unaccounted: 1, adopted: 1, terminated: 0 });
     const e = (await ledger.get('short'))!;
-    expect(e.record.nodes.map((n) => [n.name, n.demand])).toEqual([['ondemand-1', 0], ['ondemand-2', 0]]);
+    expect(e.record.nodes.map((n) => [n.name, n.demand])).toEqual([
+      ['ondemand-1', 0],
+      ['ondemand-2', 0],
+    ]);
     expect(e.record.demands[0]!.ready).toBe(2);
     expect(state.counts.orphanNodesAdopted).toBe(1);
     expect(woken).toEqual(['short-g0']);

@@ -20,8 +20,24 @@ async function request(requestId: string, nodes: Record<string, NodeOutcome>, su
   await ledger.admit({ kind: 'scale', requestId, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: Object.keys(nodes).length }] }, submittedAtMs);
   const count = Object.keys(nodes).length;
   await ledger.update(requestId, (e) => {
-    let x = applySubmission(e, { generation: 0, cycleCloudRequestId: `${requestId}-g0`, state: 'accepted', operationId: `op-${requestId}`, sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count, added: count, message: null, demands: [{ index: 0, count }] }], submittedAtMs }, submittedAtMs);
-    x = applyNodeStates(x, `op-${requestId}`, Object.entries(nodes).map(([name, outcome]) => ({ name, id: `id-${name}`, status: outcome === 'ready' ? 'Ready' : 'Acquiring', demand: 0, outcome })), submittedAtMs);
+    let x = applySubmission(
+      e,
+      {
+        generation: 0,
+        cycleCloudRequestId: `${requestId}-g0`,
+        state: 'accepted',
+        operationId: `op-${requestId}`,
+        sets: [{ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count, added: count, message: null, demands: [{ index: 0, count }] }],
+        submittedAtMs,
+      },
+      submittedAtMs,
+    );
+    x = applyNodeStates(
+      x,
+      `op-${requestId}`,
+      Object.entries(nodes).map(([name, outcome]) => ({ name, id: `id-${name}`, status: outcome === 'ready' ? 'Ready' : 'Acquiring', demand: 0, outcome })),
+      submittedAtMs,
+    );
     const op = x.record.operations[0]!;
     op.state = opState;
     return x;
@@ -46,7 +62,14 @@ function fakes() {
   return { deps, woken, continued, capacity };
 }
 
-const snap = (name: string, status = 'Ready', over: Partial<SnapshotNode> = {}): SnapshotNode => ({ name, id: `id-${name}`, status, nodearray: 'ondemand', machineType: 'Standard_F32s_v2', ...over });
+const snap = (name: string, status = 'Ready', over: Partial<SnapshotNode> = {}): SnapshotNode => ({
+  name,
+  id: `id-${name}`,
+  status,
+  nodearray: 'ondemand',
+  machineType: 'Standard_F32s_v2',
+  ...over,
+});
 
 beforeEach(async () => {
   const names = uniqueNames();

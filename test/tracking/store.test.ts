@@ -8,10 +8,7 @@ const T0 = 1_700_000_000_000;
 let store: TrackerStore;
 
 function record(operationId: string, over: Partial<TrackerRecord> = {}, nextPollAtMs = T0 + 5_000): TrackerRecord {
-  const state = initialState(
-    { cluster: 'hpc', operationId, cycleCloudRequestId: operationId, requestId: 'r', action: 'create', generation: 0, sets: [] },
-    T0,
-  );
+  const state = initialState({ cluster: 'hpc', operationId, cycleCloudRequestId: operationId, requestId: 'r', action: 'create', generation: 0, sets: [] }, T0);
   state.nextPollAtMs = nextPollAtMs;
   return { state, outbox: [], wakeToken: 'w1', leaseUntilMs: 0, ...over };
 }
@@ -75,7 +72,7 @@ describe('TrackerStore', () => {
     expect((await store.get('hpc', 'no-etag'))?.wakeToken).toBe('w1');
   });
 
-  it('lists a cluster\'s active operations from the index, which drops them once final or deleted', async () => {
+  it("lists a cluster's active operations from the index, which drops them once final or deleted", async () => {
     const a = (await store.create({ ...record('idx-a'), state: { ...record('idx-a').state, cluster: 'idx/c' } })).record;
     await store.create({ ...record('idx-b'), state: { ...record('idx-b').state, cluster: 'idx/c' } });
     await store.create({ ...record('idx-c'), state: { ...record('idx-c').state, cluster: 'idx/c2' } });
@@ -89,8 +86,17 @@ describe('TrackerStore', () => {
   it('keeps a record with thousands of nodes in one entity', async () => {
     const r = record('big');
     r.state.nodes = Array.from({ length: 5000 }, (_, i) => ({
-      name: `ondemand-${i}`, id: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, status: 'Ready', outcome: 'ready' as const,
-      statusMessage: null, setIndex: 0, demandIndex: 0, placementGroupId: null, seen: true, terminating: false, changedAtMs: T0,
+      name: `ondemand-${i}`,
+      id: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,
+      status: 'Ready',
+      outcome: 'ready' as const,
+      statusMessage: null,
+      setIndex: 0,
+      demandIndex: 0,
+      placementGroupId: null,
+      seen: true,
+      terminating: false,
+      changedAtMs: T0,
     }));
     await store.create(r);
     expect((await store.get('hpc', 'big'))?.state.nodes).toHaveLength(5000);

@@ -60,21 +60,59 @@ interface Demand {
 /** Admits a one-demand request, creates its nodes in the simulator and records the create as the pipeline would. */
 async function create(requestId: string, d: Demand): Promise<TrackStart> {
   const colocated = d.placementGroupId !== undefined;
-  const message: ScaleRequest = { kind: 'scale', requestId, cluster: 'hpc', demands: [{ nodearray: d.nodearray, count: d.count, machineTypes: [d.machineType], ...(colocated ? { colocated: true, placementGroupId: d.placementGroupId } : {}) }] };
+  const message: ScaleRequest = {
+    kind: 'scale',
+    requestId,
+    cluster: 'hpc',
+    demands: [{ nodearray: d.nodearray, count: d.count, machineTypes: [d.machineType], ...(colocated ? { colocated: true, placementGroupId: d.placementGroupId } : {}) }],
+  };
   await ledger.admit(message, Date.now());
   const cycleCloudRequestId = createRequestId(requestId, 0);
   const res = await client.createNodes('hpc', {
     requestId: cycleCloudRequestId,
     // Tagged as the submission tags every create (src/cyclecloud/tags.ts): the tracker finds the nodes by it.
-    sets: [{ nodearray: d.nodearray, count: d.count, definition: { machineType: d.machineType }, nodeAttributes: markAttributes(undefined, { requestId, cycleCloudRequestId }), ...(colocated ? { placementGroupId: d.placementGroupId } : {}) }],
+    sets: [
+      {
+        nodearray: d.nodearray,
+        count: d.count,
+        definition: { machineType: d.machineType },
+        nodeAttributes: markAttributes(undefined, { requestId, cycleCloudRequestId }),
+        ...(colocated ? { placementGroupId: d.placementGroupId } : {}),
+      },
+    ],
   });
-  const sets = [{ nodearray: d.nodearray, machineType: d.machineType, placementGroupId: d.placementGroupId ?? null, count: d.count, added: res.sets[0]!.added, colocated, demands: [{ index: 0, count: d.count }] }];
-  await ledger.update(requestId, (e) => applySubmission(e, { generation: 0, cycleCloudRequestId, state: 'accepted', operationId: res.operationId, sets: sets.map((s) => ({ ...s, message: null })), submittedAtMs: Date.now() }, Date.now()));
+  const sets = [
+    {
+      nodearray: d.nodearray,
+      machineType: d.machineType,
+      placementGroupId: d.placementGroupId ?? null,
+      count: d.count,
+      added: res.sets[0]!.added,
+      colocated,
+      demands: [{ index: 0, count: d.count }],
+    },
+  ];
+  await ledger.update(requestId, (e) =>
+    applySubmission(
+      e,
+      { generation: 0, cycleCloudRequestId, state: 'accepted', operationId: res.operationId, sets: sets.map((s) => ({ ...s, message: null })), submittedAtMs: Date.now() },
+      Date.now(),
+    ),
+  );
   return { cluster: 'hpc', operationId: res.operationId, cycleCloudRequestId, requestId, action: 'create', generation: 0, sets };
 }
 
 function tracker(config: Partial<TrackerConfig> = {}) {
-  return createTracker({ cyclecloud: client, storage, names, ledger, pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)), now: () => Date.now(), config: { pollMinMs: 0, pollMaxMs: 0, ...config }, logger: logs.logger });
+  return createTracker({
+    cyclecloud: client,
+    storage,
+    names,
+    ledger,
+    pipeline: continuePort(storageQueueSender(storage, names.scaleQueue)),
+    now: () => Date.now(),
+    config: { pollMinMs: 0, pollMaxMs: 0, ...config },
+    logger: logs.logger,
+  });
 }
 
 const pump = (t: ReturnType<typeof tracker>, done: () => Promise<boolean>) =>

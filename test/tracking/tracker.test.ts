@@ -37,8 +37,24 @@ const logs = captureLogs();
 const log = logs.logger;
 
 type Set = TrackStart['sets'][number];
-const looseSet = (added = 2): Set => ({ nodearray: 'ondemand', machineType: 'Standard_F32s_v2', placementGroupId: null, count: 2, added, colocated: false, demands: [{ index: 0, count: 2 }] });
-const gangSet = (): Set => ({ nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', placementGroupId: 'pg-a', count: 3, added: 3, colocated: true, demands: [{ index: 0, count: 3 }] });
+const looseSet = (added = 2): Set => ({
+  nodearray: 'ondemand',
+  machineType: 'Standard_F32s_v2',
+  placementGroupId: null,
+  count: 2,
+  added,
+  colocated: false,
+  demands: [{ index: 0, count: 2 }],
+});
+const gangSet = (): Set => ({
+  nodearray: 'mpi',
+  machineType: 'Standard_HB120rs_v3',
+  placementGroupId: 'pg-a',
+  count: 3,
+  added: 3,
+  colocated: true,
+  demands: [{ index: 0, count: 3 }],
+});
 
 /** Admits a scale request and records its create as accepted, as the pipeline would. */
 async function submitted(requestId: string, operationId: string, sets: Set[], callbackUrl?: string): Promise<TrackStart> {
@@ -122,7 +138,10 @@ describe('tracker', () => {
     await wake(t, 'op-1');
     // Assess
     expect(mid.record.state).toBe('submitted');
-    expect(mid.record.nodes.map((n) => [n.name, n.status, n.demand])).toEqual([['ondemand-1', 'Acquiring', 0], ['ondemand-2', 'Acquiring', 0]]);
+    expect(mid.record.nodes.map((n) => [n.name, n.status, n.demand])).toEqual([
+      ['ondemand-1', 'Acquiring', 0],
+      ['ondemand-2', 'Acquiring', 0],
+    ]);
     const done = await entry('job-1');
     expect(done.record.state).toBe('fulfilled');
     expect(done.record.demands[0]).toMatchObject({ created: 2, ready: 2 });
@@ -130,14 +149,21 @@ describe('tracker', () => {
     expect(t.enqueued).toEqual(['job-1']);
     expect(cc.count('listNodes')).toBe(2);
     const metrics = logs.entries().filter((l) => typeof l.metric === 'string');
-    expect(metrics.map((m) => [m.metric, m.value])).toEqual([['nodes_ready', 2], ['nodes_failed', 0], ['cyclecloud_calls', 2]]);
+    expect(metrics.map((m) => [m.metric, m.value])).toEqual([
+      ['nodes_ready', 2],
+      ['nodes_failed', 0],
+      ['cyclecloud_calls', 2],
+    ]);
     expect((await recordOf('op-1'))?.state.final).toBe(true);
   });
 
   it('at start, compensates a colocated set CycleCloud filled only in part: one terminate under <id>-g0-c by NodeId, tracked', async () => {
     // Prepare: CycleCloud added 2 of the 3 nodes of the gang
     const t = tracker();
-    cc.addCreate('op-20', [1, 2].map((i) => ({ Name: `mpi-${i}`, Template: 'mpi', MachineType: 'Standard_HB120rs_v3', PlacementGroupId: 'pg-a' })));
+    cc.addCreate(
+      'op-20',
+      [1, 2].map((i) => ({ Name: `mpi-${i}`, Template: 'mpi', MachineType: 'Standard_HB120rs_v3', PlacementGroupId: 'pg-a' })),
+    );
     const start = await submitted('job-20', 'op-20', [{ ...gangSet(), added: 2 }]);
     // Act: taken over, then again (a redelivered submission)
     await t.start(start);
@@ -146,18 +172,35 @@ describe('tracker', () => {
     expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toEqual([{ method: 'terminateNodes', names: ['mpi-1', 'mpi-2'], requestId: 'job-20-g0-c' }]);
     const e = await entry('job-20');
     expect(e.compensations).toEqual([
-      expect.objectContaining({ demandIndex: 0, placementGroupId: 'pg-a', nodeNames: ['mpi-1', 'mpi-2'], nodeKeys: ['id:id-mpi-1', 'id:id-mpi-2'], added: 2, cycleCloudRequestId: 'job-20-g0-c', operationId: expect.stringMatching(/^term-/) }),
+      expect.objectContaining({
+        demandIndex: 0,
+        placementGroupId: 'pg-a',
+        nodeNames: ['mpi-1', 'mpi-2'],
+        nodeKeys: ['id:id-mpi-1', 'id:id-mpi-2'],
+        added: 2,
+        cycleCloudRequestId: 'job-20-g0-c',
+        operationId: expect.stringMatching(/^term-/),
+      }),
     ]);
     expect(e.record.demands[0]!.reason).toContain('added only 2 of 3');
-    expect(e.record.operations.map((o) => [o.cycleCloudRequestId, o.action])).toEqual([['job-20-g0', 'create'], ['job-20-g0-c', 'terminate']]);
+    expect(e.record.operations.map((o) => [o.cycleCloudRequestId, o.action])).toEqual([
+      ['job-20-g0', 'create'],
+      ['job-20-g0-c', 'terminate'],
+    ]);
     const term = await recordOf(e.compensations![0]!.operationId!);
-    expect(term?.state.nodes.map((n) => [n.name, n.id])).toEqual([['mpi-1', 'id-mpi-1'], ['mpi-2', 'id-mpi-2']]);
+    expect(term?.state.nodes.map((n) => [n.name, n.id])).toEqual([
+      ['mpi-1', 'id-mpi-1'],
+      ['mpi-2', 'id-mpi-2'],
+    ]);
   });
 
   it('terminates a colocated set with a failed node and asks for a re-plan', async () => {
     // Prepare
     const t = tracker();
-    cc.addCreate('op-2', [1, 2, 3].map((i) => ({ Name: `mpi-${i}`, Template: 'mpi', MachineType: 'Standard_HB120rs_v3', PlacementGroupId: 'pg-a' })));
+    cc.addCreate(
+      'op-2',
+      [1, 2, 3].map((i) => ({ Name: `mpi-${i}`, Template: 'mpi', MachineType: 'Standard_HB120rs_v3', PlacementGroupId: 'pg-a' })),
+    );
     await t.start(await submitted('job-2', 'op-2', [gangSet()]));
     cc.set('mpi-1', { Status: 'Ready' });
     cc.set('mpi-2', { Status: 'Failed', StatusMessage: 'OSProvisioningTimedOut' });
@@ -195,7 +238,9 @@ describe('tracker', () => {
     clock = T0 + 60_000;
     await wake(t, 'op-3');
     // Assess
-    expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toEqual([{ method: 'terminateNodes', names: ['ondemand-2'], requestId: trackerTerminateRequestId('job-3', 0, 'to') }]);
+    expect(cc.calls.filter((c) => c.method === 'terminateNodes')).toEqual([
+      { method: 'terminateNodes', names: ['ondemand-2'], requestId: trackerTerminateRequestId('job-3', 0, 'to') },
+    ]);
     const e = await entry('job-3');
     expect(outcomeByName(e, 'ondemand-2')).toBe('timed_out');
     expect(e.record.nodes.find((n) => n.name === 'ondemand-2')?.status).toBe(TIMED_OUT_STATUS);
@@ -230,7 +275,10 @@ describe('tracker', () => {
   it('keeps the terminate of a timed-out node pending until CycleCloud no longer has the node', async () => {
     // Prepare: ondemand-2 times out and is being terminated (still Terminating at the terminate's first poll)
     const t = tracker({}, { bootTimeoutMs: 60_000 });
-    cc.addCreate('op-8', [{ Name: 'ondemand-1', Status: 'Ready' }, { Name: 'ondemand-2', Status: 'Preparing' }]);
+    cc.addCreate('op-8', [
+      { Name: 'ondemand-1', Status: 'Ready' },
+      { Name: 'ondemand-2', Status: 'Preparing' },
+    ]);
     await t.start(await submitted('job-8', 'op-8', [looseSet()]));
     clock = T0 + 60_000;
     await wake(t, 'op-8');
@@ -251,7 +299,10 @@ describe('tracker', () => {
   it('absorbs a CycleCloud outage during a boot-timeout terminate: the wake-up completes and the terminate is retried after a backoff', async () => {
     // Prepare: ondemand-2 misses its boot deadline while CycleCloud answers the terminate with 503
     const t = tracker({}, { bootTimeoutMs: 60_000 });
-    cc.addCreate('op-9', [{ Name: 'ondemand-1', Status: 'Ready' }, { Name: 'ondemand-2', Status: 'Preparing' }]);
+    cc.addCreate('op-9', [
+      { Name: 'ondemand-1', Status: 'Ready' },
+      { Name: 'ondemand-2', Status: 'Preparing' },
+    ]);
     await t.start(await submitted('job-9', 'op-9', [looseSet()]));
     cc.faults.terminateNodes = [new CycleCloudError('CC_UNAVAILABLE', 'HTTP 503', { status: 503, ambiguous: false })];
     clock = T0 + 60_000;
@@ -349,7 +400,13 @@ describe('tracker', () => {
     await t.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc\ud800', cycleCloudRequestId: 'x' }, { dequeueCount: 1 }, log);
     await t.handleTrackerMessage({ $tracker: 'poll', cluster: 'hpc', cycleCloudRequestId: 'x'.repeat(600) }, { dequeueCount: 1 }, log);
     expect(cc.calls).toEqual([]);
-    expect(logs.entries().map((l) => l.msg)).toEqual(['tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up', 'wake-up for an unknown operation dropped', 'tracker message ignored: not a wake-up', 'tracker message ignored: not a wake-up']);
+    expect(logs.entries().map((l) => l.msg)).toEqual([
+      'tracker message ignored: not a wake-up',
+      'tracker message ignored: not a wake-up',
+      'wake-up for an unknown operation dropped',
+      'tracker message ignored: not a wake-up',
+      'tracker message ignored: not a wake-up',
+    ]);
   });
 
   it('keeps at most one poll in flight: two wake-ups at once make one CycleCloud call', async () => {
@@ -418,7 +475,15 @@ describe('tracker end to end over the queues', () => {
   it('pumps wake-ups until Ready and delivers a signed callback', async () => {
     // Prepare: real clock, zero poll delays so queue visibility does not slow the test.
     clock = Date.now();
-    const callbacks = createCallbackSender({ storage, names, ledger, signingSecret: async () => SECRET, now: () => Date.now(), logger: log, target: { allowedHosts: [], localDevelopment: true } });
+    const callbacks = createCallbackSender({
+      storage,
+      names,
+      ledger,
+      signingSecret: async () => SECRET,
+      now: () => Date.now(),
+      logger: log,
+      target: { allowedHosts: [], localDevelopment: true },
+    });
     const t = tracker({ callbacks, now: () => Date.now() }, { pollMinMs: 0, pollMaxMs: 0 });
     cc.addCreate('op-9', [{ Name: 'ondemand-1' }, { Name: 'ondemand-2' }]);
     await t.start(await submitted('job-9', 'op-9', [looseSet()], rx.url));

@@ -89,7 +89,8 @@
     if (res.status === 401 && !retried) {
       const problem = await res.json().catch(() => ({}));
       // A refused signature is not a key problem: asking for a key again would not help.
-      if (problem.code !== 'HTTP_SIGNATURE' && (await askKey(key ? 'The API refused the key: enter a valid function key.' : 'Enter the function key to read the API.'))) return api(path, init, true);
+      if (problem.code !== 'HTTP_SIGNATURE' && (await askKey(key ? 'The API refused the key: enter a valid function key.' : 'Enter the function key to read the API.')))
+        return api(path, init, true);
       throw new ApiError(401, problem.detail || 'the API refused the request (401)');
     }
     const body = await res.json().catch(() => null);
@@ -187,32 +188,67 @@
         'span',
         { class: 'group', 'data-group': g.name },
         h('span', { class: 'mono', text: g.name }),
-        h('span', { class: 'mini', role: 'img', 'aria-label': `${g.activeCount} active, ${g.inFlight} in flight of ${b.maxPlacementGroupSize}` },
+        h(
+          'span',
+          { class: 'mini', role: 'img', 'aria-label': `${g.activeCount} active, ${g.inFlight} in flight of ${b.maxPlacementGroupSize}` },
           h('span', { class: 'seg-used', style: { width: `${(g.activeCount / Math.max(1, b.maxPlacementGroupSize)) * 100}%` } }),
-          h('span', { class: 'seg-inflight', style: { width: `${Math.max(0, fill - g.activeCount / Math.max(1, b.maxPlacementGroupSize)) * 100}%` } })),
+          h('span', { class: 'seg-inflight', style: { width: `${Math.max(0, fill - g.activeCount / Math.max(1, b.maxPlacementGroupSize)) * 100}%` } }),
+        ),
         h('span', { text: `${g.activeCount + g.inFlight}/${b.maxPlacementGroupSize}` }),
       );
     });
     return h(
       'div',
       { class: 'bucket', 'data-bucket': `${na.name}/${b.machineType}`, 'data-used': b.activeCount, 'data-inflight': b.inFlight, 'data-available': b.availableCount },
-      h('div', { class: 'bucket-name' }, b.machineType, ' ', h('span', { class: 'muted', text: `${b.vcpuCount} vCPU · ${Math.round(b.memoryGB)} GB${b.infiniband ? ' · InfiniBand' : ''}` }), b.valid ? null : [' ', h('span', { class: 'badge bad', text: 'invalid' })]),
+      h(
+        'div',
+        { class: 'bucket-name' },
+        b.machineType,
+        ' ',
+        h('span', { class: 'muted', text: `${b.vcpuCount} vCPU · ${Math.round(b.memoryGB)} GB${b.infiniband ? ' · InfiniBand' : ''}` }),
+        b.valid ? null : [' ', h('span', { class: 'badge bad', text: 'invalid' })],
+      ),
       bar(b),
-      h('div', { class: 'numbers' },
-        h('b', { text: num(b.activeCount) }), ' used · ', h('b', { text: num(b.inFlight) }), ' in flight · ', h('b', { text: num(b.availableCount) }), ' available · max ', num(b.maxCount), ' · quota ', num(b.quotaCount),
-        b.infiniband || b.placementGroups.length ? ` · placement groups hold ${b.maxPlacementGroupSize}` : ''),
-      b.backoff ? h('div', { class: 'backoff', 'data-backoff': '' }, h('b', { text: `Backing off for ${duration(b.backoff.secondsLeft)}` }), ` (until ${clock(b.backoff.until)}): ${b.backoff.reason}`) : null,
+      h(
+        'div',
+        { class: 'numbers' },
+        h('b', { text: num(b.activeCount) }),
+        ' used · ',
+        h('b', { text: num(b.inFlight) }),
+        ' in flight · ',
+        h('b', { text: num(b.availableCount) }),
+        ' available · max ',
+        num(b.maxCount),
+        ' · quota ',
+        num(b.quotaCount),
+        b.infiniband || b.placementGroups.length ? ` · placement groups hold ${b.maxPlacementGroupSize}` : '',
+      ),
+      b.backoff
+        ? h(
+            'div',
+            { class: 'backoff', 'data-backoff': '' },
+            h('b', { text: `Backing off for ${duration(b.backoff.secondsLeft)}` }),
+            ` (until ${clock(b.backoff.until)}): ${b.backoff.reason}`,
+          )
+        : null,
       groups.length ? h('div', { class: 'groups', 'aria-label': 'Placement groups' }, groups) : null,
     );
   }
 
   function clustersView() {
     const region = h('div');
-    view.append(h('h1', { text: 'Clusters' }),
-      h('div', { class: 'legend', 'aria-hidden': 'true' },
-        h('span', {}, h('i', { class: 'seg-used' }), 'used'), h('span', {}, h('i', { class: 'seg-inflight' }), 'in flight (asked since the snapshot)'),
-        h('span', {}, h('i', { class: 'seg-avail' }), 'available'), h('span', {}, h('i', { class: 'quota-mark', style: { position: 'static', display: 'inline-block' } }), 'quota')),
-      region);
+    view.append(
+      h('h1', { text: 'Clusters' }),
+      h(
+        'div',
+        { class: 'legend', 'aria-hidden': 'true' },
+        h('span', {}, h('i', { class: 'seg-used' }), 'used'),
+        h('span', {}, h('i', { class: 'seg-inflight' }), 'in flight (asked since the snapshot)'),
+        h('span', {}, h('i', { class: 'seg-avail' }), 'available'),
+        h('span', {}, h('i', { class: 'quota-mark', style: { position: 'static', display: 'inline-block' } }), 'quota'),
+      ),
+      region,
+    );
     return {
       title: 'Clusters',
       async update() {
@@ -220,16 +256,38 @@
         const names = (health.clusters || []).map((c) => c.cluster);
         const caps = await Promise.all(names.map((n) => api(`/clusters/${encodeURIComponent(n)}/capacity`).catch((e) => ({ cluster: n, error: e }))));
         if (!names.length) return swap(region, h('p', { class: 'panel', text: 'No cluster yet: the snapshot timer has not read any cluster.' }));
-        swap(region, caps.map((c) => {
-          if (c.error) return h('section', { class: 'panel', 'data-cluster': c.cluster }, h('h2', { text: c.cluster }), h('p', { class: 'muted', text: c.error.status === 404 ? 'No snapshot yet.' : c.error.message }));
-          return h('section', { class: 'panel', 'data-cluster': c.cluster, 'aria-labelledby': `cl-${c.cluster}` },
-            h('div', { class: 'panel-head' },
-              h('h2', { id: `cl-${c.cluster}`, text: c.cluster }),
-              h('span', { class: `badge ${c.stale ? 'bad' : 'ok'}`, 'data-stale': String(c.stale), text: c.stale ? 'stale' : 'fresh' }),
-              h('span', { class: 'muted', text: `snapshot ${duration(c.ageSeconds)} old (${clock(c.takenAt)})` }),
-              c.paused ? h('span', { class: 'badge bad', text: 'scale-out paused' }) : null),
-            c.nodearrays.map((na) => [h('h3', { text: `${na.name} · max ${na.maxCount}` }), h('div', { class: 'buckets' }, na.buckets.map((b) => bucketRow(na, b)))]));
-        }));
+        swap(
+          region,
+          caps.map((c) => {
+            if (c.error)
+              return h(
+                'section',
+                { class: 'panel', 'data-cluster': c.cluster },
+                h('h2', { text: c.cluster }),
+                h('p', { class: 'muted', text: c.error.status === 404 ? 'No snapshot yet.' : c.error.message }),
+              );
+            return h(
+              'section',
+              { class: 'panel', 'data-cluster': c.cluster, 'aria-labelledby': `cl-${c.cluster}` },
+              h(
+                'div',
+                { class: 'panel-head' },
+                h('h2', { id: `cl-${c.cluster}`, text: c.cluster }),
+                h('span', { class: `badge ${c.stale ? 'bad' : 'ok'}`, 'data-stale': String(c.stale), text: c.stale ? 'stale' : 'fresh' }),
+                h('span', { class: 'muted', text: `snapshot ${duration(c.ageSeconds)} old (${clock(c.takenAt)})` }),
+                c.paused ? h('span', { class: 'badge bad', text: 'scale-out paused' }) : null,
+              ),
+              c.nodearrays.map((na) => [
+                h('h3', { text: `${na.name} · max ${na.maxCount}` }),
+                h(
+                  'div',
+                  { class: 'buckets' },
+                  na.buckets.map((b) => bucketRow(na, b)),
+                ),
+              ]),
+            );
+          }),
+        );
       },
     };
   }
@@ -238,13 +296,32 @@
   function requestsView(query) {
     const filters = { state: query.get('state') || '', cluster: query.get('cluster') || '', q: query.get('q') || '' };
     let cursors = [];
-    const stateSel = h('select', { id: 'f-state', name: 'state' }, h('option', { value: '', text: 'All states' }), h('option', { value: OPEN, text: 'Open (queued, planning, submitted)' }), STATES.map((s) => h('option', { value: s, text: s.replace('_', ' ') })));
+    const stateSel = h(
+      'select',
+      { id: 'f-state', name: 'state' },
+      h('option', { value: '', text: 'All states' }),
+      h('option', { value: OPEN, text: 'Open (queued, planning, submitted)' }),
+      STATES.map((s) => h('option', { value: s, text: s.replace('_', ' ') })),
+    );
     const clusterSel = h('select', { id: 'f-cluster', name: 'cluster' }, h('option', { value: '', text: 'All clusters' }));
     const search = h('input', { id: 'f-q', name: 'q', type: 'search', placeholder: 'request id or job id', autocomplete: 'off', spellcheck: 'false' });
     stateSel.value = filters.state;
     search.value = filters.q;
-    const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => { e.preventDefault(); apply(); } },
-      h('label', { for: 'f-state' }, 'State', stateSel), h('label', { for: 'f-cluster' }, 'Cluster', clusterSel), h('label', { for: 'f-q' }, 'Search', search), h('button', { type: 'submit', text: 'Apply' }));
+    const form = h(
+      'form',
+      {
+        class: 'filters',
+        role: 'search',
+        onsubmit: (e) => {
+          e.preventDefault();
+          apply();
+        },
+      },
+      h('label', { for: 'f-state' }, 'State', stateSel),
+      h('label', { for: 'f-cluster' }, 'Cluster', clusterSel),
+      h('label', { for: 'f-q' }, 'Search', search),
+      h('button', { type: 'submit', text: 'Apply' }),
+    );
     stateSel.addEventListener('change', () => apply());
     clusterSel.addEventListener('change', () => apply());
     const region = h('div');
@@ -263,16 +340,50 @@
 
     function table(items) {
       if (!items.length) return h('p', { class: 'panel', text: filters.q ? `No request matches "${filters.q}".` : 'No request matches these filters.' });
-      return h('div', { class: 'table-wrap' }, h('table', { class: 'stack', 'aria-label': 'Requests, newest first' },
-        h('thead', {}, h('tr', {}, ['Request', 'State', 'Cluster', 'Demands', 'Ready', 'Age', 'Reason'].map((t, i) => h('th', { scope: 'col', class: i === 3 || i === 4 ? 'num' : null, text: t })))),
-        h('tbody', {}, items.map((r) => h('tr', { 'data-request-id': r.requestId },
-          h('td', { 'data-label': 'Request' }, h('a', { href: `#/requests/${encodeURIComponent(r.requestId)}`, class: 'mono', 'data-focus': `req:${r.requestId}`, text: r.requestId }), r.jobIds.length ? h('div', { class: 'muted', text: `job ${r.jobIds.slice(0, 3).join(', ')}${r.jobIds.length > 3 ? '…' : ''}` }) : null),
-          h('td', { 'data-label': 'State' }, stateBadge(r.state)),
-          h('td', { 'data-label': 'Cluster', text: r.cluster || dash }),
-          h('td', { 'data-label': 'Demands', class: 'num', text: num(r.demands) }),
-          h('td', { 'data-label': 'Ready', class: 'num', 'data-ready': `${r.ready}/${r.requested}`, text: r.kind === 'terminate' ? dash : `${num(r.ready)} / ${num(r.requested)}` }),
-          h('td', { 'data-label': 'Age', title: clock(r.createdAt), text: duration((Date.now() - Date.parse(r.createdAt)) / 1000) }),
-          h('td', { 'data-label': 'Reason', class: r.reason ? 'reason' : 'reason empty', text: r.reason || '' }))))));
+      return h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { class: 'stack', 'aria-label': 'Requests, newest first' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Request', 'State', 'Cluster', 'Demands', 'Ready', 'Age', 'Reason'].map((t, i) => h('th', { scope: 'col', class: i === 3 || i === 4 ? 'num' : null, text: t })),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            items.map((r) =>
+              h(
+                'tr',
+                { 'data-request-id': r.requestId },
+                h(
+                  'td',
+                  { 'data-label': 'Request' },
+                  h('a', { href: `#/requests/${encodeURIComponent(r.requestId)}`, class: 'mono', 'data-focus': `req:${r.requestId}`, text: r.requestId }),
+                  r.jobIds.length ? h('div', { class: 'muted', text: `job ${r.jobIds.slice(0, 3).join(', ')}${r.jobIds.length > 3 ? '…' : ''}` }) : null,
+                ),
+                h('td', { 'data-label': 'State' }, stateBadge(r.state)),
+                h('td', { 'data-label': 'Cluster', text: r.cluster || dash }),
+                h('td', { 'data-label': 'Demands', class: 'num', text: num(r.demands) }),
+                h('td', {
+                  'data-label': 'Ready',
+                  class: 'num',
+                  'data-ready': `${r.ready}/${r.requested}`,
+                  text: r.kind === 'terminate' ? dash : `${num(r.ready)} / ${num(r.requested)}`,
+                }),
+                h('td', { 'data-label': 'Age', title: clock(r.createdAt), text: duration((Date.now() - Date.parse(r.createdAt)) / 1000) }),
+                h('td', { 'data-label': 'Reason', class: r.reason ? 'reason' : 'reason empty', text: r.reason || '' }),
+              ),
+            ),
+          ),
+        ),
+      );
     }
 
     return {
@@ -289,10 +400,32 @@
         for (const c of [...known].sort()) if (!have.has(c)) clusterSel.append(h('option', { value: c, text: c }));
         clusterSel.value = filters.cluster;
         swap(region, table(page.items));
-        swap(pager,
-          cursors.length ? h('button', { type: 'button', 'data-focus': 'newest', onclick: () => { cursors = []; refresh(); }, text: '← Newest' }) : null,
-          page.nextCursor ? h('button', { type: 'button', 'data-focus': 'older', onclick: () => { cursors.push(page.nextCursor); refresh(); }, text: 'Older →' }) : null,
-          h('span', { class: 'muted', text: `${page.items.length} shown${cursors.length ? ` · page ${cursors.length + 1}` : ''}` }));
+        swap(
+          pager,
+          cursors.length
+            ? h('button', {
+                type: 'button',
+                'data-focus': 'newest',
+                onclick: () => {
+                  cursors = [];
+                  refresh();
+                },
+                text: '← Newest',
+              })
+            : null,
+          page.nextCursor
+            ? h('button', {
+                type: 'button',
+                'data-focus': 'older',
+                onclick: () => {
+                  cursors.push(page.nextCursor);
+                  refresh();
+                },
+                text: 'Older →',
+              })
+            : null,
+          h('span', { class: 'muted', text: `${page.items.length} shown${cursors.length ? ` · page ${cursors.length + 1}` : ''}` }),
+        );
       },
       focusSearch: () => search.focus(),
     };
@@ -303,33 +436,139 @@
     const region = h('div');
     view.append(h('p', {}, h('a', { href: '#/requests', text: '← All requests' })), region);
     const tableOf = (label, heads, rows) =>
-      h('div', { class: 'table-wrap' }, h('table', { 'aria-label': label }, h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: heads.length, class: 'muted', text: 'none' })))));
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { 'aria-label': label },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              heads.map((t) => h('th', { scope: 'col', text: t })),
+            ),
+          ),
+          h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: heads.length, class: 'muted', text: 'none' }))),
+        ),
+      );
     return {
       title: requestId,
       async update() {
-        const [r, t] = await Promise.all([api(`/scale-requests/${encodeURIComponent(requestId)}`), api(`/scale-requests/${encodeURIComponent(requestId)}/timeline`).catch(() => null)]);
+        const [r, t] = await Promise.all([
+          api(`/scale-requests/${encodeURIComponent(requestId)}`),
+          api(`/scale-requests/${encodeURIComponent(requestId)}/timeline`).catch(() => null),
+        ]);
         const events = [
           ...(t?.transitions || []).map((x) => ({ at: x.at, what: [stateBadge(x.state), ` ${x.ready} node${x.ready === 1 ? '' : 's'} ready`] })),
-          ...(t?.attempts || []).map((x) => ({ at: x.at, what: [`CycleCloud create `, h('span', { class: 'mono', text: x.cycleCloudRequestId }), ` for ${x.nodes} node${x.nodes === 1 ? '' : 's'}: ${x.state}`] })),
-          ...(t?.compensations || []).map((x) => ({ at: x.at, what: `Compensated ${x.nodes} node(s) of demand ${x.demand}${x.placementGroupId ? ` in ${x.placementGroupId}` : ''}: ${x.reason}` })),
+          ...(t?.attempts || []).map((x) => ({
+            at: x.at,
+            what: [`CycleCloud create `, h('span', { class: 'mono', text: x.cycleCloudRequestId }), ` for ${x.nodes} node${x.nodes === 1 ? '' : 's'}: ${x.state}`],
+          })),
+          ...(t?.compensations || []).map((x) => ({
+            at: x.at,
+            what: `Compensated ${x.nodes} node(s) of demand ${x.demand}${x.placementGroupId ? ` in ${x.placementGroupId}` : ''}: ${x.reason}`,
+          })),
         ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-        swap(region,
+        swap(
+          region,
           h('h1', { class: 'mono', text: r.requestId }),
-          h('section', { class: 'panel' }, h('dl', { class: 'kv' },
-            h('dt', { text: 'State' }), h('dd', { id: 'request-state' }, stateBadge(r.state)),
-            h('dt', { text: 'Cluster' }), h('dd', { text: `${r.cluster || dash} · ${r.kind}` }),
-            h('dt', { text: 'Created' }), h('dd', { text: `${clock(r.createdAt)} (${ago(r.createdAt)})` }),
-            h('dt', { text: 'Updated' }), h('dd', { text: `${clock(r.updatedAt)} (${ago(r.updatedAt)})` }),
-            h('dt', { text: 'Reason' }), h('dd', { text: r.reason || dash }),
-            r.errors?.length ? [h('dt', { text: 'Errors' }), h('dd', {}, r.errors.map((e) => h('div', { class: 'mono', text: `${e.path}: ${e.message}` })))] : null)),
-          h('div', { class: 'grid2' },
-            h('section', { 'aria-labelledby': 'h-timeline' }, h('h3', { id: 'h-timeline', text: 'Timeline' }), h('ol', { class: 'timeline panel', 'data-timeline': '' }, events.map((e) => h('li', {}, h('time', { datetime: e.at, text: clock(e.at) }), e.what)))),
-            h('section', { 'aria-labelledby': 'h-demands' }, h('h3', { id: 'h-demands', text: 'Demands' }),
-              tableOf('Demands', ['#', 'Job', 'Ready', 'Created', 'Machine type', 'Placement group', 'Reason'], r.demands.map((d) => h('tr', { 'data-demand': d.index }, h('td', { text: d.index }), h('td', { text: d.jobId ?? dash }), h('td', { text: `${d.ready} / ${d.requested}` }), h('td', { text: d.created }), h('td', { text: d.machineType ?? dash }), h('td', { class: 'mono', text: d.placementGroupId ?? dash }), h('td', { class: 'reason', text: d.reason ?? '' })))))),
+          h(
+            'section',
+            { class: 'panel' },
+            h(
+              'dl',
+              { class: 'kv' },
+              h('dt', { text: 'State' }),
+              h('dd', { id: 'request-state' }, stateBadge(r.state)),
+              h('dt', { text: 'Cluster' }),
+              h('dd', { text: `${r.cluster || dash} · ${r.kind}` }),
+              h('dt', { text: 'Created' }),
+              h('dd', { text: `${clock(r.createdAt)} (${ago(r.createdAt)})` }),
+              h('dt', { text: 'Updated' }),
+              h('dd', { text: `${clock(r.updatedAt)} (${ago(r.updatedAt)})` }),
+              h('dt', { text: 'Reason' }),
+              h('dd', { text: r.reason || dash }),
+              r.errors?.length
+                ? [
+                    h('dt', { text: 'Errors' }),
+                    h(
+                      'dd',
+                      {},
+                      r.errors.map((e) => h('div', { class: 'mono', text: `${e.path}: ${e.message}` })),
+                    ),
+                  ]
+                : null,
+            ),
+          ),
+          h(
+            'div',
+            { class: 'grid2' },
+            h(
+              'section',
+              { 'aria-labelledby': 'h-timeline' },
+              h('h3', { id: 'h-timeline', text: 'Timeline' }),
+              h(
+                'ol',
+                { class: 'timeline panel', 'data-timeline': '' },
+                events.map((e) => h('li', {}, h('time', { datetime: e.at, text: clock(e.at) }), e.what)),
+              ),
+            ),
+            h(
+              'section',
+              { 'aria-labelledby': 'h-demands' },
+              h('h3', { id: 'h-demands', text: 'Demands' }),
+              tableOf(
+                'Demands',
+                ['#', 'Job', 'Ready', 'Created', 'Machine type', 'Placement group', 'Reason'],
+                r.demands.map((d) =>
+                  h(
+                    'tr',
+                    { 'data-demand': d.index },
+                    h('td', { text: d.index }),
+                    h('td', { text: d.jobId ?? dash }),
+                    h('td', { text: `${d.ready} / ${d.requested}` }),
+                    h('td', { text: d.created }),
+                    h('td', { text: d.machineType ?? dash }),
+                    h('td', { class: 'mono', text: d.placementGroupId ?? dash }),
+                    h('td', { class: 'reason', text: d.reason ?? '' }),
+                  ),
+                ),
+              ),
+            ),
+          ),
           h('h3', { text: 'Operations' }),
-          tableOf('Operations', ['Operation', 'CycleCloud request id', 'State'], r.operations.map((o) => h('tr', {}, h('td', { class: 'mono', text: o.operationId ?? 'lost answer: followed by request id' }), h('td', { class: 'mono', text: o.cycleCloudRequestId }), h('td', { text: o.state })))),
+          tableOf(
+            'Operations',
+            ['Operation', 'CycleCloud request id', 'State'],
+            r.operations.map((o) =>
+              h(
+                'tr',
+                {},
+                h('td', { class: 'mono', text: o.operationId ?? 'lost answer: followed by request id' }),
+                h('td', { class: 'mono', text: o.cycleCloudRequestId }),
+                h('td', { text: o.state }),
+              ),
+            ),
+          ),
           h('h3', { text: `Nodes (${r.nodes.length})` }),
-          tableOf('Nodes', ['Name', 'Status', 'Demand', 'Node id'], r.nodes.map((n) => h('tr', { 'data-node': n.name }, h('td', { class: 'mono', text: n.name }), h('td', { text: n.status }), h('td', { text: n.demand ?? dash }), h('td', { class: 'mono muted', text: n.id ?? dash })))));
+          tableOf(
+            'Nodes',
+            ['Name', 'Status', 'Demand', 'Node id'],
+            r.nodes.map((n) =>
+              h(
+                'tr',
+                { 'data-node': n.name },
+                h('td', { class: 'mono', text: n.name }),
+                h('td', { text: n.status }),
+                h('td', { text: n.demand ?? dash }),
+                h('td', { class: 'mono muted', text: n.id ?? dash }),
+              ),
+            ),
+          ),
+        );
       },
     };
   }
@@ -357,10 +596,24 @@
       }
     }
     function renderSwitch() {
-      swap(switchRegion,
+      swap(
+        switchRegion,
         h('h2', { id: 'h-switch', text: 'Scale-out' }),
-        h('button', { type: 'button', role: 'switch', id: 'pause-switch', 'data-focus': 'pause', 'aria-checked': String(paused === true), disabled: paused === null, onclick: flip, text: paused ? 'Paused: resume' : 'Running: pause' }),
-        h('span', { class: 'muted', text: paused ? 'New scale requests are accepted and wait; terminates still run.' : 'Requests are planned and sent to CycleCloud as they arrive.' }));
+        h('button', {
+          type: 'button',
+          role: 'switch',
+          id: 'pause-switch',
+          'data-focus': 'pause',
+          'aria-checked': String(paused === true),
+          disabled: paused === null,
+          onclick: flip,
+          text: paused ? 'Paused: resume' : 'Running: pause',
+        }),
+        h('span', {
+          class: 'muted',
+          text: paused ? 'New scale requests are accepted and wait; terminates still run.' : 'Requests are planned and sent to CycleCloud as they arrive.',
+        }),
+      );
     }
     const card = (label, value, attr) => h('div', { class: 'card', 'data-card': attr }, h('dt', { text: label }), h('dd', { text: value }));
     const val = (v) => (v === undefined || v === null ? dash : num(v));
@@ -371,8 +624,11 @@
         paused = state ? state.paused : health.paused;
         renderSwitch();
         const orphans = health.orphans || {};
-        swap(region,
-          h('dl', { class: 'cards' },
+        swap(
+          region,
+          h(
+            'dl',
+            { class: 'cards' },
             card('Status', health.status, 'status'),
             card('Storage', health.storage?.reachable ? 'reachable' : 'unreachable', 'storage'),
             card('Queue depth', val(health.queue?.depth), 'queue'),
@@ -380,12 +636,64 @@
             card('Rejected messages', val(health.rejectedMessages), 'rejected'),
             card('Orphans adopted', val(orphans.adopted), 'orphans-adopted'),
             card('Orphans terminated', val(orphans.terminated), 'orphans-terminated'),
-            card('Over-ask', val(health.overAsk), 'over-ask')),
+            card('Over-ask', val(health.overAsk), 'over-ask'),
+          ),
           h('h3', { text: 'Snapshots' }),
-          h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Snapshots per cluster' },
-            h('thead', {}, h('tr', {}, ['Cluster', 'Snapshot age', 'Taken at', 'Stale', 'Failed reads in a row'].map((t) => h('th', { scope: 'col', text: t })))),
-            h('tbody', {}, (health.clusters || []).map((c) => h('tr', {}, h('td', { text: c.cluster }), h('td', { text: c.ageSeconds === null ? 'never read' : duration(c.ageSeconds) }), h('td', { text: clock(c.takenAt) }), h('td', {}, h('span', { class: `badge ${c.stale ? 'bad' : 'ok'}`, text: c.stale ? 'stale' : 'fresh' })), h('td', { class: 'num', text: c.consecutiveFailures })))))),
-          counters ? [h('h3', { text: 'Counters' }), h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Counters' }, h('tbody', {}, Object.keys(counters.counters).length ? Object.entries(counters.counters).sort().map(([k, v]) => h('tr', {}, h('th', { scope: 'row', text: k }), h('td', { class: 'num', text: num(v) }))) : h('tr', {}, h('td', { class: 'muted', text: 'no counter yet' })))))] : null);
+          h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              { 'aria-label': 'Snapshots per cluster' },
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Cluster', 'Snapshot age', 'Taken at', 'Stale', 'Failed reads in a row'].map((t) => h('th', { scope: 'col', text: t })),
+                ),
+              ),
+              h(
+                'tbody',
+                {},
+                (health.clusters || []).map((c) =>
+                  h(
+                    'tr',
+                    {},
+                    h('td', { text: c.cluster }),
+                    h('td', { text: c.ageSeconds === null ? 'never read' : duration(c.ageSeconds) }),
+                    h('td', { text: clock(c.takenAt) }),
+                    h('td', {}, h('span', { class: `badge ${c.stale ? 'bad' : 'ok'}`, text: c.stale ? 'stale' : 'fresh' })),
+                    h('td', { class: 'num', text: c.consecutiveFailures }),
+                  ),
+                ),
+              ),
+            ),
+          ),
+          counters
+            ? [
+                h('h3', { text: 'Counters' }),
+                h(
+                  'div',
+                  { class: 'table-wrap' },
+                  h(
+                    'table',
+                    { 'aria-label': 'Counters' },
+                    h(
+                      'tbody',
+                      {},
+                      Object.keys(counters.counters).length
+                        ? Object.entries(counters.counters)
+                            .sort()
+                            .map(([k, v]) => h('tr', {}, h('th', { scope: 'row', text: k }), h('td', { class: 'num', text: num(v) })))
+                        : h('tr', {}, h('td', { class: 'muted', text: 'no counter yet' })),
+                    ),
+                  ),
+                ),
+              ]
+            : null,
+        );
       },
     };
   }
@@ -393,7 +701,11 @@
   // ---- Trends ----
   function trendsView(query) {
     let hours = Number(query.get('hours')) || 6;
-    const select = h('select', { id: 'f-hours' }, [1, 3, 6, 12, 24, 48].map((n) => h('option', { value: n, text: `last ${n} h` })));
+    const select = h(
+      'select',
+      { id: 'f-hours' },
+      [1, 3, 6, 12, 24, 48].map((n) => h('option', { value: n, text: `last ${n} h` })),
+    );
     select.value = String(hours);
     select.addEventListener('change', () => {
       hours = Number(select.value);
@@ -403,7 +715,14 @@
     const totals = h('dl', { class: 'cards' });
     const defs = [
       { id: 'requests', title: 'Requests per minute', series: [{ label: 'requests/min', key: 'requests', perMinute: true, color: '--used', bars: true }] },
-      { id: 'latency', title: 'Accept → fulfilled (seconds)', series: [{ label: 'p50', key: 'p50Seconds', color: '--ok' }, { label: 'p95', key: 'p95Seconds', color: '--inflight' }] },
+      {
+        id: 'latency',
+        title: 'Accept → fulfilled (seconds)',
+        series: [
+          { label: 'p50', key: 'p50Seconds', color: '--ok' },
+          { label: 'p95', key: 'p95Seconds', color: '--inflight' },
+        ],
+      },
       { id: 'nodes', title: 'Nodes ready per minute', series: [{ label: 'nodes/min', key: 'nodesReady', perMinute: true, color: '--ok', bars: true }] },
     ];
     const figures = defs.map((d) => {
@@ -411,7 +730,16 @@
       const summary = h('p', { class: 'muted', 'data-summary': d.id });
       return { d, box, summary, el: h('figure', { class: 'panel', 'data-chart': d.id }, h('figcaption', { text: d.title }), box, summary), plot: null };
     });
-    view.append(h('h1', { text: 'Trends' }), h('div', { class: 'filters' }, h('label', { for: 'f-hours' }, 'Window', select)), totals, h('div', { class: 'charts' }, figures.map((f) => f.el)));
+    view.append(
+      h('h1', { text: 'Trends' }),
+      h('div', { class: 'filters' }, h('label', { for: 'f-hours' }, 'Window', select)),
+      totals,
+      h(
+        'div',
+        { class: 'charts' },
+        figures.map((f) => f.el),
+      ),
+    );
     const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
     const scheme = matchMedia('(prefers-color-scheme: dark)');
     let last = null;
@@ -437,15 +765,30 @@
         }
         const axis = { stroke: cssVar('--muted'), grid: { stroke: cssVar('--line'), width: 1 }, ticks: { stroke: cssVar('--line'), width: 1 } };
         const bars = typeof uPlot !== 'undefined' && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
-        f.plot = new uPlot({
-          width: Math.max(260, f.box.clientWidth || 600),
-          height: 200,
-          // Counts and seconds start at 0: a flat series must not look like a swing.
-          scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
-          axes: [axis, { ...axis, size: 48 }],
-          legend: { live: true },
-          series: [{}, ...f.d.series.map((s) => ({ label: s.label, stroke: cssVar(s.color), width: 2, fill: s.bars ? `${cssVar(s.color)}88` : undefined, paths: s.bars ? bars : undefined, spanGaps: false, points: { show: !s.bars } }))],
-        }, data, f.box);
+        f.plot = new uPlot(
+          {
+            width: Math.max(260, f.box.clientWidth || 600),
+            height: 200,
+            // Counts and seconds start at 0: a flat series must not look like a swing.
+            scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+            axes: [axis, { ...axis, size: 48 }],
+            legend: { live: true },
+            series: [
+              {},
+              ...f.d.series.map((s) => ({
+                label: s.label,
+                stroke: cssVar(s.color),
+                width: 2,
+                fill: s.bars ? `${cssVar(s.color)}88` : undefined,
+                paths: s.bars ? bars : undefined,
+                spanGaps: false,
+                points: { show: !s.bars },
+              })),
+            ],
+          },
+          data,
+          f.box,
+        );
         f.box.querySelector('canvas')?.setAttribute('aria-hidden', 'true');
       }
     }
@@ -456,16 +799,20 @@
         const t = await api(`/trends?hours=${hours}`);
         last = t;
         const card = (label, value, attr) => h('div', { class: 'card', 'data-card': attr }, h('dt', { text: label }), h('dd', { text: value }));
-        swap(totals,
+        swap(
+          totals,
           card(`Requests (${hours} h)`, num(t.totals.requests), 'requests'),
           card('Fulfilled', num(t.totals.fulfilled), 'fulfilled'),
           card('Accept → fulfilled p50', duration(t.totals.p50Seconds ?? NaN), 'p50'),
           card('Accept → fulfilled p95', duration(t.totals.p95Seconds ?? NaN), 'p95'),
-          card('Nodes ready', num(t.totals.nodesReady), 'nodes'));
+          card('Nodes ready', num(t.totals.nodesReady), 'nodes'),
+        );
         draw(t);
         const buckets = `${t.buckets.length} buckets of ${duration(t.bucketSeconds)}`;
         figures[0].summary.textContent = `${t.totals.requests} requests in ${buckets}.`;
-        figures[1].summary.textContent = t.totals.fulfilled ? `${t.totals.fulfilled} fulfilled: p50 ${duration(t.totals.p50Seconds)}, p95 ${duration(t.totals.p95Seconds)}.` : 'No request fulfilled in this window.';
+        figures[1].summary.textContent = t.totals.fulfilled
+          ? `${t.totals.fulfilled} fulfilled: p50 ${duration(t.totals.p50Seconds)}, p95 ${duration(t.totals.p95Seconds)}.`
+          : 'No request fulfilled in this window.';
         figures[2].summary.textContent = `${t.totals.nodesReady} nodes became ready in ${buckets}.`;
       },
       destroy() {
