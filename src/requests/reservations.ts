@@ -121,6 +121,10 @@ export class CapacityReservations {
       last = p.result;
       if (!p.reservation) return null;
       const r = p.reservation;
+      // A create already answered under this id (another worker planned the same generation and won
+      // its claim) keeps its reservation: replacing it would forget when it was answered, and a
+      // snapshot would then count its nodes twice for as long as the reservation lived.
+      if (items.some((x) => x.cycleCloudRequestId === r.cycleCloudRequestId && x.acceptedAtMs !== undefined)) return null;
       return { items: [...items.filter((x) => x.cycleCloudRequestId !== r.cycleCloudRequestId), r], result: p.result };
     });
     return (written ?? last) as T;

@@ -76,6 +76,17 @@ describe('capacity reservations', () => {
     expect((await r.read('hpc')).items.map((x) => x.cycleCloudRequestId).sort()).toEqual(['unknown-g0', 'young-g0']);
   });
 
+  it('a plan of the same create by a second worker never replaces a reservation already answered', async () => {
+    const r = await fresh();
+    await r.reserve('hpc', () => ({ reservation: one('race-g0', 1, 1_000), result: null }));
+    await r.accepted('hpc', 'race-g0', [1], 2_000);
+    // The losing worker planned the same generation (its claim will fail): the answered one stays.
+    await r.reserve('hpc', () => ({ reservation: one('race-g0', 1, 3_000), result: null }));
+    const [kept] = (await r.read('hpc')).items;
+    expect(kept).toMatchObject({ cycleCloudRequestId: 'race-g0', acceptedAtMs: 2_000, reservedAtMs: 1_000 });
+    expect(inFlightOf([kept!], 2_000 + CLOCK_SKEW_MS + 1)).toEqual([]);
+  });
+
   it('release drops one reservation; reserving again under the same create replaces it', async () => {
     const r = await fresh();
     await r.reserve('hpc', () => ({ reservation: one('x-g0', 2, 1), result: null }));
