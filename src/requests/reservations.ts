@@ -19,6 +19,7 @@ import type { Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
+import { ScalerError } from '../platform/errors.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
 
 /** Margin for clocks of different instances: a reservation is counted this much longer. */
@@ -50,6 +51,12 @@ export interface ReservationRow {
 }
 
 const PK = 'reservations';
+
+/** The row's document: the reservations, and the start of the newest snapshot they were pruned with. */
+interface Doc {
+  items: Reservation[];
+  prunedThroughMs?: number;
+}
 const rowKey = (cluster: string): string => encodeURIComponent(cluster);
 const MAX_ATTEMPTS = 100;
 
@@ -72,6 +79,15 @@ export class ReservationConflictError extends ContentionError<'RESERVATION_CONTE
   override name = 'ReservationConflictError';
 }
 
+/**
+ * The plan was made on a snapshot older than one the row was already pruned with: reservations that
+ * snapshot counts are gone from the row, but the plan's older snapshot does not count them. Plan
+ * again on the latest snapshot (it is stored before the timer prunes with it).
+ */
+export class SnapshotBehindReservationsError extends ScalerError<'RESERVATION_SNAPSHOT_BEHIND'> {
+  override name = 'SnapshotBehindReservationsError';
+}
+
 export class CapacityReservations {
   readonly #table: TableClient;
   readonly #random: () => number;
@@ -83,7 +99,7 @@ export class CapacityReservations {
 
   async read(cluster: string): Promise<ReservationRow> {
     const entity = await readRow<Record<string, unknown>>(this.#table, PK, rowKey(cluster));
-    return entity ? { items: unpackJson<{ items: Reservation[] }>(entity).items, etag: entity.etag } : { items: [], etag: null };
+    return entity ? { items: unpackJson<Doc>(entity).items, etag: entity.etag } : { items: [], etag: null };
   }
 
   /**
@@ -91,7 +107,10 @@ export class CapacityReservations {
    * or null to write nothing; it may run several times and must be pure. Returns what it returned
    * last (null when nothing was written).
    */
-  async update<T>(cluster: string, change: (items: Reservation[]) => { items: Reservation[]; result: T } | null): Promise<T | null> {
+  async update<T>(
+    cluster: string,
+    change: (items: Reservation[], prunedThroughMs: number) => { items: Reservation[]; result: T; prunedThroughMs?: number } | null,
+  ): Promise<T | null> {
     const { result } = await conditionalUpdate<Record<string, unknown>, T | null>({
       table: this.#table,
       partitionKey: PK,
@@ -100,8 +119,12 @@ export class CapacityReservations {
       jitterMs: 5,
       random: this.#random,
       decide: (entity) => {
-        const next = change(entity ? unpackJson<{ items: Reservation[] }>(entity).items : []);
-        return next ? { write: packJson({ items: next.items }), result: next.result } : { result: null };
+        const doc: Doc = entity ? unpackJson<Doc>(entity) : { items: [] };
+        const watermark = doc.prunedThroughMs ?? 0;
+        const next = change(doc.items, watermark);
+        return next
+          ? { write: packJson({ items: next.items, prunedThroughMs: Math.max(watermark, next.prunedThroughMs ?? 0) } satisfies Doc), result: next.result }
+          : { result: null };
       },
       contention: (attempts, cause) =>
         new ReservationConflictError('RESERVATION_CONTENTION', `capacity reservations of ${cluster}: gave up after ${attempts} concurrent updates`, { cause }),
@@ -114,9 +137,19 @@ export class CapacityReservations {
    * `plan` gets the row's reservations and returns the reservation to add (replacing one of the
    * same CycleCloud requestId) with its own result, or null when there is nothing to reserve.
    */
-  async reserve<T>(cluster: string, plan: (items: readonly Reservation[]) => { reservation: Reservation | null; result: T }): Promise<T> {
+  async reserve<T>(
+    cluster: string,
+    plan: (items: readonly Reservation[]) => { reservation: Reservation | null; result: T },
+    snapshotStartedAtMs = Number.POSITIVE_INFINITY,
+  ): Promise<T> {
     let last: T | undefined;
-    const written = await this.update(cluster, (items) => {
+    const written = await this.update(cluster, (items, prunedThroughMs) => {
+      if (prunedThroughMs > snapshotStartedAtMs) {
+        throw new SnapshotBehindReservationsError(
+          'RESERVATION_SNAPSHOT_BEHIND',
+          `the snapshot planned on (${new Date(snapshotStartedAtMs).toISOString()}) is older than the one the reservations were pruned with`,
+        );
+      }
       const p = plan(items);
       last = p.result;
       if (!p.reservation) return null;
@@ -161,13 +194,21 @@ export class CapacityReservations {
       if (r.acceptedAtMs === undefined && nowMs - r.reservedAtMs > UNCONFIRMED_AFTER_MS) verdicts.set(r.cycleCloudRequestId, await settled(r));
     }
     const dropped = await this.update(cluster, (items) => {
+      let counted = false;
       const keep = items.filter((r) => {
         const v = verdicts.get(r.cycleCloudRequestId);
         const accepted = r.acceptedAtMs ?? v?.acceptedAtMs;
-        if (accepted !== undefined) return !countedBy({ ...r, acceptedAtMs: accepted }, snapshotStartedAtMs);
+        if (accepted !== undefined) {
+          const gone = countedBy({ ...r, acceptedAtMs: accepted }, snapshotStartedAtMs);
+          counted ||= gone;
+          return !gone;
+        }
         return !(v?.over ?? false);
       });
-      return keep.length === items.length ? null : { items: keep, result: items.length - keep.length };
+      if (keep.length === items.length) return null;
+      // A plan on a snapshot older than this one would miss what this prune drops: the watermark
+      // makes it plan again (SnapshotBehindReservationsError).
+      return { items: keep, result: items.length - keep.length, ...(counted ? { prunedThroughMs: snapshotStartedAtMs } : {}) };
     });
     return dropped ?? 0;
   }

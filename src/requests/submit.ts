@@ -31,7 +31,7 @@ import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { ContinueMessage, TerminateResult, TrackerApi, TrackStart } from '../tracking/types.ts';
 import type { LedgerEntry, RequestLedgerApi, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest, TerminateRequest } from '../ledger/schemas.ts';
-import { inFlightOf, type CapacityReservations } from './reservations.ts';
+import { inFlightOf, SnapshotBehindReservationsError, type CapacityReservations } from './reservations.ts';
 import { applySubmission, closeDemand, createRequestId, excludedPlacementGroups, isFinal, nodeKey, openRemaining, setState, settle, terminateRequestId } from '../ledger/record.ts';
 
 /** Thrown by a {@link SnapshotSource} when the cluster's numbers cannot be trusted now (stale). */
@@ -279,25 +279,37 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     const excluded = excludedPlacementGroups(entry);
     // Plan and reserve in one conditional write of the cluster's reservation row: a concurrent plan
     // that reserved first makes this one plan again on what it reserved (no over-ask).
-    const plan = await deps.reservations.reserve(ctx.cluster, (items) => {
-      const planStartedAt = performance.now();
-      const p = (deps.plan ?? defaultPlan)({
-        request,
-        snapshot,
-        inFlight: inFlightOf(items, takenAtMs),
-        backoffs,
-        nowMs,
-        generation,
-        remaining: open,
-        excludedPlacementGroups: excluded,
-        ...(ctx.cfg.planOptions ? { options: ctx.cfg.planOptions } : {}),
-      });
-      ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster: ctx.cluster, demands: request.demands.length });
-      const rejecting = !submittedBefore && p.demands.some((d) => d.status === 'rejected');
-      if (p.sets.length === 0 || rejecting) return { reservation: null, result: p };
-      const sets = p.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count }));
-      return { reservation: { cycleCloudRequestId: cc, requestId: ctx.requestId, sets, reservedAtMs: nowMs }, result: p };
-    });
+    let plan: Plan;
+    try {
+      plan = await deps.reservations.reserve(
+        ctx.cluster,
+        (items) => {
+          const planStartedAt = performance.now();
+          const p = (deps.plan ?? defaultPlan)({
+            request,
+            snapshot,
+            inFlight: inFlightOf(items, takenAtMs),
+            backoffs,
+            nowMs,
+            generation,
+            remaining: open,
+            excludedPlacementGroups: excluded,
+            ...(ctx.cfg.planOptions ? { options: ctx.cfg.planOptions } : {}),
+          });
+          ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster: ctx.cluster, demands: request.demands.length });
+          const rejecting = !submittedBefore && p.demands.some((d) => d.status === 'rejected');
+          if (p.sets.length === 0 || rejecting) return { reservation: null, result: p };
+          const sets = p.sets.map((s) => ({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count: s.count }));
+          return { reservation: { cycleCloudRequestId: cc, requestId: ctx.requestId, sets, reservedAtMs: nowMs }, result: p };
+        },
+        takenAtMs,
+      );
+    } catch (error) {
+      // The timer pruned the reservations with a newer snapshot than this plan's: plan again on it.
+      if (!(error instanceof SnapshotBehindReservationsError)) throw error;
+      ctx.logger.debug('snapshot older than the reservations; planning again on the latest', { takenAt: snapshot.takenAt });
+      continue;
+    }
 
     const rejected = plan.demands.filter((d) => d.status === 'rejected');
     if (rejected.length > 0 && !submittedBefore) {

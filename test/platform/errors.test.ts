@@ -19,7 +19,7 @@ import { CycleCloudError, isCycleCloudError } from '../../src/cyclecloud/errors.
 import { CliError } from '../../src/cli/client.ts';
 import { SnapshotUnavailableError, SubmitError } from '../../src/requests/submit.ts';
 import { LedgerError } from '../../src/ledger/ledger.ts';
-import { ReservationConflictError } from '../../src/requests/reservations.ts';
+import { ReservationConflictError, SnapshotBehindReservationsError } from '../../src/requests/reservations.ts';
 import { TrackerStoreError } from '../../src/tracking/store.ts';
 import { LocalHostError } from '../../src/local/registrations.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
@@ -43,6 +43,7 @@ const families: Array<[Error, string, string, string]> = [
   [new SubmitError('SUBMIT_UNRESOLVED', 'unresolved', { cause: root }), 'SubmitError', 'SUBMIT_UNRESOLVED', 'unresolved'],
   [new LedgerError('LEDGER_NOT_FOUND', 'no entry', { cause: root }), 'LedgerError', 'LEDGER_NOT_FOUND', 'no entry'],
   [new ReservationConflictError('RESERVATION_CONTENTION', 'contended', { cause: root }), 'ReservationConflictError', 'RESERVATION_CONTENTION', 'contended'],
+  [new SnapshotBehindReservationsError('RESERVATION_SNAPSHOT_BEHIND', 'behind', { cause: root }), 'SnapshotBehindReservationsError', 'RESERVATION_SNAPSHOT_BEHIND', 'behind'],
   [new TrackerStoreError('TRACKER_CONFLICT', 'conflict', { cause: root }), 'TrackerStoreError', 'TRACKER_CONFLICT', 'conflict'],
   [new LocalHostError('LOCAL_BINDING', 'bad binding', { cause: root }), 'LocalHostError', 'LOCAL_BINDING', 'bad binding'],
 ];

@@ -87,6 +87,20 @@ describe('capacity reservations', () => {
     expect(inFlightOf([kept!], 2_000 + CLOCK_SKEW_MS + 1)).toEqual([]);
   });
 
+  it('a plan on a snapshot older than the one the row was pruned with is refused, so it plans again on the newer one', async () => {
+    const r = await fresh();
+    await r.reserve('hpc', () => ({ reservation: one('old-g0', 1, 1_000, { acceptedAtMs: 1_000 }), result: null }));
+    // The timer stores a snapshot started at 10 s and prunes with it: old-g0 is counted by it, dropped.
+    expect(await r.prune('hpc', 10_000, 10_000, async () => ({ over: false }))).toBe(1);
+    // A worker still holding a snapshot from 2 s would not count old-g0's node, and the row no longer
+    // has it: it must not plan on that snapshot.
+    await expect(r.reserve('hpc', () => ({ reservation: one('late-g0', 1, 11_000), result: null }), 2_000)).rejects.toMatchObject({ code: 'RESERVATION_SNAPSHOT_BEHIND' });
+    expect((await r.read('hpc')).items).toEqual([]);
+    // On the snapshot it was pruned with (or newer) the plan goes through.
+    await r.reserve('hpc', () => ({ reservation: one('late-g0', 1, 11_000), result: null }), 10_000);
+    expect((await r.read('hpc')).items.map((x) => x.cycleCloudRequestId)).toEqual(['late-g0']);
+  });
+
   it('release drops one reservation; reserving again under the same create replaces it', async () => {
     const r = await fresh();
     await r.reserve('hpc', () => ({ reservation: one('x-g0', 2, 1), result: null }));
