@@ -75,6 +75,8 @@ export interface RequestPipeline {
    * Processing is claimed per generation in the ledger, so the two never create twice.
    */
   submitRequest(message: RequestMessage): ReturnType<typeof submitRequest>;
+  /** Resolves when every fast-path run started so far has ended (graceful shutdown, tests). */
+  drain(): Promise<void>;
 }
 
 export function createRequestPipeline(o: RequestPipelineOptions): RequestPipeline {
@@ -94,6 +96,7 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
   const reservations = new CapacityReservations({ storage: o.storage, names: o.names });
   const fastPath = o.fastPathConcurrency ?? 0;
   let running = 0;
+  const runs = new Set<Promise<unknown>>();
   const deps: IntakeDeps = {
     cyclecloud: o.cyclecloud,
     ledger,
@@ -118,6 +121,9 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
       if (result.outcome === 'created') startNow(message);
       return result;
     },
+    drain: async () => {
+      while (runs.size > 0) await Promise.allSettled([...runs]);
+    },
   };
 
   function startNow(message: RequestMessage): void {
@@ -125,10 +131,12 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     running += 1;
     const requestId = message.requestId;
     const log = withJobIds((o.logger ?? silentLogger).child({ requestId, path: 'fast' }), message);
-    processEntry(deps, requestId, log)
+    const run = processEntry(deps, requestId, log)
       .catch((error: unknown) => log.info('fast path stopped; the queue message carries on', { error }))
       .finally(() => {
         running -= 1;
+        runs.delete(run);
       });
+    runs.add(run);
   }
 }

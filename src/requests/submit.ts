@@ -239,6 +239,15 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     entry = await update(ctx, (e) => settle(e, deps.now()));
     rememberGangFailures(ctx, entry, compensated);
     if (isFinal(entry)) return done(entry, 'final');
+    // A create another worker recorded since this run read the entry may be in flight: nothing new
+    // is planned until it is resolved (incident b-13: a second generation planned while g0 was in
+    // flight created the request's node twice).
+    const inFlight = entry.attempts.find(inFlightAttempt);
+    if (inFlight) {
+      entry = await submitAttempt(ctx, entry, request, inFlight, false);
+      await startTracking(ctx, entry, request, inFlight.cycleCloudRequestId);
+      continue;
+    }
     const open = openRemaining(entry);
     if (Object.keys(open).length === 0) return done(entry, 'tracking');
     const nowMs = deps.now();
@@ -273,7 +282,7 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     const parsedTakenAt = Date.parse(snapshot.takenAt);
     const takenAtMs = Number.isFinite(parsedTakenAt) ? parsedTakenAt : 0;
     const backoffs = (await deps.capacity.active(ctx.cluster, nowMs)).filter((b) => !ctx.gangFailures.has(bucketKey(b.nodearray, b.machineType)));
-    const generation = entry.attempts.reduce((m, a) => Math.max(m, a.generation + 1), 0);
+    const generation = nextGeneration(entry);
     const cc = createRequestId(ctx.requestId, generation);
     const submittedBefore = entry.attempts.some((a) => a.state === 'accepted');
     const excluded = excludedPlacementGroups(entry);
@@ -358,14 +367,22 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
       })),
       submittedAtMs: nowMs,
     };
+    let claimedByOther = false;
     try {
       entry = await update(ctx, (e) => {
-        if (e.attempts.some((a) => a.generation === generation) || isFinal(e)) throw new ClaimLost();
+        // The claim holds only on the entry this plan was made on: no create in flight, none added since.
+        claimedByOther = e.attempts.some((a) => a.cycleCloudRequestId === cc);
+        if (isFinal(e) || e.attempts.some(inFlightAttempt) || nextGeneration(e) !== generation) throw new ClaimLost();
         const x = applySubmission(e, intent, nowMs);
         return x.record.state === 'queued' ? setState(x, 'planning', null, nowMs) : x;
       });
     } catch (error) {
-      if (error instanceof ClaimLost) return done(entry, 'skipped');
+      if (error instanceof ClaimLost) {
+        // Another worker moved the request on: this plan is void, and so is its reservation, unless
+        // that worker claimed this very create (same generation, same key): then the row holds its.
+        if (!claimedByOther) await deps.reservations.release(ctx.cluster, cc);
+        return done(entry, 'skipped');
+      }
       throw error;
     }
     ctx.logger.info('create intent recorded', { cycleCloudRequestId: intent.cycleCloudRequestId, generation, sets: intent.sets.length });
@@ -397,6 +414,12 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
   }
   return wait(ctx, entry, 'still re-planning after compensation');
 }
+
+/** An attempt whose create may have reached CycleCloud and whose outcome is not recorded yet. */
+const inFlightAttempt = (a: SubmissionAttempt): boolean => a.state === 'intent' || a.state === 'unknown';
+
+/** The generation of the next create of this request. */
+const nextGeneration = (e: LedgerEntry): number => e.attempts.reduce((m, a) => Math.max(m, a.generation + 1), 0);
 
 function done(entry: LedgerEntry, action: ProcessResult['action']): ProcessResult {
   return { requestId: entry.record.requestId, action, state: entry.record.state };

@@ -120,7 +120,8 @@ describe('CycleCloud as documented, through npm start', () => {
     const added = ops.reduce((n, o) => n + o.nodeIds.length, 0);
     expect(fulfilled).toHaveLength(12);
     // Every create got exactly what it asked for, and nothing was asked beyond the 12 free nodes.
-    expect(asked).toBe(12);
+    const byCreate = applied.map((c) => (c.body as { requestId: string }).requestId).join(' ');
+    expect(asked, `applied creates: ${byCreate}`).toBe(12);
     expect(added).toBe(12);
     expect(applied).toHaveLength(12);
     expect(new Set(applied.map((c) => (c.body as { requestId: string }).requestId)).size).toBe(12);
