@@ -24,6 +24,11 @@ export interface OperationRefForLookup {
   namesWithoutId?: Iterable<string>;
   /** A create: nodes tagged with this request id are its own. */
   tagged?: boolean;
+  /**
+   * A create sent in a batch: the CycleCloud requestId the batch was sent under. The lookup asks for
+   * it, and of its nodes keeps those tagged with `cycleCloudRequestId` (this attempt's share).
+   */
+  batchRequestId?: string;
 }
 
 export interface OperationNodes {
@@ -37,10 +42,17 @@ export interface OperationNodes {
 }
 
 export async function operationNodes(api: CycleCloudApi, cluster: string, ref: OperationRefForLookup, options: CallOptions = {}): Promise<OperationNodes> {
-  const by = ref.operationId !== null ? { operationId: ref.operationId } : { requestId: ref.cycleCloudRequestId };
+  const by = ref.operationId !== null ? { operationId: ref.operationId } : { requestId: ref.batchRequestId ?? ref.cycleCloudRequestId };
   try {
     const list = await api.listNodes(cluster, { ...by, ...options });
-    return { nodes: list.nodes, via: ref.operationId !== null ? 'operation' : 'request_id', unknownById: false, calls: 1 };
+    // A batch's operation holds other requests' nodes too: a create's are the ones with its tag (a
+    // node that shows no scaler mark at all is kept: nothing says it is another request's).
+    const mine = (n: NodeRecord): boolean => {
+      const mark = markOf(n);
+      return mark === null ? ref.batchRequestId === undefined : mark.cycleCloudRequestId === ref.cycleCloudRequestId;
+    };
+    const nodes = ref.tagged === true || ref.batchRequestId !== undefined ? list.nodes.filter(mine) : list.nodes;
+    return { nodes, via: ref.operationId !== null ? 'operation' : 'request_id', unknownById: false, calls: 1 };
   } catch (error) {
     if (!isCycleCloudError(error) || error.code !== 'CC_NOT_FOUND') throw error;
   }

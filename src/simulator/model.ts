@@ -310,6 +310,8 @@ export class Simulator {
   readonly now: () => number;
   #clusters = new Map<string, Cluster>();
   #operations = new Map<string, Operation>();
+  /** Test hook: each node's Tags as its create asked, kept after the node is removed. */
+  #tagsAtCreation = new Map<string, Record<string, unknown>>();
   #requestIds = new Map<string, string>();
   #ipCounter = 4;
   readonly #undocumentedOperationIds: boolean;
@@ -721,6 +723,8 @@ export class Simulator {
       Configuration: { ...naConfig, ...setConfig },
     };
     const node: SimNode = { record, nodearray: na, bucket, flow: 'acquiring', stepAtMs: this.now(), held: false, failOnBoot: undefined, createdAtMs: this.now() };
+    const tags = attributes.Tags;
+    if (tags && typeof tags === 'object' && !Array.isArray(tags)) this.#tagsAtCreation.set(record.NodeId as string, { ...(tags as Record<string, unknown>) });
     if (attributes.StartAutomatically === false) {
       Object.assign(record, { Status: 'Off', TargetState: 'Off' });
       delete record.State;
@@ -831,6 +835,11 @@ export class Simulator {
     if (requestId === undefined) return [...this.#operations.keys()].map((id) => this.getOperation(id));
     const op = this.#rememberedOperation(requestId);
     return op === undefined ? [] : [this.getOperation(op.id)];
+  }
+
+  /** Test hook: the Tags a node was created with (also after it is gone), or undefined. */
+  tagsAtCreation(nodeId: string): Record<string, unknown> | undefined {
+    return this.#tagsAtCreation.get(nodeId);
   }
 
   /** Every operation, oldest first. */
@@ -964,6 +973,12 @@ export class Simulator {
     const cluster = this.#cluster(clusterName);
     const bucket = this.#bucketOf(this.#nodearray(cluster, nodearray), machineType);
     Object.assign(bucket.spec, patch);
+  }
+
+  /** Test hook: the cluster's limits, or a nodearray's when named (`maxCount`, `maxCoreCount`). */
+  setLimits(clusterName: string, nodearray: string | undefined, patch: { maxCount?: number; maxCoreCount?: number }): void {
+    const cluster = this.#cluster(clusterName);
+    Object.assign(nodearray === undefined ? cluster.spec : this.#nodearray(cluster, nodearray).spec, patch);
   }
 
   /**

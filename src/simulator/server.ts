@@ -24,6 +24,7 @@
  *   POST   /__sim/capacity-failure        body: {cluster, nodearray, machineType, throttleSec?}
  *   POST   /__sim/limit-next-create       body: {cluster, nodearray, machineType, added}
  *   POST   /__sim/buckets                 body: {cluster, nodearray, machineType, patch: {quotaCoreCount?, consumedCoreCount?, maxPlacementGroupSize?, valid?, …}}
+ *   POST   /__sim/limits                  body: {cluster, nodearray?, maxCount?, maxCoreCount?}  → 204 (the cluster's, or a nodearray's, limits)
  *   POST   /__sim/forget-request-ids      → 204 (lookups by request id answer 404 from now on; ids may be reused)
  *   POST   /__sim/documentation-gaps      body: {requestIdRetentionMs?, listLagMs?}  → 204
  *   GET    /__sim/calls                   → 200 {calls: [{method, path, query, status, body?, atMs}]}
@@ -150,6 +151,9 @@ const SetBucketBody = BucketRef.extend({
     })
     .strict(),
 });
+const SetLimitsBody = z
+  .object({ cluster: z.string(), nodearray: z.string().optional(), maxCount: z.number().int().min(0).optional(), maxCoreCount: z.number().int().min(0).optional() })
+  .strict();
 const FailNextBody = z.object({ cluster: z.string(), count: z.number().int().min(0), message: z.string().optional() });
 const FailNodeBody = z.object({ message: z.string().optional() });
 
@@ -362,6 +366,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (key === 'POST buckets') {
       const b = parseWith(SetBucketBody, body);
       sim.setBucket(b.cluster, b.nodearray, b.machineType, Object.fromEntries(Object.entries(b.patch).filter(([, v]) => v !== undefined)));
+      return { status: 204 };
+    }
+    if (key === 'POST limits') {
+      const b = parseWith(SetLimitsBody, body);
+      sim.setLimits(b.cluster, b.nodearray, {
+        ...(b.maxCount !== undefined ? { maxCount: b.maxCount } : {}),
+        ...(b.maxCoreCount !== undefined ? { maxCoreCount: b.maxCoreCount } : {}),
+      });
       return { status: 204 };
     }
     if (key === 'POST forget-request-ids') {

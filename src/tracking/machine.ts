@@ -136,6 +136,13 @@ export interface StepInput {
    * that never show). Keyed per demand because colocated demands may share a group.
    */
   compensatedGroups?: ReadonlySet<string>;
+  /**
+   * The nodes this create's own compensation terminated, with the gang each was taken from. They
+   * keep their slot in their set when attributing (a node terminated before the first poll is never
+   * listed): otherwise the next node in name order would take the gone node's slot and another
+   * demand of the same placement group would lose it.
+   */
+  compensatedNodes?: readonly { key: string; placementGroupId: string; demandIndex: number }[];
 }
 
 export interface StepResult {
@@ -258,17 +265,41 @@ const eqi = (a: string | null | undefined, b: string | null | undefined): boolea
  * and, in name order, to the set's demands, filling each demand's share of `added` in turn. Earlier
  * attributions are never changed, so the mapping is stable across polls.
  */
-function attribute(state: TrackerState, fresh: { node: TrackedNode; observed: ObservedNode }[]): void {
+function attribute(
+  state: TrackerState,
+  fresh: { node: TrackedNode; observed: ObservedNode }[],
+  compensatedNodes: readonly { key: string; placementGroupId: string; demandIndex: number }[] = [],
+): void {
   if (state.sets.length === 0) return;
   const used = state.sets.map(() => 0);
   const perDemand = state.sets.map(() => new Map<number, number>());
+  const count = (i: number, demandIndex: number | null): void => {
+    used[i] = (used[i] ?? 0) + 1;
+    if (demandIndex !== null) perDemand[i]!.set(demandIndex, (perDemand[i]!.get(demandIndex) ?? 0) + 1);
+  };
+  // A compensated node goes to the gang it was taken from: listed now (fresh) it is attributed there,
+  // never listed (terminated before this create's first poll) it still holds its slot.
+  const gangSet = (c: { placementGroupId: string; demandIndex: number }): number =>
+    state.sets.findIndex((x) => x.placementGroupId === c.placementGroupId && x.demands.some((d) => d.index === c.demandIndex));
+  const keyOf = (n: TrackedNode): string[] => (n.id ? [`id:${n.id}`, n.name] : [n.name]);
+  for (const c of compensatedNodes) {
+    const i = gangSet(c);
+    if (i < 0) continue;
+    const node = state.nodes.find((n) => keyOf(n).includes(c.key));
+    if (!node) count(i, c.demandIndex);
+    else if (node.setIndex === null) {
+      node.setIndex = i;
+      node.demandIndex = c.demandIndex;
+      node.placementGroupId = c.placementGroupId;
+    }
+  }
   for (const n of state.nodes) {
     if (n.setIndex === null) continue;
-    used[n.setIndex] = (used[n.setIndex] ?? 0) + 1;
-    if (n.demandIndex !== null) perDemand[n.setIndex]!.set(n.demandIndex, (perDemand[n.setIndex]!.get(n.demandIndex) ?? 0) + 1);
+    count(n.setIndex, n.demandIndex);
   }
   fresh.sort((a, b) => compareNodeNames(a.node.name, b.node.name));
   for (const { node, observed } of fresh) {
+    if (node.setIndex !== null) continue;
     const matches = (i: number): boolean => {
       const set = state.sets[i]!;
       return (
@@ -360,7 +391,7 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
         state.action === 'create' ? createOutcome(o.status, o.privateIp) : state.action === 'start' ? startOutcome(o.status, o.privateIp) : terminateOutcome(o.status);
       changed = setOutcome(node, outcome, o.status, nowMs) || changed;
     }
-    attribute(state, fresh);
+    attribute(state, fresh, input.compensatedNodes);
     for (const node of state.nodes) {
       if (listed.has(node.name) || node.terminating) continue;
       // Absent from the operation's list: removed. A terminate's names are known up front, so

@@ -15,6 +15,7 @@ import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { isFinal } from '../../src/ledger/record.ts';
 import { startSimulator, type FaultSpec, type SimulatorHandle } from '../../src/simulator/server.ts';
 import type { NodeRecord } from '../../src/cyclecloud/schemas.ts';
+import { CREATE_TAG } from '../../src/cyclecloud/tags.ts';
 import { startReceiver } from '../tracking/receiver.ts';
 import { CrashSwitch, InjectedCrash, VirtualClock, VirtualQueues, chaosCycleCloud, chaosStorage, decodeBody, prng, type VirtualMessage } from './harness.ts';
 
@@ -48,14 +49,16 @@ export interface Scenario {
   pairs: boolean;
   /** The first delivery of request 0 is its last one (dequeueCount = maxDequeueCount) and its create's answer is lost. */
   lastDelivery: boolean;
+  /** CREATE_WINDOW_MS: 0 = each request creates alone; more = the pairs' creates may join one batch. */
+  createWindowMs: number;
 }
 
 export interface RunOutcome {
   entries: LedgerEntry[];
   /** Every node the simulator still has (Terminated ones are gone). */
   simNodes: NodeRecord[];
-  /** Create operations in the simulator: CycleCloud requestId → node ids. */
-  creates: { requestId: string | undefined; operationId: string; nodeIds: string[] }[];
+  /** CycleCloud's creates, one per member create id (a batch's split by its nodes' ccscale-create tags). */
+  creates: { requestId: string | undefined; operationId: string; nodeIds: string[]; batch: string | undefined }[];
   /** Create calls CycleCloud answered, with what each set asked and got. */
   createAnswers: { requestId: string; asked: number[]; added: number[] }[];
   /** The scaler's counters at the end (overAsk, orphan nodes). */
@@ -122,9 +125,13 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         CYCLECLOUD_CLUSTERS: 'hpc',
         ORPHAN_GRACE_MINUTES: String(ORPHAN_GRACE_MINUTES),
         LOG_LEVEL: debug ? 'debug' : 'error',
+        CREATE_WINDOW_MS: String(sc.createWindowMs),
+        CREATE_WINDOW_MAX_MS: String(Math.max(sc.createWindowMs, 200)),
       },
       // The pump decides who runs when: no work started behind its back (the HTTP fast path).
-      { mode: 'local', now: clock.now, logger, storage, cyclecloud: chaosCycleCloud(client, crash), fastPathConcurrency: 0 },
+      // The governor's slots wait in real time: on a virtual clock a slot left by a crashed worker
+      // only expires as the pump advances, so a call that finds none taken waits as a request.
+      { mode: 'local', now: clock.now, logger, storage, cyclecloud: chaosCycleCloud(client, crash), fastPathConcurrency: 0, governorWaitMs: 0 },
     );
     const svc = s;
     const names = svc.names;
@@ -337,12 +344,28 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       }
     }
     clock.advanceTo(clock.nowMs + 10 * 3_000);
+    // A batch create carries several requests' sets: each node's ccscale-create tag says whose it is.
+    const memberOf = (nodeId: string, fallback: string | undefined): string | undefined => {
+      const cc = sim.sim.tagsAtCreation(nodeId)?.[CREATE_TAG];
+      return typeof cc === 'string' ? cc : fallback;
+    };
     const answers = sim.calls
       .filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && c.status === 202)
       .map((c) => {
         const b = c.body as { requestId: string; sets: { count: number }[] };
         const op = sim.operations.find((o) => o.requestId === b.requestId);
         return { requestId: b.requestId, asked: b.sets.map((x) => x.count), added: [op?.nodeIds.length ?? 0] };
+      });
+    const creates = sim.operations
+      .filter((o) => o.action === 'create')
+      .flatMap((o) => {
+        const byMember = new Map<string | undefined, string[]>();
+        for (const nid of o.nodeIds) {
+          const cc = memberOf(nid, o.requestId);
+          byMember.set(cc, [...(byMember.get(cc) ?? []), nid]);
+        }
+        if (byMember.size === 0) byMember.set(o.requestId, []);
+        return [...byMember].map(([requestId, nodeIds]) => ({ requestId, operationId: o.operationId, nodeIds, batch: o.requestId !== requestId ? o.requestId : undefined }));
       });
     const entries: LedgerEntry[] = [];
     for (const id of ids) {
@@ -352,7 +375,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     return {
       entries,
       simNodes: sim.nodes('hpc'),
-      creates: sim.operations.filter((o) => o.action === 'create').map((o) => ({ requestId: o.requestId, operationId: o.operationId, nodeIds: o.nodeIds })),
+      creates,
       createAnswers: answers,
       counters: await svc.pipeline.state.counters(),
       capacityFailures: (await svc.capacity.active('hpc', START_MS)).length,

@@ -164,6 +164,17 @@ describe('hooks over HTTP', () => {
     expect(h.nodes('hpc')[1]?.Status).toBe('Ready');
   });
 
+  it('limits: the cluster and a nodearray can be given room for a bench of 1,000 nodes', async () => {
+    const mpiOf = (s: ReturnType<typeof ClusterStatus.parse>) => s.nodearrays.find((n) => n.name === 'mpi')!;
+    await call(h, 'POST', '/__sim/limits', { body: { cluster: 'hpc', maxCount: 1_200, maxCoreCount: 1_200 * 120 } });
+    await call(h, 'POST', '/__sim/limits', { body: { cluster: 'hpc', nodearray: 'mpi', maxCount: 1_000, maxCoreCount: 1_000 * 120 } });
+    await call(h, 'POST', '/__sim/buckets', { body: { cluster: 'hpc', nodearray: 'mpi', machineType: 'Standard_HB120rs_v3', patch: { quotaCoreCount: 1_000 * 120 } } });
+    const s = ClusterStatus.parse((await call(h, 'GET', '/clusters/hpc/status')).json);
+    expect(mpiOf(s).buckets[0]).toMatchObject({ availableCount: 1_000 });
+    expect((await call(h, 'POST', '/__sim/limits', { body: { cluster: 'hpc', maxCount: -1 } })).status).toBe(400);
+    expect([400, 404]).toContain((await call(h, 'POST', '/__sim/limits', { body: { cluster: 'hpc', nodearray: 'nope', maxCount: 1 } })).status);
+  });
+
   it('fail-next-nodes, capacity-failure, limit-next-create and buckets', async () => {
     // Act
     await call(h, 'POST', '/__sim/fail-next-nodes', { body: { cluster: 'hpc', count: 1, message: 'OverconstrainedAllocationRequest' } });

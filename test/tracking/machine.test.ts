@@ -351,6 +351,39 @@ describe('gangs sharing a placement group', () => {
     });
     expect(done.state.final).toBe(true);
   });
+
+  it("keeps a compensated node's slot in its own gang when it is never listed, so the other gang's nodes stay theirs", () => {
+    // Prepare: set 0 (demand 0) came back partial and its one node, mpi-1, was terminated by the
+    // submission before the first poll; set 1 (demand 1) added mpi-2 and mpi-3.
+    const s0 = initialState(shared(), T0);
+    const writtenOff = {
+      compensated: new Set(['id:id-mpi-1']),
+      compensatedGroups: new Set([gangKey('pg-a', 0)]),
+      compensatedNodes: [{ key: 'id:id-mpi-1', placementGroupId: 'pg-a', demandIndex: 0 }],
+    };
+    // Act: the first poll lists only demand 1's nodes
+    const r = step(s0, { nowMs: T0 + 5_000, nodes: [mpi('mpi-2', 'Ready', { privateIp: '10.0.0.2' }), mpi('mpi-3', 'Ready', { privateIp: '10.0.0.3' })], ...writtenOff });
+    // Assess: both are demand 1's, nothing is terminated as a late member, and the create is done
+    expect(r.state.nodes.map((n) => [n.name, n.demandIndex])).toEqual([
+      ['mpi-2', 1],
+      ['mpi-3', 1],
+    ]);
+    expect(ofType(r.actions, 'terminate')).toEqual([]);
+    expect(ofType(r.actions, 'written-off')).toEqual([]);
+    expect(r.state.final).toBe(true);
+  });
+
+  it('attributes a compensated node that is still listed to the gang it was taken from', () => {
+    const s0 = initialState(shared(), T0);
+    const writtenOff = {
+      compensated: new Set(['id:id-mpi-3']),
+      compensatedGroups: new Set([gangKey('pg-a', 0)]),
+      compensatedNodes: [{ key: 'id:id-mpi-3', placementGroupId: 'pg-a', demandIndex: 0 }],
+    };
+    const r = step(s0, { nowMs: T0 + 5_000, nodes: [mpi('mpi-1', 'Ready'), mpi('mpi-2', 'Ready'), mpi('mpi-3', 'Terminating')], ...writtenOff });
+    expect(r.state.nodes.find((n) => n.name === 'mpi-3')?.demandIndex).toBe(0);
+    expect(r.state.nodes.filter((n) => n.demandIndex === 1).map((n) => n.name)).toEqual(['mpi-1', 'mpi-2']);
+  });
 });
 
 describe('terminate tracking', () => {
