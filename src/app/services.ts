@@ -15,6 +15,7 @@ import { isScalerError } from '../platform/errors.ts';
 import { credentialProviderFromSource, secretSource, staticCredentialProvider, type CredentialProvider, type SecretSource } from '../platform/credentials.ts';
 import { createCycleCloudClient, type CycleCloudClient } from '../cyclecloud/client.ts';
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
+import { Governor, governed } from '../cyclecloud/governor.ts';
 import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
 import { SnapshotUnavailableError } from '../requests/submit.ts';
 import { SnapshotStore } from '../snapshots/store.ts';
@@ -62,7 +63,9 @@ export interface CreateServicesOptions {
   storage?: Storage;
   /** Used instead of a client built from the CycleCloud settings (same purpose). Default: built from the settings. */
   cyclecloud?: CycleCloudClient;
-  /** Requests admitted over HTTP that start at once in this process (`RequestPipelineOptions.fastPathConcurrency`). Default 8; 0 = queue only (deterministic rehearsals). */
+  /** How long a call waits for a governor slot before its request waits instead (ms). Default 2000; rehearsals on a virtual clock use 0. */
+  governorWaitMs?: number;
+  /** Requests admitted over HTTP that start at once in this process (`RequestPipelineOptions.fastPathConcurrency`). Default 32 (they mostly wait in a batch window); 0 = queue only (deterministic rehearsals). */
   fastPathConcurrency?: number;
 }
 
@@ -94,7 +97,7 @@ export async function createServices(env: Record<string, string | undefined>, op
   else if (creds.kind === 'settings') credentials = staticCredentialProvider({ username: creds.username, password: creds.password });
   else throw new Error('CycleCloud credentials are not set (CYCLECLOUD_USERNAME/CYCLECLOUD_PASSWORD or KEY_VAULT_URL)');
 
-  const cyclecloud =
+  const client =
     options.cyclecloud ??
     createCycleCloudClient({
       baseUrl: config.cycleCloudUrl,
@@ -104,6 +107,16 @@ export async function createServices(env: Record<string, string | undefined>, op
       logger,
       now,
     });
+  // Every instance agrees through storage: creates in flight per cluster, one batch per cluster, and
+  // a 429/503 with Retry-After pausing every instance's CycleCloud calls (src/cyclecloud/governor.ts).
+  const governor = new Governor({
+    storage,
+    names,
+    maxConcurrentCreates: config.maxConcurrentCreates,
+    now,
+    ...(options.governorWaitMs !== undefined ? { acquireWaitMs: options.governorWaitMs } : {}),
+  });
+  const cyclecloud = governed(client, governor, logger, now);
 
   const warnedNoSigningSecret = new Set<string>();
   const secretFrom = async (value: string | undefined, name: string | undefined): Promise<string | undefined> => {
@@ -177,6 +190,8 @@ export async function createServices(env: Record<string, string | undefined>, op
   };
   const ledger = new RequestLedger({ storage, names, now, deadlineMs: config.requestDeadlineMs, onFinal });
 
+  // http and loopback targets only for the local host (README "Security").
+  const callbackTarget = { allowedHosts: config.callbackAllowedHosts, localDevelopment: config.mode === 'local' };
   const callbacks = createCallbackSender({
     storage,
     names,
@@ -184,8 +199,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     signingSecret,
     now,
     logger,
-    // http and loopback targets only for the local host (README "Security").
-    target: { allowedHosts: config.callbackAllowedHosts, localDevelopment: config.mode === 'local' },
+    target: callbackTarget,
   });
   const tracker = createTracker({
     cyclecloud,
@@ -211,7 +225,10 @@ export async function createServices(env: Record<string, string | undefined>, op
     storage,
     names,
     cyclecloud,
-    fastPathConcurrency: options.fastPathConcurrency ?? 8,
+    fastPathConcurrency: options.fastPathConcurrency ?? 32,
+    createWindow: { windowMs: config.createWindowMs, windowMaxMs: config.createWindowMaxMs, maxSets: config.createMaxSets },
+    governor,
+    callbackTarget,
     tracker,
     snapshots: { getFresh: freshSnapshot },
     capacity,
@@ -233,6 +250,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     now,
     logger,
     submitRequest: (m) => pipeline.submitRequest(m),
+    callbackTarget,
     // The plan route subtracts what the submission path does: the cluster's capacity reservations.
     ledger: {
       getRecord: (id) => pipeline.ledger.getRecord(id),
@@ -262,6 +280,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     signingSecrets,
     replayCache: storageReplayCache(storage, names.stateTable, now),
     requireSignatures: config.requireSignedWebhooks,
+    governor,
   };
 
   return {

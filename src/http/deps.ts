@@ -4,6 +4,8 @@
  * tests pass fakes. Every member is shaped after the real module's method of the same name so a
  * real instance can be passed as is.
  */
+import type { GovernorView } from '../cyclecloud/governor.ts';
+import type { CallbackTargetPolicy } from '../platform/callback-target.ts';
 import type { Logger } from '../platform/log.ts';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { ReplayCache } from '../platform/replay-cache.ts';
@@ -73,6 +75,8 @@ export interface HttpDeps {
   logger: Logger;
   /** Admits a validated message to the ledger and enqueues it (`submitRequest` from `src/requests/intake.ts`). */
   submitRequest(message: RequestMessage): Promise<SubmitResult>;
+  /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is a 400. Absent = not checked here. */
+  callbackTarget?: CallbackTargetPolicy;
   ledger: LedgerReader;
   /** The request list and histories; absent = the list, timeline and trends routes answer 404. */
   requests?: RequestsReader;
@@ -107,6 +111,8 @@ export interface HttpDeps {
   replayCache?: ReplayCache;
   /** When true, POSTs without a signature are refused (needs a signing secret). Default false. */
   requireSignatures?: boolean;
+  /** The fleet-wide CycleCloud governor, shown by health (paused until, creates in flight, calls/min). Absent = not shown. */
+  governor?: { view(clusters: readonly string[]): Promise<GovernorView> };
   /** Health answers within this time or reports storage unreachable. Default 5000 ms. */
   healthTimeoutMs?: number;
   /** A snapshot older than this counts as stale in health and status, whatever the failure count. Default: only the store's verdict. */

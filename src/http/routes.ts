@@ -6,6 +6,7 @@
  * Writes go through the queue path: POST /api/scale-requests and /api/terminate admit the request
  * to the ledger and enqueue it, answering 202 with the status URL; the queue function does the work.
  */
+import { intakeRefusals } from '../requests/intake.ts';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
 import { ClusterName, ExplainedRequestRecord, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../ledger/schemas.ts';
@@ -139,6 +140,11 @@ async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 
     return validationProblem(parsed.errors);
   }
   const message = parsed.value;
+  const refusals = intakeRefusals(message, deps.callbackTarget);
+  if (refusals.length > 0) {
+    log.info('request refused: invalid', { fields: ['callbackUrl'] });
+    return validationProblem(refusals);
+  }
   const result = await deps.submitRequest(message);
   const fields = { requestId: message.requestId, cluster: message.cluster, kind: message.kind, outcome: result.outcome };
   if (result.outcome === 'conflict') {
@@ -311,6 +317,7 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
         },
       ];
     });
+    const governor = deps.governor ? await probe(() => deps.governor!.view(clusters.map((c) => c.cluster)), deadline) : undefined;
     const reachable = [listed, depth, poison, counters, paused, ...healths].every((p) => p.ok);
     const healthy = reachable && clusters.every((c) => !c.stale);
     const body: HealthBody = {
@@ -323,6 +330,7 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
       orphans: counters.ok ? { adopted: counters.value.orphanNodesAdopted ?? 0, terminated: counters.value.orphanNodesTerminated ?? 0 } : null,
       overAsk: counters.ok ? (counters.value.overAsk ?? 0) : null,
       paused: paused.ok ? paused.value : null,
+      ...(governor ? { governor: governor.ok ? governor.value : null } : {}),
     };
     if (!healthy) log.warn('health degraded', { reachable, stale: clusters.filter((c) => c.stale).map((c) => c.cluster) });
     return json(healthy ? 200 : 503, body);

@@ -76,6 +76,17 @@ export const Health = z.object({
   /** Create sets CycleCloud filled only in part (asked more than it had). */
   overAsk: z.number().int().nullable(),
   paused: z.boolean().nullable(),
+  /** The fleet-wide CycleCloud governor (src/cyclecloud/governor.ts); null when its rows could not be read. */
+  governor: z
+    .object({
+      maxConcurrentCreates: z.number().int(),
+      pausedUntil: z.string().nullable(),
+      pauseReason: z.string().nullable(),
+      clusters: z.array(z.object({ cluster: z.string(), createsInFlight: z.number().int(), batchesInFlight: z.number().int(), createsPerMinute: z.number().int() })),
+      callsPerMinute: z.number().int(),
+    })
+    .nullable()
+    .optional(),
 });
 export type Health = z.infer<typeof Health>;
 

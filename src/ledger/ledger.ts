@@ -87,6 +87,9 @@ export interface Tombstone {
 // `~` is encoded too so every index partition sorts between `~open~` and `~open~~`.
 const indexPartition = (cluster: string): string => `~open~${encodeURIComponent(cluster).replace(/~/g, '%7E')}`;
 
+/** What the open-index row of an entry says (final flag and allocations), to skip rewriting it unchanged. */
+const indexView = (entry: LedgerEntry): string => JSON.stringify([isFinal(entry), allocationsOf(entry)]);
+
 /** What a request's creates asked for, for the planner: accepted sets count what was added; an intent or unknown outcome counts what was asked (it may exist). */
 export function allocationsOf(entry: LedgerEntry): IndexAllocation[] {
   const out: IndexAllocation[] = [];
@@ -189,7 +192,9 @@ export class RequestLedger implements RequestLedgerApi {
     if (!written || !previous) return next;
     const current: LedgerEntry = previous;
     if (etag) next.etag = etag;
-    await this.#writeIndex(next);
+    // The open-index row holds only the final flag and the allocations: most updates (an annotate,
+    // a wait, a node's status) change neither, and skip its round trip.
+    if (isFinal(next) || indexView(current) !== indexView(next)) await this.#writeIndex(next);
     if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
     if (summaryChanged(current, next)) await this.#writeListing(next);
     return next;
@@ -348,7 +353,9 @@ export class RequestLedger implements RequestLedgerApi {
       if (statusOf(error) === 409) return null;
       throw error;
     }
-    await this.#writeIndex(entry);
+    // An open entry's row was just created with what it says (nothing asked yet, not final); only
+    // an entry born final (rejected) still needs its row written.
+    if (isFinal(entry)) await this.#writeIndex(entry);
     await this.#writeListing(entry);
     return entry;
   }

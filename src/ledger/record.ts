@@ -180,7 +180,13 @@ export function applySubmission(entry: LedgerEntry, attempt: SubmissionAttempt, 
   if (at >= 0) next.attempts[at] = structuredClone(attempt);
   else next.attempts.push(structuredClone(attempt));
   if (attempt.state === 'accepted') {
-    addOperation(next.record, { operationId: attempt.operationId, cycleCloudRequestId: attempt.cycleCloudRequestId, state: 'pending', action: 'create' });
+    addOperation(next.record, {
+      operationId: attempt.operationId,
+      cycleCloudRequestId: attempt.cycleCloudRequestId,
+      state: 'pending',
+      action: 'create',
+      ...(attempt.batch ? { batch: attempt.batch } : {}),
+    });
     for (const set of attempt.sets) {
       for (const part of set.demands) {
         const d = next.record.demands[part.index];
@@ -204,7 +210,10 @@ export function applySubmission(entry: LedgerEntry, attempt: SubmissionAttempt, 
 export function addOperation(record: RequestRecord, op: OperationRef): void {
   const known = record.operations.find((o) => o.cycleCloudRequestId === op.cycleCloudRequestId);
   if (!known) record.operations.push(op);
-  else if (known.operationId === null && op.operationId !== null) known.operationId = op.operationId;
+  else {
+    if (known.operationId === null && op.operationId !== null) known.operationId = op.operationId;
+    if (op.batch && !known.batch) known.batch = op.batch;
+  }
 }
 
 /** A node as the tracker reports it. `demand` null = keep what the record knows. */

@@ -107,6 +107,8 @@ export const ScaleRequest = z
     cluster: ClusterName,
     demands: z.array(Demand).min(1, 'needs at least one demand').max(1000, 'at most 1000 demands'),
     callbackUrl: httpsUrl.optional(),
+    /** Who goes first when one batch of a cluster cannot serve every member: higher first, then accept order. Default 0. */
+    priority: z.number().int('must be an integer').min(-1000, 'at least -1000').max(1000, 'at most 1000').optional(),
   })
   .strict();
 export type ScaleRequest = z.infer<typeof ScaleRequest>;
@@ -210,11 +212,20 @@ export const OperationRef = z.object({
   state: z.enum(['pending', 'done', 'failed']),
   /** Internal: which kind of CycleCloud call the operation is; not part of the public record. */
   action: z.string().optional(),
+  /**
+   * Internal: the CycleCloud requestId of the batch create this operation came from. The public
+   * record shows it as the operation's `cycleCloudRequestId` (the id CycleCloud knows the create by);
+   * `cycleCloudRequestId` stays the member's own `<requestId>-g<n>` (its nodes' `ccscale-create` tag).
+   */
+  batch: z.string().optional(),
 });
 export type OperationRef = z.infer<typeof OperationRef>;
 
 /** An operation as the public record shows it: exactly the docs/api.md §5 fields. */
-export const PublicOperationRef = OperationRef.omit({ action: true });
+export const PublicOperationRef = OperationRef.omit({ action: true, batch: true });
+
+/** An operation's public fields: the create's CycleCloud requestId is the batch's when it was batched. */
+const publicOperation = ({ action: _action, batch, ...op }: OperationRef): z.infer<typeof PublicOperationRef> => ({ ...op, cycleCloudRequestId: batch ?? op.cycleCloudRequestId });
 
 export const NodeStatusRef = z.object({
   name: z.string(),
@@ -257,11 +268,11 @@ export type ExplainedRequestRecord = z.infer<typeof ExplainedRequestRecord>;
  * `operations[].action` and the demands' choice removed.
  */
 export function publicRecord(record: RequestRecord, options: { explain?: boolean } = {}): PublicRequestRecord | ExplainedRequestRecord {
-  const parsed = (options.explain ? ExplainedRequestRecord : PublicRequestRecord).safeParse(record);
+  const parsed = (options.explain ? ExplainedRequestRecord : PublicRequestRecord).safeParse({ ...record, operations: record.operations.map(publicOperation) });
   if (parsed.success) return parsed.data;
   return {
     ...record,
-    operations: record.operations.map(({ action: _action, ...op }) => op),
+    operations: record.operations.map(publicOperation),
     demands: options.explain ? record.demands : record.demands.map(({ nodearray: _n, bucketId: _b, explanation: _e, ...d }) => d),
   };
 }

@@ -31,6 +31,13 @@ export interface SubmissionAttempt {
   sentAtMs?: number;
   /** When CycleCloud's answer (or the reconciliation that found the create) was received. */
   acceptedAtMs?: number;
+  /**
+   * Sent in a batch (src/requests/create-batch.ts): the CycleCloud requestId of the one create that
+   * carried this attempt's sets beside other requests' (`cycleCloudRequestId` then names only this
+   * attempt's share: its nodes' `ccscale-create` tag, its reservation, its tracker). Absent: the
+   * create was this attempt's alone, under `cycleCloudRequestId`.
+   */
+  batch?: string;
 }
 
 export interface LedgerEntry {

@@ -31,6 +31,10 @@
  * | `MAX_REPLAN_ATTEMPTS` | re-plans of a demand after compensation | `3` |
  * | `CAPACITY_BACKOFF_MIN_MINUTES`, `CAPACITY_BACKOFF_MAX_MINUTES` | capacity-failure backoff range (min ≤ max) | `5`, `30` |
  * | `SCALE_OUT_PAUSED` | `true` stops new creates (requests wait with a reason) | `false` |
+ * | `CREATE_WINDOW_MS` | group commit: a cluster's requests arriving within this long of each other (ms) are planned together and sent as one `nodes/create`; `0` = each request alone | `200` |
+ * | `CREATE_WINDOW_MAX_MS` | a batch's window never stays open longer than this after its first request (ms; not less than `CREATE_WINDOW_MS`) | `1000` |
+ * | `CREATE_MAX_SETS` | at most this many sets in one batch's create (1–1000); its window closes early when its requests' demands reach it; a request alone may carry more | `100` |
+ * | `CYCLECLOUD_MAX_CONCURRENT_CREATES` | creates in flight per cluster across every instance (1–100); a 429/503 with `Retry-After` pauses every instance's CycleCloud calls until then | `1` |
  * | `SIGNING_SECRET_NAME` | Key Vault secret with the HMAC key for callbacks and webhooks (needs `KEY_VAULT_URL`) | unset |
  * | `SCALER_SIGNING_SECRET` | the HMAC key itself (local development) | unset |
  * | `SIGNING_SECRET_SECONDARY_NAME`, `SCALER_SIGNING_SECRET_SECONDARY` | a second HMAC key also accepted on incoming requests (rotation) | unset |
@@ -98,6 +102,14 @@ export interface Config {
   readonly capacityBackoffMinMs: number;
   readonly capacityBackoffMaxMs: number;
   readonly scaleOutPaused: boolean;
+  /** `CREATE_WINDOW_MS`: group-commit window per cluster (0 = no batching). */
+  readonly createWindowMs: number;
+  /** `CREATE_WINDOW_MAX_MS`: the longest a batch's window stays open. */
+  readonly createWindowMaxMs: number;
+  /** `CREATE_MAX_SETS`: sets after which a batch closes at once. */
+  readonly createMaxSets: number;
+  /** `CYCLECLOUD_MAX_CONCURRENT_CREATES`: creates in flight per cluster across the fleet. */
+  readonly maxConcurrentCreates: number;
   /** POSTs must carry a valid signature (docs/api.md §4); needs a signing secret. */
   readonly requireSignedWebhooks: boolean;
   readonly signingSecretName: string | undefined;
@@ -373,6 +385,11 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   const capacityBackoffMaxMs = minutes('CAPACITY_BACKOFF_MAX_MINUTES', 30);
   if (capacityBackoffMaxMs < capacityBackoffMinMs) throw new ConfigError('CAPACITY_BACKOFF_MAX_MINUTES', 'must not be less than CAPACITY_BACKOFF_MIN_MINUTES');
   const scaleOutPaused = parse(env, 'SCALE_OUT_PAUSED', boolean) ?? false;
+  const createWindowMs = parse(env, 'CREATE_WINDOW_MS', wholeNumber(0, 10_000)) ?? 200;
+  const createWindowMaxMs = parse(env, 'CREATE_WINDOW_MAX_MS', wholeNumber(0, 60_000)) ?? Math.max(1000, createWindowMs);
+  if (createWindowMaxMs < createWindowMs) throw new ConfigError('CREATE_WINDOW_MAX_MS', 'must not be less than CREATE_WINDOW_MS');
+  const createMaxSets = parse(env, 'CREATE_MAX_SETS', wholeNumber(1, 1000)) ?? 100;
+  const maxConcurrentCreates = parse(env, 'CYCLECLOUD_MAX_CONCURRENT_CREATES', wholeNumber(1, 100)) ?? 1;
   const requireSignedWebhooks = parse(env, 'REQUIRE_SIGNED_WEBHOOKS', boolean) ?? false;
 
   const signingSecretName = parse(env, 'SIGNING_SECRET_NAME', secretName);
@@ -423,6 +440,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     capacityBackoffMinMs,
     capacityBackoffMaxMs,
     scaleOutPaused,
+    createWindowMs,
+    createWindowMaxMs,
+    createMaxSets,
+    maxConcurrentCreates,
     requireSignedWebhooks,
     signingSecretName,
     signingSecret,

@@ -13,6 +13,7 @@ import { isContinueMessage } from '../tracking/types.ts';
 import type { RequestLedgerApi } from '../ledger/types.ts';
 import { parseRequestMessage, usableRequestId, type RequestMessage, type RequestRecord } from '../ledger/schemas.ts';
 import { isFinal } from '../ledger/record.ts';
+import { refusedAtIntake, type CallbackTargetPolicy } from '../platform/callback-target.ts';
 import { decodeIntakeMessage, recordableText, sendAdmitted } from './intake-guards.ts';
 import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
 
@@ -24,6 +25,18 @@ export interface IntakeState {
 
 export interface IntakeDeps extends SubmitDeps {
   state: IntakeState;
+  /** Where callbacks may go; absent = no intake check (the send-time check still applies). */
+  callbackTarget?: CallbackTargetPolicy;
+}
+
+/**
+ * The message's fields that the send-time checks would always refuse (docs/api.md §3): today a
+ * `callbackUrl` whose scheme, allow-list or IP-literal host can never be called. Empty = none.
+ */
+export function intakeRefusals(message: RequestMessage, policy: CallbackTargetPolicy | undefined): { path: string; message: string }[] {
+  if (!policy || !message.callbackUrl) return [];
+  const reason = refusedAtIntake(message.callbackUrl, policy);
+  return reason ? [{ path: 'callbackUrl', message: reason }] : [];
 }
 
 export interface QueueMessageMeta {
@@ -72,7 +85,9 @@ export async function handleScaleQueueMessage(
     return withTransientHandling(deps, requestId, meta, log, () => processEntry(deps, requestId, log, consumedWakeAtMs === undefined ? {} : { consumedWakeAtMs }));
   }
 
-  const parsed = parseRequestMessage(body);
+  const first = parseRequestMessage(body);
+  const refusals = first.ok ? intakeRefusals(first.value, deps.callbackTarget) : [];
+  const parsed: typeof first = refusals.length > 0 ? { ok: false, errors: refusals } : first;
   const rawId = (body as { requestId?: unknown }).requestId;
   const usableId = usableRequestId(rawId);
   if (!parsed.ok) {

@@ -4,13 +4,14 @@
  * parts own (CycleCloud client, tracker, snapshots, capacity memory) and gets back the queue
  * handler's deps and the HTTP admission function.
  */
+import type { CallbackTargetPolicy } from '../platform/callback-target.ts';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { Logger } from '../platform/log.ts';
 import type { StorageNames } from '../platform/names.ts';
 import type { Storage } from '../platform/storage.ts';
 import type { TrackerApi } from '../tracking/types.ts';
 import { handleScaleQueueMessage, submitRequest, withJobIds, type IntakeDeps, type QueueMessageMeta } from './intake.ts';
-import { processEntry } from './submit.ts';
+import { createBatcher, processEntry, type BatchLease } from './submit.ts';
 import { silentLogger } from '../platform/log.ts';
 import { RequestLedger } from '../ledger/ledger.ts';
 import { storageQueueSender } from './queue.ts';
@@ -58,6 +59,15 @@ export interface RequestPipelineOptions {
    * guarantees them (at most this many at a time; 0 = queue only). Default 0 (the composition root sets 8). See {@link RequestPipeline.submitRequest}.
    */
   fastPathConcurrency?: number;
+  /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is rejected at intake. */
+  callbackTarget?: CallbackTargetPolicy;
+  /**
+   * Group commit of this process's creates per cluster (`CREATE_WINDOW_MS`, `CREATE_WINDOW_MAX_MS`,
+   * `CREATE_MAX_SETS`). Default: no window (each request creates alone).
+   */
+  createWindow?: { windowMs: number; windowMaxMs: number; maxSets: number };
+  /** The fleet-wide governor: with a window, a batch holds its cluster's `batch` slot while it plans, reserves and sends. */
+  governor?: BatchLease;
 }
 
 export interface RequestPipeline {
@@ -108,7 +118,11 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     state,
     config: submitConfig,
     now,
+    ...(o.createWindow && o.createWindow.windowMs > 0
+      ? { batcher: createBatcher({ windowMs: o.createWindow.windowMs, windowMaxMs: o.createWindow.windowMaxMs, maxWeight: o.createWindow.maxSets }, o.governor) }
+      : {}),
     ...(o.onFinal ? { onFinal: o.onFinal } : {}),
+    ...(o.callbackTarget ? { callbackTarget: o.callbackTarget } : {}),
   };
   return {
     ledger,

@@ -142,6 +142,25 @@ export class CapacityReservations {
     plan: (items: readonly Reservation[]) => { reservation: Reservation | null; result: T },
     snapshotStartedAtMs = Number.POSITIVE_INFINITY,
   ): Promise<T> {
+    return this.reserveMany(
+      cluster,
+      (items) => {
+        const p = plan(items);
+        return { reservations: p.reservation ? [p.reservation] : [], result: p.result };
+      },
+      snapshotStartedAtMs,
+    );
+  }
+
+  /**
+   * A batch's plan (src/requests/submit.ts): like {@link reserve}, with every member's reservation
+   * added in the same one conditional write.
+   */
+  async reserveMany<T>(
+    cluster: string,
+    plan: (items: readonly Reservation[]) => { reservations: Reservation[]; result: T },
+    snapshotStartedAtMs = Number.POSITIVE_INFINITY,
+  ): Promise<T> {
     let last: T | undefined;
     const written = await this.update(cluster, (items, prunedThroughMs) => {
       if (prunedThroughMs > snapshotStartedAtMs) {
@@ -152,32 +171,43 @@ export class CapacityReservations {
       }
       const p = plan(items);
       last = p.result;
-      if (!p.reservation) return null;
-      const r = p.reservation;
       // A create already answered under this id (another worker planned the same generation and won
       // its claim) keeps its reservation: replacing it would forget when it was answered, and a
       // snapshot would then count its nodes twice for as long as the reservation lived.
-      if (items.some((x) => x.cycleCloudRequestId === r.cycleCloudRequestId && x.acceptedAtMs !== undefined)) return null;
-      return { items: [...items.filter((x) => x.cycleCloudRequestId !== r.cycleCloudRequestId), r], result: p.result };
+      const fresh = p.reservations.filter((r) => !items.some((x) => x.cycleCloudRequestId === r.cycleCloudRequestId && x.acceptedAtMs !== undefined));
+      if (fresh.length === 0) return null;
+      const ids = new Set(fresh.map((r) => r.cycleCloudRequestId));
+      return { items: [...items.filter((x) => !ids.has(x.cycleCloudRequestId)), ...fresh], result: p.result };
     });
     return (written ?? last) as T;
   }
 
   /** The create was answered: its reservation counts what CycleCloud added, until a later snapshot. */
   async accepted(cluster: string, cycleCloudRequestId: string, added: number[], atMs: number): Promise<void> {
+    await this.acceptedMany(cluster, [{ cycleCloudRequestId, added }], atMs);
+  }
+
+  /** A batch's create was answered: every member's reservation in one write. */
+  async acceptedMany(cluster: string, answers: readonly { cycleCloudRequestId: string; added: number[] }[], atMs: number): Promise<void> {
     await this.update(cluster, (items) => {
-      const r = items.find((x) => x.cycleCloudRequestId === cycleCloudRequestId);
-      if (!r || r.acceptedAtMs !== undefined) return null;
-      r.acceptedAtMs = atMs;
-      r.sets = r.sets.map((s, i) => ({ ...s, count: added[i] ?? 0 }));
-      return { items, result: true };
+      let changed = false;
+      for (const a of answers) {
+        const r = items.find((x) => x.cycleCloudRequestId === a.cycleCloudRequestId);
+        if (!r || r.acceptedAtMs !== undefined) continue;
+        r.acceptedAtMs = atMs;
+        r.sets = r.sets.map((s, i) => ({ ...s, count: a.added[i] ?? 0 }));
+        changed = true;
+      }
+      return changed ? { items, result: true } : null;
     });
   }
 
   /** Drops a reservation (its create failed, or will never be sent). */
-  async release(cluster: string, cycleCloudRequestId: string): Promise<void> {
+  async release(cluster: string, cycleCloudRequestId: string | readonly string[]): Promise<void> {
+    const ids = new Set(typeof cycleCloudRequestId === 'string' ? [cycleCloudRequestId] : cycleCloudRequestId);
+    if (ids.size === 0) return;
     await this.update(cluster, (items) => {
-      const left = items.filter((x) => x.cycleCloudRequestId !== cycleCloudRequestId);
+      const left = items.filter((x) => !ids.has(x.cycleCloudRequestId));
       return left.length === items.length ? null : { items: left, result: true };
     });
   }

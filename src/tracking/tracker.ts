@@ -553,6 +553,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
 
     let compensated: Set<string> | undefined;
     let compensatedGroups: Set<string> | undefined;
+    let compensatedNodes: { key: string; placementGroupId: string; demandIndex: number }[] | undefined;
     if (rec.state.action === 'create' && rec.state.sets.some((x) => x.colocated)) {
       const entry = await deps.ledger.get(rec.state.requestId);
       compensated = entry ? compensatedKeys(entry) : new Set();
@@ -561,6 +562,11 @@ export function createTracker(deps: TrackerDeps): Tracker {
       const ours = compensationRequestId(rec.state.requestId, rec.state.generation);
       compensatedGroups = new Set(
         (entry?.compensations ?? []).flatMap((c) => (c.placementGroupId && c.cycleCloudRequestId === ours ? [gangKey(c.placementGroupId, c.demandIndex)] : [])),
+      );
+      compensatedNodes = (entry?.compensations ?? []).flatMap((c) =>
+        c.placementGroupId && c.cycleCloudRequestId === ours
+          ? c.nodeNames.map((name, k) => ({ key: c.nodeKeys?.[k] ?? name, placementGroupId: c.placementGroupId!, demandIndex: c.demandIndex }))
+          : [],
       );
     }
     const observed = await listOperationNodes(rec, log);
@@ -574,6 +580,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
         ...(observed.retryAfterMs !== undefined ? { retryAfterMs: observed.retryAfterMs } : {}),
         ...(compensated ? { compensated } : {}),
         ...(compensatedGroups ? { compensatedGroups } : {}),
+        ...(compensatedNodes ? { compensatedNodes } : {}),
       },
       config,
     );

@@ -17,6 +17,7 @@ import { encodeQueueMessage } from '../../src/platform/storage.ts';
 import type { RequestRecord } from '../../src/ledger/schemas.ts';
 import { eventually, root, sleep, spawnScaler, startScaler, type RunningScaler } from './harness.ts';
 import '../helpers/log-capture.ts';
+import { createCallsOf, memberCreatesOf, setsOf } from '../helpers/creates.ts';
 
 const SECRET = 'contract-signing-secret-0123456789';
 const connection = () => inject('storageConnectionString');
@@ -39,10 +40,8 @@ const getJson = async <T>(path: string): Promise<{ status: number; body: T; cont
   return { status: res.status, body: (await res.json()) as T, contentType: res.headers.get('content-type') };
 };
 const hmac = (text: string) => `sha256=${createHmac('sha256', SECRET).update(text).digest('hex')}`;
-const creates = async (requestId?: string) =>
-  (await host.simCalls()).filter(
-    (c) => c.method === 'POST' && c.path.endsWith('/nodes/create') && (requestId === undefined || String((c.body as { requestId?: string }).requestId).startsWith(requestId)),
-  );
+/** The create calls carrying sets of `requestId` (creates may be batched: see test/helpers/creates.ts). */
+const creates = async (requestId?: string) => createCallsOf(await host.simCalls(), requestId);
 const simNodes = async () => ((await (await host.sim$('/__sim/state')).json()) as { clusters: Record<string, { nodes: Array<Record<string, unknown>> }> }).clusters.hpc!.nodes;
 
 beforeAll(async () => {
@@ -520,7 +519,7 @@ describe('§4 HTTP API and §5 record', () => {
     ]);
     expect(host.output()).toContain('J-77');
     // CycleCloud received the attributes unchanged, the explicit group made the demand colocated
-    const sets = (create!.body as { requestId: string; sets: Array<Record<string, unknown>> }).sets;
+    const sets = setsOf(create!, 'c-record-1') as unknown as Array<Record<string, unknown>>;
     expect((create!.body as { requestId: string }).requestId).toBe(record.operations[0]!.cycleCloudRequestId);
     // The caller's attributes go unchanged; the scaler adds only its own two tags (whose node it is).
     expect(sets.find((s) => s.nodearray === 'ondemand')!.nodeAttributes).toEqual({
@@ -705,27 +704,36 @@ describe('§3 queue messages', () => {
     const group = record.demands[0]!.placementGroupId!;
     type Status = { nodearrays: Array<{ name: string; buckets: Array<{ placementGroups: Array<{ name: string; activeCount: number }> }> }> };
     const groupOf = (s: Status) => s.nodearrays.find((n) => n.name === 'mpi')!.buckets[0]!.placementGroups.find((g) => g.name === group);
-    // The status is the latest snapshot (taken every second here): it shows the group once one is taken after the create.
+    // The status is the latest snapshot (taken every second here, later on a loaded machine): it
+    // shows the group once one is taken after the create. A failure says what it showed instead.
+    let seen: unknown;
     const shown = await eventually(
       async () => {
-        const g = groupOf((await (await host.api('/clusters/hpc/status')).json()) as Status);
+        const s = (await (await host.api('/clusters/hpc/status')).json()) as Status & { takenAt?: string };
+        seen = { takenAt: s.takenAt, groups: s.nodearrays.find((n) => n.name === 'mpi')?.buckets[0]?.placementGroups };
+        const g = groupOf(s);
         return g?.activeCount === 4 ? g : undefined;
       },
-      10_000,
+      30_000,
       `placement group ${group} in the cluster status`,
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; the status showed ${JSON.stringify(seen)}; the record ${JSON.stringify({ demands: record.demands, operations: record.operations })}`);
+    });
 
     // Assess
-    const ids = (await creates('c-gang-1')).map((c) => (c.body as { requestId: string }).requestId);
+    const calls = await creates('c-gang-1');
+    const ids = calls.map((c) => (c.body as { requestId: string }).requestId);
+    // The request's own create ids (a batch's call carries them in its sets' ccscale-create tags)
+    const own = calls.flatMap(memberCreatesOf).filter((id) => id.startsWith('c-gang-1'));
     expect(record.state).toBe('fulfilled');
     expect(record.demands[0]).toMatchObject({ requested: 4, ready: 4 });
     expect(ids).toHaveLength(2);
     expect(new Set(ids).size).toBe(2);
-    expect(ids.every((id) => id.startsWith('c-gang-1'))).toBe(true);
+    expect(own).toEqual(['c-gang-1-g0', 'c-gang-1-g1']);
     expect(record.operations.map((o) => o.cycleCloudRequestId)).toEqual(expect.arrayContaining(ids));
     expect(record.nodes.filter((n) => n.status === 'Ready' && n.demand === 0)).toHaveLength(4);
     expect(shown).toEqual({ name: group, activeCount: 4 });
-  });
+  }, 90_000);
 
   it('waits with a reason while there is no capacity, then ends partially_fulfilled or failed at the deadline', async () => {
     // Act (started before the HTTP tests)

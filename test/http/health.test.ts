@@ -34,6 +34,32 @@ describe('GET /api/health', () => {
     });
   });
 
+  it('shows the fleet-wide governor: paused until, creates and batches in flight, calls per minute', async () => {
+    const view = {
+      maxConcurrentCreates: 1,
+      pausedUntil: '2026-12-07T02:00:30.000Z',
+      pauseReason: 'CycleCloud answered 429 with Retry-After',
+      clusters: [{ cluster: 'hpc', createsInFlight: 1, batchesInFlight: 1, createsPerMinute: 12 }],
+      callsPerMinute: 40,
+    };
+    const asked: (readonly string[])[] = [];
+    const governor = {
+      view: async (clusters: readonly string[]) => {
+        asked.push(clusters);
+        return view;
+      },
+    };
+    const { deps } = fakeDeps({ governor });
+    const res = await getHealth(deps, httpRequest('GET', '/api/health'));
+    expect(res.status).toBe(200);
+    expect(healthOf(res).governor).toEqual(view);
+    expect(asked).toEqual([['hpc']]);
+    // An unreadable governor row shows as null
+    const down = fakeDeps({ governor: { view: async () => Promise.reject(new Error('table down')) } });
+    const body = healthOf(await getHealth(down.deps, httpRequest('GET', '/api/health')));
+    expect(body.governor).toBeNull();
+  });
+
   it('answers 503 degraded when a cluster snapshot is stale', async () => {
     const { deps, world } = fakeDeps();
     world.healths.set('hpc', { takenAt: new Date(T0).toISOString(), ageSeconds: 600, consecutiveFailures: 4, stale: true });

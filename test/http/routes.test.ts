@@ -72,14 +72,49 @@ describe('POST /api/scale-requests', () => {
     expect(world.submitted).toHaveLength(0);
   });
 
+  it('answers 400 on callbackUrl when its host is an IP literal the send-time check would refuse, and admits nothing', async () => {
+    const policy = { allowedHosts: [] as string[], localDevelopment: false };
+    for (const url of ['https://169.254.169.254/latest/meta-data', 'https://10.0.0.7/hook', 'https://[::1]/hook', 'https://168.63.129.16/x']) {
+      const { deps, world } = fakeDeps({ callbackTarget: policy });
+      const res = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody({ callbackUrl: url }) }));
+      expect(res.status, url).toBe(400);
+      const p = problemOf(res);
+      expect(p.errors?.map((e) => e.path)).toEqual(['callbackUrl']);
+      expect(p.errors?.[0]?.message).toMatch(/CALLBACK_ALLOWED_HOSTS/);
+      expect(world.submitted).toHaveLength(0);
+    }
+    // Listed by the operator: allowed, private or not. A public literal and a name pass (DNS is checked at send time).
+    for (const [url, allowed] of [
+      ['https://10.0.0.7/hook', ['10.0.0.7']],
+      ['https://52.1.2.3/hook', []],
+      ['https://hooks.example.com/x', []],
+    ] as const) {
+      const { deps, world } = fakeDeps({ callbackTarget: { allowedHosts: allowed, localDevelopment: false } });
+      const res = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody({ callbackUrl: url }) }));
+      expect(res.status, url).toBe(202);
+      expect(world.submitted).toHaveLength(1);
+    }
+  });
+
+  it('takes an integer priority from -1000 to 1000 and names any other by its path', async () => {
+    const { deps } = fakeDeps();
+    for (const priority of [1.5, 1001, -1001, 'high']) {
+      const res = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody({ priority }) }));
+      expect(res.status, String(priority)).toBe(400);
+      expect((problemOf(res).errors ?? []).map((e) => e.path)).toEqual(['priority']);
+    }
+    const ok = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body: scaleBody({ priority: -7 }) }));
+    expect(ok.status).toBe(202);
+  });
+
   it('names unknown fields by their own path', async () => {
     const { deps } = fakeDeps();
-    const body = scaleBody({ priority: 1, demands: [{ nodearray: 'ondemand', count: 1, colour: 'red', size: 2 }] });
+    const body = scaleBody({ urgency: 1, demands: [{ nodearray: 'ondemand', count: 1, colour: 'red', size: 2 }] });
     const res = await submitScaleRequest(deps, httpRequest('POST', '/api/scale-requests', { body }));
     expect(res.status).toBe(400);
     expect(problemOf(res).errors).toEqual(
       expect.arrayContaining([
-        { path: 'priority', message: 'is not a known field' },
+        { path: 'urgency', message: 'is not a known field' },
         { path: 'demands.0.colour', message: 'is not a known field' },
         { path: 'demands.0.size', message: 'is not a known field' },
       ]),

@@ -17,7 +17,7 @@ import { SimulatorError } from '../../src/simulator/model.ts';
 import { FilterSyntaxError } from '../../src/simulator/filter.ts';
 import { CycleCloudError, isCycleCloudError } from '../../src/cyclecloud/errors.ts';
 import { CliError } from '../../src/cli/client.ts';
-import { SnapshotUnavailableError, SubmitError } from '../../src/requests/submit.ts';
+import { ClaimLost, SnapshotUnavailableError, SubmitError } from '../../src/requests/submit.ts';
 import { LedgerError } from '../../src/ledger/ledger.ts';
 import { ReservationConflictError, SnapshotBehindReservationsError } from '../../src/requests/reservations.ts';
 import { TrackerStoreError } from '../../src/tracking/store.ts';
@@ -41,6 +41,7 @@ const families: Array<[Error, string, string, string]> = [
   [new SnapshotUnavailableError('stale', { cause: root }), 'SnapshotUnavailableError', 'PLAN_STALE_SNAPSHOT', 'stale'],
   [new SnapshotUnavailableError('no such cluster', { cause: root, permanent: true }), 'SnapshotUnavailableError', 'PLAN_UNKNOWN_CLUSTER', 'no such cluster'],
   [new SubmitError('SUBMIT_UNRESOLVED', 'unresolved', { cause: root }), 'SubmitError', 'SUBMIT_UNRESOLVED', 'unresolved'],
+  [new ClaimLost('claimed first', { cause: root }), 'ClaimLost', 'SUBMIT_CLAIM_LOST', 'claimed first'],
   [new LedgerError('LEDGER_NOT_FOUND', 'no entry', { cause: root }), 'LedgerError', 'LEDGER_NOT_FOUND', 'no entry'],
   [new ReservationConflictError('RESERVATION_CONTENTION', 'contended', { cause: root }), 'ReservationConflictError', 'RESERVATION_CONTENTION', 'contended'],
   [new SnapshotBehindReservationsError('RESERVATION_SNAPSHOT_BEHIND', 'behind', { cause: root }), 'SnapshotBehindReservationsError', 'RESERVATION_SNAPSHOT_BEHIND', 'behind'],

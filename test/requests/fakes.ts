@@ -18,6 +18,7 @@ export type Fault =
   | 'commit-then-fail' // applied, then a 5xx: ambiguous
   | 'lost' // a reset after sending that never reached CycleCloud: ambiguous, nothing applied
   | 'throttle' // 429 before anything happened
+  | 'fleet-busy' // the fleet's governor refused before sending (no HTTP status): nothing happened
   | 'unavailable-before' // connection refused: not ambiguous
   | 'bad-request'; // CycleCloud refuses the request itself (400)
 
@@ -82,6 +83,7 @@ export class FakeCycleCloud implements CycleCloudApi {
     this.calls.push({ method: 'createNodes', ...(request.requestId ? { requestId: request.requestId } : {}), body: structuredClone(request) });
     const fault = this.createFaults.shift();
     if (fault === 'throttle') throw new CycleCloudError('CC_THROTTLED', 'HTTP 429', { status: 429, retryAfterMs: this.throttleRetryAfterMs });
+    if (fault === 'fleet-busy') throw new CycleCloudError('CC_THROTTLED', '1 create(s) of cluster hpc are in flight across the fleet', { retryAfterMs: 2_000 });
     if (fault === 'unavailable-before') throw new CycleCloudError('CC_NETWORK', 'ECONNREFUSED', {});
     if (fault === 'lost') throw new CycleCloudError('CC_NETWORK', 'socket hang up (ECONNRESET)', { ambiguous: true });
     if (fault === 'bad-request') throw new CycleCloudError('CC_BAD_REQUEST', 'HTTP 400: MachineType Standard_X is not recognized', { status: 400 });
@@ -264,21 +266,34 @@ export function fixedSnapshots(snapshot: () => ClusterSnapshot | null): Snapshot
 export class MemoryReservations implements ReservationsApi {
   readonly items = new Map<string, Reservation[]>();
   async reserve<T>(cluster: string, plan: (items: readonly Reservation[]) => { reservation: Reservation | null; result: T }): Promise<T> {
+    return this.reserveMany(cluster, (items) => {
+      const p = plan(items);
+      return { reservations: p.reservation ? [p.reservation] : [], result: p.result };
+    });
+  }
+  async reserveMany<T>(cluster: string, plan: (items: readonly Reservation[]) => { reservations: Reservation[]; result: T }): Promise<T> {
     const items = this.items.get(cluster) ?? [];
     const p = plan(structuredClone(items));
-    if (p.reservation) this.items.set(cluster, [...items.filter((x) => x.cycleCloudRequestId !== p.reservation!.cycleCloudRequestId), p.reservation]);
+    const ids = new Set(p.reservations.map((r) => r.cycleCloudRequestId));
+    if (ids.size > 0) this.items.set(cluster, [...items.filter((x) => !ids.has(x.cycleCloudRequestId)), ...p.reservations]);
     return p.result;
   }
   async accepted(cluster: string, cycleCloudRequestId: string, added: number[], atMs: number): Promise<void> {
-    const r = (this.items.get(cluster) ?? []).find((x) => x.cycleCloudRequestId === cycleCloudRequestId);
-    if (!r || r.acceptedAtMs !== undefined) return;
-    r.acceptedAtMs = atMs;
-    r.sets = r.sets.map((s, i) => ({ ...s, count: added[i] ?? 0 }));
+    await this.acceptedMany(cluster, [{ cycleCloudRequestId, added }], atMs);
   }
-  async release(cluster: string, cycleCloudRequestId: string): Promise<void> {
+  async acceptedMany(cluster: string, answers: readonly { cycleCloudRequestId: string; added: number[] }[], atMs: number): Promise<void> {
+    for (const a of answers) {
+      const r = (this.items.get(cluster) ?? []).find((x) => x.cycleCloudRequestId === a.cycleCloudRequestId);
+      if (!r || r.acceptedAtMs !== undefined) continue;
+      r.acceptedAtMs = atMs;
+      r.sets = r.sets.map((s, i) => ({ ...s, count: a.added[i] ?? 0 }));
+    }
+  }
+  async release(cluster: string, cycleCloudRequestId: string | readonly string[]): Promise<void> {
+    const ids = new Set(typeof cycleCloudRequestId === 'string' ? [cycleCloudRequestId] : cycleCloudRequestId);
     this.items.set(
       cluster,
-      (this.items.get(cluster) ?? []).filter((x) => x.cycleCloudRequestId !== cycleCloudRequestId),
+      (this.items.get(cluster) ?? []).filter((x) => !ids.has(x.cycleCloudRequestId)),
     );
   }
 }

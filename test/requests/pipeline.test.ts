@@ -181,6 +181,15 @@ describe('scale requests: one create, exactly once', () => {
     expect((await ledger.getRecord('conf-1'))!.operations[0]).toMatchObject({ operationId: null, cycleCloudRequestId: 'conf-1-g0' });
   });
 
+  it("the fleet's governor refusing a create is no backoff: the request comes back when the slot is due", async () => {
+    const { cc, ledger, deliver, queue } = await setup();
+    cc.createFaults.push('fleet-busy');
+    expect((await deliver(scale('fleet-1', [{ nodearray: 'ondemand', count: 1 }]))).action).toBe('waiting');
+    expect((await ledger.getRecord('fleet-1'))!.reason).toMatch(/in flight across the fleet/);
+    // 2 s (what the governor said), not the 15 s backoff of a request that found no capacity
+    expect(queue.sent.map((m) => m.visibilityDelayMs)).toEqual([2_000]);
+  });
+
   it('throttled create: the intent stays, the request waits (Retry-After honoured), the wake-up reconciles then creates', async () => {
     const { cc, ledger, deliver, queue, clock } = await setup();
     cc.createFaults.push('throttle');
@@ -336,6 +345,19 @@ describe('scale requests: shortfalls', () => {
 });
 
 describe('intake: invalid, broken, conflicting, transient', () => {
+  it('a callbackUrl to an IP literal the send-time check would refuse is rejected at intake, naming callbackUrl', async () => {
+    const { deps, ledger, state, cc, deliver } = await setup();
+    deps.callbackTarget = { allowedHosts: [], localDevelopment: false };
+    const result = await deliver({ ...scale('cb-meta-1', [{ nodearray: 'mpi', count: 1 }]), callbackUrl: 'https://169.254.169.254/latest' });
+    expect(result.action).toBe('rejected');
+    const rec = (await ledger.getRecord('cb-meta-1'))!;
+    expect(rec.state).toBe('rejected');
+    expect(rec.errors!.map((e) => e.path)).toEqual(['callbackUrl']);
+    expect(rec.reason).toContain('link-local');
+    expect(state.counts.rejectedMessages).toBe(1);
+    expect(cc.calls).toEqual([]);
+  });
+
   it('an invalid message is rejected once with each bad field named, not retried', async () => {
     const { ledger, state, cc, deliver } = await setup();
     const result = await deliver({ requestId: 'bad-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 0 }, { count: 2 }] });

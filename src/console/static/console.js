@@ -574,6 +574,51 @@
   }
 
   // ---- Health ----
+  /** The fleet-wide CycleCloud governor: paused until, creates and batches in flight per cluster, calls per minute. */
+  function governorPanel(g) {
+    const pausedText = g.pausedUntil ? `paused until ${clock(g.pausedUntil)}${g.pauseReason ? ` (${g.pauseReason})` : ''}` : 'not paused';
+    return [
+      h('h3', { text: 'CycleCloud governor' }),
+      h(
+        'p',
+        { class: 'muted', 'data-governor': 'pause' },
+        h('span', { class: `badge ${g.pausedUntil ? 'bad' : 'ok'}`, text: g.pausedUntil ? 'paused' : 'calling' }),
+        ` ${pausedText} · at most ${g.maxConcurrentCreates} create(s) in flight per cluster · ${num(g.callsPerMinute)} calls/min from this instance`,
+      ),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { 'aria-label': 'CycleCloud governor per cluster' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Cluster', 'Creates in flight', 'Batches in flight', 'Creates/min (fleet)'].map((t) => h('th', { scope: 'col', text: t })),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            g.clusters.map((c) =>
+              h(
+                'tr',
+                {},
+                h('td', { text: c.cluster }),
+                h('td', { class: 'num', text: c.createsInFlight }),
+                h('td', { class: 'num', text: c.batchesInFlight }),
+                h('td', { class: 'num', text: num(c.createsPerMinute) }),
+              ),
+            ),
+          ),
+        ),
+      ),
+    ];
+  }
+
   function healthView() {
     const region = h('div');
     const switchRegion = h('section', { class: 'panel switch', 'aria-labelledby': 'h-switch' });
@@ -671,6 +716,7 @@
               ),
             ),
           ),
+          health.governor ? governorPanel(health.governor) : null,
           counters
             ? [
                 h('h3', { text: 'Counters' }),

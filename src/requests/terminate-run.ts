@@ -1,0 +1,107 @@
+/** Terminate (and shutdown, deallocate, start) requests: one CycleCloud call through the tracker's one terminate path. */
+import { isAmbiguous, isCycleCloudError, isPermanent } from '../cyclecloud/errors.ts';
+import type { TerminateResult } from '../tracking/types.ts';
+import type { LedgerEntry } from '../ledger/types.ts';
+import type { TerminateRequest } from '../ledger/schemas.ts';
+import { applySubmission, isFinal, nodeKey, setState, settle, terminateRequestId } from '../ledger/record.ts';
+import { SubmitError, type ProcessResult, type Ctx, ClaimLost, update, done } from './context.ts';
+
+export async function processTerminate(ctx: Ctx, start: LedgerEntry, request: TerminateRequest): Promise<ProcessResult> {
+  const { deps } = ctx;
+  let entry = start;
+  const cc = terminateRequestId(ctx.requestId);
+  const existing = entry.record.operations.find((o) => o.cycleCloudRequestId === cc);
+  if (existing) {
+    // Already sent; make sure the tracker follows it (idempotent) and stop.
+    await deps.tracker.start({
+      cluster: ctx.cluster,
+      operationId: existing.operationId,
+      cycleCloudRequestId: cc,
+      requestId: ctx.requestId,
+      action: request.action === 'start' ? 'start' : 'terminate',
+      generation: 0,
+      sets: [],
+      nodeNames: entry.record.nodes.map((n) => n.name),
+    });
+    entry = await update(ctx, (e) => settle(e, deps.now()));
+    return done(entry, isFinal(entry) ? 'final' : 'tracking');
+  }
+  const nowMs = deps.now();
+  const hadIntent = entry.attempts.some((a) => a.cycleCloudRequestId === cc);
+  if (!hadIntent) {
+    try {
+      entry = await update(ctx, (e) => {
+        if (e.attempts.some((a) => a.cycleCloudRequestId === cc)) throw new ClaimLost();
+        return setState(
+          applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'intent', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs),
+          'planning',
+          null,
+          nowMs,
+        );
+      });
+    } catch (error) {
+      if (error instanceof ClaimLost) return done(entry, 'skipped');
+      throw error;
+    }
+  }
+  const target = {
+    ...(request.ids ? { ids: request.ids } : {}),
+    ...(request.names ? { names: request.names } : {}),
+    ...(request.hostnames ? { hostnames: request.hostnames } : {}),
+    ...(request.ipAddresses ? { ip_addresses: request.ipAddresses } : {}),
+    ...(request.filter ? { filter: request.filter } : {}),
+  };
+  let result: TerminateResult;
+  try {
+    // Sent, resolved and handed to the tracker in one place (`src/tracking/terminate.ts`).
+    result = await deps.tracker.terminate({
+      cluster: ctx.cluster,
+      requestId: ctx.requestId,
+      cycleCloudRequestId: cc,
+      generation: 0,
+      action: request.action ?? 'terminate',
+      target,
+      rounds: ctx.cfg.maxSubmitRounds,
+    });
+  } catch (error) {
+    if (isCycleCloudError(error) && isAmbiguous(error)) {
+      throw new SubmitError('SUBMIT_UNRESOLVED', `terminate ${cc}: outcome still unknown after ${ctx.cfg.maxSubmitRounds} rounds`, { cause: error });
+    }
+    if (isCycleCloudError(error) && isPermanent(error)) {
+      entry = await update(ctx, (e) => {
+        const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'failed', operationId: null, sets: [], submittedAtMs: nowMs }, nowMs);
+        x.record.state = 'failed';
+        x.record.reason = `CycleCloud refused the terminate: ${error.message}`;
+        return x;
+      });
+      return done(entry, 'final');
+    }
+    throw error;
+  }
+  const matched = new Set(result.nodes.flatMap((n) => [n.name, n.id ?? '']));
+  const unmatched = [...(request.names ?? []), ...(request.ids ?? [])].filter((x) => !matched.has(x));
+  const errors = result.nodes.filter((n) => n.status === 'Error');
+  entry = await update(ctx, (e) => {
+    const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
+    const op = x.record.operations.find((o) => o.cycleCloudRequestId === cc);
+    if (op) op.action = request.action === 'start' ? 'start' : 'terminate';
+    x.record.nodes = result.nodes.map((n) => ({ name: n.name, id: n.id, status: n.status, demand: null }));
+    x.nodeOutcomes = Object.fromEntries(result.nodes.map((n) => [nodeKey(n), n.status === 'Error' ? 'failed' : 'pending']));
+    const notes: string[] = [];
+    if (unmatched.length) notes.push(`matched no node: ${unmatched.slice(0, 20).join(', ')}${unmatched.length > 20 ? ` and ${unmatched.length - 20} more` : ''}`);
+    if (errors.length)
+      notes.push(
+        `CycleCloud refused ${errors.length}: ${errors
+          .slice(0, 5)
+          .map((n) => `${n.name} (${n.error ?? 'error'})`)
+          .join(', ')}`,
+      );
+    if (result.nodes.length === 0 || result.nodes.every((n) => n.status === 'Error')) {
+      if (op) op.state = 'done';
+    }
+    x.record.reason = notes.length ? notes.join('; ') : null;
+    return settle(x, deps.now());
+  });
+  ctx.logger.info('terminate submitted', { operationId: result.operationId, nodes: result.nodes.length, unmatched: unmatched.length });
+  return done(entry, isFinal(entry) ? 'final' : 'submitted');
+}
