@@ -1,6 +1,6 @@
 /** Terminate (and shutdown, deallocate, start) requests: one CycleCloud call through the tracker's one terminate path. */
 import { isAmbiguous, isCycleCloudError, isPermanent } from '../cyclecloud/errors.ts';
-import type { TerminateResult } from '../tracking/types.ts';
+import type { ContinueMessage, TerminateResult } from '../tracking/types.ts';
 import type { LedgerEntry } from '../ledger/types.ts';
 import type { TerminateRequest } from '../ledger/schemas.ts';
 import { applySubmission, isFinal, nodeKey, setState, settle, terminateRequestId } from '../ledger/record.ts';
@@ -27,8 +27,23 @@ export async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Te
     return done(entry, isFinal(entry) ? 'final' : 'tracking');
   }
   const nowMs = deps.now();
-  const hadIntent = entry.attempts.some((a) => a.cycleCloudRequestId === cc);
-  if (!hadIntent) {
+  const intent = entry.attempts.find((a) => a.cycleCloudRequestId === cc);
+  if (intent) {
+    // Another run (the HTTP fast path and the queue delivery of one request, or two instances)
+    // recorded this intent moments ago and may be sending it now. Sending it again would get 409,
+    // and a terminate's nodes may already be gone from every list, so that answer could not say
+    // which nodes it took. The sender records them; this run comes back after the grace, when
+    // sending again is how a run that died after its intent is recovered.
+    const age = nowMs - Math.max(intent.sentAtMs ?? 0, intent.submittedAtMs);
+    if (age < ctx.cfg.lookupGraceMs) {
+      const delayMs = ctx.cfg.lookupGraceMs - age;
+      await deps.queue.send({ $scaler: 'continue', requestId: ctx.requestId, reason: 'terminate-in-flight' } satisfies ContinueMessage, {
+        visibilityDelayMs: Math.max(1000, delayMs),
+      });
+      ctx.logger.info('terminate in flight in another run; looking again after the grace', { cycleCloudRequestId: cc, delayMs });
+      return done(entry, 'skipped');
+    }
+  } else {
     try {
       entry = await update(ctx, (e) => {
         if (e.attempts.some((a) => a.cycleCloudRequestId === cc)) throw new ClaimLost();
@@ -82,6 +97,9 @@ export async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Te
   const unmatched = [...(request.names ?? []), ...(request.ids ?? [])].filter((x) => !matched.has(x));
   const errors = result.nodes.filter((n) => n.status === 'Error');
   entry = await update(ctx, (e) => {
+    // First answer wins: a run that sent it before this one (and had CycleCloud's own answer, not a
+    // 409 and a look-up) has recorded which nodes it took; that is not replaced.
+    if (e.record.operations.some((o) => o.cycleCloudRequestId === cc)) return settle(e, deps.now());
     const x = applySubmission(e, { generation: 0, cycleCloudRequestId: cc, state: 'accepted', operationId: result.operationId, sets: [], submittedAtMs: nowMs }, deps.now());
     const op = x.record.operations.find((o) => o.cycleCloudRequestId === cc);
     if (op) op.action = request.action === 'start' ? 'start' : 'terminate';

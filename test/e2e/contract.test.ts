@@ -559,7 +559,8 @@ describe('§4 HTTP API and §5 record', () => {
 
     // Assess
     for (const [i, r] of results.entries()) {
-      expect([i, r.kind, r.state]).toEqual([i, 'terminate', 'fulfilled']);
+      // The whole record on failure: its reason says which step did not hold.
+      expect({ i, kind: r.kind, state: r.state, reason: r.reason, nodes: r.nodes, operations: r.operations }).toMatchObject({ i, kind: 'terminate', state: 'fulfilled' });
       expect(r.nodes.map((n) => n.name)).toEqual([names[i]]);
     }
     // CycleCloud removes a terminated node of a nodearray, or shows it Terminated/Off until then.

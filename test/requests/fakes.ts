@@ -48,6 +48,11 @@ export class FakeCycleCloud implements CycleCloudApi {
   readonly listFaults: CycleCloudError[] = [];
   /** Retry-After of a throttled create. */
   throttleRetryAfterMs = 1000;
+  /**
+   * CycleCloud removes a terminated nodearray node from its lists once it is gone; true: at once, so
+   * a later look-up of the terminate (by request id or the full list) finds none of its nodes.
+   */
+  removeOnTerminate = false;
   #seq = 0;
   #counters = new Map<string, number>();
 
@@ -134,6 +139,7 @@ export class FakeCycleCloud implements CycleCloudApi {
       n.TargetState = 'Terminated';
       op.names.push(n.Name);
     }
+    if (this.removeOnTerminate) for (const n of matched) this.nodes.splice(this.nodes.indexOf(n), 1);
     if (fault === 'commit-then-fail') throw new CycleCloudError('CC_UNAVAILABLE', 'HTTP 502', { status: 502, ambiguous: true });
     return { operationId: op.id, nodes: matched.map((n) => ({ id: n.NodeId!, name: n.Name, status: 'OK' as const })) };
   }
