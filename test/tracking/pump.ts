@@ -8,8 +8,8 @@ import { decodeQueueMessage } from '../../src/platform/storage.ts';
 
 export type QueueHandler = (message: unknown, meta: { dequeueCount: number }) => Promise<void>;
 
-/** One receive round: handles up to 32 visible messages. Returns how many were handled. */
-export async function pumpOnce(storage: Storage, queue: string, handler: QueueHandler, visibilityTimeoutSec = 30): Promise<number> {
+/** One receive round: handles up to 32 visible messages. Returns how many were handled. `errors` collects what handlers threw. */
+export async function pumpOnce(storage: Storage, queue: string, handler: QueueHandler, visibilityTimeoutSec = 30, errors?: unknown[]): Promise<number> {
   const q = storage.queue(queue);
   const { receivedMessageItems } = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: visibilityTimeoutSec });
   await Promise.all(
@@ -24,8 +24,9 @@ export async function pumpOnce(storage: Storage, queue: string, handler: QueueHa
       try {
         await handler(body, { dequeueCount: m.dequeueCount });
         await q.deleteMessage(m.messageId, m.popReceipt);
-      } catch {
+      } catch (error) {
         // left invisible until the visibility timeout, like the host's retry
+        errors?.push(error);
       }
     }),
   );
@@ -41,10 +42,15 @@ export async function peekAll(storage: Storage, queue: string): Promise<unknown[
 /** Pumps until `done()` holds or `timeoutMs` passes (real time; messages may have visibility delays). */
 export async function pumpUntil(storage: Storage, queues: Record<string, QueueHandler>, done: () => Promise<boolean> | boolean, timeoutMs = 20_000, idleMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const errors: unknown[] = [];
   while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`pumpUntil: condition not met within ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      // A handler that threw leaves its message invisible for the visibility timeout: say so.
+      const thrown = errors.map((e) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e))).join('; ');
+      throw new Error(`pumpUntil: condition not met within ${timeoutMs} ms${thrown ? `; handlers threw: ${thrown}` : '; no handler threw'}`);
+    }
     let handled = 0;
-    for (const [queue, handler] of Object.entries(queues)) handled += await pumpOnce(storage, queue, handler);
+    for (const [queue, handler] of Object.entries(queues)) handled += await pumpOnce(storage, queue, handler, 30, errors);
     if (handled === 0) await new Promise((r) => setTimeout(r, idleMs));
   }
 }
