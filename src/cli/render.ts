@@ -117,7 +117,7 @@ export function renderRecord(record: RequestRecord, paint: Paint, width = DEFAUL
  * nodes) terminate under `<id>-g<generation>-c`.
  */
 export function operationAction(kind: RequestRecord['kind'], cycleCloudRequestId: string | null | undefined): string {
-  if (kind === 'terminate') return 'terminate';
+  if (kind === 'terminate' || kind === 'start') return kind;
   return cycleCloudRequestId && /-g\d+-c$/.test(cycleCloudRequestId) ? 'terminate (compensation)' : 'create';
 }
 

@@ -10,7 +10,7 @@ import { BucketStatus } from './schemas.ts';
 export const RequestSummary = z.object({
   requestId: z.string(),
   cluster: z.string(),
-  kind: z.enum(['scale', 'terminate']),
+  kind: z.enum(['scale', 'terminate', 'start']),
   state: RequestState,
   requested: z.number().int().meta({ description: 'Nodes requested over all demands' }),
   ready: z.number().int().meta({ description: 'Nodes ready over all demands' }),

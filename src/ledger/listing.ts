@@ -28,7 +28,7 @@ export type { Transition } from './types.ts';
 export interface RequestSummary {
   requestId: string;
   cluster: string;
-  kind: 'scale' | 'terminate';
+  kind: 'scale' | 'terminate' | 'start';
   state: RequestState;
   /** Sum over demands. */
   requested: number;
@@ -225,7 +225,7 @@ function summaryOfRow(row: Partial<ListRow>): RequestSummary {
   return {
     requestId: String(row.requestId ?? ''),
     cluster: String(row.cluster ?? ''),
-    kind: row.kind === 'terminate' ? 'terminate' : 'scale',
+    kind: row.kind === 'terminate' || row.kind === 'start' ? row.kind : 'scale',
     state: String(row.state ?? 'queued') as RequestState,
     requested: Number(row.requested ?? 0),
     ready: Number(row.ready ?? 0),

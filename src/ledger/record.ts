@@ -112,7 +112,8 @@ export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: num
   const record: RequestRecord = {
     requestId: message.requestId,
     cluster: message.cluster,
-    kind: message.kind,
+    // A start (Slurm resuming a deallocated node) travels as a terminate message but is no terminate.
+    kind: message.kind === 'terminate' && message.action === 'start' ? 'start' : message.kind,
     state: 'queued',
     demands,
     operations: [],
@@ -403,7 +404,7 @@ export function settle(entry: LedgerEntry, nowMs: number): LedgerEntry {
   if (hasUnresolvedAttempt(entry)) return entry;
   const next = clone(entry);
   const r = next.record;
-  if (r.kind === 'terminate') {
+  if (r.kind === 'terminate' || r.kind === 'start') {
     if (r.operations.length === 0 || r.operations.some((o) => o.state === 'pending')) return entry;
     const failed = r.nodes.filter((n) => outcomeOf(next, n) === 'failed' || outcomeOf(next, n) === 'timed_out');
     const gone = r.nodes.length - failed.length;
@@ -413,7 +414,7 @@ export function settle(entry: LedgerEntry, nowMs: number): LedgerEntry {
       finalize(
         next,
         gone > 0 ? 'partially_fulfilled' : 'failed',
-        `${failed.length} of ${r.nodes.length} nodes did not terminate: ${failed
+        `${failed.length} of ${r.nodes.length} nodes did not ${r.kind}: ${failed
           .slice(0, 10)
           .map((n) => `${n.name} (${n.status})`)
           .join(', ')}`,

@@ -239,7 +239,8 @@ export type NodeStatusRef = z.infer<typeof NodeStatusRef>;
 export const RequestRecord = z.object({
   requestId: z.string(),
   cluster: z.string(),
-  kind: z.enum(['scale', 'terminate']),
+  /** `start`: a terminate message with `action: "start"` (a deallocated node brought back). */
+  kind: z.enum(['scale', 'terminate', 'start']),
   state: RequestState,
   demands: z.array(DemandStatus),
   operations: z.array(OperationRef),

@@ -267,4 +267,34 @@ describe('record: compensation and settling', () => {
     expect(s.record.state).toBe('partially_fulfilled');
     expect(s.record.reason).toContain('b (Failed)');
   });
+
+  it('records a start (a terminate message with action "start") as kind start: fulfilled when its nodes are Ready', () => {
+    const t: TerminateRequest = { kind: 'terminate', action: 'start', requestId: 'resume-1', cluster: 'hpc', names: ['a', 'b'] };
+    let e = newEntry(t, T0, DEADLINE);
+    expect(e.record.kind).toBe('start');
+    expect(newEntry({ ...t, action: 'shutdown' }, T0, DEADLINE).record.kind).toBe('terminate');
+    e.record.operations.push({ operationId: 'op-s', cycleCloudRequestId: 'resume-1-t', state: 'pending', action: 'start' });
+    const ready = applyNodeStates(
+      e,
+      'resume-1-t',
+      [
+        { name: 'a', id: 'ia', status: 'Ready', demand: null, outcome: 'ready' },
+        { name: 'b', id: 'ib', status: 'Ready', demand: null, outcome: 'ready' },
+      ],
+      T0,
+    );
+    expect(settle(ready, T0).record).toMatchObject({ kind: 'start', state: 'fulfilled', reason: null });
+    e = applyNodeStates(
+      e,
+      'resume-1-t',
+      [
+        { name: 'a', id: 'ia', status: 'Ready', demand: null, outcome: 'ready' },
+        { name: 'b', id: 'ib', status: 'Off', demand: null, outcome: 'failed' },
+      ],
+      T0,
+    );
+    const s = settle(e, T0);
+    expect(s.record.state).toBe('partially_fulfilled');
+    expect(s.record.reason).toBe('1 of 2 nodes did not start: b (Off)');
+  });
 });

@@ -42,7 +42,7 @@ async function setup() {
   };
   const deliver = (message: unknown, dequeueCount = 1) =>
     handleScaleQueueMessage(deps, message, { messageId: `m${++seq}`, dequeueCount, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
-  return { cc, tracker, deliver, clock };
+  return { cc, tracker, deliver, clock, ledger };
 }
 
 describe('named demands through the pipeline', () => {
@@ -86,7 +86,7 @@ describe('named demands through the pipeline', () => {
 
 describe('starting deallocated nodes through the pipeline', () => {
   it('a terminate request with action "start" calls CycleCloud\'s start and tracks the nodes to Ready', async () => {
-    const { cc, tracker, deliver } = await setup();
+    const { cc, tracker, deliver, ledger } = await setup();
     await cc.createNodes('hpc', { sets: [{ nodearray: 'ondemand', count: 1 }] });
     const name = cc.nodes[0]!.Name;
     const starts: NodeManagementRequest[] = [];
@@ -98,5 +98,7 @@ describe('starting deallocated nodes through the pipeline', () => {
     expect(starts).toEqual([{ names: [name], requestId: 'slurm-st1-t' }]);
     expect(result).toMatchObject({ action: 'submitted' });
     expect(tracker.starts).toEqual([expect.objectContaining({ action: 'start', operationId: 'op-start', nodeNames: [name] })]);
+    // Recorded as what it is: a start, not a terminate.
+    expect((await ledger.getRecord('slurm-st1'))?.kind).toBe('start');
   });
 });

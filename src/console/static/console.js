@@ -375,7 +375,7 @@
                   'data-label': 'Ready',
                   class: 'num',
                   'data-ready': `${r.ready}/${r.requested}`,
-                  text: r.kind === 'terminate' ? dash : `${num(r.ready)} / ${num(r.requested)}`,
+                  text: r.kind !== 'scale' ? dash : `${num(r.ready)} / ${num(r.requested)}`,
                 }),
                 h('td', { 'data-label': 'Age', title: clock(r.createdAt), text: duration((Date.now() - Date.parse(r.createdAt)) / 1000) }),
                 h('td', { 'data-label': 'Reason', class: r.reason ? 'reason' : 'reason empty', text: r.reason || '' }),
