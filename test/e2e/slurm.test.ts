@@ -450,7 +450,7 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     });
     const record = await host.waitFinal(ids[0]!, 60_000);
     timings.deallocatedStartedMs = Date.now() - startedAt;
-    expect(record).toMatchObject({ kind: 'terminate', state: 'fulfilled', nodes: [expect.objectContaining({ name: node, status: 'Ready' })] });
+    expect(record).toMatchObject({ kind: 'start', state: 'fulfilled', nodes: [expect.objectContaining({ name: node, status: 'Ready' })] });
     const starts = (await host.simCalls()).filter((c) => c.path.endsWith('/nodes/start'));
     expect(starts.map((c) => (c.body as { names?: string[] }).names)).toEqual([[node]]);
     expect((await creates()).length).toBe(createsBefore);
