@@ -85,7 +85,8 @@
   async function api(path, init = {}, retried = false) {
     const key = sessionStorage.getItem(KEY_STORE);
     const headers = { accept: 'application/json', ...(key ? { 'x-functions-key': key } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) };
-    const res = await fetch(`${API}${path}`, { ...init, headers, cache: 'no-store' });
+    // A hung connection must not hold the refresh loop (one update at a time): give up after 30 s
+    const res = await fetch(`${API}${path}`, { signal: AbortSignal.timeout(30_000), ...init, headers, cache: 'no-store' });
     if (res.status === 401 && !retried) {
       const problem = await res.json().catch(() => ({}));
       // A refused signature is not a key problem: asking for a key again would not help.
@@ -122,21 +123,36 @@
     if (focusKey) region.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
+  // One update at a time per view: a refresh asked for while one runs (a filter changed, a search submitted) runs
+  // again after it, so an older answer can never land over a newer one.
+  let running = null;
+  let again = false;
   async function refresh() {
     clearTimeout(timer);
-    const gen = generation;
-    if (!current) return;
-    try {
-      await current.update();
-      if (gen !== generation) return;
-      lastOk = Date.now();
-      showUpdated();
-      clearError();
-    } catch (error) {
-      if (gen === generation) showError(error);
-    } finally {
-      if (gen === generation) schedule();
+    if (running) {
+      again = true;
+      return running;
     }
+    running = (async () => {
+      do {
+        again = false;
+        const gen = generation;
+        if (!current) return;
+        try {
+          await current.update();
+          if (gen !== generation) continue;
+          lastOk = Date.now();
+          showUpdated();
+          clearError();
+        } catch (error) {
+          if (gen === generation) showError(error);
+        }
+      } while (again);
+      schedule();
+    })().finally(() => {
+      running = null;
+    });
+    return running;
   }
   function schedule() {
     clearTimeout(timer);
@@ -886,8 +902,12 @@
       e.preventDefault();
     } else if (e.key === '/') {
       e.preventDefault();
-      if (!location.hash.startsWith('#/requests') || location.hash.match(/^#\/requests\/./)) location.hash = '#/requests';
-      setTimeout(() => current?.focusSearch?.(), 0);
+      // On the list already: focus now, so keys typed next go to the search, not to the shortcuts
+      if (current?.focusSearch && location.hash.startsWith('#/requests') && !location.hash.match(/^#\/requests\/./)) current.focusSearch();
+      else {
+        location.hash = '#/requests';
+        setTimeout(() => current?.focusSearch?.(), 0);
+      }
     } else if (e.key === 'r') {
       refresh();
     }
