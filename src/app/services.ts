@@ -32,7 +32,11 @@ import type { LedgerEntry } from '../ledger/types.ts';
 import { continuePort, storageQueueSender } from '../requests/queue.ts';
 import { storageReplayCache } from '../platform/replay-cache.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
+import type { CapacityBackoff } from '../planning/types.ts';
+import { SharedRead } from '../platform/shared-read.ts';
 
+/** How long one process shares a snapshot or backoff read between its runs. */
+const SHARED_READ_MS = 1_000;
 export interface Services {
   config: Config;
   logger: Logger;
@@ -147,7 +151,23 @@ export async function createServices(env: Record<string, string | undefined>, op
     policy: { minMs: config.capacityBackoffMinMs, maxMs: config.capacityBackoffMaxMs },
   });
 
-  const freshSnapshot = async (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> => {
+  // Every run reads the cluster's snapshot (its node list too) and its capacity backoffs: one read
+  // per process per second serves them all (src/platform/shared-read.ts).
+  const sharedSnapshots = new SharedRead<ClusterSnapshot | null>(SHARED_READ_MS, now);
+  const sharedBackoffs = new SharedRead<CapacityBackoff[]>(SHARED_READ_MS, now);
+  const runCapacity = {
+    active: async (cluster: string, nowMs: number) => (await sharedBackoffs.get(cluster, () => capacity.active(cluster, nowMs))).filter((b) => b.untilMs > nowMs),
+    recordFailure: async (failure: Parameters<CapacityMemory['recordFailure']>[0], nowMs: number) => {
+      try {
+        return await capacity.recordFailure(failure, nowMs);
+      } finally {
+        sharedBackoffs.forget(failure.cluster);
+      }
+    },
+  };
+  const freshSnapshot = (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> =>
+    sharedSnapshots.get(`${cluster}\u0000${maxAgeMs}`, () => readFreshSnapshot(cluster, maxAgeMs));
+  const readFreshSnapshot = async (cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> => {
     const health = await snapshots.health(cluster);
     // A cluster marked stale (consecutive failed reads) is read live whatever its last snapshot's age.
     const bound = health?.stale ? -1 : maxAgeMs;
@@ -230,8 +250,8 @@ export async function createServices(env: Record<string, string | undefined>, op
     governor,
     callbackTarget,
     tracker,
-    snapshots: { getFresh: freshSnapshot },
-    capacity,
+    snapshots: { getFresh: freshSnapshot, forget: () => sharedSnapshots.forget() },
+    capacity: runCapacity,
     onFinal,
     config: {
       pausedBySetting: config.scaleOutPaused,

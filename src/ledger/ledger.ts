@@ -139,8 +139,12 @@ export class RequestLedger implements RequestLedgerApi {
     return (await this.get(requestId))?.record ?? null;
   }
 
-  async admit(message: RequestMessage, nowMs: number): Promise<AdmitResult> {
+  async admit(message: RequestMessage, nowMs: number, options: { readFirst?: boolean } = {}): Promise<AdmitResult> {
     const entry = newEntry(message, nowMs, this.#deadlineMs);
+    if (options.readFirst) {
+      const known = await this.get(message.requestId);
+      if (known) return { outcome: known.bodyHash === entry.bodyHash ? 'duplicate' : 'conflict', entry: known };
+    }
     const created = await this.#create(entry);
     if (created) return { outcome: 'created', entry: created };
     const existing = await this.get(message.requestId);
@@ -164,7 +168,9 @@ export class RequestLedger implements RequestLedgerApi {
     return existing;
   }
 
-  async update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {
+  async update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void, known?: LedgerEntry): Promise<LedgerEntry> {
+    const fast = known?.etag ? await this.#updateKnown(requestId, mutate, known) : null;
+    if (fast) return this.#afterWrite(fast.previous, fast.next);
     let previous: LedgerEntry | null = null;
     const {
       result: next,
@@ -190,8 +196,43 @@ export class RequestLedger implements RequestLedgerApi {
       contention: (attempts, cause) => new LedgerError('LEDGER_CONTENTION', `request ${requestId}: gave up after ${attempts} concurrent updates`, { cause }),
     });
     if (!written || !previous) return next;
-    const current: LedgerEntry = previous;
     if (etag) next.etag = etag;
+    return this.#afterWrite(previous, next);
+  }
+
+  /**
+   * The write of an update made on the entry the caller last saw, with its ETag and no read: it
+   * lands only if nobody wrote since, which proves the entry was current. Anything else (the
+   * mutation changes nothing or throws on it, or the ETag is old) returns null and the caller reads.
+   */
+  async #updateKnown(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void, known: LedgerEntry): Promise<{ previous: LedgerEntry; next: LedgerEntry } | null> {
+    if (known.record.requestId !== requestId) return null;
+    const current = structuredClone(known);
+    const etag = current.etag!;
+    delete current.etag;
+    const before = JSON.stringify(current);
+    let changed: LedgerEntry;
+    try {
+      const working = structuredClone(current);
+      changed = mutate(working) ?? working;
+    } catch {
+      return null; // decided on what may be old: decide again on what is stored
+    }
+    delete changed.etag;
+    if (JSON.stringify(changed) === before) return null;
+    changed.transitions = nextTransitions(current, changed, this.#now());
+    try {
+      const res = await this.#table.updateEntity({ ...this.#entity(changed), partitionKey: requestId, rowKey: ENTRY_ROW }, 'Replace', { etag });
+      if (res.etag) changed.etag = res.etag;
+      return { previous: current, next: changed };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 412 || status === 404 || status === 409) return null;
+      throw error;
+    }
+  }
+
+  async #afterWrite(current: LedgerEntry, next: LedgerEntry): Promise<LedgerEntry> {
     // The open-index row holds only the final flag and the allocations: most updates (an annotate,
     // a wait, a node's status) change neither, and skip its round trip.
     if (isFinal(next) || indexView(current) !== indexView(next)) await this.#writeIndex(next);

@@ -108,14 +108,24 @@ export type AdmitResult = { outcome: 'created'; entry: LedgerEntry } | { outcome
 export interface RequestLedgerApi {
   get(requestId: string): Promise<LedgerEntry | null>;
   /** Creates the entry in state `queued` unless the requestId exists (then duplicate or conflict). */
-  admit(message: RequestMessage, nowMs: number): Promise<AdmitResult>;
+  /**
+   * Records a new request, or finds the one already recorded under its id (`duplicate` when the
+   * content is the same, `conflict` when not). `readFirst` reads before creating: one round trip
+   * instead of three when the entry usually exists (a queue delivery of a request admitted over HTTP).
+   */
+  admit(message: RequestMessage, nowMs: number, options?: { readFirst?: boolean }): Promise<AdmitResult>;
   /**
    * Records a message that failed validation as `rejected` (key: its requestId or `msg-<queue message id>`).
    * `kind` is what the message said it was; default `scale` (the message default).
    */
   reject(requestId: string, cluster: string | null, reason: string, errors: { path: string; message: string }[], nowMs: number, kind?: 'scale' | 'terminate'): Promise<LedgerEntry>;
   /** Read-modify-write with ETag; retried on 412. `mutate` may be called more than once. */
-  update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry>;
+  /**
+   * Applies `mutate` to the stored entry and writes it back if it changed (ETag-guarded, retried on
+   * contention). `known`, the entry as the caller last read or wrote it, saves the read when it is
+   * still current; when it is not (or the mutation does nothing or throws on it) the update reads.
+   */
+  update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void, known?: LedgerEntry): Promise<LedgerEntry>;
   /** Nodes requested for `cluster` since `sinceMs` that are not yet final (for the planner). */
   inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
   /** Entries not in a final state (for sweepers). */

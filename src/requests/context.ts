@@ -34,6 +34,8 @@ export interface SnapshotSource {
    * cluster is stale, so the request waits instead of acting on old numbers.
    */
   getFresh(cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null>;
+  /** Drops what this process shares of the snapshots, when a run learns its copy is behind. */
+  forget?(): void;
 }
 
 /** A capacity failure seen by the submission path (a set CycleCloud filled only in part). */
@@ -147,6 +149,8 @@ export interface Ctx {
    * the same bucket: a placement group that could not grow says little about a fresh one.
    */
   gangFailures: Set<string>;
+  /** The entry as this run last read or wrote it: the next update writes on it without a read when nobody wrote since. */
+  last?: LedgerEntry;
 }
 
 /** Inside a ledger update: another worker moved the request on first, so this run's claim does not hold (caught by the run, never surfaced). */
@@ -165,9 +169,15 @@ export class ClaimLost extends ScalerError<'SUBMIT_CLAIM_LOST'> {
 export interface ProcessOptions {
   /** This run was woken by the backoff wake-up sent for this `nextAttemptAtMs`: that wake-up is used up. */
   consumedWakeAtMs?: number;
+  /** The entry as the caller just read or wrote it (admission): the run starts from it instead of reading it again. */
+  entry?: LedgerEntry;
 }
 
-export const update = (ctx: Ctx, mutate: (e: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> => ctx.deps.ledger.update(ctx.requestId, mutate);
+export async function update(ctx: Ctx, mutate: (e: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {
+  const next = await ctx.deps.ledger.update(ctx.requestId, mutate, ctx.last);
+  ctx.last = next;
+  return next;
+}
 
 /** An attempt whose create may have reached CycleCloud and whose outcome is not recorded yet. */
 export const inFlightAttempt = (a: SubmissionAttempt): boolean => a.state === 'intent' || a.state === 'unknown';

@@ -110,7 +110,8 @@ export async function handleScaleQueueMessage(
   // docs/api.md §3: a demand's jobId is a label carried into logs (and the record's demands).
   const requestLog = withJobIds(log, request);
   return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {
-    const admitted = await deps.ledger.admit(request, deps.now());
+    // Most deliveries are of a request admitted over HTTP: read first (1 round trip, not 3).
+    const admitted = await deps.ledger.admit(request, deps.now(), { readFirst: true });
     if (admitted.outcome === 'conflict') {
       // The first record stands; the conflicting message is recorded on its own so it is visible.
       const key = `msg-${meta.messageId}`;
@@ -131,7 +132,7 @@ export async function handleScaleQueueMessage(
       if (meta.dequeueCount > 1) requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
       else requestLog.debug('request already admitted (HTTP, or the same message sent again); continuing it', { requestId: request.requestId });
     }
-    return processEntry(deps, request.requestId, requestLog);
+    return processEntry(deps, request.requestId, requestLog, { entry: admitted.entry });
   });
 }
 

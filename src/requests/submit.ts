@@ -51,7 +51,7 @@ export { createBatcher, type BatchLease, type BatchMember, type CreateBatcher, t
 export { createSender, type CreateSender } from './create-sender.ts';
 
 export async function processEntry(deps: SubmitDeps, requestId: string, logger: Logger, options: ProcessOptions = {}): Promise<ProcessResult> {
-  const entry = await deps.ledger.get(requestId);
+  const entry = options.entry ?? (await deps.ledger.get(requestId));
   if (!entry?.request) return { requestId, action: 'missing', state: entry?.record.state ?? null };
   if (isFinal(entry)) {
     await deps.onFinal?.(entry);
@@ -65,6 +65,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
     cluster: entry.record.cluster,
     ...(options.consumedWakeAtMs !== undefined ? { consumedWakeAtMs: options.consumedWakeAtMs } : {}),
     gangFailures: new Set(),
+    last: entry,
     cfg: {
       maxReplanAttempts: c.maxReplanAttempts ?? 3,
       snapshotMaxAgeMs: c.snapshotMaxAgeMs ?? 120_000,
@@ -193,7 +194,10 @@ async function processScale(ctx: Ctx, start: LedgerEntry, request: ScaleRequest)
     const outcome = deps.batcher ? await deps.batcher.join(ctx.cluster, member, request.demands.length) : (await flushCreates(ctx.cluster, [member]))[0]!;
     if (outcome.kind === 'error') throw outcome.error;
     // The timer pruned the reservations with a newer snapshot than this plan's: plan again on it.
-    if (outcome.kind === 'behind') continue;
+    if (outcome.kind === 'behind') {
+      deps.snapshots.forget?.();
+      continue;
+    }
     if (outcome.kind === 'skipped') return done(outcome.entry ?? entry, 'skipped');
     if (outcome.kind === 'planned') {
       const plan = outcome.plan;

@@ -30,7 +30,7 @@ async function scenario(FREE: number): Promise<object[]> {
   const tables = await countingProxy(azurite.ports.table);
   const queues = await countingProxy(azurite.ports.queue);
   const storageConnectionString = azuriteConnectionString({ ...azurite.ports, table: tables.port, queue: queues.port });
-  const host = await startScaler({ storageConnectionString, env: { SNAPSHOT_SCHEDULE: '*/2 * * * * *', LOG_LEVEL: 'warn' } });
+  const host = await startScaler({ storageConnectionString, env: { SNAPSHOT_SCHEDULE: '*/2 * * * * *', LOG_LEVEL: process.env.BURST_LOG_LEVEL ?? 'warn' } });
   try {
     const sim = (path: string, body: unknown) => host.sim$(path, { method: 'POST', body: JSON.stringify(body) });
     // The mpi bucket gets room for exactly FREE nodes (the cluster's and the nodearray's limits too).
@@ -78,6 +78,7 @@ async function scenario(FREE: number): Promise<object[]> {
     // host's table and queue traffic in that time (timer and tracker included), per request.
     const storageTable = tables.total();
     const storageQueue = queues.total();
+    const storageByTarget = { ...tables.byTarget(), ...queues.byTarget() };
     await sleep(5_000);
     const calls = await createCalls();
     const applied = calls.filter((c) => c.status === 202);
@@ -125,6 +126,7 @@ async function scenario(FREE: number): Promise<object[]> {
         storage_queue_round_trips: storageQueue,
         storage_round_trips_per_request: Math.round(((storageTable + storageQueue) / Math.max(1, acceptedAt.size)) * 10) / 10,
         goal_storage_round_trips_per_request: 4,
+        storage_round_trips_by_target: storageByTarget,
         create_calls: calls.length,
         create_calls_applied: applied.length,
         sets_per_applied_create: applied.length > 0 ? Math.round((applied.reduce((n, c) => n + setsOf(c, 'burst-').length, 0) / applied.length) * 10) / 10 : 0,
@@ -139,6 +141,8 @@ async function scenario(FREE: number): Promise<object[]> {
       },
     ];
   } finally {
+    // BURST_LOG=<file> keeps the host's log of the run (with BURST_LOG_LEVEL=info: each batch's phases).
+    if (process.env.BURST_LOG) (await import('node:fs')).writeFileSync(`${process.env.BURST_LOG}.${FREE}`, host.output());
     await host.stop();
     await tables.close();
     await queues.close();

@@ -11,6 +11,8 @@ export interface CountingProxy {
   port: number;
   /** Requests forwarded since start (or the last reset), by HTTP method. */
   counts(): Record<string, number>;
+  /** Requests forwarded by method and table or queue (`PUT scalerLedger`, `GET scale-requests`), the most first. */
+  byTarget(): Record<string, number>;
   total(): number;
   reset(): void;
   close(): Promise<void>;
@@ -18,9 +20,13 @@ export interface CountingProxy {
 
 export async function countingProxy(targetPort: number): Promise<CountingProxy> {
   let byMethod: Record<string, number> = {};
+  let byTarget = new Map<string, number>();
   const server = createServer((req, res) => {
     const method = req.method ?? 'GET';
     byMethod[method] = (byMethod[method] ?? 0) + 1;
+    // /<account>/<table>(PartitionKey=…) or /<account>/<queue>/messages…
+    const target = `${method} ${(req.url ?? '').split('?')[0]!.split('/')[2]?.replace(/\(.*$/, '') ?? ''}`;
+    byTarget.set(target, (byTarget.get(target) ?? 0) + 1);
     const upstream = httpRequest({ host: '127.0.0.1', port: targetPort, method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
@@ -36,9 +42,11 @@ export async function countingProxy(targetPort: number): Promise<CountingProxy> 
   return {
     port: (server.address() as AddressInfo).port,
     counts: () => ({ ...byMethod }),
+    byTarget: () => Object.fromEntries([...byTarget].sort((a, b) => b[1] - a[1])),
     total: () => Object.values(byMethod).reduce((a, b) => a + b, 0),
     reset: () => {
       byMethod = {};
+      byTarget = new Map();
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -213,4 +213,67 @@ describe('ScalerState on azurite', () => {
     await state.increment('poisonedMessages');
     expect(await state.counters()).toEqual({ rejectedMessages: 10, poisonedMessages: 1 });
   });
+
+  describe('an update on the entry the caller last saw (known)', () => {
+    const names = uniqueNames();
+    const now = T0;
+    beforeAll(async () => {
+      await Storage.fromConnectionString(inject('storageConnectionString')).ensure({ tables: [names.requestsTable, names.stateTable] });
+    });
+    /** A ledger of its own whose table counts its reads. */
+    function counted() {
+      const own = Storage.fromConnectionString(inject('storageConnectionString'));
+      const table = own.table(names.requestsTable);
+      const reads = { n: 0 };
+      const getEntity = table.getEntity.bind(table);
+      table.getEntity = ((...args: Parameters<typeof table.getEntity>) => {
+        reads.n += 1;
+        return getEntity(...args);
+      }) as typeof table.getEntity;
+      return { ledger: new RequestLedger({ storage: own, names, now: () => now }), reads };
+    }
+
+    it('writes without a read when nobody wrote since, and each next update chains on the last', async () => {
+      const { ledger: l, reads } = counted();
+      let known = (await l.admit(request('known-1'), now)).entry;
+      reads.n = 0;
+      for (const reason of ['a', 'b', 'c']) known = await l.update('known-1', (e) => void (e.record.reason = reason), known);
+      expect(reads.n).toBe(0);
+      expect((await l.get('known-1'))!.record.reason).toBe('c');
+    });
+
+    it('an old known entry loses nothing: the update reads and applies the change to what is stored', async () => {
+      const { ledger: l, reads } = counted();
+      const stale = (await l.admit(request('known-2'), now)).entry;
+      await l.update('known-2', (e) => void (e.record.demands[0]!.reason = 'written by another worker'));
+      reads.n = 0;
+      const next = await l.update('known-2', (e) => void (e.record.reason = 'mine'), stale);
+      expect(reads.n).toBe(1);
+      expect(next.record.reason).toBe('mine');
+      expect(next.record.demands[0]!.reason).toBe('written by another worker');
+      expect((await l.get('known-2'))!.record.demands[0]!.reason).toBe('written by another worker');
+    });
+
+    it('a mutation that refuses the old entry, or changes nothing on it, is decided again on the stored one', async () => {
+      const { ledger: l } = counted();
+      const stale = (await l.admit(request('known-3'), now)).entry;
+      await l.update('known-3', (e) => void (e.record.reason = 'moved on'));
+      // Refuses what it thinks is current ('queued' without a reason): on the stored entry it proceeds.
+      const seen: (string | null)[] = [];
+      const next = await l.update(
+        'known-3',
+        (e) => {
+          seen.push(e.record.reason);
+          if (e.record.reason !== 'moved on') throw new Error('not on this one');
+          e.record.reason = 'after';
+        },
+        stale,
+      );
+      expect(seen).toEqual([null, 'moved on']);
+      expect(next.record.reason).toBe('after');
+      // Changes nothing on the old entry (it already says 'queued'): the stored one is returned, not the old.
+      const same = await l.update('known-3', () => undefined, stale);
+      expect(same.record.reason).toBe('after');
+    });
+  });
 });

@@ -10,7 +10,7 @@ import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { applySubmission, settle, closeDemand } from '../../src/ledger/record.ts';
 import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import type { SnapshotNodeRef } from '../../src/snapshots/model.ts';
-import { reconcileOrphans, orphanTerminateRequestId } from '../../src/tracking/orphans.ts';
+import { reconcileOrphans, orphanTerminateRequestId, FINAL_KEEP_MS } from '../../src/tracking/orphans.ts';
 import { FakeCycleCloud, FakeState } from '../requests/fakes.ts';
 import { uniqueNames } from '../helpers/names.ts';
 
@@ -151,5 +151,38 @@ describe('orphan nodes', () => {
     const stray = node('ondemand-5', 'ended', 'ended-g0');
     await reconcileOrphans(deps(), 'hpc', [stray], T0);
     expect((await reconcileOrphans(deps(), 'hpc', [stray], T0 + GRACE)).terminated).toBe(1);
+  });
+
+  it("a final record's entry is read once per keep period, not once per snapshot, and again as soon as it stops accounting", async () => {
+    await accepted('done-1', 1, 1);
+    await ledger.update('done-1', (e) => {
+      e.record.nodes = [{ name: 'ondemand-1', id: 'id-ondemand-1', status: 'Ready', demand: 0 }];
+      e.nodeOutcomes = { 'id:id-ondemand-1': 'ready' };
+      e.record.demands[0]!.created = 1;
+      e.record.demands[0]!.ready = 1;
+      e.record.operations[0]!.state = 'done';
+      return settle(e, T0);
+    });
+    expect((await ledger.get('done-1'))!.record.state).toBe('fulfilled');
+    const reads: string[] = [];
+    const counting = {
+      get: (id: string) => {
+        reads.push(id);
+        return ledger.get(id);
+      },
+      update: ledger.update.bind(ledger),
+    };
+    const mine = node('ondemand-1', 'done-1', 'done-1-g0');
+    // What is kept is per ledger object: one wrapper across the passes.
+    const d = { ...deps(), ledger: counting };
+    for (let k = 0; k < 5; k++) expect((await reconcileOrphans(d, 'hpc', [mine], T0 + k * 2_000)).unaccounted).toBe(0);
+    expect(reads).toEqual(['done-1']);
+    expect((await reconcileOrphans(d, 'hpc', [mine], T0 + FINAL_KEEP_MS + 10_000)).unaccounted).toBe(0);
+    expect(reads).toEqual(['done-1', 'done-1']);
+    // A node the kept entry does not list is an orphan candidate, and the entry is read afresh next time.
+    const stray = node('ondemand-9', 'done-1', 'done-1-g0');
+    expect((await reconcileOrphans(d, 'hpc', [stray], T0 + FINAL_KEEP_MS + 12_000)).unaccounted).toBe(1);
+    await reconcileOrphans(d, 'hpc', [mine], T0 + FINAL_KEEP_MS + 14_000);
+    expect(reads).toEqual(['done-1', 'done-1', 'done-1']);
   });
 });
