@@ -14,12 +14,16 @@ export interface CountingProxy {
   /** Requests forwarded by method and table or queue (`PUT scalerLedger`, `GET scale-requests`), the most first. */
   byTarget(): Record<string, number>;
   total(): number;
+  /** The most requests matching `watch` that were ever in flight at once. */
+  mostInFlight(): number;
   reset(): void;
   close(): Promise<void>;
 }
 
-export async function countingProxy(targetPort: number): Promise<CountingProxy> {
+export async function countingProxy(targetPort: number, watch: (method: string, path: string) => boolean = () => false): Promise<CountingProxy> {
   let byMethod: Record<string, number> = {};
+  let inFlight = 0;
+  let most = 0;
   let byTarget = new Map<string, number>();
   const server = createServer((req, res) => {
     const method = req.method ?? 'GET';
@@ -27,6 +31,13 @@ export async function countingProxy(targetPort: number): Promise<CountingProxy> 
     // /<account>/<table>(PartitionKey=…) or /<account>/<queue>/messages…
     const target = `${method} ${(req.url ?? '').split('?')[0]!.split('/')[2]?.replace(/\(.*$/, '') ?? ''}`;
     byTarget.set(target, (byTarget.get(target) ?? 0) + 1);
+    if (watch(method, (req.url ?? '').split('?')[0]!)) {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      res.once('close', () => {
+        inFlight -= 1;
+      });
+    }
     const upstream = httpRequest({ host: '127.0.0.1', port: targetPort, method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
@@ -44,8 +55,10 @@ export async function countingProxy(targetPort: number): Promise<CountingProxy> 
     counts: () => ({ ...byMethod }),
     byTarget: () => Object.fromEntries([...byTarget].sort((a, b) => b[1] - a[1])),
     total: () => Object.values(byMethod).reduce((a, b) => a + b, 0),
+    mostInFlight: () => most,
     reset: () => {
       byMethod = {};
+      most = inFlight;
       byTarget = new Map();
     },
     close: () =>

@@ -123,8 +123,11 @@ export async function startScaler(options: StartScalerOptions): Promise<RunningS
   }
   const base = /HTTP base URL:\s+(\S+)/.exec(output())![1]!;
   const key = /Function key:\s+(\S+)/.exec(output())![1]!;
-  const credentialsFile = /password in (\S+)\)/.exec(output())![1]!;
-  const sim = JSON.parse(readFileSync(credentialsFile, 'utf8')) as SimulatorAccess;
+  // The embedded simulator's credentials, or a CycleCloud (simulator) given by the settings.
+  const external = options.env?.CYCLECLOUD_URL;
+  const sim: SimulatorAccess = external
+    ? { url: external, username: options.env?.CYCLECLOUD_USERNAME ?? '', password: options.env?.CYCLECLOUD_PASSWORD ?? '' }
+    : (JSON.parse(readFileSync(/password in (\S+)\)/.exec(output())![1]!, 'utf8')) as SimulatorAccess);
   const basic = `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`;
 
   const api = (path: string, init: RequestInit = {}) =>
