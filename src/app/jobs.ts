@@ -17,6 +17,8 @@ import { hasUnresolvedAttempt } from '../ledger/record.ts';
 
 /** A waiting request whose continue message is this late is assumed lost and re-sent. */
 const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
+/** A create intent nobody resolved for this long gets a wake-up (its run died; its message may be invisible for 10 min). */
+const UNRESOLVED_CONTINUE_AFTER_MS = 30_000;
 
 export interface SnapshotJobResult {
   captured: CaptureResult[];
@@ -153,8 +155,10 @@ async function wakeLostRequests(s: Services, open: readonly LedgerEntry[], nowMs
 
 function isLost(e: LedgerEntry, nowMs: number): boolean {
   if (e.nextAttemptAtMs !== null) return nowMs - e.nextAttemptAtMs > LOST_CONTINUE_AFTER_MS;
-  // A create whose outcome is unknown (its message poisoned, say): only a wake-up resolves it.
-  if (hasUnresolvedAttempt(e)) return nowMs - Date.parse(e.record.updatedAt) > LOST_CONTINUE_AFTER_MS;
+  // A create whose outcome is unknown (its worker killed mid-batch, its message poisoned or held
+  // invisible for the function timeout): only a wake-up resolves it. Soon, since a spare wake-up is
+  // harmless: the run it starts looks the create up by its request id and never plans it again.
+  if (hasUnresolvedAttempt(e)) return nowMs - Date.parse(e.record.updatedAt) > UNRESOLVED_CONTINUE_AFTER_MS;
   // Submitted: the tracker owns it (and has its own sweeper); a long silence is nudged all the same,
   // since a create whose tracking never started (a poisoned message) has nobody else to start it.
   if (e.record.state === 'submitted') return nowMs - Date.parse(e.record.updatedAt) > 5 * LOST_CONTINUE_AFTER_MS;

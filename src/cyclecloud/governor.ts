@@ -6,8 +6,8 @@
  * - **Slots.** At most `CYCLECLOUD_MAX_CONCURRENT_CREATES` creates in flight per cluster across all
  *   instances (pool `create`), and at most one batch per cluster being planned, reserved and sent
  *   (pool `batch`: no two instances race on the cluster's reservation row). A slot is a timestamped
- *   entry in the pool's row, taken and given back by ETag-guarded writes; a holder that dies loses
- *   it after `slotTtlMs`. A caller that cannot get one within `acquireWaitMs` gets `CC_THROTTLED`
+ *   entry in the pool's row, taken and given back by ETag-guarded writes, and renewed by its live
+ *   holder; a holder that dies (kill -9 mid-batch) loses it `slotTtlMs` (15 s) after its last renewal. A caller that cannot get one within `acquireWaitMs` gets `CC_THROTTLED`
  *   with a `retryAfterMs`: nothing was sent, the request waits and tries again (a Functions
  *   invocation never blocks for long).
  * - **Pause.** A 429 or 503 with `Retry-After` from CycleCloud, seen by any instance, pauses every
@@ -34,8 +34,14 @@ export interface GovernorOptions {
   maxConcurrentCreates: number;
   /** Epoch-ms clock. Default `Date.now`. */
   now?: () => number;
-  /** How long a slot outlives a holder that died (ms). Default 120 000 (well past a create's timeout). */
+  /**
+   * How long a slot outlives a holder that died (ms). Default 15 000. A live holder renews its
+   * slots every third of this (`renew`), so a slow create or batch keeps its slot however long it
+   * takes, and a worker killed mid-batch frees its cluster within this time.
+   */
   slotTtlMs?: number;
+  /** Renews held slots every `slotTtlMs / 3` with a real timer. Default true (unit tests with a fake clock call `renew` themselves). */
+  autoRenew?: boolean;
   /** How long one instance trusts its last read of the pause row (ms). Default 1 000. */
   pauseCacheMs?: number;
   /** How long `acquire` waits for a free slot before giving up with `CC_THROTTLED` (ms, real time). Default 2 000. */
@@ -98,6 +104,9 @@ export class Governor {
   readonly #table: TableClient;
   readonly #now: () => number;
   readonly #ttl: number;
+  readonly #autoRenew: boolean;
+  /** Slots this instance holds: pool, cluster and the renewal timer. */
+  readonly #held = new Map<string, { pool: GovernorPool; cluster: string; timer?: ReturnType<typeof setInterval> }>();
   readonly #pauseCacheMs: number;
   readonly #waitMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -110,7 +119,8 @@ export class Governor {
     this.#table = o.storage.table(o.names.stateTable);
     this.maxConcurrentCreates = Math.max(1, o.maxConcurrentCreates);
     this.#now = o.now ?? Date.now;
-    this.#ttl = o.slotTtlMs ?? 120_000;
+    this.#ttl = o.slotTtlMs ?? 15_000;
+    this.#autoRenew = o.autoRenew ?? true;
     this.#pauseCacheMs = o.pauseCacheMs ?? 1_000;
     this.#waitMs = o.acquireWaitMs ?? 2_000;
     this.#sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
@@ -137,7 +147,15 @@ export class Governor {
         live.push({ id, untilMs: nowMs + this.#ttl });
         return { write: { ...poolFields(row), slots: JSON.stringify(live) }, result: { ok: true } };
       });
-      if (result.ok) return id;
+      if (result.ok) {
+        const held: { pool: GovernorPool; cluster: string; timer?: ReturnType<typeof setInterval> } = { pool, cluster };
+        if (this.#autoRenew) {
+          held.timer = setInterval(() => void this.renew().catch(() => undefined), Math.max(50, Math.floor(this.#ttl / 3)));
+          held.timer.unref?.();
+        }
+        this.#held.set(id, held);
+        return id;
+      }
       if (performance.now() >= giveUpAt) {
         const what =
           pool === 'create'
@@ -149,8 +167,33 @@ export class Governor {
     }
   }
 
+  /** Pushes the expiry of every slot this instance holds to `slotTtlMs` from now (a slot lost meanwhile stays lost). */
+  async renew(): Promise<void> {
+    const nowMs = this.#now();
+    const byRow = new Map<string, { pool: GovernorPool; cluster: string; ids: Set<string> }>();
+    for (const [id, h] of this.#held) {
+      const k = rowKey(h.pool, h.cluster);
+      const g = byRow.get(k) ?? { pool: h.pool, cluster: h.cluster, ids: new Set<string>() };
+      g.ids.add(id);
+      byRow.set(k, g);
+    }
+    await Promise.all(
+      [...byRow.values()].map((g) =>
+        this.#updatePool<void>(g.pool, g.cluster, (row) => {
+          const slots = parseSlots(row?.slots);
+          if (!slots.some((x) => g.ids.has(x.id) && x.untilMs > nowMs)) return { result: undefined };
+          const renewed = slots.filter((x) => x.untilMs > nowMs).map((x) => (g.ids.has(x.id) ? { ...x, untilMs: nowMs + this.#ttl } : x));
+          return { write: { ...poolFields(row), slots: JSON.stringify(renewed) }, result: undefined };
+        }),
+      ),
+    );
+  }
+
   /** Gives a slot back; `sent` counts a create call in the fleet's per-minute figure. */
   async release(pool: GovernorPool, cluster: string, id: string, sent = false): Promise<void> {
+    const held = this.#held.get(id);
+    if (held?.timer) clearInterval(held.timer);
+    this.#held.delete(id);
     const nowMs = this.#now();
     const minute = Math.floor(nowMs / 60_000);
     await this.#updatePool<void>(pool, cluster, (row) => {

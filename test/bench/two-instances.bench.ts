@@ -36,7 +36,12 @@ export async function run(): Promise<object[]> {
     LOG_LEVEL: 'warn',
     // TWO_SETTINGS='CREATE_WINDOW_MS=0,CYCLECLOUD_MAX_CONCURRENT_CREATES=4' loosens batching and the
     // governor, to see the proxy count more than one create in flight.
-    ...Object.fromEntries((process.env.TWO_SETTINGS ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string])),
+    ...Object.fromEntries(
+      (process.env.TWO_SETTINGS ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => kv.split('=') as [string, string]),
+    ),
   };
   const storageConnectionString = azuriteConnectionString(azurite.ports);
   const hosts: RunningScaler[] = [];

@@ -21,7 +21,8 @@ async function fleet(max = 1) {
   await storage.ensure({ tables: [names.stateTable] });
   let nowMs = Date.parse('2026-12-07T02:00:00.000Z');
   const clock = { now: () => nowMs, advance: (ms: number) => (nowMs += ms) };
-  const make = (waitMs = 0) => new Governor({ storage, names, maxConcurrentCreates: max, now: clock.now, acquireWaitMs: waitMs, pauseCacheMs: 1_000, slotTtlMs: 60_000 });
+  const make = (waitMs = 0) =>
+    new Governor({ storage, names, maxConcurrentCreates: max, now: clock.now, acquireWaitMs: waitMs, pauseCacheMs: 1_000, slotTtlMs: 60_000, autoRenew: false });
   return { clock, a: make(), b: make(), make };
 }
 
@@ -83,6 +84,38 @@ describe('Governor', () => {
     clock.advance(60_001);
     await expect(b.acquire('create', 'hpc')).resolves.toEqual(expect.any(String));
   });
+
+  it('a live holder renews its slot past slotTtlMs; once it stops (killed), the slot expires a ttl after the last renewal', async () => {
+    const { a, b, clock } = await fleet(1);
+    await a.acquire('batch', 'hpc'); // a slow batch: held for 3 ttl
+    for (let k = 0; k < 6; k++) {
+      clock.advance(30_000);
+      await a.renew();
+      await expect(b.acquire('batch', 'hpc')).rejects.toMatchObject({ code: 'CC_THROTTLED' });
+    }
+    // a dies: no more renewals
+    clock.advance(59_000);
+    await expect(b.acquire('batch', 'hpc')).rejects.toMatchObject({ code: 'CC_THROTTLED' });
+    clock.advance(1_001);
+    await expect(b.acquire('batch', 'hpc')).resolves.toEqual(expect.any(String));
+    // A renewal from the old holder, after its slot was taken over, does not take it back
+    await a.renew();
+    await expect(a.acquire('batch', 'hpc')).rejects.toMatchObject({ code: 'CC_THROTTLED' });
+  });
+
+  it('renews on its own with a real timer, and stops when the slot is given back', async () => {
+    const names = uniqueNames();
+    await storage.ensure({ tables: [names.stateTable] });
+    const real = new Governor({ storage, names, maxConcurrentCreates: 1, acquireWaitMs: 0, slotTtlMs: 2_000 });
+    const other = new Governor({ storage, names, maxConcurrentCreates: 1, acquireWaitMs: 0, slotTtlMs: 2_000, autoRenew: false });
+    const id = await real.acquire('batch', 'renewing');
+    await new Promise((r) => setTimeout(r, 5_000)); // two and a half ttl
+    await expect(other.acquire('batch', 'renewing')).rejects.toMatchObject({ code: 'CC_THROTTLED' });
+    await real.release('batch', 'renewing', id);
+    const mine = await other.acquire('batch', 'renewing');
+    await new Promise((r) => setTimeout(r, 1_000)); // a stray renewal timer would now write
+    await other.release('batch', 'renewing', mine);
+  }, 20_000);
 
   it('a 429 with Retry-After seen by one instance holds every instance’s calls until then, without sending them', async () => {
     const { a, b, clock } = await fleet(1);
