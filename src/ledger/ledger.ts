@@ -7,7 +7,7 @@
  *   `packJson` (records can hold thousands of nodes), plus `state`, `cluster`, `kind` for humans.
  * - open index rows: PartitionKey = `~open~<encoded cluster>` (`~` cannot occur in a requestId),
  *   RowKey = requestId; a few hundred bytes: whether the entry is final and what its creates asked
- *   for, with when. `inFlight` and `listOpen` read one small partition instead of scanning every
+ *   for, with when. `listOpen` reads one small partition instead of scanning every
  *   record. The index row is written after the entry row (different partitions cannot share a
  *   transaction): a crash between the two leaves it one step behind until the entry's next update;
  *   `listOpen` double-checks against the entry row and heals stale rows. Rows of final entries stay
@@ -37,7 +37,7 @@ export interface RequestLedgerOptions {
   now?: () => number;
   /** Time budget of a new request (docs/api.md §2: REQUEST_DEADLINE_MINUTES). Default 30 minutes. */
   deadlineMs?: number;
-  /** How long the index keeps a final entry's creates for `inFlight`. Default 1 hour. */
+  /** How long the index keeps a final entry's row after its last create. Default 1 hour. */
   indexRetentionMs?: number;
   /** Attempts of a read-modify-write that keeps losing ETag races. Default 25. */
   maxUpdateAttempts?: number;
@@ -241,17 +241,6 @@ export class RequestLedger implements RequestLedgerApi {
     return next;
   }
 
-  async inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]> {
-    const rows = await this.#indexRows(cluster);
-    const out: InFlightAllocation[] = [];
-    for (const row of rows) {
-      for (const a of row.allocations) {
-        if (a.atMs >= sinceMs) out.push({ nodearray: a.nodearray, machineType: a.machineType, placementGroupId: a.placementGroupId, count: a.count });
-      }
-    }
-    return out;
-  }
-
   async listOpen(cluster?: string): Promise<LedgerEntry[]> {
     const partitions = cluster === undefined ? await this.#indexPartitions() : [indexPartition(cluster)];
     const out: LedgerEntry[] = [];
@@ -437,10 +426,6 @@ export class RequestLedger implements RequestLedgerApi {
       return;
     }
     await this.#table.upsertEntity({ partitionKey: pk, rowKey: entry.record.requestId, final, allocations: JSON.stringify(allocations) }, 'Replace');
-  }
-
-  async #indexRows(cluster: string): Promise<{ requestId: string; final: boolean; allocations: IndexAllocation[] }[]> {
-    return this.#indexRowsOf(indexPartition(cluster));
   }
 
   async #indexRowsOf(pk: string): Promise<{ requestId: string; final: boolean; allocations: IndexAllocation[] }[]> {

@@ -4,7 +4,6 @@
  * scaler's own bookkeeping, never returned over HTTP.
  */
 import type { RequestMessage, RequestRecord, RequestState } from './schemas.ts';
-import type { InFlightAllocation } from '../planning/types.ts';
 
 export interface SubmissionAttempt {
   /** 0 for the first create, +1 for each re-plan after compensation. */
@@ -126,8 +125,6 @@ export interface RequestLedgerApi {
    * still current; when it is not (or the mutation does nothing or throws on it) the update reads.
    */
   update(requestId: string, mutate: (entry: LedgerEntry) => LedgerEntry | void, known?: LedgerEntry): Promise<LedgerEntry>;
-  /** Nodes requested for `cluster` since `sinceMs` that are not yet final (for the planner). */
-  inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]>;
   /** Entries not in a final state (for sweepers). */
   listOpen(cluster?: string): Promise<LedgerEntry[]>;
 }

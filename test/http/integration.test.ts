@@ -2,6 +2,7 @@
  * The HTTP handlers over the real deps on azurite: ledger, intake, scaler state, snapshot store,
  * capacity memory, queue depth. Requests are real `HttpRequest` objects.
  */
+import { CapacityReservations, inFlightOf } from '../../src/requests/reservations.ts';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { HttpDeps } from '../../src/http/deps.ts';
 import { queueDepthFrom } from '../../src/http/deps.ts';
@@ -31,11 +32,17 @@ function realDeps(storage: Storage, names: ReturnType<typeof uniqueNames>, over:
   const snapshots = new SnapshotStore(storage, names, { now: clock, failureThreshold: 3 });
   const capacity = new CapacityMemory(storage, names);
   const queue = storageQueueSender(storage, names.scaleQueue);
+  const reservations = new CapacityReservations({ storage, names });
   const deps: HttpDeps = {
     now: clock,
     logger: silentLogger,
     submitRequest: (m) => submitRequest({ ledger, queue, now: clock }, m),
-    ledger,
+    // As composed in createServices: in flight is what the cluster's reservations hold.
+    ledger: {
+      getRecord: (id) => ledger.getRecord(id),
+      tombstone: (id) => ledger.tombstone(id),
+      inFlight: async (cluster, sinceMs) => inFlightOf((await reservations.read(cluster)).items, sinceMs),
+    },
     state,
     snapshots,
     capacity,

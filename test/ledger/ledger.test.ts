@@ -161,30 +161,17 @@ describe('RequestLedger on azurite', () => {
         now,
       ),
     );
-    // Act
-    const all = await ledger.inFlight(cluster, now);
-    const recent = await ledger.inFlight(cluster, now + 15);
-    // Assess
-    expect(all).toEqual(
-      expect.arrayContaining([
-        { nodearray: 'ondemand', machineType: 'F32', placementGroupId: null, count: 3 },
-        { nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 },
-      ]),
-    );
-    expect(all).toHaveLength(2);
-    expect(recent).toEqual([{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: 'pg1', count: 3 }]);
+    // Act, assess
     expect((await ledger.listOpen(cluster)).map((e) => e.record.requestId).sort()).toEqual(['if-1', 'if-2']);
 
     // an entry whose create may exist (still at intent) never settles: it stays open and counted
     await ledger.update('if-2', (e) => settle(closeDemand(e, 0, 'gave up', now), now));
     expect((await ledger.listOpen(cluster)).map((e) => e.record.requestId).sort()).toEqual(['if-1', 'if-2']);
-    expect(await ledger.inFlight(cluster, now)).toHaveLength(2);
     expect((await ledger.listOpen()).map((e) => e.record.requestId)).toContain('if-1');
 
     // once CycleCloud says it never had it, the entry settles and leaves listOpen
     await ledger.update('if-2', (e) => settle(applySubmission(e, { ...e.attempts[0]!, state: 'failed' }, now), now));
     expect((await ledger.listOpen(cluster)).map((e) => e.record.requestId)).toEqual(['if-1']);
-    expect(await ledger.inFlight(cluster, now)).toHaveLength(1);
   });
 });
 

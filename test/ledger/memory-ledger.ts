@@ -4,8 +4,6 @@
  */
 import type { AdmitResult, LedgerEntry, RequestLedgerApi } from '../../src/ledger/types.ts';
 import type { RequestMessage } from '../../src/ledger/schemas.ts';
-import type { InFlightAllocation } from '../../src/planning/types.ts';
-import { allocationsOf } from '../../src/ledger/ledger.ts';
 import { isFinal, newEntry, rejectedEntry } from '../../src/ledger/record.ts';
 
 export class MemoryLedger implements RequestLedgerApi {
@@ -50,16 +48,6 @@ export class MemoryLedger implements RequestLedgerApi {
       this.#write(next);
       return (await this.get(requestId))!;
     }
-  }
-
-  async inFlight(cluster: string, sinceMs: number): Promise<InFlightAllocation[]> {
-    const out: InFlightAllocation[] = [];
-    for (const e of await this.#all()) {
-      if (e.record.cluster !== cluster || !e.request) continue;
-      for (const a of allocationsOf(e))
-        if (a.atMs >= sinceMs) out.push({ nodearray: a.nodearray, machineType: a.machineType, placementGroupId: a.placementGroupId, count: a.count });
-    }
-    return out;
   }
 
   async listOpen(cluster?: string): Promise<LedgerEntry[]> {
