@@ -150,7 +150,7 @@ export class Governor {
       if (result.ok) {
         const held: { pool: GovernorPool; cluster: string; timer?: ReturnType<typeof setInterval> } = { pool, cluster };
         if (this.#autoRenew) {
-          held.timer = setInterval(() => void this.renew().catch(() => undefined), Math.max(50, Math.floor(this.#ttl / 3)));
+          held.timer = setInterval(() => void this.renew(id).catch(() => undefined), Math.max(50, Math.floor(this.#ttl / 3)));
           held.timer.unref?.();
         }
         this.#held.set(id, held);
@@ -167,11 +167,12 @@ export class Governor {
     }
   }
 
-  /** Pushes the expiry of every slot this instance holds to `slotTtlMs` from now (a slot lost meanwhile stays lost). */
-  async renew(): Promise<void> {
+  /** Pushes the expiry of the slots this instance holds (or only `only`) to `slotTtlMs` from now (a slot lost meanwhile stays lost). */
+  async renew(only?: string): Promise<void> {
     const nowMs = this.#now();
     const byRow = new Map<string, { pool: GovernorPool; cluster: string; ids: Set<string> }>();
     for (const [id, h] of this.#held) {
+      if (only !== undefined && id !== only) continue;
       const k = rowKey(h.pool, h.cluster);
       const g = byRow.get(k) ?? { pool: h.pool, cluster: h.cluster, ids: new Set<string>() };
       g.ids.add(id);
