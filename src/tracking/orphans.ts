@@ -29,7 +29,7 @@ import type { Tracker } from './tracker.ts';
  * fulfilled request's nodes live on, and without this every snapshot read each one's entry again
  * (1,000 reads a tick for 1,000 one-node requests). A final entry does not take nodes back, so the
  * worst a kept one does is notice a node it stopped accounting for that much later (it is re-read
- * as soon as it does not account for a node, and the grace period is longer).
+ * as soon as it does not account for a node; the default grace period, 10 min, is longer).
  */
 export const FINAL_KEEP_MS = 5 * 60_000;
 const FINAL_KEEP_MAX = 20_000;
