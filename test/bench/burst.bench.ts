@@ -10,7 +10,7 @@
 import { azuriteConnectionString, startAzurite } from '../../src/local/azurite.ts';
 import { countingProxy } from './storage-proxy.ts';
 import { startScaler, sleep } from '../e2e/harness.ts';
-import { summarise } from './measure.ts';
+import { postOneNodeRequests, summarise } from './measure.ts';
 import { askedFor, createCallsOf, memberCreatesOf, setsOf } from '../helpers/creates.ts';
 
 const REQUESTS = 1_000;
@@ -44,27 +44,13 @@ async function scenario(FREE: number): Promise<object[]> {
       if (s.nodearrays?.find((n) => n.name === 'mpi')?.buckets.find((x) => x.machineType === 'Standard_HB120rs_v3')?.availableCount === FREE) break;
     }
     const ids = Array.from({ length: REQUESTS }, (_, i) => `burst-${i}`);
-    const acceptedAt = new Map<string, number>();
-    const latencies: number[] = [];
-    let failed = 0;
-    let next = 0;
+    const client = { latencies: [] as number[], acceptedAt: new Map<string, number>(), refused: 0 };
     tables.reset();
     queues.reset();
     const started = performance.now();
-    const startedWall = Date.now();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < ids.length) {
-          const id = ids[next++]!;
-          const t0 = performance.now();
-          const res = await host.api('/scale-requests', { method: 'POST', body: JSON.stringify({ requestId: id, cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] }) });
-          await res.arrayBuffer();
-          latencies.push(performance.now() - t0);
-          if (res.status === 202) acceptedAt.set(id, startedWall + (performance.now() - started));
-          else failed += 1;
-        }
-      }),
-    );
+    await postOneNodeRequests(host.api, ids, CONCURRENCY, client);
+    const { latencies, acceptedAt } = client;
+    const failed = client.refused;
     const intakeSeconds = (performance.now() - started) / 1000;
 
     // Let the queue drain while capacity lasts: every free node asked for, then a quiet while.

@@ -59,3 +59,29 @@ export function measurePair(a: () => unknown, b: () => unknown, options: Measure
   }
   return { a: summarise(sa), b: summarise(sb) };
 }
+
+/**
+ * POSTs one one-node scale request (nodearray `mpi`) per id to `api`, `concurrency` at a time, and
+ * records each answer's latency and, for a 202, when it was accepted (`Date.now()` on the answer).
+ */
+export async function postOneNodeRequests(
+  api: (path: string, init: RequestInit) => Promise<Response>,
+  ids: readonly string[],
+  concurrency: number,
+  out: { latencies: number[]; acceptedAt: Map<string, number>; refused: number },
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        const t0 = performance.now();
+        const res = await api('/scale-requests', { method: 'POST', body: JSON.stringify({ requestId: id, cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] }) });
+        await res.arrayBuffer();
+        out.latencies.push(performance.now() - t0);
+        if (res.status === 202) out.acceptedAt.set(id, Date.now());
+        else out.refused += 1;
+      }
+    }),
+  );
+}

@@ -11,7 +11,7 @@ import { azuriteConnectionString, startAzurite } from '../../src/local/azurite.t
 import { startSimulator } from '../../src/simulator/server.ts';
 import { countingProxy } from './storage-proxy.ts';
 import { startScaler, sleep, type RunningScaler, type SimCall } from '../e2e/harness.ts';
-import { summarise } from './measure.ts';
+import { postOneNodeRequests, summarise } from './measure.ts';
 import { askedFor, createCallsOf, memberCreatesOf, setsOf } from '../helpers/creates.ts';
 
 const EACH = 500;
@@ -57,30 +57,20 @@ export async function run(): Promise<object[]> {
       if (s.nodearrays?.find((n) => n.name === 'mpi')?.buckets.find((x) => x.machineType === 'Standard_HB120rs_v3')?.availableCount === FREE) break;
     }
     proxy.reset();
-    const acceptedAt = new Map<string, number>();
-    const latencies: number[] = [];
-    let refused = 0;
+    const client = { latencies: [] as number[], acceptedAt: new Map<string, number>(), refused: 0 };
     const started = Date.now();
     // Both hosts at once, each with its own clients.
     await Promise.all(
-      hosts.map(async (host, h) => {
-        const ids = Array.from({ length: EACH }, (_, i) => `two-${h}-${i}`);
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: CONCURRENCY }, async () => {
-            while (next < ids.length) {
-              const id = ids[next++]!;
-              const t0 = performance.now();
-              const res = await host.api('/scale-requests', { method: 'POST', body: JSON.stringify({ requestId: id, cluster: 'hpc', demands: [{ nodearray: 'mpi', count: 1 }] }) });
-              await res.arrayBuffer();
-              latencies.push(performance.now() - t0);
-              if (res.status === 202) acceptedAt.set(id, Date.now());
-              else refused += 1;
-            }
-          }),
-        );
-      }),
+      hosts.map((host, h) =>
+        postOneNodeRequests(
+          host.api,
+          Array.from({ length: EACH }, (_, i) => `two-${h}-${i}`),
+          CONCURRENCY,
+          client,
+        ),
+      ),
     );
+    const { latencies, acceptedAt, refused } = client;
     const intakeSeconds = (Date.now() - started) / 1000;
     const calls = async () => createCallsOf(((await (await sim$('/__sim/calls')).json()) as { calls: SimCall[] }).calls);
     const askedBy = (cs: Awaited<ReturnType<typeof calls>>) => cs.filter((c) => c.status === 202).reduce((n, c) => n + askedFor(c, 'two-'), 0);
