@@ -14,6 +14,7 @@ import type { Logger } from '../platform/log.ts';
 import type { Services } from './services.ts';
 import type { LedgerEntry } from '../ledger/types.ts';
 import { hasUnresolvedAttempt } from '../ledger/record.ts';
+import { sweepLeases } from '../requests/lifecycle.ts';
 
 /** A waiting request whose continue message is this late is assumed lost and re-sent. */
 const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
@@ -28,6 +29,8 @@ export interface SnapshotJobResult {
   requestWakeups: number;
   /** Final requests deleted by retention this tick. */
   expired: number;
+  /** Leases, lifetimes and releases due by this tick: looked at, released (now or before), not settled. */
+  leases: { looked: number; released: number; failed: number };
 }
 
 export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean }, logger: Logger): Promise<SnapshotJobResult> {
@@ -92,8 +95,21 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, open, now(), logger);
+  const leases = await leaseSweep(s, now(), logger);
   const expired = await expireOld(s, now(), logger);
-  return { captured, reconciled, orphans, trackerWakeups, requestWakeups, expired };
+  return { captured, reconciled, orphans, trackerWakeups, requestWakeups, expired, leases };
+}
+
+/** Leases and lifetimes past due, and releases not yet carried out: the backstop for a lost reminder or a crash. */
+async function leaseSweep(s: Services, nowMs: number, logger: Logger): Promise<SnapshotJobResult['leases']> {
+  try {
+    const result = await sweepLeases(s.pipeline.lifecycle(logger.child({ job: 'leases' })), nowMs);
+    if (result.looked > 0) logger.info('lease sweep', result);
+    return result;
+  } catch (error) {
+    logger.warn('could not sweep leases', { error });
+    return { looked: 0, released: 0, failed: 1 };
+  }
 }
 
 /**

@@ -17,6 +17,7 @@ import { createCycleCloudClient, type CycleCloudClient } from '../cyclecloud/cli
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import { Governor, governed } from '../cyclecloud/governor.ts';
 import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
+import { release, renew } from '../requests/lifecycle.ts';
 import { SnapshotUnavailableError } from '../requests/submit.ts';
 import { SnapshotStore } from '../snapshots/store.ts';
 import { CapacityMemory } from '../snapshots/capacity-store.ts';
@@ -253,6 +254,10 @@ export async function createServices(env: Record<string, string | undefined>, op
     snapshots: { getFresh: freshSnapshot, forget: () => sharedSnapshots.forget() },
     capacity: runCapacity,
     onFinal,
+    lifecycleDefaults: {
+      ...(config.defaultLeaseSeconds !== undefined ? { leaseSeconds: config.defaultLeaseSeconds } : {}),
+      ...(config.defaultMaxLifetimeSeconds !== undefined ? { maxLifetimeSeconds: config.defaultMaxLifetimeSeconds } : {}),
+    },
     config: {
       pausedBySetting: config.scaleOutPaused,
       deadlineMs: config.requestDeadlineMs,
@@ -269,7 +274,9 @@ export async function createServices(env: Record<string, string | undefined>, op
   const http: HttpDeps = {
     now,
     logger,
-    submitRequest: (m) => pipeline.submitRequest(m),
+    submitRequest: (m, o) => pipeline.submitRequest(m, o),
+    renew: (id, seconds) => renew(pipeline.lifecycle(logger.child({ route: 'renew' })), id, seconds),
+    release: (id) => release(pipeline.lifecycle(logger.child({ route: 'release' })), id),
     callbackTarget,
     // The plan route subtracts what the submission path does: the cluster's capacity reservations.
     ledger: {

@@ -21,6 +21,9 @@ export interface SubmitResult {
   record: RequestRecord;
 }
 
+/** What renew and release answer: the entry as written, or why not (404 unknown, 409 refused). */
+export type LifecycleAnswer = { ok: true; entry: LedgerEntry } | { ok: false; status: 404 | 409; message: string };
+
 /** The ledger's read side (`RequestLedger` in `src/ledger/ledger.ts`). */
 export interface LedgerReader {
   /** The public record (docs/api.md §5) or null when unknown. */
@@ -74,7 +77,11 @@ export interface HttpDeps {
   now: () => number;
   logger: Logger;
   /** Admits a validated message to the ledger and enqueues it (`submitRequest` from `src/requests/intake.ts`). */
-  submitRequest(message: RequestMessage): Promise<SubmitResult>;
+  submitRequest(message: RequestMessage, options?: { scheduler?: boolean }): Promise<SubmitResult>;
+  /** `POST /api/scale-requests/{id}/renew` (`renew` in `src/requests/lifecycle.ts`); absent = the route answers 404. */
+  renew?(requestId: string, seconds: number | undefined): Promise<LifecycleAnswer>;
+  /** `POST /api/scale-requests/{id}/release` (`release` in `src/requests/lifecycle.ts`); absent = 404. */
+  release?(requestId: string): Promise<LifecycleAnswer>;
   /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is a 400. Absent = not checked here. */
   callbackTarget?: CallbackTargetPolicy;
   ledger: LedgerReader;

@@ -9,7 +9,20 @@
 import { intakeRefusals } from '../requests/intake.ts';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
-import { ClusterName, ExplainedRequestRecord, PublicRequestRecord, RequestId, RequestMessage, ScaleRequest, parseRequestMessage, publicRecord } from '../ledger/schemas.ts';
+import {
+  ClusterName,
+  ExplainedRequestRecord,
+  PublicRequestRecord,
+  ReleaseBody,
+  RenewBody,
+  RequestId,
+  RequestMessage,
+  ScaleRequest,
+  parseRequestMessage,
+  parseWith,
+  publicRecord,
+} from '../ledger/schemas.ts';
+import type { LifecycleAnswer } from './deps.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { Logger } from '../platform/log.ts';
 import type { HttpDeps, SnapshotHealth } from './deps.ts';
@@ -19,7 +32,7 @@ import { buildOpenApiDocument, ROUTE_PREFIX, TerminateBody, type OpenApiRoute } 
 import { json, problem, validationProblem } from './problem.ts';
 import { admitSlurmRequests, SlurmAccepted, SlurmPowerRequest, type SlurmAction } from '../slurm/requests.ts';
 import { formatHostlist } from '../slurm/hostlist.ts';
-import { Accepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
+import { Accepted, LifecycleAccepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
 import { consoleRoutes } from './console-routes.ts';
 
 export type RouteHandler = (deps: HttpDeps, request: HttpRequest, context?: InvocationContext) => Promise<HttpResponseInit>;
@@ -162,6 +175,52 @@ export const submitScaleRequest: RouteHandler = guarded('scale-requests', (deps,
 
 /** `POST /api/terminate`: a terminate request; `kind` may be omitted. */
 export const submitTerminate: RouteHandler = guarded('terminate', (deps, request, log) => intake(deps, request, log, 'terminate'));
+
+/**
+ * `POST /api/scale-requests/{id}/renew` and `/release`: signed and size-limited like every POST; an
+ * empty body is `{}`. Renew answers 200 with the new lease; release 202 (the shutdown is under way;
+ * repeating it answers the same release). 404 unknown, 409 refused (expired, released, no lease).
+ */
+function lifecycleRoute(route: 'renew' | 'release'): RouteHandler {
+  return guarded(`scale-request-${route}`, async (deps, request, log) => {
+    const id = RequestId.safeParse(request.params.requestId ?? '');
+    if (!id.success) return validationProblem([{ path: 'requestId', message: id.error.issues[0]?.message ?? 'invalid' }]);
+    const body = await readSignedBody(deps, request, log);
+    if (!body.ok) return body.response;
+    const input = body.raw.byteLength === 0 ? ({ ok: true, value: {} } as const) : parseJsonBody(body.raw);
+    if (!input.ok) return input.response;
+    if (!(route === 'renew' ? deps.renew : deps.release)) return problem(404, 'HTTP_NOT_FOUND', `${route} is not available on this host`);
+    let answer: LifecycleAnswer;
+    if (route === 'renew') {
+      const parsed = parseWith(RenewBody, input.value);
+      if (!parsed.ok) return validationProblem(parsed.errors);
+      answer = await deps.renew!(id.data, parsed.value.seconds);
+    } else {
+      const parsed = parseWith(ReleaseBody, input.value);
+      if (!parsed.ok) return validationProblem(parsed.errors);
+      answer = await deps.release!(id.data);
+    }
+    if (!answer.ok) {
+      log.info(`${route} refused`, { requestId: id.data, status: answer.status });
+      return problem(answer.status, answer.status === 404 ? 'HTTP_NOT_FOUND' : 'HTTP_CONFLICT', answer.message);
+    }
+    const r = answer.entry.record;
+    const statusUrl = statusUrlFor(request.url, id.data);
+    const out: LifecycleAccepted = {
+      requestId: id.data,
+      state: r.state,
+      statusUrl,
+      ...(r.lease ? { lease: r.lease } : {}),
+      ...(r.maxLifetime ? { maxLifetime: r.maxLifetime } : {}),
+      ...(r.released ? { released: r.released } : {}),
+    };
+    log.info(`${route} accepted`, { requestId: id.data, ...(r.lease ? { expiresAt: r.lease.expiresAt } : {}), ...(r.released ? { released: r.released.reason } : {}) });
+    return json(route === 'renew' ? 200 : 202, out, { location: statusUrl });
+  });
+}
+
+export const renewScaleRequest: RouteHandler = lifecycleRoute('renew');
+export const releaseScaleRequest: RouteHandler = lifecycleRoute('release');
 
 /** `GET /api/scale-requests/{requestId}`: the public record (docs/api.md §5). */
 export const getScaleRequest: RouteHandler = guarded('scale-request-status', async (deps, request, log) => {
@@ -383,7 +442,12 @@ function slurmPower(action: SlurmAction): RouteHandler {
       snapshot ??= await deps.snapshots.latest(call.cluster);
       if (!snapshot) return problem(404, 'HTTP_NOT_FOUND', `cluster "${call.cluster}" has no snapshot: CycleCloud does not have it or cannot be read now`);
     }
-    const result = await admitSlurmRequests({ getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m), now: deps.now }, action, call, snapshot);
+    const result = await admitSlurmRequests(
+      { getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m, { scheduler: true }), now: deps.now },
+      action,
+      call,
+      snapshot,
+    );
     if (!result.ok) {
       log.info('slurm call refused', { action, cluster: call.cluster, errors: result.errors.map((e) => e.message).slice(0, 5) });
       return validationProblem(result.errors);
@@ -446,6 +510,36 @@ export const ROUTES: readonly RouteDefinition[] = [
     problemStatuses: [400, 404],
     params: { requestId: "The caller's requestId" },
     handler: getScaleRequest,
+  },
+  {
+    name: 'scaleRequestsRenew',
+    methods: ['POST'],
+    route: 'scale-requests/{requestId}/renew',
+    authLevel: 'function',
+    summary: "Renew a request's lease",
+    description:
+      "Moves the lease to now + `seconds` (default: the lease's own length; 60–2592000). 409 when the request has no lease, its lease has expired or it was released; the max lifetime still applies.",
+    requestSchema: RenewBody,
+    responseSchema: LifecycleAccepted,
+    successStatus: 200,
+    problemStatuses: [400, 404, 409],
+    params: { requestId: "The caller's requestId" },
+    handler: renewScaleRequest,
+  },
+  {
+    name: 'scaleRequestsRelease',
+    methods: ['POST'],
+    route: 'scale-requests/{requestId}/release',
+    authLevel: 'function',
+    summary: "Release a request's nodes now",
+    description:
+      'Marks the request released (`released: {at, reason: "released"}`), stops creating for it and shuts its nodes down, each by its nodearray\'s ShutdownPolicy. Repeating it answers the same release.',
+    requestSchema: ReleaseBody,
+    responseSchema: LifecycleAccepted,
+    successStatus: 202,
+    problemStatuses: [400, 404, 409],
+    params: { requestId: "The caller's requestId" },
+    handler: releaseScaleRequest,
   },
   {
     name: 'terminateSubmit',

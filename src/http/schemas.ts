@@ -29,6 +29,14 @@ export const Accepted = z.object({
 });
 export type Accepted = z.infer<typeof Accepted>;
 
+/** What renew and release answer: the request's state and its lease or release as now recorded. */
+export const LifecycleAccepted = Accepted.extend({
+  lease: z.object({ seconds: z.number().int(), expiresAt: z.string() }).optional(),
+  maxLifetime: z.object({ seconds: z.number().int(), endsAt: z.string() }).optional(),
+  released: z.object({ at: z.string(), reason: z.string() }).optional(),
+});
+export type LifecycleAccepted = z.infer<typeof LifecycleAccepted>;
+
 export const PlacementGroupStatus = z.object({ name: z.string(), activeCount: z.number().int() });
 
 export const BucketStatus = z.object({

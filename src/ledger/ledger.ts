@@ -24,7 +24,7 @@ import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import { conditionalUpdate, readRow } from '../platform/conditional.ts';
 import type { InFlightAllocation } from '../planning/types.ts';
-import type { AdmitResult, LedgerEntry, RequestLedgerApi } from './types.ts';
+import type { AdmitOptions, AdmitResult, LedgerEntry, RequestLedgerApi } from './types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
 import { ScalerError } from '../platform/errors.ts';
@@ -139,8 +139,8 @@ export class RequestLedger implements RequestLedgerApi {
     return (await this.get(requestId))?.record ?? null;
   }
 
-  async admit(message: RequestMessage, nowMs: number, options: { readFirst?: boolean } = {}): Promise<AdmitResult> {
-    const entry = newEntry(message, nowMs, this.#deadlineMs);
+  async admit(message: RequestMessage, nowMs: number, options: AdmitOptions = {}): Promise<AdmitResult> {
+    const entry = newEntry(message, nowMs, this.#deadlineMs, options.lifecycleDefaults);
     if (options.readFirst) {
       const known = await this.get(message.requestId);
       if (known) return { outcome: known.bodyHash === entry.bodyHash ? 'duplicate' : 'conflict', entry: known };

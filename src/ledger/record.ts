@@ -10,7 +10,7 @@
  * - remaining = requested − created: what still has to be placed.
  */
 import { createHash } from 'node:crypto';
-import type { Compensation, LedgerEntry, NodeOutcome, SubmissionAttempt } from './types.ts';
+import type { Compensation, LedgerEntry, LifecycleDefaults, NodeOutcome, SubmissionAttempt } from './types.ts';
 import type { DemandStatus, NodeStatusRef, OperationRef, RequestMessage, RequestRecord } from './schemas.ts';
 import { FINAL_STATES } from './schemas.ts';
 
@@ -61,6 +61,11 @@ export function trackerTerminateRequestId(requestId: string, generation: number,
   return derivedId(requestId, `-g${generation}-${key}`);
 }
 
+/** `<requestId><suffix>`, shortened like {@link createRequestId} when it would pass 128 characters. */
+export function derivedRequestId(requestId: string, suffix: string): string {
+  return derivedId(requestId, suffix);
+}
+
 function derivedId(requestId: string, suffix: string): string {
   const plain = `${requestId}${suffix}`;
   if (plain.length <= MAX_CC_REQUEST_ID) return plain;
@@ -95,7 +100,7 @@ export function compensatedKeys(entry: LedgerEntry): Set<string> {
  * A new entry in state `queued` for a validated message. `deadlineMs` is the request's time budget
  * (docs/api.md default: 30 minutes); the entry stores the absolute `deadlineAtMs`.
  */
-export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: number): LedgerEntry {
+export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: number, defaults: LifecycleDefaults = {}): LedgerEntry {
   const demands: DemandStatus[] =
     message.kind === 'terminate'
       ? []
@@ -122,6 +127,13 @@ export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: num
     createdAt: iso(nowMs),
     updatedAt: iso(nowMs),
   };
+  if (message.kind === 'scale') {
+    // Both clocks start at acceptance; a renew moves only the lease's.
+    const leaseSeconds = message.lease?.seconds ?? defaults.leaseSeconds;
+    if (leaseSeconds !== undefined) record.lease = { seconds: leaseSeconds, expiresAt: iso(nowMs + leaseSeconds * 1000) };
+    const lifetime = message.maxLifetimeSeconds ?? defaults.maxLifetimeSeconds;
+    if (lifetime !== undefined) record.maxLifetime = { seconds: lifetime, endsAt: iso(nowMs + lifetime * 1000) };
+  }
   return {
     record,
     request: message,

@@ -4,7 +4,7 @@
  * One set of schemas validates the queue, the HTTP API and feeds the OpenAPI document.
  */
 import { z } from 'zod';
-import { CallbackUrl, NodeAttributes, nestingError } from './limits.ts';
+import { CallbackUrl, LEASE_SECONDS, MAX_LIFETIME_SECONDS, NodeAttributes, nestingError } from './limits.ts';
 
 export const RequestId = z
   .string()
@@ -100,6 +100,23 @@ export const Demand = z
   );
 export type Demand = z.infer<typeof Demand>;
 
+const wholeSeconds = (range: { min: number; max: number }) =>
+  z
+    .number({ error: `must be a whole number of seconds from ${range.min} to ${range.max}` })
+    .int(`must be a whole number of seconds from ${range.min} to ${range.max}`)
+    .min(range.min, `must be at least ${range.min} seconds`)
+    .max(range.max, `must be at most ${range.max} seconds`);
+
+/** `lease.seconds` and a renew's `seconds`: 60 s to 30 days. */
+export const LeaseSeconds = wholeSeconds(LEASE_SECONDS);
+
+export const Lease = z
+  .object({ seconds: LeaseSeconds })
+  .strict()
+  .describe(
+    "The request's nodes are shut down (each by its nodearray's ShutdownPolicy) when this many seconds pass after acceptance, or after the last renew, without a renew (`POST /api/scale-requests/{id}/renew`). Absent: `DEFAULT_LEASE_SECONDS`, unset = no lease.",
+  );
+
 export const ScaleRequest = z
   .object({
     kind: z.literal('scale').default('scale'),
@@ -109,6 +126,10 @@ export const ScaleRequest = z
     callbackUrl: httpsUrl.optional(),
     /** Who goes first when one batch of a cluster cannot serve every member: higher first, then accept order. Default 0. */
     priority: z.number().int('must be an integer').min(-1000, 'at least -1000').max(1000, 'at most 1000').optional(),
+    lease: Lease.optional(),
+    maxLifetimeSeconds: wholeSeconds(MAX_LIFETIME_SECONDS)
+      .optional()
+      .describe("The request's nodes are shut down this many seconds after acceptance, whatever the renewals. Absent: `DEFAULT_MAX_LIFETIME_SECONDS`, unset = none."),
   })
   .strict();
 export type ScaleRequest = z.infer<typeof ScaleRequest>;
@@ -152,21 +173,8 @@ export function parseRequestMessage(input: unknown): { ok: true; value: RequestM
   if (kind !== undefined && kind !== 'scale' && kind !== 'terminate') {
     return { ok: false, errors: [{ path: 'kind', message: 'must be "scale" or "terminate"' }] };
   }
-  // Before the schema: a body nested thousands deep must be a field error, not a stack overflow.
-  const deep = nestingError(input);
-  if (deep) return { ok: false, errors: [deep] };
-  const schema = kind === 'terminate' ? TerminateRequest : ScaleRequest;
-  const result = schema.safeParse(input);
-  if (result.success) return { ok: true, value: result.data };
-  return {
-    ok: false,
-    // An unknown key is reported at the object holding it; name the key itself (`demands.0.colour`).
-    errors: result.error.issues.flatMap((i) =>
-      i.code === 'unrecognized_keys'
-        ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
-        : [{ path: i.path.map(String).join('.'), message: fieldMessage(i, input) }],
-    ),
-  };
+  const schema: z.ZodType<RequestMessage> = kind === 'terminate' ? TerminateRequest : ScaleRequest;
+  return parseWith(schema, input);
 }
 
 /** zod's message, except a missing field says so in words ("is required", not "expected string, received undefined"). */
@@ -235,6 +243,10 @@ export const NodeStatusRef = z.object({
 });
 export type NodeStatusRef = z.infer<typeof NodeStatusRef>;
 
+/** Why a request's nodes were shut down by the scaler's own lifecycle (docs/api.md §5 `released.reason`). */
+export const ReleaseReason = z.enum(['lease expired', 'released', 'max lifetime']);
+export type ReleaseReason = z.infer<typeof ReleaseReason>;
+
 /** The public request record (docs/api.md §5): what GET returns and callbacks POST. */
 export const RequestRecord = z.object({
   requestId: z.string(),
@@ -249,6 +261,12 @@ export const RequestRecord = z.object({
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** While leased and not released: the lease's length and when it passes unless renewed. */
+  lease: z.object({ seconds: z.number().int(), expiresAt: z.string() }).optional(),
+  /** With `maxLifetimeSeconds` (or its default): when the nodes are shut down whatever the renewals. */
+  maxLifetime: z.object({ seconds: z.number().int(), endsAt: z.string() }).optional(),
+  /** Once the scaler shut the request's nodes down of its own (lease, release, max lifetime): when and why. */
+  released: z.object({ at: z.string(), reason: ReleaseReason }).optional(),
 });
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
@@ -275,5 +293,42 @@ export function publicRecord(record: RequestRecord, options: { explain?: boolean
     ...record,
     operations: record.operations.map(publicOperation),
     demands: options.explain ? record.demands : record.demands.map(({ nodearray: _n, bucketId: _b, explanation: _e, ...d }) => d),
+  };
+}
+
+/** `POST /api/scale-requests/{id}/renew`: `{}` renews for the lease's own length, `{"seconds": N}` for N. */
+export const RenewBody = z.object({ seconds: LeaseSeconds.optional() }).strict();
+/** `POST /api/scale-requests/{id}/release`: `{}`. */
+export const ReleaseBody = z.object({}).strict();
+
+/** The queue's form of renew and release (docs/api.md §3): the request they act on is `requestId`. */
+export const LifecycleCommand = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('renew'), requestId: RequestId, seconds: LeaseSeconds.optional() }).strict(),
+  z.object({ kind: z.literal('release'), requestId: RequestId }).strict(),
+]);
+export type LifecycleCommand = z.infer<typeof LifecycleCommand>;
+
+/** Parses a queue `renew` or `release`, every bad field named like {@link parseRequestMessage} does. */
+export function parseLifecycleCommand(input: unknown): { ok: true; value: LifecycleCommand } | { ok: false; errors: FieldError[] } {
+  return parseWith(LifecycleCommand, input);
+}
+
+/**
+ * Parses against `schema`, naming every bad field: an unknown key by its own path (`demands.0.colour`),
+ * a missing one as "is required". Nesting is checked first: a body thousands deep is a field error,
+ * not a stack overflow.
+ */
+export function parseWith<T>(schema: z.ZodType<T>, input: unknown): { ok: true; value: T } | { ok: false; errors: FieldError[] } {
+  const deep = nestingError(input);
+  if (deep) return { ok: false, errors: [deep] };
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  return {
+    ok: false,
+    errors: result.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
+        : [{ path: i.path.map(String).join('.'), message: fieldMessage(i, input) }],
+    ),
   };
 }

@@ -65,6 +65,25 @@ export interface LedgerEntry {
   waits?: number;
   /** State and ready-node changes with their time, oldest first (the console's timeline and trends; `listing.ts`). */
   transitions?: Transition[];
+  /** The shutdowns the scaler sent for a released request (`lease.ts`), one per round of nodes found alive. */
+  releases?: ReleaseRound[];
+}
+
+/**
+ * One shutdown of a released request's nodes: written as `intent` before the call, `sent` once
+ * CycleCloud took it. An `intent` found later is sent again under the same CycleCloud requestId,
+ * which CycleCloud answers 409 if it had it: a node is never shut down twice.
+ */
+export interface ReleaseRound {
+  round: number;
+  cycleCloudRequestId: string;
+  names: string[];
+  /** CycleCloud NodeId by name, where known (names are reused). */
+  nodeIds: Record<string, string>;
+  /** Node keys (`nodeKey`) the round covers. */
+  keys: string[];
+  state: 'intent' | 'sent';
+  atMs: number;
 }
 
 /** One point of a request's history: its state and ready nodes from `atMs` on. */
@@ -102,6 +121,21 @@ export interface Compensation {
   cycleCloudRequestId?: string;
 }
 
+export interface AdmitOptions {
+  /** Read before creating (see {@link RequestLedgerApi.admit}). */
+  readFirst?: boolean;
+  /**
+   * The lease and max lifetime a new scale request gets when it names none (`DEFAULT_LEASE_SECONDS`,
+   * `DEFAULT_MAX_LIFETIME_SECONDS`). Absent for Slurm's requests: Slurm suspends its own nodes.
+   */
+  lifecycleDefaults?: LifecycleDefaults;
+}
+
+export interface LifecycleDefaults {
+  leaseSeconds?: number;
+  maxLifetimeSeconds?: number;
+}
+
 export type AdmitResult = { outcome: 'created'; entry: LedgerEntry } | { outcome: 'duplicate'; entry: LedgerEntry } | { outcome: 'conflict'; entry: LedgerEntry };
 
 export interface RequestLedgerApi {
@@ -112,7 +146,7 @@ export interface RequestLedgerApi {
    * content is the same, `conflict` when not). `readFirst` reads before creating: one round trip
    * instead of three when the entry usually exists (a queue delivery of a request admitted over HTTP).
    */
-  admit(message: RequestMessage, nowMs: number, options?: { readFirst?: boolean }): Promise<AdmitResult>;
+  admit(message: RequestMessage, nowMs: number, options?: AdmitOptions): Promise<AdmitResult>;
   /**
    * Records a message that failed validation as `rejected` (key: its requestId or `msg-<queue message id>`).
    * `kind` is what the message said it was; default `scale` (the message default).

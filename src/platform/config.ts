@@ -25,6 +25,8 @@
  * | `REQUEST_DEADLINE_MINUTES` | how long a request may wait for capacity before it ends | `30` |
  * | `RETENTION_DAYS` | final request records, their tracker rows and stored snapshots older than this are deleted by the snapshot timer (a deleted record's `GET` answers 404 "expired") | `30` |
  * | `ORPHAN_GRACE_MINUTES` | how long a live node with the scaler's tags that no record accounts for may live before it is adopted or terminated | `10` |
+ * | `DEFAULT_LEASE_SECONDS` | the lease of a scale request that names none (60–2592000); its nodes are shut down when it passes without a renew. Slurm's requests never get one | unset (no lease) |
+ * | `DEFAULT_MAX_LIFETIME_SECONDS` | the `maxLifetimeSeconds` of a scale request that names none (60–31536000): its nodes are shut down then, renewed or not. Not for Slurm's requests | unset |
  * | `BOOT_TIMEOUT_MINUTES` | how long a node may take to become Ready | `30` |
  * | `TERMINATE_ON_BOOT_TIMEOUT` | terminate nodes that missed the boot timeout | `true` |
  * | `TRACKER_POLL_MIN_SECONDS`, `TRACKER_POLL_MAX_SECONDS` | tracker poll interval range (min ≤ max) | `5`, `60` |
@@ -50,6 +52,7 @@ import { z } from 'zod';
 import { registerSecret, type LogLevel } from './log.ts';
 import { storageConnectionFromEnv, type StorageConnection } from './storage.ts';
 import { ScalerError } from './errors.ts';
+import { LEASE_SECONDS, MAX_LIFETIME_SECONDS } from '../ledger/limits.ts';
 
 export type ConfigMode = 'local' | 'azure';
 
@@ -92,6 +95,10 @@ export interface Config {
   readonly requestDeadlineMs: number;
   /** `ORPHAN_GRACE_MINUTES`: grace before an unaccounted node with the scaler's tags is adopted or terminated. */
   readonly orphanGraceMs: number;
+  /** `DEFAULT_LEASE_SECONDS`: the lease of a caller's scale request that names none; undefined = no lease. */
+  readonly defaultLeaseSeconds: number | undefined;
+  /** `DEFAULT_MAX_LIFETIME_SECONDS`: the max lifetime of a caller's scale request that names none; undefined = none. */
+  readonly defaultMaxLifetimeSeconds: number | undefined;
   /** `RETENTION_DAYS`: how long final records, tracker rows and snapshots are kept. */
   readonly retentionMs: number;
   readonly bootTimeoutMs: number;
@@ -374,6 +381,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   const snapshotHistory = parse(env, 'SNAPSHOT_HISTORY', wholeNumber(0, 1000)) ?? 10;
   const requestDeadlineMs = minutes('REQUEST_DEADLINE_MINUTES', 30);
   const orphanGraceMs = minutes('ORPHAN_GRACE_MINUTES', 10);
+  const defaultLeaseSeconds = parse(env, 'DEFAULT_LEASE_SECONDS', wholeNumber(LEASE_SECONDS.min, LEASE_SECONDS.max));
+  const defaultMaxLifetimeSeconds = parse(env, 'DEFAULT_MAX_LIFETIME_SECONDS', wholeNumber(MAX_LIFETIME_SECONDS.min, MAX_LIFETIME_SECONDS.max));
   const retentionMs = Math.round((parse(env, 'RETENTION_DAYS', positiveNumber) ?? 30) * 1440 * ms.minutes);
   const bootTimeoutMs = minutes('BOOT_TIMEOUT_MINUTES', 30);
   const terminateOnBootTimeout = parse(env, 'TERMINATE_ON_BOOT_TIMEOUT', boolean) ?? true;
@@ -431,6 +440,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     snapshotHistory,
     requestDeadlineMs,
     orphanGraceMs,
+    defaultLeaseSeconds,
+    defaultMaxLifetimeSeconds,
     retentionMs,
     bootTimeoutMs,
     terminateOnBootTimeout,

@@ -217,7 +217,8 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
         const entry = await update(m.ctx, (e) => {
           // The claim holds only on the entry this plan was made on: no create in flight, none added since.
           claimedByOther = e.attempts.some((a) => a.cycleCloudRequestId === m.cc);
-          if (isFinal(e) || e.attempts.some(inFlightAttempt) || nextGeneration(e) !== m.generation) throw new ClaimLost();
+          // Released meanwhile (a release or a passed lease): nothing more is created for it.
+          if (isFinal(e) || e.record.released || e.attempts.some(inFlightAttempt) || nextGeneration(e) !== m.generation) throw new ClaimLost();
           const x = applySubmission(annotate(e, p, m.nowMs), intent, m.nowMs);
           return x.record.state === 'queued' ? setState(x, 'planning', null, m.nowMs) : x;
         });

@@ -16,6 +16,9 @@ import { isFinal } from '../ledger/record.ts';
 import { refusedAtIntake, type CallbackTargetPolicy } from '../platform/callback-target.ts';
 import { decodeIntakeMessage, recordableText, sendAdmitted } from './intake-guards.ts';
 import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type SubmitDeps } from './submit.ts';
+import type { LedgerEntry, LifecycleDefaults } from '../ledger/types.ts';
+import { isLeaseMessage, onLeaseReminder, release, renew, scheduleLifecycle, type LeaseIndex, type LifecycleDeps } from './lifecycle.ts';
+import { parseLifecycleCommand } from '../ledger/schemas.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
 export interface IntakeState {
@@ -27,6 +30,16 @@ export interface IntakeDeps extends SubmitDeps {
   state: IntakeState;
   /** Where callbacks may go; absent = no intake check (the send-time check still applies). */
   callbackTarget?: CallbackTargetPolicy;
+  /** The lease index (`lifecycle.ts`); absent = leases are recorded but nothing enforces them (unit tests of other parts). */
+  leases?: LeaseIndex;
+  /** `DEFAULT_LEASE_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS` for callers' requests that name none. */
+  lifecycleDefaults?: LifecycleDefaults;
+}
+
+/** The lifecycle's deps out of the intake's, or null when no lease index is wired. */
+export function lifecycleDeps(deps: Pick<IntakeDeps, 'ledger' | 'tracker' | 'leases' | 'queue' | 'now'>, logger: Logger): LifecycleDeps | null {
+  if (!deps.leases) return null;
+  return { ledger: deps.ledger, tracker: deps.tracker, leases: deps.leases, queue: deps.queue, now: deps.now, logger };
 }
 
 /**
@@ -85,6 +98,20 @@ export async function handleScaleQueueMessage(
     return withTransientHandling(deps, requestId, meta, log, () => processEntry(deps, requestId, log, consumedWakeAtMs === undefined ? {} : { consumedWakeAtMs }));
   }
 
+  if (isLeaseMessage(body)) {
+    const requestId = usableRequestId(body.requestId);
+    if (requestId === null) return recordBroken(deps, meta, log, 'lease message with an invalid requestId');
+    const life = lifecycleDeps(deps, log);
+    if (!life) return { action: 'missing', requestId, state: null };
+    return withTransientHandling(deps, requestId, meta, log, async () => {
+      const entry = await onLeaseReminder(life, { ...body, requestId });
+      return { action: entry?.record.released ? 'final' : 'tracking', requestId, state: entry?.record.state ?? null } satisfies ProcessResult;
+    });
+  }
+
+  const kind = body && typeof body === 'object' ? (body as { kind?: unknown }).kind : undefined;
+  if (kind === 'renew' || kind === 'release') return handleLifecycleCommand(deps, body, meta, log);
+
   const first = parseRequestMessage(body);
   const refusals = first.ok ? intakeRefusals(first.value, deps.callbackTarget) : [];
   const parsed: typeof first = refusals.length > 0 ? { ok: false, errors: refusals } : first;
@@ -111,7 +138,8 @@ export async function handleScaleQueueMessage(
   const requestLog = withJobIds(log, request);
   return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {
     // Most deliveries are of a request admitted over HTTP: read first (1 round trip, not 3).
-    const admitted = await deps.ledger.admit(request, deps.now(), { readFirst: true });
+    const admitted = await deps.ledger.admit(request, deps.now(), { readFirst: true, ...(deps.lifecycleDefaults ? { lifecycleDefaults: deps.lifecycleDefaults } : {}) });
+    await noteLifecycle(deps, admitted.outcome, admitted.entry, requestLog);
     if (admitted.outcome === 'conflict') {
       // The first record stands; the conflicting message is recorded on its own so it is visible.
       const key = `msg-${meta.messageId}`;
@@ -133,6 +161,47 @@ export async function handleScaleQueueMessage(
       else requestLog.debug('request already admitted (HTTP, or the same message sent again); continuing it', { requestId: request.requestId });
     }
     return processEntry(deps, request.requestId, requestLog, { entry: admitted.entry });
+  });
+}
+
+/**
+ * A request just admitted gets its lease reminder; one still `queued` on a later delivery gets its
+ * index row again (one write), in case the run that admitted it died before scheduling.
+ */
+async function noteLifecycle(deps: IntakeDeps, outcome: 'created' | 'duplicate' | 'conflict', entry: LedgerEntry, log: Logger): Promise<void> {
+  const life = lifecycleDeps(deps, log);
+  if (!life || outcome === 'conflict' || entry.record.released) return;
+  if (!entry.record.lease && !entry.record.maxLifetime) return;
+  if (outcome === 'created') await scheduleLifecycle(life, entry);
+  else if (entry.record.state === 'queued') {
+    const due = [entry.record.lease?.expiresAt, entry.record.maxLifetime?.endsAt].filter((t): t is string => !!t).map((t) => Date.parse(t));
+    await life.leases.note(entry.record.requestId, entry.record.cluster, Math.min(...due));
+  }
+}
+
+/** A queue `renew` or `release` of an existing request; a bad or refused one is recorded under `msg-<id>` and counted. */
+async function handleLifecycleCommand(
+  deps: IntakeDeps,
+  body: unknown,
+  meta: QueueMessageMeta,
+  log: Logger,
+): Promise<ProcessResult | { action: 'rejected'; requestId: string; state: string | null }> {
+  const parsed = parseLifecycleCommand(body);
+  const refuse = async (reason: string, errors: { path: string; message: string }[]) => {
+    const key = `msg-${meta.messageId}`;
+    const entry = await deps.ledger.reject(key, null, reason, errors, deps.now());
+    await deps.state.increment('rejectedMessages');
+    log.warn('lifecycle message refused', { recordedAs: key, reason });
+    return { action: 'rejected' as const, requestId: key, state: entry.record.state };
+  };
+  if (!parsed.ok) return refuse(`invalid request: ${parsed.errors.map((e) => `${e.path || '(message)'}: ${e.message}`).join('; ')}`, parsed.errors);
+  const command = parsed.value;
+  const life = lifecycleDeps(deps, log.child({ requestId: command.requestId }));
+  if (!life) return refuse(`${command.kind}: leases are not enabled on this host`, [{ path: 'kind', message: 'not enabled' }]);
+  return withTransientHandling(deps, command.requestId, meta, log, async () => {
+    const outcome = command.kind === 'renew' ? await renew(life, command.requestId, command.seconds) : await release(life, command.requestId);
+    if (!outcome.ok) return refuse(`${command.kind} ${command.requestId}: ${outcome.message}`, [{ path: 'requestId', message: outcome.message }]);
+    return { action: 'tracking', requestId: command.requestId, state: outcome.entry.record.state } satisfies ProcessResult;
   });
 }
 
@@ -198,6 +267,10 @@ export interface SubmitRequestDeps {
   now: () => number;
   /** Where a failed send is logged (the sweeper re-sends it). */
   logger?: Logger;
+  /** Defaults for callers' requests (`DEFAULT_LEASE_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS`). */
+  lifecycleDefaults?: LifecycleDefaults;
+  /** Schedules a new leased request's reminder; absent = none (the queue delivery still writes its index row). */
+  lifecycle?: LifecycleDeps;
 }
 
 /**
@@ -205,8 +278,16 @@ export interface SubmitRequestDeps {
  * the work). A duplicate still `queued` is enqueued again: harmless, since processing is
  * idempotent, and it revives a request whose first enqueue failed after the admit.
  */
-export async function submitRequest(deps: SubmitRequestDeps, message: RequestMessage): Promise<{ outcome: 'created' | 'duplicate' | 'conflict'; record: RequestRecord }> {
-  const admitted = await deps.ledger.admit(message, deps.now());
+export async function submitRequest(
+  deps: SubmitRequestDeps,
+  message: RequestMessage,
+  options: { scheduler?: boolean } = {},
+): Promise<{ outcome: 'created' | 'duplicate' | 'conflict'; record: RequestRecord }> {
+  // A scheduler's own requests (Slurm) get no default lease or lifetime: it suspends its nodes itself.
+  const defaults = options.scheduler ? undefined : deps.lifecycleDefaults;
+  const admitted = await deps.ledger.admit(message, deps.now(), defaults ? { lifecycleDefaults: defaults } : {});
+  if (admitted.outcome === 'created' && deps.lifecycle && (admitted.entry.record.lease || admitted.entry.record.maxLifetime))
+    await scheduleLifecycle(deps.lifecycle, admitted.entry);
   if (admitted.outcome === 'created' || (admitted.outcome === 'duplicate' && admitted.entry.record.state === 'queued')) {
     await sendAdmitted(deps.queue, message, deps.logger);
   }

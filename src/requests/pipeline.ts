@@ -19,6 +19,8 @@ import type { RequestMessage } from '../ledger/schemas.ts';
 import type { LedgerEntry } from '../ledger/types.ts';
 import { ScalerState } from './state.ts';
 import { CapacityReservations } from './reservations.ts';
+import { LeaseIndex, type LifecycleDeps } from './lifecycle.ts';
+import type { LifecycleDefaults } from '../ledger/types.ts';
 import type { CapacityMemoryApi, SnapshotSource, SubmitConfig } from './submit.ts';
 
 /** The pipeline's settings (from `Config` in `src/platform/config.ts`, the one place settings are parsed). */
@@ -68,13 +70,19 @@ export interface RequestPipelineOptions {
   createWindow?: { windowMs: number; windowMaxMs: number; maxSets: number };
   /** The fleet-wide governor: with a window, a batch holds its cluster's `batch` slot while it plans, reserves and sends. */
   governor?: BatchLease;
+  /** `DEFAULT_LEASE_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS` (callers' scale requests only, never Slurm's). Default none. */
+  lifecycleDefaults?: LifecycleDefaults;
 }
 
 export interface RequestPipeline {
   ledger: RequestLedger;
   reservations: CapacityReservations;
   state: ScalerState;
+  /** The lease index (`lifecycle.ts`): renew, release and the snapshot timer's lease sweep use it. */
+  leases: LeaseIndex;
   deps: IntakeDeps;
+  /** What renew, release and the lease sweep need, logging to `logger`. */
+  lifecycle(logger: Logger): LifecycleDeps;
   /** The scale-queue function's handler. */
   handle(message: unknown, meta: QueueMessageMeta, logger: Logger): ReturnType<typeof handleScaleQueueMessage>;
   /**
@@ -84,7 +92,7 @@ export interface RequestPipeline {
    * is busy (more than `fastPathConcurrency` runs) or the run fails, the message does the work.
    * Processing is claimed per generation in the ledger, so the two never create twice.
    */
-  submitRequest(message: RequestMessage): ReturnType<typeof submitRequest>;
+  submitRequest(message: RequestMessage, options?: { scheduler?: boolean }): ReturnType<typeof submitRequest>;
   /** Resolves when every fast-path run started so far has ended (graceful shutdown, tests). */
   drain(): Promise<void>;
 }
@@ -104,6 +112,7 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
   const state = new ScalerState({ storage: o.storage, names: o.names, now, pausedBySetting: pausedBySetting ?? false });
   const queue = storageQueueSender(o.storage, o.names.scaleQueue);
   const reservations = new CapacityReservations({ storage: o.storage, names: o.names });
+  const leases = new LeaseIndex(o.storage, o.names);
   const fastPath = o.fastPathConcurrency ?? 0;
   let running = 0;
   const runs = new Set<Promise<unknown>>();
@@ -123,15 +132,28 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
       : {}),
     ...(o.onFinal ? { onFinal: o.onFinal } : {}),
     ...(o.callbackTarget ? { callbackTarget: o.callbackTarget } : {}),
+    leases,
+    ...(o.lifecycleDefaults ? { lifecycleDefaults: o.lifecycleDefaults } : {}),
   };
+  const lifecycle = (logger: Logger): LifecycleDeps => ({ ledger, tracker: o.tracker, leases, queue, now, logger });
   return {
     ledger,
     reservations,
     state,
+    leases,
     deps,
+    lifecycle,
     handle: (message, meta, logger) => handleScaleQueueMessage(deps, message, meta, logger),
-    submitRequest: async (message) => {
-      const result = await submitRequest({ ledger, queue, now, ...(o.logger ? { logger: o.logger } : {}) }, message);
+    submitRequest: async (message, options = {}) => {
+      const admission = {
+        ledger,
+        queue,
+        now,
+        lifecycle: lifecycle(o.logger ?? silentLogger),
+        ...(o.lifecycleDefaults ? { lifecycleDefaults: o.lifecycleDefaults } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      };
+      const result = await submitRequest(admission, message, options);
       if (result.outcome === 'created') startNow(message);
       return result;
     },

@@ -1,0 +1,247 @@
+/**
+ * Leases, renew and release through the composition root (real ledger, tracker and CycleCloud client)
+ * over azurite and the simulator, on one virtual clock: expiry, renew racing expiry, release of a
+ * request whose create is still in flight, a shutdown whose run dies after its intent, and the
+ * shutdowns counted at CycleCloud.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createServices, type Services } from '../../src/app/services.ts';
+import { runSnapshotJob } from '../../src/app/jobs.ts';
+import { silentLogger } from '../../src/platform/log.ts';
+import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
+import { enforce } from '../../src/requests/lifecycle.ts';
+import type { RequestRecord, ScaleRequest } from '../../src/ledger/schemas.ts';
+import { pumpUntil } from '../tracking/pump.ts';
+
+let sim: SimulatorHandle;
+let clock = Date.parse('2026-12-07T12:00:00.000Z');
+const now = () => clock;
+
+// A simulator of its own per test: one test's nodes never take another's room.
+beforeEach(async () => {
+  sim = await startSimulator({ port: 0, stepMs: 20, now });
+});
+afterEach(async () => {
+  await sim?.close();
+});
+
+async function services(extra: Record<string, string> = {}): Promise<Services> {
+  return createServices(
+    {
+      AzureWebJobsStorage: inject('storageConnectionString'),
+      STORAGE_PREFIX: `lease${randomBytes(4).toString('hex')}`,
+      CYCLECLOUD_URL: sim.url,
+      CYCLECLOUD_USERNAME: sim.username,
+      CYCLECLOUD_PASSWORD: sim.password,
+      CYCLECLOUD_CLUSTERS: 'hpc',
+      CREATE_WINDOW_MS: '0',
+      TRACKER_POLL_MIN_SECONDS: '0.05',
+      TRACKER_POLL_MAX_SECONDS: '0.2',
+      ...extra,
+    },
+    { mode: 'local', now, logger: silentLogger, fastPathConcurrency: 0 },
+  );
+}
+
+let seq = 0;
+const meta = () => ({ messageId: `m${++seq}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' });
+
+/** Runs the scale and tracker queues (the clock moving 1 s per idle round) until `done`. */
+async function pump(s: Services, done: () => Promise<boolean>): Promise<void> {
+  await pumpUntil(
+    s.storage,
+    {
+      [s.names.scaleQueue]: async (m) => {
+        await s.pipeline.handle(m, meta(), silentLogger);
+      },
+      [s.names.trackerQueue]: (m, info) => s.tracker.handleTrackerMessage(m, info, silentLogger),
+    },
+    async () => {
+      clock += 1_000;
+      return done();
+    },
+    30_000,
+    20,
+  );
+}
+
+const record = async (s: Services, id: string): Promise<RequestRecord> => (await s.pipeline.ledger.getRecord(id))!;
+const shutdownsOf = (id: string) => sim.sim.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/shutdown') && JSON.stringify(c.body ?? '').includes(`${id}-rel`));
+const liveNodesOf = (names: string[]) => sim.sim.nodes('hpc').filter((n) => names.includes(String(n.Name)) && n.TargetState === 'Started');
+
+function scale(requestId: string, over: Partial<ScaleRequest> = {}): ScaleRequest {
+  return { kind: 'scale', requestId, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'] }], ...over };
+}
+
+async function fulfilledLeased(s: Services, id: string, over: Partial<ScaleRequest> = { lease: { seconds: 60 } }): Promise<RequestRecord> {
+  await s.freshSnapshot('hpc', -1);
+  await s.pipeline.submitRequest(scale(id, over));
+  await pump(s, async () => (await record(s, id)).state === 'fulfilled');
+  return record(s, id);
+}
+
+describe('leases through the composition root', () => {
+  it('a lease not renewed: released at the next look after expiry, its nodes shut down once, and a renew after is a 409', async () => {
+    // Prepare: a fulfilled request with a 60 s lease
+    const s = await services();
+    const id = `lease-exp-${seq}`;
+    const ready = await fulfilledLeased(s, id);
+    const names = ready.nodes.map((n) => n.name);
+    expect(names).toHaveLength(2);
+    expect(ready.lease?.seconds).toBe(60);
+
+    // Act: a look before expiry does nothing; the snapshot tick after it releases
+    const early = await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    expect(early.leases.released).toBe(0);
+    expect(shutdownsOf(id)).toHaveLength(0);
+    clock = Date.parse(ready.lease!.expiresAt) + 1;
+    const tick = await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    await pump(s, async () => (await record(s, id)).nodes.every((n) => n.status !== 'Ready'));
+
+    // Assess
+    expect(tick.leases).toMatchObject({ looked: 1, released: 1, failed: 0 });
+    const after = await record(s, id);
+    expect(after.released).toEqual({ at: new Date(Date.parse(ready.lease!.expiresAt) + 1).toISOString(), reason: 'lease expired' });
+    expect(after.lease).toBeUndefined();
+    expect(after.nodes.filter((n) => n.status === 'Ready')).toEqual([]);
+    const calls = shutdownsOf(id);
+    expect(calls).toHaveLength(1);
+    expect((calls[0]!.body as { ids?: string[] }).ids?.sort()).toEqual(ready.nodes.map((n) => n.id).sort());
+    expect(liveNodesOf(names)).toEqual([]);
+    // Looked at again (the reminder, the next tick): nothing more is sent
+    await enforce(s.pipeline.lifecycle(silentLogger), id);
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    expect(shutdownsOf(id)).toHaveLength(1);
+    expect(await s.pipeline.leases.due()).toEqual([]);
+    const renew = await s.http.renew!(id, undefined);
+    expect(renew).toMatchObject({ ok: false, status: 409 });
+    expect(renew.ok ? '' : renew.message).toMatch(/was released at .* \(lease expired\)/);
+    await s.close();
+  }, 60_000);
+
+  it('renewed before expiry: kept past the first expiry, released only after the renewed one', async () => {
+    // Prepare
+    const s = await services();
+    const id = `lease-renew-${seq}`;
+    const ready = await fulfilledLeased(s, id);
+
+    // Act: renew 10 s before expiry, then look just after the first expiry
+    clock = Date.parse(ready.lease!.expiresAt) - 10_000;
+    const renewed = await s.http.renew!(id, 120);
+    clock = Date.parse(ready.lease!.expiresAt) + 1_000;
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    await enforce(s.pipeline.lifecycle(silentLogger), id);
+    const kept = await record(s, id);
+
+    // Assess: kept, with the new lease; released once that passes
+    expect(renewed.ok).toBe(true);
+    expect(kept.released).toBeUndefined();
+    expect(kept.lease).toEqual({ seconds: 120, expiresAt: new Date(Date.parse(ready.lease!.expiresAt) - 10_000 + 120_000).toISOString() });
+    expect(shutdownsOf(id)).toHaveLength(0);
+    expect(liveNodesOf(kept.nodes.map((n) => n.name))).toHaveLength(2);
+    clock = Date.parse(kept.lease!.expiresAt);
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    expect((await record(s, id)).released?.reason).toBe('lease expired');
+    expect(shutdownsOf(id)).toHaveLength(1);
+    await s.close();
+  }, 60_000);
+
+  it('max lifetime: released when it passes, whatever the renewals', async () => {
+    const s = await services();
+    const id = `lease-life-${seq}`;
+    const ready = await fulfilledLeased(s, id, { lease: { seconds: 600 }, maxLifetimeSeconds: 120 });
+    expect(ready.maxLifetime?.seconds).toBe(120);
+
+    clock = Date.parse(ready.maxLifetime!.endsAt) - 5_000;
+    expect((await s.http.renew!(id, 3600)).ok).toBe(true);
+    clock = Date.parse(ready.maxLifetime!.endsAt);
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+
+    expect((await record(s, id)).released?.reason).toBe('max lifetime');
+    expect(shutdownsOf(id)).toHaveLength(1);
+    await s.close();
+  }, 60_000);
+
+  it('release: nodes shut down at once; a second release answers the same and sends nothing', async () => {
+    const s = await services();
+    const id = `lease-rel-${seq}`;
+    const ready = await fulfilledLeased(s, id, {});
+    expect(ready.lease).toBeUndefined();
+
+    const first = await s.http.release!(id);
+    const second = await s.http.release!(id);
+
+    expect(first.ok && second.ok).toBe(true);
+    if (!first.ok || !second.ok) return;
+    expect(second.entry.record.released).toEqual(first.entry.record.released);
+    expect(first.entry.record.released?.reason).toBe('released');
+    expect(shutdownsOf(id)).toHaveLength(1);
+    expect(liveNodesOf(ready.nodes.map((n) => n.name))).toEqual([]);
+    await pump(s, async () => (await record(s, id)).nodes.every((n) => n.status !== 'Ready'));
+    expect(await s.http.release!('no-such-request')).toMatchObject({ ok: false, status: 404 });
+    await s.close();
+  }, 60_000);
+
+  it('release while the create is in flight: nothing more is planned, and the nodes that land are shut down on the next look', async () => {
+    // Prepare: the create is sent and accepted, its nodes not yet tracked; then the caller releases
+    const s = await services();
+    const id = `lease-flight-${seq}`;
+    await s.freshSnapshot('hpc', -1);
+    await s.pipeline.submitRequest(scale(id));
+    await s.pipeline.handle(scale(id), meta(), silentLogger);
+    expect((await record(s, id)).state).toBe('submitted');
+    const created = sim.sim.nodes('hpc').filter((n) => JSON.stringify(n.Tags ?? {}).includes(id));
+    expect(created).toHaveLength(2);
+
+    // Act
+    const released = await s.http.release!(id);
+    await pump(s, async () => {
+      await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+      return (await s.pipeline.leases.due()).length === 0;
+    });
+
+    // Assess: every node the create made is shut down, once; no second create
+    expect(released.ok).toBe(true);
+    const rec = await record(s, id);
+    expect(rec.released?.reason).toBe('released');
+    expect(['failed', 'partially_fulfilled', 'fulfilled']).toContain(rec.state);
+    expect(sim.sim.calls.filter((c) => c.path.endsWith('/nodes/create') && JSON.stringify(c.body ?? '').includes(id))).toHaveLength(1);
+    const shutdownIds = shutdownsOf(id).flatMap((c) => (c.body as { ids?: string[]; names?: string[] }).ids ?? (c.body as { names?: string[] }).names ?? []);
+    expect(new Set(shutdownIds).size).toBe(shutdownIds.length);
+    expect(liveNodesOf(created.map((n) => String(n.Name)))).toEqual([]);
+    await s.close();
+  }, 60_000);
+
+  it('a run that dies between the intent and the shutdown: the next look sends it under the same id, and CycleCloud applies it once', async () => {
+    // Prepare: the shutdown's answer is lost after CycleCloud applied it, three times (every send of that run)
+    const s = await services();
+    const id = `lease-crash-${seq}`;
+    const ready = await fulfilledLeased(s, id);
+    sim.sim.faults.add({ method: 'POST', path: 'nodes/shutdown', kind: 'commit-then-fail', times: 1 });
+    sim.sim.faults.add({ method: 'POST', path: 'nodes/shutdown', kind: 'reset', times: 2 });
+
+    // Act: expiry; the run's sends all fail; later looks resend under the same id
+    clock = Date.parse(ready.lease!.expiresAt);
+    const tick = await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    const intent = (await s.pipeline.ledger.get(id))!.releases;
+    clock += 30_000;
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    await pump(s, async () => (await record(s, id)).nodes.every((n) => n.status !== 'Ready'));
+
+    // Assess
+    expect(tick.leases.failed).toBe(1);
+    expect(intent).toHaveLength(1);
+    expect(intent![0]!.state).toBe('intent');
+    const entry = (await s.pipeline.ledger.get(id))!;
+    expect(entry.releases).toHaveLength(1);
+    expect(entry.releases![0]!.state).toBe('sent');
+    const calls = shutdownsOf(id);
+    // All under one CycleCloud requestId; only the first was applied (a later one is answered 409)
+    expect(new Set(calls.map((c) => (c.body as { requestId?: string }).requestId))).toEqual(new Set([`${id}-rel0`]));
+    expect(calls.filter((c) => c.status === 202)).toHaveLength(0);
+    expect(calls.some((c) => c.status === 409)).toBe(true);
+    expect(liveNodesOf(ready.nodes.map((n) => n.name))).toEqual([]);
+    await s.close();
+  }, 60_000);
+});
