@@ -111,13 +111,29 @@ export function isNodeRecord(value: unknown): value is NodeRecord {
  */
 const NodeRecordList = z.array(z.custom<NodeRecord>(isNodeRecord, { message: 'must be a node record with a string Name' }));
 
+/**
+ * `Interruptible` of a nodearray record: true marks spot (scalelib reads it as
+ * `nodearray.get("Interruptible", False)`, reference §3.2). The record is free-form and carries template
+ * attributes as the template set them; a parameterised `Interruptible = $UseSpot` is typed by its
+ * parameter, so a string is possible (UNCONFIRMED). Only `true` or `"true"` (any case) is spot:
+ * Python's truthiness would read the string `"false"` as spot, the costly mistake; anything else,
+ * absent included, is regular, and an odd value never fails the whole status.
+ */
+const Interruptible = z
+  .unknown()
+  .transform((v) => v === true || (typeof v === 'string' && v.trim().toLowerCase() === 'true'))
+  .optional();
+
+/** The nodearray's attribute record: free-form, only `Interruptible` is read. */
+const NodearrayRecord = z.object({ Interruptible }).catchall(z.unknown());
+
 export const ClusterNodearrayStatus = z
   .object({
     name: z.string(),
     maxCount: int,
     maxCoreCount: int,
     buckets: z.array(NodearrayBucketStatus),
-    nodearray: z.record(z.string(), z.unknown()).default({}),
+    nodearray: NodearrayRecord.default({}),
   })
   .passthrough();
 export type ClusterNodearrayStatus = z.infer<typeof ClusterNodearrayStatus>;

@@ -134,6 +134,7 @@ export function capacityView(
           inFlight: mine.reduce((s, a) => s + a.count, 0),
           maxPlacementGroupSize: b.maxPlacementGroupSize,
           placementGroups: [...groups.values()],
+          spot: b.spot === true,
           backoff: backoff ? { until: new Date(backoff.untilMs).toISOString(), secondsLeft: Math.ceil((backoff.untilMs - nowMs) / 1000), reason: backoff.reason } : null,
         };
       }),

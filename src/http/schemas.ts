@@ -51,6 +51,8 @@ export const BucketStatus = z.object({
   availableCount: z.number().int(),
   maxPlacementGroupSize: z.number().int(),
   placementGroups: z.array(PlacementGroupStatus),
+  /** Its nodearray is `Interruptible` (Azure Spot); false = regular. */
+  spot: z.boolean(),
 });
 
 /** `GET /api/clusters/{cluster}/status`: exactly the fields docs/api.md §4 names (extra keys are stripped). */

@@ -75,6 +75,12 @@ export const Demand = z
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
+    capacity: z
+      .enum(['regular', 'spot', 'spot-first'], { error: 'must be "regular", "spot" or "spot-first"' })
+      .optional()
+      .describe(
+        "Spot or regular buckets (spot = the nodearray's Interruptible is true): regular only, spot only, or spot-first: spot buckets first and regular ones when no spot bucket has room. Absent: any bucket. A colocated demand's nodes are never split across the two.",
+      ),
     /** Exact CycleCloud node names to create (`count` of them, each `<prefix><n>`), e.g. Slurm's power-saving node names. */
     names: z.array(z.string().min(1).max(256)).min(1).max(10_000).optional(),
   })

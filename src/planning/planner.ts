@@ -14,6 +14,11 @@
  * placement group of that bucket with room (existing, in flight, or opened by an earlier demand of
  * the same request) unless `ownPlacementGroup` or a `placementGroupId` says otherwise.
  *
+ * Spot (`capacity`): a bucket is spot when its nodearray is `Interruptible`. `regular` and `spot` are
+ * one more filter; `spot-first` keeps every bucket but moves the spot ones ahead, so the usual rules
+ * (one bucket whole, then first-fit) meet spot room first and regular buckets only when spot has none.
+ * A gang takes one bucket and so one kind; its placement group never mixes spot and regular.
+ *
  * Hot path: candidate lists are built once per distinct selector set and walked with a cursor that
  * skips buckets already out of room (room only shrinks during a plan). Per-bucket verdicts and
  * sentences are written only for demands not fully placed, or for all with `explain: 'all'`.
@@ -204,6 +209,7 @@ const isColocated = (d: Demand): boolean => d.colocated === true || d.placementG
 /** The demand's per-node minimums in words, e.g. `minVcpus ≥ 44, infiniband`. */
 export function describeSelectors(d: Demand): string {
   const parts: string[] = [];
+  if (d.capacity === 'regular' || d.capacity === 'spot') parts.push(`capacity ${d.capacity}`);
   if (d.minVcpus !== undefined) parts.push(`minVcpus ≥ ${d.minVcpus}`);
   if (d.minMemoryGB !== undefined) parts.push(`minMemoryGB ≥ ${d.minMemoryGB}`);
   if (d.minGpus !== undefined) parts.push(`minGpus ≥ ${d.minGpus}`);
@@ -219,14 +225,20 @@ function unmetBy(b: BucketSnapshot, gpu: number, d: Demand): string | null {
   if (d.minMemoryGB !== undefined && b.memoryGB < d.minMemoryGB) why.push(`memory ${b.memoryGB} GB < minMemoryGB ${d.minMemoryGB}`);
   if (d.minGpus !== undefined && gpu < d.minGpus) why.push(`gpuCount ${gpu} < minGpus ${d.minGpus}`);
   if (d.infiniband === true && !b.infiniband) why.push('no InfiniBand');
+  if (!capacityAllows(b, d)) why.push(b.spot === true ? 'spot, capacity regular' : 'not spot, capacity spot');
   return why.length > 0 ? why.join(', ') : null;
 }
 
-const meets = (b: BucketSnapshot, gpu: number, d: Demand): boolean =>
+/** `regular` and `spot` filter; absent and `spot-first` allow every bucket. */
+const capacityAllows = (b: BucketSnapshot, d: Demand): boolean => d.capacity === undefined || d.capacity === 'spot-first' || (d.capacity === 'spot') === (b.spot === true);
+
+const meetsResources = (b: BucketSnapshot, gpu: number, d: Demand): boolean =>
   (d.minVcpus === undefined || b.vcpuCount >= d.minVcpus) &&
   (d.minMemoryGB === undefined || b.memoryGB >= d.minMemoryGB) &&
   (d.minGpus === undefined || gpu >= d.minGpus) &&
   (d.infiniband !== true || b.infiniband);
+
+const meets = (b: BucketSnapshot, gpu: number, d: Demand): boolean => meetsResources(b, gpu, d) && capacityAllows(b, d);
 
 /**
  * The demand's choice in one sentence: which nodearray, bucket and group, and why the other buckets
@@ -236,7 +248,13 @@ export function describeChoice(d: DemandPlan): string | null {
   const c = d.choice;
   const first = d.placements[0];
   if (!c || !first) return d.reason;
-  const where = `${first.nodearray}/${first.machineType} (bucket ${first.bucketId})`;
+  const bucket = `${first.nodearray}/${first.machineType} (bucket ${first.bucketId})`;
+  const where =
+    c.spotFallback === undefined
+      ? bucket
+      : first.spot === true
+        ? `spot had no room for all ${d.planned} (${c.spotFallback}), the rest went to regular buckets; ${bucket}`
+        : `spot had no room (${c.spotFallback}); regular bucket ${bucket} used`;
   const how = c.split
     ? `spread over ${plural(new Set(d.placements.map((p) => `${p.nodearray}\u0000${p.bucketId}`)).size, 'bucket')} first-fit: no single matching bucket had room for all ${d.planned}`
     : c.pick === 'smallest'
@@ -483,7 +501,8 @@ export function plan(input: PlanInput): Plan {
       demand.minMemoryGB === undefined &&
       demand.minGpus === undefined &&
       demand.infiniband !== true &&
-      demand.pick === undefined
+      demand.pick === undefined &&
+      demand.capacity === undefined
     ) {
       let c = candidatesByVcpus.get(demand.minVcpus);
       if (!c) {
@@ -493,7 +512,7 @@ export function plan(input: PlanInput): Plan {
       return c;
     }
     const legacyIb = isColocated(demand) && onlyNodearrays(demand);
-    const key = `${demand.nodearray ?? ''}\u0001${demand.nodearrays?.join('\u0000') ?? ''}\u0001${demand.machineTypes ? lower(demand.machineTypes.join('\u0000')) : ''}\u0001${demand.minVcpus ?? ''}\u0001${demand.minMemoryGB ?? ''}\u0001${demand.minGpus ?? ''}\u0001${demand.infiniband === true ? 1 : 0}\u0001${demand.pick ?? ''}\u0001${legacyIb ? 1 : 0}`;
+    const key = `${demand.nodearray ?? ''}\u0001${demand.nodearrays?.join('\u0000') ?? ''}\u0001${demand.machineTypes ? lower(demand.machineTypes.join('\u0000')) : ''}\u0001${demand.minVcpus ?? ''}\u0001${demand.minMemoryGB ?? ''}\u0001${demand.minGpus ?? ''}\u0001${demand.infiniband === true ? 1 : 0}\u0001${demand.pick ?? ''}\u0001${demand.capacity ?? ''}\u0001${legacyIb ? 1 : 0}`;
     let c = candidatesByKey.get(key);
     if (!c) {
       c = buildCandidates(demand, legacyIb);
@@ -589,6 +608,15 @@ export function plan(input: PlanInput): Plan {
 
     // 3. Minimums, validity, backoff.
     const matching = ordered.filter((b) => meets(b.bucket, b.gpuCount, demand));
+    if (matching.length === 0 && ordered.some((b) => meetsResources(b.bucket, b.gpuCount, demand))) {
+      const kind = demand.capacity === 'spot' ? 'spot (its nodearray Interruptible)' : 'regular';
+      return empty({
+        code: 'PLAN_NO_MATCHING_BUCKET',
+        boundBy: `capacity ${demand.capacity}`,
+        considered: () => scope.slice(0, MAX_VERDICTS).map((b) => verdictOf(b, 'unsuitable', 0, unmetBy(b.bucket, b.gpuCount, demand) ?? 'not in machineTypes')),
+        reason: (i) => `demand ${i} asks for capacity ${demand.capacity}, and no bucket of ${scopeText} that meets its other selectors is ${kind}`,
+      });
+    }
     if (matching.length === 0) {
       const sel = describeSelectors(demand);
       const largest = ordered.reduce<BucketState | null>((a, b) => (a === null || b.bucket.vcpuCount > a.bucket.vcpuCount ? b : a), null);
@@ -616,6 +644,10 @@ export function plan(input: PlanInput): Plan {
     if (demand.pick === 'smallest') {
       // Fewest wasted resources first; CycleCloud's order among equals (sort is stable).
       ready.sort((a, b) => a.bucket.vcpuCount - b.bucket.vcpuCount || a.bucket.memoryGB - b.bucket.memoryGB || a.gpuCount - b.gpuCount);
+    }
+    if (demand.capacity === 'spot-first') {
+      // Spot ahead of regular, each kind in the order above (stable).
+      ready.sort((a, b) => Number(b.bucket.spot === true) - Number(a.bucket.spot === true));
     }
     let maxPgBucket: BucketState | null = null;
     for (const b of valid) if (!maxPgBucket || b.bucket.maxPlacementGroupSize > maxPgBucket.bucket.maxPlacementGroupSize) maxPgBucket = b;
@@ -669,7 +701,9 @@ export function plan(input: PlanInput): Plan {
     const last = ps.demands[ps.demands.length - 1];
     if (last && last.index === index) last.count += count;
     else ps.demands.push({ index, count });
-    return { setIndex, count, nodearray: b.na.snapshot.name, bucketId: b.bucket.bucketId, machineType: b.bucket.machineType, placementGroupId: group };
+    const placement: Placement = { setIndex, count, nodearray: b.na.snapshot.name, bucketId: b.bucket.bucketId, machineType: b.bucket.machineType, placementGroupId: group };
+    if (b.bucket.spot === true) placement.spot = true;
+    return placement;
   }
 
   /** The placement group for a gang in bucket `b`, or null when none can hold it there. */
@@ -860,6 +894,8 @@ export function plan(input: PlanInput): Plan {
       }
     }
     const decision = decide(demand, index, need, c, list, useCursor);
+    // Before the decision is applied, so the spot rooms are the ones it saw.
+    const spotFallback = demand.capacity === 'spot-first' && decision.takes.some((t) => t.b.bucket.spot !== true) ? spotShortfall(c, demand, need) : undefined;
     const planned = decision.takes.reduce((a, t) => a + t.count, 0);
     const full = planned === need;
     let dp: DemandPlan;
@@ -898,6 +934,7 @@ export function plan(input: PlanInput): Plan {
         unsuitable: c.unsuitable,
         split: decision.split,
         group: decision.group,
+        ...(spotFallback !== undefined ? { spotFallback } : {}),
       };
       if (explainAll && full) {
         const explanation = describeChoice(dp);
@@ -929,7 +966,7 @@ export function plan(input: PlanInput): Plan {
     let capacityShort = 0;
     const preferred = demand.machineTypes ? new Set(demand.machineTypes.map(lower)) : null;
     let left = need;
-    const order = demand.pick === 'smallest' ? pickOrder(c) : c.scope;
+    const order = demand.pick === 'smallest' || demand.capacity === 'spot-first' ? pickOrder(c) : c.scope;
     const whole = decision.takes.length > 0 && !decision.spread;
     for (const b of order) {
       if (preferred && !preferred.has(lower(b.bucket.machineType))) {
@@ -1081,6 +1118,20 @@ export function plan(input: PlanInput): Plan {
       explanation: `${reason}${unsuitableNote}`,
       considered,
     };
+  }
+
+  /** Why the spot candidates could not take the whole demand, as a spot-first fallback says it. */
+  function spotShortfall(c: Candidates, demand: Demand, need: number): string {
+    const spot = [...c.ready, ...c.backingOff].filter((b) => b.bucket.spot === true);
+    if (spot.length === 0) return 'no spot bucket meets the demand';
+    return listNames(
+      spot.map((b) => {
+        if (backoffOf(b) !== null) return `${b.label} is backing off after a capacity failure`;
+        const room = roomNum(b);
+        if (isColocated(demand) && room >= need) return `${b.label} has no placement group with room for ${need}`;
+        return `${b.label} has room for ${room} of ${need}`;
+      }),
+    );
   }
 
   /** The candidates' scope in pick order (ready first, in `ready` order; the rest in scope order), built once. */

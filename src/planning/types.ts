@@ -81,6 +81,8 @@ export interface Placement {
   bucketId: string;
   machineType: string;
   placementGroupId: string | null;
+  /** The bucket is spot (its nodearray is `Interruptible`); absent = regular. */
+  spot?: true;
 }
 
 export interface DemandPlan {
@@ -123,6 +125,8 @@ export interface DemandChoice {
   split: boolean;
   /** Colocated: the group is new, the demand's own (`ownPlacementGroup`), the caller's, an existing one, or shared with an earlier demand of this request. */
   group: 'new' | 'own' | 'given' | 'existing' | 'shared' | null;
+  /** `capacity: "spot-first"` that placed nodes in regular buckets: why spot could not take them all. */
+  spotFallback?: string;
 }
 
 export interface PlannedSet {

@@ -68,3 +68,19 @@ export class FaultList {
     return { ...fault };
   }
 }
+
+/**
+ * A fault on the cluster's nodes rather than on requests: `evict:<n>` has Azure evict the next n
+ * Ready spot nodes (`Simulator.evictNext` in model.ts). Armed through the same `POST /__sim/faults`, as
+ * `{"kind": "evict:3"}` or `{"kind": "evict", "count": 3}`.
+ */
+export interface EvictionFault {
+  kind: 'evict';
+  count: number;
+}
+
+/** `evict:<n>` (n a whole number ≥ 1) as an {@link EvictionFault}, or undefined for any other text. */
+export function parseEvictionFault(text: string): EvictionFault | undefined {
+  const m = /^evict:([1-9]\d{0,5})$/.exec(text);
+  return m ? { kind: 'evict', count: Number(m[1]) } : undefined;
+}

@@ -60,6 +60,8 @@ export interface NodearraySpec {
   buckets: BucketSpec[];
   /** Extra nodearray attributes (template attributes such as `ShutdownPolicy`, `KeepAlive`, `Configuration`). */
   attributes?: Record<string, unknown>;
+  /** Spot: the nodearray record and its node records say `Interruptible: true`; {@link Simulator.evictNext} evicts its nodes. Default false. */
+  interruptible?: boolean;
 }
 
 export interface ClusterSpec {
@@ -75,7 +77,8 @@ export interface ClusterSpec {
 
 /**
  * The default cluster `hpc`: the seed's nodearray `ondemand` (its status numbers are reproduced
- * exactly) and an InfiniBand nodearray `mpi` whose placement groups hold at most 4 nodes.
+ * exactly), an InfiniBand nodearray `mpi` whose placement groups hold at most 4 nodes, and last a
+ * spot nodearray `spot` of 8 nodes (last, so that first-fit over the cluster finds the others first).
  */
 export function defaultClusters(): ClusterSpec[] {
   return [
@@ -129,6 +132,26 @@ export function defaultClusters(): ClusterSpec[] {
               quotaCoreCount: 64 * 120,
               consumedCoreCount: 0,
               maxPlacementGroupSize: 4,
+            },
+          ],
+        },
+        {
+          name: 'spot',
+          maxCount: 8,
+          maxCoreCount: 8 * 32,
+          interruptible: true,
+          buckets: [
+            {
+              bucketId: 'f5b0e7c1-abcd-1234-9c3d-5a0f7e2b9d41',
+              machineType: 'Standard_F32s_v2',
+              // Azure counts spot cores against the region's low-priority quota, not the family's.
+              family: 'lowPriority',
+              vcpuCount: 32,
+              memory: 64,
+              infiniband: false,
+              quotaCoreCount: 8 * 32,
+              consumedCoreCount: 0,
+              maxPlacementGroupSize: 40,
             },
           ],
         },
@@ -253,6 +276,8 @@ interface Cluster {
   /** By name, in creation order. */
   nodes: Map<string, SimNode>;
   failNext: { remaining: number; message: string } | undefined;
+  /** Spot nodes still to evict as they are (or become) Ready. */
+  evictNext: { remaining: number; message: string } | undefined;
 }
 
 interface Operation {
@@ -263,6 +288,9 @@ interface Operation {
   requestId: string | undefined;
   nodeIds: string[];
 }
+
+/** The simulated `StatusMessage` of an evicted spot node, worded like Azure's eviction notice. */
+export const EVICTION_MESSAGE = 'The VM was evicted: Azure Spot capacity was reclaimed (preempted)';
 
 /** Statuses in which a node holds no VM, so it counts against no limit. */
 const INACTIVE = new Set(['Off', 'Deallocated', 'Terminated']);
@@ -332,6 +360,7 @@ export class Simulator {
         nodearrays: spec.nodearrays.map((na) => ({ spec: na, buckets: na.buckets.map((b) => this.#bucket(b)) })),
         nodes: new Map(),
         failNext: undefined,
+        evictNext: undefined,
       });
     }
   }
@@ -395,7 +424,7 @@ export class Simulator {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Advances every node by the lifecycle steps that have elapsed. */
+  /** Advances every node by the lifecycle steps that have elapsed, then evicts what {@link evictNext} armed. */
   #settle(cluster: Cluster): void {
     const now = this.now();
     for (const node of [...cluster.nodes.values()]) {
@@ -404,6 +433,16 @@ export class Simulator {
         this.#advance(cluster, node);
       }
     }
+    const evict = cluster.evictNext;
+    if (evict === undefined) return;
+    for (const node of cluster.nodes.values()) {
+      if (evict.remaining === 0) break;
+      if (node.nodearray.spec.interruptible !== true || node.record.Status !== 'Ready') continue;
+      // UNCONFIRMED (docs/cyclecloud.md): what CycleCloud shows once Azure has evicted the VM.
+      Object.assign(node.record, { Status: 'Failed', State: 'Failed', StatusMessage: evict.message });
+      evict.remaining--;
+    }
+    if (evict.remaining === 0) cluster.evictNext = undefined;
   }
 
   #advance(cluster: Cluster, node: SimNode): void {
@@ -593,6 +632,7 @@ export class Simulator {
       MaxCoreCount: na.spec.maxCoreCount,
       Azure: { MaxScalesetSize: na.buckets[0]?.spec.maxPlacementGroupSize ?? 40 },
       Configuration: { autoscale: { enabled: true } },
+      ...(na.spec.interruptible === true ? { Interruptible: true } : {}),
       ...na.spec.attributes,
     };
   }
@@ -712,6 +752,7 @@ export class Simulator {
       NodeId: randomUUID(),
       Template: na.spec.name,
       MachineType: bucket.spec.machineType,
+      ...(na.spec.interruptible === true ? { Interruptible: true } : {}),
       Status: 'Acquiring',
       TargetState: 'Started',
       State: 'Allocation',
@@ -966,6 +1007,17 @@ export class Simulator {
   failNextNodes(clusterName: string, count: number, message = 'Simulated boot failure'): void {
     const cluster = this.#cluster(clusterName);
     cluster.failNext = count > 0 ? { remaining: count, message } : undefined;
+  }
+
+  /**
+   * Azure evicts the next `count` Ready spot nodes of the cluster (those Ready now first, in creation
+   * order, then each as it becomes Ready): `Status` and `State` `Failed`, `StatusMessage` = `message`,
+   * `TargetState` left `Started`. 0 disarms. The shape is the simulator's choice (docs/cyclecloud.md).
+   */
+  evictNext(clusterName: string, count: number, message = EVICTION_MESSAGE): void {
+    const cluster = this.#cluster(clusterName);
+    cluster.evictNext = count > 0 ? { remaining: count, message } : undefined;
+    this.#settle(cluster);
   }
 
   /** Changes a bucket's definition (quota, consumed cores, placement-group size, validity…). */

@@ -15,8 +15,10 @@
  * Test hooks for other processes (same Basic auth; never subject to faults; not in the call log):
  *   POST   /__sim/faults                  body: {method?, path?, pathRegex?, kind, status?, retryAfterSec?, latencyMs?, times?}
  *                                         kind ∈ status | throttle | latency | reset | commit-then-fail  → 201 {faults}
+ *                                         or {kind: "evict:<n>", cluster?, message?} (= {kind: "evict", count: n, …}): the next
+ *                                         n Ready spot nodes are evicted; cluster may be left out when there is one → 201 {faults}
  *   GET    /__sim/faults                  → 200 {faults}
- *   DELETE /__sim/faults                  → 204
+ *   DELETE /__sim/faults                  → 204 (evictions not yet done are disarmed too)
  *   POST   /__sim/nodes/{c}/{name}/fail   body: {message?}   → 204 (Status Failed + StatusMessage)
  *   POST   /__sim/nodes/{c}/{name}/hold   → 204 (the node stops progressing)
  *   POST   /__sim/nodes/{c}/{name}/release → 204
@@ -36,7 +38,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { NodeCreationRequest, NodeManagementRequest } from '../cyclecloud/schemas.ts';
-import type { FaultSpec } from './faults.ts';
+import { parseEvictionFault, type FaultSpec } from './faults.ts';
 import { MANAGEMENT_ACTIONS, Simulator, SimulatorError, type ClusterSpec, type ManagementAction } from './model.ts';
 
 export { Simulator, SimulatorError, defaultClusters } from './model.ts';
@@ -77,6 +79,7 @@ export type SimulatorHooks = Pick<
   | 'holdNode'
   | 'releaseNode'
   | 'failNextNodes'
+  | 'evictNext'
   | 'setBucket'
   | 'capacityFailure'
   | 'limitNextCreate'
@@ -134,6 +137,14 @@ const FaultBody = z.object({
   latencyMs: z.number().min(0).optional(),
   times: z.number().int().min(1).optional(),
 });
+const EvictFaultBody = z
+  .object({
+    kind: z.string(),
+    count: z.number().int().min(1).optional(),
+    cluster: z.string().optional(),
+    message: z.string().min(1).optional(),
+  })
+  .strict();
 const BucketRef = z.object({ cluster: z.string(), nodearray: z.string(), machineType: z.string() });
 const CapacityFailureBody = BucketRef.extend({ throttleSec: z.number().min(0).optional() });
 const LimitNextCreateBody = BucketRef.extend({ added: z.number().int().min(0) });
@@ -319,6 +330,17 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const [, what, c, name, verb] = segments;
     const key = `${method} ${what ?? ''}`;
     if (key === 'POST faults' && segments.length === 2) {
+      const kind = (body as { kind?: unknown } | undefined)?.kind;
+      if (typeof kind === 'string' && kind.startsWith('evict')) {
+        const e = parseWith(EvictFaultBody, body);
+        const count = e.kind === 'evict' ? e.count : e.count === undefined ? parseEvictionFault(e.kind)?.count : undefined;
+        if (count === undefined) throw new HttpError(400, 'InvalidRequestException', 'kind: must be "evict:<n>" with a whole n ≥ 1, or "evict" with count');
+        const clusters = sim.clusterNames();
+        const cluster = e.cluster ?? (clusters.length === 1 ? clusters[0] : undefined);
+        if (cluster === undefined) throw new HttpError(400, 'InvalidRequestException', `cluster: required, one of ${clusters.join(', ')}`);
+        sim.evictNext(cluster, count, e.message);
+        return { status: 201, body: { faults: listFaults() } };
+      }
       const f = parseWith(FaultBody, body);
       const spec: FaultSpec = { kind: f.kind };
       if (f.method !== undefined) spec.method = f.method;
@@ -339,6 +361,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (key === 'GET faults' && segments.length === 2) return { status: 200, body: { faults: listFaults() } };
     if (key === 'DELETE faults' && segments.length === 2) {
       sim.faults.clear();
+      for (const c of sim.clusterNames()) sim.evictNext(c, 0);
       return { status: 204 };
     }
     if (method === 'POST' && what === 'nodes' && c !== undefined && name !== undefined && segments.length === 5) {
@@ -541,6 +564,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     holdNode: (cluster, name) => sim.holdNode(cluster, name),
     releaseNode: (cluster, name) => sim.releaseNode(cluster, name),
     failNextNodes: (cluster, count, message) => sim.failNextNodes(cluster, count, message),
+    evictNext: (cluster, count, message) => sim.evictNext(cluster, count, message),
     setBucket: (cluster, nodearray, machineType, patch) => sim.setBucket(cluster, nodearray, machineType, patch),
     capacityFailure: (cluster, nodearray, machineType, throttleSec) => sim.capacityFailure(cluster, nodearray, machineType, throttleSec),
     limitNextCreate: (cluster, nodearray, machineType, added) => sim.limitNextCreate(cluster, nodearray, machineType, added),

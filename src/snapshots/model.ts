@@ -25,6 +25,8 @@ export interface BucketSnapshot {
   placementGroups: PlacementGroupSnapshot[];
   /** Seconds since CycleCloud last saw a capacity failure at `takenAt`; null = never. */
   lastCapacityFailureSec: number | null;
+  /** Spot: its nodearray's `Interruptible` is true. Absent in snapshots stored before it was read = regular. */
+  spot?: boolean;
 }
 
 export interface NodearraySnapshot {

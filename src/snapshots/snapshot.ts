@@ -9,6 +9,7 @@ import type { BucketSnapshot, ClusterSnapshot, ClusterStatusView } from './model
  * The compact snapshot of a zod-parsed `GET /clusters/{c}/status`. `nodes` is present only when the
  * status carried node records (`?nodes=true`). A bucket without `definition.machineType` keeps an
  * empty machine type (it cannot be asked for by name). A negative `lastCapacityFailure` means never.
+ * Every bucket of a nodearray whose record says `Interruptible` is spot; without it, regular.
  */
 export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: number): ClusterSnapshot {
   const snapshot: ClusterSnapshot = {
@@ -38,6 +39,7 @@ export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: nu
           maxPlacementGroupSize: b.maxPlacementGroupSize,
           placementGroups: (b.placementGroups ?? []).map((g) => ({ name: g.name, activeCount: g.activeCount })),
           lastCapacityFailureSec: last === undefined || last < 0 ? null : last,
+          spot: na.nodearray.Interruptible === true,
         };
       }),
     })),
@@ -81,7 +83,7 @@ export function statusView(snapshot: ClusterSnapshot, nowMs: number, options: St
       name: na.name,
       maxCount: na.maxCount,
       maxCoreCount: na.maxCoreCount,
-      buckets: na.buckets.map((b) => ({ ...b, placementGroups: b.placementGroups.map((g) => ({ ...g })) })),
+      buckets: na.buckets.map((b) => ({ ...b, spot: b.spot === true, placementGroups: b.placementGroups.map((g) => ({ ...g })) })),
     })),
   };
 }

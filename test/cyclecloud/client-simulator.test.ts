@@ -49,9 +49,11 @@ describe('CycleCloud client ↔ simulator', () => {
     // Act
     const status = await cc.getClusterStatus('hpc', { nodes: true });
     // Assess
-    expect(status.nodearrays.map((n) => n.name)).toEqual(['ondemand', 'mpi']);
+    expect(status.nodearrays.map((n) => n.name)).toEqual(['ondemand', 'mpi', 'spot']);
     const mpi = status.nodearrays.find((n) => n.name === 'mpi');
     expect(mpi?.buckets[0]?.maxPlacementGroupSize).toBe(4);
+    expect(mpi?.nodearray.Interruptible).toBeUndefined();
+    expect(status.nodearrays.find((n) => n.name === 'spot')?.nodearray.Interruptible).toBe(true);
     expect(Array.isArray(status.nodes)).toBe(true);
     expect(callsTo('GET', '/clusters/hpc/status')[0]?.query).toEqual({ nodes: 'true' });
   });

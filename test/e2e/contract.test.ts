@@ -391,16 +391,30 @@ describe('§4 HTTP API and §5 record', () => {
     expect(body).toMatchObject({ cluster: 'hpc', stale: false });
     expect(typeof body.ageSeconds).toBe('number');
     expect(Number.isNaN(Date.parse(body.takenAt as string))).toBe(false);
-    expect(body.nodearrays.map((n) => n.name).sort()).toEqual(['mpi', 'ondemand']);
+    expect(body.nodearrays.map((n) => n.name).sort()).toEqual(['mpi', 'ondemand', 'spot']);
     const buckets = body.nodearrays.flatMap((n) => n.buckets);
     for (const b of buckets) {
       expect(Object.keys(b).sort()).toEqual(
-        ['activeCount', 'availableCount', 'bucketId', 'infiniband', 'machineType', 'maxCount', 'maxPlacementGroupSize', 'memoryGB', 'placementGroups', 'valid', 'vcpuCount'].sort(),
+        [
+          'activeCount',
+          'availableCount',
+          'bucketId',
+          'infiniband',
+          'machineType',
+          'maxCount',
+          'maxPlacementGroupSize',
+          'memoryGB',
+          'placementGroups',
+          'spot',
+          'valid',
+          'vcpuCount',
+        ].sort(),
       );
       for (const g of b.placementGroups) expect(Object.keys(g).sort()).toEqual(['activeCount', 'name']);
     }
     const mpi = body.nodearrays.find((n) => n.name === 'mpi')!.buckets[0]!;
-    expect(mpi).toMatchObject({ machineType: 'Standard_HB120rs_v3', infiniband: true, valid: true, maxPlacementGroupSize: 4 });
+    expect(mpi).toMatchObject({ machineType: 'Standard_HB120rs_v3', infiniband: true, valid: true, maxPlacementGroupSize: 4, spot: false });
+    expect(body.nodearrays.find((n) => n.name === 'spot')!.buckets[0]).toMatchObject({ machineType: 'Standard_F32s_v2', spot: true });
   });
 
   it('POST /api/plan explains chosen buckets, placement groups and limits, and creates nothing', async () => {

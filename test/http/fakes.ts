@@ -69,7 +69,8 @@ export function snapshotFixture(over: Partial<ClusterSnapshot> = {}): ClusterSna
 /** A status view that keeps every snapshot field (the route must drop what the contract does not name). */
 export function fakeStatusView(snapshot: ClusterSnapshot, nowMs: number, options: { stale: boolean }): ClusterStatusView {
   const { nodes: _nodes, maxCount: _m, maxCoreCount: _c, ...rest } = snapshot;
-  return { ...rest, ageSeconds: Math.floor((nowMs - Date.parse(snapshot.takenAt)) / 1000), stale: options.stale };
+  const nodearrays = rest.nodearrays.map((na) => ({ ...na, buckets: na.buckets.map((b) => ({ ...b, spot: b.spot === true })) }));
+  return { ...rest, nodearrays, ageSeconds: Math.floor((nowMs - Date.parse(snapshot.takenAt)) / 1000), stale: options.stale };
 }
 
 export function recordFor(message: RequestMessage, nowMs: number): RequestRecord {

@@ -255,9 +255,23 @@ describe('GET /api/clusters/{cluster}/status', () => {
     expect(status).toMatchObject({ cluster: 'hpc', takenAt: new Date(T0).toISOString(), ageSeconds: 30, stale: false });
     const mpi = status.nodearrays.find((n) => n.name === 'mpi')!.buckets[0]!;
     expect(Object.keys(mpi).sort()).toEqual(
-      ['activeCount', 'availableCount', 'bucketId', 'infiniband', 'machineType', 'maxCount', 'maxPlacementGroupSize', 'memoryGB', 'placementGroups', 'valid', 'vcpuCount'].sort(),
+      [
+        'activeCount',
+        'availableCount',
+        'bucketId',
+        'infiniband',
+        'machineType',
+        'maxCount',
+        'maxPlacementGroupSize',
+        'memoryGB',
+        'placementGroups',
+        'spot',
+        'valid',
+        'vcpuCount',
+      ].sort(),
     );
     expect(mpi.placementGroups).toEqual([{ name: 'pg-a', activeCount: 4 }]);
+    expect(mpi.spot).toBe(false);
   });
 
   it('says stale when the store says so, or when older than staleAfterMs', async () => {

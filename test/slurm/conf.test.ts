@@ -5,7 +5,13 @@ import { seedSnapshot } from '../planning/fixtures.ts';
 
 const status = (): ClusterStatus => {
   const s = seedSnapshot();
-  return { cluster: s.cluster, takenAt: s.takenAt, ageSeconds: 3, stale: false, nodearrays: s.nodearrays.map((na) => ({ name: na.name, buckets: na.buckets })) };
+  return {
+    cluster: s.cluster,
+    takenAt: s.takenAt,
+    ageSeconds: 3,
+    stale: false,
+    nodearrays: s.nodearrays.map((na) => ({ name: na.name, buckets: na.buckets.map((b) => ({ ...b, spot: b.spot === true })) })),
+  };
 };
 
 describe('ccscale slurm conf', () => {

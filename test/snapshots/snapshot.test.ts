@@ -30,6 +30,7 @@ describe('toSnapshot', () => {
       maxPlacementGroupSize: 40,
       placementGroups: [],
       lastCapacityFailureSec: null,
+      spot: false,
     });
   });
 
@@ -45,6 +46,23 @@ describe('toSnapshot', () => {
       { name: 'ondemand-1', id: 'id-1', status: 'Ready', nodearray: 'ondemand', placementGroupId: 'pg0' },
       { name: 'ondemand-2', id: null, status: 'Unknown', nodearray: null, placementGroupId: null },
     ]);
+  });
+
+  it('marks every bucket of an Interruptible nodearray spot; only true or "true" is spot, absent or odd values are regular', () => {
+    // Prepare: the seed's nodearray repeated with each Interruptible value
+    const values = [true, 'True', false, 'false', undefined, 1, null, 'yes'];
+    const body = seedStatusBody() as { nodearrays: Array<{ name: string; nodearray?: Record<string, unknown> }> };
+    const template = body.nodearrays[0]!;
+    body.nodearrays = values.map((v, i) => ({
+      ...structuredClone(template),
+      name: `na${i}`,
+      nodearray: v === undefined ? { Name: `na${i}` } : { Name: `na${i}`, Interruptible: v },
+    }));
+    // Act
+    const s = toSnapshot('hpc', ClusterStatus.parse(body), T);
+    // Assess
+    expect(s.nodearrays.map((na) => na.buckets.map((b) => b.spot))).toEqual([[true, true], [true, true], ...Array(6).fill([false, false])]);
+    expect(statusView(s, T).nodearrays[0]!.buckets[0]!.spot).toBe(true);
   });
 
   it('refuses a bad node record by index (the fast node check)', () => {
@@ -78,9 +96,16 @@ describe('statusView', () => {
       'availableCount',
       'maxPlacementGroupSize',
       'placementGroups',
+      'spot',
     ]) {
       expect(b).toHaveProperty(key);
     }
+  });
+
+  it('answers spot false for a bucket of a snapshot stored before spot was read', () => {
+    const s = toSnapshot('hpc', ClusterStatus.parse(seedStatusBody()), T);
+    for (const b of s.nodearrays[0]!.buckets) delete b.spot;
+    expect(statusView(s, T).nodearrays[0]!.buckets.map((b) => b.spot)).toEqual([false, false]);
   });
 
   it('is stale when the store says so or the snapshot is older than staleAfterMs', () => {
