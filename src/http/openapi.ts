@@ -4,8 +4,8 @@
  * JSON Schema 2020-12). Nothing here is written by hand except the words.
  */
 import { z } from 'zod';
-import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord } from '../ledger/schemas.ts';
-import { Accepted, ClusterStatus, Health, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
+import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord, RenewBody, ReleaseBody } from '../ledger/schemas.ts';
+import { Accepted, ClusterStatus, Health, LifecycleAccepted, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
 import { ClusterCapacity, Counters, RequestList, RequestTimeline, TrendsResponse } from './console-schemas.ts';
 import { SlurmAccepted, SlurmPowerRequest } from '../slurm/requests.ts';
@@ -50,6 +50,8 @@ const REQUEST_COMPONENTS: [z.ZodType, string][] = [
   [RequestMessage, 'RequestMessage'],
   [TerminateBody, 'TerminateBody'],
   [SlurmPowerRequest, 'SlurmPowerRequest'],
+  [RenewBody, 'RenewBody'],
+  [ReleaseBody, 'ReleaseBody'],
 ];
 const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [Accepted, 'Accepted'],
@@ -65,6 +67,7 @@ const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [TrendsResponse, 'Trends'],
   [Counters, 'Counters'],
   [SlurmAccepted, 'SlurmAccepted'],
+  [LifecycleAccepted, 'LifecycleAccepted'],
 ];
 
 type JsonSchema = Record<string, unknown>;

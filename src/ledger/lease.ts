@@ -12,6 +12,7 @@
  *   alive is shut down, each by its nodearray's ShutdownPolicy, in rounds ({@link ReleaseRound}): a
  *   create that lands after the release adds nodes that the next round shuts down.
  */
+import { ScalerError } from '../platform/errors.ts';
 import type { LedgerEntry, ReleaseRound } from './types.ts';
 import type { ReleaseReason } from './schemas.ts';
 import { closeDemand, compensatedKeys, derivedRequestId, isFinal, nodeKey, outcomeOf, settle } from './record.ts';
@@ -39,8 +40,11 @@ export function dueReason(entry: LedgerEntry, nowMs: number): ReleaseReason | nu
 }
 
 /** Thrown by {@link renewLease} when the lease cannot be renewed; `message` says why, for a 409. */
-export class LeaseRefused extends Error {
+export class LeaseRefused extends ScalerError<'LEASE_REFUSED'> {
   override name = 'LeaseRefused';
+  constructor(message: string, options?: ErrorOptions) {
+    super('LEASE_REFUSED', message, options);
+  }
 }
 
 /**

@@ -52,7 +52,7 @@ import { z } from 'zod';
 import { registerSecret, type LogLevel } from './log.ts';
 import { storageConnectionFromEnv, type StorageConnection } from './storage.ts';
 import { ScalerError } from './errors.ts';
-import { LEASE_SECONDS, MAX_LIFETIME_SECONDS } from '../ledger/limits.ts';
+import { LEASE_SECONDS, MAX_LIFETIME_SECONDS } from './lifetimes.ts';
 
 export type ConfigMode = 'local' | 'azure';
 

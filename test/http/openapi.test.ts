@@ -86,6 +86,8 @@ describe('OpenAPI 3.1 document', () => {
       [
         '/api/scale-requests',
         '/api/scale-requests/{requestId}',
+        '/api/scale-requests/{requestId}/renew',
+        '/api/scale-requests/{requestId}/release',
         '/api/terminate',
         '/api/plan',
         '/api/clusters/{cluster}/status',

@@ -19,6 +19,7 @@ import { CycleCloudError, isCycleCloudError } from '../../src/cyclecloud/errors.
 import { CliError } from '../../src/cli/client.ts';
 import { ClaimLost, SnapshotUnavailableError, SubmitError } from '../../src/requests/submit.ts';
 import { LedgerError } from '../../src/ledger/ledger.ts';
+import { LeaseRefused } from '../../src/ledger/lease.ts';
 import { ReservationConflictError, SnapshotBehindReservationsError } from '../../src/requests/reservations.ts';
 import { TrackerStoreError } from '../../src/tracking/store.ts';
 import { LocalHostError } from '../../src/local/registrations.ts';
@@ -43,6 +44,7 @@ const families: Array<[Error, string, string, string]> = [
   [new SubmitError('SUBMIT_UNRESOLVED', 'unresolved', { cause: root }), 'SubmitError', 'SUBMIT_UNRESOLVED', 'unresolved'],
   [new ClaimLost('claimed first', { cause: root }), 'ClaimLost', 'SUBMIT_CLAIM_LOST', 'claimed first'],
   [new LedgerError('LEDGER_NOT_FOUND', 'no entry', { cause: root }), 'LedgerError', 'LEDGER_NOT_FOUND', 'no entry'],
+  [new LeaseRefused('lease expired', { cause: root }), 'LeaseRefused', 'LEASE_REFUSED', 'lease expired'],
   [new ReservationConflictError('RESERVATION_CONTENTION', 'contended', { cause: root }), 'ReservationConflictError', 'RESERVATION_CONTENTION', 'contended'],
   [new SnapshotBehindReservationsError('RESERVATION_SNAPSHOT_BEHIND', 'behind', { cause: root }), 'SnapshotBehindReservationsError', 'RESERVATION_SNAPSHOT_BEHIND', 'behind'],
   [new TrackerStoreError('TRACKER_CONFLICT', 'conflict', { cause: root }), 'TrackerStoreError', 'TRACKER_CONFLICT', 'conflict'],

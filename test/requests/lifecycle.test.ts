@@ -244,4 +244,32 @@ describe('leases through the composition root', () => {
     expect(liveNodesOf(ready.nodes.map((n) => n.name))).toEqual([]);
     await s.close();
   }, 60_000);
+
+  it('the queue forms: renew and release as messages do what the routes do; a bad or refused one is recorded, never retried', async () => {
+    const s = await services();
+    const id = `lease-queue-${seq}`;
+    const ready = await fulfilledLeased(s, id);
+
+    clock = Date.parse(ready.lease!.expiresAt) - 5_000;
+    const renewed = await s.pipeline.handle({ kind: 'renew', requestId: id, seconds: 300 }, meta(), silentLogger);
+    const leaseAfter = (await record(s, id)).lease;
+    const bad = await s.pipeline.handle({ kind: 'renew', requestId: id, seconds: 5 }, meta(), silentLogger);
+    const unknown = await s.pipeline.handle({ kind: 'release', requestId: 'nobody' }, meta(), silentLogger);
+    const released = await s.pipeline.handle({ kind: 'release', requestId: id }, meta(), silentLogger);
+    const late = await s.pipeline.handle({ kind: 'renew', requestId: id }, meta(), silentLogger);
+
+    expect(renewed.action).toBe('tracking');
+    expect(leaseAfter).toEqual({ seconds: 300, expiresAt: new Date(clock + 300_000).toISOString() });
+    expect(bad.action).toBe('rejected');
+    expect((await record(s, bad.requestId)).reason).toBe('invalid request: seconds: must be at least 60 seconds');
+    expect(unknown.action).toBe('rejected');
+    expect((await record(s, unknown.requestId)).reason).toBe('release nobody: no request with requestId "nobody"');
+    expect(released.action).toBe('tracking');
+    expect((await record(s, id)).released?.reason).toBe('released');
+    expect(shutdownsOf(id)).toHaveLength(1);
+    expect(late.action).toBe('rejected');
+    expect((await record(s, late.requestId)).reason).toMatch(/^renew .*: request ".*" was released at/);
+    expect((await s.pipeline.state.counters()).rejectedMessages).toBe(3);
+    await s.close();
+  }, 60_000);
 });
