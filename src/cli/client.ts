@@ -3,7 +3,7 @@
  * say what is wrong and what to do. The function key travels in the `x-functions-key` header and
  * never appears in a message.
  */
-import type { Accepted, ClusterStatus, Health, PlanResponse, Problem } from '../http/schemas.ts';
+import type { Accepted, ClusterStatus, Health, LifecycleAccepted, PlanResponse, Problem } from '../http/schemas.ts';
 import type { RequestRecord } from '../ledger/schemas.ts';
 import { codeOf, ScalerError } from '../platform/errors.ts';
 
@@ -123,6 +123,16 @@ export class ScalerClient {
 
   terminate(message: unknown): Promise<ApiResponse<Accepted>> {
     return this.call('POST', 'terminate', message);
+  }
+
+  /** `POST /api/scale-requests/{id}/renew`: `{}` (the lease's own length) or `{seconds}`. */
+  renew(requestId: string, seconds?: number): Promise<ApiResponse<LifecycleAccepted>> {
+    return this.call('POST', `scale-requests/${encodeURIComponent(requestId)}/renew`, seconds === undefined ? {} : { seconds });
+  }
+
+  /** `POST /api/scale-requests/{id}/release`. */
+  release(requestId: string): Promise<ApiResponse<LifecycleAccepted>> {
+    return this.call('POST', `scale-requests/${encodeURIComponent(requestId)}/release`, {});
   }
 
   /** The record; `explain` adds each demand's nodearray, bucket and explanation. */

@@ -7,6 +7,8 @@
  *   ccscale status <requestId>        ccscale watch <requestId> [--interval 2000] [--timeout s]
  *   ccscale plan  (same flags as submit) ccscale terminate --cluster hpc --name n1 [--id …] [--filter …]
  *   ccscale clusters [cluster…]       ccscale health        ccscale pause | resume
+ *   ccscale renew <requestId> [--seconds N]                 ccscale release <requestId>
+ *   (submit also takes --lease S, --max-lifetime S and --capacity regular|spot|spot-first)
  *   ccscale slurm conf --cluster hpc [--programs-dir D] [--resume-timeout s] [--suspend-time s] [--suspend-timeout s]
  *
  * Every command takes `--url` (default `$SCALER_URL` or http://127.0.0.1:7071), `--key` (default
@@ -64,6 +66,9 @@ interface RequestFlags {
   allOrNothing?: boolean;
   pick?: string;
   ownPlacementGroup?: boolean;
+  capacity?: string;
+  lease?: number;
+  maxLifetime?: number;
 }
 
 interface TerminateFlags {
@@ -151,6 +156,7 @@ async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Pr
     flags.infiniband ||
     flags.allOrNothing ||
     flags.pick !== undefined ||
+    flags.capacity !== undefined ||
     flags.ownPlacementGroup;
   const demandFlags = flags.nodearray !== undefined || flags.count !== undefined || flags.machineType || flags.colocated || flags.placementGroup || flags.jobId || selectorFlags;
   let message: Record<string, unknown>;
@@ -179,6 +185,7 @@ async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Pr
     if (flags.allOrNothing) demand.allOrNothing = true;
     if (flags.pick !== undefined) demand.pick = flags.pick;
     if (flags.ownPlacementGroup) demand.ownPlacementGroup = true;
+    if (flags.capacity !== undefined) demand.capacity = flags.capacity;
     if (flags.colocated) demand.colocated = true;
     if (flags.placementGroup) demand.placementGroupId = flags.placementGroup;
     if (flags.jobId) demand.jobId = flags.jobId;
@@ -186,6 +193,8 @@ async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Pr
   }
   if (flags.cluster) message.cluster = flags.cluster;
   if (flags.callbackUrl) message.callbackUrl = flags.callbackUrl;
+  if (flags.lease !== undefined) message.lease = { seconds: flags.lease };
+  if (flags.maxLifetime !== undefined) message.maxLifetimeSeconds = flags.maxLifetime;
   if (flags.requestId) message.requestId = flags.requestId;
   message.requestId ??= generateRequestId();
   return validated(message);
@@ -224,6 +233,9 @@ function addRequestFlags(cmd: Command): Command {
     .option('--all-or-nothing', 'all nodes from one bucket or none (implied by --colocated)')
     .addOption(new Option('--pick <how>', 'among matching buckets: the first in CycleCloud order, or the smallest machine').choices(['first', 'smallest']))
     .option('--own-placement-group', 'with --colocated: a new placement group no other demand joins')
+    .addOption(new Option('--capacity <kind>', 'spot or regular buckets: regular, spot, or spot-first (spot, else regular)').choices(['regular', 'spot', 'spot-first']))
+    .option('--lease <seconds>', 'shut the nodes down unless renewed within this many seconds (ccscale renew)', positiveInt('--lease'))
+    .option('--max-lifetime <seconds>', 'shut the nodes down this long after acceptance, renewed or not', positiveInt('--max-lifetime'))
     .option('--job-id <id>', 'scheduler job id carried into logs and status')
     .option('--request-id <id>', 'idempotency key (default: generated)')
     .option('--callback-url <url>', 'https URL that receives the final record');
@@ -355,6 +367,27 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const message = await terminateMessage(flags, io);
     exitCode = await accepted(client, (await client.terminate(message)).body, json, flags);
   });
+
+  program
+    .command('renew')
+    .description("renew a request's lease: for its own length, or --seconds (exit 3 when it expired or was released)")
+    .argument('<requestId>')
+    .option('--seconds <n>', 'the new lease length (60–2592000)', positiveInt('--seconds'))
+    .action(async (requestId: string, flags: { seconds?: number }, cmd: Command) => {
+      const { client, json } = context(cmd);
+      const { body } = await client.renew(requestId, flags.seconds);
+      out(json ? JSON.stringify(body) : `${body.requestId}: lease ${body.lease ? `${body.lease.seconds} s, expires ${body.lease.expiresAt}` : 'none'}`);
+    });
+
+  program
+    .command('release')
+    .description("shut a request's nodes down now (each by its nodearray's ShutdownPolicy); repeating it is harmless")
+    .argument('<requestId>')
+    .action(async (requestId: string, _flags: unknown, cmd: Command) => {
+      const { client, json } = context(cmd);
+      const { body } = await client.release(requestId);
+      out(json ? JSON.stringify(body) : `${body.requestId}: released at ${body.released?.at ?? '?'} (${body.released?.reason ?? 'released'}); its nodes are shutting down`);
+    });
 
   program
     .command('clusters')

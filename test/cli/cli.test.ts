@@ -332,6 +332,64 @@ describe('ccscale terminate', () => {
   });
 });
 
+describe('ccscale renew, release and submit --lease', () => {
+  it('submits a lease, renews it, is told when renew is refused, and releases', async () => {
+    // Prepare: the API's renew and release over one stored lease
+    const T = Date.parse('2026-12-07T12:00:00Z');
+    const renewed: (number | undefined)[] = [];
+    let releasedAt: string | null = null;
+    const world = await serve({
+      renew: async (id, seconds) => {
+        renewed.push(seconds);
+        if (releasedAt) return { ok: false, status: 409, message: `request "${id}" was released at ${releasedAt} (released); its lease cannot be renewed` };
+        const record = { ...recordFor(scaleBody({ requestId: id }) as ScaleRequest, T), lease: { seconds: seconds ?? 60, expiresAt: '2026-12-07T12:05:00.000Z' } };
+        return { ok: true, entry: { record } as never };
+      },
+      release: async (id) => {
+        releasedAt ??= '2026-12-07T12:01:00.000Z';
+        return { ok: true, entry: { record: { ...recordFor(scaleBody({ requestId: id }) as ScaleRequest, T), released: { at: releasedAt, reason: 'released' } } } as never };
+      },
+    });
+
+    // Act
+    const submit = await runCli([
+      'submit',
+      '--cluster',
+      'hpc',
+      '--nodearray',
+      'ondemand',
+      '--count',
+      '1',
+      '--lease',
+      '300',
+      '--max-lifetime',
+      '3600',
+      '--capacity',
+      'spot-first',
+      '--request-id',
+      'l-1',
+      '--json',
+      ...auth(),
+    ]);
+    const renew = await runCli(['renew', 'l-1', '--seconds', '600', ...auth()]);
+    const release = await runCli(['release', 'l-1', '--json', ...auth()]);
+    const late = await runCli(['renew', 'l-1', ...auth()]);
+    const badCapacity = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '1', '--capacity', 'cheap', ...auth()]);
+
+    // Assess
+    expect(submit.code).toBe(0);
+    expect(world.submitted[0]).toMatchObject({ requestId: 'l-1', lease: { seconds: 300 }, maxLifetimeSeconds: 3600, demands: [{ capacity: 'spot-first' }] });
+    expect(renew.code).toBe(0);
+    expect(renew.stdout).toBe('l-1: lease 600 s, expires 2026-12-07T12:05:00.000Z\n');
+    expect(release.code).toBe(0);
+    expect(JSON.parse(release.stdout)).toMatchObject({ requestId: 'l-1', released: { at: '2026-12-07T12:01:00.000Z', reason: 'released' } });
+    expect(late.code).toBe(3);
+    expect(late.stderr).toContain('conflict: request "l-1" was released at 2026-12-07T12:01:00.000Z');
+    expect(renewed).toEqual([600, undefined]);
+    expect(badCapacity.code).toBe(2);
+  });
+});
+
 describe('ccscale plan, clusters, health', () => {
   it('explains a plan as tables and as JSON', async () => {
     await serve();
