@@ -3,7 +3,8 @@ import { isAmbiguous, isCycleCloudError, isPermanent } from '../cyclecloud/error
 import type { ContinueMessage, TerminateResult } from '../tracking/types.ts';
 import type { LedgerEntry } from '../ledger/types.ts';
 import type { TerminateRequest } from '../ledger/schemas.ts';
-import { applySubmission, isFinal, nodeKey, setState, settle, terminateRequestId } from '../ledger/record.ts';
+import { applyNodeStates, applySubmission, isFinal, nodeKey, outcomeOf, setState, settle, terminateRequestId, type NodeStateUpdate } from '../ledger/record.ts';
+import type { ClusterSnapshot } from '../snapshots/model.ts';
 import { SubmitError, type ProcessResult, type Ctx, ClaimLost, update, done } from './context.ts';
 
 export async function processTerminate(ctx: Ctx, start: LedgerEntry, request: TerminateRequest): Promise<ProcessResult> {
@@ -121,5 +122,45 @@ export async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Te
     return settle(x, deps.now());
   });
   ctx.logger.info('terminate submitted', { operationId: result.operationId, nodes: result.nodes.length, unmatched: unmatched.length });
+  if (request.action !== 'start') await updateOwners(ctx, result.nodes);
   return done(entry, isFinal(entry) ? 'final' : 'submitted');
+}
+
+/**
+ * The scale requests whose nodes a terminate (or a Slurm suspend) took stop counting them: each
+ * final owner's record shows the node going, so no record still shows a shut-down node as Ready.
+ * Owners are found by the `ccscale-request` tag in the latest snapshot. An open owner is left to
+ * the snapshot's reconciliation (a node it still needs may be replaced there).
+ */
+async function updateOwners(ctx: Ctx, nodes: TerminateResult['nodes']): Promise<void> {
+  const taken = nodes.filter((n) => n.status !== 'Error');
+  if (taken.length === 0) return;
+  let snapshot: ClusterSnapshot | null;
+  try {
+    snapshot = await ctx.deps.snapshots.getFresh(ctx.cluster, ctx.cfg.snapshotMaxAgeMs);
+  } catch {
+    return; // no fresh view of the tags: the records catch up at the next reconciliation
+  }
+  const byOwner = new Map<string, NodeStateUpdate[]>();
+  for (const n of taken) {
+    const seen = snapshot?.nodes?.find((x) => (n.id && x.id ? x.id === n.id : x.name === n.name));
+    const owner = seen?.mark?.requestId;
+    if (!owner || owner === ctx.requestId) continue;
+    byOwner.set(owner, [...(byOwner.get(owner) ?? []), { name: n.name, id: n.id, status: n.status, demand: null, outcome: 'gone' }]);
+  }
+  for (const [owner, updates] of byOwner) {
+    try {
+      await ctx.deps.ledger.update(owner, (e) => {
+        if (!isFinal(e)) return e;
+        const mine = updates.filter((u) => {
+          const ref = e.record.nodes.find((r) => (u.id && r.id ? r.id === u.id : r.name === u.name));
+          const outcome = ref ? outcomeOf(e, ref) : undefined;
+          return outcome === 'pending' || outcome === 'ready';
+        });
+        return mine.length > 0 ? applyNodeStates(e, '', mine, ctx.deps.now()) : e;
+      });
+    } catch (error) {
+      ctx.logger.warn("could not mark the terminated nodes in their request's record", { owner, error });
+    }
+  }
 }

@@ -272,4 +272,32 @@ describe('leases through the composition root', () => {
     expect((await s.pipeline.state.counters()).rejectedMessages).toBe(3);
     await s.close();
   }, 60_000);
+
+  it("a terminate by names (or a Slurm suspend) leaves the owner's record true: the node is no longer Ready there", async () => {
+    // Prepare: a fulfilled request of two nodes, seen by a snapshot (their tags name it)
+    const s = await services();
+    const id = `owner-${seq}`;
+    const ready = await fulfilledLeased(s, id, {});
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    const [first, second] = ready.nodes;
+
+    // Act: another caller terminates one of them by name, another shuts the other down by id (as Slurm's suspend does)
+    for (const message of [
+      { kind: 'terminate' as const, requestId: `drain-${seq}`, cluster: 'hpc', names: [first!.name] },
+      { kind: 'terminate' as const, requestId: `suspend-${seq}`, cluster: 'hpc', ids: [second!.id!], action: 'shutdown' as const },
+    ]) {
+      await s.pipeline.submitRequest(message);
+      await s.pipeline.handle(message, meta(), silentLogger);
+    }
+
+    // Assess
+    const owner = await record(s, id);
+    expect(owner.state).toBe('fulfilled');
+    expect(owner.nodes.map((n) => [n.name, n.status])).toEqual([
+      [first!.name, 'Terminating'],
+      [second!.name, 'Terminating'],
+    ]);
+    expect(owner.demands[0]!.ready).toBe(0);
+    await s.close();
+  }, 60_000);
 });
