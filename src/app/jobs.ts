@@ -5,6 +5,7 @@
 import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
 import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.ts';
 import { reconcileOrphans, type OrphanResult } from '../tracking/orphans.ts';
+import { reconcileEvictions, type EvictionResult } from '../tracking/evictions.ts';
 import type { Reservation } from '../requests/reservations.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import { pruneReplayCache } from '../platform/replay-cache.ts';
@@ -25,6 +26,8 @@ export interface SnapshotJobResult {
   captured: CaptureResult[];
   reconciled: (ReconcileResult & { cluster: string })[];
   orphans: (OrphanResult & { cluster: string })[];
+  /** Spot evictions found this tick (clusters with none are left out). */
+  evictions: (EvictionResult & { cluster: string })[];
   trackerWakeups: number;
   requestWakeups: number;
   /** Final requests deleted by retention this tick. */
@@ -44,6 +47,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   // Only snapshots that carry a node list: an absent list must never read as "every node gone".
   const reconciled: SnapshotJobResult['reconciled'] = [];
   const orphans: SnapshotJobResult['orphans'] = [];
+  const evictions: SnapshotJobResult['evictions'] = [];
   // The open entries, read once per tick (from the open index) for every sweep below.
   const open = await s.pipeline.ledger.listOpen();
   for (const r of captured) {
@@ -83,6 +87,25 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
     } catch (error) {
       logger.error('orphan reconciliation failed', { cluster: r.cluster, error });
     }
+    try {
+      const result = await reconcileEvictions(
+        {
+          ledger: s.pipeline.ledger,
+          cyclecloud: s.cyclecloud,
+          tracker: s.tracker,
+          logger,
+          deadlineMs: s.config.requestDeadlineMs,
+          open: openHere,
+          onFinal: s.onFinal,
+        },
+        r.cluster,
+        r.snapshot.nodes,
+        now(),
+      );
+      if (result.evicted > 0) evictions.push({ cluster: r.cluster, ...result });
+    } catch (error) {
+      logger.error('eviction reconciliation failed', { cluster: r.cluster, error });
+    }
   }
   // Reservations this snapshot counts (or whose create is over) stop being subtracted.
   for (const r of captured) {
@@ -97,7 +120,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   const requestWakeups = await wakeLostRequests(s, open, now(), logger);
   const leases = await leaseSweep(s, now(), logger);
   const expired = await expireOld(s, now(), logger);
-  return { captured, reconciled, orphans, trackerWakeups, requestWakeups, expired, leases };
+  return { captured, reconciled, orphans, evictions, trackerWakeups, requestWakeups, expired, leases };
 }
 
 /** Leases and lifetimes past due, and releases not yet carried out: the backstop for a lost reminder or a crash. */

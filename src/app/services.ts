@@ -52,6 +52,8 @@ export interface Services {
   http: HttpDeps;
   /** The clusters the snapshot timer covers. */
   clusters: readonly string[];
+  /** Queues the callback of a final record (one with a `callbackUrl`); what the ledger calls when an entry becomes final. */
+  onFinal(entry: LedgerEntry): Promise<void>;
   /** The latest stored snapshot, or a live one when it is older than the bound; null when CycleCloud cannot be read. */
   freshSnapshot(cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null>;
   close(): Promise<void>;
@@ -323,6 +325,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     pipeline,
     http,
     clusters,
+    onFinal,
     freshSnapshot,
     close: () => cyclecloud.close(),
   };

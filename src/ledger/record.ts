@@ -237,6 +237,8 @@ export interface NodeStateUpdate {
   status: string;
   demand: number | null;
   outcome: NodeOutcome;
+  /** The node is in a spot bucket (recorded on the node; never unset). */
+  spot?: boolean;
 }
 
 /**
@@ -255,9 +257,10 @@ export function applyNodeStates(entry: LedgerEntry, cycleCloudRequestId: string,
     if (i < 0) i = list.findLastIndex((r) => r.name === n.name && (!r.id || !n.id));
     let ref: NodeStatusRef;
     if (i < 0) {
-      ref = { name: n.name, id: n.id, status: n.status, demand: n.demand };
+      ref = { name: n.name, id: n.id, status: n.status, demand: n.demand, ...(n.spot ? { spot: true as const } : {}) };
       list.push(ref);
     } else {
+      if (n.spot) list[i]!.spot = true;
       ref = list[i]!;
       ref.status = n.status;
       if (n.id && !ref.id) {

@@ -75,6 +75,12 @@ export const Demand = z
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
+    replaceEvicted: z
+      .boolean()
+      .optional()
+      .describe(
+        'A spot node of this demand that Azure evicts is replaced by a new create, exactly once (a colocated demand is re-planned whole: its gang is broken). Without it an evicted node is recorded as Evicted and not replaced once the request is final.',
+      ),
     capacity: z
       .enum(['regular', 'spot', 'spot-first'], { error: 'must be "regular", "spot" or "spot-first"' })
       .optional()
@@ -210,6 +216,8 @@ export const DemandStatus = z.object({
   bucketId: z.string().optional(),
   /** Why that bucket and group, and why not the others (issue 11). */
   explanation: z.string().optional(),
+  /** `capacity: "spot-first"` that fell back to regular buckets: why spot could not take the nodes. */
+  spotFallback: z.string().optional(),
 });
 export type DemandStatus = z.infer<typeof DemandStatus>;
 
@@ -246,6 +254,8 @@ export const NodeStatusRef = z.object({
   id: z.string().nullable(),
   status: z.string(),
   demand: z.number().int().nullable(),
+  /** Created in a spot bucket (its nodearray is `Interruptible`); absent = regular. */
+  spot: z.literal(true).optional(),
 });
 export type NodeStatusRef = z.infer<typeof NodeStatusRef>;
 

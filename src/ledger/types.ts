@@ -24,6 +24,8 @@ export interface SubmissionAttempt {
     demands: { index: number; count: number }[];
     nameFormat?: string;
     nameOffset?: number;
+    /** The set's bucket is spot (its nodearray is `Interruptible`). */
+    spot?: true;
   }[];
   submittedAtMs: number;
   /** When the create was last sent again after a lookup found nothing (absent: only at `submittedAtMs`). */

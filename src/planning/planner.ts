@@ -282,9 +282,10 @@ export function describeChoice(d: DemandPlan): string | null {
 }
 
 /** What the request record keeps of a demand's choice (docs/api.md §5 demand fields `nodearray`, `bucketId`, `explanation`). */
-export function planChoice(d: DemandPlan): { nodearray?: string; bucketId?: string; explanation?: string } {
+export function planChoice(d: DemandPlan): { nodearray?: string; bucketId?: string; explanation?: string; spotFallback?: string } {
   const explanation = d.explanation ?? describeChoice(d);
   return {
+    ...(d.choice?.spotFallback ? { spotFallback: d.choice.spotFallback } : {}),
     ...(d.nodearray !== null ? { nodearray: d.nodearray } : {}),
     ...(d.bucketId !== null ? { bucketId: d.bucketId } : {}),
     ...(explanation ? { explanation } : {}),

@@ -199,7 +199,8 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
         cycleCloudRequestId: m.cc,
         state: 'intent',
         operationId: null,
-        sets: p.sets.map((x) => ({
+        sets: p.sets.map((x, k) => ({
+          ...(p.demands.some((d) => d.placements.some((pl) => pl.setIndex === k && pl.spot)) ? { spot: true as const } : {}),
           nodearray: x.nodearray,
           machineType: x.machineType,
           placementGroupId: x.placementGroupId,

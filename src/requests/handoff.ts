@@ -31,6 +31,7 @@ export async function startTracking(ctx: Ctx, entry: LedgerEntry, request: Scale
         added: s.added ?? 0,
         colocated: colocatedSet(request, s),
         demands: s.demands,
+        ...(s.spot ? { spot: true as const } : {}),
       })),
     };
     await ctx.deps.tracker.start(t);

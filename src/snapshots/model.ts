@@ -46,6 +46,8 @@ export interface SnapshotNodeRef {
   /** The scaler's tags (src/cyclecloud/tags.ts), on nodes the scaler created. */
   mark?: { requestId: string; cycleCloudRequestId: string };
   machineType?: string | null;
+  /** CycleCloud's StatusMessage, kept only for a Failed node the scaler created (an eviction says so there). */
+  statusMessage?: string;
 }
 
 export interface ClusterSnapshot {

@@ -54,6 +54,7 @@ export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: nu
         nodearray: n.Template ?? null,
         placementGroupId: n.PlacementGroupId ?? null,
         ...(mark ? { mark, machineType: n.MachineType ?? null } : {}),
+        ...(mark && n.Status === 'Failed' && n.StatusMessage ? { statusMessage: n.StatusMessage } : {}),
       };
     });
   }

@@ -23,6 +23,7 @@
  * (a 429's Retry-After wins) rather than thrown, so an outage neither hammers CycleCloud through
  * queue retries nor drives wake-ups into the poison queue. Storage failures throw: the host retries.
  */
+import { EVICTED_STATUS, isEvictionMessage } from './evictions.ts';
 import { randomUUID } from 'node:crypto';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import { isCycleCloudError, isPermanent } from '../cyclecloud/errors.ts';
@@ -247,7 +248,10 @@ export function createTracker(deps: TrackerDeps): Tracker {
             outcome = before;
             status = known?.status ?? status;
           }
-          return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome };
+          // An eviction (Azure Spot) is a failure with its own name in the record (evictions.ts).
+          if (outcome === 'failed' && isEvictionMessage(n.statusMessage)) status = EVICTED_STATUS;
+          const spot = state.action === 'create' && n.setIndex !== null && state.sets[n.setIndex]?.spot === true;
+          return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome, ...(spot ? { spot } : {}) };
         });
         const next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
         if (state.action === 'create') {

@@ -28,6 +28,8 @@ export interface TrackStart {
     added: number;
     colocated: boolean;
     demands: { index: number; count: number }[];
+    /** The set's bucket is spot: its nodes are recorded as spot. */
+    spot?: true;
   }[];
   /** For compensations: the node names being terminated. */
   nodeNames?: string[];

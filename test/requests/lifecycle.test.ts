@@ -300,4 +300,65 @@ describe('leases through the composition root', () => {
     expect(owner.demands[0]!.ready).toBe(0);
     await s.close();
   }, 60_000);
+
+  it('3 evictions of a 6-node replaceEvicted spot request: exactly 3 replacements, the record shows 3 Evicted and 6 Ready, the evicted VMs go', async () => {
+    // Prepare: six spot nodes, fulfilled
+    const s = await services();
+    const id = `evict-${seq}`;
+    const demand = { count: 6, capacity: 'spot' as const, replaceEvicted: true, minVcpus: 16 };
+    const ready = await fulfilledLeased(s, id, { demands: [demand] });
+    expect(ready.nodes).toHaveLength(6);
+    expect(ready.nodes.every((n) => n.spot === true)).toBe(true);
+
+    // Act: Azure evicts three; the snapshot tick finds them and the request is opened again
+    sim.sim.evictNext('hpc', 3);
+    const tick = await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    // The replacement plans what the snapshot shows room for; the evicted VMs' room shows in the next
+    // snapshots (the timer's ticks, here every 10 s of the clock), as their terminates complete.
+    let rounds = 0;
+    await pump(s, async () => {
+      if (++rounds % 10 === 0) await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+      return (await record(s, id)).state === 'fulfilled';
+    });
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+
+    // Assess
+    expect(tick.evictions).toEqual([{ cluster: 'hpc', evicted: 3, replaced: 3 }]);
+    const after = await record(s, id);
+    expect(after.nodes.filter((n) => n.status === 'Evicted')).toHaveLength(3);
+    expect(after.nodes.filter((n) => n.status === 'Ready')).toHaveLength(6);
+    expect(after.demands[0]).toMatchObject({ requested: 6, created: 6, ready: 6 });
+    const tagged = [
+      ...new Set(sim.sim.calls.filter((c) => c.path.endsWith('/nodes/create') && c.status === 202 && JSON.stringify(c.body).includes(id)).map((c) => JSON.stringify(c.body))),
+    ];
+    const asked = tagged.reduce((n, b) => n + (JSON.parse(b) as { sets: { count: number }[] }).sets.reduce((m, x) => m + x.count, 0), 0);
+    expect(asked).toBe(9);
+    // Each evicted VM terminated; no orphans
+    const evictedIds = after.nodes.filter((n) => n.status === 'Evicted').map((n) => n.id);
+    expect(sim.sim.nodes('hpc').filter((n) => evictedIds.includes(String(n.NodeId)) && n.TargetState === 'Started')).toEqual([]);
+    expect((await s.pipeline.state.counters()).orphanNodesTerminated ?? 0).toBe(0);
+    // Looking again changes nothing
+    expect((await runSnapshotJob(s, { isPastDue: false }, silentLogger)).evictions).toEqual([]);
+    await s.close();
+  }, 60_000);
+
+  it('without replaceEvicted an eviction is recorded and not replaced; spot-first falls back to regular when spot is full and says why', async () => {
+    const s = await services();
+    const full = `spotfull-${seq}`;
+    await fulfilledLeased(s, full, { demands: [{ count: 8, nodearray: 'spot' }] });
+    const id = `spotfirst-${seq}`;
+    const ready = await fulfilledLeased(s, id, { demands: [{ count: 2, capacity: 'spot-first', minVcpus: 32, machineTypes: ['Standard_F32s_v2'] }] });
+
+    expect(ready.nodes.some((n) => n.spot)).toBe(false);
+    expect(ready.demands[0]!.spotFallback).toMatch(/^spot\/Standard_F32s_v2 has room for 0/);
+
+    sim.sim.evictNext('hpc', 1);
+    await runSnapshotJob(s, { isPastDue: false }, silentLogger);
+    const spotRecord = await record(s, full);
+    expect(spotRecord.state).toBe('fulfilled');
+    expect(spotRecord.nodes.filter((n) => n.status === 'Evicted')).toHaveLength(1);
+    expect(spotRecord.reason).toMatch(/^1 node\(s\) evicted: spot-\d+$/);
+    expect(sim.sim.calls.filter((c) => c.path.endsWith('/nodes/create') && JSON.stringify(c.body).includes(full))).toHaveLength(1);
+    await s.close();
+  }, 60_000);
 });
