@@ -75,6 +75,15 @@ export const Demand = z
     placementGroupId: z.string().min(1).max(256).optional(),
     nodeAttributes: NodeAttributes.optional(),
     jobId: z.string().max(256).optional(),
+    spotFallbackSeconds: z
+      .number({ error: 'must be a whole number of seconds from 30 to 86400' })
+      .int('must be a whole number of seconds from 30 to 86400')
+      .min(30, 'must be at least 30 seconds')
+      .max(86_400, 'must be at most 86400 seconds')
+      .optional()
+      .describe(
+        'With capacity "spot-first": spot nodes not Ready this long after their create are given up (terminated) and the demand is re-planned on regular buckets. Default 300.',
+      ),
     replaceEvicted: z
       .boolean()
       .optional()

@@ -67,6 +67,8 @@ export interface LedgerEntry {
   waits?: number;
   /** State and ready-node changes with their time, oldest first (the console's timeline and trends; `listing.ts`). */
   transitions?: Transition[];
+  /** Demands of `capacity: "spot-first"` whose spot nodes missed `spotFallbackSeconds`: planned on regular buckets only from then on. */
+  regularOnly?: number[];
   /** The shutdowns the scaler sent for a released request (`lease.ts`), one per round of nodes found alive. */
   releases?: ReleaseRound[];
 }

@@ -32,11 +32,24 @@ export async function startTracking(ctx: Ctx, entry: LedgerEntry, request: Scale
         colocated: colocatedSet(request, s),
         demands: s.demands,
         ...(s.spot ? { spot: true as const } : {}),
+        ...spotFallbackOf(request, s),
       })),
     };
     await ctx.deps.tracker.start(t);
   }
 }
+
+/** A spot set's fallback deadline: the shortest `spotFallbackSeconds` (default 300) of its spot-first demands. */
+function spotFallbackOf(request: ScaleRequest, s: SubmissionAttempt['sets'][number]): { spotFallbackMs?: number } {
+  if (!s.spot) return {};
+  const seconds = s.demands.flatMap((d) =>
+    request.demands[d.index]?.capacity === 'spot-first' ? [request.demands[d.index]!.spotFallbackSeconds ?? DEFAULT_SPOT_FALLBACK_SECONDS] : [],
+  );
+  return seconds.length > 0 ? { spotFallbackMs: Math.min(...seconds) * 1000 } : {};
+}
+
+/** `spotFallbackSeconds` when a spot-first demand names none. */
+export const DEFAULT_SPOT_FALLBACK_SECONDS = 300;
 
 export const gangOf = (c: { placementGroupId: string | null; demandIndex: number }): string => `${c.placementGroupId}\u0000${c.demandIndex}`;
 

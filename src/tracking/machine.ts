@@ -44,6 +44,9 @@ export const DEFAULT_MACHINE_CONFIG: Readonly<MachineConfig> = Object.freeze({
   maxReplanAttempts: 3,
 });
 
+/** How a spot node given up at its set's fallback deadline is described (its StatusMessage in the tracker). */
+export const SPOT_FALLBACK_NOTE = 'spot node not Ready';
+
 /** The pseudo-status reported for a node that missed the boot deadline (CycleCloud has none). */
 export const TIMED_OUT_STATUS = 'TimedOut';
 /** The status reported for a node that is no longer in CycleCloud's list. */
@@ -96,6 +99,8 @@ export interface TrackerState extends Pick<TrackStart, 'cluster' | 'operationId'
   /** Demands whose gang this tracker has compensated (terminate + re-plan or close). */
   compensatedDemands: number[];
   timedOut: boolean;
+  /** Spot sets whose fallback deadline (`spotFallbackMs`) has been acted on. */
+  spotGivenUp?: number[];
   final: boolean;
   finalAtMs: number | null;
 }
@@ -415,6 +420,22 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
     }
   }
 
+  // spot-first: spot nodes not Ready by their set's fallback deadline are given up, like a boot
+  // timeout of their own (terminated, and their demand re-planned on regular buckets).
+  if (state.action === 'create') {
+    state.sets.forEach((set, i) => {
+      if (set.spotFallbackMs === undefined || state.spotGivenUp?.includes(i) || nowMs < state.startedAtMs + set.spotFallbackMs) return;
+      (state.spotGivenUp ??= []).push(i);
+      for (const node of state.nodes) {
+        if (node.setIndex !== i || node.outcome !== 'pending' || node.terminating) continue;
+        setOutcome(node, 'timed_out', TIMED_OUT_STATUS, nowMs);
+        node.statusMessage = `${SPOT_FALLBACK_NOTE} within ${Math.round(set.spotFallbackMs / 1000)} s`;
+        timedOutNow.push(node);
+        changed = true;
+      }
+    });
+  }
+
   // A set is written off when its whole group was (the old meaning), or every gang of it was
   // (placement groups shared by several demands: `gangKey`).
   const gone = input.compensatedGroups;
@@ -526,8 +547,9 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
 
   const delay = input.retryAfterMs !== undefined ? Math.max(1_000, input.retryAfterMs) : state.intervalMs;
   if (input.retryAfterMs === undefined) state.intervalMs = Math.min(config.pollMaxMs, Math.max(config.pollMinMs, Math.round(state.intervalMs * config.backoffFactor)));
-  // Never sleep through the deadline: the timeout must be acted on when it falls due.
-  const atMs = pastDeadline ? nowMs + delay : Math.min(nowMs + delay, state.deadlineAtMs);
+  // Never sleep through a deadline (the boot timeout, a spot set's fallback): it must be acted on when it falls due.
+  const spotDue = state.sets.flatMap((x, i) => (x.spotFallbackMs !== undefined && !state.spotGivenUp?.includes(i) ? [state.startedAtMs + x.spotFallbackMs] : []));
+  const atMs = pastDeadline ? Math.min(nowMs + delay, ...spotDue) : Math.min(nowMs + delay, state.deadlineAtMs, ...spotDue);
   state.nextPollAtMs = atMs;
   actions.push({ type: 'schedule', atMs });
   return { state, actions, changed };

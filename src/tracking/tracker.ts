@@ -278,6 +278,17 @@ export function createTracker(deps: TrackerDeps): Tracker {
             ].filter(Boolean);
             d.reason = parts.join('; ');
           }
+          // Spot sets given up at their fallback deadline: their spot-first demands plan regular from now on.
+          for (const i of state.spotGivenUp ?? []) {
+            const set = state.sets[i];
+            if (!set?.spotFallbackMs) continue;
+            for (const part of set.demands) {
+              const d = next.record.demands[part.index];
+              if (!d) continue;
+              d.spotFallback = `spot nodes not Ready within ${Math.round(set.spotFallbackMs / 1000)} s (spotFallbackSeconds); given up for regular buckets`;
+              next.regularOnly = [...new Set([...(next.regularOnly ?? []), part.index])].sort((a, b) => a - b);
+            }
+          }
         }
         const op = next.record.operations.find((o) => o.cycleCloudRequestId === state.cycleCloudRequestId);
         if (state.final) {

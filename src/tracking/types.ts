@@ -30,6 +30,8 @@ export interface TrackStart {
     demands: { index: number; count: number }[];
     /** The set's bucket is spot: its nodes are recorded as spot. */
     spot?: true;
+    /** A spot set of a `spot-first` demand: nodes not Ready this long after the start are given up for regular ones. */
+    spotFallbackMs?: number;
   }[];
   /** For compensations: the node names being terminated. */
   nodeNames?: string[];

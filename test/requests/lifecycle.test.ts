@@ -361,4 +361,31 @@ describe('leases through the composition root', () => {
     expect(sim.sim.calls.filter((c) => c.path.endsWith('/nodes/create') && JSON.stringify(c.body).includes(full))).toHaveLength(1);
     await s.close();
   }, 60_000);
+
+  it('spot-first whose spot nodes are not Ready within spotFallbackSeconds: they are given up and the demand is placed on regular buckets, saying why', async () => {
+    // Prepare: the create lands in the spot bucket; CycleCloud never brings those nodes up
+    const s = await services();
+    const id = `spotslow-${seq}`;
+    await s.freshSnapshot('hpc', -1);
+    const message = scale(id, { demands: [{ count: 2, capacity: 'spot-first', spotFallbackSeconds: 60, minVcpus: 32, machineTypes: ['Standard_F32s_v2'] }] });
+    await s.pipeline.submitRequest(message);
+    await s.pipeline.handle(message, meta(), silentLogger);
+    const spotNodes = sim.sim.nodes('hpc').filter((n) => JSON.stringify(n.Tags ?? {}).includes(id));
+    expect(spotNodes.map((n) => n.Template)).toEqual(['spot', 'spot']);
+    for (const n of spotNodes) sim.sim.holdNode('hpc', String(n.Name));
+
+    // Act
+    await pump(s, async () => (await record(s, id)).state === 'fulfilled');
+
+    // Assess
+    const rec = await record(s, id);
+    expect(rec.demands[0]).toMatchObject({ requested: 2, created: 2, ready: 2 });
+    expect(rec.demands[0]!.spotFallback).toBe('spot nodes not Ready within 60 s (spotFallbackSeconds); given up for regular buckets');
+    const ready = rec.nodes.filter((n) => n.status === 'Ready');
+    expect(ready).toHaveLength(2);
+    expect(ready.every((n) => n.spot === undefined)).toBe(true);
+    expect(rec.nodes.filter((n) => n.spot).map((n) => n.status)).toEqual(['TimedOut', 'TimedOut']);
+    expect(sim.sim.nodes('hpc').filter((n) => spotNodes.some((x) => x.NodeId === n.NodeId) && n.TargetState === 'Started')).toEqual([]);
+    await s.close();
+  }, 60_000);
 });
