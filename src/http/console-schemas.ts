@@ -20,6 +20,10 @@ export const RequestSummary = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   finalAt: z.string().nullable(),
+  leaseExpiresAt: z.string().nullable().meta({ description: 'When the lease passes unless renewed; null without a lease or once released' }),
+  released: z.string().nullable().meta({ description: 'lease expired, released or max lifetime; null when the scaler did not shut its nodes down' }),
+  spot: z.number().int().meta({ description: 'Nodes created in spot buckets' }),
+  evicted: z.number().int().meta({ description: 'Nodes Azure evicted' }),
 });
 
 /** `GET /api/scale-requests`: a page of requests, newest first. */

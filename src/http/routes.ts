@@ -377,6 +377,7 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
       ];
     });
     const governor = deps.governor ? await probe(() => deps.governor!.view(clusters.map((c) => c.cluster)), deadline) : undefined;
+    const leases = deps.leases ? await probe(() => deps.leases!.view(nowMs), deadline) : undefined;
     const reachable = [listed, depth, poison, counters, paused, ...healths].every((p) => p.ok);
     const healthy = reachable && clusters.every((c) => !c.stale);
     const body: HealthBody = {
@@ -390,6 +391,7 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
       overAsk: counters.ok ? (counters.value.overAsk ?? 0) : null,
       paused: paused.ok ? paused.value : null,
       ...(governor ? { governor: governor.ok ? governor.value : null } : {}),
+      ...(leases ? { leases: leases.ok ? leases.value : null } : {}),
     };
     if (!healthy) log.warn('health degraded', { reachable, stale: clusters.filter((c) => c.stale).map((c) => c.cluster) });
     return json(healthy ? 200 : 503, body);

@@ -86,6 +86,8 @@ export const Health = z.object({
   /** Create sets CycleCloud filled only in part (asked more than it had). */
   overAsk: z.number().int().nullable(),
   paused: z.boolean().nullable(),
+  /** Leases (docs/api.md §3 "Leases"): requests tracked, due now, and their nodes still alive past the lease. Absent when not wired. */
+  leases: z.object({ tracked: z.number().int(), due: z.number().int(), nodesPastLease: z.number().int() }).nullable().optional(),
   /** The fleet-wide CycleCloud governor (src/cyclecloud/governor.ts); null when its rows could not be read. */
   governor: z
     .object({

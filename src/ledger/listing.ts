@@ -41,6 +41,13 @@ export interface RequestSummary {
   updatedAt: string;
   /** When the request reached its final state; null while open. */
   finalAt: string | null;
+  /** When its lease passes unless renewed (null: no lease, or released). */
+  leaseExpiresAt: string | null;
+  /** Why the scaler shut its nodes down of its own (`lease expired`, `released`, `max lifetime`); null when it did not. */
+  released: string | null;
+  /** Nodes created in spot buckets, and nodes Azure evicted. */
+  spot: number;
+  evicted: number;
 }
 
 export interface ListRequestsQuery {
@@ -168,6 +175,10 @@ export function summaryOf(entry: LedgerEntry): RequestSummary {
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
     finalAt: FINAL_STATES.has(r.state) ? (finalAt !== undefined ? new Date(finalAt).toISOString() : r.updatedAt) : null,
+    leaseExpiresAt: r.lease?.expiresAt ?? null,
+    released: r.released?.reason ?? null,
+    spot: r.nodes.filter((n) => n.spot).length,
+    evicted: r.nodes.filter((n) => n.status === 'Evicted').length,
   };
 }
 
@@ -187,6 +198,11 @@ export interface ListRow {
   updatedAtMs: number;
   finalAtMs: number;
   transitions: string;
+  /** -1: no lease. */
+  leaseExpiresAtMs: number;
+  released: string;
+  spot: number;
+  evicted: number;
 }
 
 /** The list row of an entry (exported for seeding in batches: benches). */
@@ -210,6 +226,10 @@ export function rowOf(entry: LedgerEntry): ListRow {
     updatedAtMs: timeOf(s.updatedAt, createdAtMs),
     finalAtMs: s.finalAt === null ? -1 : timeOf(s.finalAt, -1),
     transitions: JSON.stringify(entry.transitions ?? []),
+    leaseExpiresAtMs: s.leaseExpiresAt === null ? -1 : timeOf(s.leaseExpiresAt, -1),
+    released: s.released ?? '',
+    spot: s.spot,
+    evicted: s.evicted,
   };
 }
 
@@ -235,6 +255,10 @@ function summaryOfRow(row: Partial<ListRow>): RequestSummary {
     createdAt: new Date(createdAtMs).toISOString(),
     updatedAt: new Date(Number(row.updatedAtMs ?? createdAtMs)).toISOString(),
     finalAt: finalAtMs >= 0 ? new Date(finalAtMs).toISOString() : null,
+    leaseExpiresAt: Number(row.leaseExpiresAtMs ?? -1) >= 0 ? new Date(Number(row.leaseExpiresAtMs)).toISOString() : null,
+    released: row.released ? String(row.released) : null,
+    spot: Number(row.spot ?? 0),
+    evicted: Number(row.evicted ?? 0),
   };
 }
 
@@ -250,7 +274,25 @@ export function summaryChanged(previous: LedgerEntry | null, next: LedgerEntry):
 
 const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 /** What a summary needs: every column but the transitions (the bulk of a row). */
-const SUMMARY_COLUMNS = ['RowKey', 'requestId', 'cluster', 'kind', 'state', 'requested', 'ready', 'demands', 'jobIds', 'reason', 'createdAtMs', 'updatedAtMs', 'finalAtMs'];
+const SUMMARY_COLUMNS = [
+  'RowKey',
+  'requestId',
+  'cluster',
+  'kind',
+  'state',
+  'requested',
+  'ready',
+  'demands',
+  'jobIds',
+  'reason',
+  'createdAtMs',
+  'updatedAtMs',
+  'finalAtMs',
+  'leaseExpiresAtMs',
+  'released',
+  'spot',
+  'evicted',
+];
 
 /** Splits a time window into the UTC days it touches, newest first. */
 function daysBetween(fromMs: number, toMs: number): number[] {

@@ -256,6 +256,29 @@ async function send(deps: LifecycleDeps, entry: LedgerEntry, number: number, log
   );
 }
 
+/** What health says of leases: how many requests are tracked, how many are due, and their nodes still alive. */
+export interface LeaseView {
+  /** Requests with a lease, lifetime or unfinished release. */
+  tracked: number;
+  /** Of those, due by now (expired, past their lifetime, or released with a shutdown still to finish). */
+  due: number;
+  /** Live nodes of the due ones (read for the first 50): nodes that should be shutting down and are not yet. */
+  nodesPastLease: number;
+}
+
+export async function leaseView(deps: Pick<LifecycleDeps, 'ledger' | 'leases'>, nowMs: number): Promise<LeaseView> {
+  const rows = await deps.leases.due();
+  const due = rows.filter((r) => r.dueAtMs <= nowMs);
+  const entries = await Promise.all(due.slice(0, 50).map((r) => deps.ledger.get(r.requestId)));
+  let nodesPastLease = 0;
+  for (const e of entries) {
+    if (!e) continue;
+    // Not yet released (the sweep has not acted): every live node is past its lease.
+    nodesPastLease += e.record.released ? releaseTargets(e).length : releaseTargets(markReleased(e, 'lease expired', nowMs)).length;
+  }
+  return { tracked: rows.length, due: due.length, nodesPastLease };
+}
+
 /** The snapshot timer's pass: every request whose lease, lifetime or release is due by `nowMs`. */
 export async function sweepLeases(deps: LifecycleDeps, nowMs: number): Promise<{ looked: number; released: number; failed: number }> {
   const due = await deps.leases.due(nowMs);

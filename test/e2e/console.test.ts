@@ -110,7 +110,12 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     );
 
     // Act: a request through the API (and a gang, and one that can never be placed, for the pictures)
-    const request = { requestId: 'console-e2e-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], jobId: '4711' }] };
+    const request = {
+      requestId: 'console-e2e-1',
+      cluster: 'hpc',
+      demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], jobId: '4711' }],
+      lease: { seconds: 3600 },
+    };
     expect((await host.api('/scale-requests', { method: 'POST', body: JSON.stringify(request) })).status).toBe(202);
     await host.api('/scale-requests', {
       method: 'POST',
@@ -125,6 +130,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     await page.keyboard.press('2');
     await page.waitForSelector('tr[data-request-id="console-e2e-1"]', { timeout: 20_000 });
     await page.waitForSelector('tr[data-request-id="console-e2e-1"] [data-state="fulfilled"]', { timeout: 45_000 });
+    expect(await page.$eval('tr[data-request-id="console-e2e-1"] [data-lifecycle]', (el) => el.textContent)).toMatch(/^lease in (59|60) min/);
     await page.waitForSelector('tr[data-request-id="console-e2e-gang"] [data-state="fulfilled"]', { timeout: 45_000 });
     await page.waitForSelector('tr[data-request-id="console-e2e-too-big"] [data-state="rejected"]', { timeout: 20_000 });
     expect(await page.$eval('tr[data-request-id="console-e2e-1"] [data-ready]', (el) => el.getAttribute('data-ready'))).toBe('2/2');
@@ -152,6 +158,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     await page.click('a[href="#/requests/console-e2e-1"]');
     await page.waitForSelector('#request-state [data-state="fulfilled"]', { timeout: 20_000 });
     expect(await page.$$eval('tr[data-node]', (rows) => rows.length)).toBe(2);
+    expect(await page.$eval('#request-lease', (el) => el.textContent)).toMatch(/^3600 s, expires .* \(in (59|60) min/);
     expect(await page.$eval('tr[data-demand="0"]', (el) => el.textContent)).toContain('4711');
     const timeline = await page.$$eval('[data-timeline] [data-state]', (els) => els.map((e) => e.getAttribute('data-state')));
     expect(timeline[0]).toBe('queued');

@@ -23,6 +23,10 @@ function summary(over: Partial<RequestSummary>): RequestSummary {
     createdAt: new Date(T0).toISOString(),
     updatedAt: new Date(T0).toISOString(),
     finalAt: null,
+    leaseExpiresAt: null,
+    released: null,
+    spot: 0,
+    evicted: 0,
     ...over,
   };
 }

@@ -188,6 +188,10 @@ describe('OpenAPI 3.1 document', () => {
       createdAt: 'x',
       updatedAt: 'x',
       finalAt: 'x',
+      leaseExpiresAt: null,
+      released: null,
+      spot: 0,
+      evicted: 0,
     };
     const entry = {
       record: { ...(await fakeDeps().deps.submitRequest(scaleBody() as never)).record },

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { applyNodeStates, applySubmission, settle } from '../../src/ledger/record.ts';
+import { markReleased } from '../../src/ledger/lease.ts';
 import { MAX_TRANSITIONS, listPartition, nextTransitions, trendsOf } from '../../src/ledger/listing.ts';
 import type { LedgerEntry } from '../../src/ledger/types.ts';
 import type { ScaleRequest } from '../../src/ledger/schemas.ts';
@@ -175,5 +176,29 @@ describe('transitions and trends (pure)', () => {
     const t = trendsOf(rows, T0, T0 + 60 * MIN, 60 * MIN);
     expect(t.buckets).toHaveLength(1);
     expect(t.buckets[0]).toMatchObject({ requests: 5, fulfilled: 5, p50Seconds: 30, p95Seconds: 1000, nodesReady: 5 });
+  });
+});
+
+describe('list rows carry the lifecycle', () => {
+  it('lease expiry, release, spot and evicted counts, read back from the stored rows', async () => {
+    // Prepare
+    const names = uniqueNames();
+    const storage = Storage.fromConnectionString(inject('storageConnectionString'));
+    await storage.ensure({ tables: [names.requestsTable] });
+    let now = T0;
+    const ledger = new RequestLedger({ storage, names, now: () => now });
+    await ledger.admit({ ...request('l-1'), lease: { seconds: 600 } }, now);
+    await ledger.admit(request('l-2'), now);
+    await fulfil(ledger, 'l-2', 2, () => now);
+    now += MIN;
+    // Act: l-2's nodes: one spot and evicted, then released
+    await ledger.update('l-2', (e) => applyNodeStates(e, 'op-l-2', [{ name: 'l-2-0', id: 'l-2-id-0', status: 'Evicted', demand: 0, outcome: 'failed', spot: true }], now));
+    await ledger.update('l-2', (e) => markReleased(e, 'released', now));
+    const { items } = await ledger.listing.list({ limit: 10 });
+
+    // Assess
+    const byId = Object.fromEntries(items.map((i) => [i.requestId, i]));
+    expect(byId['l-1']).toMatchObject({ leaseExpiresAt: new Date(T0 + 600_000).toISOString(), released: null, spot: 0, evicted: 0 });
+    expect(byId['l-2']).toMatchObject({ leaseExpiresAt: null, released: 'released', spot: 1, evicted: 1 });
   });
 });

@@ -95,7 +95,10 @@ describe('leases through the composition root', () => {
     const early = await runSnapshotJob(s, { isPastDue: false }, silentLogger);
     expect(early.leases.released).toBe(0);
     expect(shutdownsOf(id)).toHaveLength(0);
+    expect(await s.http.leases!.view(clock)).toEqual({ tracked: 1, due: 0, nodesPastLease: 0 });
     clock = Date.parse(ready.lease!.expiresAt) + 1;
+    // Health, between expiry and the scaler acting on it: two nodes past their lease
+    expect(await s.http.leases!.view(clock)).toEqual({ tracked: 1, due: 1, nodesPastLease: 2 });
     const tick = await runSnapshotJob(s, { isPastDue: false }, silentLogger);
     await pump(s, async () => (await record(s, id)).nodes.every((n) => n.status !== 'Ready'));
 
@@ -114,6 +117,7 @@ describe('leases through the composition root', () => {
     await runSnapshotJob(s, { isPastDue: false }, silentLogger);
     expect(shutdownsOf(id)).toHaveLength(1);
     expect(await s.pipeline.leases.due()).toEqual([]);
+    expect(await s.http.leases!.view(clock)).toEqual({ tracked: 0, due: 0, nodesPastLease: 0 });
     const renew = await s.http.renew!(id, undefined);
     expect(renew).toMatchObject({ ok: false, status: 409 });
     expect(renew.ok ? '' : renew.message).toMatch(/was released at .* \(lease expired\)/);

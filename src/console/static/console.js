@@ -48,6 +48,15 @@
   }
   const ago = (iso) => (iso ? `${duration((Date.now() - Date.parse(iso)) / 1000)} ago` : dash);
   const clock = (iso) => (iso ? new Date(iso).toLocaleString('en-GB', { hour12: false }) : dash);
+  const until = (iso) => {
+    const s = (Date.parse(iso) - Date.now()) / 1000;
+    return s > 0 ? `in ${duration(s)}` : `${duration(-s)} ago`;
+  };
+  // A list row's lease, release and spot figures, in a few words (empty when it has none).
+  const lifecycleNote = (r) =>
+    [r.released ? `released: ${r.released}` : r.leaseExpiresAt ? `lease ${until(r.leaseExpiresAt)}` : '', r.spot ? `${r.spot} spot` : '', r.evicted ? `${r.evicted} evicted` : '']
+      .filter(Boolean)
+      .join(' · ');
   const stateBadge = (s) => h('span', { class: `badge state-${s}`, 'data-state': s, text: s.replace('_', ' ') });
 
   // ---- the function key and the API ----
@@ -383,6 +392,7 @@
                   { 'data-label': 'Request' },
                   h('a', { href: `#/requests/${encodeURIComponent(r.requestId)}`, class: 'mono', 'data-focus': `req:${r.requestId}`, text: r.requestId }),
                   r.jobIds.length ? h('div', { class: 'muted', text: `job ${r.jobIds.slice(0, 3).join(', ')}${r.jobIds.length > 3 ? '…' : ''}` }) : null,
+                  lifecycleNote(r) ? h('div', { class: 'muted', 'data-lifecycle': '', text: lifecycleNote(r) }) : null,
                 ),
                 h('td', { 'data-label': 'State' }, stateBadge(r.state)),
                 h('td', { 'data-label': 'Cluster', text: r.cluster || dash }),
@@ -507,6 +517,14 @@
               h('dd', { text: `${clock(r.updatedAt)} (${ago(r.updatedAt)})` }),
               h('dt', { text: 'Reason' }),
               h('dd', { text: r.reason || dash }),
+              r.lease
+                ? [h('dt', { text: 'Lease' }), h('dd', { id: 'request-lease', text: `${r.lease.seconds} s, expires ${clock(r.lease.expiresAt)} (${until(r.lease.expiresAt)})` })]
+                : null,
+              r.maxLifetime ? [h('dt', { text: 'Max lifetime' }), h('dd', { text: `ends ${clock(r.maxLifetime.endsAt)} (${until(r.maxLifetime.endsAt)})` })] : null,
+              r.released ? [h('dt', { text: 'Released' }), h('dd', { id: 'request-released', text: `${r.released.reason} at ${clock(r.released.at)}` })] : null,
+              r.nodes?.some((n) => n.spot)
+                ? [h('dt', { text: 'Spot' }), h('dd', { text: `${r.nodes.filter((n) => n.spot).length} spot, ${r.nodes.filter((n) => !n.spot).length} regular node(s)` })]
+                : null,
               r.errors?.length
                 ? [
                     h('dt', { text: 'Errors' }),
