@@ -17,7 +17,7 @@
  * applied to the request's own record, so the record never shows a shut-down node as Ready.
  */
 import type { TableClient } from '@azure/data-tables';
-import { isAmbiguous, isCycleCloudError } from '../cyclecloud/errors.ts';
+import { isCycleCloudError, isPermanent } from '../cyclecloud/errors.ts';
 import type { Logger } from '../platform/log.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { statusOf, type Storage } from '../platform/storage.ts';
@@ -239,9 +239,10 @@ async function send(deps: LifecycleDeps, entry: LedgerEntry, number: number, log
     });
     log.info('released nodes shut down', { cycleCloudRequestId: round.cycleCloudRequestId, nodes: round.names.length });
   } catch (error) {
-    // Unknown outcome: the intent stays and is sent again under the same id. A refusal is final for
-    // this round (its nodes are gone, or CycleCloud will not shut them down): said in the record.
-    if (!isCycleCloudError(error) || isAmbiguous(error)) throw error;
+    // Unknown outcome, throttled or unavailable: the intent stays and is sent again under the same
+    // id. Only a refusal (4xx) is final for this round (its nodes are gone, or CycleCloud will not
+    // shut them down): said in the record.
+    if (!isCycleCloudError(error) || !isPermanent(error)) throw error;
     note = `CycleCloud refused the shutdown of ${round.names.length} released node(s): ${error.message}`;
     log.warn('release shutdown refused', { cycleCloudRequestId: round.cycleCloudRequestId, code: error.code });
   }
