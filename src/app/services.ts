@@ -17,7 +17,7 @@ import { createCycleCloudClient, type CycleCloudClient } from '../cyclecloud/cli
 import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import { Governor, governed } from '../cyclecloud/governor.ts';
 import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
-import { leaseView, release, renew } from '../requests/lifecycle.ts';
+import { leaseView, release, renew, soonestLeases } from '../requests/lifecycle.ts';
 import { SnapshotUnavailableError } from '../requests/submit.ts';
 import { SnapshotStore } from '../snapshots/store.ts';
 import { CapacityMemory } from '../snapshots/capacity-store.ts';
@@ -279,7 +279,10 @@ export async function createServices(env: Record<string, string | undefined>, op
     submitRequest: (m, o) => pipeline.submitRequest(m, o),
     renew: (id, seconds) => renew(pipeline.lifecycle(logger.child({ route: 'renew' })), id, seconds),
     release: (id) => release(pipeline.lifecycle(logger.child({ route: 'release' })), id),
-    leases: { view: (nowMs) => leaseView({ ledger: pipeline.ledger, leases: pipeline.leases }, nowMs) },
+    leases: {
+      view: (nowMs) => leaseView({ ledger: pipeline.ledger, leases: pipeline.leases }, nowMs),
+      soonest: (limit) => soonestLeases({ ledger: pipeline.ledger, leases: pipeline.leases }, limit),
+    },
     callbackTarget,
     // The plan route subtracts what the submission path does: the cluster's capacity reservations.
     ledger: {

@@ -49,7 +49,7 @@ function intParam(url: URL, name: string, min: number, max: number, errors: Fiel
 }
 
 /** The query of `GET /api/scale-requests`: `state` (comma list), `cluster`, `q`, `limit`, `cursor`, `hours`. */
-export function parseListQuery(url: URL, nowMs: number): Parsed<{ query: ListRequestsQuery; q?: string }> {
+export function parseListQuery(url: URL, nowMs: number): Parsed<{ query: ListRequestsQuery; q?: string; leased?: true }> {
   const errors: Field[] = [];
   const states: State[] = [];
   for (const s of (url.searchParams.get('state') ?? '')
@@ -70,6 +70,8 @@ export function parseListQuery(url: URL, nowMs: number): Parsed<{ query: ListReq
     errors.push({ path: 'cursor', message: 'is not a cursor this API gave (use nextCursor of the previous page)' });
   const q = url.searchParams.get('q')?.trim() || undefined;
   if (q !== undefined && q.length > 128) errors.push({ path: 'q', message: 'must be at most 128 characters' });
+  const leasedRaw = url.searchParams.get('leased');
+  if (leasedRaw !== null && leasedRaw !== 'true' && leasedRaw !== 'false') errors.push({ path: 'leased', message: 'must be true or false' });
   if (errors.length) return { ok: false, errors };
   return {
     ok: true,
@@ -82,6 +84,7 @@ export function parseListQuery(url: URL, nowMs: number): Parsed<{ query: ListReq
         ...(hours !== undefined ? { sinceMs: nowMs - hours * HOUR_MS } : {}),
       },
       ...(q !== undefined ? { q } : {}),
+      ...(leasedRaw === 'true' ? { leased: true as const } : {}),
     },
   };
 }
@@ -158,7 +161,14 @@ export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
     const parsed = parseListQuery(new URL(request.url), deps.now());
     if (!parsed.ok) return validationProblem(parsed.errors);
     if (!deps.requests) return noListing();
-    const { query, q } = parsed.value;
+    const { query, q, leased } = parsed.value;
+    if (leased) {
+      // Leased requests, the soonest to expire (or already due) first: from the lease index, not the day list.
+      if (!deps.leases?.soonest) return problem(404, 'HTTP_NOT_FOUND', 'this deployment tracks no leases');
+      const states = new Set(query.states ?? []);
+      const items = (await deps.leases.soonest(query.limit ?? 50)).filter((s) => (states.size === 0 || states.has(s.state)) && (!query.cluster || s.cluster === query.cluster));
+      return json(200, shaped(RequestList, { items, nextCursor: null }, log, 'request list'));
+    }
     if (q === undefined) return json(200, shaped(RequestList, await deps.requests.list(query), log, 'request list'));
     const states = new Set(query.states ?? []);
     const found = await deps.requests.search(q, { limit: query.limit ?? 50, ...(query.sinceMs !== undefined ? { windowMs: deps.now() - query.sinceMs } : {}) });
@@ -257,6 +267,10 @@ export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
         limit: { description: 'Page size (default 50)', schema: { type: 'integer', minimum: 1, maximum: 200 } },
         cursor: { description: '`nextCursor` of the previous page', schema: { type: 'string' } },
         hours: { description: 'Only requests created in the last N hours (default 168)', schema: { type: 'integer', minimum: 1, maximum: 744 } },
+        leased: {
+          description: '`true`: only requests with a lease, lifetime or unfinished release, the soonest to expire first (one page)',
+          schema: { type: 'string', enum: ['true', 'false'] },
+        },
       },
       handler: listRequests,
     },

@@ -81,7 +81,11 @@ export interface HttpDeps {
   /** `POST /api/scale-requests/{id}/renew` (`renew` in `src/requests/lifecycle.ts`); absent = the route answers 404. */
   renew?(requestId: string, seconds: number | undefined): Promise<LifecycleAnswer>;
   /** Lease figures for health (`leaseView` in `src/requests/lifecycle.ts`); absent = health leaves them out. */
-  leases?: { view(nowMs: number): Promise<{ tracked: number; due: number; nodesPastLease: number }> };
+  leases?: {
+    view(nowMs: number): Promise<{ tracked: number; due: number; nodesPastLease: number }>;
+    /** Summaries of the leased requests, the soonest due first (`GET /api/scale-requests?leased=true`). */
+    soonest?(limit: number): Promise<RequestSummary[]>;
+  };
   /** `POST /api/scale-requests/{id}/release` (`release` in `src/requests/lifecycle.ts`); absent = 404. */
   release?(requestId: string): Promise<LifecycleAnswer>;
   /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is a 400. Absent = not checked here. */

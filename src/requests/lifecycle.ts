@@ -26,6 +26,7 @@ import type { ReleaseReason } from '../ledger/schemas.ts';
 import type { TrackerApi } from '../tracking/types.ts';
 import { addReleaseRound, dueReason, LeaseRefused, lifecycleDueAtMs, markReleased, releaseRoundSent, releaseSettled, releaseTargets, renewLease } from '../ledger/lease.ts';
 import type { QueueSender } from './context.ts';
+import { summaryOf, type RequestSummary } from '../ledger/listing.ts';
 
 export { LeaseRefused } from '../ledger/lease.ts';
 
@@ -278,6 +279,13 @@ export async function leaseView(deps: Pick<LifecycleDeps, 'ledger' | 'leases'>, 
     nodesPastLease += e.record.released ? releaseTargets(e).length : releaseTargets(markReleased(e, 'lease expired', nowMs)).length;
   }
   return { tracked: rows.length, due: due.length, nodesPastLease };
+}
+
+/** The leased requests' list rows, the soonest due first (at most `limit`). */
+export async function soonestLeases(deps: Pick<LifecycleDeps, 'ledger' | 'leases'>, limit: number): Promise<RequestSummary[]> {
+  const rows = (await deps.leases.due()).slice(0, limit);
+  const entries = await Promise.all(rows.map((r) => deps.ledger.get(r.requestId)));
+  return entries.flatMap((e) => (e ? [summaryOf(e)] : []));
 }
 
 /** The snapshot timer's pass: every request whose lease, lifetime or release is due by `nowMs`. */

@@ -84,6 +84,24 @@ describe('GET /api/scale-requests (list)', () => {
     expect(parseListQuery(new URL(`https://x/api/scale-requests?q=${'a'.repeat(129)}`), 0)).toMatchObject({ ok: false, errors: [{ path: 'q' }] });
   });
 
+  it('leased=true lists the leased requests soonest first, with the state and cluster filters; a bad value is a 400', async () => {
+    const soonest = [summary({ requestId: 'soon', state: 'fulfilled', leaseExpiresAt: '2026-12-07T12:01:00.000Z' }), summary({ requestId: 'later', state: 'submitted' })];
+    const limits: number[] = [];
+    const { deps } = fakeDeps({
+      requests: fakeRequests([]).reader,
+      leases: { view: async () => ({ tracked: 2, due: 0, nodesPastLease: 0 }), soonest: async (limit) => (limits.push(limit), soonest) },
+    });
+    const all = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'leased=true&limit=5' }));
+    const fulfilled = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'leased=true&state=fulfilled' }));
+    const bad = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'leased=yes' }));
+
+    expect(bodyOf<{ items: { requestId: string }[] }>(all).items.map((i) => i.requestId)).toEqual(['soon', 'later']);
+    expect(bodyOf<{ items: { requestId: string }[] }>(fulfilled).items.map((i) => i.requestId)).toEqual(['soon']);
+    expect(limits).toEqual([5, 50]);
+    expect(bad.status).toBe(400);
+    expect(bodyOf<{ errors: unknown[] }>(bad).errors).toEqual([{ path: 'leased', message: 'must be true or false' }]);
+  });
+
   it('searches by id or job id with q, then applies the state and cluster filters', async () => {
     const { reader, calls } = fakeRequests([
       summary({ requestId: 'a', state: 'failed' }),

@@ -131,8 +131,12 @@ describe('leases through the composition root', () => {
     const ready = await fulfilledLeased(s, id);
 
     // Act: renew 10 s before expiry, then look just after the first expiry
+    const other = `${id}-b`;
+    await s.pipeline.submitRequest(scale(other, { lease: { seconds: 90 } }));
     clock = Date.parse(ready.lease!.expiresAt) - 10_000;
+    const before = (await s.http.leases!.soonest!(10)).map((r) => r.requestId);
     const renewed = await s.http.renew!(id, 120);
+    const after = (await s.http.leases!.soonest!(10)).map((r) => [r.requestId, r.leaseExpiresAt]);
     clock = Date.parse(ready.lease!.expiresAt) + 1_000;
     await runSnapshotJob(s, { isPastDue: false }, silentLogger);
     await enforce(s.pipeline.lifecycle(silentLogger), id);
@@ -140,6 +144,9 @@ describe('leases through the composition root', () => {
 
     // Assess: kept, with the new lease; released once that passes
     expect(renewed.ok).toBe(true);
+    // The leased list, soonest first: the renew moved this one behind the other
+    expect(before).toEqual([id, other]);
+    expect(after.map(([r]) => r)).toEqual([other, id]);
     expect(kept.released).toBeUndefined();
     expect(kept.lease).toEqual({ seconds: 120, expiresAt: new Date(Date.parse(ready.lease!.expiresAt) - 10_000 + 120_000).toISOString() });
     expect(shutdownsOf(id)).toHaveLength(0);

@@ -319,7 +319,7 @@
 
   // ---- Requests ----
   function requestsView(query) {
-    const filters = { state: query.get('state') || '', cluster: query.get('cluster') || '', q: query.get('q') || '' };
+    const filters = { state: query.get('state') || '', cluster: query.get('cluster') || '', q: query.get('q') || '', leased: query.get('leased') === 'true' ? 'true' : '' };
     let cursors = [];
     const stateSel = h(
       'select',
@@ -330,6 +330,8 @@
     );
     const clusterSel = h('select', { id: 'f-cluster', name: 'cluster' }, h('option', { value: '', text: 'All clusters' }));
     const search = h('input', { id: 'f-q', name: 'q', type: 'search', placeholder: 'request id or job id', autocomplete: 'off', spellcheck: 'false' });
+    const leasedBox = h('input', { id: 'f-leased', name: 'leased', type: 'checkbox' });
+    leasedBox.checked = filters.leased === 'true';
     stateSel.value = filters.state;
     search.value = filters.q;
     const form = h(
@@ -345,10 +347,12 @@
       h('label', { for: 'f-state' }, 'State', stateSel),
       h('label', { for: 'f-cluster' }, 'Cluster', clusterSel),
       h('label', { for: 'f-q' }, 'Search', search),
+      h('label', { for: 'f-leased', title: 'Requests with a lease, the soonest to expire first' }, leasedBox, 'Leased, expiring first'),
       h('button', { type: 'submit', text: 'Apply' }),
     );
     stateSel.addEventListener('change', () => apply());
     clusterSel.addEventListener('change', () => apply());
+    leasedBox.addEventListener('change', () => apply());
     const region = h('div');
     const pager = h('div', { class: 'pager' });
     view.append(h('h1', { text: 'Requests' }), form, region, pager);
@@ -357,6 +361,7 @@
       filters.state = stateSel.value;
       filters.cluster = clusterSel.value;
       filters.q = search.value.trim();
+      filters.leased = leasedBox.checked ? 'true' : '';
       cursors = [];
       const qs = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
       history.replaceState(null, '', `#/requests${qs ? `?${qs}` : ''}`);
@@ -419,6 +424,7 @@
         if (filters.state) qs.set('state', filters.state);
         if (filters.cluster) qs.set('cluster', filters.cluster);
         if (filters.q) qs.set('q', filters.q);
+        if (filters.leased) qs.set('leased', 'true');
         if (cursors.length) qs.set('cursor', cursors.at(-1));
         const [page, health] = await Promise.all([api(`/scale-requests?${qs}`), api('/health').catch(() => null)]);
         const known = new Set([...(health?.clusters || []).map((c) => c.cluster), ...page.items.map((r) => r.cluster).filter(Boolean), filters.cluster].filter(Boolean));
