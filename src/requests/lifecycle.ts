@@ -33,8 +33,8 @@ export { LeaseRefused } from '../ledger/lease.ts';
 const LEASE_PK = 'lease';
 /** Azure caps a message's initial invisibility at 7 days; a lease due later gets its reminder re-sent then. */
 const MAX_DELAY_MS = 7 * 86_400_000 - 60_000;
-/** A round's intent this young may still be on its way in the run that wrote it: left to that run. */
-const ROUND_GRACE_MS = 10_000;
+/** After a look that could not finish (CycleCloud throttled or down, storage failing), the next one comes this soon. */
+const RETRY_MS = 15_000;
 
 /** The queue's reminder that a request's lease or lifetime may be due. Internal, like `continue`. */
 export interface LeaseMessage {
@@ -116,9 +116,24 @@ export async function scheduleLifecycle(deps: LifecycleDeps, entry: LedgerEntry)
  * at 7 days) and was not superseded by a renew's is sent again for the rest of the time.
  */
 export async function onLeaseReminder(deps: LifecycleDeps, message: LeaseMessage): Promise<LedgerEntry | null> {
-  const entry = await enforce(deps, message.requestId);
+  let entry: LedgerEntry | null;
+  try {
+    entry = await enforce(deps, message.requestId);
+  } catch (error) {
+    // Not a failure of the message: the look is due again soon (never the host's few quick retries
+    // and then the poison queue, which would leave the release to the next snapshot tick).
+    await remindSoon(deps, message.requestId, error);
+    return null;
+  }
   if (entry && !entry.record.released && message.dueAtMs !== undefined && lifecycleDueAtMs(entry) === message.dueAtMs) await scheduleLifecycle(deps, entry);
   return entry;
+}
+
+/** A reminder in {@link RETRY_MS}, or when CycleCloud's Retry-After says, after a look that could not finish. */
+async function remindSoon(deps: LifecycleDeps, requestId: string, error: unknown): Promise<void> {
+  const retryAfterMs = isCycleCloudError(error) ? (error.retryAfterMs ?? 0) : 0;
+  deps.logger.warn('lease look did not finish; looking again soon', { requestId, error });
+  await deps.queue.send({ $scaler: 'lease', requestId } satisfies LeaseMessage, { visibilityDelayMs: Math.max(RETRY_MS, retryAfterMs) });
 }
 
 export type RenewOutcome = { ok: true; entry: LedgerEntry } | { ok: false; status: 404 | 409; message: string };
@@ -156,7 +171,8 @@ export async function release(deps: LifecycleDeps, requestId: string): Promise<R
   try {
     return { ok: true, entry: (await enforce(deps, requestId, entry)) ?? entry };
   } catch (error) {
-    deps.logger.warn('release marked; its shutdown is left to the sweep', { requestId, error });
+    // Marked: the shutdown follows on a reminder (and the sweep, should that be lost).
+    await remindSoon(deps, requestId, error).catch(() => undefined);
     return { ok: true, entry };
   }
 }
@@ -203,7 +219,8 @@ async function carryOut(deps: LifecycleDeps, start: LedgerEntry, log: Logger): P
   let entry = start;
   const requestId = entry.record.requestId;
   for (const round of entry.releases ?? []) {
-    if (round.state === 'intent' && deps.now() - round.atMs >= ROUND_GRACE_MS) entry = await send(deps, entry, round.round, log);
+    // Sent again at once: under the same CycleCloud requestId a second send is a 409, never a second shutdown.
+    if (round.state === 'intent') entry = await send(deps, entry, round.round, log);
   }
   if (releaseTargets(entry).length === 0) return entry;
   let added: number | null = null;
@@ -301,7 +318,7 @@ export async function sweepLeases(deps: LifecycleDeps, nowMs: number): Promise<{
           if (entry?.record.released) released += 1;
         } catch (error) {
           failed += 1;
-          deps.logger.warn('lease sweep: request not settled; the next tick tries again', { requestId: row.requestId, error });
+          await remindSoon(deps, row.requestId, error).catch(() => undefined);
         }
       }),
     );
