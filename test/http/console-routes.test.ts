@@ -89,7 +89,13 @@ describe('GET /api/scale-requests (list)', () => {
     const limits: number[] = [];
     const { deps } = fakeDeps({
       requests: fakeRequests([]).reader,
-      leases: { view: async () => ({ tracked: 2, due: 0, nodesPastLease: 0 }), soonest: async (limit) => (limits.push(limit), soonest) },
+      leases: {
+        view: async () => ({ tracked: 2, due: 0, nodesPastLease: 0 }),
+        soonest: async (limit) => {
+          limits.push(limit);
+          return soonest;
+        },
+      },
     });
     const all = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'leased=true&limit=5' }));
     const fulfilled = await handler('scaleRequestsList')(deps, httpRequest('GET', '/api/scale-requests', { query: 'leased=true&state=fulfilled' }));
