@@ -10,6 +10,8 @@
 #   SCALER_CLUSTER=<CycleCloud cluster name>
 #   SCALER_LOG=/var/log/slurm/scaler-power.log        (optional; default next to the settings file)
 #   SCALER_TIMEOUT=20                                  (optional; seconds per HTTP attempt)
+#   SCALER_SIGNING_KEY_FILE=/etc/slurm/scaler.signing-key  (optional; the HMAC key, mode 0600 or 0400:
+#     each POST is signed as docs/api.md §4 says, so REQUIRE_SIGNED_WEBHOOKS=true works with Slurm)
 # The file is scaler.conf next to $SLURM_CONF (slurmctld sets it), else /etc/slurm/scaler.conf.
 #
 # slurmctld gives its programs no PATH and never logs their output, so this script sets PATH, logs
@@ -33,7 +35,7 @@ esac
 conf_dir=/etc/slurm
 if [ -n "${SLURM_CONF:-}" ]; then conf_dir=$(dirname -- "$SLURM_CONF"); fi
 settings=${SCALER_SLURM_SETTINGS:-$conf_dir/scaler.conf}
-SCALER_URL='' SCALER_KEY='' SCALER_CLUSTER='' SCALER_LOG='' SCALER_TIMEOUT=20
+SCALER_URL='' SCALER_KEY='' SCALER_CLUSTER='' SCALER_LOG='' SCALER_TIMEOUT=20 SCALER_SIGNING_KEY_FILE=''
 
 log() {
   local line
@@ -53,7 +55,7 @@ while IFS= read -r line || [ -n "$line" ]; do
   key=${line%%=*}
   value=${line#*=}
   case "$key" in
-    SCALER_URL | SCALER_KEY | SCALER_CLUSTER | SCALER_LOG | SCALER_TIMEOUT) printf -v "$key" '%s' "$value" ;;
+    SCALER_URL | SCALER_KEY | SCALER_CLUSTER | SCALER_LOG | SCALER_TIMEOUT | SCALER_SIGNING_KEY_FILE) printf -v "$key" '%s' "$value" ;;
   esac
 done <"$settings"
 [ -n "$SCALER_LOG" ] || SCALER_LOG=$(dirname -- "$settings")/scaler-power.log
@@ -76,6 +78,37 @@ if [ -z "$nodes" ]; then
   log "no hostlist given"
   exit 2
 fi
+if [ -n "$SCALER_SIGNING_KEY_FILE" ]; then
+  if [ ! -f "$SCALER_SIGNING_KEY_FILE" ] || [ ! -r "$SCALER_SIGNING_KEY_FILE" ]; then
+    log "signing key file $SCALER_SIGNING_KEY_FILE is missing or unreadable"
+    exit 2
+  fi
+  key_mode=$(stat -c %a -- "$SCALER_SIGNING_KEY_FILE" 2>/dev/null || echo '?')
+  if [ "$key_mode" != 600 ] && [ "$key_mode" != 400 ]; then
+    log "refusing to use $SCALER_SIGNING_KEY_FILE: mode $key_mode, must be 600 or 400 (it holds the signing key)"
+    exit 2
+  fi
+fi
+
+# HMAC-SHA256 (RFC 2104) of file $2 under the key in file $1 (one trailing newline dropped), as hex.
+# Built from openssl's plain digest so the key never appears on a command line (ps shows those).
+hex_of() { od -An -v -tx1 | tr -d ' \n'; }
+bytes_of() { printf "$(printf '%s' "$1" | sed 's/../\\x&/g')"; }
+hmac_sha256_hex() {
+  local key pad ipad='' opad='' inner i b
+  key=$(hex_of <"$1")
+  [ "${key: -2}" = 0a ] && key=${key%0a}
+  [ ${#key} -gt 128 ] && key=$(bytes_of "$key" | openssl dgst -sha256 -binary | hex_of)
+  pad=$(printf '%0128d' 0)
+  key=$key${pad:${#key}}
+  for ((i = 0; i < 128; i += 2)); do
+    b=$((16#${key:i:2}))
+    ipad+=$(printf '%02x' $((b ^ 0x36)))
+    opad+=$(printf '%02x' $((b ^ 0x5c)))
+  done
+  inner=$({ bytes_of "$ipad"; cat -- "$2"; } | openssl dgst -sha256 -binary | hex_of)
+  { bytes_of "$opad"; bytes_of "$inner"; } | openssl dgst -sha256 | sed 's/.*= *//'
+}
 
 json_string() { # JSON string literal of $1
   local s=$1
@@ -100,13 +133,41 @@ trap 'rm -f -- "$body" "$answer"' EXIT
   printf '}'
 } >"$body"
 
-# The key goes to curl on stdin (-K -), never on the command line where ps would show it.
-status=$(printf 'header = "x-functions-key: %s"\n' "$SCALER_KEY" |
-  curl -K - --silent --show-error --output "$answer" --write-out '%{http_code}' \
-    --max-time "$SCALER_TIMEOUT" --retry 3 --retry-delay 1 --retry-connrefused \
-    -H 'content-type: application/json' --data-binary @"$body" \
-    "${SCALER_URL%/}/slurm/$action" 2>&1)
-curl_exit=$?
+url="${SCALER_URL%/}/slurm/$action"
+
+# Signature headers for one attempt (docs/api.md §4: "<timestamp>.<METHOD>.<path>.<raw body>", the
+# path as sent, without scheme, host or query). Empty without a signing key.
+signature_headers() {
+  [ -n "$SCALER_SIGNING_KEY_FILE" ] || return 0
+  local timestamp path signed signature
+  timestamp=$(date +%s)
+  path=/${url#*://*/}
+  path=${path%%\?*}
+  signed=$(mktemp) || return 1
+  { printf '%s.POST.%s.' "$timestamp" "$path"; cat -- "$body"; } >"$signed"
+  signature=$(hmac_sha256_hex "$SCALER_SIGNING_KEY_FILE" "$signed")
+  rm -f -- "$signed"
+  [ ${#signature} -eq 64 ] || return 1
+  printf 'header = "x-scaler-timestamp: %s"\nheader = "x-scaler-signature: sha256=%s"\n' "$timestamp" "$signature"
+}
+
+# Up to 4 attempts, 1 s apart. Each attempt is signed anew: the scaler refuses a signature it has
+# seen (replay), so curl's own --retry, which resends the same headers, cannot be used.
+for attempt in 1 2 3 4; do
+  if ! headers=$(signature_headers); then
+    log "could not sign the request (is openssl installed?)"
+    exit 2
+  fi
+  # The key goes to curl on stdin (-K -), never on the command line where ps would show it.
+  status=$(printf 'header = "x-functions-key: %s"\n%s\n' "$SCALER_KEY" "$headers" |
+    curl -K - --silent --show-error --output "$answer" --write-out '%{http_code}' \
+      --max-time "$SCALER_TIMEOUT" \
+      -H 'content-type: application/json' --data-binary @"$body" \
+      "$url" 2>&1)
+  curl_exit=$?
+  case "$status" in 429 | 5?? | 000 | '') ;; *) [ $curl_exit -eq 0 ] && break ;; esac
+  [ $attempt -lt 4 ] && sleep 1
+done
 reply=$(head -c 600 -- "$answer" 2>/dev/null | tr '\n' ' ')
 
 if [ $curl_exit -ne 0 ] || [ -z "$status" ] || [ "${status:0:1}" = 5 ] || [ "$status" = 000 ]; then
