@@ -443,6 +443,9 @@ function slurmPower(action: SlurmAction): RouteHandler {
       snapshot = deps.readLive ? await deps.readLive(call.cluster).catch(() => null) : null;
       snapshot ??= await deps.snapshots.latest(call.cluster);
       if (!snapshot) return problem(404, 'HTTP_NOT_FOUND', `cluster "${call.cluster}" has no snapshot: CycleCloud does not have it or cannot be read now`);
+    } else if (action === 'suspend' && deps.readLive) {
+      // Live only: a stored snapshot may predate the nodes being suspended. Unreadable: suspend them all.
+      snapshot = await deps.readLive(call.cluster).catch(() => null);
     }
     const result = await admitSlurmRequests(
       { getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m, { scheduler: true }), now: deps.now },

@@ -126,15 +126,30 @@ export function slurmRequestKey(action: SlurmAction, cluster: string, names: rea
   return `slurm-${action}-${digest}`;
 }
 
+/** Node statuses that need no suspend: the VM is gone or going. */
+const GONE_STATUSES = new Set(['Terminating', 'Terminated', 'Off', 'Deallocating', 'Deallocated']);
+
 /**
  * Turns one call into the messages to queue, with `requestId`s from `idFor(i)` (i = 0, 1, …).
- * Pure. `snapshot` is needed for resume only (nodearrays, buckets, which names already run).
+ * Pure. `snapshot` is needed for resume (nodearrays, buckets, which names already run); a suspend
+ * given one with its nodes skips names CycleCloud no longer runs.
  */
 export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot: ClusterSnapshot | null, idFor: (i: number) => string): Translation {
   const parsed = parseNodes(body.nodes);
   if (!parsed.ok) return parsed;
-  const names = parsed.names;
+  let names = parsed.names;
   if (action !== 'resume') {
+    // A suspend of nodes CycleCloud no longer runs (after a resume-fail terminated them, or already
+    // going) would only record a failed terminate: with a node list to say so, they are skipped.
+    const skipped: { names: string[]; reason: string }[] = [];
+    if (action === 'suspend' && snapshot?.nodes) {
+      const byName = new Map(snapshot.nodes.map((n) => [n.name, n]));
+      const gone = names.filter((n) => !byName.has(n) || GONE_STATUSES.has(byName.get(n)!.status));
+      if (gone.length > 0) {
+        skipped.push({ names: gone, reason: 'CycleCloud no longer runs them (terminated, deallocated or going)' });
+        names = names.filter((n) => !gone.includes(n));
+      }
+    }
     const messages: TerminateRequest[] = [];
     for (let i = 0; i * NAMES_PER_REQUEST < names.length; i++) {
       const chunk = names.slice(i * NAMES_PER_REQUEST, (i + 1) * NAMES_PER_REQUEST);
@@ -142,7 +157,7 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
       // a node that failed to come up is always terminated.
       messages.push({ kind: 'terminate', requestId: idFor(i), cluster: body.cluster, names: chunk, ...(action === 'suspend' ? { action: 'shutdown' as const } : {}) });
     }
-    return { ok: true, messages, names, skipped: [] };
+    return { ok: true, messages, names, skipped };
   }
   if (!snapshot) return { ok: false, errors: [{ path: 'cluster', message: `cluster ${body.cluster} has no snapshot: unknown to CycleCloud, or not read yet` }] };
 

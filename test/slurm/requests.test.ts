@@ -112,6 +112,23 @@ describe('Slurm suspend / resume-fail → terminate requests', () => {
     });
   });
 
+  it('skips, saying why, the nodes a live node list shows CycleCloud no longer runs (a suspend after a resume-fail)', () => {
+    const snapshot = seedSnapshot({
+      nodes: [
+        { name: 'ondemand-1', id: 'a', status: 'Ready', nodearray: 'ondemand', placementGroupId: null },
+        { name: 'ondemand-2', id: 'b', status: 'Terminating', nodearray: 'ondemand', placementGroupId: null },
+      ],
+    });
+    expect(translate('suspend', { cluster: 'hpc', nodes: 'ondemand-[1-3]' }, snapshot, ids)).toEqual({
+      ok: true,
+      skipped: [{ names: ['ondemand-2', 'ondemand-3'], reason: 'CycleCloud no longer runs them (terminated, deallocated or going)' }],
+      names: ['ondemand-1'],
+      messages: [{ kind: 'terminate', requestId: 'id-0', cluster: 'hpc', names: ['ondemand-1'], action: 'shutdown' }],
+    });
+    // All gone: nothing to queue
+    expect(translate('suspend', { cluster: 'hpc', nodes: 'ondemand-[2-3]' }, snapshot, ids)).toMatchObject({ ok: true, messages: [], names: [] });
+  });
+
   it('terminates what failed to come up, whatever the ShutdownPolicy', () => {
     expect(translate('resume-fail', { cluster: 'hpc', nodes: 'mpi-1' }, null, ids)).toMatchObject({
       messages: [{ kind: 'terminate', names: ['mpi-1'] }],
