@@ -12,6 +12,9 @@
  * suspend and the node is terminated. A 4-node job in the tightly coupled partition must become one
  * create with one placement group of 4.
  *
+ * The scaler runs with `REQUIRE_SIGNED_WEBHOOKS=true`: the scripts sign every POST with the key file
+ * `scaler.conf` names (an unsigned POST is refused with 401), as a hardened head node would.
+ *
  * Every process started here is killed by its process group on every exit path. Without the Slurm
  * and MUNGE binaries (or not as root) the file skips with one line saying how to run it.
  */
@@ -24,6 +27,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { expandHostlist, formatHostlist } from '../../src/slurm/hostlist.ts';
 import { freePort } from '../helpers/net.ts';
 import { eventually, root, sleep, startScaler, type RunningScaler, type SimCall } from './harness.ts';
+import { signRequest } from '../../src/platform/signature.ts';
+
+/** The HMAC key the scaler requires and the head node's key file holds. */
+const SIGNING_SECRET = 'slurm-e2e-signing-key-0123456789';
 
 const BINARIES = ['slurmctld', 'slurmd', 'munged', 'mungekey', 'sbatch', 'scontrol', 'squeue', 'scancel', 'curl'];
 const which = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
@@ -135,7 +142,10 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     chmodSync(T, 0o755);
     env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`, SLURM_CONF: join(T, 'slurm.conf') };
     try {
-      host = await startScaler({ storageConnectionString: inject('storageConnectionString'), env: { SIMULATOR_STEP_MS: '100' } });
+      host = await startScaler({
+        storageConnectionString: inject('storageConnectionString'),
+        env: { SIMULATOR_STEP_MS: '100', REQUIRE_SIGNED_WEBHOOKS: 'true', SCALER_SIGNING_SECRET: SIGNING_SECRET },
+      });
 
       // The head-node programs, installed as a user would (root-owned, 0755), and their settings (0600).
       const programs = join(T, 'programs');
@@ -144,7 +154,12 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
         copyFileSync(join(root, 'contrib/slurm', f), join(programs, f));
         chmodSync(join(programs, f), 0o755);
       }
-      writeFileSync(join(T, 'scaler.conf'), `SCALER_URL=${host.base}\nSCALER_KEY=${host.key}\nSCALER_CLUSTER=hpc\nSCALER_LOG=${join(T, 'scaler-power.log')}\n`, { mode: 0o600 });
+      writeFileSync(join(T, 'scaler.signing-key'), `${SIGNING_SECRET}\n`, { mode: 0o600 });
+      writeFileSync(
+        join(T, 'scaler.conf'),
+        `SCALER_URL=${host.base}\nSCALER_KEY=${host.key}\nSCALER_CLUSTER=hpc\nSCALER_LOG=${join(T, 'scaler-power.log')}\nSCALER_SIGNING_KEY_FILE=${join(T, 'scaler.signing-key')}\n`,
+        { mode: 0o600 },
+      );
 
       // slurm.conf: local plumbing + exactly what `ccscale slurm conf` prints (with short test timeouts).
       const generated = execFileSync(
@@ -354,11 +369,12 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       expect(record.demands).toEqual([expect.objectContaining({ requested: 4, created: 4, jobId, placementGroupId: sets[0]!.placementGroupId })]);
       const groups = new Set((await simNodes()).filter((n) => names.includes(n.Name)).map((n) => n.PlacementGroupId));
       expect([...groups]).toEqual([sets[0]!.placementGroupId]);
-      // Repeating the call (as slurmctld may after a restart) queues nothing new.
-      const again = await host.api('/slurm/resume', {
-        method: 'POST',
-        body: JSON.stringify({ cluster: 'hpc', nodes, resumeFile: { all_nodes: nodes, jobs: [{ job_id: Number(jobId), nodes }] } }),
-      });
+      // Repeating the call (as slurmctld may after a restart) queues nothing new; unsigned, it is refused.
+      const body = JSON.stringify({ cluster: 'hpc', nodes, resumeFile: { all_nodes: nodes, jobs: [{ job_id: Number(jobId), nodes }] } });
+      const unsigned = await host.api('/slurm/resume', { method: 'POST', body });
+      expect(unsigned.status).toBe(401);
+      const { signature, timestamp } = signRequest(SIGNING_SECRET, { method: 'POST', path: '/api/slurm/resume', body }, Date.now());
+      const again = await host.api('/slurm/resume', { method: 'POST', body, headers: { 'x-scaler-signature': signature, 'x-scaler-timestamp': timestamp } });
       expect(again.status).toBe(202);
       expect(((await again.json()) as { requestIds: string[] }).requestIds).toEqual(ids);
       expect((await creates()).slice(createsBefore)).toHaveLength(1);
