@@ -4,7 +4,8 @@
  * How a due lease is found, durably: a leased request has a row in the lease index (the state
  * table, partition `lease`, one row per request with the time it is due). Two things look at it:
  * a `{ $scaler: "lease" }` message on the scale queue, sent invisible until the lease is due (on
- * acceptance and on every renew), which makes expiry act within seconds; and the snapshot timer,
+ * acceptance; a reminder that finds the lease renewed sends the next, so one chain per request),
+ * which makes expiry act within seconds; and the snapshot timer,
  * which reads every row due by now on each tick, so a lost message or a crash delays the release by
  * at most one snapshot period. The ledger entry is the truth: a row is only a reminder, and a row
  * whose request was renewed (or no longer exists) is corrected (or dropped) when read.
@@ -40,7 +41,7 @@ const RETRY_MS = 15_000;
 export interface LeaseMessage {
   $scaler: 'lease';
   requestId: string;
-  /** When the entry was due as this reminder was sent: a renew since then sent a reminder of its own. */
+  /** When the entry was due as this reminder was sent (for the logs: the entry decides). */
   dueAtMs?: number;
 }
 
@@ -112,8 +113,9 @@ export async function scheduleLifecycle(deps: LifecycleDeps, entry: LedgerEntry)
 }
 
 /**
- * A `lease` reminder came due: enforce the entry. A reminder that came early (its delay was capped
- * at 7 days) and was not superseded by a renew's is sent again for the rest of the time.
+ * A `lease` reminder came due: enforce the entry. One that finds it not yet due (renewed since, or
+ * its delay was capped at 7 days) sends the next reminder for the current due time: one chain of
+ * reminders per request, however often it is renewed.
  */
 export async function onLeaseReminder(deps: LifecycleDeps, message: LeaseMessage): Promise<LedgerEntry | null> {
   let entry: LedgerEntry | null;
@@ -125,7 +127,7 @@ export async function onLeaseReminder(deps: LifecycleDeps, message: LeaseMessage
     await remindSoon(deps, message.requestId, error);
     return null;
   }
-  if (entry && !entry.record.released && message.dueAtMs !== undefined && lifecycleDueAtMs(entry) === message.dueAtMs) await scheduleLifecycle(deps, entry);
+  if (entry && !entry.record.released) await scheduleLifecycle(deps, entry);
   return entry;
 }
 
@@ -143,13 +145,25 @@ export async function renew(deps: LifecycleDeps, requestId: string, seconds: num
   const known = await deps.ledger.get(requestId);
   if (!known?.request) return { ok: false, status: 404, message: `no request with requestId "${requestId}"` };
   let entry: LedgerEntry;
+  let before: number | null = null;
   try {
-    entry = await deps.ledger.update(requestId, (e) => renewLease(e, seconds, deps.now()), known);
+    entry = await deps.ledger.update(
+      requestId,
+      (e) => {
+        before = lifecycleDueAtMs(e);
+        return renewLease(e, seconds, deps.now());
+      },
+      known,
+    );
   } catch (error) {
     if (error instanceof LeaseRefused) return { ok: false, status: 409, message: error.message };
     throw error;
   }
-  await scheduleLifecycle(deps, entry);
+  const after = lifecycleDueAtMs(entry);
+  // Later than before (the usual renew): the reminder already on its way finds it not due and sends
+  // the next. Sooner (a shorter renew): that one would come late, so a reminder of its own.
+  if (after !== null && before !== null && after < before) await scheduleLifecycle(deps, entry);
+  else if (after !== null) await deps.leases.note(requestId, entry.record.cluster, after);
   deps.logger.info('lease renewed', { requestId, expiresAt: entry.record.lease?.expiresAt });
   return { ok: true, entry };
 }
@@ -214,7 +228,7 @@ export async function enforce(deps: LifecycleDeps, requestId: string, known?: Le
   return entry;
 }
 
-/** Sends what a released entry still needs: rounds left as intents (past their grace), then a round for live nodes no round covers. */
+/** Sends what a released entry still needs: rounds left as intents, then a round for live nodes no round covers. */
 async function carryOut(deps: LifecycleDeps, start: LedgerEntry, log: Logger): Promise<LedgerEntry> {
   let entry = start;
   const requestId = entry.record.requestId;
