@@ -26,8 +26,8 @@ umask 077
 
 action=${1:-}
 nodes=${2:-}
-case "$action" in resume | suspend | resume-fail) ;; *)
-  echo "usage: $0 resume|suspend|resume-fail <hostlist>" >&2
+case "$action" in resume | suspend | resume-fail | sync) ;; *)
+  echo "usage: $0 resume|suspend|resume-fail <hostlist> | $0 sync" >&2
   exit 2
   ;;
 esac
@@ -74,7 +74,7 @@ for required in SCALER_URL SCALER_KEY SCALER_CLUSTER; do
     exit 2
   fi
 done
-if [ -z "$nodes" ]; then
+if [ -z "$nodes" ] && [ "$action" != sync ]; then
   log "no hostlist given"
   exit 2
 fi
@@ -123,17 +123,40 @@ json_string() { # JSON string literal of $1
 body=$(mktemp) || exit 3
 answer=$(mktemp) || exit 3
 trap 'rm -f -- "$body" "$answer"' EXIT
-{
-  printf '{"cluster":%s,"nodes":%s' "$(json_string "$SCALER_CLUSTER")" "$(json_string "$nodes")"
-  # The resume file lives only while this program runs: read it now. Slurm writes a JSON object.
-  if [ "$action" = resume ] && [ -n "${SLURM_RESUME_FILE:-}" ] && [ -r "$SLURM_RESUME_FILE" ]; then
-    resume_json=$(<"$SLURM_RESUME_FILE")
-    case "$resume_json" in '{'*'}') printf ',"resumeFile":%s' "$resume_json" ;; esac
+if [ "$action" = sync ]; then
+  # Slurm's view of its nodes: `sinfo -h -o '%T|%E|%N'` (state with its power suffix, reason, hostlist).
+  observed=$(date +%s)
+  if ! report=$(sinfo -h -o '%T|%E|%N' 2>&1); then
+    log "sinfo failed: $report"
+    exit 3
   fi
-  printf '}'
-} >"$body"
-
-url="${SCALER_URL%/}/slurm/$action"
+  {
+    printf '{"cluster":%s,"observedAt":%s,"lines":[' "$(json_string "$SCALER_CLUSTER")" "$observed"
+    sep=''
+    while IFS= read -r line; do
+      [ -n "$line" ] || continue
+      state=${line%%|*}
+      rest=${line#*|}
+      hosts=${rest##*|}
+      reason=${rest%|*}
+      printf '%s{"state":%s,"reason":%s,"nodes":%s}' "$sep" "$(json_string "$state")" "$(json_string "$reason")" "$(json_string "$hosts")"
+      sep=','
+    done <<<"$report"
+    printf ']}'
+  } >"$body"
+  url="${SCALER_URL%/}/slurm/sync?format=text"
+else
+  {
+    printf '{"cluster":%s,"nodes":%s' "$(json_string "$SCALER_CLUSTER")" "$(json_string "$nodes")"
+    # The resume file lives only while this program runs: read it now. Slurm writes a JSON object.
+    if [ "$action" = resume ] && [ -n "${SLURM_RESUME_FILE:-}" ] && [ -r "$SLURM_RESUME_FILE" ]; then
+      resume_json=$(<"$SLURM_RESUME_FILE")
+      case "$resume_json" in '{'*'}') printf ',"resumeFile":%s' "$resume_json" ;; esac
+    fi
+    printf '}'
+  } >"$body"
+  url="${SCALER_URL%/}/slurm/$action"
+fi
 
 # Signature headers for one attempt (docs/api.md §4: "<timestamp>.<METHOD>.<path>.<raw body>", the
 # path as sent, without scheme, host or query). Empty without a signing key.
@@ -169,6 +192,24 @@ for attempt in 1 2 3 4; do
   [ $attempt -lt 4 ] && sleep 1
 done
 reply=$(head -c 600 -- "$answer" 2>/dev/null | tr '\n' ' ')
+
+if [ "$action" = sync ] && [ "$status" = 200 ] && [ $curl_exit -eq 0 ]; then
+  # One line per action: <down|hold|restore> TAB <hostlist> TAB <reason>. Hostlists and reasons
+  # come from the scaler, which makes them one line without quotes; anything else is skipped.
+  failed=0
+  while IFS=$'\t' read -r what hosts reason; do
+    case "$hosts" in '' | *[!A-Za-z0-9,.\[\]_-]*) continue ;; esac
+    reason=${reason//\"/\'}
+    case "$what" in
+      down | hold) scontrol update nodename="$hosts" state=down reason="$reason" >/dev/null 2>&1 || failed=1 ;;
+      restore) scontrol update nodename="$hosts" state=resume >/dev/null 2>&1 || failed=1 ;;
+      *) continue ;;
+    esac
+    log "$what $hosts: $reason"
+  done <"$answer"
+  [ $failed -eq 0 ] || log "some scontrol updates failed (see above)"
+  exit 0
+fi
 
 if [ $curl_exit -ne 0 ] || [ -z "$status" ] || [ "${status:0:1}" = 5 ] || [ "$status" = 000 ]; then
   log "scaler unreachable or failing for $nodes (curl exit $curl_exit, HTTP ${status:-none}): $reply"

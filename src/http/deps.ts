@@ -13,6 +13,7 @@ import type { RequestMessage, RequestRecord } from '../ledger/schemas.ts';
 import type { LedgerEntry } from '../ledger/types.ts';
 import type { ListRequestsQuery, RequestPage, RequestSummary, TrendRow } from '../ledger/listing.ts';
 import type { ClusterSnapshot, ClusterStatusView } from '../snapshots/model.ts';
+import type { SlurmSyncAnswer, SlurmSyncRequest } from '../slurm/sync.ts';
 import type { CapacityBackoff, InFlightAllocation, Plan, PlanInput, PlanOptions } from '../planning/types.ts';
 
 /** What `submitRequest` from `src/requests/intake.ts` answers (bound to its own deps by the caller). */
@@ -86,6 +87,8 @@ export interface HttpDeps {
     /** Summaries of the leased requests, the soonest due first (`GET /api/scale-requests?leased=true`). */
     soonest?(limit: number): Promise<RequestSummary[]>;
   };
+  /** `POST /api/slurm/sync` (`runSlurmSync` in `src/slurm/sync.ts`); absent = the route answers 404. */
+  slurmSync?(report: SlurmSyncRequest): Promise<{ ok: true; answer: SlurmSyncAnswer } | { ok: false; errors: { path: string; message: string }[] }>;
   /** `POST /api/scale-requests/{id}/release` (`release` in `src/requests/lifecycle.ts`); absent = 404. */
   release?(requestId: string): Promise<LifecycleAnswer>;
   /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is a 400. Absent = not checked here. */

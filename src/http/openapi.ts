@@ -9,6 +9,7 @@ import { Accepted, ClusterStatus, Health, LifecycleAccepted, PlanResponse, Probl
 import { MAX_BODY_BYTES } from './body.ts';
 import { ClusterCapacity, Counters, RequestList, RequestTimeline, TrendsResponse } from './console-schemas.ts';
 import { SlurmAccepted, SlurmPowerRequest } from '../slurm/requests.ts';
+import { SlurmSyncAnswer, SlurmSyncRequest } from '../slurm/sync.ts';
 
 /** The parts of a route the document needs (a subset of `RouteDefinition` in `routes.ts`). */
 export interface OpenApiRoute {
@@ -50,6 +51,7 @@ const REQUEST_COMPONENTS: [z.ZodType, string][] = [
   [RequestMessage, 'RequestMessage'],
   [TerminateBody, 'TerminateBody'],
   [SlurmPowerRequest, 'SlurmPowerRequest'],
+  [SlurmSyncRequest, 'SlurmSyncRequest'],
   [RenewBody, 'RenewBody'],
   [ReleaseBody, 'ReleaseBody'],
 ];
@@ -67,6 +69,7 @@ const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [TrendsResponse, 'Trends'],
   [Counters, 'Counters'],
   [SlurmAccepted, 'SlurmAccepted'],
+  [SlurmSyncAnswer, 'SlurmSyncAnswer'],
   [LifecycleAccepted, 'LifecycleAccepted'],
 ];
 

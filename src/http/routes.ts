@@ -32,6 +32,7 @@ import { buildOpenApiDocument, ROUTE_PREFIX, TerminateBody, type OpenApiRoute } 
 import { json, problem, validationProblem } from './problem.ts';
 import { admitSlurmRequests, SlurmAccepted, SlurmPowerRequest, type SlurmAction } from '../slurm/requests.ts';
 import { formatHostlist } from '../slurm/hostlist.ts';
+import { SlurmSyncAnswer, SlurmSyncRequest, syncAnswerText } from '../slurm/sync.ts';
 import { Accepted, LifecycleAccepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
 import { consoleRoutes } from './console-routes.ts';
 
@@ -418,6 +419,17 @@ export const pauseScaleOut: RouteHandler = pauseSwitch(true);
 /** `POST /api/scale-out/resume`: let waiting requests proceed. */
 export const resumeScaleOut: RouteHandler = pauseSwitch(false);
 
+/** A zod failure as field errors; an unknown key is named as such. */
+function fieldErrorsOf(error: {
+  issues: readonly { code: string; path: readonly PropertyKey[]; message: string; keys?: readonly string[] }[];
+}): { path: string; message: string }[] {
+  return error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? (i.keys ?? []).map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
+      : [{ path: i.path.map(String).join('.'), message: i.message }],
+  );
+}
+
 /**
  * `POST /api/slurm/{resume,suspend,resume-fail}`: Slurm power saving (src/slurm/requests.ts). The
  * call is turned into scale or terminate requests and queued like any other; 202 with their ids.
@@ -428,11 +440,7 @@ function slurmPower(action: SlurmAction): RouteHandler {
     if (!body.ok) return body.response;
     const parsed = SlurmPowerRequest.safeParse(body.value);
     if (!parsed.success) {
-      const errors = parsed.error.issues.flatMap((i) =>
-        i.code === 'unrecognized_keys'
-          ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }))
-          : [{ path: i.path.map(String).join('.'), message: i.message }],
-      );
+      const errors = fieldErrorsOf(parsed.error);
       log.info('slurm call refused: invalid', { action, fields: errors.map((e) => e.path).slice(0, 20) });
       return validationProblem(errors);
     }
@@ -468,6 +476,28 @@ function slurmPower(action: SlurmAction): RouteHandler {
     return json(202, answer);
   });
 }
+
+/**
+ * `POST /api/slurm/sync`: the head node's `sinfo` in, the `scontrol` actions out (src/slurm/sync.ts).
+ * Run by `scaler-power.sh sync` every few seconds; 200 with `down`, `hold`, `restore`.
+ */
+export const slurmSync: RouteHandler = guarded('slurm-sync', async (deps, request, log) => {
+  if (!deps.slurmSync) return problem(404, 'HTTP_NOT_FOUND', 'Slurm sync is not available in this deployment');
+  const body = await readSignedJson(deps, request, log);
+  if (!body.ok) return body.response;
+  const parsed = SlurmSyncRequest.safeParse(body.value);
+  if (!parsed.success) {
+    const errors = fieldErrorsOf(parsed.error);
+    log.info('slurm sync refused: invalid', { fields: errors.map((e) => e.path).slice(0, 20) });
+    return validationProblem(errors);
+  }
+  const result = await deps.slurmSync(parsed.data);
+  if (!result.ok) return validationProblem(result.errors);
+  const answer = SlurmSyncAnswer.parse(result.answer);
+  // `?format=text`: tab-separated lines a bash script reads without a JSON parser.
+  if (new URL(request.url).searchParams.get('format') === 'text') return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: syncAnswerText(answer) };
+  return json(200, answer);
+});
 
 /** `POST /api/slurm/resume`: create (exactly) the named nodes. */
 export const slurmResume: RouteHandler = slurmPower('resume');
@@ -657,6 +687,20 @@ export const ROUTES: readonly RouteDefinition[] = [
     successStatus: 202,
     problemStatuses: [400],
     handler: slurmResumeFail,
+  },
+  {
+    name: 'slurmSync',
+    methods: ['POST'],
+    route: 'slurm/sync',
+    authLevel: 'function',
+    summary: "Slurm sync: the head node's sinfo in, the scontrol actions out",
+    description:
+      "Body: the cluster and the lines of `sinfo -h -o '%T|%E|%N'` (state, reason, hostlist). Answers which nodes to set down now (a resume that will not come up, with the reason), which to hold down (no room yet) and which to resume (room again). Closes resume demands Slurm gave up on and terminates VMs Slurm shows powered down. Run by `scaler-power.sh sync` on a timer.",
+    requestSchema: SlurmSyncRequest,
+    responseSchema: SlurmSyncAnswer,
+    successStatus: 200,
+    problemStatuses: [400, 404],
+    handler: slurmSync,
   },
   {
     name: 'openapi',

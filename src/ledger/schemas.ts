@@ -151,6 +151,13 @@ export const ScaleRequest = z
     maxLifetimeSeconds: wholeSeconds(MAX_LIFETIME_SECONDS)
       .optional()
       .describe("The request's nodes are shut down this many seconds after acceptance, whatever the renewals. Absent: `DEFAULT_MAX_LIFETIME_SECONDS`, unset = none."),
+    /**
+     * `wait` (default): a demand with no room waits, re-planned with backoff, until the deadline.
+     * `fail`: a demand the planner cannot place for lack of capacity (no room, capacity backoff, no
+     * placement group with room) is closed at once with that reason, so a scheduler that has its own
+     * timeout (Slurm's ResumeTimeout) learns now instead of after it. Slurm's resumes use `fail`.
+     */
+    onNoCapacity: z.enum(['wait', 'fail']).optional(),
   })
   .strict();
 export type ScaleRequest = z.infer<typeof ScaleRequest>;

@@ -83,10 +83,24 @@ export function createBatcher(options: BatcherOptions, lease?: BatchLease): Crea
 /** A batch's CycleCloud requestId: new for each batch, so it never collides with a solo create's `<requestId>-g<n>`. */
 export const batchRequestId = (nowMs: number): string => `ccb-${nowMs.toString(36)}-${randomBytes(6).toString('hex')}`;
 
-/** The planner's reasons and choices on the entry, and the demands it rejected closed (a request submitted before is not rejected whole). */
+/** Plan codes that mean "no capacity now" (not a stale snapshot, not a demand that can never fit). */
+const NO_CAPACITY_CODES: ReadonlySet<string> = new Set(['PLAN_NO_CAPACITY', 'PLAN_CAPACITY_BACKOFF', 'PLAN_NO_PLACEMENT_GROUP_ROOM']);
+
+/**
+ * The planner's reasons and choices on the entry, and the demands it rejected closed (a request
+ * submitted before is not rejected whole). With `onNoCapacity: "fail"`, a demand left (partly)
+ * unplaced for lack of capacity is closed too, with the planner's reason.
+ */
 export function annotate(e: LedgerEntry, plan: Plan, nowMs: number): LedgerEntry {
   let x = e;
   for (const d of plan.demands.filter((y) => y.status === 'rejected')) x = closeDemand(x, d.index, d.reason ?? 'cannot be placed', nowMs);
+  if (e.request?.kind === 'scale' && e.request.onNoCapacity === 'fail') {
+    for (const d of plan.demands) {
+      if (d.status !== 'rejected' && d.planned < d.requested && d.code !== null && NO_CAPACITY_CODES.has(d.code) && !x.closedDemands?.[d.index]) {
+        x = closeDemand(x, d.index, `no capacity now (onNoCapacity: fail): ${d.reason ?? d.code}`, nowMs);
+      }
+    }
+  }
   for (const d of plan.demands) {
     if (d.status !== 'placed' && d.status !== 'skipped' && d.status !== 'rejected' && x.record.demands[d.index]) x.record.demands[d.index]!.reason = d.reason;
     if (d.nodearray !== null && x.record.demands[d.index]) Object.assign(x.record.demands[d.index]!, planChoice(d));

@@ -262,7 +262,14 @@ export function translate(action: SlurmAction, body: SlurmPowerRequest, snapshot
   const skipped = skippedRunning.length > 0 ? [{ names: skippedRunning, reason: 'already running in CycleCloud' }] : [];
   const messages: RequestMessage[] = [];
   for (let i = 0; i * MAX_DEMANDS < demands.length; i++) {
-    messages.push({ kind: 'scale', requestId: idFor(messages.length), cluster: body.cluster, demands: demands.slice(i * MAX_DEMANDS, (i + 1) * MAX_DEMANDS) });
+    // `fail`: Slurm has its own ResumeTimeout; a node with no room is reported down at once (POST /api/slurm/sync).
+    messages.push({
+      kind: 'scale',
+      requestId: idFor(messages.length),
+      cluster: body.cluster,
+      demands: demands.slice(i * MAX_DEMANDS, (i + 1) * MAX_DEMANDS),
+      onNoCapacity: 'fail',
+    });
   }
   // Nodes CycleCloud holds deallocated (ShutdownPolicy=Deallocate) are started, keeping their disks.
   const toStart = sortNames(deallocated);

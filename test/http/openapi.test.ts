@@ -104,6 +104,7 @@ describe('OpenAPI 3.1 document', () => {
         '/api/slurm/resume',
         '/api/slurm/suspend',
         '/api/slurm/resume-fail',
+        '/api/slurm/sync',
       ].sort(),
     );
   });

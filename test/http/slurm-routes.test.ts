@@ -30,6 +30,7 @@ describe('POST /api/slurm/*', () => {
         requestId: body.requestIds[0],
         cluster: 'hpc',
         demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], names: ['ondemand-1', 'ondemand-2'] }],
+        onNoCapacity: 'fail',
       },
     ]);
   });

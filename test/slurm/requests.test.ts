@@ -17,6 +17,8 @@ describe('Slurm resume → scale request', () => {
       requestId: 'id-0',
       cluster: 'hpc',
       demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'], names: ['ondemand-1', 'ondemand-2'] }],
+      // Slurm has its own ResumeTimeout: a node with no room is reported down at once, not waited for.
+      onNoCapacity: 'fail',
     });
   });
 
@@ -71,7 +73,7 @@ describe('Slurm resume → scale request', () => {
     const snapshot = seedSnapshot({ nodes: [{ name: 'mpi-2', id: 'a', status: 'Deallocated', nodearray: 'mpi', placementGroupId: 'pg' }] });
     const t = translate('resume', { cluster: 'hpc', nodes: 'mpi-[1-2]' }, snapshot, ids);
     expect(t.ok && t.messages).toEqual([
-      { kind: 'scale', requestId: 'id-0', cluster: 'hpc', demands: [expect.objectContaining({ nodearray: 'mpi', count: 1, names: ['mpi-1'] })] },
+      { kind: 'scale', requestId: 'id-0', cluster: 'hpc', demands: [expect.objectContaining({ nodearray: 'mpi', count: 1, names: ['mpi-1'] })], onNoCapacity: 'fail' },
       { kind: 'terminate', action: 'start', requestId: 'id-1', cluster: 'hpc', names: ['mpi-2'] },
     ]);
     const only = translate('resume', { cluster: 'hpc', nodes: 'mpi-2' }, snapshot, ids);
