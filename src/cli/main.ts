@@ -9,7 +9,8 @@
  *   ccscale clusters [cluster…]       ccscale health        ccscale pause | resume
  *   ccscale renew <requestId> [--seconds N]                 ccscale release <requestId>
  *   (submit also takes --lease S, --max-lifetime S and --capacity regular|spot|spot-first)
- *   ccscale slurm conf --cluster hpc [--programs-dir D] [--resume-timeout s] [--suspend-time s] [--suspend-timeout s]
+ *   ccscale slurm conf --cluster hpc [--programs-dir D] [--resume-timeout s] [--resume-timeout-for NA=s]… [--suspend-time s]
+ *                      [--suspend-timeout s] [--gpus-for NA=n]… [--gres-conf FILE] [--topology-conf FILE]
  *
  * Every command takes `--url` (default `$SCALER_URL` or http://127.0.0.1:7071), `--key` (default
  * `$SCALER_KEY`) and `--json` (machine-readable output on stdout; errors as `{"error":…}` on stderr).
@@ -26,7 +27,8 @@ import { CliError, EXIT, ScalerClient } from './client.ts';
 import { codeOf } from '../platform/errors.ts';
 import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
-import { DEFAULT_PROGRAMS_DIR, slurmConf } from '../slurm/conf.ts';
+import { DEFAULT_PROGRAMS_DIR } from '../slurm/conf.ts';
+import { perNodearray, slurmConfFiles, type SlurmConfFlags } from './slurm-conf.ts';
 
 /** Default API base URL: the local host (`npm start`). */
 export const DEFAULT_URL = 'http://127.0.0.1:7071';
@@ -430,18 +432,25 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const slurm = program.command('slurm').description('Slurm power saving through the scaler (README "Use it with Slurm")');
   slurm
     .command('conf')
-    .description("print the slurm.conf node, partition and power-saving lines for a cluster's nodearrays")
+    .description("print the slurm.conf node, partition and power-saving lines for a cluster's nodearrays; optionally write gres.conf and topology.conf")
     .requiredOption('-c, --cluster <name>', 'CycleCloud cluster')
     .option('--programs-dir <dir>', "where contrib/slurm's resume.sh, suspend.sh, resume-fail.sh are installed", DEFAULT_PROGRAMS_DIR)
-    .option('--resume-timeout <seconds>', 'ResumeTimeout (create + boot + slurmd start)', positiveInt('--resume-timeout'), 1800)
+    .option(
+      '--resume-timeout <seconds>',
+      "ResumeTimeout (create + boot + slurmd start), and each partition's unless --resume-timeout-for names it",
+      positiveInt('--resume-timeout'),
+      1800,
+    )
+    .option('--resume-timeout-for <nodearray=seconds>', "a partition's own ResumeTimeout (repeatable)", perNodearray('--resume-timeout-for', 1))
     .option('--suspend-time <seconds>', 'SuspendTime (idle seconds before suspend)', positiveInt('--suspend-time'), 300)
     .option('--suspend-timeout <seconds>', 'SuspendTimeout (at least a VM delete)', positiveInt('--suspend-timeout'), 600)
-    .action(async (flags: { cluster: string; programsDir: string; resumeTimeout: number; suspendTime: number; suspendTimeout: number }, cmd: Command) => {
+    .option('--gpus-for <nodearray=count>', "GPUs per node of a nodearray, instead of its bucket's gpuCount (repeatable; 0 = none)", perNodearray('--gpus-for', 0))
+    .option('--gres-conf <file>', "write gres.conf (the GPUs' device files) to this file: slurm.conf's folder, e.g. /etc/slurm/gres.conf")
+    .option('--topology-conf <file>', 'write topology.conf (one switch per placement group) to this file, e.g. /etc/slurm/topology.conf, and add TopologyPlugin=topology/tree')
+    .action(async (flags: SlurmConfFlags, cmd: Command) => {
       const { client } = context(cmd);
       const { body } = await client.clusterStatus(flags.cluster);
-      io.stdout.write(
-        slurmConf(body, { programsDir: flags.programsDir, resumeTimeoutSec: flags.resumeTimeout, suspendTimeSec: flags.suspendTime, suspendTimeoutSec: flags.suspendTimeout }),
-      );
+      io.stdout.write(await slurmConfFiles(body, flags));
     });
 
   try {

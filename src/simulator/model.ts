@@ -77,8 +77,9 @@ export interface ClusterSpec {
 
 /**
  * The default cluster `hpc`: the seed's nodearray `ondemand` (its status numbers are reproduced
- * exactly), an InfiniBand nodearray `mpi` whose placement groups hold at most 4 nodes, and last a
- * spot nodearray `spot` of 8 nodes (last, so that first-fit over the cluster finds the others first).
+ * exactly), an InfiniBand nodearray `mpi` whose placement groups hold at most 4 nodes, a spot
+ * nodearray `spot` of 8 nodes, and last a GPU nodearray `gpu` of 4 one-GPU nodes (these two last, so
+ * that first-fit over the cluster finds the others first).
  */
 export function defaultClusters(): ClusterSpec[] {
   return [
@@ -150,6 +151,26 @@ export function defaultClusters(): ClusterSpec[] {
               memory: 64,
               infiniband: false,
               quotaCoreCount: 8 * 32,
+              consumedCoreCount: 0,
+              maxPlacementGroupSize: 40,
+            },
+          ],
+        },
+        {
+          name: 'gpu',
+          maxCount: 4,
+          maxCoreCount: 4 * 24,
+          buckets: [
+            {
+              bucketId: 'a7c2d9e4-abcd-1234-b1a0-3c5d7e9f1b2d',
+              // One NVIDIA A100 per VM (virtualMachine.gpuCount 1): 24 vCPUs, 220 GiB.
+              machineType: 'Standard_NC24ads_A100_v4',
+              family: 'standardNCADSA100v4Family',
+              vcpuCount: 24,
+              memory: 220,
+              infiniband: false,
+              gpuCount: 1,
+              quotaCoreCount: 4 * 24,
               consumedCoreCount: 0,
               maxPlacementGroupSize: 40,
             },

@@ -49,7 +49,7 @@ describe('CycleCloud client ↔ simulator', () => {
     // Act
     const status = await cc.getClusterStatus('hpc', { nodes: true });
     // Assess
-    expect(status.nodearrays.map((n) => n.name)).toEqual(['ondemand', 'mpi', 'spot']);
+    expect(status.nodearrays.map((n) => n.name)).toEqual(['ondemand', 'mpi', 'spot', 'gpu']);
     const mpi = status.nodearrays.find((n) => n.name === 'mpi');
     expect(mpi?.buckets[0]?.maxPlacementGroupSize).toBe(4);
     expect(mpi?.nodearray.Interruptible).toBeUndefined();

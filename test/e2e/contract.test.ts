@@ -391,7 +391,7 @@ describe('§4 HTTP API and §5 record', () => {
     expect(body).toMatchObject({ cluster: 'hpc', stale: false });
     expect(typeof body.ageSeconds).toBe('number');
     expect(Number.isNaN(Date.parse(body.takenAt as string))).toBe(false);
-    expect(body.nodearrays.map((n) => n.name).sort()).toEqual(['mpi', 'ondemand', 'spot']);
+    expect(body.nodearrays.map((n) => n.name).sort()).toEqual(['gpu', 'mpi', 'ondemand', 'spot']);
     const buckets = body.nodearrays.flatMap((n) => n.buckets);
     for (const b of buckets) {
       expect(Object.keys(b).sort()).toEqual(
@@ -650,7 +650,7 @@ describe('§3 queue messages', () => {
 
   it('rejects a demand that can never be placed, naming the limit (placement group: its bucket and size)', async () => {
     // Act
-    await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-1', cluster: 'hpc', demands: [{ nodearray: 'gpu', count: 1 }] }));
+    await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-1', cluster: 'hpc', demands: [{ nodearray: 'nosuch', count: 1 }] }));
     await queue.sendMessage(encodeQueueMessage({ requestId: 'c-never-2', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_ND96'] }] }));
     expect(
       (
@@ -672,7 +672,7 @@ describe('§3 queue messages', () => {
 
     // Assess
     expect([unknownArray.state, unknownType.state, gang.state, explicitGroup.state]).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
-    expect(unknownArray.reason).toContain('gpu');
+    expect(unknownArray.reason).toContain('nosuch');
     expect(unknownType.reason).toContain('Standard_ND96');
     for (const r of [gang, explicitGroup]) {
       expect(r.reason).toContain('Standard_HB120rs_v3');

@@ -45,7 +45,7 @@ describe('simulator CLI', () => {
     expect(info.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(info.url.endsWith(':0')).toBe(false);
     expect(res.status).toBe(200);
-    expect(ClusterStatus.parse(res.json).nodearrays.map((n) => n.name)).toEqual(['ondemand', 'mpi', 'spot']);
+    expect(ClusterStatus.parse(res.json).nodearrays.map((n) => n.name)).toEqual(['ondemand', 'mpi', 'spot', 'gpu']);
     expect(code).toBe(0);
   });
 

@@ -190,7 +190,7 @@ describe('create', () => {
         ],
       },
     });
-    const na = await call(h, 'POST', '/clusters/hpc/nodes/create', { body: { sets: [{ nodearray: 'gpu', count: 1 }] } });
+    const na = await call(h, 'POST', '/clusters/hpc/nodes/create', { body: { sets: [{ nodearray: 'nosuch', count: 1 }] } });
     expect(mt.status).toBe(400);
     expect(CycleCloudErrorBody.parse(mt.json)).toMatchObject({
       Exception: expect.stringContaining('InvalidAttributeException'),

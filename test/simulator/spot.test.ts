@@ -32,7 +32,7 @@ const byName = (name: string): NodeRecord => h.nodes('hpc').find((n) => n.Name =
 const statuses = (): Record<string, unknown> => Object.fromEntries(h.nodes('hpc').map((n) => [n.Name, n.Status]));
 
 describe('the spot nodearray', () => {
-  it('comes last in the default cluster; only its nodearray and node records say Interruptible', async () => {
+  it('comes after the regular nodearrays in the default cluster (before gpu); only its nodearray and node records say Interruptible', async () => {
     // Act
     const status = ClusterStatus.parse((await call(h, 'GET', '/clusters/hpc/status')).json);
     await create('spot', 1);
@@ -42,6 +42,7 @@ describe('the spot nodearray', () => {
       ['ondemand', undefined],
       ['mpi', undefined],
       ['spot', true],
+      ['gpu', undefined],
     ]);
     const spot = status.nodearrays[2]!;
     expect(spot.buckets.map((b) => [b.definition?.machineType, b.availableCount])).toEqual([['Standard_F32s_v2', 8]]);
