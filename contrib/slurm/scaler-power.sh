@@ -194,7 +194,7 @@ done
 reply=$(head -c 600 -- "$answer" 2>/dev/null | tr '\n' ' ')
 
 if [ "$action" = sync ] && [ "$status" = 200 ] && [ $curl_exit -eq 0 ]; then
-  # One line per action: <down|hold|restore> TAB <hostlist> TAB <reason>. Hostlists and reasons
+  # One line per action: <down|hold|restore|power_down> TAB <hostlist> TAB <reason>. Hostlists and reasons
   # come from the scaler, which makes them one line without quotes; anything else is skipped.
   failed=0
   while IFS=$'\t' read -r what hosts reason; do
@@ -203,6 +203,7 @@ if [ "$action" = sync ] && [ "$status" = 200 ] && [ $curl_exit -eq 0 ]; then
     case "$what" in
       down | hold) scontrol update nodename="$hosts" state=down reason="$reason" >/dev/null 2>&1 || failed=1 ;;
       restore) scontrol update nodename="$hosts" state=resume >/dev/null 2>&1 || failed=1 ;;
+      power_down) scontrol update nodename="$hosts" state=power_down_force >/dev/null 2>&1 || failed=1 ;;
       *) continue ;;
     esac
     log "$what $hosts: $reason"

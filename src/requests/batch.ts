@@ -94,16 +94,16 @@ const NO_CAPACITY_CODES: ReadonlySet<string> = new Set(['PLAN_NO_CAPACITY', 'PLA
 export function annotate(e: LedgerEntry, plan: Plan, nowMs: number): LedgerEntry {
   let x = e;
   for (const d of plan.demands.filter((y) => y.status === 'rejected')) x = closeDemand(x, d.index, d.reason ?? 'cannot be placed', nowMs);
+  for (const d of plan.demands) {
+    if (d.status !== 'placed' && d.status !== 'skipped' && d.status !== 'rejected' && x.record.demands[d.index]) x.record.demands[d.index]!.reason = d.reason;
+    if (d.nodearray !== null && x.record.demands[d.index]) Object.assign(x.record.demands[d.index]!, planChoice(d));
+  }
   if (e.request?.kind === 'scale' && e.request.onNoCapacity === 'fail') {
     for (const d of plan.demands) {
       if (d.status !== 'rejected' && d.planned < d.requested && d.code !== null && NO_CAPACITY_CODES.has(d.code) && !x.closedDemands?.[d.index]) {
         x = closeDemand(x, d.index, `no capacity now (onNoCapacity: fail): ${d.reason ?? d.code}`, nowMs);
       }
     }
-  }
-  for (const d of plan.demands) {
-    if (d.status !== 'placed' && d.status !== 'skipped' && d.status !== 'rejected' && x.record.demands[d.index]) x.record.demands[d.index]!.reason = d.reason;
-    if (d.nodearray !== null && x.record.demands[d.index]) Object.assign(x.record.demands[d.index]!, planChoice(d));
   }
   return x;
 }

@@ -10,8 +10,9 @@
  * - `hold`: nodes powered down with a `scaler:` reason whose bucket still has no room: set `down`
  *   again (`down~`), so no job is scheduled onto them until capacity returns.
  * - `restore`: nodes held down with a `scaler:` reason whose bucket has room again (no capacity
- *   backoff, room in the snapshot) and no VM of the name left: `state=resume`, which slurmctld 22.05
- *   turns into `idle~` at once from `down#` and `down~` alike. No admin step.
+ *   backoff, room in the snapshot) and no VM of the name left: `state=resume` (→ `idle~`) for one
+ *   held `down~`; `power_down` (`state=power_down_force`, → `idle~` after SuspendTimeout) for one
+ *   still marked powering up (`down#`), which `resume` would leave powering up. No admin step.
  *
  * And the scaler acts on what Slurm gave up on (a node powered down, or down and no longer powering
  * up, while a resume request of it still waits): that demand is closed, so nothing is created for it
@@ -58,6 +59,8 @@ export const SlurmSyncAnswer = z.object({
   down: z.array(Action),
   hold: z.array(Action),
   restore: z.array(Action),
+  /** Down and still marked powering up, with room again: `state=power_down_force` (→ `idle~` after SuspendTimeout). */
+  powerDown: z.array(Action),
   /** Demands closed because Slurm gave up on their nodes, by request. */
   closed: z.array(z.object({ requestId: z.string(), nodes: z.string() })),
   /** Nodes a Slurm resume created that Slurm shows powered down: the terminate request queued for them. */
@@ -183,6 +186,7 @@ export interface SyncDecision {
   down: Map<string, string[]>;
   hold: Map<string, string[]>;
   restore: Map<string, string[]>;
+  powerDown: Map<string, string[]>;
   /** requestId → demand indices → names Slurm gave up on. */
   giveUp: Map<string, Map<number, string[]>>;
   terminate: string[];
@@ -211,7 +215,7 @@ const push = (m: Map<string, string[]>, key: string, name: string) => {
 
 /** Decides, for every node Slurm reported, what slurmctld and the scaler should do. Pure. */
 export function decideSync(input: SyncInput): SyncDecision {
-  const out: SyncDecision = { down: new Map(), hold: new Map(), restore: new Map(), giveUp: new Map(), terminate: [] };
+  const out: SyncDecision = { down: new Map(), hold: new Map(), restore: new Map(), powerDown: new Map(), giveUp: new Map(), terminate: [] };
   const live = new Map<string, NonNullable<ClusterSnapshot['nodes']>[number]>();
   const present = new Set<string>();
   for (const n of input.snapshot?.nodes ?? []) {
@@ -250,7 +254,9 @@ export function decideSync(input: SyncInput): SyncDecision {
     const why = noRoomReason(view.name, input.snapshot, input.backoffs, input.nowMs);
     if (view.down && !view.poweringDown) {
       // Not while a VM of the name is still there (failed, or terminating): Slurm would resume into it.
-      if (why === null && !present.has(view.name)) push(out.restore, view.reason, view.name);
+      // Still marked powering up (`down#`): `state=resume` would leave it powering up, and the next
+      // sync would set it down again; powered down instead, it returns `idle~` after SuspendTimeout.
+      if (why === null && !present.has(view.name)) push(view.poweringUp ? out.powerDown : out.restore, view.reason, view.name);
     } else if (view.poweredDown && !view.poweringDown && why !== null) {
       push(out.hold, view.reason, view.name);
     }
@@ -280,10 +286,11 @@ const RECENT_FINAL_MS = 15 * 60_000;
 
 const groups = (m: Map<string, string[]>) => [...m].map(([reason, names]) => ({ reason, nodes: formatHostlist(sortNames(names)) }));
 
-/** The answer as lines for the bash script: `<down|hold|restore>\t<hostlist>\t<reason>`, nothing else. */
+/** The answer as lines for the bash script: `<down|hold|restore|power_down>\t<hostlist>\t<reason>`, nothing else. */
 export function syncAnswerText(answer: SlurmSyncAnswer): string {
   const lines: string[] = [];
-  for (const kind of ['down', 'hold', 'restore'] as const) for (const a of answer[kind]) lines.push(`${kind}\t${a.nodes}\t${a.reason.replace(/[\t\r\n]+/g, ' ')}`);
+  for (const kind of ['down', 'hold', 'restore', 'powerDown'] as const)
+    for (const a of answer[kind]) lines.push(`${kind === 'powerDown' ? 'power_down' : kind}\t${a.nodes}\t${a.reason.replace(/[\t\r\n]+/g, ' ')}`);
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
@@ -340,13 +347,21 @@ export async function runSlurmSync(deps: SlurmSyncDeps, report: SlurmSyncRequest
     terminated = { requestId, nodes: formatHostlist(names) };
     deps.logger.warn('nodes Slurm shows powered down still run in CycleCloud: terminated', { requestId, nodes: terminated.nodes });
   }
-  const answer: SlurmSyncAnswer = { down: groups(decision.down), hold: groups(decision.hold), restore: groups(decision.restore), closed, terminated };
-  if (answer.down.length + answer.hold.length + answer.restore.length > 0) {
+  const answer: SlurmSyncAnswer = {
+    down: groups(decision.down),
+    hold: groups(decision.hold),
+    restore: groups(decision.restore),
+    powerDown: groups(decision.powerDown),
+    closed,
+    terminated,
+  };
+  if (answer.down.length + answer.hold.length + answer.restore.length + answer.powerDown.length > 0) {
     deps.logger.info('slurm sync', {
       cluster: report.cluster,
       down: answer.down.map((a) => a.nodes),
       hold: answer.hold.map((a) => a.nodes),
       restore: answer.restore.map((a) => a.nodes),
+      powerDown: answer.powerDown.map((a) => a.nodes),
     });
   }
   return { ok: true, answer };

@@ -472,6 +472,119 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     expect((await creates()).length).toBe(createsBefore);
   }, 120_000);
 
+  it('a resume with no room: its nodes are down with the reason within 30 s, the job pending; once room returns they are idle~ again and a job runs', async () => {
+    // Prepare: the ondemand bucket has no room (its quota consumed), and the head-node sync runs
+    // every 3 s as the systemd timer of contrib/slurm/install.sh would.
+    type Bucket = { definition: { machineType: string }; quotaCoreCount: number; consumedCoreCount?: number };
+    const status = (await (await host.sim$('/clusters/hpc/status')).json()) as { nodearrays: { name: string; buckets: Bucket[] }[] };
+    const bucket = status.nodearrays.find((n) => n.name === 'ondemand')!.buckets[0]!;
+    const setConsumed = async (consumedCoreCount: number) =>
+      expect(
+        (
+          await host.sim$('/__sim/buckets', {
+            method: 'POST',
+            body: JSON.stringify({ cluster: 'hpc', nodearray: 'ondemand', machineType: bucket.definition.machineType, patch: { consumedCoreCount } }),
+          })
+        ).status,
+      ).toBe(204);
+    await setConsumed(bucket.quotaCoreCount);
+    const syncs: number[] = [];
+    let syncing = true;
+    const syncLoop = (async () => {
+      while (syncing) {
+        const run = spawnSync(join(T, 'programs', 'scaler-power.sh'), ['sync'], { env, encoding: 'utf8', timeout: 30_000 });
+        syncs.push(run.status ?? -1);
+        await sleep(3000);
+      }
+    })();
+    const logStart = powerLog().length;
+    const createsBefore = (await creates()).length;
+    let jobId = '';
+    let node = '';
+    try {
+      // Act: a 2-node job in the partition.
+      const submittedAt = Date.now();
+      jobId = sh('sbatch', ['--parsable', '-N2', '-p', 'ondemand', '-o', '/dev/null', '--wrap', 'true']);
+
+      // Assess: both nodes down in slurmctld, with the scaler's reason, within 30 s; the job pending.
+      const down = await eventually(
+        async () => {
+          const lines = sh('sinfo', ['-R', '-h', '-o', '%E|%N'])
+            .split('\n')
+            .filter((l) => l.startsWith('scaler:'));
+          const names = lines.flatMap((l) => expandHostlist(l.slice(l.lastIndexOf('|') + 1))).filter((n) => n.startsWith('ondemand-'));
+          return names.length >= 2 ? { names: names.sort(), reason: lines[0]!.slice(0, lines[0]!.lastIndexOf('|')) } : undefined;
+        },
+        30_000,
+        'the nodes to be down with the scaler reason',
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-o', '%T|%E|%N'])}\nsyncs ${syncs.join(',')}\n${diagnostics()}`);
+      });
+      timings.noRoomDownMs = Date.now() - submittedAt;
+      expect(down.names).toHaveLength(2);
+      expect(down.reason).toMatch(/^scaler: .*(no capacity|room|quota)/i);
+      expect(jobState(jobId)).toBe('PENDING');
+      expect(sh('squeue', ['-h', '-j', jobId, '-o', '%r'])).not.toBe('');
+      expect(timings.noRoomDownMs).toBeLessThan(RESUME_TIMEOUT_SEC * 1000); // never waited out ResumeTimeout
+      expect((await creates()).length).toBe(createsBefore); // nothing was created for them
+      const resumed = / resume: accepted (ondemand-\S+): (\{.*)$/m.exec(powerLog().slice(logStart));
+      expect(resumed, diagnostics()).not.toBeNull();
+      expect(expandHostlist(resumed![1]!)).toEqual(down.names);
+      const ids = (JSON.parse(resumed![2]!) as { requestIds: string[] }).requestIds;
+      expect(ids).toHaveLength(1);
+      const record = await host.waitFinal(ids[0]!, 30_000);
+      expect(record.state).toBe('failed');
+      expect(record.demands[0]!.reason).toMatch(/no capacity now/);
+      spawnSync('scancel', [jobId], { env });
+
+      // Room returns: with no admin step, the sync resumes them in slurmctld (idle~ again).
+      await setConsumed(bucket.consumedCoreCount ?? 0);
+      const restoredFrom = Date.now();
+      await eventually(
+        async () =>
+          sh('sinfo', ['-h', '-n', formatHostlist(down.names), '-o', '%t'])
+            .split('\n')
+            .every((t) => t === 'idle~')
+            ? true
+            : undefined,
+        45_000,
+        `${formatHostlist(down.names)} idle~ again`,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-o', '%T|%E|%N'])}\nsyncs ${syncs.join(',')}\n${diagnostics()}`);
+      });
+      timings.noRoomRestoredMs = Date.now() - restoredFrom;
+      expect(powerLog().slice(logStart)).toMatch(/sync: (restore|power_down) ondemand-/);
+      // Once: no down-restore flapping while Slurm still marked them powering up.
+      expect(
+        powerLog()
+          .slice(logStart)
+          .match(/sync: down ondemand-/g),
+      ).toHaveLength(1);
+
+      // And a new job runs on one of them.
+      node = down.names[0]!;
+      const job2 = sh('sbatch', ['--parsable', '-N1', '-p', 'ondemand', '-w', node, '-o', '/dev/null', '--wrap', 'true']);
+      const ids2 = await eventually(async () => acceptedIds('resume', node), 30_000, `slurmctld to resume ${node}`);
+      expect((await host.waitFinal(ids2[0]!, 60_000)).state).toBe('fulfilled');
+      mkdirSync(join(T, 'spool', node), { recursive: true });
+      slurmd = launch('slurmd', ['-D', '-b', '-N', node, '-f', join(T, 'slurm.conf')], env);
+      await eventually(async () => (jobState(job2) === 'COMPLETED' ? true : undefined), 90_000, `job ${job2} to complete`).catch((e: Error) => {
+        throw new Error(`${e.message} (state ${jobState(job2)})\n${diagnostics()}`);
+      });
+      expect(syncs.filter((c) => c !== 0)).toEqual([]);
+    } finally {
+      syncing = false;
+      await syncLoop;
+      if (jobId) spawnSync('scancel', [jobId], { env });
+      if (node && slurmd?.pid) {
+        try {
+          process.kill(-slurmd.pid, 'SIGKILL');
+        } catch {}
+      }
+      await setConsumed(bucket.consumedCoreCount ?? 0);
+    }
+  }, 300_000);
+
   it('exits non-zero and says why in the log when the scaler refuses', async () => {
     // A node name no nodearray has: the scaler refuses with 400; the program exits 1 and logs it.
     const run = spawnSync(join(T, 'programs', 'resume.sh'), ['nosuch-[1-2]'], { env: { SLURM_CONF: join(T, 'slurm.conf') }, encoding: 'utf8' });

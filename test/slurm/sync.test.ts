@@ -104,11 +104,14 @@ describe('the sync decisions', () => {
     expect(decideSync(input({ views: v, backoffs })).hold.size).toBe(1);
     expect(decideSync(input({ views: v, backoffs, nowMs: T0 + 121_000 })).hold.size).toBe(0);
     // Down (held, or still marked powering up) with room again: resume.
-    for (const state of ['down~', 'down#']) {
-      const r = decideSync(input({ views: views([[state, 'scaler: no room', 'ondemand-[1-2]']]) }));
-      expect([...r.restore], state).toEqual([['scaler: no room', ['ondemand-1', 'ondemand-2']]]);
-      expect(decideSync(input({ views: views([[state, 'scaler: no room', 'ondemand-1']]), snapshot: full })).restore.size, state).toBe(0);
-    }
+    const held = decideSync(input({ views: views([['down~', 'scaler: no room', 'ondemand-[1-2]']]) }));
+    expect([...held.restore]).toEqual([['scaler: no room', ['ondemand-1', 'ondemand-2']]]);
+    expect(decideSync(input({ views: views([['down~', 'scaler: no room', 'ondemand-1']]), snapshot: full })).restore.size).toBe(0);
+    // Still marked powering up: resume would leave it so (and the next sync would set it down again): powered down instead.
+    const rising = decideSync(input({ views: views([['down#', 'scaler: no room', 'ondemand-[1-2]']]), fates: failed() }));
+    expect([...rising.powerDown]).toEqual([['scaler: no room', ['ondemand-1', 'ondemand-2']]]);
+    expect(rising.restore.size + rising.down.size).toBe(0);
+    expect(decideSync(input({ views: views([['down#', 'scaler: no room', 'ondemand-1']]), snapshot: full })).powerDown.size).toBe(0);
     // Someone else's reason is not ours to clear.
     expect(decideSync(input({ views: views([['down~', 'disk replaced', 'ondemand-1']]) })).restore.size).toBe(0);
   });
@@ -154,9 +157,16 @@ describe('the sync decisions', () => {
   it('keeps reasons one short line without double quotes, and the text answer one action per line', () => {
     expect(slurmReason('a\n"b"\tc')).toBe("scaler: a 'b' c");
     expect(slurmReason('x'.repeat(500)).length).toBe(160);
-    expect(syncAnswerText({ down: [{ nodes: 'a-[1-2]', reason: 'scaler: r' }], hold: [], restore: [{ nodes: 'a-3', reason: 'scaler: q' }], closed: [], terminated: null })).toBe(
-      'down\ta-[1-2]\tscaler: r\nrestore\ta-3\tscaler: q\n',
-    );
+    expect(
+      syncAnswerText({
+        down: [{ nodes: 'a-[1-2]', reason: 'scaler: r' }],
+        hold: [],
+        restore: [{ nodes: 'a-3', reason: 'scaler: q' }],
+        powerDown: [{ nodes: 'a-4', reason: 'scaler: p' }],
+        closed: [],
+        terminated: null,
+      }),
+    ).toBe('down\ta-[1-2]\tscaler: r\nrestore\ta-3\tscaler: q\npower_down\ta-4\tscaler: p\n');
   });
 
   it('says why a bucket has no room', () => {
