@@ -18,7 +18,7 @@ import { isCycleCloudError } from '../cyclecloud/errors.ts';
 import { Governor, governed } from '../cyclecloud/governor.ts';
 import { createRequestPipeline, type RequestPipeline } from '../requests/pipeline.ts';
 import { leaseView, release, renew, soonestLeases } from '../requests/lifecycle.ts';
-import { runSlurmSync } from '../slurm/sync.ts';
+import { closeGivenUp, runSlurmSync, type SlurmSyncDeps } from '../slurm/sync.ts';
 import { SnapshotUnavailableError } from '../requests/submit.ts';
 import { SnapshotStore } from '../snapshots/store.ts';
 import { CapacityMemory } from '../snapshots/capacity-store.ts';
@@ -274,27 +274,25 @@ export async function createServices(env: Record<string, string | undefined>, op
   });
 
   const clusters = config.cycleCloudClusters ?? [];
+  const slurmSyncDeps: SlurmSyncDeps = {
+    now,
+    logger: logger.child({ route: 'slurm-sync' }),
+    listOpen: (cluster) => pipeline.ledger.listOpen(cluster),
+    getEntry: (id) => pipeline.ledger.get(id),
+    updateEntry: (id, mutate) => pipeline.ledger.update(id, mutate),
+    list: (q) => pipeline.ledger.listing.list(q),
+    snapshot: (cluster) => snapshots.latest(cluster),
+    backoffs: (cluster, nowMs) => capacity.active(cluster, nowMs),
+    submitRequest: (m) => pipeline.submitRequest(m, { scheduler: true }),
+  };
   const http: HttpDeps = {
     now,
     logger,
     submitRequest: (m, o) => pipeline.submitRequest(m, o),
     renew: (id, seconds) => renew(pipeline.lifecycle(logger.child({ route: 'renew' })), id, seconds),
     release: (id) => release(pipeline.lifecycle(logger.child({ route: 'release' })), id),
-    slurmSync: (report) =>
-      runSlurmSync(
-        {
-          now,
-          logger: logger.child({ route: 'slurm-sync' }),
-          listOpen: (cluster) => pipeline.ledger.listOpen(cluster),
-          getEntry: (id) => pipeline.ledger.get(id),
-          updateEntry: (id, mutate) => pipeline.ledger.update(id, mutate),
-          list: (q) => pipeline.ledger.listing.list(q),
-          snapshot: (cluster) => snapshots.latest(cluster),
-          backoffs: (cluster, nowMs) => capacity.active(cluster, nowMs),
-          submitRequest: (m) => pipeline.submitRequest(m, { scheduler: true }),
-        },
-        report,
-      ),
+    slurmSync: (report) => runSlurmSync(slurmSyncDeps, report),
+    slurmGaveUp: (cluster, names) => closeGivenUp(slurmSyncDeps, cluster, names),
     leases: {
       view: (nowMs) => leaseView({ ledger: pipeline.ledger, leases: pipeline.leases }, nowMs),
       soonest: (limit) => soonestLeases({ ledger: pipeline.ledger, leases: pipeline.leases }, limit),

@@ -89,6 +89,8 @@ export interface HttpDeps {
   };
   /** `POST /api/slurm/sync` (`runSlurmSync` in `src/slurm/sync.ts`); absent = the route answers 404. */
   slurmSync?(report: SlurmSyncRequest): Promise<{ ok: true; answer: SlurmSyncAnswer } | { ok: false; errors: { path: string; message: string }[] }>;
+  /** ResumeFailProgram named these nodes: close the resume demands still waiting for them (`closeGivenUp` in `src/slurm/sync.ts`). Absent = only the terminate. */
+  slurmGaveUp?(cluster: string, names: readonly string[]): Promise<string[]>;
   /** `POST /api/scale-requests/{id}/release` (`release` in `src/requests/lifecycle.ts`); absent = 404. */
   release?(requestId: string): Promise<LifecycleAnswer>;
   /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is a 400. Absent = not checked here. */

@@ -465,6 +465,8 @@ function slurmPower(action: SlurmAction): RouteHandler {
       log.info('slurm call refused', { action, cluster: call.cluster, errors: result.errors.map((e) => e.message).slice(0, 5) });
       return validationProblem(result.errors);
     }
+    // Slurm gave up on these nodes: whatever resume still waits for them must not create them later.
+    if (action === 'resume-fail' && deps.slurmGaveUp) await deps.slurmGaveUp(call.cluster, result.names);
     const nodes = formatHostlist(result.names);
     log.info('slurm call accepted', { action, cluster: call.cluster, nodes, requestIds: result.requestIds, skipped: result.skipped.map((s) => formatHostlist(s.names)) });
     const answer: SlurmAccepted = {

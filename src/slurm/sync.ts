@@ -294,6 +294,35 @@ export function syncAnswerText(answer: SlurmSyncAnswer): string {
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
+/**
+ * ResumeFailProgram named these nodes: Slurm gave up on them, so the demands of open resume
+ * requests that still wait for them are closed now (nothing is created for them later). Returns the
+ * requests closed.
+ */
+export async function closeGivenUp(deps: Pick<SlurmSyncDeps, 'now' | 'logger' | 'listOpen' | 'updateEntry'>, cluster: string, names: readonly string[]): Promise<string[]> {
+  const nowMs = deps.now();
+  const wanted = new Set(names);
+  const open = (await deps.listOpen(cluster)).filter((e) => e.record.requestId.startsWith('slurm-resume-'));
+  const byRequest = new Map<string, Map<number, string[]>>();
+  for (const [name, fate] of fatesOf(open)) {
+    if (!wanted.has(name) || !fate.open || fate.fate !== 'pending') continue;
+    const byDemand = byRequest.get(fate.requestId) ?? new Map<number, string[]>();
+    byDemand.set(fate.demand, [...(byDemand.get(fate.demand) ?? []), name]);
+    byRequest.set(fate.requestId, byDemand);
+  }
+  for (const [requestId, byDemand] of byRequest) {
+    await deps.updateEntry(requestId, (e) => {
+      if (isFinal(e)) return undefined;
+      let x = e;
+      for (const [i, list] of byDemand)
+        if (!x.closedDemands?.[i]) x = closeDemand(x, i, `Slurm gave up on the resume of ${formatHostlist(sortNames(list))} (ResumeFailProgram)`, nowMs);
+      return settle(x, nowMs);
+    });
+    deps.logger.info('resume-fail: the demands still waiting for these nodes are closed', { requestId });
+  }
+  return [...byRequest.keys()];
+}
+
 /** Reads what {@link decideSync} needs, applies the scaler's side, and answers slurmctld's. */
 export async function runSlurmSync(deps: SlurmSyncDeps, report: SlurmSyncRequest): Promise<{ ok: true; answer: SlurmSyncAnswer } | { ok: false; errors: FieldError[] }> {
   const parsed = parseReport(report);

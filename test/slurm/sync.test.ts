@@ -210,3 +210,97 @@ describe('onNoCapacity: fail', () => {
     expect(annotate(waits, plan('PLAN_NO_CAPACITY', 0), T0).closedDemands?.[0]).toBeUndefined();
   });
 });
+
+describe('runSlurmSync', () => {
+  it('closes the demand Slurm gave up on and terminates the VM a late create left, once per snapshot', async () => {
+    const { runSlurmSync } = await import('../../src/slurm/sync.ts');
+    const entries = new Map<string, LedgerEntry>();
+    const waiting = resume('slurm-resume-w', ['ondemand-1'], T0);
+    entries.set(waiting.record.requestId, waiting);
+    const submitted: unknown[] = [];
+    const snapshot = seedSnapshot({
+      nodes: [
+        {
+          name: 'ondemand-2',
+          id: 'n2',
+          status: 'Ready',
+          nodearray: 'ondemand',
+          placementGroupId: null,
+          mark: { requestId: 'slurm-resume-old', cycleCloudRequestId: 'slurm-resume-old-g0' },
+        },
+      ],
+    });
+    const deps = {
+      now: () => T0 + 60_000,
+      logger: {
+        info() {},
+        warn() {},
+        error() {},
+        debug() {},
+        child() {
+          return this;
+        },
+        metric() {},
+      } as never,
+      listOpen: async () => [...entries.values()].filter((e) => !['fulfilled', 'failed', 'partially_fulfilled', 'rejected'].includes(e.record.state)),
+      getEntry: async (id: string) => entries.get(id) ?? null,
+      updateEntry: async (id: string, mutate: (e: LedgerEntry) => LedgerEntry | undefined) => {
+        const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
+        entries.set(id, next);
+        return next;
+      },
+      snapshot: async () => snapshot,
+      backoffs: () => [],
+      submitRequest: async (m: unknown) => {
+        submitted.push(m);
+        return { outcome: 'created', record: {} as never };
+      },
+    };
+    const report = { cluster: 'hpc', observedAt: (T0 + 59_000) / 1000, lines: [{ state: 'idle~', reason: 'none', nodes: 'ondemand-[1-2]' }] };
+    const result = await runSlurmSync(deps, report);
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    expect(result.answer.closed).toEqual([{ requestId: 'slurm-resume-w', nodes: 'ondemand-1' }]);
+    expect(entries.get('slurm-resume-w')!.closedDemands?.[0]).toMatch(/Slurm gave up on the resume of ondemand-1/);
+    expect(entries.get('slurm-resume-w')!.record.state).toBe('failed');
+    expect(result.answer.terminated).toEqual({ requestId: expect.stringMatching(/^slurm-sync-/), nodes: 'ondemand-2' });
+    expect(submitted).toEqual([{ kind: 'terminate', requestId: result.answer.terminated!.requestId, cluster: 'hpc', names: ['ondemand-2'] }]);
+    // The same report again: nothing more to close; the terminate has the same id (a duplicate, not a second one).
+    const again = await runSlurmSync(deps, report);
+    if (!again.ok) throw new Error('refused');
+    expect(again.answer.closed).toEqual([]);
+    expect(again.answer.terminated?.requestId).toBe(result.answer.terminated!.requestId);
+    // A bad hostlist is named.
+    expect(await runSlurmSync(deps, { cluster: 'hpc', lines: [{ state: 'idle', nodes: 'x-[' }] })).toMatchObject({ ok: false, errors: [{ path: 'lines.0.nodes' }] });
+  });
+});
+
+describe('closeGivenUp (ResumeFailProgram)', () => {
+  it('closes the waiting demands of the named nodes only, and leaves a created or other node alone', async () => {
+    const { closeGivenUp } = await import('../../src/slurm/sync.ts');
+    const a = resume('slurm-resume-a', ['ondemand-1', 'ondemand-2'], T0);
+    const b = resume('slurm-resume-b', ['ondemand-3'], T0);
+    const entries = new Map([a, b].map((e) => [e.record.requestId, e]));
+    const deps = {
+      now: () => T0 + 60_000,
+      logger: {
+        info() {},
+        warn() {},
+        error() {},
+        debug() {},
+        child() {
+          return this;
+        },
+        metric() {},
+      } as never,
+      listOpen: async () => [...entries.values()],
+      updateEntry: async (id: string, mutate: (e: LedgerEntry) => LedgerEntry | undefined) => {
+        const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
+        entries.set(id, next);
+        return next;
+      },
+    };
+    expect(await closeGivenUp(deps, 'hpc', ['ondemand-2', 'ondemand-9'])).toEqual(['slurm-resume-a']);
+    expect(entries.get('slurm-resume-a')!.closedDemands?.[0]).toMatch(/Slurm gave up on the resume of ondemand-2 \(ResumeFailProgram\)/);
+    expect(entries.get('slurm-resume-b')!.closedDemands?.[0]).toBeUndefined();
+  });
+});
