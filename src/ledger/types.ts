@@ -71,6 +71,8 @@ export interface LedgerEntry {
   regularOnly?: number[];
   /** The shutdowns the scaler sent for a released request (`lease.ts`), one per round of nodes found alive. */
   releases?: ReleaseRound[];
+  /** Slurm node names the sync already told slurmctld to set down for this request (`src/slurm/sync.ts`): never twice. */
+  slurmReported?: string[];
 }
 
 /**

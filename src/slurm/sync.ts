@@ -131,7 +131,8 @@ export interface NodeFate {
   open: boolean;
   createdAtMs: number;
   demand: number;
-  fate: 'pending' | 'up' | 'failed';
+  /** `reported`: failed, and the sync already had slurmctld set it down. */
+  fate: 'pending' | 'up' | 'failed' | 'reported';
   reason: string | null;
 }
 
@@ -159,6 +160,9 @@ export function fatesOf(entries: readonly LedgerEntry[]): Map<string, NodeFate> 
           fate = 'failed';
           reason = closedWhy;
         }
+        // Reported once: a node down, then restored, then resumed again is a new power cycle, even
+        // while its new resume's POST is still on its way (the old failure must not set it down again).
+        if (fate === 'failed' && e.slurmReported?.includes(name)) fate = 'reported';
         out.set(name, { requestId: e.record.requestId, open, createdAtMs, demand: i, fate, reason });
       }
     }
@@ -339,14 +343,31 @@ export async function runSlurmSync(deps: SlurmSyncDeps, report: SlurmSyncRequest
     }
   }
   const [snapshot, backoffs] = await Promise.all([deps.snapshot(report.cluster), deps.backoffs(report.cluster, nowMs)]);
+  const fates = fatesOf([...recent, ...open]);
   const decision = decideSync({
     views: parsed.views,
-    fates: fatesOf([...recent, ...open]),
+    fates,
     snapshot,
     backoffs,
     nowMs,
     observedAtMs: report.observedAt !== undefined ? report.observedAt * 1000 : nowMs,
   });
+
+  // Each failure is told once: the names set down are noted on their request before the answer goes out.
+  const reported = new Map<string, string[]>();
+  for (const names of decision.down.values())
+    for (const n of names) {
+      const id = fates.get(n)?.requestId;
+      if (id) reported.set(id, [...(reported.get(id) ?? []), n]);
+    }
+  for (const [requestId, names] of reported) {
+    await deps.updateEntry(requestId, (e) => {
+      const known = new Set(e.slurmReported ?? []);
+      if (names.every((n) => known.has(n))) return undefined;
+      e.slurmReported = [...new Set([...known, ...names])].slice(-10_000);
+      return e;
+    });
+  }
 
   const closed: SlurmSyncAnswer['closed'] = [];
   for (const [requestId, byDemand] of decision.giveUp) {

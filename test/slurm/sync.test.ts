@@ -89,6 +89,13 @@ describe('the sync decisions', () => {
     expect(d.hold.size + d.restore.size + d.giveUp.size + d.terminate.length).toBe(0);
   });
 
+  it('tells a failure once: after the sync reported it, a new power-up of the node is not set down by it', () => {
+    const e = closeDemand(resume('slurm-resume-a', ['ondemand-1', 'ondemand-2']), 0, 'no room in ondemand', T0);
+    e.slurmReported = ['ondemand-1'];
+    const d = decideSync(input({ views: views([['mixed#', 'none', 'ondemand-[1-2]']]), fates: fatesOf([e]) }));
+    expect([...d.down]).toEqual([['scaler: no room in ondemand', ['ondemand-2']]]);
+  });
+
   it('leaves alone a node still on its way, and one already down', () => {
     const pending = fatesOf([resume('slurm-resume-a', ['ondemand-1'])]);
     expect(decideSync(input({ views: views([['alloc#', 'none', 'ondemand-1']]), fates: pending })).down.size).toBe(0);
@@ -271,6 +278,46 @@ describe('runSlurmSync', () => {
     expect(again.answer.terminated?.requestId).toBe(result.answer.terminated!.requestId);
     // A bad hostlist is named.
     expect(await runSlurmSync(deps, { cluster: 'hpc', lines: [{ state: 'idle', nodes: 'x-[' }] })).toMatchObject({ ok: false, errors: [{ path: 'lines.0.nodes' }] });
+  });
+});
+
+describe('runSlurmSync, a node failed in CycleCloud', () => {
+  it('answers down once, noting it on the request; the next sync of the same view answers nothing', async () => {
+    const { runSlurmSync } = await import('../../src/slurm/sync.ts');
+    const e = resume('slurm-resume-f', ['ondemand-1', 'ondemand-2'], T0);
+    e.record.nodes.push({ name: 'ondemand-1', id: 'n1', status: 'Failed', demand: 0 });
+    const entries = new Map([[e.record.requestId, e]]);
+    const deps = {
+      now: () => T0 + 60_000,
+      logger: {
+        info() {},
+        warn() {},
+        error() {},
+        debug() {},
+        child() {
+          return this;
+        },
+        metric() {},
+      } as never,
+      listOpen: async () => [...entries.values()],
+      getEntry: async (id: string) => entries.get(id) ?? null,
+      updateEntry: async (id: string, mutate: (x: LedgerEntry) => LedgerEntry | undefined) => {
+        const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
+        entries.set(id, next);
+        return next;
+      },
+      snapshot: async () => seedSnapshot(),
+      backoffs: () => [],
+      submitRequest: async () => ({ outcome: 'created', record: {} as never }),
+    };
+    const report = { cluster: 'hpc', lines: [{ state: 'mixed#', reason: 'none', nodes: 'ondemand-[1-2]' }] };
+    const first = await runSlurmSync(deps, report);
+    if (!first.ok) throw new Error('refused');
+    expect(first.answer.down).toEqual([{ nodes: 'ondemand-1', reason: 'scaler: node failed in CycleCloud' }]);
+    expect(entries.get('slurm-resume-f')!.slurmReported).toEqual(['ondemand-1']);
+    const second = await runSlurmSync(deps, report);
+    if (!second.ok) throw new Error('refused');
+    expect(second.answer.down).toEqual([]);
   });
 });
 
