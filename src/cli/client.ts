@@ -148,6 +148,11 @@ export class ScalerClient {
     return this.call('GET', `clusters/${encodeURIComponent(cluster)}/status`);
   }
 
+  /** `GET /api/clusters/{c}/capacity` (the console's view): per bucket also `gpuCount`, which the contract's status leaves out. */
+  clusterCapacity(cluster: string): Promise<ApiResponse<{ nodearrays: { name: string; buckets: { bucketId: string; gpuCount?: number }[] }[] }>> {
+    return this.call('GET', `clusters/${encodeURIComponent(cluster)}/capacity`);
+  }
+
   health(): Promise<ApiResponse<Health>> {
     return this.call('GET', 'health', undefined, [503]);
   }

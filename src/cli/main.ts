@@ -450,7 +450,15 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .action(async (flags: SlurmConfFlags, cmd: Command) => {
       const { client } = context(cmd);
       const { body } = await client.clusterStatus(flags.cluster);
-      io.stdout.write(await slurmConfFiles(body, flags));
+      // The status route keeps to the contract's fields; the capacity view adds each bucket's gpuCount.
+      // A scaler without it (older) leaves Gres to --gpus-for.
+      const capacity = await client.clusterCapacity(flags.cluster).catch(() => null);
+      const gpus = new Map((capacity?.body.nodearrays ?? []).flatMap((na) => na.buckets.map((b) => [`${na.name}\u0000${b.bucketId}`, b.gpuCount] as const)));
+      const status = {
+        ...body,
+        nodearrays: body.nodearrays.map((na) => ({ ...na, buckets: na.buckets.map((b) => ({ ...b, gpuCount: gpus.get(`${na.name}\u0000${b.bucketId}`) ?? 0 })) })),
+      };
+      io.stdout.write(await slurmConfFiles(status, flags));
     });
 
   try {

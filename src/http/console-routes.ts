@@ -129,6 +129,7 @@ export function capacityView(
           vcpuCount: b.vcpuCount,
           memoryGB: b.memoryGB,
           infiniband: b.infiniband,
+          gpuCount: b.gpuCount ?? 0,
           valid: b.valid,
           maxCount: b.maxCount,
           activeCount: b.activeCount,

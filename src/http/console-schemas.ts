@@ -51,6 +51,7 @@ export const RequestTimeline = z.object({
 
 const BucketCapacity = BucketStatus.omit({ placementGroups: true }).extend({
   quotaCount: z.number().int(),
+  gpuCount: z.number().int().meta({ description: "CycleCloud's virtualMachine.gpuCount; 0 when it does not say (ccscale slurm conf writes Gres from it)" }),
   inFlight: z.number().int().meta({ description: 'Nodes the scaler asked for since the snapshot was taken' }),
   placementGroups: z.array(z.object({ name: z.string(), activeCount: z.number().int(), inFlight: z.number().int() })),
   backoff: z.object({ until: z.string(), secondsLeft: z.number().int(), reason: z.string() }).nullable().meta({ description: 'Capacity-failure backoff in force, or null' }),

@@ -40,7 +40,8 @@ describe('ccscale slurm conf', () => {
 
     // Assess
     expect(code).toBe(0);
-    expect(seen).toEqual(['GET http://scaler.test/api/clusters/hpc/status key=k-123']);
+    // The status, then the capacity view for each bucket's gpuCount (the status keeps to the contract's fields).
+    expect(seen).toEqual(['GET http://scaler.test/api/clusters/hpc/status key=k-123', 'GET http://scaler.test/api/clusters/hpc/capacity key=k-123']);
     expect(stdout.text).toMatch(/^ResumeProgram=\/opt\/x\/resume\.sh$/m);
     expect(stdout.text).toMatch(/^SuspendTime=60$/m);
     expect(stdout.text).toMatch(/^NodeName=ondemand-\[1-3\] .*State=CLOUD$/m);
@@ -111,5 +112,31 @@ describe('ccscale slurm conf', () => {
     const stderr = sink();
     expect(await main(['slurm', 'conf'], { stdout: sink(), stderr, env: {} })).toBe(2);
     expect(stderr.text).toMatch(/--cluster/);
+  });
+});
+
+describe('ccscale slurm conf: the GPU count', () => {
+  it("comes from the capacity view's gpuCount without --gpus-for; a scaler without the view leaves it to the flag", async () => {
+    const s = seedSnapshot();
+    const gpu = { ...s.nodearrays[0]!.buckets[0]!, bucketId: 'g1', machineType: 'Standard_NC24ads_A100_v4', vcpuCount: 24, memoryGB: 220, maxCount: 4 };
+    const status = { cluster: 'hpc', takenAt: s.takenAt, ageSeconds: 1, stale: false, nodearrays: [{ name: 'gpu', buckets: [gpu] }] };
+    const withView = (view: boolean) =>
+      (async (url: string | URL) => {
+        if (String(url).endsWith('/capacity')) {
+          return view
+            ? new Response(JSON.stringify({ nodearrays: [{ name: 'gpu', buckets: [{ bucketId: 'g1', gpuCount: 2 }] }] }), {
+                status: 200,
+                headers: { 'content-type': 'application/json' },
+              })
+            : new Response(JSON.stringify({ code: 'HTTP_NOT_FOUND', detail: 'no route' }), { status: 404, headers: { 'content-type': 'application/problem+json' } });
+        }
+        return new Response(JSON.stringify(status), { status: 200, headers: { 'content-type': 'application/json' } });
+      }) as typeof globalThis.fetch;
+    const out = sink();
+    expect(await main(['--url', 'http://scaler.test', 'slurm', 'conf', '--cluster', 'hpc'], { stdout: out, stderr: sink(), env: {}, fetch: withView(true) })).toBe(0);
+    expect(out.text).toMatch(/^NodeName=gpu-\[1-4\] .*Gres=gpu:2/m);
+    const old = sink();
+    expect(await main(['--url', 'http://scaler.test', 'slurm', 'conf', '--cluster', 'hpc'], { stdout: old, stderr: sink(), env: {}, fetch: withView(false) })).toBe(0);
+    expect(old.text).not.toMatch(/Gres=gpu/);
   });
 });

@@ -71,8 +71,8 @@ describe.skipIf(why !== null)('real Slurm 22.05 runs with the generated slurm.co
       writeFileSync(join(T, 'scaler.conf'), `SCALER_URL=${host.base}\nSCALER_KEY=${host.key}\nSCALER_CLUSTER=hpc\nSCALER_LOG=${join(T, 'scaler-power.log')}\n`, { mode: 0o600 });
 
       // The three files, exactly as `ccscale slurm conf` writes them (short test timeouts).
-      // --gpus-for: the scaler's cluster status (docs/api.md §4) does not carry the bucket's
-      // virtualMachine.gpuCount, so the GPU nodearray's count is given as an admin would.
+      // No --gpus-for: the GPU count comes from the bucket's virtualMachine.gpuCount, which the CLI
+      // reads from the capacity view (the contract's status route does not carry it).
       const generated = execFileSync(
         process.execPath,
         [
@@ -80,7 +80,7 @@ describe.skipIf(why !== null)('real Slurm 22.05 runs with the generated slurm.co
           ...['--url', host.base.replace(/\/api$/, ''), '--key', host.key],
           ...['slurm', 'conf', '--cluster', 'hpc', '--programs-dir', programs],
           ...['--resume-timeout', String(RESUME_TIMEOUT_SEC), '--resume-timeout-for', `mpi=${MPI_RESUME_TIMEOUT_SEC}`, '--suspend-time', '5', '--suspend-timeout', '5'],
-          ...['--gpus-for', 'gpu=1', '--gres-conf', join(T, 'gres.conf'), '--topology-conf', join(T, 'topology.conf')],
+          ...['--gres-conf', join(T, 'gres.conf'), '--topology-conf', join(T, 'topology.conf')],
         ],
         { encoding: 'utf8', env: process.env },
       );
