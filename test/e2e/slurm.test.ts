@@ -334,6 +334,137 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     await eventually(async () => (/~$/.test(sh('sinfo', ['-h', '-n', node, '-o', '%t'])) ? true : undefined), 30_000, `${node} to be powered down in Slurm`);
   }, 240_000);
 
+  // Before the tests that leave nodes powering up with no slurmd: slurmctld then stalls on them
+  // ("Socket timed out") and every scontrol call of the sync waits.
+  it('a resume with no room: its nodes are down with the reason within 30 s, the job pending; once room returns they are idle~ again and a job runs', async () => {
+    // Prepare: the ondemand bucket has no room (its quota consumed), and the head-node sync runs
+    // every 3 s as the systemd timer of contrib/slurm/install.sh would.
+    type Bucket = { definition: { machineType: string }; quotaCoreCount: number; consumedCoreCount?: number };
+    const status = (await (await host.sim$('/clusters/hpc/status')).json()) as { nodearrays: { name: string; buckets: Bucket[] }[] };
+    const bucket = status.nodearrays.find((n) => n.name === 'ondemand')!.buckets[0]!;
+    const setConsumed = async (consumedCoreCount: number) =>
+      expect(
+        (
+          await host.sim$('/__sim/buckets', {
+            method: 'POST',
+            body: JSON.stringify({ cluster: 'hpc', nodearray: 'ondemand', machineType: bucket.definition.machineType, patch: { consumedCoreCount } }),
+          })
+        ).status,
+      ).toBe(204);
+    await setConsumed(bucket.quotaCoreCount);
+    const syncs: number[] = [];
+    let syncing = true;
+    const syncLoop = (async () => {
+      while (syncing) {
+        // Not spawnSync: the test's own clock (eventually) must keep running while a sync runs.
+        const child = spawn(join(T, 'programs', 'scaler-power.sh'), ['sync'], { env, stdio: 'ignore' });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        syncs.push(await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1))));
+        clearTimeout(timer);
+        await sleep(3000);
+      }
+    })();
+    const logStart = powerLog().length;
+    const createsBefore = (await creates()).length;
+    let jobId = '';
+    let node = '';
+    try {
+      // Act: a 2-node job in the partition.
+      const submittedAt = Date.now();
+      jobId = sh('sbatch', ['--parsable', '-N2', '-p', 'ondemand', '-o', '/dev/null', '--wrap', 'true']);
+
+      // Assess: both nodes down in slurmctld, with the scaler's reason, within 30 s; the job pending.
+      const down = await eventually(
+        async () => {
+          const lines = sh('sinfo', ['-R', '-h', '-o', '%E|%N'])
+            .split('\n')
+            .filter((l) => l.startsWith('scaler:'));
+          const names = lines.flatMap((l) => expandHostlist(l.slice(l.lastIndexOf('|') + 1))).filter((n) => n.startsWith('ondemand-'));
+          return names.length >= 2 ? { names: names.sort(), reason: lines[0]!.slice(0, lines[0]!.lastIndexOf('|')) } : undefined;
+        },
+        60_000,
+        'the nodes to be down with the scaler reason',
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-o', '%T|%E|%N'])}\nsyncs ${syncs.join(',')}\n${diagnostics()}`);
+      });
+      timings.noRoomDownMs = Date.now() - submittedAt;
+      expect(down.names).toHaveLength(2);
+      expect(down.reason).toMatch(/^scaler: .*(no capacity|room|quota)/i);
+      expect(jobState(jobId)).toBe('PENDING');
+      expect(sh('squeue', ['-h', '-j', jobId, '-o', '%r'])).not.toBe('');
+      // From slurmctld's call of the resume program (its log line, to the second) to down: the scaler's part, under 30 s.
+      const resumeLine = /^(\S+Z) scaler-power\[\d+\] resume: accepted ondemand-/m.exec(powerLog().slice(logStart));
+      expect(resumeLine).not.toBeNull();
+      timings.noRoomResumeToDownMs = Date.now() - Date.parse(resumeLine![1]!);
+      expect(timings.noRoomResumeToDownMs).toBeLessThan(30_000 + 1000);
+      // Not ResumeTimeout's doing: that reason would be "ResumeTimeout reached", not the scaler's.
+      expect((await creates()).length).toBe(createsBefore); // nothing was created for them
+      // slurmctld may hand the job's nodes to the program in one call or several.
+      const resumed = [
+        ...powerLog()
+          .slice(logStart)
+          .matchAll(/ resume: accepted (ondemand-\S+): (\{.*)$/gm),
+      ];
+      expect(resumed.length, diagnostics()).toBeGreaterThan(0);
+      expect(resumed.flatMap((m) => expandHostlist(m[1]!)).sort()).toEqual(down.names);
+      for (const m of resumed) {
+        const ids = (JSON.parse(m[2]!) as { requestIds: string[] }).requestIds;
+        expect(ids).toHaveLength(1);
+        const record = await host.waitFinal(ids[0]!, 30_000);
+        expect(record.state).toBe('failed');
+        expect(record.demands[0]!.reason).toMatch(/no capacity now/);
+      }
+      spawnSync('scancel', [jobId], { env });
+
+      // Room returns: with no admin step, the sync resumes them in slurmctld (idle~ again).
+      await setConsumed(bucket.consumedCoreCount ?? 0);
+      const restoredFrom = Date.now();
+      await eventually(
+        async () =>
+          sh('sinfo', ['-h', '-n', formatHostlist(down.names), '-o', '%t'])
+            .split('\n')
+            .every((t) => t === 'idle~')
+            ? true
+            : undefined,
+        90_000,
+        `${formatHostlist(down.names)} idle~ again`,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-o', '%T|%E|%N'])}\nsyncs ${syncs.join(',')}\n${diagnostics()}`);
+      });
+      timings.noRoomRestoredMs = Date.now() - restoredFrom;
+      expect(powerLog().slice(logStart)).toMatch(/sync: (restore|power_down) ondemand-/);
+      // Once: no down-restore flapping while Slurm still marked them powering up.
+      const downed = [
+        ...powerLog()
+          .slice(logStart)
+          .matchAll(/ sync: down (ondemand-\S+): /g),
+      ].flatMap((m) => expandHostlist(m[1]!));
+      expect(downed.sort()).toEqual(down.names);
+
+      // And a new job runs on one of them.
+      node = down.names[0]!;
+      const job2 = sh('sbatch', ['--parsable', '-N1', '-p', 'ondemand', '-w', node, '-o', '/dev/null', '--wrap', 'true']);
+      const ids2 = await eventually(async () => acceptedIds('resume', node), 30_000, `slurmctld to resume ${node}`);
+      expect((await host.waitFinal(ids2[0]!, 60_000)).state).toBe('fulfilled');
+      mkdirSync(join(T, 'spool', node), { recursive: true });
+      slurmd = launch('slurmd', ['-D', '-b', '-N', node, '-f', join(T, 'slurm.conf')], env);
+      await eventually(async () => (jobState(job2) === 'COMPLETED' ? true : undefined), 90_000, `job ${job2} to complete`).catch((e: Error) => {
+        throw new Error(`${e.message} (state ${jobState(job2)})\n${diagnostics()}`);
+      });
+      expect(syncs.filter((c) => c !== 0)).toEqual([]);
+    } finally {
+      syncing = false;
+      await syncLoop;
+      if (jobId) spawnSync('scancel', [jobId], { env });
+      if (node && slurmd?.pid) {
+        try {
+          process.kill(-slurmd.pid, 'SIGKILL');
+        } catch {}
+      }
+      await setConsumed(bucket.consumedCoreCount ?? 0);
+    }
+  }, 300_000);
+
   it('turns a 4-node job in the tightly coupled partition into one create with one placement group of 4', async () => {
     const createsBefore = (await creates()).length;
     const mpiSubmittedAt = Date.now();
@@ -471,119 +602,6 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
     expect(starts.map((c) => (c.body as { names?: string[] }).names)).toEqual([[node]]);
     expect((await creates()).length).toBe(createsBefore);
   }, 120_000);
-
-  it('a resume with no room: its nodes are down with the reason within 30 s, the job pending; once room returns they are idle~ again and a job runs', async () => {
-    // Prepare: the ondemand bucket has no room (its quota consumed), and the head-node sync runs
-    // every 3 s as the systemd timer of contrib/slurm/install.sh would.
-    type Bucket = { definition: { machineType: string }; quotaCoreCount: number; consumedCoreCount?: number };
-    const status = (await (await host.sim$('/clusters/hpc/status')).json()) as { nodearrays: { name: string; buckets: Bucket[] }[] };
-    const bucket = status.nodearrays.find((n) => n.name === 'ondemand')!.buckets[0]!;
-    const setConsumed = async (consumedCoreCount: number) =>
-      expect(
-        (
-          await host.sim$('/__sim/buckets', {
-            method: 'POST',
-            body: JSON.stringify({ cluster: 'hpc', nodearray: 'ondemand', machineType: bucket.definition.machineType, patch: { consumedCoreCount } }),
-          })
-        ).status,
-      ).toBe(204);
-    await setConsumed(bucket.quotaCoreCount);
-    const syncs: number[] = [];
-    let syncing = true;
-    const syncLoop = (async () => {
-      while (syncing) {
-        const run = spawnSync(join(T, 'programs', 'scaler-power.sh'), ['sync'], { env, encoding: 'utf8', timeout: 30_000 });
-        syncs.push(run.status ?? -1);
-        await sleep(3000);
-      }
-    })();
-    const logStart = powerLog().length;
-    const createsBefore = (await creates()).length;
-    let jobId = '';
-    let node = '';
-    try {
-      // Act: a 2-node job in the partition.
-      const submittedAt = Date.now();
-      jobId = sh('sbatch', ['--parsable', '-N2', '-p', 'ondemand', '-o', '/dev/null', '--wrap', 'true']);
-
-      // Assess: both nodes down in slurmctld, with the scaler's reason, within 30 s; the job pending.
-      const down = await eventually(
-        async () => {
-          const lines = sh('sinfo', ['-R', '-h', '-o', '%E|%N'])
-            .split('\n')
-            .filter((l) => l.startsWith('scaler:'));
-          const names = lines.flatMap((l) => expandHostlist(l.slice(l.lastIndexOf('|') + 1))).filter((n) => n.startsWith('ondemand-'));
-          return names.length >= 2 ? { names: names.sort(), reason: lines[0]!.slice(0, lines[0]!.lastIndexOf('|')) } : undefined;
-        },
-        30_000,
-        'the nodes to be down with the scaler reason',
-      ).catch((e: Error) => {
-        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-o', '%T|%E|%N'])}\nsyncs ${syncs.join(',')}\n${diagnostics()}`);
-      });
-      timings.noRoomDownMs = Date.now() - submittedAt;
-      expect(down.names).toHaveLength(2);
-      expect(down.reason).toMatch(/^scaler: .*(no capacity|room|quota)/i);
-      expect(jobState(jobId)).toBe('PENDING');
-      expect(sh('squeue', ['-h', '-j', jobId, '-o', '%r'])).not.toBe('');
-      expect(timings.noRoomDownMs).toBeLessThan(RESUME_TIMEOUT_SEC * 1000); // never waited out ResumeTimeout
-      expect((await creates()).length).toBe(createsBefore); // nothing was created for them
-      const resumed = / resume: accepted (ondemand-\S+): (\{.*)$/m.exec(powerLog().slice(logStart));
-      expect(resumed, diagnostics()).not.toBeNull();
-      expect(expandHostlist(resumed![1]!)).toEqual(down.names);
-      const ids = (JSON.parse(resumed![2]!) as { requestIds: string[] }).requestIds;
-      expect(ids).toHaveLength(1);
-      const record = await host.waitFinal(ids[0]!, 30_000);
-      expect(record.state).toBe('failed');
-      expect(record.demands[0]!.reason).toMatch(/no capacity now/);
-      spawnSync('scancel', [jobId], { env });
-
-      // Room returns: with no admin step, the sync resumes them in slurmctld (idle~ again).
-      await setConsumed(bucket.consumedCoreCount ?? 0);
-      const restoredFrom = Date.now();
-      await eventually(
-        async () =>
-          sh('sinfo', ['-h', '-n', formatHostlist(down.names), '-o', '%t'])
-            .split('\n')
-            .every((t) => t === 'idle~')
-            ? true
-            : undefined,
-        45_000,
-        `${formatHostlist(down.names)} idle~ again`,
-      ).catch((e: Error) => {
-        throw new Error(`${e.message}: ${sh('sinfo', ['-h', '-o', '%T|%E|%N'])}\nsyncs ${syncs.join(',')}\n${diagnostics()}`);
-      });
-      timings.noRoomRestoredMs = Date.now() - restoredFrom;
-      expect(powerLog().slice(logStart)).toMatch(/sync: (restore|power_down) ondemand-/);
-      // Once: no down-restore flapping while Slurm still marked them powering up.
-      expect(
-        powerLog()
-          .slice(logStart)
-          .match(/sync: down ondemand-/g),
-      ).toHaveLength(1);
-
-      // And a new job runs on one of them.
-      node = down.names[0]!;
-      const job2 = sh('sbatch', ['--parsable', '-N1', '-p', 'ondemand', '-w', node, '-o', '/dev/null', '--wrap', 'true']);
-      const ids2 = await eventually(async () => acceptedIds('resume', node), 30_000, `slurmctld to resume ${node}`);
-      expect((await host.waitFinal(ids2[0]!, 60_000)).state).toBe('fulfilled');
-      mkdirSync(join(T, 'spool', node), { recursive: true });
-      slurmd = launch('slurmd', ['-D', '-b', '-N', node, '-f', join(T, 'slurm.conf')], env);
-      await eventually(async () => (jobState(job2) === 'COMPLETED' ? true : undefined), 90_000, `job ${job2} to complete`).catch((e: Error) => {
-        throw new Error(`${e.message} (state ${jobState(job2)})\n${diagnostics()}`);
-      });
-      expect(syncs.filter((c) => c !== 0)).toEqual([]);
-    } finally {
-      syncing = false;
-      await syncLoop;
-      if (jobId) spawnSync('scancel', [jobId], { env });
-      if (node && slurmd?.pid) {
-        try {
-          process.kill(-slurmd.pid, 'SIGKILL');
-        } catch {}
-      }
-      await setConsumed(bucket.consumedCoreCount ?? 0);
-    }
-  }, 300_000);
 
   it('exits non-zero and says why in the log when the scaler refuses', async () => {
     // A node name no nodearray has: the scaler refuses with 400; the program exits 1 and logs it.
