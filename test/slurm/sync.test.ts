@@ -41,6 +41,36 @@ const input = (over: Partial<SyncInput>): SyncInput => ({
   ...over,
 });
 
+const FINAL = ['fulfilled', 'failed', 'partially_fulfilled', 'rejected'];
+
+/** One in-memory ledger for the sync's dependencies: open entries, read, read-modify-write. */
+const fakeDeps = (entries: Map<string, LedgerEntry>, over: { snapshot?: ReturnType<typeof seedSnapshot>; submitted?: unknown[] } = {}) => ({
+  now: () => T0 + 60_000,
+  logger: {
+    info() {},
+    warn() {},
+    error() {},
+    debug() {},
+    child() {
+      return this;
+    },
+    metric() {},
+  } as never,
+  listOpen: async () => [...entries.values()].filter((e) => !FINAL.includes(e.record.state)),
+  getEntry: async (id: string) => entries.get(id) ?? null,
+  updateEntry: async (id: string, mutate: (e: LedgerEntry) => LedgerEntry | undefined) => {
+    const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
+    entries.set(id, next);
+    return next;
+  },
+  snapshot: async () => over.snapshot ?? seedSnapshot(),
+  backoffs: () => [],
+  submitRequest: async (m: unknown) => {
+    over.submitted?.push(m);
+    return { outcome: 'created' as const, record: {} as never };
+  },
+});
+
 describe("sinfo's states", () => {
   it('reads the power suffixes and the base state of the long form', () => {
     expect(viewOf('a', 'down#', 'scaler: x')).toMatchObject({ down: true, poweringUp: true, poweredDown: false, reason: 'scaler: x' });
@@ -237,32 +267,7 @@ describe('runSlurmSync', () => {
         },
       ],
     });
-    const deps = {
-      now: () => T0 + 60_000,
-      logger: {
-        info() {},
-        warn() {},
-        error() {},
-        debug() {},
-        child() {
-          return this;
-        },
-        metric() {},
-      } as never,
-      listOpen: async () => [...entries.values()].filter((e) => !['fulfilled', 'failed', 'partially_fulfilled', 'rejected'].includes(e.record.state)),
-      getEntry: async (id: string) => entries.get(id) ?? null,
-      updateEntry: async (id: string, mutate: (e: LedgerEntry) => LedgerEntry | undefined) => {
-        const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
-        entries.set(id, next);
-        return next;
-      },
-      snapshot: async () => snapshot,
-      backoffs: () => [],
-      submitRequest: async (m: unknown) => {
-        submitted.push(m);
-        return { outcome: 'created', record: {} as never };
-      },
-    };
+    const deps = fakeDeps(entries, { snapshot, submitted });
     const report = { cluster: 'hpc', observedAt: (T0 + 59_000) / 1000, lines: [{ state: 'idle~', reason: 'none', nodes: 'ondemand-[1-2]' }] };
     const result = await runSlurmSync(deps, report);
     if (!result.ok) throw new Error(JSON.stringify(result.errors));
@@ -287,29 +292,7 @@ describe('runSlurmSync, a node failed in CycleCloud', () => {
     const e = resume('slurm-resume-f', ['ondemand-1', 'ondemand-2'], T0);
     e.record.nodes.push({ name: 'ondemand-1', id: 'n1', status: 'Failed', demand: 0 });
     const entries = new Map([[e.record.requestId, e]]);
-    const deps = {
-      now: () => T0 + 60_000,
-      logger: {
-        info() {},
-        warn() {},
-        error() {},
-        debug() {},
-        child() {
-          return this;
-        },
-        metric() {},
-      } as never,
-      listOpen: async () => [...entries.values()],
-      getEntry: async (id: string) => entries.get(id) ?? null,
-      updateEntry: async (id: string, mutate: (x: LedgerEntry) => LedgerEntry | undefined) => {
-        const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
-        entries.set(id, next);
-        return next;
-      },
-      snapshot: async () => seedSnapshot(),
-      backoffs: () => [],
-      submitRequest: async () => ({ outcome: 'created', record: {} as never }),
-    };
+    const deps = fakeDeps(entries);
     const report = { cluster: 'hpc', lines: [{ state: 'mixed#', reason: 'none', nodes: 'ondemand-[1-2]' }] };
     const first = await runSlurmSync(deps, report);
     if (!first.ok) throw new Error('refused');
@@ -327,25 +310,7 @@ describe('closeGivenUp (ResumeFailProgram)', () => {
     const a = resume('slurm-resume-a', ['ondemand-1', 'ondemand-2'], T0);
     const b = resume('slurm-resume-b', ['ondemand-3'], T0);
     const entries = new Map([a, b].map((e) => [e.record.requestId, e]));
-    const deps = {
-      now: () => T0 + 60_000,
-      logger: {
-        info() {},
-        warn() {},
-        error() {},
-        debug() {},
-        child() {
-          return this;
-        },
-        metric() {},
-      } as never,
-      listOpen: async () => [...entries.values()],
-      updateEntry: async (id: string, mutate: (e: LedgerEntry) => LedgerEntry | undefined) => {
-        const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
-        entries.set(id, next);
-        return next;
-      },
-    };
+    const deps = fakeDeps(entries);
     expect(await closeGivenUp(deps, 'hpc', ['ondemand-2', 'ondemand-9'])).toEqual(['slurm-resume-a']);
     expect(entries.get('slurm-resume-a')!.closedDemands?.[0]).toMatch(/Slurm gave up on the resume of ondemand-2 \(ResumeFailProgram\)/);
     expect(entries.get('slurm-resume-b')!.closedDemands?.[0]).toBeUndefined();
