@@ -5,46 +5,8 @@
  * wrong with it, never its value (some are secrets, and the rest do not need echoing to be fixed).
  * An empty setting counts as unset, as the Function App portal makes it easy to leave one blank.
  *
- * | setting | meaning | default |
- * | --- | --- | --- |
- * | `CYCLECLOUD_URL` | CycleCloud base URL (http/https, no credentials in it) | local: embedded simulator; azure: required |
- * | `CYCLECLOUD_CLUSTERS` | comma-separated clusters the snapshot timer covers | local: the simulator's; azure: required |
- * | `KEY_VAULT_URL` | https URL of the Key Vault holding the CycleCloud credentials | unset: `CYCLECLOUD_USERNAME`/`CYCLECLOUD_PASSWORD` |
- * | `CYCLECLOUD_CREDENTIALS_SECRET` | secret name; value `{"username","password"}` JSON or `user:password` | `cyclecloud-credentials` |
- * | `CYCLECLOUD_USERNAME`, `CYCLECLOUD_PASSWORD` | direct credentials (local development) | — |
- * | `CYCLECLOUD_CA_PEM` | PEM text (`\n` escapes allowed) or a path to a PEM file to trust | system CAs |
- * | `CYCLECLOUD_TLS_INSECURE` | `true` disables certificate verification | `false` |
- * | `AzureWebJobsStorage` | storage connection string, or identity-based `AzureWebJobsStorage__*` settings | local: embedded azurite; azure: required |
- * | `SCALE_REQUESTS_QUEUE` | queue of scale and terminate requests | `scale-requests` |
- * | `SNAPSHOT_SCHEDULE` | 6-field NCRONTAB of the snapshot timer | `0 *\/1 * * * *` |
- * | `PORT` | local host HTTP port (0 = any free port) | `7071` |
- * | `FUNCTION_KEY` | local host: the key HTTP callers must send | generated at start |
- * | `SNAPSHOT_MAX_AGE_SECONDS` | the planner fetches live status when the stored snapshot is older | `120` |
- * | `SNAPSHOT_STALE_AFTER_FAILURES` | consecutive failed snapshots after which a cluster is stale | `3` |
- * | `SNAPSHOT_HISTORY` | snapshots kept per cluster besides the latest | `10` |
- * | `REQUEST_DEADLINE_MINUTES` | how long a request may wait for capacity before it ends | `30` |
- * | `RETENTION_DAYS` | final request records, their tracker rows and stored snapshots older than this are deleted by the snapshot timer (a deleted record's `GET` answers 404 "expired") | `30` |
- * | `ORPHAN_GRACE_MINUTES` | how long a live node with the scaler's tags that no record accounts for may live before it is adopted or terminated | `10` |
- * | `DEFAULT_LEASE_SECONDS` | the lease of a scale request that names none (60–2592000); its nodes are shut down when it passes without a renew. Slurm's requests never get one | unset (no lease) |
- * | `DEFAULT_MAX_LIFETIME_SECONDS` | the `maxLifetimeSeconds` of a scale request that names none (60–31536000): its nodes are shut down then, renewed or not. Not for Slurm's requests | unset |
- * | `BOOT_TIMEOUT_MINUTES` | how long a node may take to become Ready | `30` |
- * | `TERMINATE_ON_BOOT_TIMEOUT` | terminate nodes that missed the boot timeout | `true` |
- * | `TRACKER_POLL_MIN_SECONDS`, `TRACKER_POLL_MAX_SECONDS` | tracker poll interval range (min ≤ max) | `5`, `60` |
- * | `MAX_REPLAN_ATTEMPTS` | re-plans of a demand after compensation | `3` |
- * | `CAPACITY_BACKOFF_MIN_MINUTES`, `CAPACITY_BACKOFF_MAX_MINUTES` | capacity-failure backoff range (min ≤ max) | `5`, `30` |
- * | `SCALE_OUT_PAUSED` | `true` stops new creates (requests wait with a reason) | `false` |
- * | `CREATE_WINDOW_MS` | group commit: a cluster's requests arriving within this long of each other (ms) are planned together and sent as one `nodes/create`; `0` = each request alone | `200` |
- * | `CREATE_WINDOW_MAX_MS` | a batch's window never stays open longer than this after its first request (ms; not less than `CREATE_WINDOW_MS`) | `1000` |
- * | `CREATE_MAX_SETS` | at most this many sets in one batch's create (1–1000); its window closes early when its requests' demands reach it; a request alone may carry more | `100` |
- * | `CYCLECLOUD_MAX_CONCURRENT_CREATES` | creates in flight per cluster across every instance (1–100); a 429/503 with `Retry-After` pauses every instance's CycleCloud calls until then | `1` |
- * | `SIGNING_SECRET_NAME` | Key Vault secret with the HMAC key for callbacks and webhooks (needs `KEY_VAULT_URL`) | unset |
- * | `SCALER_SIGNING_SECRET` | the HMAC key itself (local development) | unset |
- * | `SIGNING_SECRET_SECONDARY_NAME`, `SCALER_SIGNING_SECRET_SECONDARY` | a second HMAC key also accepted on incoming requests (rotation) | unset |
- * | `CALLBACK_ALLOWED_HOSTS` | comma-separated callback hosts; set = only these (and they may be private); empty = any public https host | unset |
- * | `REQUIRE_SIGNED_WEBHOOKS` | `true` refuses POSTs without a valid `X-Scaler-Signature` (needs a signing secret) | `false` |
- * | `STORAGE_PREFIX` | prefix of table and internal queue names (lowercase letters and digits) | `scaler` |
- * | `AZURE_CLIENT_ID` | client id of the user-assigned managed identity | unset |
- * | `LOG_LEVEL` | `debug`, `info`, `warn` or `error` | `info` |
+ * The settings, their meaning and defaults: the one table in docs/api.md §2, which
+ * test/docs-settings.test.ts checks against the names and defaults this file reads.
  */
 import { readFileSync } from 'node:fs';
 import { CronPattern } from 'croner';
