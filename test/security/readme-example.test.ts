@@ -1,5 +1,5 @@
 /**
- * The README's callback verification example is code a scheduler team will paste: run it against
+ * The callback verification example in docs/security.md is code a scheduler team will paste: run it against
  * signatures the scaler really makes.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,16 +15,16 @@ const dir = mkdtempSync(join(tmpdir(), 'readme-example-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function loadExample(): Promise<Verify> {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
   const m = /<!-- verify-callback-example -->\s*```js\n([\s\S]*?)```/.exec(readme);
-  expect(m, 'the README holds the marked example').not.toBeNull();
+  expect(m, 'docs/security.md holds the marked example').not.toBeNull();
   expect(m![1]!.trim().split('\n').length).toBeLessThanOrEqual(12);
   const file = join(dir, `verify-${Math.random().toString(36).slice(2)}.mjs`);
   writeFileSync(file, m![1]!);
   return ((await import(pathToFileURL(file).href)) as { verifyScalerCallback: Verify }).verifyScalerCallback;
 }
 
-describe('README: verifying a callback', () => {
+describe('docs/security.md: verifying a callback', () => {
   const SECRET = 'the-scalers-signing-key-01234';
   const body = Buffer.from(JSON.stringify({ requestId: 'job-1', state: 'fulfilled' }));
 
