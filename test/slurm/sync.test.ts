@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { newEntry, closeDemand } from '../../src/ledger/record.ts';
-import type { ScaleRequest } from '../../src/ledger/schemas.ts';
+import { FINAL_STATES, type ScaleRequest } from '../../src/ledger/schemas.ts';
+import { silentLogger } from '../../src/platform/log.ts';
 import type { LedgerEntry } from '../../src/ledger/types.ts';
 import { annotate } from '../../src/requests/batch.ts';
 import type { Plan } from '../../src/planning/types.ts';
@@ -41,22 +42,11 @@ const input = (over: Partial<SyncInput>): SyncInput => ({
   ...over,
 });
 
-const FINAL = ['fulfilled', 'failed', 'partially_fulfilled', 'rejected'];
-
 /** One in-memory ledger for the sync's dependencies: open entries, read, read-modify-write. */
 const fakeDeps = (entries: Map<string, LedgerEntry>, over: { snapshot?: ReturnType<typeof seedSnapshot>; submitted?: unknown[] } = {}) => ({
   now: () => T0 + 60_000,
-  logger: {
-    info() {},
-    warn() {},
-    error() {},
-    debug() {},
-    child() {
-      return this;
-    },
-    metric() {},
-  } as never,
-  listOpen: async () => [...entries.values()].filter((e) => !FINAL.includes(e.record.state)),
+  logger: silentLogger,
+  listOpen: async () => [...entries.values()].filter((e) => !FINAL_STATES.has(e.record.state)),
   getEntry: async (id: string) => entries.get(id) ?? null,
   updateEntry: async (id: string, mutate: (e: LedgerEntry) => LedgerEntry | undefined) => {
     const next = mutate(structuredClone(entries.get(id)!)) ?? entries.get(id)!;
