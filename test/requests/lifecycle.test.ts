@@ -47,8 +47,8 @@ async function services(extra: Record<string, string> = {}): Promise<Services> {
 let seq = 0;
 const meta = () => ({ messageId: `m${++seq}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' });
 
-/** Runs the scale and tracker queues (the clock moving 1 s per idle round) until `done`. */
-async function pump(s: Services, done: () => Promise<boolean>): Promise<void> {
+/** Runs the scale and tracker queues (the clock moving 1 s per round) until `done`; on a timeout, says where each request stands. */
+async function pump(s: Services, done: () => Promise<boolean>, id?: string): Promise<void> {
   await pumpUntil(
     s.storage,
     {
@@ -63,6 +63,16 @@ async function pump(s: Services, done: () => Promise<boolean>): Promise<void> {
     },
     30_000,
     20,
+    async () => {
+      const entries = [...(await s.pipeline.ledger.listOpen()), ...(id ? [await s.pipeline.ledger.get(id)] : [])];
+      const seen = entries
+        .filter((e) => e !== null)
+        .map((e) => ({ id: e.record.requestId, state: e.record.state, reason: e.record.reason, nodes: e.record.nodes.map((n) => `${n.name}:${n.status}`), attempts: e.attempts }));
+      return `clock ${new Date(clock).toISOString()}; records: ${JSON.stringify(seen)}; CycleCloud calls: ${sim.sim.calls
+        .map((c) => `${c.method} ${c.path}`)
+        .slice(-12)
+        .join(', ')}`;
+    },
   );
 }
 
@@ -77,7 +87,7 @@ function scale(requestId: string, over: Partial<ScaleRequest> = {}): ScaleReques
 async function fulfilledLeased(s: Services, id: string, over: Partial<ScaleRequest> = { lease: { seconds: 60 } }): Promise<RequestRecord> {
   await s.freshSnapshot('hpc', -1);
   await s.pipeline.submitRequest(scale(id, over));
-  await pump(s, async () => (await record(s, id)).state === 'fulfilled');
+  await pump(s, async () => (await record(s, id)).state === 'fulfilled', id);
   return record(s, id);
 }
 

@@ -40,14 +40,22 @@ export async function peekAll(storage: Storage, queue: string): Promise<unknown[
 }
 
 /** Pumps until `done()` holds or `timeoutMs` passes (real time; messages may have visibility delays). */
-export async function pumpUntil(storage: Storage, queues: Record<string, QueueHandler>, done: () => Promise<boolean> | boolean, timeoutMs = 20_000, idleMs = 50): Promise<void> {
+export async function pumpUntil(
+  storage: Storage,
+  queues: Record<string, QueueHandler>,
+  done: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+  idleMs = 50,
+  explain?: () => Promise<string>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const errors: unknown[] = [];
   while (!(await done())) {
     if (Date.now() > deadline) {
       // A handler that threw leaves its message invisible for the visibility timeout: say so.
       const thrown = errors.map((e) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e))).join('; ');
-      throw new Error(`pumpUntil: condition not met within ${timeoutMs} ms${thrown ? `; handlers threw: ${thrown}` : '; no handler threw'}`);
+      const state = explain ? `; ${await explain().catch((e: unknown) => `explain failed: ${String(e)}`)}` : '';
+      throw new Error(`pumpUntil: condition not met within ${timeoutMs} ms${thrown ? `; handlers threw: ${thrown}` : '; no handler threw'}${state}`);
     }
     let handled = 0;
     for (const [queue, handler] of Object.entries(queues)) handled += await pumpOnce(storage, queue, handler, 30, errors);
