@@ -16,6 +16,8 @@ import type { Services } from './services.ts';
 import type { LedgerEntry } from '../ledger/types.ts';
 import { hasUnresolvedAttempt } from '../ledger/record.ts';
 import { sweepLeases } from '../requests/lifecycle.ts';
+import { recordMetric } from '../platform/metrics.ts';
+import { FINAL_STATES, RequestState } from '../ledger/schemas.ts';
 
 /** A waiting request whose continue message is this late is assumed lost and re-sent. */
 const LOST_CONTINUE_AFTER_MS = 2 * 60_000;
@@ -50,6 +52,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   const evictions: SnapshotJobResult['evictions'] = [];
   // The open entries, read once per tick (from the open index) for every sweep below.
   const open = await s.pipeline.ledger.listOpen();
+  recordOpenRequests(s.clusters, open);
   for (const r of captured) {
     if (!r.ok || !r.snapshot.nodes) continue;
     const openHere = open.filter((e) => e.record.cluster === r.cluster);
@@ -213,4 +216,13 @@ async function settledReservation(s: Services, r: Reservation): Promise<{ over: 
   if (attempt.state === 'failed') return { over: true };
   if (attempt.state === 'accepted') return { over: false, acceptedAtMs: attempt.acceptedAtMs ?? attempt.submittedAtMs };
   return { over: false };
+}
+
+/** The open-requests gauge: every open state per cluster, 0 included, so a state that empties drops to 0. */
+function recordOpenRequests(clusters: readonly string[], open: readonly { record: { cluster: string; state: string } }[]): void {
+  for (const cluster of clusters) {
+    const here = open.filter((e) => e.record.cluster === cluster);
+    for (const state of RequestState.options.filter((x) => !FINAL_STATES.has(x)))
+      recordMetric('scaler.requests.open', here.filter((e) => e.record.state === state).length, { cluster, state });
+  }
 }

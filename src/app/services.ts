@@ -36,6 +36,8 @@ import { storageReplayCache } from '../platform/replay-cache.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { CapacityBackoff } from '../planning/types.ts';
 import { SharedRead } from '../platform/shared-read.ts';
+import type { MetricsHost } from '../platform/metrics-host.ts';
+import { processMetrics } from './telemetry.ts';
 
 /** How long one process shares a snapshot or backoff read between its runs. */
 const SHARED_READ_MS = 1_000;
@@ -75,6 +77,8 @@ export interface CreateServicesOptions {
   governorWaitMs?: number;
   /** Requests admitted over HTTP that start at once in this process (`RequestPipelineOptions.fastPathConcurrency`). Default 32 (they mostly wait in a batch window); 0 = queue only (deterministic rehearsals). */
   fastPathConcurrency?: number;
+  /** Where `GET /api/metrics` reads the process's OpenTelemetry figures; absent = that route answers 404. */
+  metrics?: MetricsHost;
 }
 
 /** Builds the services from an environment (app settings). Creates missing tables and queues. */
@@ -293,6 +297,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     release: (id) => release(pipeline.lifecycle(logger.child({ route: 'release' })), id),
     slurmSync: (report) => runSlurmSync(slurmSyncDeps, report),
     slurmGaveUp: (cluster, names) => closeGivenUp(slurmSyncDeps, cluster, names),
+    ...(options.metrics ? { metricsText: options.metrics.prometheusText } : {}),
     leases: {
       view: (nowMs) => leaseView({ ledger: pipeline.ledger, leases: pipeline.leases }, nowMs),
       soonest: (limit) => soonestLeases({ ledger: pipeline.ledger, leases: pipeline.leases }, limit),
@@ -356,7 +361,7 @@ let shared: Promise<Services> | undefined;
  * local host) relaxes what only the local host can default; anything else is Azure.
  */
 export function services(): Promise<Services> {
-  shared ??= createServices(process.env, { mode: process.env.SCALER_MODE === 'local' ? 'local' : 'azure' });
+  shared ??= createServices(process.env, { mode: process.env.SCALER_MODE === 'local' ? 'local' : 'azure', metrics: processMetrics(process.env) });
   // A failed build (Key Vault down, bad setting) must not stick: the next invocation tries again.
   shared.catch(() => {
     shared = undefined;

@@ -33,6 +33,7 @@ import { CycleCloudError, codeForStatus, type CycleCloudErrorCode, type CycleClo
 import type { CredentialProvider, CycleCloudCredentials } from '../platform/credentials.ts';
 import { registerSecret, scrub, silentLogger, type Logger } from '../platform/log.ts';
 import { codeOf } from '../platform/errors.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 export interface CycleCloudRetryOptions {
   /** Extra attempts after the first, for GETs only. Default 4. */
@@ -244,7 +245,11 @@ export function createCycleCloudClient(options: CycleCloudClientOptions): CycleC
   function callMetrics(call: { method: string; path: string }, status: number, durationMs: number, code: string | undefined): void {
     const operation = `${call.method} ${operationLabel(call.path)}`;
     logger.metric('cyclecloud_call_ms', durationMs, { operation, status });
-    if (code) logger.metric('cyclecloud_errors', 1, { operation, status, code });
+    recordMetric('cyclecloud.client.duration', durationMs / 1000, { operation, outcome: status });
+    if (code) {
+      logger.metric('cyclecloud_errors', 1, { operation, status, code });
+      recordMetric('cyclecloud.client.errors', 1, { operation, outcome: code });
+    }
   }
 
   async function send<S extends z.ZodType>(call: Call<S>): Promise<z.output<S>> {

@@ -24,6 +24,7 @@ import type { Logger } from '../platform/log.ts';
 import { ContentionError, conditionalUpdate, readRow, type Decision } from '../platform/conditional.ts';
 import { CycleCloudError, isCycleCloudError } from './errors.ts';
 import type { CycleCloudClient } from './client.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 export type GovernorPool = 'create' | 'batch';
 
@@ -253,6 +254,7 @@ export class Governor {
       },
       contention: (n, cause) => new ContentionError('GOVERNOR_CONTENTION', `governor pause: gave up after ${n} concurrent writes`, { cause }),
     });
+    if (result.untilMs === untilMs) recordMetric('scaler.governor.pauses', 1);
     this.#pause = { untilMs: result.untilMs ?? untilMs, reason: result.reason ?? reason, readAtMs: nowMs };
   }
 

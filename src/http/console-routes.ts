@@ -248,6 +248,11 @@ export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
 
   const counters = h.guarded('counters', async (deps) => json(200, { counters: await deps.state.counters() }));
 
+  const metricsText = h.guarded('metrics', async (deps) => {
+    if (!deps.metricsText) return problem(404, 'HTTP_NOT_FOUND', 'metrics are not collected on this host');
+    return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }, body: await deps.metricsText() };
+  });
+
   const consoleHtml = h.guarded('console', async (_deps, request) => consolePage(request.headers.get('accept-encoding') ?? ''));
 
   return [
@@ -317,6 +322,18 @@ export function consoleRoutes(h: ConsoleRouteHelpers): RouteDefinition[] {
       summary: 'Every counter the scaler keeps (rejected and poisoned messages, …) by name',
       responseSchema: Counters,
       handler: counters,
+    },
+    {
+      name: 'metrics',
+      methods: ['GET'],
+      route: 'metrics',
+      authLevel: 'function',
+      summary: "This instance's OpenTelemetry metrics in the Prometheus text format (0.0.4)",
+      description:
+        'Every instrument of src/platform/metrics.ts recorded by this process since it started, with its dimensions (cluster, nodearray, machine_type, outcome, state, operation; never an id). On `npm start` that is the whole scaler; on Azure each instance answers for itself and Azure Monitor has the sum. docs/operations.md lists the metrics.',
+      responseContentType: 'text/plain',
+      problemStatuses: [404],
+      handler: metricsText,
     },
     {
       name: 'console',

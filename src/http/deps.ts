@@ -77,6 +77,8 @@ export interface HttpDeps {
   /** Epoch-ms clock. */
   now: () => number;
   logger: Logger;
+  /** `GET /api/metrics`: this process's OpenTelemetry figures as Prometheus text; absent = the route answers 404. */
+  metricsText?: () => Promise<string>;
   /** Admits a validated message to the ledger and enqueues it (`submitRequest` from `src/requests/intake.ts`). */
   submitRequest(message: RequestMessage, options?: { scheduler?: boolean }): Promise<SubmitResult>;
   /** `POST /api/scale-requests/{id}/renew` (`renew` in `src/requests/lifecycle.ts`); absent = the route answers 404. */

@@ -19,6 +19,7 @@ import { Batcher, type BatcherOptions } from './batcher.ts';
 import { applySubmission, closeDemand, type excludedPlacementGroups, isFinal, type openRemaining, setState } from '../ledger/record.ts';
 import { type Ctx, ClaimLost, update, inFlightAttempt, nextGeneration } from './context.ts';
 import { marked, namingOf, senderOf } from './create-sender.ts';
+import { recordCreateAccepted, recordMetric } from '../platform/metrics.ts';
 
 /** One request's share of a batch, with what its run read before joining. */
 export interface BatchMember {
@@ -165,6 +166,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
             ...(m.ctx.cfg.planOptions ? { options: m.ctx.cfg.planOptions } : {}),
           });
           m.ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster, demands: m.request.demands.length });
+          recordMetric('scaler.plan.duration', (performance.now() - planStartedAt) / 1000, { cluster });
           ps[i] = p;
           const rejecting = !m.submittedBefore && p.demands.some((d) => d.status === 'rejected');
           if (p.sets.length === 0 || rejecting) continue;
@@ -288,6 +290,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
       for (const c of claimed) out[c.i] = { kind: 'error', error };
       return out;
     }
+    recordMetric('scaler.create.calls', 1, { cluster, outcome: error.code });
     if (isAmbiguous(error)) {
       // Lost, 5xx after sending, reset, 409: each member finds its share by the batch's id and its own tag.
       log.warn('batch create outcome unknown; each member reconciles by request id and tag', { code: error.code });
@@ -323,6 +326,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
 
   log.info('batch create accepted', { operationId: result.operationId, sets: wire.length, ...phases });
   newest.ctx.logger.metric('create_calls', 1, { cluster });
+  recordMetric('scaler.create.calls', 1, { cluster, outcome: 'accepted' });
   const acceptedAtMs = deps.now();
   let offset = 0;
   const answered = claimed.map((c) => {
@@ -335,6 +339,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
       acceptedAtMs,
       sets: c.intent.sets.map((x, k) => ({ ...x, added: mine[k]?.added ?? 0, message: mine[k]?.message ?? null })),
     };
+    recordCreateAccepted(cluster, accepted, members[c.i]!.entry.record.createdAt, acceptedAtMs);
     return { c, accepted };
   });
   const added = answered.reduce((n, a) => n + a.accepted.sets.reduce((k, x) => k + (x.added ?? 0), 0), 0);

@@ -17,6 +17,7 @@ import type { LedgerEntry, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest } from '../ledger/schemas.ts';
 import { applySubmission, closeDemand } from '../ledger/record.ts';
 import { SubmitError, type Ctx, update } from './context.ts';
+import { recordCreateAccepted, recordMetric } from '../platform/metrics.ts';
 
 /** Rebuilds CycleCloud's sets from an attempt (after a crash the plan is not re-derived: the intent is the truth). */
 export function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreationRequestSet[] {
@@ -113,6 +114,8 @@ export async function submitAttempt(
       };
       ctx.logger.info('create accepted', { cycleCloudRequestId: cc, operationId: result.operationId, added: accepted.sets.map((s) => s.added) });
       ctx.logger.metric('create_calls', 1, { cluster: ctx.cluster });
+      recordMetric('scaler.create.calls', 1, { cluster: ctx.cluster, outcome: 'accepted' });
+      recordCreateAccepted(ctx.cluster, accepted, entry.record.createdAt, deps.now());
       ctx.logger.metric(
         'nodes_requested',
         accepted.sets.reduce((n, s) => n + (s.added ?? 0), 0),
@@ -129,6 +132,7 @@ export async function submitAttempt(
     } catch (error) {
       if (!isCycleCloudError(error)) throw error;
       lastError = error;
+      recordMetric('scaler.create.calls', 1, { cluster: ctx.cluster, outcome: error.code });
       if (isAmbiguous(error)) {
         ctx.logger.warn('create outcome unknown; reconciling by request id', { cycleCloudRequestId: cc, code: error.code });
         unsent = false;

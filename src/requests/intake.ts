@@ -19,6 +19,7 @@ import { processEntry, WAIT_REASON, type ProcessResult, type QueueSender, type S
 import type { LedgerEntry, LifecycleDefaults } from '../ledger/types.ts';
 import { isLeaseMessage, onLeaseReminder, release, renew, scheduleLifecycle, type LeaseIndex, type LifecycleDeps } from './lifecycle.ts';
 import { parseLifecycleCommand } from '../ledger/schemas.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
 export interface IntakeState {
@@ -286,6 +287,7 @@ export async function submitRequest(
   // A scheduler's own requests (Slurm) get no default lease or lifetime: it suspends its nodes itself.
   const defaults = options.scheduler ? undefined : deps.lifecycleDefaults;
   const admitted = await deps.ledger.admit(message, deps.now(), defaults ? { lifecycleDefaults: defaults } : {});
+  recordMetric('scaler.requests', 1, { cluster: admitted.entry.record.cluster, outcome: admitted.outcome });
   if (admitted.outcome === 'created' && deps.lifecycle && (admitted.entry.record.lease || admitted.entry.record.maxLifetime))
     await scheduleLifecycle(deps.lifecycle, admitted.entry);
   if (admitted.outcome === 'created' || (admitted.outcome === 'duplicate' && admitted.entry.record.state === 'queued')) {

@@ -7,6 +7,7 @@ import type { TableClient } from '@azure/data-tables';
 import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { ContentionError, conditionalUpdate, readRow } from '../platform/conditional.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 export interface ScalerStateOptions {
   storage: Storage;
@@ -46,6 +47,9 @@ export class ScalerState {
 
   /** Adds `by` (default 1) to a counter; safe under concurrency. Returns the new value. */
   async increment(counter: 'rejectedMessages' | 'poisonedMessages' | (string & {}), by = 1): Promise<number> {
+    // The same figures as OpenTelemetry metrics (this counter row is what /api/health reads).
+    if (counter === 'rejectedMessages') recordMetric('scaler.messages.rejected', by);
+    else if (counter === 'poisonedMessages') recordMetric('scaler.messages.poisoned', by);
     const rowKey = encodeURIComponent(counter);
     const { result } = await conditionalUpdate<{ value?: number }, number>({
       table: this.#table,

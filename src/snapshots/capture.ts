@@ -6,6 +6,7 @@ import type { Logger } from '../platform/log.ts';
 import type { ClusterSnapshot } from './model.ts';
 import type { SnapshotStore } from './store.ts';
 import { toSnapshot } from './snapshot.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 /** The store operations capture needs (a `SnapshotStore`, or a fake). */
 export type SnapshotStoreApi = Pick<SnapshotStore, 'saveSnapshot' | 'latest' | 'recordFailure' | 'recordSuccess' | 'health'>;
@@ -66,6 +67,7 @@ async function captureOne(deps: CaptureDeps, cluster: string, options: CaptureOp
       isPastDue: options.isPastDue ?? false,
     });
     log.metric('snapshot_age_seconds', Math.max(0, (deps.now() - startedAtMs) / 1000), { cluster });
+    recordMetric('scaler.snapshot.age', Math.max(0, (deps.now() - startedAtMs) / 1000), { cluster });
     if (deps.capacity) {
       try {
         await deps.capacity.recordSnapshotFailures(snapshot, deps.now());
@@ -85,7 +87,10 @@ async function captureOne(deps: CaptureDeps, cluster: string, options: CaptureOp
     log.error('cluster snapshot failed', { error, consecutiveFailures, stale, isPastDue: options.isPastDue ?? false });
     try {
       const health = await deps.store.health(cluster, options);
-      if (health?.ageSeconds !== null && health?.ageSeconds !== undefined) log.metric('snapshot_age_seconds', health.ageSeconds, { cluster });
+      if (health?.ageSeconds !== null && health?.ageSeconds !== undefined) {
+        log.metric('snapshot_age_seconds', health.ageSeconds, { cluster });
+        recordMetric('scaler.snapshot.age', health.ageSeconds, { cluster });
+      }
     } catch {
       // Storage is down as well: the failure above is already logged.
     }

@@ -25,6 +25,7 @@ import { signBody } from '../platform/signature.ts';
 import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './callback-guard.ts';
 import type { RequestLedgerApi } from '../ledger/types.ts';
 import { FINAL_STATES, publicRecord, usableRequestId } from '../ledger/schemas.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 /** Default delays before each retry (the first try is immediate). */
 export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
@@ -210,6 +211,7 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       await finish(msg.requestId, claimed.etag, null, claimed.previous);
       log.error('callback refused: target not allowed', { url: target, reason: allowed.reason });
       log.metric('callbacks_refused', 1, { requestId: msg.requestId });
+      recordMetric('scaler.callbacks', 1, { outcome: 'refused' });
       return;
     }
 
@@ -253,6 +255,7 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       await finish(msg.requestId, claimed.etag, version, claimed.previous);
       log.info('callback delivered', { url: target, status: outcome.status, state: entry.record.state });
       log.metric('callbacks_delivered', 1, { requestId: msg.requestId });
+      recordMetric('scaler.callbacks', 1, { outcome: 'delivered' });
       return;
     }
     await finish(msg.requestId, claimed.etag, null, claimed.previous);
@@ -260,6 +263,7 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
     if (delay === undefined) {
       log.error('callback given up', { url: target, status: outcome.status, error: outcome.error, attempts: msg.attempt + 1 });
       log.metric('callbacks_failed', 1, { requestId: msg.requestId });
+      recordMetric('scaler.callbacks', 1, { outcome: 'failed' });
       return;
     }
     const wait = Math.max(delay, outcome.retryAfterMs ?? 0);

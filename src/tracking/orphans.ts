@@ -23,6 +23,7 @@ import type { SnapshotNodeRef } from '../snapshots/model.ts';
 import { createOutcome } from './machine.ts';
 import { sendTerminate } from './terminate.ts';
 import type { Tracker } from './tracker.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 /**
  * Final entries that accounted for their nodes, kept per process for {@link FINAL_KEEP_MS}: a
@@ -176,6 +177,7 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
       await deps.state.increment('orphanNodesAdopted');
       log.warn('orphan node adopted into its request', { node: node.name, requestId: entry.record.requestId, demand });
       log.metric('orphan_nodes_adopted', 1, { cluster });
+      recordMetric('scaler.orphans', 1, { cluster, outcome: 'adopted' });
       result.adopted += 1;
       if (deps.tracker) {
         await deps.tracker.wake(cluster, node.mark.cycleCloudRequestId);
@@ -195,6 +197,7 @@ export async function reconcileOrphans(deps: OrphanDeps, cluster: string, nodes:
         recordState: entry?.record.state ?? 'none',
       });
       log.metric('orphan_nodes_terminated', 1, { cluster });
+      recordMetric('scaler.orphans', 1, { cluster, outcome: 'terminated' });
       result.terminated += 1;
     }
     await table.deleteEntity(pk, rk).catch(() => undefined);

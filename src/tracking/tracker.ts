@@ -67,6 +67,7 @@ import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } 
 import { compensatePartialGangs, hasPartialGang, type CapacityFailureSink } from './partial-gangs.ts';
 import { terminateAndTrack } from './terminate.ts';
 import type { RequestPipelinePort, TerminateOrder, TerminateResult, TrackerApi, TrackStart } from './types.ts';
+import { recordMetric, recordNodeOutcomes } from '../platform/metrics.ts';
 
 export type { CapacityFailureSink } from './partial-gangs.ts';
 
@@ -418,7 +419,10 @@ export function createTracker(deps: TrackerDeps): Tracker {
     if (!entry) return;
     if (isFinal(entry)) {
       if ((!wasFinal || recovering) && entry.request?.callbackUrl && deps.callbacks) await deps.callbacks.enqueue(s.requestId);
-      if (!wasFinal) log.info('request final', { state: entry.record.state, reason: entry.record.reason });
+      if (!wasFinal) {
+        log.info('request final', { state: entry.record.state, reason: entry.record.reason });
+        recordMetric('scaler.requests.completed', 1, { cluster: entry.record.cluster, outcome: entry.record.state });
+      }
       return;
     }
     // A create ended with the request still open and no other create in flight: the pipeline
@@ -616,6 +620,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
       log.metric('nodes_ready', counts.ready, dims);
       log.metric('nodes_failed', counts.failed + counts.timed_out, dims);
       log.metric('cyclecloud_calls', rec.state.cycleCloudCalls, dims);
+      if (rec.state.action === 'create') recordNodeOutcomes(rec.state);
       log.info('operation final', { ...counts, polls: rec.state.polls, elapsedMs: nowMs - rec.state.startedAtMs });
       return store.replace({ ...rec, leaseUntilMs: 0 });
     }

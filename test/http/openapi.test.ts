@@ -100,6 +100,7 @@ describe('OpenAPI 3.1 document', () => {
         '/api/clusters/{cluster}/capacity',
         '/api/trends',
         '/api/counters',
+        '/api/metrics',
         '/api/console',
         '/api/slurm/resume',
         '/api/slurm/suspend',
