@@ -361,7 +361,7 @@ let shared: Promise<Services> | undefined;
  * local host) relaxes what only the local host can default; anything else is Azure.
  */
 export function services(): Promise<Services> {
-  shared ??= createServices(process.env, { mode: process.env.SCALER_MODE === 'local' ? 'local' : 'azure', metrics: processMetrics(process.env) });
+  shared ??= processMetrics(process.env).then((metrics) => createServices(process.env, { mode: process.env.SCALER_MODE === 'local' ? 'local' : 'azure', metrics }));
   // A failed build (Key Vault down, bad setting) must not stick: the next invocation tries again.
   shared.catch(() => {
     shared = undefined;

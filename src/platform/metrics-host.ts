@@ -1,6 +1,8 @@
 /**
- * The MeterProvider a host registers: a pull reader that `/api/metrics` serializes in the
- * Prometheus text format, plus any reader the host adds (on Azure, Azure Monitor's exporter).
+ * The MeterProvider a host registers, and the pull reader `/api/metrics` serializes in the
+ * Prometheus text format. Locally the scaler registers its own provider ({@link startMetrics}); on
+ * Azure the Azure Monitor distro registers one and is handed the pull reader (src/app/telemetry.ts),
+ * so one set of figures serves both.
  */
 import { metrics } from '@opentelemetry/api';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -8,7 +10,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 
 /** Collects on demand only: `/api/metrics` asks, nothing is pushed. */
-class PullReader extends MetricReader {
+export class PullReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
   protected override async onShutdown(): Promise<void> {}
 }
@@ -19,9 +21,21 @@ export interface MetricsHost {
   shutdown(): Promise<void>;
 }
 
+/** A host over a pull reader some provider (ours or the distro's) was given. */
+export function pullHost(pull: PullReader, shutdown: () => Promise<void>): MetricsHost {
+  const serializer = new PrometheusSerializer('', false);
+  return {
+    async prometheusText() {
+      const { resourceMetrics } = await pull.collect();
+      return serializer.serialize(resourceMetrics);
+    },
+    shutdown,
+  };
+}
+
 /**
- * Registers the process-wide MeterProvider (replacing any earlier one) and returns its reader.
- * `readers` are added beside the pull reader, so one set of figures serves both.
+ * Registers the process-wide MeterProvider (replacing any earlier one) with a pull reader, plus
+ * `readers` beside it.
  */
 export function startMetrics(options: { serviceVersion?: string; readers?: MetricReader[] } = {}): MetricsHost {
   const pull = new PullReader();
@@ -31,15 +45,8 @@ export function startMetrics(options: { serviceVersion?: string; readers?: Metri
   });
   metrics.disable();
   metrics.setGlobalMeterProvider(provider);
-  const serializer = new PrometheusSerializer('', false);
-  return {
-    async prometheusText() {
-      const { resourceMetrics } = await pull.collect();
-      return serializer.serialize(resourceMetrics);
-    },
-    async shutdown() {
-      await provider.shutdown();
-      metrics.disable();
-    },
-  };
+  return pullHost(pull, async () => {
+    await provider.shutdown();
+    metrics.disable();
+  });
 }
