@@ -67,6 +67,15 @@ param maximumInstanceCount int = 40
 @description('Memory of each Flex Consumption instance, in MB.')
 param instanceMemoryMB int = 2048
 
+@description('E-mail address the alerts notify (docs/operations.md "Alerts"); empty = none.')
+param alertEmail string = ''
+
+@description('HTTPS webhook the alerts call with the common alert schema; empty = none.')
+param alertWebhookUrl string = ''
+
+@description('Seconds between snapshots, as SNAPSHOT_SCHEDULE says; the stale-snapshot alert fires past 3 of them.')
+param snapshotPeriodSeconds int = 60
+
 var tags = { 'azd-env-name': environmentName }
 // Deterministic per subscription, environment and region, so re-provisioning finds the same resources.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -118,6 +127,20 @@ module monitoring 'modules/monitoring.bicep' = {
     applicationInsightsName: 'appi-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: tags
+    nameSuffix: resourceToken
+    alertEmail: alertEmail
+    alertWebhookUrl: alertWebhookUrl
+    snapshotPeriodSeconds: snapshotPeriodSeconds
   }
 }
 

@@ -52,7 +52,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   const evictions: SnapshotJobResult['evictions'] = [];
   // The open entries, read once per tick (from the open index) for every sweep below.
   const open = await s.pipeline.ledger.listOpen();
-  recordOpenRequests(s.clusters, open);
+  recordOpenRequests(s.clusters, open, now());
   for (const r of captured) {
     if (!r.ok || !r.snapshot.nodes) continue;
     const openHere = open.filter((e) => e.record.cluster === r.cluster);
@@ -219,9 +219,10 @@ async function settledReservation(s: Services, r: Reservation): Promise<{ over: 
 }
 
 /** The open-requests gauge: every open state per cluster, 0 included, so a state that empties drops to 0. */
-function recordOpenRequests(clusters: readonly string[], open: readonly { record: { cluster: string; state: string } }[]): void {
+function recordOpenRequests(clusters: readonly string[], open: readonly { deadlineAtMs: number; record: { cluster: string; state: string } }[], nowMs: number): void {
   for (const cluster of clusters) {
     const here = open.filter((e) => e.record.cluster === cluster);
+    recordMetric('scaler.requests.overdue', here.filter((e) => e.deadlineAtMs < nowMs).length, { cluster });
     for (const state of RequestState.options.filter((x) => !FINAL_STATES.has(x)))
       recordMetric('scaler.requests.open', here.filter((e) => e.record.state === state).length, { cluster, state });
   }

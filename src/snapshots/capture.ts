@@ -68,6 +68,13 @@ async function captureOne(deps: CaptureDeps, cluster: string, options: CaptureOp
     });
     log.metric('snapshot_age_seconds', Math.max(0, (deps.now() - startedAtMs) / 1000), { cluster });
     recordMetric('scaler.snapshot.age', Math.max(0, (deps.now() - startedAtMs) / 1000), { cluster });
+    for (const na of snapshot.nodearrays) {
+      for (const b of na.buckets) {
+        const dims = { cluster, nodearray: na.name, machine_type: b.machineType };
+        recordMetric('scaler.bucket.available', b.availableCount, dims);
+        recordMetric('scaler.bucket.active', b.activeCount, dims);
+      }
+    }
     if (deps.capacity) {
       try {
         await deps.capacity.recordSnapshotFailures(snapshot, deps.now());

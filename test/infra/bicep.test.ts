@@ -18,6 +18,7 @@ import {
   checkKeyVault,
   checkModules,
   checkMonitoring,
+  checkAlerts,
   checkNetwork,
   checkNoSharedKeys,
   checkOutputs,
@@ -77,6 +78,7 @@ const CHECKS: Record<string, (files: InfraFiles) => string[]> = {
   roles: checkRoles,
   keyVault: checkKeyVault,
   monitoring: checkMonitoring,
+  alerts: checkAlerts,
   storageNames: (f) => checkStorageNames(f, EXPECTED_STORAGE),
   appSettings: (f) => checkAppSettings(f, SETTINGS_OPTIONS),
   tags: checkTags,
@@ -111,6 +113,8 @@ const RBAC = 'infra/modules/rbac.bicep';
 const KV = 'infra/modules/keyvault.bicep';
 const MON = 'infra/modules/monitoring.bicep';
 const MAIN = 'infra/main.bicep';
+const ALERTS_BICEP = 'infra/modules/alerts.bicep';
+const OPS = 'docs/operations.md';
 
 describe('infra templates (offline invariants)', () => {
   it('loads the templates it is meant to check', () => {
@@ -195,6 +199,18 @@ describe('infra templates (offline invariants)', () => {
     ['keyVault', 'soft delete off', () => broken(KV, 'enableSoftDelete: true', 'enableSoftDelete: false'), /enableSoftDelete/],
     ['monitoring', 'local auth enabled', () => broken(MON, 'DisableLocalAuth: true', 'DisableLocalAuth: false'), /DisableLocalAuth/],
     ['monitoring', 'a classic (workspace-less) component', () => broken(MON, 'WorkspaceResourceId: workspace.id\n', ''), /WorkspaceResourceId/],
+    ['alerts', 'an alert dropped', () => broken(ALERTS_BICEP, "key: 'callbacks-failing'", "key: 'callbacks-slow'"), /alert callbacks-failing is not defined/],
+    ['alerts', 'a runbook section missing', () => broken(OPS, '### Snapshot stale', '### Snapshots'), /no section #snapshot-stale/],
+    ['alerts', 'a query on a metric that does not exist', () => broken(ALERTS_BICEP, 'name == "scaler.over_ask"', 'name == "scaler.overask"'), /reads scaler\.overask/],
+    ['alerts', 'no webhook receiver', () => broken(ALERTS_BICEP, /webhookReceivers: [\s\S]*?\n {4}\]\n/, 'webhookReceivers: []\n'), /webhook receiver/],
+    ['alerts', 'rules that notify nobody', () => broken(ALERTS_BICEP, 'actionGroups: [actionGroup.id]', 'actionGroups: []'), /do not notify the action group/],
+    [
+      'alerts',
+      'no workbook',
+      () => broken(ALERTS_BICEP, "'Microsoft.Insights/workbooks@2023-06-01'", "'Microsoft.Insights/workbookTemplates@2020-11-20'"),
+      /one workbook, found 0/,
+    ],
+    ['alerts', 'alerts not deployed', () => broken(MAIN, "module alerts 'modules/alerts.bicep'", "module alerts 'modules/alarms.bicep'"), /does not deploy modules\/alerts\.bicep/],
     ['monitoring', 'key-based ingestion', () => broken(FUNC, ';Authorization=AAD', ''), /Authorization=AAD/],
     ['storageNames', 'a missing table', () => broken(MAIN, "  'scalercapacity'\n", ''), /table scalercapacity is not created/],
     ['storageNames', 'a missing queue', () => broken(MAIN, "  'scaler-callbacks'\n", ''), /queue scaler-callbacks is not created/],

@@ -8,12 +8,16 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { arrayItems, entries, evalString, get, mask, objectBody, parseBicep, unbalanced, type BicepFile, type BicepResource } from './bicep-text.ts';
 import { excludesNodeModules, packaged } from './funcignore.ts';
+import { METRICS } from '../../src/platform/metrics.ts';
 
 /** Repository-relative path → text. */
 export type InfraFiles = Map<string, string>;
 
 export const MAIN = 'infra/main.bicep';
 export const PARAMETERS = 'infra/main.parameters.json';
+export const ALERTS = 'infra/modules/alerts.bicep';
+/** The runbook the alerts link to. */
+export const OPERATIONS_DOC = 'docs/operations.md';
 
 /** Reads every file the checks look at from the repository at `root`. */
 export function loadInfraFiles(root: string): InfraFiles {
@@ -26,7 +30,7 @@ export function loadInfraFiles(root: string): InfraFiles {
     }
   };
   walk('infra');
-  for (const f of ['azure.yaml', 'host.json', '.funcignore', 'package.json']) {
+  for (const f of ['azure.yaml', 'host.json', '.funcignore', 'package.json', OPERATIONS_DOC]) {
     if (existsSync(join(root, f))) files.set(f, readFileSync(join(root, f), 'utf8'));
   }
   return files;
@@ -666,5 +670,80 @@ export function checkCompiledArm(files: InfraFiles): string[] {
     }
     if (generator !== 'bicep') problems.push(`${path} is not a template compiled by Bicep`);
   }
+  return problems;
+}
+
+/** The alerts issue 23 asks for, by runbook anchor (docs/operations.md "Runbook"). */
+export const EXPECTED_ALERTS = ['requests-past-their-deadline', 'cyclecloud-unreachable', 'snapshot-stale', 'poison-queue-not-empty', 'over-ask', 'callbacks-failing'];
+
+/** GitHub's anchor of a Markdown heading. */
+function anchorOf(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, '')
+    .replace(/ /g, '-');
+}
+
+/** Metric names a KQL query reads (`name == "…"` or `name in ("…", …)`). */
+function metricsRead(query: string): string[] {
+  const out = [...query.matchAll(/name == "([^"]+)"/g)].map((m) => m[1]!);
+  for (const m of query.matchAll(/name in \(([^)]*)\)/g)) out.push(...[...m[1]!.matchAll(/"([^"]+)"/g)].map((x) => x[1]!));
+  return out;
+}
+
+/**
+ * Each expected alert is a scheduled query rule on the Application Insights component that reads
+ * metrics the scaler records, notifies the one action group (e-mail and webhook from parameters) and
+ * names a runbook section that exists; the workbook charts metrics that exist; main deploys both.
+ */
+export function checkAlerts(files: InfraFiles): string[] {
+  const problems: string[] = [];
+  const file = parsed(files, ALERTS);
+  if (!file) return [`${ALERTS} is missing or does not parse`];
+  const known = new Set(Object.keys(METRICS));
+  const anchors = new Set([...(files.get(OPERATIONS_DOC) ?? '').matchAll(/^#{2,4} (.+)$/gm)].map((m) => anchorOf(m[1]!)));
+
+  const groups = file.resources.filter((r) => r.type === 'Microsoft.Insights/actionGroups');
+  if (groups.length !== 1) problems.push(`expected one action group, found ${groups.length}`);
+  const group = groups[0];
+  const gp = objectBody(get(group?.body ?? '', 'properties')) ?? '';
+  if (!/alertEmail/.test(get(gp, 'emailReceivers') ?? '')) problems.push('the action group has no e-mail receiver from the alertEmail parameter');
+  if (!/alertWebhookUrl/.test(get(gp, 'webhookReceivers') ?? '')) problems.push('the action group has no webhook receiver from the alertWebhookUrl parameter');
+  for (const p of ['alertEmail', 'alertWebhookUrl']) if (!file.params.some((x) => x.name === p)) problems.push(`${ALERTS}: no parameter ${p}`);
+
+  const rulesText = file.vars.get('rules') ?? '';
+  const rules = (arrayItems(rulesText) ?? []).map((item) => ({ key: /key: '([^']+)'/.exec(item)?.[1] ?? '', query: /query: '((?:[^']|'')*)'/.exec(item)?.[1] ?? '' }));
+  const keys = rules.map((r) => r.key);
+  for (const want of EXPECTED_ALERTS) if (!keys.includes(want)) problems.push(`alert ${want} is not defined`);
+  for (const r of rules) {
+    if (!anchors.has(r.key)) problems.push(`alert ${r.key}: ${OPERATIONS_DOC} has no section #${r.key}`);
+    const read = metricsRead(r.query);
+    if (read.length === 0) problems.push(`alert ${r.key}: its query reads no metric`);
+    for (const m of read) if (!known.has(m)) problems.push(`alert ${r.key}: reads ${m}, which the scaler does not record`);
+  }
+  const alertRules = file.resources.filter((r) => r.type === 'Microsoft.Insights/scheduledQueryRules');
+  if (alertRules.length !== 1 || !/\bin rules\b/.test(alertRules[0]?.loopHeader ?? alertRules[0]?.body ?? ''))
+    problems.push('expected one scheduled query rule resource looping over rules');
+  for (const r of alertRules) {
+    const props = objectBody(get(r.body, 'properties')) ?? '';
+    if (!/applicationInsightsId/.test(get(props, 'scopes') ?? '')) problems.push('the alert rules are not scoped to the Application Insights component');
+    if (!/#\$\{rule\.key\}/.test(get(props, 'description') ?? '')) problems.push('the alert rules do not name their runbook section in the description');
+    if (!new RegExp(`\\b${group?.symbol ?? 'actionGroup'}\\.id\\b`).test(get(props, 'actions') ?? '')) problems.push('the alert rules do not notify the action group');
+  }
+
+  const workbooks = file.resources.filter((r) => r.type === 'Microsoft.Insights/workbooks');
+  if (workbooks.length !== 1) problems.push(`expected one workbook, found ${workbooks.length}`);
+  for (const w of workbooks)
+    if (!/applicationInsightsId/.test(get(objectBody(get(w.body, 'properties')) ?? '', 'sourceId') ?? ''))
+      problems.push('the workbook does not read the Application Insights component');
+  const charts = (arrayItems(file.vars.get('charts') ?? '') ?? []).map((c) => /query: '((?:[^']|'')*)'/.exec(c)?.[1] ?? '');
+  if (charts.length < 5) problems.push(`the workbook has ${charts.length} charts, fewer than 5`);
+  for (const q of charts) for (const m of metricsRead(q)) if (!known.has(m)) problems.push(`a workbook chart reads ${m}, which the scaler does not record`);
+
+  const main = parsed(files, MAIN);
+  const mod = main?.modules.find((m) => m.path === 'modules/alerts.bicep');
+  if (!mod) problems.push(`${MAIN} does not deploy modules/alerts.bicep`);
+  else if (!/applicationInsightsId: monitoring\.outputs\.applicationInsightsId/.test(mod.body)) problems.push('the alerts module is not given the Application Insights component');
   return problems;
 }
