@@ -149,4 +149,16 @@ describe('architecture', () => {
       expect(text, relative(root, file)).not.toMatch(/\bif\s*\(|\bswitch\s*\(|\btry\s*\{|\bwhile\s*\(/);
     }
   });
+
+  it('tests that build services on a fresh storage prefix give them a scale queue of their own too', () => {
+    // The scale queue is not prefixed (CONTRACT); test files share one azurite, so a pump on the
+    // default queue takes another file's messages (a CI flake of test/requests/lifecycle.test.ts).
+    const shared = tsFiles(join(root, 'test'))
+      .filter((f) => {
+        const text = readFileSync(f, 'utf8');
+        return text.includes('createServices(') && /STORAGE_PREFIX: (?!')/.test(text) && !text.includes('SCALE_REQUESTS_QUEUE');
+      })
+      .map((f) => relative(root, f));
+    expect(shared).toEqual([]);
+  });
 });

@@ -9,7 +9,7 @@
  * - Elsewhere, or when the distro cannot start: our own MeterProvider with the pull reader only.
  */
 import type { Logger } from '../platform/log.ts';
-import { type MetricsHost, PullReader, pullHost, startMetrics } from '../platform/metrics-host.ts';
+import { type MetricsHost, startAzureMonitorMetrics, startMetrics } from '../platform/metrics-host.ts';
 
 let host: Promise<MetricsHost> | undefined;
 
@@ -35,14 +35,7 @@ async function startProcessMetrics(env: Record<string, string | undefined>, logg
   const connectionString = env.APPLICATIONINSIGHTS_CONNECTION_STRING;
   if (!connectionString || env.SCALER_MODE === 'local') return startMetrics();
   try {
-    const [{ useAzureMonitor, shutdownAzureMonitor }, { DefaultAzureCredential }] = await Promise.all([import('@azure/monitor-opentelemetry'), import('@azure/identity')]);
-    const clientId = ingestionClientId(env);
-    const pull = new PullReader();
-    useAzureMonitor({
-      azureMonitorExporterOptions: { connectionString, credential: new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {}) },
-      metricReaders: [pull],
-    });
-    return pullHost(pull, shutdownAzureMonitor);
+    return await startAzureMonitorMetrics(connectionString, ingestionClientId(env));
   } catch (error) {
     // Metrics must never stop the scaler: /api/metrics still answers, Azure Monitor gets the log lines.
     logger?.warn('Azure Monitor metrics could not start; metrics stay local to /api/metrics', { error });

@@ -50,3 +50,18 @@ export function startMetrics(options: { serviceVersion?: string; readers?: Metri
     metrics.disable();
   });
 }
+
+/**
+ * Starts the Azure Monitor OpenTelemetry distro: it registers the process's providers and exports
+ * to Application Insights with an Entra ID token of `clientId`'s managed identity (the component has
+ * local auth disabled); `pull` is added beside its exporter so `/api/metrics` keeps answering.
+ */
+export async function startAzureMonitorMetrics(connectionString: string, clientId: string | undefined): Promise<MetricsHost> {
+  const [{ useAzureMonitor, shutdownAzureMonitor }, { DefaultAzureCredential }] = await Promise.all([import('@azure/monitor-opentelemetry'), import('@azure/identity')]);
+  const pull = new PullReader();
+  useAzureMonitor({
+    azureMonitorExporterOptions: { connectionString, credential: new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {}) },
+    metricReaders: [pull],
+  });
+  return pullHost(pull, shutdownAzureMonitor);
+}

@@ -14,10 +14,13 @@ let clock = Date.parse('2026-11-28T02:00:00.000Z');
 const now = () => clock;
 
 async function services(extra: Record<string, string> = {}): Promise<Services> {
+  const prefix = `svc${randomBytes(4).toString('hex')}`;
   return createServices(
     {
       AzureWebJobsStorage: inject('storageConnectionString'),
-      STORAGE_PREFIX: `svc${randomBytes(4).toString('hex')}`,
+      STORAGE_PREFIX: prefix,
+      // The scale queue is not prefixed (CONTRACT): a queue of its own, or another file's messages are taken.
+      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
       CYCLECLOUD_URL: sim.url,
       CYCLECLOUD_USERNAME: sim.username,
       CYCLECLOUD_PASSWORD: sim.password,

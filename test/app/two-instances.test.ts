@@ -46,6 +46,8 @@ async function instance(prefix: string): Promise<Services> {
     {
       AzureWebJobsStorage: inject('storageConnectionString'),
       STORAGE_PREFIX: prefix,
+      // The scale queue is not prefixed (CONTRACT): a queue of its own, or another file's messages are taken.
+      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
       CYCLECLOUD_URL: sim.url,
       CYCLECLOUD_USERNAME: sim.username,
       CYCLECLOUD_PASSWORD: sim.password,

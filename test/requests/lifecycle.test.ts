@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createServices, type Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
-import { silentLogger } from '../../src/platform/log.ts';
+import { createLogger, silentLogger } from '../../src/platform/log.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { enforce } from '../../src/requests/lifecycle.ts';
 import type { RequestRecord, ScaleRequest } from '../../src/ledger/schemas.ts';
@@ -27,10 +27,14 @@ afterEach(async () => {
 });
 
 async function services(extra: Record<string, string> = {}): Promise<Services> {
+  const prefix = `lease${randomBytes(4).toString('hex')}`;
   return createServices(
     {
       AzureWebJobsStorage: inject('storageConnectionString'),
-      STORAGE_PREFIX: `lease${randomBytes(4).toString('hex')}`,
+      STORAGE_PREFIX: prefix,
+      // The scale queue is not prefixed (CONTRACT): without a queue of its own, a pump here took another
+      // test's message (the renew test's second request) and its nodes, and this test waited for room.
+      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
       CYCLECLOUD_URL: sim.url,
       CYCLECLOUD_USERNAME: sim.username,
       CYCLECLOUD_PASSWORD: sim.password,
@@ -40,9 +44,16 @@ async function services(extra: Record<string, string> = {}): Promise<Services> {
       TRACKER_POLL_MAX_SECONDS: '0.2',
       ...extra,
     },
-    { mode: 'local', now, logger: silentLogger, fastPathConcurrency: 0 },
+    { mode: 'local', now, logger: traceLogger, fastPathConcurrency: 0 },
   );
 }
+
+/** The services' own log lines (not the handlers'), kept to say what happened when a pump times out. */
+let trace: string[] = [];
+const traceLogger = createLogger((_level, line) => trace.push(line));
+beforeEach(() => {
+  trace = [];
+});
 
 let seq = 0;
 const meta = () => ({ messageId: `m${++seq}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' });
@@ -53,9 +64,9 @@ async function pump(s: Services, done: () => Promise<boolean>, id?: string): Pro
     s.storage,
     {
       [s.names.scaleQueue]: async (m) => {
-        await s.pipeline.handle(m, meta(), silentLogger);
+        await s.pipeline.handle(m, meta(), traceLogger);
       },
-      [s.names.trackerQueue]: (m, info) => s.tracker.handleTrackerMessage(m, info, silentLogger),
+      [s.names.trackerQueue]: (m, info) => s.tracker.handleTrackerMessage(m, info, traceLogger),
     },
     async () => {
       clock += 1_000;
@@ -68,10 +79,8 @@ async function pump(s: Services, done: () => Promise<boolean>, id?: string): Pro
       const seen = entries
         .filter((e) => e !== null)
         .map((e) => ({ id: e.record.requestId, state: e.record.state, reason: e.record.reason, nodes: e.record.nodes.map((n) => `${n.name}:${n.status}`), attempts: e.attempts }));
-      return `clock ${new Date(clock).toISOString()}; records: ${JSON.stringify(seen)}; CycleCloud calls: ${sim.sim.calls
-        .map((c) => `${c.method} ${c.path}`)
-        .slice(-12)
-        .join(', ')}`;
+      const calls = sim.sim.calls.map((c) => `${c.method} ${c.path} ${c.method === 'POST' ? JSON.stringify(c.body ?? null) : ''}`).slice(-12);
+      return `clock ${new Date(clock).toISOString()}; records: ${JSON.stringify(seen)}; CycleCloud calls: ${calls.join(', ')}; log: ${trace.slice(-80).join('\n')}`;
     },
   );
 }
