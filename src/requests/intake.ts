@@ -141,6 +141,9 @@ export async function handleScaleQueueMessage(
     // Most deliveries are of a request admitted over HTTP: read first (1 round trip, not 3).
     const admitted = await deps.ledger.admit(request, deps.now(), { readFirst: true, ...(deps.lifecycleDefaults ? { lifecycleDefaults: deps.lifecycleDefaults } : {}) });
     await noteLifecycle(deps, admitted.outcome, admitted.entry, requestLog);
+    // A request first seen here came by the queue; a duplicate is the queue hop of one admitted over
+    // HTTP (counted there) or a redelivery, not a new offer.
+    if (admitted.outcome !== 'duplicate') recordMetric('scaler.requests', 1, { cluster: request.cluster, outcome: admitted.outcome });
     if (admitted.outcome === 'conflict') {
       // The first record stands; the conflicting message is recorded on its own so it is visible.
       const key = `msg-${meta.messageId}`;

@@ -8,6 +8,8 @@ import { createServices, type Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
+import { startMetrics } from '../../src/platform/metrics-host.ts';
+import { parsePrometheus, prometheusParserMissing, sampleSum } from '../helpers/prometheus.ts';
 
 let sim: SimulatorHandle;
 let clock = Date.parse('2026-11-28T02:00:00.000Z');
@@ -96,5 +98,30 @@ describe('services', () => {
     expect(record?.state).toBe('rejected');
     expect(record?.reason).toMatch(/cluster nope does not exist in CycleCloud/);
     await s.close();
+  });
+
+  it.skipIf(prometheusParserMissing() !== null)('counts each request once in scaler.requests, however it came: over HTTP, or by the queue alone, redelivered or not', async () => {
+    const metrics = startMetrics();
+    try {
+      const s = await services();
+      await s.freshSnapshot('hpc', -1);
+      const http = { kind: 'scale' as const, requestId: 'count-http', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+      const queued = { requestId: 'count-queue', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+
+      await s.pipeline.submitRequest(http);
+      await s.pipeline.handle(http, meta('c1'), silentLogger);
+      await s.pipeline.handle(queued, meta('c2'), silentLogger);
+      await s.pipeline.handle(queued, { ...meta('c2'), dequeueCount: 2 }, silentLogger);
+      await s.pipeline.handle({ ...queued, demands: [{ nodearray: 'ondemand', count: 3 }] }, meta('c3'), silentLogger);
+
+      const families = parsePrometheus(await metrics.prometheusText());
+      expect(sampleSum(families, 'scaler_requests_total', { cluster: 'hpc', outcome: 'created' })).toBe(2);
+      expect(sampleSum(families, 'scaler_requests_total', { cluster: 'hpc', outcome: 'duplicate' })).toBe(0);
+      expect(sampleSum(families, 'scaler_requests_total', { cluster: 'hpc', outcome: 'conflict' })).toBe(1);
+      expect(sampleSum(families, 'scaler_messages_rejected_total')).toBe(1);
+      await s.close();
+    } finally {
+      await metrics.shutdown();
+    }
   });
 });
