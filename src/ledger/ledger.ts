@@ -29,6 +29,7 @@ import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
 import { ScalerError } from '../platform/errors.ts';
 import { LIST_PARTITION_PREFIX, listPartition, listRowKey, nextTransitions, RequestListing, summaryChanged } from './listing.ts';
+import { recordMetric } from '../platform/metrics.ts';
 
 export interface RequestLedgerOptions {
   storage: Storage;
@@ -161,7 +162,10 @@ export class RequestLedger implements RequestLedgerApi {
     kind: 'scale' | 'terminate' = 'scale',
   ): Promise<LedgerEntry> {
     const created = await this.#create(rejectedEntry(requestId, cluster, reason, errors, nowMs, kind));
-    if (created) return created;
+    if (created) {
+      recordMetric('scaler.requests.completed', 1, { cluster: created.record.cluster, outcome: created.record.state });
+      return created;
+    }
     // A redelivery of the same bad message, or a bad message reusing a known id: the first record stands.
     const existing = await this.get(requestId);
     if (!existing) throw new LedgerError('LEDGER_CONTENTION', `request ${requestId} exists but could not be read`);
@@ -236,7 +240,11 @@ export class RequestLedger implements RequestLedgerApi {
     // The open-index row holds only the final flag and the allocations: most updates (an annotate,
     // a wait, a node's status) change neither, and skip its round trip.
     if (isFinal(next) || indexView(current) !== indexView(next)) await this.#writeIndex(next);
-    if (this.#onFinal && !isFinal(current) && isFinal(next)) await this.#onFinal(next);
+    if (!isFinal(current) && isFinal(next)) {
+      // After the conditional write that made it final: counted once, whichever instance wrote it.
+      recordMetric('scaler.requests.completed', 1, { cluster: next.record.cluster, outcome: next.record.state });
+      if (this.#onFinal) await this.#onFinal(next);
+    }
     if (summaryChanged(current, next)) await this.#writeListing(next);
     return next;
   }

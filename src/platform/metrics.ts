@@ -32,7 +32,11 @@ export const METRICS = {
     unit: '{request}',
     description: 'Requests offered to admission, by outcome: created, duplicate (the same request again), conflict (the same id with a different body)',
   },
-  'scaler.requests.completed': { kind: 'counter', unit: '{request}', description: 'Requests that reached a final state, by outcome (the state)' },
+  'scaler.requests.completed': {
+    kind: 'counter',
+    unit: '{request}',
+    description: 'Requests that reached a final state, by outcome (the state: fulfilled, partially_fulfilled, failed, rejected), counted once at the write that made them final',
+  },
   'scaler.requests.open': { kind: 'gauge', unit: '{request}', description: 'Open requests by state, counted at each snapshot tick' },
   'scaler.requests.overdue': {
     kind: 'gauge',

@@ -67,7 +67,7 @@ import { TrackerStore, TrackerStoreError, type OutboxItem, type TrackerRecord } 
 import { compensatePartialGangs, hasPartialGang, type CapacityFailureSink } from './partial-gangs.ts';
 import { terminateAndTrack } from './terminate.ts';
 import type { RequestPipelinePort, TerminateOrder, TerminateResult, TrackerApi, TrackStart } from './types.ts';
-import { recordMetric, recordNodeOutcomes } from '../platform/metrics.ts';
+import { recordNodeOutcomes } from '../platform/metrics.ts';
 
 export type { CapacityFailureSink } from './partial-gangs.ts';
 
@@ -419,10 +419,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     if (!entry) return;
     if (isFinal(entry)) {
       if ((!wasFinal || recovering) && entry.request?.callbackUrl && deps.callbacks) await deps.callbacks.enqueue(s.requestId);
-      if (!wasFinal) {
-        log.info('request final', { state: entry.record.state, reason: entry.record.reason });
-        recordMetric('scaler.requests.completed', 1, { cluster: entry.record.cluster, outcome: entry.record.state });
-      }
+      if (!wasFinal) log.info('request final', { state: entry.record.state, reason: entry.record.reason });
       return;
     }
     // A create ended with the request still open and no other create in flight: the pipeline

@@ -119,6 +119,8 @@ describe('services', () => {
       expect(sampleSum(families, 'scaler_requests_total', { cluster: 'hpc', outcome: 'duplicate' })).toBe(0);
       expect(sampleSum(families, 'scaler_requests_total', { cluster: 'hpc', outcome: 'conflict' })).toBe(1);
       expect(sampleSum(families, 'scaler_messages_rejected_total')).toBe(1);
+      // The conflicting message is recorded as a rejected entry of its own: final once, when written
+      expect(sampleSum(families, 'scaler_requests_completed_total', { outcome: 'rejected' })).toBe(1);
       await s.close();
     } finally {
       await metrics.shutdown();
