@@ -80,7 +80,7 @@ export interface HttpDeps {
   /** `GET /api/metrics`: this process's OpenTelemetry figures as Prometheus text; absent = the route answers 404. */
   metricsText?: () => Promise<string>;
   /** Admits a validated message to the ledger and enqueues it (`submitRequest` from `src/requests/intake.ts`). */
-  submitRequest(message: RequestMessage, options?: { scheduler?: boolean }): Promise<SubmitResult>;
+  submitRequest(message: RequestMessage, options?: { scheduler?: boolean; traceparent?: string }): Promise<SubmitResult>;
   /** `POST /api/scale-requests/{id}/renew` (`renew` in `src/requests/lifecycle.ts`); absent = the route answers 404. */
   renew?(requestId: string, seconds: number | undefined): Promise<LifecycleAnswer>;
   /** Lease figures for health (`leaseView` in `src/requests/lifecycle.ts`); absent = health leaves them out. */

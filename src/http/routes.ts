@@ -35,6 +35,7 @@ import { formatHostlist } from '../slurm/hostlist.ts';
 import { SlurmSyncAnswer, SlurmSyncRequest, syncAnswerText } from '../slurm/sync.ts';
 import { Accepted, LifecycleAccepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
 import { consoleRoutes } from './console-routes.ts';
+import { inSpan, SpanKind, traceFields } from '../platform/tracing.ts';
 
 export type RouteHandler = (deps: HttpDeps, request: HttpRequest, context?: InvocationContext) => Promise<HttpResponseInit>;
 
@@ -159,8 +160,18 @@ async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 
     log.info('request refused: invalid', { fields: ['callbackUrl'] });
     return validationProblem(refusals);
   }
-  const result = await deps.submitRequest(message);
-  const fields = { requestId: message.requestId, cluster: message.cluster, kind: message.kind, outcome: result.outcome };
+  // The caller's W3C traceparent (or a new trace): the accept span's own is kept with the request.
+  const { result, traceparent } = await inSpan(
+    `POST /api/${route}`,
+    request.headers.get('traceparent'),
+    SpanKind.SERVER,
+    { 'http.request.method': 'POST', 'http.route': `/api/${route}` },
+    async (h) => ({
+      result: await deps.submitRequest(message, { traceparent: h.traceparent }),
+      traceparent: h.traceparent,
+    }),
+  );
+  const fields = { requestId: message.requestId, cluster: message.cluster, kind: message.kind, outcome: result.outcome, ...traceFields(traceparent) };
   if (result.outcome === 'conflict') {
     log.info('request refused: conflict', fields);
     return problem(409, 'HTTP_CONFLICT', `requestId "${message.requestId}" already exists with a different body; send the same body or use a new requestId`);

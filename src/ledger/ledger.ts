@@ -142,6 +142,7 @@ export class RequestLedger implements RequestLedgerApi {
 
   async admit(message: RequestMessage, nowMs: number, options: AdmitOptions = {}): Promise<AdmitResult> {
     const entry = newEntry(message, nowMs, this.#deadlineMs, options.lifecycleDefaults);
+    if (options.traceparent) entry.traceparent = options.traceparent;
     if (options.readFirst) {
       const known = await this.get(message.requestId);
       if (known) return { outcome: known.bodyHash === entry.bodyHash ? 'duplicate' : 'conflict', entry: known };

@@ -43,6 +43,8 @@ export interface SubmissionAttempt {
 
 export interface LedgerEntry {
   record: RequestRecord;
+  /** W3C `traceparent` of the span that accepted the request: every later hop's span is its child. */
+  traceparent?: string;
   /** The validated message (null when the message was rejected unparsed). */
   request: RequestMessage | null;
   /** sha256 of the canonical JSON of the message: same id + same hash = duplicate; different = conflict. */
@@ -135,6 +137,8 @@ export interface AdmitOptions {
    * `DEFAULT_MAX_LIFETIME_SECONDS`). Absent for Slurm's requests: Slurm suspends its own nodes.
    */
   lifecycleDefaults?: LifecycleDefaults;
+  /** The W3C `traceparent` of the accept span (src/platform/tracing.ts), kept on a new entry. */
+  traceparent?: string;
 }
 
 export interface LifecycleDefaults {

@@ -23,6 +23,7 @@ export async function startTracking(ctx: Ctx, entry: LedgerEntry, request: Scale
       requestId: ctx.requestId,
       action: 'create',
       generation: a.generation,
+      ...(entry.traceparent ? { traceparent: entry.traceparent } : {}),
       sets: a.sets.map((s) => ({
         nodearray: s.nodearray,
         machineType: s.machineType,

@@ -20,6 +20,7 @@ import type { LedgerEntry, LifecycleDefaults } from '../ledger/types.ts';
 import { isLeaseMessage, onLeaseReminder, release, renew, scheduleLifecycle, type LeaseIndex, type LifecycleDeps } from './lifecycle.ts';
 import { parseLifecycleCommand } from '../ledger/schemas.ts';
 import { recordMetric } from '../platform/metrics.ts';
+import { inSpan, SpanKind, traceFields } from '../platform/tracing.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
 export interface IntakeState {
@@ -164,7 +165,14 @@ export async function handleScaleQueueMessage(
       if (meta.dequeueCount > 1) requestLog.info('duplicate delivery; continuing the existing request', { requestId: request.requestId });
       else requestLog.debug('request already admitted (HTTP, or the same message sent again); continuing it', { requestId: request.requestId });
     }
-    return processEntry(deps, request.requestId, requestLog, { entry: admitted.entry });
+    // One span per delivery, child of the accept span kept in the entry (a queue-only request gets a new trace).
+    return inSpan(
+      'scale-requests process',
+      admitted.entry.traceparent,
+      SpanKind.CONSUMER,
+      { 'messaging.destination.name': 'scale-requests', 'messaging.message.id': meta.messageId },
+      ({ traceparent }) => processEntry(deps, request.requestId, requestLog.child(traceFields(traceparent)), { entry: admitted.entry }),
+    );
   });
 }
 
@@ -285,11 +293,14 @@ export interface SubmitRequestDeps {
 export async function submitRequest(
   deps: SubmitRequestDeps,
   message: RequestMessage,
-  options: { scheduler?: boolean } = {},
+  options: { scheduler?: boolean; traceparent?: string } = {},
 ): Promise<{ outcome: 'created' | 'duplicate' | 'conflict'; record: RequestRecord }> {
   // A scheduler's own requests (Slurm) get no default lease or lifetime: it suspends its nodes itself.
   const defaults = options.scheduler ? undefined : deps.lifecycleDefaults;
-  const admitted = await deps.ledger.admit(message, deps.now(), defaults ? { lifecycleDefaults: defaults } : {});
+  const admitted = await deps.ledger.admit(message, deps.now(), {
+    ...(defaults ? { lifecycleDefaults: defaults } : {}),
+    ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+  });
   recordMetric('scaler.requests', 1, { cluster: admitted.entry.record.cluster, outcome: admitted.outcome });
   if (admitted.outcome === 'created' && deps.lifecycle && (admitted.entry.record.lease || admitted.entry.record.maxLifetime))
     await scheduleLifecycle(deps.lifecycle, admitted.entry);

@@ -92,7 +92,7 @@ export interface RequestPipeline {
    * is busy (more than `fastPathConcurrency` runs) or the run fails, the message does the work.
    * Processing is claimed per generation in the ledger, so the two never create twice.
    */
-  submitRequest(message: RequestMessage, options?: { scheduler?: boolean }): ReturnType<typeof submitRequest>;
+  submitRequest(message: RequestMessage, options?: { scheduler?: boolean; traceparent?: string }): ReturnType<typeof submitRequest>;
   /** Resolves when every fast-path run started so far has ended (graceful shutdown, tests). */
   drain(): Promise<void>;
 }

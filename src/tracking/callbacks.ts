@@ -26,6 +26,7 @@ import { checkCallbackTarget, postGuarded, type CallbackTargetPolicy } from './c
 import type { RequestLedgerApi } from '../ledger/types.ts';
 import { FINAL_STATES, publicRecord, usableRequestId } from '../ledger/schemas.ts';
 import { recordMetric } from '../platform/metrics.ts';
+import { SpanKind, SpanStatusCode, startSpan } from '../platform/tracing.ts';
 
 /** Default delays before each retry (the first try is immediate). */
 export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [10_000, 30_000, 120_000, 600_000, 1_200_000, 1_800_000];
@@ -216,7 +217,9 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
     }
 
     const body = JSON.stringify(publicRecord(entry.record));
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId };
+    // The receiver gets the request's trace: a child span of the accept span, as `traceparent`.
+    const span = startSpan('callback', entry.traceparent, SpanKind.CLIENT, { 'http.request.method': 'POST', 'scaler.callback.attempt': msg.attempt });
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId, traceparent: span.traceparent };
     let outcome: { ok: true; status: number } | { ok: false; status?: number; error?: string; retryAfterMs?: number };
     try {
       // A name that does not resolve now is retried like a network error.
@@ -251,6 +254,9 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       };
     }
 
+    if (!outcome.ok) span.span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.status ? `HTTP ${outcome.status}` : 'no answer' });
+    span.span.setAttribute('http.response.status_code', outcome.status ?? 0);
+    span.span.end();
     if (outcome.ok) {
       await finish(msg.requestId, claimed.etag, version, claimed.previous);
       log.info('callback delivered', { url: target, status: outcome.status, state: entry.record.state });

@@ -85,7 +85,7 @@ export interface TrackedNode {
 }
 
 /** What the operation is (as handed over at start) plus what the tracker learned about it. */
-export interface TrackerState extends Pick<TrackStart, 'cluster' | 'operationId' | 'cycleCloudRequestId' | 'requestId' | 'action' | 'generation' | 'sets'> {
+export interface TrackerState extends Pick<TrackStart, 'cluster' | 'operationId' | 'cycleCloudRequestId' | 'requestId' | 'action' | 'generation' | 'sets' | 'traceparent'> {
   nodes: TrackedNode[];
   startedAtMs: number;
   deadlineAtMs: number;
@@ -238,6 +238,7 @@ export function initialState(start: TrackStart, nowMs: number, config: MachineCo
     requestId: start.requestId,
     action: start.action,
     generation: start.generation,
+    ...(start.traceparent ? { traceparent: start.traceparent } : {}),
     sets: structuredClone(start.sets),
     nodes,
     startedAtMs: nowMs,

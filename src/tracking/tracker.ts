@@ -68,6 +68,7 @@ import { compensatePartialGangs, hasPartialGang, type CapacityFailureSink } from
 import { terminateAndTrack } from './terminate.ts';
 import type { RequestPipelinePort, TerminateOrder, TerminateResult, TrackerApi, TrackStart } from './types.ts';
 import { recordNodeOutcomes } from '../platform/metrics.ts';
+import { inSpan, SpanKind, traceFields } from '../platform/tracing.ts';
 
 export type { CapacityFailureSink } from './partial-gangs.ts';
 
@@ -551,7 +552,13 @@ export function createTracker(deps: TrackerDeps): Tracker {
   // -------------------------------------------------------------------------------------------
   // One wake-up
 
-  async function poll(leased: TrackerRecord, log: Logger): Promise<TrackerRecord> {
+  /** One poll in a span of its own, child of the request's accept span. */
+  function poll(leased: TrackerRecord, log: Logger): Promise<TrackerRecord> {
+    const attributes = { 'cyclecloud.request_id': leased.state.cycleCloudRequestId, 'scaler.poll': leased.state.polls + 1 };
+    return inSpan('tracker poll', leased.state.traceparent, SpanKind.INTERNAL, attributes, ({ traceparent }) => pollOnce(leased, log.child(traceFields(traceparent))));
+  }
+
+  async function pollOnce(leased: TrackerRecord, log: Logger): Promise<TrackerRecord> {
     let rec = leased;
     if (rec.outbox.length > 0) {
       log.warn('replaying actions left by an interrupted poll', { actions: rec.outbox.map((a) => a.type) });

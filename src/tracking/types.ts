@@ -5,6 +5,8 @@
 /** Starts following one CycleCloud operation until every node is final. */
 export interface TrackStart {
   cluster: string;
+  /** The request's W3C `traceparent` (its ledger entry's): each poll's span is its child. */
+  traceparent?: string;
   /**
    * CycleCloud's operation id, from the 202 of the create or terminate; null when that answer was
    * lost (a lookup by request id does not say it: OperationStatus is `{action, startTime}`). The

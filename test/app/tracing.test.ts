@@ -1,0 +1,115 @@
+/**
+ * One trace per request (src/platform/tracing.ts) through the composition root over azurite and the
+ * simulator: the caller's traceparent → the HTTP accept → the queue hop (through the ledger) → each
+ * tracker poll → the callback, which carries traceparent to the receiver. Spans are caught by an
+ * in-memory exporter; parent ids are checked link by link.
+ */
+import { randomBytes } from 'node:crypto';
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createServices } from '../../src/app/services.ts';
+import { submitScaleRequest } from '../../src/http/routes.ts';
+import { silentLogger } from '../../src/platform/log.ts';
+import { parseTraceparent } from '../../src/platform/tracing.ts';
+import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
+import { httpRequest } from '../http/fakes.ts';
+import { pumpUntil } from '../tracking/pump.ts';
+import { startReceiver, type Receiver } from '../tracking/receiver.ts';
+
+let sim: SimulatorHandle;
+let receiver: Receiver;
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, stepMs: 20 });
+  receiver = await startReceiver();
+  trace.setGlobalTracerProvider(provider);
+});
+afterAll(async () => {
+  trace.disable();
+  await provider.shutdown();
+  await receiver?.close();
+  await sim?.close();
+});
+
+const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const CALLER_SPAN = '00f067aa0ba902b7';
+
+describe('tracing', () => {
+  it('one trace from the caller through accept, the queue hop, each poll and the callback, parents linked', async () => {
+    // Prepare
+    const prefix = `trace${randomBytes(4).toString('hex')}`;
+    const s = await createServices(
+      {
+        AzureWebJobsStorage: inject('storageConnectionString'),
+        STORAGE_PREFIX: prefix,
+        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
+        CYCLECLOUD_URL: sim.url,
+        CYCLECLOUD_USERNAME: sim.username,
+        CYCLECLOUD_PASSWORD: sim.password,
+        CYCLECLOUD_CLUSTERS: 'hpc',
+        CREATE_WINDOW_MS: '0',
+        TRACKER_POLL_MIN_SECONDS: '0.05',
+        TRACKER_POLL_MAX_SECONDS: '0.2',
+      },
+      { mode: 'local', logger: silentLogger, fastPathConcurrency: 0 },
+    );
+    const id = `trace-${prefix}`;
+    const body = { requestId: id, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2 }], callbackUrl: receiver.url };
+
+    // Act: the caller posts with its own traceparent; then the queues run until the callback lands
+    const res = await submitScaleRequest(s.http, httpRequest('POST', '/scale-requests', { body, headers: { traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` } }));
+    expect(res.status).toBe(202);
+    let delivery = 0;
+    await pumpUntil(
+      s.storage,
+      {
+        [s.names.scaleQueue]: (m) =>
+          s.pipeline.handle(m, { messageId: `m${++delivery}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger).then(() => undefined),
+        [s.names.trackerQueue]: (m, info) => s.tracker.handleTrackerMessage(m, info, silentLogger),
+        [s.names.callbackQueue]: (m, info) => s.callbacks.handleCallbackMessage(m, info, silentLogger),
+      },
+      () => receiver.received.some((r) => r.body.includes(`"requestId":"${id}"`) && r.body.includes('"fulfilled"')),
+      30_000,
+      20,
+    );
+    await s.close();
+
+    // Assess: every span is in the caller's trace
+    const spans = exporter.getFinishedSpans();
+    const byName = (name: string) => spans.filter((x) => x.name === name);
+    const parentOf = (x: ReadableSpan) => x.parentSpanContext?.spanId;
+    expect(new Set(spans.map((x) => x.spanContext().traceId))).toEqual(new Set([CALLER_TRACE]));
+    const [accept] = byName('POST /api/scale-requests');
+    expect(accept).toBeDefined();
+    expect(parentOf(accept!)).toBe(CALLER_SPAN);
+    const acceptId = accept!.spanContext().spanId;
+    // The queue hop: each delivery's span is a child of the accept span (its traceparent went through the ledger)
+    const processed = byName('scale-requests process');
+    expect(processed.length).toBeGreaterThanOrEqual(1);
+    for (const x of processed) expect(parentOf(x)).toBe(acceptId);
+    // Each poll, until the nodes were Ready
+    const polls = byName('tracker poll');
+    expect(polls.length).toBeGreaterThanOrEqual(1);
+    for (const x of polls) expect(parentOf(x)).toBe(acceptId);
+    // The callback: a client span, and the receiver got its traceparent
+    const callbacks = byName('callback');
+    expect(callbacks.length).toBeGreaterThanOrEqual(1);
+    for (const x of callbacks) expect(parentOf(x)).toBe(acceptId);
+    const got = receiver.received.filter((r) => r.body.includes(`"requestId":"${id}"`)).map((r) => parseTraceparent(String(r.headers.traceparent)));
+    expect(got.length).toBeGreaterThanOrEqual(1);
+    for (const sc of got) {
+      expect(sc?.traceId).toBe(CALLER_TRACE);
+      expect(callbacks.map((x) => x.spanContext().spanId)).toContain(sc?.spanId);
+    }
+  }, 60_000);
+
+  it('a malformed traceparent starts a new trace instead of failing the request', async () => {
+    expect(parseTraceparent('00-00000000000000000000000000000000-00f067aa0ba902b7-01')).toBeNull();
+    expect(parseTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7')).toBeNull();
+    expect(parseTraceparent('not a header')).toBeNull();
+    expect(parseTraceparent(`00-${CALLER_TRACE}-${CALLER_SPAN}-01`)).toMatchObject({ traceId: CALLER_TRACE, spanId: CALLER_SPAN, traceFlags: 1 });
+  });
+});
