@@ -20,6 +20,7 @@ import { applySubmission, closeDemand, type excludedPlacementGroups, isFinal, ty
 import { type Ctx, ClaimLost, update, inFlightAttempt, nextGeneration } from './context.ts';
 import { marked, namingOf, senderOf } from './create-sender.ts';
 import { recordCreateAccepted, recordMetric } from '../platform/metrics.ts';
+import { SpanKind, startSpan } from '../platform/tracing.ts';
 
 /** One request's share of a batch, with what its run read before joining. */
 export interface BatchMember {
@@ -154,6 +155,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
         for (const i of order) {
           const m = members[i]!;
           const planStartedAt = performance.now();
+          const planSpan = startSpan('plan', m.ctx.traceparent, SpanKind.INTERNAL, { 'scaler.cluster': cluster, 'scaler.demands': m.request.demands.length });
           const p = (deps.plan ?? defaultPlan)({
             request: m.request,
             snapshot,
@@ -167,6 +169,8 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
           });
           m.ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster, demands: m.request.demands.length });
           recordMetric('scaler.plan.duration', (performance.now() - planStartedAt) / 1000, { cluster });
+          planSpan.span.setAttribute('scaler.sets', p.sets.length);
+          planSpan.span.end();
           ps[i] = p;
           const rejecting = !m.submittedBefore && p.demands.some((d) => d.status === 'rejected');
           if (p.sets.length === 0 || rejecting) continue;
@@ -283,7 +287,16 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
   let result: Awaited<ReturnType<CycleCloudApi['createNodes']>>;
   try {
     mark('claimedMs');
-    result = await senderOf(newest.ctx).sendBatch(newest.ctx, { requestId: batch!, sets: wire });
+    const span = startSpan('POST nodes/create', newest.ctx.traceparent, SpanKind.CLIENT, {
+      'scaler.cluster': cluster,
+      'scaler.batch.members': claimed.length,
+      'scaler.sets': wire.length,
+    });
+    try {
+      result = await senderOf(newest.ctx).sendBatch(newest.ctx, { requestId: batch!, sets: wire });
+    } finally {
+      span.span.end();
+    }
     mark('answeredMs');
   } catch (error) {
     if (!isCycleCloudError(error)) {

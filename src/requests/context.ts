@@ -143,6 +143,8 @@ export interface Ctx {
   cluster: string;
   cfg: Required<Omit<SubmitConfig, 'planOptions'>> & { planOptions?: PlanOptions };
   consumedWakeAtMs?: number;
+  /** This run's span (src/platform/tracing.ts), parent of its plan and create spans. */
+  traceparent?: string;
   /**
    * Buckets (`nodearray\u0000machinetype`) this run recorded a partial gang for. The failure is
    * remembered for everyone else, but this run's immediate re-plan may still try ANOTHER group of
@@ -171,6 +173,8 @@ export interface ProcessOptions {
   consumedWakeAtMs?: number;
   /** The entry as the caller just read or wrote it (admission): the run starts from it instead of reading it again. */
   entry?: LedgerEntry;
+  /** The W3C `traceparent` of this run's span: its plan and create spans are children of it. */
+  traceparent?: string;
 }
 
 export async function update(ctx: Ctx, mutate: (e: LedgerEntry) => LedgerEntry | void): Promise<LedgerEntry> {

@@ -18,6 +18,7 @@ import type { ScaleRequest } from '../ledger/schemas.ts';
 import { applySubmission, closeDemand } from '../ledger/record.ts';
 import { SubmitError, type Ctx, update } from './context.ts';
 import { recordCreateAccepted, recordMetric } from '../platform/metrics.ts';
+import { SpanKind, startSpan } from '../platform/tracing.ts';
 
 /** Rebuilds CycleCloud's sets from an attempt (after a crash the plan is not re-derived: the intent is the truth). */
 export function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): NodeCreationRequestSet[] {
@@ -105,7 +106,10 @@ export async function submitAttempt(
       });
     }
     try {
-      const result = await deps.cyclecloud.createNodes(ctx.cluster, { requestId: attempt.batch ?? cc, sets: marked(sets ?? wireSets(request, attempt), ctx.requestId, cc) });
+      const span = startSpan('POST nodes/create', ctx.traceparent, SpanKind.CLIENT, { 'scaler.cluster': ctx.cluster, 'cyclecloud.request_id': attempt.batch ?? cc });
+      const result = await deps.cyclecloud
+        .createNodes(ctx.cluster, { requestId: attempt.batch ?? cc, sets: marked(sets ?? wireSets(request, attempt), ctx.requestId, cc) })
+        .finally(() => span.span.end());
       const accepted: SubmissionAttempt = {
         ...attempt,
         state: 'accepted',

@@ -171,7 +171,7 @@ export async function handleScaleQueueMessage(
       admitted.entry.traceparent,
       SpanKind.CONSUMER,
       { 'messaging.destination.name': 'scale-requests', 'messaging.message.id': meta.messageId },
-      ({ traceparent }) => processEntry(deps, request.requestId, requestLog.child(traceFields(traceparent)), { entry: admitted.entry }),
+      ({ traceparent }) => processEntry(deps, request.requestId, requestLog.child(traceFields(traceparent)), { entry: admitted.entry, traceparent }),
     );
   });
 }

@@ -64,6 +64,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
     requestId,
     cluster: entry.record.cluster,
     ...(options.consumedWakeAtMs !== undefined ? { consumedWakeAtMs: options.consumedWakeAtMs } : {}),
+    ...(options.traceparent ? { traceparent: options.traceparent } : {}),
     gangFailures: new Set(),
     last: entry,
     cfg: {

@@ -90,6 +90,13 @@ describe('tracing', () => {
     const processed = byName('scale-requests process');
     expect(processed.length).toBeGreaterThanOrEqual(1);
     for (const x of processed) expect(parentOf(x)).toBe(acceptId);
+    // Plan and create: children of a delivery's span
+    const deliveries = new Set(processed.map((x) => x.spanContext().spanId));
+    const plans = byName('plan');
+    const creates = byName('POST nodes/create');
+    expect(plans.length).toBeGreaterThanOrEqual(1);
+    expect(creates).toHaveLength(1);
+    for (const x of [...plans, ...creates]) expect(deliveries).toContain(parentOf(x));
     // Each poll, until the nodes were Ready
     const polls = byName('tracker poll');
     expect(polls.length).toBeGreaterThanOrEqual(1);
