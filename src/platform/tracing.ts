@@ -27,6 +27,14 @@ export function formatTraceparent(sc: SpanContext): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1).toString(16).padStart(2, '0')}`;
 }
 
+/**
+ * A new trace's context for a request that came by the queue with none: stored on the entry it
+ * creates, so all of that request's deliveries, polls and its callback share one trace.
+ */
+export function newTraceparent(): string {
+  return formatTraceparent({ traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: TraceFlags.SAMPLED });
+}
+
 /** The ids a log line carries. */
 export function traceFields(traceparent: string | null | undefined): { traceId?: string; spanId?: string } {
   const sc = parseTraceparent(traceparent);

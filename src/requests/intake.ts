@@ -20,7 +20,7 @@ import type { LedgerEntry, LifecycleDefaults } from '../ledger/types.ts';
 import { isLeaseMessage, onLeaseReminder, release, renew, scheduleLifecycle, type LeaseIndex, type LifecycleDeps } from './lifecycle.ts';
 import { parseLifecycleCommand } from '../ledger/schemas.ts';
 import { recordMetric } from '../platform/metrics.ts';
-import { inSpan, SpanKind, traceFields } from '../platform/tracing.ts';
+import { inSpan, newTraceparent, SpanKind, traceFields } from '../platform/tracing.ts';
 
 /** Counters and the pause switch (`ScalerState`). */
 export interface IntakeState {
@@ -140,7 +140,12 @@ export async function handleScaleQueueMessage(
   const requestLog = withJobIds(log, request);
   return withTransientHandling(deps, request.requestId, meta, requestLog, async () => {
     // Most deliveries are of a request admitted over HTTP: read first (1 round trip, not 3).
-    const admitted = await deps.ledger.admit(request, deps.now(), { readFirst: true, ...(deps.lifecycleDefaults ? { lifecycleDefaults: deps.lifecycleDefaults } : {}) });
+    // A request first seen here (queue-only) starts its trace: the entry keeps it for every later hop.
+    const admitted = await deps.ledger.admit(request, deps.now(), {
+      readFirst: true,
+      traceparent: newTraceparent(),
+      ...(deps.lifecycleDefaults ? { lifecycleDefaults: deps.lifecycleDefaults } : {}),
+    });
     await noteLifecycle(deps, admitted.outcome, admitted.entry, requestLog);
     // A request first seen here came by the queue; a duplicate is the queue hop of one admitted over
     // HTTP (counted there) or a redelivery, not a new offer.

@@ -113,6 +113,36 @@ describe('tracing', () => {
     }
   }, 60_000);
 
+  it('a request that came by the queue alone: every delivery is in one trace, kept by its entry', async () => {
+    const prefix = `traceq${randomBytes(4).toString('hex')}`;
+    const s = await createServices(
+      {
+        AzureWebJobsStorage: inject('storageConnectionString'),
+        STORAGE_PREFIX: prefix,
+        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
+        CYCLECLOUD_URL: sim.url,
+        CYCLECLOUD_USERNAME: sim.username,
+        CYCLECLOUD_PASSWORD: sim.password,
+        CYCLECLOUD_CLUSTERS: 'hpc',
+      },
+      { mode: 'local', logger: silentLogger, fastPathConcurrency: 0 },
+    );
+    exporter.reset();
+    const message = { requestId: `q-${prefix}`, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+    await s.pipeline.handle(message, { messageId: 'q1', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
+    await s.pipeline.handle(message, { messageId: 'q1', dequeueCount: 2, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
+    const stored = parseTraceparent((await s.pipeline.ledger.get(message.requestId))?.traceparent);
+    await s.close();
+
+    const deliveries = exporter.getFinishedSpans().filter((x) => x.name === 'scale-requests process');
+    expect(deliveries).toHaveLength(2);
+    expect(stored).not.toBeNull();
+    for (const x of deliveries) {
+      expect(x.spanContext().traceId).toBe(stored?.traceId);
+      expect(x.parentSpanContext?.spanId).toBe(stored?.spanId);
+    }
+  }, 30_000);
+
   it('a malformed traceparent starts a new trace instead of failing the request', async () => {
     expect(parseTraceparent('00-00000000000000000000000000000000-00f067aa0ba902b7-01')).toBeNull();
     expect(parseTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7')).toBeNull();
