@@ -304,7 +304,8 @@ export async function submitRequest(
   const defaults = options.scheduler ? undefined : deps.lifecycleDefaults;
   const admitted = await deps.ledger.admit(message, deps.now(), {
     ...(defaults ? { lifecycleDefaults: defaults } : {}),
-    ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+    // The caller's accept span, or (Slurm, the CLI's own calls) a new trace the entry keeps.
+    traceparent: options.traceparent ?? newTraceparent(),
   });
   recordMetric('scaler.requests', 1, { cluster: admitted.entry.record.cluster, outcome: admitted.outcome });
   if (admitted.outcome === 'created' && deps.lifecycle && (admitted.entry.record.lease || admitted.entry.record.maxLifetime))

@@ -132,6 +132,10 @@ describe('tracing', () => {
     await s.pipeline.handle(message, { messageId: 'q1', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
     await s.pipeline.handle(message, { messageId: 'q1', dequeueCount: 2, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);
     const stored = parseTraceparent((await s.pipeline.ledger.get(message.requestId))?.traceparent);
+    // Admitted without a traceparent (Slurm's routes, the pipeline's own callers): a trace all the same
+    const scheduler = { kind: 'scale' as const, requestId: `s-${prefix}`, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+    await s.pipeline.submitRequest(scheduler, { scheduler: true });
+    expect(parseTraceparent((await s.pipeline.ledger.get(scheduler.requestId))?.traceparent)).not.toBeNull();
     await s.close();
 
     const deliveries = exporter.getFinishedSpans().filter((x) => x.name === 'scale-requests process');
