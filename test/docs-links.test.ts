@@ -35,4 +35,14 @@ describe('README and docs links', () => {
     expect(problems).toEqual([]);
     expect(text).not.toMatch(/CONTRACT §/);
   });
+
+  it('shows the console in the README with the screenshot the browser test takes', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    expect(readme).toMatch(/!\[[^\]]+\]\(docs\/console\.png\)/);
+    // A PNG, not a placeholder: the signature and a real picture's size
+    const png = readFileSync(join(root, 'docs', 'console.png'));
+    expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+    expect(png.readUInt32BE(16)).toBeGreaterThanOrEqual(1000); // width
+    expect(readFileSync(join(root, 'test', 'e2e', 'console.test.ts'), 'utf8')).toContain("join(root, 'docs', 'console.png')");
+  });
 });

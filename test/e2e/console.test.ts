@@ -3,7 +3,9 @@
  * against `npm start`: a request submitted through the API appears in the requests view and reaches
  * `fulfilled`, its page shows demands, nodes and timeline, the bucket bars move, and scale-out is
  * paused and resumed from the page. Screenshots of every view are written to
- * `test-artifacts/console/` (and to `docs/console/` with UPDATE_DOCS_SCREENSHOTS=1, for the README).
+ * `test-artifacts/console/` (and to `docs/console/` with UPDATE_DOCS_SCREENSHOTS=1, with the README's
+ * docs/console.png). The trends view's metrics panel is checked against /api/metrics read by a real
+ * Prometheus parser.
  *
  * Without chromium the file prints one line and skips.
  */
@@ -13,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { root, startScaler, type RunningScaler } from './harness.ts';
 import { consoleFilePaths } from '../../src/console/page.ts';
+import { parsePrometheus, prometheusParserMissing, sampleSum } from '../helpers/prometheus.ts';
 
 // Functions passed to page.evaluate/waitForFunction run in the browser, where these exist; the test's
 // own types are Node's (no DOM lib), so they are declared for this file only.
@@ -57,6 +60,8 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     if (process.env.UPDATE_DOCS_SCREENSHOTS === '1') {
       mkdirSync(DOCS, { recursive: true });
       await page.screenshot({ path: join(DOCS, `${name}.png`) as `${string}.png`, fullPage: true });
+      // The README's picture: the clusters view, as the viewport shows it
+      if (name === 'clusters') await page.screenshot({ path: join(root, 'docs', 'console.png') });
     }
   }
 
@@ -203,6 +208,31 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     await page.waitForSelector('#chart-requests canvas');
     await page.waitForSelector('#chart-latency canvas');
     expect(Number(await page.$eval('[data-card="nodes"] dd', (el) => el.textContent))).toBeGreaterThanOrEqual(6);
+    // The trends view's "this instance" panel reads /api/metrics: its counts are the ones a real
+    // Prometheus parser finds in the same text (when the parser is installed).
+    await page.waitForSelector('[data-metric="nodes-ready"] dd');
+    await page.waitForSelector('tr[data-operation="POST /clusters/{cluster}/nodes/create"]');
+    if (!prometheusParserMissing()) {
+      const families = parsePrometheus(await (await host.api('/metrics')).text());
+      const want = {
+        'creates-accepted': sampleSum(families, 'scaler_create_calls_total', { outcome: 'accepted' }),
+        'nodes-requested': sampleSum(families, 'scaler_nodes_requested_total'),
+        'nodes-ready': sampleSum(families, 'scaler_nodes_ready_total'),
+        'over-ask': sampleSum(families, 'scaler_over_ask_total'),
+      };
+      expect(want['nodes-ready']).toBeGreaterThanOrEqual(6);
+      expect(want['creates-accepted']).toBeGreaterThanOrEqual(1); // the two requests may share one batch
+      const creates = sampleSum(families, 'cyclecloud_client_duration_count', { operation: 'POST /clusters/{cluster}/nodes/create' });
+      await page.waitForFunction(
+        (cards: Record<string, number>, calls: number) =>
+          Object.entries(cards).every(([k, v]) => document.querySelector(`[data-metric="${k}"] dd`)?.textContent === String(v)) &&
+          document.querySelector('tr[data-operation="POST /clusters/{cluster}/nodes/create"] [data-calls]')?.textContent === String(calls),
+        { timeout: 15_000 },
+        want,
+        creates,
+      );
+      expect(await page.$eval('[data-metric="create-p50"] dd', (el) => el.textContent)).toMatch(/^\d+ (ms|s)$/);
+    }
     await shot(page, 'trends');
 
     // Single-key shortcuts can be switched off (WCAG 2.1.4)

@@ -95,7 +95,8 @@
     const key = sessionStorage.getItem(KEY_STORE);
     const headers = { accept: 'application/json', ...(key ? { 'x-functions-key': key } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) };
     // A hung connection must not hold the refresh loop (one update at a time): give up after 30 s
-    const res = await fetch(`${API}${path}`, { signal: AbortSignal.timeout(30_000), ...init, headers, cache: 'no-store' });
+    const { as: _as, ...request } = init;
+    const res = await fetch(`${API}${path}`, { signal: AbortSignal.timeout(30_000), ...request, headers, cache: 'no-store' });
     if (res.status === 401 && !retried) {
       const problem = await res.json().catch(() => ({}));
       // A refused signature is not a key problem: asking for a key again would not help.
@@ -103,6 +104,7 @@
         return api(path, init, true);
       throw new ApiError(401, problem.detail || 'the API refused the request (401)');
     }
+    if (init.as === 'text' && res.ok) return res.text();
     const body = await res.json().catch(() => null);
     // Health answers 503 with its own body when degraded: that is data, not an error.
     if (!res.ok && !(res.status === 503 && body && body.status)) throw new ApiError(res.status, (body && (body.detail || body.message)) || `HTTP ${res.status}`);
@@ -784,6 +786,144 @@
     };
   }
 
+  // ---- Metrics (the Prometheus text of GET /api/metrics) ----
+  // The same figures Azure Monitor gets, read from this instance. Only what the scaler writes needs
+  // reading: `# ` lines, and `name{label="value",…} number`, label values escaped as \\ \" \n.
+  function parseMetrics(text) {
+    const samples = [];
+    const unquote = (v) => v.replace(/\\(["\\n])/g, (_m, c) => (c === 'n' ? '\n' : c));
+    for (const line of text.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+      if (!m) continue;
+      const labels = {};
+      for (const l of (m[2] || '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = unquote(l[2]);
+      const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
+      samples.push({ name: m[1], labels, value });
+    }
+    return samples;
+  }
+  const has = (labels, want) => Object.entries(want).every(([k, v]) => (typeof v === 'function' ? v(labels[k]) : labels[k] === v));
+  const metricSum = (samples, name, want = {}) => samples.filter((s) => s.name === name && has(s.labels, want)).reduce((n, s) => n + s.value, 0);
+  /** A histogram's quantile the way Prometheus' histogram_quantile estimates it: linear inside the bucket. */
+  function metricQuantile(samples, name, q, want = {}) {
+    const byLe = new Map();
+    for (const s of samples) {
+      if (s.name !== `${name}_bucket` || !has(s.labels, want)) continue;
+      const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+      byLe.set(le, (byLe.get(le) || 0) + s.value);
+    }
+    const bounds = [...byLe.keys()].sort((a, b) => a - b);
+    const total = byLe.get(Infinity) || 0;
+    if (!total) return null;
+    const rank = q * total;
+    let lower = 0;
+    let below = 0;
+    for (const le of bounds) {
+      const count = byLe.get(le);
+      if (count >= rank) {
+        if (le === Infinity) return lower; // past the last bound: its lower edge, as Prometheus does
+        return lower + (le - lower) * ((rank - below) / Math.max(1e-12, count - below));
+      }
+      lower = le;
+      below = count;
+    }
+    return null;
+  }
+  const seconds = (v) => (v === null ? dash : v < 1 ? `${Math.round(v * 1000)} ms` : duration(v));
+
+  /** The "this instance" panel of the trends view: counters and latencies from /api/metrics. */
+  function metricsPanel() {
+    const cards = h('dl', { class: 'cards', 'data-metrics': '' });
+    const calls = h('div', {});
+    const el = h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'metrics-title' },
+      h('h2', { id: 'metrics-title', text: 'This instance since it started' }),
+      h(
+        'p',
+        { class: 'muted' },
+        'From ',
+        h('code', { text: 'GET /api/metrics' }),
+        ': the figures Azure Monitor receives, as this instance counted them (docs/operations.md, Metrics).',
+      ),
+      cards,
+      calls,
+    );
+    async function update() {
+      let samples;
+      try {
+        samples = parseMetrics(await api('/metrics', { as: 'text' }));
+      } catch (error) {
+        // A host that collects no metrics answers 404: say so, keep the rest of the view.
+        if (error instanceof ApiError && error.status === 404) {
+          swap(cards, h('p', { class: 'muted', text: 'This host collects no metrics.' }));
+          swap(calls);
+          return;
+        }
+        throw error;
+      }
+      const card = (label, value, attr, title) => h('div', { class: 'card', 'data-metric': attr, title }, h('dt', { text: label }), h('dd', { text: value }));
+      const count = (name, want) => num(metricSum(samples, name, want));
+      const notAccepted = (o) => o !== undefined && o !== 'accepted';
+      swap(
+        cards,
+        card('Create calls accepted', count('scaler_create_calls_total', { outcome: 'accepted' }), 'creates-accepted'),
+        card('Create calls refused', count('scaler_create_calls_total', { outcome: notAccepted }), 'creates-refused', 'answered with an error code'),
+        card('Accept → create p50', seconds(metricQuantile(samples, 'scaler_create_latency', 0.5)), 'create-p50'),
+        card('Accept → create p95', seconds(metricQuantile(samples, 'scaler_create_latency', 0.95)), 'create-p95'),
+        card('Nodes requested', count('scaler_nodes_requested_total'), 'nodes-requested'),
+        card('Nodes ready', count('scaler_nodes_ready_total'), 'nodes-ready'),
+        card('Nodes failed', count('scaler_nodes_failed_total'), 'nodes-failed'),
+        card('Nodes timed out', count('scaler_nodes_timed_out_total'), 'nodes-timed-out'),
+        card('Boot time p50', seconds(metricQuantile(samples, 'scaler_node_boot_time', 0.5)), 'boot-p50'),
+        card('Over-ask', count('scaler_over_ask_total'), 'over-ask', 'node sets CycleCloud answered with fewer nodes than asked'),
+        card('Governor pauses', count('scaler_governor_pauses_total'), 'governor-pauses'),
+        card('Messages rejected', count('scaler_messages_rejected_total'), 'messages-rejected'),
+        card('Callbacks failed', count('scaler_callbacks_total', { outcome: 'failed' }), 'callbacks-failed'),
+      );
+      const operations = [...new Set(samples.filter((s) => s.name === 'cyclecloud_client_duration_count').map((s) => s.labels.operation))].sort();
+      swap(
+        calls,
+        operations.length
+          ? h(
+              'div',
+              { class: 'table-wrap' },
+              h(
+                'table',
+                { class: 'stack', 'aria-label': 'CycleCloud calls by operation' },
+                h(
+                  'thead',
+                  {},
+                  h(
+                    'tr',
+                    {},
+                    ['CycleCloud call', 'Calls', 'Errors', 'p50', 'p95'].map((t, i) => h('th', { scope: 'col', class: i ? 'num' : null, text: t })),
+                  ),
+                ),
+                h(
+                  'tbody',
+                  {},
+                  operations.map((op) =>
+                    h(
+                      'tr',
+                      { 'data-operation': op },
+                      h('td', { 'data-label': 'CycleCloud call', class: 'mono', text: op }),
+                      h('td', { 'data-label': 'Calls', class: 'num', 'data-calls': '', text: count('cyclecloud_client_duration_count', { operation: op }) }),
+                      h('td', { 'data-label': 'Errors', class: 'num', text: count('cyclecloud_client_errors_total', { operation: op }) }),
+                      h('td', { 'data-label': 'p50', class: 'num', text: seconds(metricQuantile(samples, 'cyclecloud_client_duration', 0.5, { operation: op })) }),
+                      h('td', { 'data-label': 'p95', class: 'num', text: seconds(metricQuantile(samples, 'cyclecloud_client_duration', 0.95, { operation: op })) }),
+                    ),
+                  ),
+                ),
+              ),
+            )
+          : h('p', { class: 'muted', text: 'No CycleCloud call yet.' }),
+      );
+    }
+    return { el, update };
+  }
+
   // ---- Trends ----
   function trendsView(query) {
     let hours = Number(query.get('hours')) || 6;
@@ -816,6 +956,7 @@
       const summary = h('p', { class: 'muted', 'data-summary': d.id });
       return { d, box, summary, el: h('figure', { class: 'panel', 'data-chart': d.id }, h('figcaption', { text: d.title }), box, summary), plot: null };
     });
+    const live = metricsPanel();
     view.append(
       h('h1', { text: 'Trends' }),
       h('div', { class: 'filters' }, h('label', { for: 'f-hours' }, 'Window', select)),
@@ -825,6 +966,7 @@
         { class: 'charts' },
         figures.map((f) => f.el),
       ),
+      live.el,
     );
     const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
     const scheme = matchMedia('(prefers-color-scheme: dark)');
@@ -882,7 +1024,7 @@
     return {
       title: 'Trends',
       async update() {
-        const t = await api(`/trends?hours=${hours}`);
+        const [t] = await Promise.all([api(`/trends?hours=${hours}`), live.update()]);
         last = t;
         const card = (label, value, attr) => h('div', { class: 'card', 'data-card': attr }, h('dt', { text: label }), h('dd', { text: value }));
         swap(
