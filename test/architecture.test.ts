@@ -153,6 +153,7 @@ describe('architecture', () => {
   it('tests that build services on a fresh storage prefix give them a scale queue of their own too', () => {
     // The scale queue is not prefixed (CONTRACT); test files share one azurite, so a pump on the
     // default queue takes another file's messages (a CI flake of test/requests/lifecycle.test.ts).
+    // test/helpers/scaler-env.ts gives both.
     const shared = tsFiles(join(root, 'test'))
       .filter((f) => {
         const text = readFileSync(f, 'utf8');

@@ -2,7 +2,6 @@
  * The composition root over real azurite and the real simulator: what only shows once the parts are
  * wired — planning freezes on a stale cluster, an unknown cluster is refused, settings reach the parts.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServices, type Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
@@ -10,25 +9,15 @@ import { silentLogger } from '../../src/platform/log.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { startMetrics } from '../../src/platform/metrics-host.ts';
 import { parsePrometheus, prometheusParserMissing, sampleSum } from '../helpers/prometheus.ts';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 
 let sim: SimulatorHandle;
 let clock = Date.parse('2026-11-28T02:00:00.000Z');
 const now = () => clock;
 
 async function services(extra: Record<string, string> = {}): Promise<Services> {
-  const prefix = `svc${randomBytes(4).toString('hex')}`;
   return createServices(
-    {
-      AzureWebJobsStorage: inject('storageConnectionString'),
-      STORAGE_PREFIX: prefix,
-      // The scale queue is not prefixed (CONTRACT): a queue of its own, or another file's messages are taken.
-      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-      CYCLECLOUD_URL: sim.url,
-      CYCLECLOUD_USERNAME: sim.username,
-      CYCLECLOUD_PASSWORD: sim.password,
-      CYCLECLOUD_CLUSTERS: 'hpc',
-      ...extra,
-    },
+    scalerEnv(sim, freshPrefix('svc'), extra, inject('storageConnectionString')),
     // The test drives the queue handler itself: no work started behind its back.
     { mode: 'local', now, logger: silentLogger, fastPathConcurrency: 0 },
   );

@@ -4,7 +4,6 @@
  * tracker poll → the callback, which carries traceparent to the receiver. Spans are caught by an
  * in-memory exporter; parent ids are checked link by link.
  */
-import { randomBytes } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,6 +15,7 @@ import { startSimulator, type SimulatorHandle } from '../../src/simulator/server
 import { httpRequest } from '../http/fakes.ts';
 import { pumpUntil } from '../tracking/pump.ts';
 import { startReceiver, type Receiver } from '../tracking/receiver.ts';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 
 let sim: SimulatorHandle;
 let receiver: Receiver;
@@ -40,20 +40,9 @@ const CALLER_SPAN = '00f067aa0ba902b7';
 describe('tracing', () => {
   it('one trace from the caller through accept, the queue hop, each poll and the callback, parents linked', async () => {
     // Prepare
-    const prefix = `trace${randomBytes(4).toString('hex')}`;
+    const prefix = freshPrefix('trace');
     const s = await createServices(
-      {
-        AzureWebJobsStorage: inject('storageConnectionString'),
-        STORAGE_PREFIX: prefix,
-        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-        CYCLECLOUD_URL: sim.url,
-        CYCLECLOUD_USERNAME: sim.username,
-        CYCLECLOUD_PASSWORD: sim.password,
-        CYCLECLOUD_CLUSTERS: 'hpc',
-        CREATE_WINDOW_MS: '0',
-        TRACKER_POLL_MIN_SECONDS: '0.05',
-        TRACKER_POLL_MAX_SECONDS: '0.2',
-      },
+      scalerEnv(sim, prefix, { CREATE_WINDOW_MS: '0', TRACKER_POLL_MIN_SECONDS: '0.05', TRACKER_POLL_MAX_SECONDS: '0.2' }, inject('storageConnectionString')),
       { mode: 'local', logger: silentLogger, fastPathConcurrency: 0 },
     );
     const id = `trace-${prefix}`;
@@ -114,19 +103,8 @@ describe('tracing', () => {
   }, 60_000);
 
   it('a request that came by the queue alone: every delivery is in one trace, kept by its entry', async () => {
-    const prefix = `traceq${randomBytes(4).toString('hex')}`;
-    const s = await createServices(
-      {
-        AzureWebJobsStorage: inject('storageConnectionString'),
-        STORAGE_PREFIX: prefix,
-        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-        CYCLECLOUD_URL: sim.url,
-        CYCLECLOUD_USERNAME: sim.username,
-        CYCLECLOUD_PASSWORD: sim.password,
-        CYCLECLOUD_CLUSTERS: 'hpc',
-      },
-      { mode: 'local', logger: silentLogger, fastPathConcurrency: 0 },
-    );
+    const prefix = freshPrefix('traceq');
+    const s = await createServices(scalerEnv(sim, prefix, {}, inject('storageConnectionString')), { mode: 'local', logger: silentLogger, fastPathConcurrency: 0 });
     exporter.reset();
     const message = { requestId: `q-${prefix}`, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
     await s.pipeline.handle(message, { messageId: 'q1', dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' }, silentLogger);

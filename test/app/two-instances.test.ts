@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/platform/log.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { REQUEST_TAG } from '../../src/cyclecloud/tags.ts';
 import { createCallsOf, memberCreatesOf } from '../helpers/creates.ts';
+import { scalerEnv } from '../helpers/scaler-env.ts';
 
 let sim: SimulatorHandle;
 beforeAll(async () => {
@@ -43,18 +44,7 @@ function countingClient(): CycleCloudClient {
 
 async function instance(prefix: string): Promise<Services> {
   return createServices(
-    {
-      AzureWebJobsStorage: inject('storageConnectionString'),
-      STORAGE_PREFIX: prefix,
-      // The scale queue is not prefixed (CONTRACT): a queue of its own, or another file's messages are taken.
-      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-      CYCLECLOUD_URL: sim.url,
-      CYCLECLOUD_USERNAME: sim.username,
-      CYCLECLOUD_PASSWORD: sim.password,
-      CYCLECLOUD_CLUSTERS: 'hpc',
-      CREATE_WINDOW_MS: '50',
-      CREATE_WINDOW_MAX_MS: '500',
-    },
+    scalerEnv(sim, prefix, { CREATE_WINDOW_MS: '50', CREATE_WINDOW_MAX_MS: '500' }, inject('storageConnectionString')),
     // The test delivers the queue's messages itself.
     { mode: 'local', logger: silentLogger, fastPathConcurrency: 0, cyclecloud: countingClient() },
   );

@@ -36,6 +36,7 @@ import type { CycleCloudApi } from '../../src/cyclecloud/api.ts';
 import type { NodeRecord } from '../../src/cyclecloud/schemas.ts';
 import { summarise } from './measure.ts';
 import { continuePort, storageQueueSender } from '../../src/requests/queue.ts';
+import { scalerEnv } from '../helpers/scaler-env.ts';
 
 const DAY = 86_400_000;
 /** `BENCH_HISTORY_RECORDS` shrinks the large world for a quick try. */
@@ -65,19 +66,7 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
 /** A services stack with `finals` final records (spread over the last 10 days) and `open` open ones. */
 async function world(connectionString: string, sim: { url: string; username: string; password: string }, prefix: string, finals: number, open: number): Promise<Services> {
   const storage = Storage.fromConnectionString(connectionString);
-  const s = await createServices(
-    {
-      AzureWebJobsStorage: connectionString,
-      STORAGE_PREFIX: prefix,
-      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-      CYCLECLOUD_URL: sim.url,
-      CYCLECLOUD_USERNAME: sim.username,
-      CYCLECLOUD_PASSWORD: sim.password,
-      CYCLECLOUD_CLUSTERS: 'hpc',
-      LOG_LEVEL: 'error',
-    },
-    { mode: 'local', logger: silentLogger, storage },
-  );
+  const s = await createServices(scalerEnv(sim, prefix, { LOG_LEVEL: 'error' }, connectionString), { mode: 'local', logger: silentLogger, storage });
   const ledger = s.pipeline.ledger;
   const now = Date.now();
   // A template final entry written by the real ledger, then copied under other ids and times.

@@ -13,7 +13,6 @@
  *
  * LEASE_CHAOS_RUNS (default 60) and LEASE_CHAOS_SEED (replay one run, with its trace) are the knobs.
  */
-import { randomBytes } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { createServices, type Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
@@ -25,6 +24,7 @@ import { REQUEST_TAG } from '../../src/cyclecloud/tags.ts';
 import { startSimulator, type FaultSpec } from '../../src/simulator/server.ts';
 import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { CrashSwitch, VirtualClock, VirtualQueues, chaosCycleCloud, chaosStorage, decodeBody, prng } from './harness.ts';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 
 // 60 on every `npm test` (about 1 s each here, kept short for CI); the closing runs used LEASE_CHAOS_RUNS=300.
 const RUNS = Number(process.env.LEASE_CHAOS_RUNS ?? 60);
@@ -57,29 +57,16 @@ async function leaseRun(connectionString: string, seed: number): Promise<string 
       now: clock.now,
       sleep: async () => {},
     });
-    const prefix = `lc${randomBytes(4).toString('hex')}`;
-    s = await createServices(
-      {
-        AzureWebJobsStorage: connectionString,
-        STORAGE_PREFIX: prefix,
-        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-        CYCLECLOUD_URL: sim.url,
-        CYCLECLOUD_USERNAME: sim.username,
-        CYCLECLOUD_PASSWORD: sim.password,
-        CYCLECLOUD_CLUSTERS: 'hpc',
-        CREATE_WINDOW_MS: '0',
-        LOG_LEVEL: 'error',
-      },
-      {
-        mode: 'local',
-        now: clock.now,
-        logger: silentLogger,
-        storage: chaosStorage(Storage.fromConnectionString(connectionString), queues, crash),
-        cyclecloud: chaosCycleCloud(client, crash),
-        fastPathConcurrency: 0,
-        governorWaitMs: 0,
-      },
-    );
+    const prefix = freshPrefix('lc');
+    s = await createServices(scalerEnv(sim, prefix, { CREATE_WINDOW_MS: '0', LOG_LEVEL: 'error' }, connectionString), {
+      mode: 'local',
+      now: clock.now,
+      logger: silentLogger,
+      storage: chaosStorage(Storage.fromConnectionString(connectionString), queues, crash),
+      cyclecloud: chaosCycleCloud(client, crash),
+      fastPathConcurrency: 0,
+      governorWaitMs: 0,
+    });
     const svc = s;
     const names = svc.names;
     const handlers: Record<string, (body: unknown, dequeueCount: number) => Promise<unknown>> = {

@@ -18,6 +18,7 @@ import type { NodeRecord } from '../../src/cyclecloud/schemas.ts';
 import { CREATE_TAG } from '../../src/cyclecloud/tags.ts';
 import { startReceiver } from '../tracking/receiver.ts';
 import { CrashSwitch, InjectedCrash, VirtualClock, VirtualQueues, chaosCycleCloud, chaosStorage, decodeBody, prng, type VirtualMessage } from './harness.ts';
+import { scalerEnv } from '../helpers/scaler-env.ts';
 
 export interface ScenarioDemand {
   nodearray: 'ondemand' | 'mpi';
@@ -115,19 +116,17 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     });
     const storage = chaosStorage(Storage.fromConnectionString(connectionString), queues, crash);
     s = await createServices(
-      {
-        AzureWebJobsStorage: connectionString,
-        STORAGE_PREFIX: prefix,
-        SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-        CYCLECLOUD_URL: sim.url,
-        CYCLECLOUD_USERNAME: sim.username,
-        CYCLECLOUD_PASSWORD: sim.password,
-        CYCLECLOUD_CLUSTERS: 'hpc',
-        ORPHAN_GRACE_MINUTES: String(ORPHAN_GRACE_MINUTES),
-        LOG_LEVEL: debug ? 'debug' : 'error',
-        CREATE_WINDOW_MS: String(sc.createWindowMs),
-        CREATE_WINDOW_MAX_MS: String(Math.max(sc.createWindowMs, 200)),
-      },
+      scalerEnv(
+        sim,
+        prefix,
+        {
+          ORPHAN_GRACE_MINUTES: String(ORPHAN_GRACE_MINUTES),
+          LOG_LEVEL: debug ? 'debug' : 'error',
+          CREATE_WINDOW_MS: String(sc.createWindowMs),
+          CREATE_WINDOW_MAX_MS: String(Math.max(sc.createWindowMs, 200)),
+        },
+        connectionString,
+      ),
       // The pump decides who runs when: no work started behind its back (the HTTP fast path).
       // The governor's slots wait in real time: on a virtual clock a slot left by a crashed worker
       // only expires as the pump advances, so a call that finds none taken waits as a request.

@@ -5,12 +5,12 @@
  * same CycleCloud, picks the requests up from the queue: each member finds its own nodes by the
  * batch's request id and its tag, and every request ends fulfilled with its one node, created once.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RequestRecord } from '../../src/ledger/schemas.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { sleep, startScaler, type RunningScaler, type SimCall } from './harness.ts';
 import { createCallsOf, memberCreatesOf, setsOf } from '../helpers/creates.ts';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 
 const N = 6;
 let sim: SimulatorHandle;
@@ -34,18 +34,8 @@ describe('kill -9 of an instance mid-batch', () => {
         headers: { authorization: basic, 'content-type': 'application/json' },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
-    const prefix = `kill${randomBytes(4).toString('hex')}`;
-    const env = {
-      STORAGE_PREFIX: prefix,
-      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-      CYCLECLOUD_URL: sim.url,
-      CYCLECLOUD_USERNAME: sim.username,
-      CYCLECLOUD_PASSWORD: sim.password,
-      CYCLECLOUD_CLUSTERS: 'hpc',
-      SNAPSHOT_SCHEDULE: '*/2 * * * * *',
-      CREATE_WINDOW_MS: '300',
-      CREATE_WINDOW_MAX_MS: '1000',
-    };
+    const prefix = freshPrefix('kill');
+    const env = scalerEnv(sim, prefix, { SNAPSHOT_SCHEDULE: '*/2 * * * * *', CREATE_WINDOW_MS: '300', CREATE_WINDOW_MAX_MS: '1000' });
     const storageConnectionString = inject('storageConnectionString');
     const a = await startScaler({ storageConnectionString, env });
     hosts.push(a);

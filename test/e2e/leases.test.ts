@@ -6,6 +6,7 @@
  * shuts the expired request's nodes down once and keeps the renewed one's.
  */
 import { randomBytes } from 'node:crypto';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { RequestRecord } from '../../src/ledger/schemas.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
@@ -111,15 +112,8 @@ describe('leases through npm start', () => {
     // Prepare: one CycleCloud outside the hosts; host A with two 60 s leases
     const sim = await startSimulator({ port: 0, stepMs: 100 });
     sims.push(sim);
-    const prefix = `lk${randomBytes(4).toString('hex')}`;
-    const env = {
-      STORAGE_PREFIX: prefix,
-      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-      CYCLECLOUD_URL: sim.url,
-      CYCLECLOUD_USERNAME: sim.username,
-      CYCLECLOUD_PASSWORD: sim.password,
-      CYCLECLOUD_CLUSTERS: 'hpc',
-    };
+    const prefix = freshPrefix('lk');
+    const env = scalerEnv(sim, prefix);
     const storageConnectionString = inject('storageConnectionString');
     const a = await startScaler({ storageConnectionString, env });
     hosts.push(a);

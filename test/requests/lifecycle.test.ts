@@ -4,7 +4,6 @@
  * request whose create is still in flight, a shutdown whose run dies after its intent, and the
  * shutdowns counted at CycleCloud.
  */
-import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createServices, type Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
@@ -13,6 +12,7 @@ import { startSimulator, type SimulatorHandle } from '../../src/simulator/server
 import { enforce } from '../../src/requests/lifecycle.ts';
 import type { RequestRecord, ScaleRequest } from '../../src/ledger/schemas.ts';
 import { pumpUntil } from '../tracking/pump.ts';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 
 let sim: SimulatorHandle;
 let clock = Date.parse('2026-12-07T12:00:00.000Z');
@@ -27,23 +27,8 @@ afterEach(async () => {
 });
 
 async function services(extra: Record<string, string> = {}): Promise<Services> {
-  const prefix = `lease${randomBytes(4).toString('hex')}`;
   return createServices(
-    {
-      AzureWebJobsStorage: inject('storageConnectionString'),
-      STORAGE_PREFIX: prefix,
-      // The scale queue is not prefixed (CONTRACT): without a queue of its own, a pump here took another
-      // test's message (the renew test's second request) and its nodes, and this test waited for room.
-      SCALE_REQUESTS_QUEUE: `${prefix}-scale`,
-      CYCLECLOUD_URL: sim.url,
-      CYCLECLOUD_USERNAME: sim.username,
-      CYCLECLOUD_PASSWORD: sim.password,
-      CYCLECLOUD_CLUSTERS: 'hpc',
-      CREATE_WINDOW_MS: '0',
-      TRACKER_POLL_MIN_SECONDS: '0.05',
-      TRACKER_POLL_MAX_SECONDS: '0.2',
-      ...extra,
-    },
+    scalerEnv(sim, freshPrefix('lease'), { CREATE_WINDOW_MS: '0', TRACKER_POLL_MIN_SECONDS: '0.05', TRACKER_POLL_MAX_SECONDS: '0.2', ...extra }, inject('storageConnectionString')),
     { mode: 'local', now, logger: traceLogger, fastPathConcurrency: 0 },
   );
 }
