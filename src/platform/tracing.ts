@@ -47,11 +47,22 @@ export interface SpanHandle {
   traceparent: string;
 }
 
-/** Starts a span, child of `parent` or the root of a new trace; the caller ends it. */
-export function startSpan(name: string, parent: string | null | undefined, kind: SpanKind, attributes: Record<string, string | number>): SpanHandle {
+/**
+ * Starts a span, child of `parent` or the root of a new trace; the caller ends it. `links` are the
+ * `traceparent`s of other traces the span also serves (a batch's create serves every member's): a
+ * trace viewer follows them from each member to the one create.
+ */
+export function startSpan(
+  name: string,
+  parent: string | null | undefined,
+  kind: SpanKind,
+  attributes: Record<string, string | number>,
+  links: readonly (string | null | undefined)[] = [],
+): SpanHandle {
   const parentContext = parseTraceparent(parent);
   const ctx = parentContext ? trace.setSpanContext(ROOT_CONTEXT, parentContext) : ROOT_CONTEXT;
-  let span = trace.getTracer('cyclecloud-scaler').startSpan(name, { kind, attributes }, ctx);
+  const linked = links.map(parseTraceparent).flatMap((context) => (context && context.spanId !== parentContext?.spanId ? [{ context }] : []));
+  let span = trace.getTracer('cyclecloud-scaler').startSpan(name, { kind, attributes, ...(linked.length ? { links: linked } : {}) }, ctx);
   let sc = span.spanContext();
   if (!trace.isSpanContextValid(sc) || (parentContext && sc.spanId === parentContext.spanId)) {
     // No provider: a non-recording span. Mint ids so the hop still has a context of its own.

@@ -287,11 +287,14 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
   let result: Awaited<ReturnType<CycleCloudApi['createNodes']>>;
   try {
     mark('claimedMs');
-    const span = startSpan('POST nodes/create', newest.ctx.traceparent, SpanKind.CLIENT, {
-      'scaler.cluster': cluster,
-      'scaler.batch.members': claimed.length,
-      'scaler.sets': wire.length,
-    });
+    // In the newest member's trace, linked from every other member's delivery
+    const span = startSpan(
+      'POST nodes/create',
+      newest.ctx.traceparent,
+      SpanKind.CLIENT,
+      { 'scaler.cluster': cluster, 'scaler.batch.members': claimed.length, 'scaler.sets': wire.length },
+      claimed.map((c) => members[c.i]!.ctx.traceparent),
+    );
     try {
       result = await senderOf(newest.ctx).sendBatch(newest.ctx, { requestId: batch!, sets: wire });
     } finally {

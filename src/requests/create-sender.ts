@@ -66,6 +66,8 @@ export async function submitAttempt(
       const found = await lookupCreate(ctx, attempt);
       if (found) {
         ctx.logger.info('create reconciled by request id', { cycleCloudRequestId: cc, nodes: found.sets.reduce((n, s) => n + (s.added ?? 0), 0) });
+        // The call's answer was lost (its outcome was counted by error code): its nodes count now
+        recordCreateAccepted(ctx.cluster, found, entry.record.createdAt, deps.now());
         return recordAccepted(ctx, found);
       }
       const nowMs = deps.now();

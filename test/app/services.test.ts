@@ -10,6 +10,9 @@ import { startSimulator, type SimulatorHandle } from '../../src/simulator/server
 import { startMetrics } from '../../src/platform/metrics-host.ts';
 import { parsePrometheus, prometheusParserMissing, sampleSum } from '../helpers/prometheus.ts';
 import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
+import { createCycleCloudClient, type CycleCloudClient } from '../../src/cyclecloud/client.ts';
+import { CycleCloudError } from '../../src/cyclecloud/errors.ts';
+import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 
 let sim: SimulatorHandle;
 let clock = Date.parse('2026-11-28T02:00:00.000Z');
@@ -113,6 +116,45 @@ describe('services', () => {
       await s.close();
     } finally {
       await metrics.shutdown();
+    }
+  });
+
+  it.skipIf(prometheusParserMissing() !== null)('counts the nodes of a create whose answer was lost once, when it is reconciled by request id', async () => {
+    // Prepare: CycleCloud applies the create, then the answer is lost (a 502: ambiguous)
+    const metrics = startMetrics();
+    const own = await startSimulator({ port: 0, stepMs: 20 }); // the file's simulator is full by now
+    const client = createCycleCloudClient({ baseUrl: own.url, credentials: staticCredentialProvider({ username: own.username, password: own.password }) });
+    let lost = 0;
+    const lossy: CycleCloudClient = {
+      ...client,
+      createNodes: async (...a) => {
+        await client.createNodes(...a);
+        lost++;
+        throw new CycleCloudError('CC_UNAVAILABLE', 'HTTP 502', { status: 502, ambiguous: true });
+      },
+    };
+    try {
+      const s = await createServices(scalerEnv(own, freshPrefix('svcr'), { CREATE_WINDOW_MS: '0' }, inject('storageConnectionString')), {
+        mode: 'local',
+        logger: silentLogger,
+        fastPathConcurrency: 0,
+        cyclecloud: lossy,
+      });
+      const msg = { requestId: 'count-reconciled', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 2, machineTypes: ['Standard_F32s_v2'] }] };
+      // Act
+      await s.pipeline.handle(msg, meta('r1'), silentLogger);
+      // Assess: one call, its 2 nodes counted once, as requested and in the latency, by the reconcile
+      const entry = await s.pipeline.ledger.get('count-reconciled');
+      expect(lost, JSON.stringify(entry?.record)).toBe(1);
+      expect(entry?.attempts.map((a) => [a.state, a.sets.map((x) => x.added)])).toEqual([['accepted', [2]]]);
+      const families = parsePrometheus(await metrics.prometheusText());
+      expect(sampleSum(families, 'scaler_nodes_requested_total', { cluster: 'hpc', nodearray: 'ondemand', machine_type: 'Standard_F32s_v2' })).toBe(2);
+      expect(sampleSum(families, 'scaler_create_calls_total', { outcome: 'CC_UNAVAILABLE' })).toBe(1);
+      expect(sampleSum(families, 'scaler_create_latency_count', { cluster: 'hpc' })).toBe(1);
+      await s.close();
+    } finally {
+      await metrics.shutdown();
+      await own.close();
     }
   });
 });

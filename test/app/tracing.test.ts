@@ -102,6 +102,41 @@ describe('tracing', () => {
     }
   }, 60_000);
 
+  it("a batch's one create is in its newest member's trace and linked from every other member's", async () => {
+    // Prepare: a window long enough for both deliveries to join one batch
+    const prefix = freshPrefix('traceb');
+    const s = await createServices(scalerEnv(sim, prefix, { CREATE_WINDOW_MS: '400', CREATE_WINDOW_MAX_MS: '1000' }, inject('storageConnectionString')), {
+      mode: 'local',
+      logger: silentLogger,
+      fastPathConcurrency: 0,
+    });
+    exporter.reset();
+    const ids = ['a', 'b', 'c'].map((n) => `b${n}-${prefix}`);
+    // Act
+    await Promise.all(
+      ids.map((requestId, i) =>
+        s.pipeline.handle(
+          { requestId, cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] },
+          { messageId: `b${i}`, dequeueCount: 1, maxDequeueCount: 5, poisonQueue: 'p' },
+          silentLogger,
+        ),
+      ),
+    );
+    const traces = await Promise.all(ids.map(async (id) => parseTraceparent((await s.pipeline.ledger.get(id))?.traceparent)!.traceId));
+    await s.close();
+    // Assess: one create for the three; its own trace is a member's, its links reach the others'
+    const creates = exporter.getFinishedSpans().filter((x) => x.name === 'POST nodes/create');
+    expect(creates).toHaveLength(1);
+    const create = creates[0]!;
+    expect(create.attributes['scaler.batch.members']).toBe(3);
+    const deliveries = exporter.getFinishedSpans().filter((x) => x.name === 'scale-requests process');
+    expect(deliveries.map((x) => x.spanContext().spanId)).toContain(create.parentSpanContext?.spanId);
+    const reached = new Set([create.spanContext().traceId, ...create.links.map((l) => l.context.traceId)]);
+    expect(reached).toEqual(new Set(traces));
+    expect(create.links).toHaveLength(2);
+    for (const l of create.links) expect(deliveries.map((x) => x.spanContext().spanId)).toContain(l.context.spanId);
+  }, 60_000);
+
   it('a request that came by the queue alone: every delivery is in one trace, kept by its entry', async () => {
     const prefix = freshPrefix('traceq');
     const s = await createServices(scalerEnv(sim, prefix, {}, inject('storageConnectionString')), { mode: 'local', logger: silentLogger, fastPathConcurrency: 0 });
