@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { expandHostlist } from '../../src/slurm/hostlist.ts';
 import { eventually, root, sleep, startScaler, type RunningScaler, type SimCall } from './harness.ts';
-import { fastPowerSave, localSlurmSettings, ProcessGroups, slurmUnavailable, startSlurm } from './slurm-local.ts';
+import { fastPowerSave, localSlurmSettings, ProcessGroups, slurmCommand, slurmUnavailable, startSlurm } from './slurm-local.ts';
 
 const why = slurmUnavailable(['curl', 'mknod']);
 if (why) {
@@ -39,7 +39,7 @@ describe.skipIf(why !== null)('real Slurm 22.05 runs with the generated slurm.co
   let T: string;
   let env: NodeJS.ProcessEnv;
   let host: RunningScaler;
-  const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { env, encoding: 'utf8', timeout: 20_000 }).trim();
+  const sh = (cmd: string, args: string[]): string => slurmCommand(cmd, args, env);
   const creates = async (): Promise<SimCall[]> => (await host.simCalls()).filter((c) => c.method === 'POST' && c.path.endsWith('/nodes/create'));
   const simNodes = async (): Promise<{ Name: string; MachineType?: string; PlacementGroupId?: string }[]> =>
     ((await (await host.sim$('/clusters/hpc/nodes')).json()) as { nodes: { Name: string; MachineType?: string; PlacementGroupId?: string }[] }).nodes;

@@ -87,6 +87,25 @@ export async function localSlurmSettings(T: string, clusterName: string): Promis
   ];
 }
 
+/** What a Slurm command says when slurmctld is busy (it stalls ~10 s resolving each cloud node name that does not resolve, e.g. to kill a job's steps there). */
+const BUSY = /Socket timed out on send\/recv operation|Unable to contact slurm controller|Zero Bytes were transmitted or received/;
+
+/**
+ * Runs a Slurm command and returns its trimmed output. While slurmctld is busy the command is tried
+ * again (up to 4 times, 1 s apart), as a user at the prompt would; any other failure is thrown.
+ */
+export function slurmCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): string {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return execFileSync(cmd, args, { env, encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } catch (error) {
+      const said = `${(error as { stderr?: string }).stderr ?? ''}${(error as Error).message}`;
+      if (attempt >= 4 || !BUSY.test(said)) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+    }
+  }
+}
+
 /** Generated lines with the power thread reacting within a second instead of the default 10 s scan (test speed only). */
 export function fastPowerSave(conf: string): string {
   return conf.replace(/^SlurmctldParameters=(.*)$/m, 'SlurmctldParameters=$1,power_save_interval=1,power_save_min_interval=0');

@@ -20,57 +20,37 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { expandHostlist, formatHostlist } from '../../src/slurm/hostlist.ts';
-import { freePort } from '../helpers/net.ts';
 import { eventually, root, sleep, startScaler, type RunningScaler, type SimCall } from './harness.ts';
 import { signRequest } from '../../src/platform/signature.ts';
+import { fastPowerSave, localSlurmSettings, ProcessGroups, slurmCommand, slurmUnavailable, startSlurm } from './slurm-local.ts';
 
 /** The HMAC key the scaler requires and the head node's key file holds. */
 const SIGNING_SECRET = 'slurm-e2e-signing-key-0123456789';
 
-const BINARIES = ['slurmctld', 'slurmd', 'munged', 'mungekey', 'sbatch', 'scontrol', 'squeue', 'scancel', 'curl'];
-const which = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
-const missing = BINARIES.filter((b) => !which(b));
-const isRoot = process.getuid?.() === 0;
-const why = missing.length > 0 ? `missing ${missing.join(', ')}` : !isRoot ? 'not running as root' : null;
+const why = slurmUnavailable(['squeue', 'curl']);
 if (why) {
   console.warn(
     `real-Slurm test skipped (${why}): run it as root on Debian 12 after \`apt-get install slurmctld slurmd munge curl\` (.ci/run does), then \`npx vitest run test/e2e/slurm.test.ts\``,
   );
 }
-const scontrolOnly = which('scontrol');
+const scontrolOnly = spawnSync('sh', ['-c', 'command -v scontrol'], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
 
-/** Processes this file started (process-group leaders). */
-const started: ChildProcess[] = [];
-function killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const child of started) {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-// A crash or Ctrl-C of the test run must not leave slurmctld, slurmd or munged behind.
-process.once('exit', () => killAll());
-
-function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(cmd, args, { env, detached: true, stdio: 'ignore' });
-  started.push(child);
-  return child;
-}
+/** Processes this file started (process-group leaders), killed together on every exit path. */
+const procs = new ProcessGroups();
+const killAll = (signal?: NodeJS.Signals) => procs.killAll(signal);
+const launch = (cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess => procs.launch(cmd, args, env);
 
 /** Short, so the MPI job's nodes (never booted here) reach ResumeTimeout and ResumeFailProgram within the test. */
 const RESUME_TIMEOUT_SEC = 30;
 
 let T: string;
 let env: NodeJS.ProcessEnv;
-const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { env, encoding: 'utf8', timeout: 20_000 }).trim();
+const sh = (cmd: string, args: string[]): string => slurmCommand(cmd, args, env);
 
 describe.skipIf(!scontrolOnly)('hostlist expressions, against scontrol', () => {
   let confDir: string;
@@ -185,65 +165,8 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
         ],
         { encoding: 'utf8', env: process.env },
       );
-      const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
-      const short = hostname().split('.')[0]!;
-      for (const d of ['state', 'spool']) mkdirSync(join(T, d));
-      const local = [
-        'ClusterName=scalere2e',
-        `SlurmctldHost=${short}(127.0.0.1)`,
-        'SlurmUser=root',
-        `SlurmctldPort=${ctldPort}`,
-        `SlurmdPort=${slurmdPort}`,
-        'AuthType=auth/munge',
-        'CredType=cred/munge',
-        `AuthInfo=socket=${join(T, 'munge.sock')},cred_expire=5`,
-        `StateSaveLocation=${join(T, 'state')}`,
-        `SlurmdSpoolDir=${join(T, 'spool')}/%n`,
-        `SlurmctldPidFile=${join(T, 'slurmctld.pid')}`,
-        `SlurmdPidFile=${join(T, 'slurmd-%n.pid')}`,
-        `SlurmctldLogFile=${join(T, 'slurmctld.log')}`,
-        `SlurmdLogFile=${join(T, 'slurmd-%n.log')}`,
-        'SlurmctldDebug=info',
-        'DebugFlags=Power',
-        'ProctrackType=proctrack/linuxproc',
-        'TaskPlugin=task/none',
-        'SelectType=select/cons_tres',
-        'SelectTypeParameters=CR_CPU',
-        'AccountingStorageType=accounting_storage/none',
-        'JobAcctGatherType=jobacct_gather/none',
-        'MpiDefault=none',
-        // This machine stands in for every VM size: slurmd reports the configured CPUs and memory.
-        'SlurmdParameters=config_overrides',
-      ];
-      // React within a second instead of the default 10 s scan (test speed only).
-      const conf = generated.replace(/^SlurmctldParameters=(.*)$/m, 'SlurmctldParameters=$1,power_save_interval=1,power_save_min_interval=0');
-      writeFileSync(join(T, 'slurm.conf'), `${local.join('\n')}\n${conf}`);
-
-      // MUNGE: own key and socket in the folder.
-      sh('mungekey', ['-c', '-k', join(T, 'munge.key')]);
-      chmodSync(join(T, 'munge.key'), 0o600);
-      launch(
-        'munged',
-        [
-          '-F',
-          '--force',
-          '--key-file',
-          join(T, 'munge.key'),
-          '--socket',
-          join(T, 'munge.sock'),
-          '--pid-file',
-          join(T, 'munged.pid'),
-          '--log-file',
-          join(T, 'munged.log'),
-          '--seed-file',
-          join(T, 'munged.seed'),
-        ],
-        env,
-      );
-      await eventually(async () => (existsSync(join(T, 'munge.sock')) ? true : undefined), 10_000, 'munged socket');
-
-      launch('slurmctld', ['-D', '-c', '-f', join(T, 'slurm.conf')], env);
-      await eventually(async () => (spawnSync('scontrol', ['ping'], { env }).status === 0 ? true : undefined), 30_000, 'slurmctld to answer').catch((e: Error) => {
+      writeFileSync(join(T, 'slurm.conf'), `${(await localSlurmSettings(T, 'scalere2e')).join('\n')}\n${fastPowerSave(generated)}`);
+      await startSlurm(T, env, procs).catch((e: Error) => {
         throw new Error(`${e.message}\n${diagnostics()}`);
       });
       timings.setupMs = Date.now() - t0;
