@@ -388,6 +388,9 @@ export function plan(input: PlanInput): Plan {
     cluster.usedCores += f.count * vcpu;
   }
 
+  // The tenant's caps, counted as this plan takes nodes (a copy: the input stays as given).
+  const quotas = (input.quotas ?? []).map((q) => ({ ...q }));
+
   const backoffs = new Map<string, CapacityBackoff>();
   for (const b of input.backoffs) {
     if (b.untilMs <= nowMs) continue;
@@ -425,6 +428,13 @@ export function plan(input: PlanInput): Plan {
     if (clCount < r) r = clCount;
     const clCores = Math.floor((cluster.maxCoreCount - cluster.usedCores) / vcpu);
     if (clCores < r) r = clCores;
+    for (const q of quotas) {
+      if (q.maxNodes !== undefined && q.maxNodes - q.usedNodes < r) r = q.maxNodes - q.usedNodes;
+      if (q.maxCores !== undefined) {
+        const qCores = Math.floor((q.maxCores - q.usedCores) / vcpu);
+        if (qCores < r) r = qCores;
+      }
+    }
     return r > 0 ? r : 0;
   }
 
@@ -463,6 +473,18 @@ export function plan(input: PlanInput): Plan {
       `cluster maxCoreCount ${cluster.maxCoreCount}`,
       `cluster ${snapshot.cluster} allows ${cluster.maxCoreCount} cores; ${cluster.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`,
     );
+    for (const q of quotas) {
+      if (q.maxNodes !== undefined) {
+        consider(q.maxNodes - q.usedNodes, `tenant ${q.tenant} maxNodes ${q.maxNodes} ${q.scope}`, `tenant ${q.tenant} at ${q.usedNodes} of ${q.maxNodes} nodes ${q.scope}`);
+      }
+      if (q.maxCores !== undefined) {
+        consider(
+          Math.floor((q.maxCores - q.usedCores) / vcpu),
+          `tenant ${q.tenant} maxCores ${q.maxCores} ${q.scope}`,
+          `tenant ${q.tenant} at ${q.usedCores} of ${q.maxCores} cores ${q.scope} and ${bucket.machineType} needs ${bucket.vcpuCount} per node`,
+        );
+      }
+    }
     if (best.room < 0) best = { ...best, room: 0 };
     return best;
   }
@@ -848,6 +870,10 @@ export function plan(input: PlanInput): Plan {
     b.na.usedCores += count * vcpu;
     cluster.usedCount += count;
     cluster.usedCores += count * vcpu;
+    for (const q of quotas) {
+      q.usedNodes += count;
+      q.usedCores += count * vcpu;
+    }
   }
 
   for (let index = 0; index < request.demands.length; index++) {
@@ -863,6 +889,11 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     const colocated = isColocated(demand);
+    const overCap = quotaRejection(demand, index, need, c);
+    if (overCap) {
+      demands.push(overCap);
+      continue;
+    }
     if (colocated && need > c.maxPg) {
       // A gang that no placement group can ever hold is rejected, not left waiting forever.
       const sizes = [...c.ready, ...c.backingOff].slice(0, LIST_LIMIT).map((b) => `${b.label} allows at most ${b.bucket.maxPlacementGroupSize}`);
@@ -946,6 +977,42 @@ export function plan(input: PlanInput): Plan {
   }
 
   return { sets, demands };
+
+  /**
+   * A demand no tenant cap could ever hold: its whole count (a gang's, or any demand's on its
+   * fewest-core bucket) is more than the cap allows with nothing else running. Rejected, not waiting.
+   */
+  function quotaRejection(demand: Demand, index: number, need: number, c: Candidates): DemandPlan | null {
+    if (quotas.length === 0) return null;
+    const usable = [...c.ready, ...c.backingOff];
+    if (usable.length === 0) return null;
+    const fewest = usable.reduce((a, b) => (b.bucket.vcpuCount < a.bucket.vcpuCount ? b : a));
+    const vcpu = Math.max(1, fewest.bucket.vcpuCount);
+    for (const q of quotas) {
+      const say = (what: string, bound: string) =>
+        rejected(
+          index,
+          need,
+          'PLAN_EXCEEDS_TENANT_QUOTA',
+          bound,
+          what,
+          usable.slice(0, MAX_VERDICTS).map((b) => verdictOf(b, 'full', 0, bound)),
+        );
+      if (q.maxNodes !== undefined && need > q.maxNodes) {
+        return say(
+          `demand ${index} needs ${need} nodes but tenant ${q.tenant} may use at most ${q.maxNodes} nodes ${q.scope}`,
+          `tenant ${q.tenant} maxNodes ${q.maxNodes} ${q.scope}`,
+        );
+      }
+      if (q.maxCores !== undefined && need * vcpu > q.maxCores) {
+        return say(
+          `demand ${index} needs at least ${need * vcpu} cores (${need} nodes of ${vcpu}) but tenant ${q.tenant} may use at most ${q.maxCores} cores ${q.scope}`,
+          `tenant ${q.tenant} maxCores ${q.maxCores} ${q.scope}`,
+        );
+      }
+    }
+    return null;
+  }
 
   /**
    * The slow path, for a demand not fully placed (or every demand with `explain: 'all'`): a verdict

@@ -22,6 +22,21 @@ export interface CapacityBackoff {
   reason: string;
 }
 
+/**
+ * A cap of the request's tenant that binds its demands like a cluster limit (docs/api.md, Tenants):
+ * nodes and cores of the tenant already active, in flight or planned earlier in the batch are in
+ * `usedNodes` / `usedCores`; what this plan takes is counted on top.
+ */
+export interface TenantQuota {
+  tenant: string;
+  /** Where the cap counts, in words: `on hpc` (this cluster) or `in all` (every cluster). */
+  scope: string;
+  maxNodes?: number;
+  maxCores?: number;
+  usedNodes: number;
+  usedCores: number;
+}
+
 export interface PlanOptions {
   /** Skip a bucket whose CycleCloud `lastCapacityFailure` is younger than this. Default 300 s. */
   capacityFailureWindowSec?: number;
@@ -46,6 +61,8 @@ export interface PlanInput {
   remaining?: Record<number, number>;
   /** Placement groups never to use again for this request (a partial gang was compensated there). */
   excludedPlacementGroups?: string[];
+  /** The request's tenant caps (none: no tenant limit). */
+  quotas?: TenantQuota[];
   options?: PlanOptions;
 }
 
@@ -57,6 +74,7 @@ export type PlanReasonCode =
   | 'PLAN_NO_VALID_BUCKET'
   | 'PLAN_NO_MATCHING_BUCKET'
   | 'PLAN_EXCEEDS_PLACEMENT_GROUP'
+  | 'PLAN_EXCEEDS_TENANT_QUOTA'
   | 'PLAN_NO_CAPACITY'
   | 'PLAN_CAPACITY_BACKOFF'
   | 'PLAN_NO_PLACEMENT_GROUP_ROOM'
