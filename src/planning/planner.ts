@@ -889,7 +889,7 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     const colocated = isColocated(demand);
-    const overCap = quotaRejection(demand, index, need, c);
+    const overCap = quotaRejection(index, need, c);
     if (overCap) {
       demands.push(overCap);
       continue;
@@ -982,7 +982,7 @@ export function plan(input: PlanInput): Plan {
    * A demand no tenant cap could ever hold: its whole count (a gang's, or any demand's on its
    * fewest-core bucket) is more than the cap allows with nothing else running. Rejected, not waiting.
    */
-  function quotaRejection(demand: Demand, index: number, need: number, c: Candidates): DemandPlan | null {
+  function quotaRejection(index: number, need: number, c: Candidates): DemandPlan | null {
     if (quotas.length === 0) return null;
     const usable = [...c.ready, ...c.backingOff];
     if (usable.length === 0) return null;
