@@ -6,8 +6,10 @@
  * only for what the first trigger needs and a bad setting fails the invocation with one message
  * naming it instead of crashing the worker.
  */
+import { parseTenantsDocument, type Tenants, tenantsOf } from '../platform/tenants.ts';
+import { clusterSize, tenantHoldings } from '../requests/tenant-share.ts';
 import { inFlightOf } from '../requests/reservations.ts';
-import { loadConfig, type Config, type ConfigMode } from '../platform/config.ts';
+import { ConfigError, loadConfig, type Config, type ConfigMode } from '../platform/config.ts';
 import { createLogger, setLogLevel, type Logger } from '../platform/log.ts';
 import { storageNames, type StorageNames } from '../platform/names.ts';
 import { Storage } from '../platform/storage.ts';
@@ -149,6 +151,16 @@ export async function createServices(env: Record<string, string | undefined>, op
   const signingSecrets = async (): Promise<readonly string[]> =>
     (await Promise.all([signingSecret(), secretFrom(config.signingSecretSecondary, config.signingSecretSecondaryName)])).filter((s): s is string => !!s);
 
+  const tenants = await loadTenants();
+  async function loadTenants(): Promise<Tenants | undefined> {
+    if (config.tenantsDocument) return tenantsOf(config.tenantsDocument);
+    if (!config.tenantsSecretName) return undefined;
+    const parsed = parseTenantsDocument(await vault().getSecret(config.tenantsSecretName));
+    // Named like a bad inline TENANTS, with the secret's name and never its text.
+    if (!parsed.ok) throw new ConfigError('TENANTS_SECRET_NAME', `(Key Vault secret ${config.tenantsSecretName}): ${parsed.problem}`);
+    return tenantsOf(parsed.value);
+  }
+
   const snapshots = new SnapshotStore(storage, names, {
     now,
     historySize: config.snapshotHistory,
@@ -257,6 +269,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     createWindow: { windowMs: config.createWindowMs, windowMaxMs: config.createWindowMaxMs, maxSets: config.createMaxSets },
     governor,
     callbackTarget,
+    ...(tenants ? { tenants } : {}),
     tracker,
     snapshots: { getFresh: freshSnapshot, forget: () => sharedSnapshots.forget() },
     capacity: runCapacity,
@@ -298,6 +311,13 @@ export async function createServices(env: Record<string, string | undefined>, op
     slurmSync: (report) => runSlurmSync(slurmSyncDeps, report),
     slurmGaveUp: (cluster, names) => closeGivenUp(slurmSyncDeps, cluster, names),
     ...(options.metrics ? { metricsText: options.metrics.prometheusText } : {}),
+    ...(tenants ? { tenants } : {}),
+    tenantUsage: async (cluster) => {
+      const snapshot = await snapshots.latest(cluster);
+      if (!snapshot) return null;
+      const { items } = await pipeline.reservations.read(cluster);
+      return { holdings: tenantHoldings(snapshot, items, Date.parse(snapshot.takenAt)), size: clusterSize(snapshot) };
+    },
     leases: {
       view: (nowMs) => leaseView({ ledger: pipeline.ledger, leases: pipeline.leases }, nowMs),
       soonest: (limit) => soonestLeases({ ledger: pipeline.ledger, leases: pipeline.leases }, limit),

@@ -14,17 +14,24 @@ import type { NodeRecord } from './schemas.ts';
 export const REQUEST_TAG = 'ccscale-request';
 /** Tag naming the CycleCloud requestId of the create that made the node. */
 export const CREATE_TAG = 'ccscale-create';
+/** Tag naming the request's tenant, when it is not `default` (docs/api.md, Tenants). */
+export const TENANT_TAG = 'ccscale-tenant';
 
 export interface ScalerMark {
   requestId: string;
   cycleCloudRequestId: string;
+  /** Absent: the `default` tenant. */
+  tenant?: string;
 }
 
 /** `nodeAttributes` with the scaler's tags merged into the caller's own `Tags` (the caller's other tags stay). */
 export function markAttributes(attributes: Record<string, unknown> | undefined, mark: ScalerMark): Record<string, unknown> {
   const own = attributes?.Tags;
   const tags = own && typeof own === 'object' && !Array.isArray(own) ? (own as Record<string, unknown>) : {};
-  return { ...attributes, Tags: { ...tags, [REQUEST_TAG]: mark.requestId, [CREATE_TAG]: mark.cycleCloudRequestId } };
+  return {
+    ...attributes,
+    Tags: { ...tags, [REQUEST_TAG]: mark.requestId, [CREATE_TAG]: mark.cycleCloudRequestId, ...(mark.tenant ? { [TENANT_TAG]: mark.tenant } : {}) },
+  };
 }
 
 /** The scaler's mark on a node record, or null for a node the scaler did not create. */
@@ -34,5 +41,6 @@ export function markOf(node: Pick<NodeRecord, 'Name'> & { Tags?: unknown }): Sca
   const requestId = (tags as Record<string, unknown>)[REQUEST_TAG];
   const cycleCloudRequestId = (tags as Record<string, unknown>)[CREATE_TAG];
   if (typeof requestId !== 'string' || !requestId || typeof cycleCloudRequestId !== 'string' || !cycleCloudRequestId) return null;
-  return { requestId, cycleCloudRequestId };
+  const tenant = (tags as Record<string, unknown>)[TENANT_TAG];
+  return typeof tenant === 'string' && tenant ? { requestId, cycleCloudRequestId, tenant } : { requestId, cycleCloudRequestId };
 }

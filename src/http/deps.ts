@@ -4,6 +4,8 @@
  * tests pass fakes. Every member is shaped after the real module's method of the same name so a
  * real instance can be passed as is.
  */
+import type { Tenants } from '../platform/tenants.ts';
+import type { TenantUsageReader } from './tenant-routes.ts';
 import type { GovernorView } from '../cyclecloud/governor.ts';
 import type { CallbackTargetPolicy } from '../platform/callback-target.ts';
 import type { Logger } from '../platform/log.ts';
@@ -98,6 +100,10 @@ export interface HttpDeps {
   /** Where callbacks may go: a `callbackUrl` the send-time check would always refuse is a 400. Absent = not checked here. */
   callbackTarget?: CallbackTargetPolicy;
   ledger: LedgerReader;
+  /** The tenants document (docs/api.md, Tenants): a request's default tenant by its key, `GET /api/tenants`. Absent: every request `default`. */
+  tenants?: Tenants;
+  /** Per cluster, what each tenant holds and the cluster's size, for `GET /api/tenants`; absent = no usage shown. */
+  tenantUsage?: TenantUsageReader;
   /** The request list and histories; absent = the list, timeline and trends routes answer 404. */
   requests?: RequestsReader;
   state: ScalerStateApi;

@@ -8,6 +8,7 @@ import { ScaleRequest, TerminateRequest, RequestMessage, PublicRequestRecord, Re
 import { Accepted, ClusterStatus, Health, LifecycleAccepted, PlanResponse, Problem, ScaleOutState } from './schemas.ts';
 import { MAX_BODY_BYTES } from './body.ts';
 import { ClusterCapacity, Counters, RequestList, RequestTimeline, TrendsResponse } from './console-schemas.ts';
+import { TenantsResponse } from './tenant-routes.ts';
 import { SlurmAccepted, SlurmPowerRequest } from '../slurm/requests.ts';
 import { SlurmSyncAnswer, SlurmSyncRequest } from '../slurm/sync.ts';
 
@@ -71,6 +72,7 @@ const RESPONSE_COMPONENTS: [z.ZodType, string][] = [
   [SlurmAccepted, 'SlurmAccepted'],
   [SlurmSyncAnswer, 'SlurmSyncAnswer'],
   [LifecycleAccepted, 'LifecycleAccepted'],
+  [TenantsResponse, 'Tenants'],
 ];
 
 type JsonSchema = Record<string, unknown>;

@@ -6,6 +6,7 @@
  * Writes go through the queue path: POST /api/scale-requests and /api/terminate admit the request
  * to the ledger and enqueue it, answering 202 with the status URL; the queue function does the work.
  */
+import { DEFAULT_TENANT } from '../platform/tenants.ts';
 import { intakeRefusals } from '../requests/intake.ts';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
@@ -35,6 +36,7 @@ import { formatHostlist } from '../slurm/hostlist.ts';
 import { SlurmSyncAnswer, SlurmSyncRequest, syncAnswerText } from '../slurm/sync.ts';
 import { Accepted, LifecycleAccepted, ClusterStatus, Health, PlanResponse, ScaleOutState, type Health as HealthBody } from './schemas.ts';
 import { consoleRoutes } from './console-routes.ts';
+import { tenantRoutes } from './tenant-routes.ts';
 import { inSpan, SpanKind, traceFields } from '../platform/tracing.ts';
 
 export type RouteHandler = (deps: HttpDeps, request: HttpRequest, context?: InvocationContext) => Promise<HttpResponseInit>;
@@ -154,10 +156,15 @@ async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 
     log.info('request refused: invalid', { fields: parsed.errors.map((e) => e.path).slice(0, 20) });
     return validationProblem(parsed.errors);
   }
-  const message = parsed.value;
-  const refusals = intakeRefusals(message, deps.callbackTarget);
+  let message = parsed.value;
+  // A scale request that names no tenant is the one its function key belongs to (docs/api.md, Tenants).
+  if (message.kind === 'scale' && message.tenant === undefined && deps.tenants) {
+    const tenant = deps.tenants.forKey(request.headers.get('x-functions-key') ?? new URL(request.url).searchParams.get('code') ?? undefined);
+    if (tenant !== DEFAULT_TENANT) message = { ...message, tenant };
+  }
+  const refusals = intakeRefusals(message, deps.callbackTarget, deps.tenants);
   if (refusals.length > 0) {
-    log.info('request refused: invalid', { fields: ['callbackUrl'] });
+    log.info('request refused: invalid', { fields: refusals.map((r) => r.path) });
     return validationProblem(refusals);
   }
   // The caller's W3C traceparent (or a new trace): the accept span's own is kept with the request.
@@ -725,4 +732,5 @@ export const ROUTES: readonly RouteDefinition[] = [
   },
   // The operator console and its read routes (console-routes.ts).
   ...consoleRoutes({ guarded, latestOrLive, isStale, shape }),
+  ...tenantRoutes(guarded),
 ];

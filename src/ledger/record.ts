@@ -128,6 +128,7 @@ export function newEntry(message: RequestMessage, nowMs: number, deadlineMs: num
     updatedAt: iso(nowMs),
   };
   if (message.kind === 'scale') {
+    if (message.tenant && message.tenant !== 'default') record.tenant = message.tenant;
     // Both clocks start at acceptance; a renew moves only the lease's.
     const leaseSeconds = message.lease?.seconds ?? defaults.leaseSeconds;
     if (leaseSeconds !== undefined) record.lease = { seconds: leaseSeconds, expiresAt: iso(nowMs + leaseSeconds * 1000) };

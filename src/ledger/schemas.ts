@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CallbackUrl, LEASE_SECONDS, MAX_LIFETIME_SECONDS, NodeAttributes, nestingError } from './limits.ts';
+import { TenantName } from '../platform/tenants.ts';
 
 export const RequestId = z
   .string()
@@ -147,6 +148,8 @@ export const ScaleRequest = z
     callbackUrl: httpsUrl.optional(),
     /** Who goes first when one batch of a cluster cannot serve every member: higher first, then accept order. Default 0. */
     priority: z.number().int('must be an integer').min(-1000, 'at least -1000').max(1000, 'at most 1000').optional(),
+    /** Whose request it is (docs/api.md, Tenants): its caps and fair share apply. Absent: by the function key it came with, else `default`. */
+    tenant: TenantName.optional(),
     lease: Lease.optional(),
     maxLifetimeSeconds: wholeSeconds(MAX_LIFETIME_SECONDS)
       .optional()
@@ -293,6 +296,8 @@ export const RequestRecord = z.object({
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** The request's tenant when it is not `default` (docs/api.md, Tenants). */
+  tenant: z.string().optional(),
   /** While leased and not released: the lease's length and when it passes unless renewed. */
   lease: z.object({ seconds: z.number().int(), expiresAt: z.string() }).optional(),
   /** With `maxLifetimeSeconds` (or its default): when the nodes are shut down whatever the renewals. */

@@ -8,6 +8,7 @@
  * The settings, their meaning and defaults: the one table in docs/api.md §2, which
  * test/docs-settings.test.ts checks against the names and defaults this file reads.
  */
+import { parseTenantsDocument, type TenantsDocument } from './tenants.ts';
 import { readFileSync } from 'node:fs';
 import { CronPattern } from 'croner';
 import { z } from 'zod';
@@ -88,6 +89,10 @@ export interface Config {
   readonly signingSecretSecondary: string | undefined;
   /** `CALLBACK_ALLOWED_HOSTS`, lower case; empty = any public https host. */
   readonly callbackAllowedHosts: readonly string[];
+  /** `TENANTS` (inline), parsed; undefined when unset (then maybe `tenantsSecretName`). */
+  readonly tenantsDocument: TenantsDocument | undefined;
+  /** `TENANTS_SECRET_NAME`: the Key Vault secret holding the tenants document. */
+  readonly tenantsSecretName: string | undefined;
   readonly storagePrefix: string;
   readonly azureClientId: string | undefined;
   readonly logLevel: LogLevel;
@@ -363,6 +368,17 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   const maxConcurrentCreates = parse(env, 'CYCLECLOUD_MAX_CONCURRENT_CREATES', wholeNumber(1, 100)) ?? 1;
   const requireSignedWebhooks = parse(env, 'REQUIRE_SIGNED_WEBHOOKS', boolean) ?? false;
 
+  const tenantsText = raw(env, 'TENANTS');
+  let tenantsDocument: TenantsDocument | undefined;
+  if (tenantsText !== undefined) {
+    const parsed = parseTenantsDocument(tenantsText);
+    if (!parsed.ok) throw new ConfigError('TENANTS', parsed.problem);
+    tenantsDocument = parsed.value;
+  }
+  const tenantsSecretName = parse(env, 'TENANTS_SECRET_NAME', secretName);
+  if (tenantsSecretName && tenantsDocument) throw new ConfigError('TENANTS_SECRET_NAME', 'set TENANTS or TENANTS_SECRET_NAME, not both');
+  if (tenantsSecretName && !keyVaultUrl) throw new ConfigError('TENANTS_SECRET_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
+
   const signingSecretName = parse(env, 'SIGNING_SECRET_NAME', secretName);
   if (signingSecretName && !keyVaultUrl) throw new ConfigError('SIGNING_SECRET_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
   const signingSecret = env.SCALER_SIGNING_SECRET ? env.SCALER_SIGNING_SECRET : undefined;
@@ -388,6 +404,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     cycleCloudUrl,
     cycleCloudClusters,
     keyVaultUrl,
+    tenantsDocument,
+    tenantsSecretName,
     cycleCloudCredentialsSecret,
     cycleCloudCredentials,
     cycleCloudCaPem,

@@ -15,6 +15,9 @@ import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { LedgerEntry, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest } from '../ledger/schemas.ts';
 import { inFlightOf, SnapshotBehindReservationsError } from './reservations.ts';
+import { clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
+import { type FairClaim, FairQueue } from '../planning/fair-share.ts';
+import { DEFAULT_TENANT } from '../platform/tenants.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
 import { applySubmission, closeDemand, type excludedPlacementGroups, isFinal, type openRemaining, setState } from '../ledger/record.ts';
 import { type Ctx, ClaimLost, update, inFlightAttempt, nextGeneration } from './context.ts';
@@ -135,11 +138,11 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
   const deps = members[0]!.ctx.deps;
   const newest = live.map((i) => members[i]!).reduce((a, m) => (m.takenAtMs > a.takenAtMs ? m : a));
   const { snapshot, takenAtMs } = newest;
-  // Who goes first when not all fit: higher priority, then accept order (FIFO), then join order.
+  // Who goes first when not all fit: the tenant with the smallest weighted dominant share, and inside
+  // a tenant higher priority, then accept order (FIFO), then join order (src/planning/fair-share.ts).
   const acceptedAt = (i: number) => members[i]!.entry.record.createdAt;
-  const order = [...live].sort(
-    (a, b) => (members[b]!.request.priority ?? 0) - (members[a]!.request.priority ?? 0) || (acceptedAt(a) < acceptedAt(b) ? -1 : acceptedAt(a) > acceptedAt(b) ? 1 : a - b),
-  );
+  const tenantOf = (i: number) => members[i]!.request.tenant ?? DEFAULT_TENANT;
+  const fairClaims: FairClaim[] = live.map((i) => ({ key: i, tenant: tenantOf(i), priority: members[i]!.request.priority ?? 0, acceptedAt: acceptedAt(i) }));
   let plans: (Plan | undefined)[];
   // Members past CREATE_MAX_SETS plan again and join the next batch.
   let deferred = new Set<number>();
@@ -152,8 +155,14 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
         const reservations = [];
         let setCount = 0;
         deferred = new Set();
-        for (const i of order) {
+        // What each tenant holds (tagged nodes, reservations since the snapshot) and takes in this batch.
+        const held = tenantHoldings(snapshot, items, takenAtMs);
+        const fair = new FairQueue(fairClaims, sharesOf(deps.tenants, held, new Set(fairClaims.map((c) => c.tenant))), clusterSize(snapshot));
+        for (let claim = fair.next(); claim; claim = fair.next()) {
+          const i = claim.key;
           const m = members[i]!;
+          const used = held.get(claim.tenant) ?? { nodes: 0, cores: 0 };
+          const quotas = quotasFor(deps.tenants, claim.tenant, cluster, used);
           const planStartedAt = performance.now();
           const planSpan = startSpan('plan', m.ctx.traceparent, SpanKind.INTERNAL, { 'scaler.cluster': cluster, 'scaler.demands': m.request.demands.length });
           const p = (deps.plan ?? defaultPlan)({
@@ -165,6 +174,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
             generation: m.generation,
             remaining: m.open,
             excludedPlacementGroups: m.excluded,
+            ...(quotas.length > 0 ? { quotas } : {}),
             ...(m.ctx.cfg.planOptions ? { options: m.ctx.cfg.planOptions } : {}),
           });
           m.ctx.logger.metric('plan_latency_ms', performance.now() - planStartedAt, { cluster, demands: m.request.demands.length });
@@ -180,9 +190,18 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
           }
           setCount += p.sets.length;
           const sets = p.sets.map((x) => ({ nodearray: x.nodearray, machineType: x.machineType, placementGroupId: x.placementGroupId, count: x.count }));
-          reservations.push({ cycleCloudRequestId: m.cc, requestId: m.ctx.requestId, sets, reservedAtMs: m.nowMs });
-          // What this member takes, the next one cannot.
-          for (const x of sets) if (x.count > 0) inFlight.push(x);
+          reservations.push({ cycleCloudRequestId: m.cc, requestId: m.ctx.requestId, sets, reservedAtMs: m.nowMs, ...(m.request.tenant ? { tenant: m.request.tenant } : {}) });
+          // What this member takes, the next one cannot; its tenant is charged with it.
+          let nodes = 0;
+          let cores = 0;
+          for (const x of sets) {
+            if (x.count <= 0) continue;
+            inFlight.push(x);
+            nodes += x.count;
+            cores += x.count * vcpuOf(snapshot, x.nodearray, x.machineType);
+          }
+          held.set(claim.tenant, { nodes: used.nodes + nodes, cores: used.cores + cores });
+          fair.charge(nodes, cores);
         }
         return { reservations, result: ps };
       },
@@ -282,7 +301,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
   }
 
   // ONE create for every member, each set tagged with its own member.
-  const wire = claimed.flatMap((c) => marked(setsOf(c), members[c.i]!.ctx.requestId, c.intent.cycleCloudRequestId));
+  const wire = claimed.flatMap((c) => marked(setsOf(c), members[c.i]!.ctx.requestId, c.intent.cycleCloudRequestId, members[c.i]!.request.tenant));
   const log = newest.ctx.logger.child({ batch, members: claimed.length });
   let result: Awaited<ReturnType<CycleCloudApi['createNodes']>>;
   try {

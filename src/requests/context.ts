@@ -3,6 +3,7 @@
  * dependencies and settings, the run's context, the ledger update of the run's entry, and how a
  * run ends (done, or put back to wait with a backoff).
  */
+import type { Tenants } from '../platform/tenants.ts';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { Logger } from '../platform/log.ts';
 import { ScalerError } from '../platform/errors.ts';
@@ -110,6 +111,8 @@ export interface SubmitDeps {
   sender?: CreateSender;
   /** Group commit of this process's creates per cluster ({@link createBatcher}); absent: each request creates alone. */
   batcher?: CreateBatcher;
+  /** The tenants document (weights and caps); absent: every request is the `default` tenant's, weight 1, no cap. */
+  tenants?: Tenants;
 }
 
 export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NOT_LISTED_YET';

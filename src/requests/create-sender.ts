@@ -33,8 +33,8 @@ export function wireSets(request: ScaleRequest, attempt: SubmissionAttempt): Nod
 }
 
 /** Every node the scaler creates carries its tags (src/cyclecloud/tags.ts): whose it is, under which create. */
-export function marked(sets: NodeCreationRequestSet[], requestId: string, cycleCloudRequestId: string): NodeCreationRequestSet[] {
-  return sets.map((set) => ({ ...set, nodeAttributes: markAttributes(set.nodeAttributes, { requestId, cycleCloudRequestId }) }));
+export function marked(sets: NodeCreationRequestSet[], requestId: string, cycleCloudRequestId: string, tenant?: string): NodeCreationRequestSet[] {
+  return sets.map((set) => ({ ...set, nodeAttributes: markAttributes(set.nodeAttributes, { requestId, cycleCloudRequestId, ...(tenant ? { tenant } : {}) }) }));
 }
 
 /** A named set's `nameFormat`/`nameOffset` (src/planning/named.ts), kept in the intent so a retry after a crash names the same nodes. */
@@ -110,7 +110,7 @@ export async function submitAttempt(
     try {
       const span = startSpan('POST nodes/create', ctx.traceparent, SpanKind.CLIENT, { 'scaler.cluster': ctx.cluster, 'cyclecloud.request_id': attempt.batch ?? cc });
       const result = await deps.cyclecloud
-        .createNodes(ctx.cluster, { requestId: attempt.batch ?? cc, sets: marked(sets ?? wireSets(request, attempt), ctx.requestId, cc) })
+        .createNodes(ctx.cluster, { requestId: attempt.batch ?? cc, sets: marked(sets ?? wireSets(request, attempt), ctx.requestId, cc, request.tenant) })
         .finally(() => span.span.end());
       const accepted: SubmissionAttempt = {
         ...attempt,

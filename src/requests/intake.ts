@@ -7,6 +7,7 @@
  * conflicting) is recorded and counted, and the message is completed: it is never retried and
  * never blocks the queue.
  */
+import { DEFAULT_TENANT, type Tenants } from '../platform/tenants.ts';
 import type { Logger } from '../platform/log.ts';
 import { codeOf } from '../platform/errors.ts';
 import { isContinueMessage } from '../tracking/types.ts';
@@ -48,10 +49,14 @@ export function lifecycleDeps(deps: Pick<IntakeDeps, 'ledger' | 'tracker' | 'lea
  * The message's fields that the send-time checks would always refuse (docs/api.md §3): today a
  * `callbackUrl` whose scheme, allow-list or IP-literal host can never be called. Empty = none.
  */
-export function intakeRefusals(message: RequestMessage, policy: CallbackTargetPolicy | undefined): { path: string; message: string }[] {
-  if (!policy || !message.callbackUrl) return [];
-  const reason = refusedAtIntake(message.callbackUrl, policy);
-  return reason ? [{ path: 'callbackUrl', message: reason }] : [];
+export function intakeRefusals(message: RequestMessage, policy: CallbackTargetPolicy | undefined, tenants?: Tenants): { path: string; message: string }[] {
+  const out: { path: string; message: string }[] = [];
+  const reason = policy && message.callbackUrl ? refusedAtIntake(message.callbackUrl, policy) : null;
+  if (reason) out.push({ path: 'callbackUrl', message: reason });
+  // A tenant the document does not declare, or a cluster outside its list, can never be served.
+  const tenantRefusal = message.kind === 'scale' && tenants ? tenants.refusal(message.tenant ?? DEFAULT_TENANT, message.cluster) : null;
+  if (tenantRefusal) out.push({ path: 'tenant', message: tenantRefusal });
+  return out;
 }
 
 export interface QueueMessageMeta {
@@ -115,7 +120,7 @@ export async function handleScaleQueueMessage(
   if (kind === 'renew' || kind === 'release') return handleLifecycleCommand(deps, body, meta, log);
 
   const first = parseRequestMessage(body);
-  const refusals = first.ok ? intakeRefusals(first.value, deps.callbackTarget) : [];
+  const refusals = first.ok ? intakeRefusals(first.value, deps.callbackTarget, deps.tenants) : [];
   const parsed: typeof first = refusals.length > 0 ? { ok: false, errors: refusals } : first;
   const rawId = (body as { requestId?: unknown }).requestId;
   const usableId = usableRequestId(rawId);

@@ -4,6 +4,7 @@
  * parts own (CycleCloud client, tracker, snapshots, capacity memory) and gets back the queue
  * handler's deps and the HTTP admission function.
  */
+import type { Tenants } from '../platform/tenants.ts';
 import type { CallbackTargetPolicy } from '../platform/callback-target.ts';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { Logger } from '../platform/log.ts';
@@ -72,6 +73,8 @@ export interface RequestPipelineOptions {
   governor?: BatchLease;
   /** `DEFAULT_LEASE_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS` (callers' scale requests only, never Slurm's). Default none. */
   lifecycleDefaults?: LifecycleDefaults;
+  /** The tenants document: intake refuses undeclared tenants, batches share by weight and keep caps. Default: none (every request `default`). */
+  tenants?: Tenants;
 }
 
 export interface RequestPipeline {
@@ -132,6 +135,7 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
       : {}),
     ...(o.onFinal ? { onFinal: o.onFinal } : {}),
     ...(o.callbackTarget ? { callbackTarget: o.callbackTarget } : {}),
+    ...(o.tenants ? { tenants: o.tenants } : {}),
     leases,
     ...(o.lifecycleDefaults ? { lifecycleDefaults: o.lifecycleDefaults } : {}),
   };

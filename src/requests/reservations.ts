@@ -43,6 +43,8 @@ export interface Reservation {
   reservedAtMs: number;
   /** When the create's answer (or its reconciliation) was received; absent while unknown. */
   acceptedAtMs?: number;
+  /** The request's tenant (docs/api.md, Tenants); absent = `default`. */
+  tenant?: string;
 }
 
 export interface ReservationRow {

@@ -44,7 +44,7 @@ export interface SnapshotNodeRef {
   nodearray: string | null;
   placementGroupId: string | null;
   /** The scaler's tags (src/cyclecloud/tags.ts), on nodes the scaler created. */
-  mark?: { requestId: string; cycleCloudRequestId: string };
+  mark?: { requestId: string; cycleCloudRequestId: string; tenant?: string };
   machineType?: string | null;
   /** CycleCloud's StatusMessage, kept only for a Failed node the scaler created (an eviction says so there). */
   statusMessage?: string;

@@ -101,6 +101,7 @@ describe('OpenAPI 3.1 document', () => {
         '/api/trends',
         '/api/counters',
         '/api/metrics',
+        '/api/tenants',
         '/api/console',
         '/api/slurm/resume',
         '/api/slurm/suspend',
@@ -219,6 +220,7 @@ describe('OpenAPI 3.1 document', () => {
     check('ClusterCapacity', (await route('clusterCapacity')(deps, httpRequest('GET', '/', { params: { cluster: 'hpc' } }))).jsonBody);
     check('Trends', (await route('trends')(deps, httpRequest('GET', '/api/trends'))).jsonBody);
     check('Counters', (await route('counters')(deps, httpRequest('GET', '/api/counters'))).jsonBody);
+    check('Tenants', (await route('tenants')(deps, httpRequest('GET', '/api/tenants'))).jsonBody);
     const list = doc.paths['/api/scale-requests']!.get as unknown as { parameters: { name: string; in: string }[] };
     expect(list.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(['query:state', 'query:cluster', 'query:q', 'query:limit', 'query:cursor', 'query:hours', 'query:leased']);
     expect(Object.keys((doc.paths['/api/console']!.get!.responses['200'] as { content: object }).content)).toEqual(['text/html']);

@@ -1,0 +1,92 @@
+/**
+ * What a batch needs to share a cluster between tenants (docs/api.md, Tenants): what each tenant
+ * holds now (the snapshot's nodes tagged with it, plus its reservations the snapshot does not count
+ * yet), the cluster's size (the shares' denominators), and the tenant's caps as planner quotas.
+ * Pure: the batch reads the snapshot and the reservation row once and hands them here.
+ */
+import type { TenantShare } from '../planning/fair-share.ts';
+import type { TenantQuota } from '../planning/types.ts';
+import { DEFAULT_TENANT, type Tenants } from '../platform/tenants.ts';
+import type { ClusterSnapshot } from '../snapshots/model.ts';
+import { countedBy, type Reservation } from './reservations.ts';
+
+/** Node statuses that hold no VM (or hold it no more): they count against no tenant. */
+const GONE = new Set(['Terminated', 'Off', 'Deallocated']);
+
+export interface Holding {
+  nodes: number;
+  cores: number;
+}
+
+/** Cores of one node of `machineType` in `nodearray` (0 when the snapshot has no such bucket). */
+export function vcpuOf(snapshot: ClusterSnapshot, nodearray: string | null | undefined, machineType: string | null | undefined): number {
+  if (!machineType) return 0;
+  const mt = machineType.toLowerCase();
+  for (const na of snapshot.nodearrays) {
+    if (nodearray && na.name !== nodearray) continue;
+    const b = na.buckets.find((x) => x.machineType.toLowerCase() === mt);
+    if (b) return b.vcpuCount;
+  }
+  return 0;
+}
+
+/** Per tenant: its live nodes in the snapshot and its reservations made since (not counted by it). */
+export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly Reservation[], snapshotStartedAtMs: number): Map<string, Holding> {
+  const out = new Map<string, Holding>();
+  const add = (tenant: string, nodes: number, cores: number) => {
+    const h = out.get(tenant) ?? { nodes: 0, cores: 0 };
+    h.nodes += nodes;
+    h.cores += cores;
+    out.set(tenant, h);
+  };
+  for (const n of snapshot.nodes ?? []) {
+    if (!n.mark || GONE.has(n.status)) continue;
+    add(n.mark.tenant ?? DEFAULT_TENANT, 1, vcpuOf(snapshot, n.nodearray, n.machineType));
+  }
+  for (const r of reservations) {
+    if (countedBy(r, snapshotStartedAtMs)) continue;
+    for (const s of r.sets) if (s.count > 0) add(r.tenant ?? DEFAULT_TENANT, s.count, s.count * vcpuOf(snapshot, s.nodearray, s.machineType));
+  }
+  return out;
+}
+
+/** The cluster's nodes and cores: active and still available, over every bucket. */
+export function clusterSize(snapshot: ClusterSnapshot): Holding {
+  let nodes = 0;
+  let cores = 0;
+  for (const na of snapshot.nodearrays)
+    for (const b of na.buckets) {
+      const n = b.activeCount + Math.max(0, b.availableCount);
+      nodes += n;
+      cores += n * b.vcpuCount;
+    }
+  return { nodes, cores };
+}
+
+/** Each tenant's weight and holdings, for the batch's fair queue. */
+export function sharesOf(tenants: Tenants | undefined, holdings: ReadonlyMap<string, Holding>, names: Iterable<string>): Map<string, TenantShare> {
+  const out = new Map<string, TenantShare>();
+  for (const t of names) {
+    const h = holdings.get(t) ?? { nodes: 0, cores: 0 };
+    out.set(t, { weight: tenants?.get(t)?.weight ?? 1, nodes: h.nodes, cores: h.cores });
+  }
+  return out;
+}
+
+/** The planner quotas of `tenant` on `cluster`, given what it holds (and took earlier in the batch). */
+export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster: string, used: Holding): TenantQuota[] {
+  const t = tenants?.get(tenant);
+  const maxCores = t?.maxCores?.[cluster];
+  const maxNodes = t?.maxNodes?.[cluster];
+  if (maxCores === undefined && maxNodes === undefined) return [];
+  return [
+    {
+      tenant,
+      scope: `on ${cluster}`,
+      ...(maxCores !== undefined ? { maxCores } : {}),
+      ...(maxNodes !== undefined ? { maxNodes } : {}),
+      usedNodes: used.nodes,
+      usedCores: used.cores,
+    },
+  ];
+}

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { keyHash, parseTenantsDocument, tenantsOf } from '../../src/platform/tenants.ts';
+
+const doc = (tenants: unknown) => JSON.stringify({ tenants });
+
+describe('the tenants document', () => {
+  it('reads weights (default 1), caps per cluster, clusters and key hashes', () => {
+    const parsed = parseTenantsDocument(doc({ cfd: { weight: 2, maxCores: { hpc: 512 }, clusters: ['hpc'], keys: [keyHash('k-cfd')] }, default: {} }));
+    expect(parsed.ok).toBe(true);
+    const t = tenantsOf(parsed.ok ? parsed.value : undefined);
+    expect(t.names).toEqual(['cfd', 'default']);
+    expect(t.get('cfd')).toMatchObject({ weight: 2, maxCores: { hpc: 512 } });
+    expect(t.get('default')!.weight).toBe(1);
+    expect(t.forKey('k-cfd')).toBe('cfd');
+    expect(t.forKey('other')).toBe('default');
+    expect(t.forKey(undefined)).toBe('default');
+  });
+
+  it.each([
+    [doc({ cfd: { weight: 0 } }), 'tenants.cfd.weight: must be > 0'],
+    [doc({ cfd: { maxCores: { hpc: 1.5 } } }), 'tenants.cfd.maxCores.hpc: must be a whole number ≥ 1'],
+    [doc({ cfd: { keys: ['k-cfd'] } }), 'tenants.cfd.keys.0: must be sha256:<64 lower-case hex digits> of a function key'],
+    [doc({ cfd: { budget: 5 } }), 'tenants.cfd: Unrecognized key: "budget"'],
+    [doc({ 'Bad Name': {} }), 'tenants.Bad Name: must be 1–63 lower-case letters, digits and . _ - (starting with a letter or digit)'],
+    [doc({}), 'tenants: declares at least one tenant'],
+    ['{"tenants":', 'is not JSON'],
+  ])('names the bad field: %s', (text, problem) => {
+    const parsed = parseTenantsDocument(text);
+    expect(parsed.ok).toBe(false);
+    expect(parsed.ok ? '' : parsed.problem).toContain(problem);
+  });
+
+  it('refuses an undeclared tenant and a cluster outside its list, and refuses nothing without a document', () => {
+    const parsed = parseTenantsDocument(doc({ cfd: { clusters: ['hpc'] }, default: {} }));
+    const t = tenantsOf(parsed.ok ? parsed.value : undefined);
+    expect(t.refusal('cfd', 'hpc')).toBeNull();
+    expect(t.refusal('cfd', 'htc')).toBe('tenant cfd may not use cluster htc (its clusters: hpc)');
+    expect(t.refusal('ml', 'hpc')).toBe('tenant "ml" is not declared (declared: cfd, default)');
+    expect(tenantsOf(undefined).refusal('anyone', 'hpc')).toBeNull();
+    expect(tenantsOf(undefined).declared).toBe(false);
+  });
+});
