@@ -3,6 +3,7 @@
  * say what is wrong and what to do. The function key travels in the `x-functions-key` header and
  * never appears in a message.
  */
+import type { TenantsResponse } from '../http/tenant-routes.ts';
 import type { Accepted, ClusterStatus, Health, LifecycleAccepted, PlanResponse, Problem } from '../http/schemas.ts';
 import type { RequestRecord } from '../ledger/schemas.ts';
 import { codeOf, ScalerError } from '../platform/errors.ts';
@@ -151,6 +152,10 @@ export class ScalerClient {
   /** `GET /api/clusters/{c}/capacity` (the console's view): per bucket also `gpuCount`, which the contract's status leaves out. */
   clusterCapacity(cluster: string): Promise<ApiResponse<{ nodearrays: { name: string; buckets: { bucketId: string; gpuCount?: number }[] }[] }>> {
     return this.call('GET', `clusters/${encodeURIComponent(cluster)}/capacity`);
+  }
+
+  tenants(): Promise<ApiResponse<TenantsResponse>> {
+    return this.call('GET', 'tenants');
   }
 
   health(): Promise<ApiResponse<Health>> {

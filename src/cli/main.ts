@@ -6,7 +6,7 @@
  *   ccscale submit --file request.json [--watch]
  *   ccscale status <requestId>        ccscale watch <requestId> [--interval 2000] [--timeout s]
  *   ccscale plan  (same flags as submit) ccscale terminate --cluster hpc --name n1 [--id …] [--filter …]
- *   ccscale clusters [cluster…]       ccscale health        ccscale pause | resume
+ *   ccscale clusters [cluster…]       ccscale health        ccscale pause | resume   ccscale tenants
  *   ccscale renew <requestId> [--seconds N]                 ccscale release <requestId>
  *   (submit also takes --lease S, --max-lifetime S and --capacity regular|spot|spot-first)
  *   ccscale slurm conf --cluster hpc [--programs-dir D] [--resume-timeout s] [--resume-timeout-for NA=s]… [--suspend-time s]
@@ -25,7 +25,7 @@ import { FINAL_STATES, parseRequestMessage } from '../ledger/schemas.ts';
 import type { Accepted } from '../http/schemas.ts';
 import { CliError, EXIT, ScalerClient } from './client.ts';
 import { codeOf } from '../platform/errors.ts';
-import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, useColour, type Paint } from './render.ts';
+import { DEFAULT_WIDTH, painter, renderCluster, renderHealth, renderPlan, renderRecord, renderTenants, useColour, type Paint } from './render.ts';
 import { exitCodeFor, watchRequest } from './watch.ts';
 import { DEFAULT_PROGRAMS_DIR } from '../slurm/conf.ts';
 import { perNodearray, slurmConfFiles, type SlurmConfFlags } from './slurm-conf.ts';
@@ -71,6 +71,7 @@ interface RequestFlags {
   capacity?: string;
   lease?: number;
   maxLifetime?: number;
+  tenant?: string;
 }
 
 interface TerminateFlags {
@@ -197,6 +198,7 @@ async function scaleMessage(flags: RequestFlags, io: CliIo, command: string): Pr
   if (flags.callbackUrl) message.callbackUrl = flags.callbackUrl;
   if (flags.lease !== undefined) message.lease = { seconds: flags.lease };
   if (flags.maxLifetime !== undefined) message.maxLifetimeSeconds = flags.maxLifetime;
+  if (flags.tenant !== undefined) message.tenant = flags.tenant;
   if (flags.requestId) message.requestId = flags.requestId;
   message.requestId ??= generateRequestId();
   return validated(message);
@@ -238,6 +240,7 @@ function addRequestFlags(cmd: Command): Command {
     .addOption(new Option('--capacity <kind>', 'spot or regular buckets: regular, spot, or spot-first (spot, else regular)').choices(['regular', 'spot', 'spot-first']))
     .option('--lease <seconds>', 'shut the nodes down unless renewed within this many seconds (ccscale renew)', positiveInt('--lease'))
     .option('--max-lifetime <seconds>', 'shut the nodes down this long after acceptance, renewed or not', positiveInt('--max-lifetime'))
+    .option('--tenant <name>', 'whose request it is (docs/api.md, Tenants; default: by the function key, else default)')
     .option('--job-id <id>', 'scheduler job id carried into logs and status')
     .option('--request-id <id>', 'idempotency key (default: generated)')
     .option('--callback-url <url>', 'https URL that receives the final record');
@@ -416,6 +419,15 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       const { body } = await client.health();
       out(json ? JSON.stringify(body) : renderHealth(body, paint));
       exitCode = body.status === 'ok' ? EXIT.ok : EXIT.requestFailed;
+    });
+
+  program
+    .command('tenants')
+    .description('each tenant: weight, caps, and the nodes and cores it holds per cluster with its share')
+    .action(async (_flags: unknown, cmd: Command) => {
+      const { client, json } = context(cmd);
+      const { body } = await client.tenants();
+      out(json ? JSON.stringify(body) : renderTenants(body));
     });
 
   for (const action of ['pause', 'resume'] as const) {

@@ -2,6 +2,7 @@
  * Human output of the CLI: tables (cli-table3) and colours (node:util styleText), colours only
  * when the output is a terminal and `NO_COLOR` is not set.
  */
+import type { TenantsResponse } from '../http/tenant-routes.ts';
 import { styleText } from 'node:util';
 import Table from 'cli-table3';
 import type { ClusterStatus, Health, PlanResponse } from '../http/schemas.ts';
@@ -175,6 +176,22 @@ export function renderHealth(health: Health, paint: Paint): string {
     lines.push(t.toString());
   } else {
     lines.push('no clusters yet');
+  }
+  return lines.join('\n');
+}
+
+/** `ccscale tenants`: one line per tenant and cluster. */
+export function renderTenants(view: TenantsResponse): string {
+  const lines = [view.declared ? 'tenants (from the tenants document):' : "no tenants document: every request is default's, weight 1, no cap"];
+  for (const t of view.tenants) {
+    const clusters = Object.keys(t.usage);
+    const caps = [...Object.entries(t.caps.maxCores).map(([c, n]) => `${n} cores on ${c}`), ...Object.entries(t.caps.maxNodes).map(([c, n]) => `${n} nodes on ${c}`)];
+    lines.push(`  ${t.name}  weight ${t.weight}${caps.length ? `  caps: ${caps.join(', ')}` : ''}${t.caps.clusters ? `  clusters: ${t.caps.clusters.join(', ')}` : ''}`);
+    for (const c of clusters) {
+      const u = t.usage[c]!;
+      const cap = t.caps.maxCores[c];
+      lines.push(`    ${c}: ${u.nodes} nodes, ${u.cores}${cap !== undefined ? ` of ${cap}` : ''} cores, share ${Math.round((t.share[c] ?? 0) * 1000) / 10} %`);
+    }
   }
   return lines.join('\n');
 }

@@ -1,3 +1,4 @@
+import { tenantsOf } from '../../src/platform/tenants.ts';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
@@ -435,6 +436,26 @@ describe('ccscale plan, clusters, health', () => {
     const degraded = await runCli(['health', '--json', '--url', api!.url]);
     expect(degraded.code).toBe(1);
     expect(JSON.parse(degraded.stdout)).toMatchObject({ status: 'degraded' });
+  });
+
+  it('lists tenants with caps, usage and share, and submits with --tenant', async () => {
+    const world = await serve({
+      tenants: tenantsOf({ tenants: { cfd: { weight: 2, maxCores: { hpc: 512 } }, default: { weight: 1 } } }),
+      configuredClusters: () => ['hpc'],
+      tenantUsage: async () => ({ holdings: new Map([['cfd', { nodes: 3, cores: 132 }]]), size: { nodes: 100, cores: 1000 } }),
+    });
+    const human = await runCli(['tenants', ...auth()]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('cfd  weight 2  caps: 512 cores on hpc');
+    expect(human.stdout).toContain('hpc: 3 nodes, 132 of 512 cores, share 13.2 %');
+    const json = JSON.parse((await runCli(['tenants', '--json', ...auth()])).stdout);
+    expect(json).toMatchObject({ declared: true, tenants: [{ name: 'cfd', usage: { hpc: { nodes: 3, cores: 132 } }, share: { hpc: 0.132 } }, { name: 'default' }] });
+    const submit = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '1', '--tenant', 'cfd', '--request-id', 'tn-1', ...auth()]);
+    expect(submit.code).toBe(0);
+    expect(world.submitted.at(-1)).toMatchObject({ requestId: 'tn-1', tenant: 'cfd' });
+    const bad = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '1', '--tenant', 'Bad Name', ...auth()]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('tenant');
   });
 
   it('pauses and resumes scale-out', async () => {
