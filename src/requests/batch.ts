@@ -15,7 +15,7 @@ import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { LedgerEntry, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest } from '../ledger/schemas.ts';
 import { inFlightOf, SnapshotBehindReservationsError } from './reservations.ts';
-import { clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
+import { addInFlight, clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
 import { type FairClaim, FairQueue } from '../planning/fair-share.ts';
 import { DEFAULT_TENANT } from '../platform/tenants.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
@@ -196,7 +196,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
           let cores = 0;
           for (const x of sets) {
             if (x.count <= 0) continue;
-            inFlight.push(x);
+            addInFlight(inFlight, x);
             nodes += x.count;
             cores += x.count * vcpuOf(snapshot, x.nodearray, x.machineType);
           }

@@ -5,7 +5,7 @@
  * Pure: the batch reads the snapshot and the reservation row once and hands them here.
  */
 import type { TenantShare } from '../planning/fair-share.ts';
-import type { TenantQuota } from '../planning/types.ts';
+import type { InFlightAllocation, TenantQuota } from '../planning/types.ts';
 import { DEFAULT_TENANT, type Tenants } from '../platform/tenants.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import { countedBy, type Reservation } from './reservations.ts';
@@ -89,4 +89,15 @@ export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster:
       usedCores: used.cores,
     },
   ];
+}
+
+/**
+ * Adds `x` to `list`, merged into the entry of the same bucket and placement group: the planner only
+ * sums them, and a batch of 1,000 members would otherwise hand each plan a list that grows by one
+ * entry per member (quadratic in the batch).
+ */
+export function addInFlight(list: InFlightAllocation[], x: InFlightAllocation): void {
+  const same = list.find((e) => e.nodearray === x.nodearray && e.machineType === x.machineType && e.placementGroupId === x.placementGroupId);
+  if (same) same.count += x.count;
+  else list.push({ nodearray: x.nodearray, machineType: x.machineType, placementGroupId: x.placementGroupId, count: x.count });
 }
