@@ -30,7 +30,11 @@ export function vcpuOf(snapshot: ClusterSnapshot, nodearray: string | null | und
   return 0;
 }
 
-/** Per tenant: its live nodes in the snapshot and its reservations made since (not counted by it). */
+/**
+ * Per tenant: its live nodes in the snapshot, and the nodes of its reservations the snapshot's node
+ * list does not show yet. A reservation's nodes are matched by their create tag, not by time: a node
+ * list may lag a create (reference §5.1), and a cap must not be passed while it does.
+ */
 export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly Reservation[], snapshotStartedAtMs: number): Map<string, Holding> {
   const out = new Map<string, Holding>();
   const add = (tenant: string, nodes: number, cores: number) => {
@@ -39,13 +43,22 @@ export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly
     h.cores += cores;
     out.set(tenant, h);
   };
+  const listed = new Map<string, number>();
   for (const n of snapshot.nodes ?? []) {
-    if (!n.mark || GONE.has(n.status)) continue;
+    if (!n.mark) continue;
+    listed.set(n.mark.cycleCloudRequestId, (listed.get(n.mark.cycleCloudRequestId) ?? 0) + 1);
+    if (GONE.has(n.status)) continue;
     add(n.mark.tenant ?? DEFAULT_TENANT, 1, vcpuOf(snapshot, n.nodearray, n.machineType));
   }
   for (const r of reservations) {
-    if (countedBy(r, snapshotStartedAtMs)) continue;
-    for (const s of r.sets) if (s.count > 0) add(r.tenant ?? DEFAULT_TENANT, s.count, s.count * vcpuOf(snapshot, s.nodearray, s.machineType));
+    // Without a node list (a snapshot taken without one) time decides, as for the buckets.
+    if (snapshot.nodes === undefined && countedBy(r, snapshotStartedAtMs)) continue;
+    let seen = listed.get(r.cycleCloudRequestId) ?? 0;
+    for (const s of r.sets) {
+      const unseen = Math.max(0, s.count - seen);
+      seen = Math.max(0, seen - s.count);
+      if (unseen > 0) add(r.tenant ?? DEFAULT_TENANT, unseen, unseen * vcpuOf(snapshot, s.nodearray, s.machineType));
+    }
   }
   return out;
 }

@@ -103,6 +103,8 @@ const scenario: fc.Arbitrary<Scenario> = fc
     // With a window the two runs of a pair join one batch create (real time: the window is short).
     createWindowMs: fc.constantFrom(0, 25, 25),
     lastDelivery: fc.boolean(),
+    // Half the runs cap tenant cfd (every even request) at 2 HC44rs' or 2 HB120rs' worth of cores
+    tenantCapCores: fc.option(fc.constantFrom(88, 100, 240), { nil: null }),
   })
   // Within capacity: ondemand takes 3 F32s_v2 and 11 HC44rs but at most 500 cores together.
   // CycleCloud faults make a request wait, never fail a delivery, so any number may be armed; a
@@ -113,6 +115,7 @@ const ALIVE_AFTER_FINAL = new Set(['Ready', 'Failed']);
 
 /** Every property of the promise; returns the first broken one in words (with the run's trace for context). */
 function check(sc: Scenario, out: RunOutcome): string | null {
+  if (sc.tenantCapCores && out.tenantPeakCores > sc.tenantCapCores) return `tenant cfd held ${out.tenantPeakCores} cores on hpc, over its cap of ${sc.tenantCapCores}`;
   const nodesById = new Map(out.simNodes.map((n) => [n.NodeId, n]));
   const creates = out.creates;
   for (const e of out.entries) {
@@ -174,8 +177,14 @@ function check(sc: Scenario, out: RunOutcome): string | null {
     }
     // A demand that cannot be placed never is; otherwise, unless a node was hurt on purpose,
     // capacity is there and every request is fulfilled.
+    // Under a cap, cfd's requests (the even ones) may wait until their deadline or be rejected, and
+    // say so; every other request is served as if cfd had no cap (another tenant is unaffected).
+    const capped = !!sc.tenantCapCores && Number(id.slice('chaos-'.length)) % 2 === 0;
+    const words = `${r.reason ?? ''} ${r.demands.map((d) => d.reason ?? '').join(' ')}`;
     if (request.demands.some(impossible)) {
       if (r.state === 'fulfilled') return `${id} fulfilled a demand that cannot be placed`;
+    } else if (capped) {
+      if (r.state === 'rejected' && !/tenant cfd may use at most/.test(words)) return `${id} (cfd) ended rejected (${words.trim()}) but not for its cap`;
     } else if (sc.failNext === 0 && out.hurtNodes.length === 0 && r.state !== 'fulfilled')
       return `${id} ended ${r.state} (${r.reason ?? r.demands.map((d) => d.reason).join('; ')}) although capacity was there`;
   }
@@ -215,7 +224,7 @@ describe('chaos counterexamples found earlier stay fixed', () => {
 describe('exactly once through the real stack, under chaos', () => {
   it('every request ends final and truthful; no duplicate create; no orphan node; nothing poisoned', async () => {
     const conn = inject('storageConnectionString');
-    const totals = { runs: 0, crashes: 0, steps: 0, batches: 0 };
+    const totals = { runs: 0, crashes: 0, steps: 0, batches: 0, capped: 0, capBound: 0, atCap: 0 };
     await fc.assert(
       fc.asyncProperty(process.env.CHAOS_SCENARIO ? fc.constant(JSON.parse(process.env.CHAOS_SCENARIO) as Scenario) : scenario, async (sc) => {
         // Prepare
@@ -226,6 +235,12 @@ describe('exactly once through the real stack, under chaos', () => {
         totals.crashes += out.crashes;
         totals.steps += out.steps;
         totals.batches += new Set(out.creates.flatMap((c) => (c.batch && c.nodeIds.length > 0 ? [c.batch] : []))).size;
+        if (sc.tenantCapCores) {
+          totals.capped += 1;
+          // The cap bound something: a cfd request waited or was refused for it at some point
+          if (out.entries.some((e) => JSON.stringify(e).includes('tenant cfd'))) totals.capBound += 1;
+          if (out.tenantPeakCores === sc.tenantCapCores) totals.atCap += 1;
+        }
         // Assess
         const broken = check(sc, out);
         if (broken) {
@@ -267,6 +282,10 @@ describe('exactly once through the real stack, under chaos', () => {
     expect(totals.steps).toBeGreaterThan(totals.runs * 3);
     // And creates were batched: some CycleCloud creates carried the sets of two requests.
     if (totals.runs >= 50) expect(totals.batches).toBeGreaterThan(0);
-    console.log(`chaos: ${totals.runs} runs, ${totals.crashes} crashes, ${totals.batches} batch creates`);
+    // And tenant caps were tried where they bind: runs in which cfd was held back, and ran up to its cap exactly
+    if (totals.runs >= 50) expect(Math.min(totals.capBound, totals.atCap)).toBeGreaterThan(0);
+    console.log(
+      `chaos: ${totals.runs} runs, ${totals.crashes} crashes, ${totals.batches} batch creates; tenant cap in ${totals.capped} runs, bound in ${totals.capBound}, reached exactly in ${totals.atCap}`,
+    );
   }, 900_000);
 });

@@ -15,7 +15,7 @@ import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { isFinal } from '../../src/ledger/record.ts';
 import { startSimulator, type FaultSpec, type SimulatorHandle } from '../../src/simulator/server.ts';
 import type { NodeRecord } from '../../src/cyclecloud/schemas.ts';
-import { CREATE_TAG } from '../../src/cyclecloud/tags.ts';
+import { CREATE_TAG, TENANT_TAG } from '../../src/cyclecloud/tags.ts';
 import { startReceiver } from '../tracking/receiver.ts';
 import { CrashSwitch, InjectedCrash, VirtualClock, VirtualQueues, chaosCycleCloud, chaosStorage, decodeBody, prng, type VirtualMessage } from './harness.ts';
 import { scalerEnv } from '../helpers/scaler-env.ts';
@@ -52,6 +52,8 @@ export interface Scenario {
   lastDelivery: boolean;
   /** CREATE_WINDOW_MS: 0 = each request creates alone; more = the pairs' creates may join one batch. */
   createWindowMs: number;
+  /** When set, tenant `cfd` may hold this many cores on hpc and every even request is cfd's. */
+  tenantCapCores?: number | null;
 }
 
 export interface RunOutcome {
@@ -71,6 +73,8 @@ export interface RunOutcome {
   callbacks: { requestId: string; state: string; updatedAt: string }[];
   /** Nodes hurt on purpose (failed or held). */
   hurtNodes: string[];
+  /** The most cores tenant cfd's nodes held in the simulator at any step (0 without a cap). */
+  tenantPeakCores: number;
   steps: number;
   crashes: number;
   virtualMs: number;
@@ -124,6 +128,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
           LOG_LEVEL: debug ? 'debug' : 'error',
           CREATE_WINDOW_MS: String(sc.createWindowMs),
           CREATE_WINDOW_MAX_MS: String(Math.max(sc.createWindowMs, 200)),
+          ...(sc.tenantCapCores ? { TENANTS: JSON.stringify({ tenants: { cfd: { maxCores: { hpc: sc.tenantCapCores } }, default: {} } }) } : {}),
         },
         connectionString,
       ),
@@ -148,6 +153,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         cluster: 'hpc',
         demands: r.demands.map((d) => ({ ...d, ...(d.colocated ? { jobId: `job-${i}` } : {}) })),
         ...(r.callback ? { callbackUrl: receiver.url } : {}),
+        ...(sc.tenantCapCores && i % 2 === 0 ? { tenant: 'cfd' } : {}),
       } as ScaleRequest;
       if (r.viaHttp) {
         // The HTTP worker may die too, between the ledger write and the enqueue: the caller got no
@@ -198,7 +204,19 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
     let lastDeliverySeq = -1;
     const concurrent = process.env.CHAOS_CONCURRENT === '1';
     let steps = 0;
+    // cfd's cores in CycleCloud, sampled at every step: its cap must hold at every moment, not only at the end.
+    const vcpus: Record<string, number> = { Standard_F32s_v2: 32, Standard_HC44rs: 44, Standard_HB120rs_v3: 120 };
+    let tenantPeakCores = 0;
+    const sampleTenant = (): void => {
+      if (!sc.tenantCapCores) return;
+      const cores = sim
+        .nodes('hpc')
+        .filter((n) => (n.Tags as Record<string, string> | undefined)?.[TENANT_TAG] === 'cfd')
+        .reduce((c, n) => c + (vcpus[n.MachineType ?? ''] ?? 1000), 0);
+      tenantPeakCores = Math.max(tenantPeakCores, cores);
+    };
     for (; steps < MAX_STEPS && clock.nowMs - START_MS < MAX_VIRTUAL_MS; steps++) {
+      sampleTenant();
       while (pendingFaults.length && pendingFaults[0]!.atStep <= steps) {
         const f = pendingFaults.shift()!;
         sim.faults.add(f.fault);
@@ -384,6 +402,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         return { requestId: body.requestId, state: body.state, updatedAt: body.updatedAt };
       }),
       hurtNodes,
+      tenantPeakCores: (sampleTenant(), tenantPeakCores),
       steps,
       crashes: crashCount,
       virtualMs: clock.nowMs - START_MS,

@@ -46,6 +46,22 @@ describe('tenant holdings', () => {
     expect(Object.fromEntries(held)).toEqual({ cfd: { nodes: 2, cores: 240 }, default: { nodes: 2, cores: 240 } });
   });
 
+  it("keeps counting a reservation until the snapshot's node list shows its nodes, however old it is", () => {
+    // The node list lags the create: accepted a minute before the snapshot, one of its 2 nodes listed
+    const r: Reservation = {
+      cycleCloudRequestId: 'cc-1',
+      requestId: 'r',
+      sets: [{ nodearray: 'ondemand', machineType: 'Standard_HC44rs', placementGroupId: null, count: 2 }],
+      reservedAtMs: T0 - 70_000,
+      acceptedAtMs: T0 - 60_000,
+      tenant: 'cfd',
+    };
+    const listedOne = seedSnapshot({ nodes: [{ ...node('a', 'Acquiring', 'cfd'), mark: { requestId: 'r', cycleCloudRequestId: 'cc-1', tenant: 'cfd' } }] });
+    expect(tenantHoldings(listedOne, [r], T0).get('cfd')).toEqual({ nodes: 2, cores: 88 });
+    const listedNone = seedSnapshot({ nodes: [] });
+    expect(tenantHoldings(listedNone, [r], T0).get('cfd')).toEqual({ nodes: 2, cores: 88 });
+  });
+
   it("sizes the cluster by every bucket's active and available nodes", () => {
     expect(clusterSize(seedSnapshot())).toEqual({ nodes: 3 + 11 + 64, cores: 3 * 32 + 11 * 44 + 64 * 120 });
   });
