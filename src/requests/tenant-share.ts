@@ -10,6 +10,12 @@ import { DEFAULT_TENANT, type Tenants } from '../platform/tenants.ts';
 import type { ClusterSnapshot } from '../snapshots/model.ts';
 import { countedBy, type Reservation } from './reservations.ts';
 
+/**
+ * How long after a create's answer its nodes may still be missing from a node list (the reference
+ * leaves list lag open, §5.1); within it a reservation's unlisted nodes still count for its tenant.
+ */
+export const NODE_LIST_LAG_MS = 10_000;
+
 /** Node statuses that hold no VM (or hold it no more): they count against no tenant. */
 const GONE = new Set(['Terminated', 'Off', 'Deallocated']);
 
@@ -31,9 +37,10 @@ export function vcpuOf(snapshot: ClusterSnapshot, nodearray: string | null | und
 }
 
 /**
- * Per tenant: its live nodes in the snapshot, and the nodes of its reservations the snapshot's node
- * list does not show yet. A reservation's nodes are matched by their create tag, not by time: a node
- * list may lag a create (reference §5.1), and a cap must not be passed while it does.
+ * Per tenant: its live nodes in the snapshot, and the nodes of its reservations the snapshot does
+ * not show yet. A reservation the snapshot counts by time still counts its nodes the node list does
+ * not show (matched by create tag) for {@link NODE_LIST_LAG_MS}: a cap must not be passed while a
+ * list lags its create.
  */
 export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly Reservation[], snapshotStartedAtMs: number): Map<string, Holding> {
   const out = new Map<string, Holding>();
@@ -51,9 +58,13 @@ export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly
     add(n.mark.tenant ?? DEFAULT_TENANT, 1, vcpuOf(snapshot, n.nodearray, n.machineType));
   }
   for (const r of reservations) {
-    // Without a node list (a snapshot taken without one) time decides, as for the buckets.
-    if (snapshot.nodes === undefined && countedBy(r, snapshotStartedAtMs)) continue;
-    let seen = listed.get(r.cycleCloudRequestId) ?? 0;
+    // Not counted by the snapshot yet: all of it. Counted by time: what the node list does not show
+    // yet, for as long as a list may lag its create; after that the list is right (nodes gone are gone).
+    let seen = 0;
+    if (countedBy(r, snapshotStartedAtMs)) {
+      if (snapshot.nodes === undefined || (r.acceptedAtMs ?? 0) + NODE_LIST_LAG_MS < snapshotStartedAtMs) continue;
+      seen = listed.get(r.cycleCloudRequestId) ?? 0;
+    }
     for (const s of r.sets) {
       const unseen = Math.max(0, s.count - seen);
       seen = Math.max(0, seen - s.count);

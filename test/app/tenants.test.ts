@@ -9,6 +9,7 @@ import { createServices, type Services } from '../../src/app/services.ts';
 import { ROUTES } from '../../src/http/routes.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import { keyHash } from '../../src/platform/tenants.ts';
+import { NODE_LIST_LAG_MS } from '../../src/requests/tenant-share.ts';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
 import { httpRequest } from '../http/fakes.ts';
 import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
@@ -89,8 +90,8 @@ describe('tenants', () => {
       const snap = await s.freshSnapshot('hpc', -1);
       return snap?.nodes?.some((n) => n.name === cfdNodes[0] && (n.status === 'Terminated' || n.status === 'Off')) || !snap?.nodes?.some((n) => n.name === cfdNodes[0]);
     });
-    // (a reservation counts until a snapshot started CLOCK_SKEW_MS after its create's answer has its nodes)
-    await new Promise((r) => setTimeout(r, 2_100));
+    // (a reservation's unlisted nodes count while a node list may lag its create: NODE_LIST_LAG_MS)
+    await new Promise((r) => setTimeout(r, NODE_LIST_LAG_MS + 500));
     await s.freshSnapshot('hpc', -1);
     const result = await s.pipeline.handle(hc('t-cfd-2', 'cfd', 1), meta('m2', 2), silentLogger);
     const after = await s.pipeline.ledger.getRecord('t-cfd-2');

@@ -389,6 +389,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
       const e = await svc.pipeline.ledger.get(id);
       if (e) entries.push(e);
     }
+    sampleTenant();
     return {
       entries,
       simNodes: sim.nodes('hpc'),
@@ -402,7 +403,7 @@ export async function runScenario(connectionString: string, prefix: string, sc: 
         return { requestId: body.requestId, state: body.state, updatedAt: body.updatedAt };
       }),
       hurtNodes,
-      tenantPeakCores: (sampleTenant(), tenantPeakCores),
+      tenantPeakCores,
       steps,
       crashes: crashCount,
       virtualMs: clock.nowMs - START_MS,
