@@ -185,6 +185,16 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     ).toBeLessThan(300);
     await page.waitForSelector('[data-bucket="ondemand/Standard_HC44rs"] [data-backoff]', { timeout: 30_000 });
     expect(await page.$eval('[data-bucket="ondemand/Standard_HC44rs"] [data-backoff]', (el) => el.textContent)).toMatch(/^Backing off for \d+ (s|min)/);
+    // Tenants: no document on npm start, so every node the scaler made is the default tenant's
+    await page.waitForSelector('[data-tenants] tr[data-tenant="default"][data-cluster="hpc"]', { timeout: 20_000 });
+    const tenants = (await (await host.api('/tenants')).json()) as { tenants: { name: string; usage: Record<string, { nodes: number }> }[] };
+    const defaultNodes = tenants.tenants.find((t) => t.name === 'default')!.usage.hpc!.nodes;
+    expect(defaultNodes).toBeGreaterThanOrEqual(6);
+    await page.waitForFunction(
+      (n: number) => Number(document.querySelector('tr[data-tenant="default"][data-cluster="hpc"] [data-nodes]')?.getAttribute('data-nodes')) >= n,
+      { timeout: 20_000 },
+      6,
+    );
     await shot(page, 'clusters');
 
     // Health: pause from the page, see it through the API, resume

@@ -262,6 +262,65 @@
     );
   }
 
+  /** Per tenant and cluster: nodes, cores (of its cap) and its dominant share, from GET /api/tenants. */
+  function tenantsPanel(t) {
+    if (!t?.tenants.length) return null;
+    const clusters = [...new Set(t.tenants.flatMap((x) => Object.keys(x.usage)))].sort();
+    const pct = (v) => `${Math.round((v || 0) * 1000) / 10} %`;
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'tenants-title', 'data-tenants': '' },
+      h('h2', { id: 'tenants-title', text: 'Tenants' }),
+      h('p', {
+        class: 'muted',
+        text: t.declared ? 'From the tenants document: weight, caps, what each holds and its share of the cluster.' : 'No tenants document: every request is the default tenant’s.',
+      }),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { class: 'stack', 'aria-label': 'Tenants' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Tenant', 'Weight', 'Cluster', 'Nodes', 'Cores', 'Share'].map((x, i) => h('th', { scope: 'col', class: i === 1 || i > 2 ? 'num' : null, text: x })),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            t.tenants.flatMap((x) =>
+              clusters.map((c) => {
+                const u = x.usage[c] || { nodes: 0, cores: 0 };
+                const cap = x.caps.maxCores[c];
+                const nodeCap = x.caps.maxNodes[c];
+                return h(
+                  'tr',
+                  { 'data-tenant': x.name, 'data-cluster': c },
+                  h('td', { 'data-label': 'Tenant', class: 'mono', text: x.name }),
+                  h('td', { 'data-label': 'Weight', class: 'num', text: num(x.weight) }),
+                  h('td', { 'data-label': 'Cluster', text: c }),
+                  h('td', {
+                    'data-label': 'Nodes',
+                    class: 'num',
+                    'data-nodes': String(u.nodes),
+                    text: nodeCap === undefined ? num(u.nodes) : `${num(u.nodes)} of ${num(nodeCap)}`,
+                  }),
+                  h('td', { 'data-label': 'Cores', class: 'num', 'data-cores': String(u.cores), text: cap === undefined ? num(u.cores) : `${num(u.cores)} of ${num(cap)}` }),
+                  h('td', { 'data-label': 'Share', class: 'num', text: pct(x.share[c]) }),
+                );
+              }),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
   function clustersView() {
     const region = h('div');
     view.append(
@@ -279,7 +338,7 @@
     return {
       title: 'Clusters',
       async update() {
-        const health = await api('/health');
+        const [health, tenants] = await Promise.all([api('/health'), api('/tenants').catch(() => null)]);
         const names = (health.clusters || []).map((c) => c.cluster);
         const caps = await Promise.all(names.map((n) => api(`/clusters/${encodeURIComponent(n)}/capacity`).catch((e) => ({ cluster: n, error: e }))));
         if (!names.length) return swap(region, h('p', { class: 'panel', text: 'No cluster yet: the snapshot timer has not read any cluster.' }));
@@ -314,6 +373,7 @@
               ]),
             );
           }),
+          tenantsPanel(tenants),
         );
       },
     };
