@@ -10,6 +10,8 @@
 #   SCALER_CLUSTER=<CycleCloud cluster name>
 #   SCALER_LOG=/var/log/slurm/scaler-power.log        (optional; default next to the settings file)
 #   SCALER_TIMEOUT=20                                  (optional; seconds per HTTP attempt)
+#   SLURM_BIN_DIR=/opt/slurm/bin                       (optional; where sinfo and scontrol are when
+#                                                       not in the system directories, e.g. a source build)
 #   SCALER_SIGNING_KEY_FILE=/etc/slurm/scaler.signing-key  (optional; the HMAC key, mode 0600 or 0400:
 #     each POST is signed as docs/api.md §4 says, so REQUIRE_SIGNED_WEBHOOKS=true works with Slurm)
 # The file is scaler.conf next to $SLURM_CONF (slurmctld sets it), else /etc/slurm/scaler.conf.
@@ -35,7 +37,7 @@ esac
 conf_dir=/etc/slurm
 if [ -n "${SLURM_CONF:-}" ]; then conf_dir=$(dirname -- "$SLURM_CONF"); fi
 settings=${SCALER_SLURM_SETTINGS:-$conf_dir/scaler.conf}
-SCALER_URL='' SCALER_KEY='' SCALER_CLUSTER='' SCALER_LOG='' SCALER_TIMEOUT=20 SCALER_SIGNING_KEY_FILE=''
+SCALER_URL='' SCALER_KEY='' SCALER_CLUSTER='' SCALER_LOG='' SCALER_TIMEOUT=20 SCALER_SIGNING_KEY_FILE='' SLURM_BIN_DIR=''
 
 log() {
   local line
@@ -55,9 +57,11 @@ while IFS= read -r line || [ -n "$line" ]; do
   key=${line%%=*}
   value=${line#*=}
   case "$key" in
-    SCALER_URL | SCALER_KEY | SCALER_CLUSTER | SCALER_LOG | SCALER_TIMEOUT | SCALER_SIGNING_KEY_FILE) printf -v "$key" '%s' "$value" ;;
+    SCALER_URL | SCALER_KEY | SCALER_CLUSTER | SCALER_LOG | SCALER_TIMEOUT | SCALER_SIGNING_KEY_FILE | SLURM_BIN_DIR) printf -v "$key" '%s' "$value" ;;
   esac
 done <"$settings"
+# Slurm's own commands first when they live elsewhere (an absolute directory only).
+case "$SLURM_BIN_DIR" in /*) PATH=$SLURM_BIN_DIR:$PATH ;; esac
 [ -n "$SCALER_LOG" ] || SCALER_LOG=$(dirname -- "$settings")/scaler-power.log
 
 if [ "$mode" != 600 ] && [ "$mode" != 400 ]; then
@@ -125,11 +129,17 @@ answer=$(mktemp) || exit 3
 trap 'rm -f -- "$body" "$answer"' EXIT
 if [ "$action" = sync ]; then
   # Slurm's view of its nodes: `sinfo -h -o '%T|%E|%N'` (state with its power suffix, reason, hostlist).
-  observed=$(date +%s)
-  if ! report=$(sinfo -h -o '%T|%E|%N' 2>&1); then
+  # slurmctld stalls for seconds at a time (resolving cloud node names it cannot resolve, e.g. to
+  # kill a cancelled job's steps there): while it is busy, ask again, up to 3 times, 1 s apart.
+  for try in 1 2 3; do
+    observed=$(date +%s)
+    if report=$(sinfo -h -o '%T|%E|%N' 2>&1); then break; fi
+    case "$report" in
+      *'Socket timed out'* | *'Unable to contact slurm controller'* | *'Zero Bytes were transmitted'*) [ "$try" -lt 3 ] && sleep 1 && continue ;;
+    esac
     log "sinfo failed: $report"
     exit 3
-  fi
+  done
   {
     printf '{"cluster":%s,"observedAt":%s,"lines":[' "$(json_string "$SCALER_CLUSTER")" "$observed"
     sep=''

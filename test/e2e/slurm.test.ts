@@ -374,7 +374,10 @@ describe.skipIf(why !== null)('real Slurm 22.05 power saving through the scaler'
       await eventually(async () => (jobState(job2) === 'COMPLETED' ? true : undefined), 90_000, `job ${job2} to complete`).catch((e: Error) => {
         throw new Error(`${e.message} (state ${jobState(job2)})\n${diagnostics()}`);
       });
-      expect(syncs.filter((c) => c !== 0)).toEqual([]);
+      expect(
+        syncs.filter((c) => c !== 0),
+        diagnostics(),
+      ).toEqual([]);
     } finally {
       syncing = false;
       await syncLoop;

@@ -5,7 +5,7 @@
  * scaler refuses a replayed signature), and never sees the key in the script's command lines.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -129,4 +129,34 @@ describe('scaler-power.sh signing', () => {
       ),
     ).toMatchObject({ ok: true });
   }, 30_000);
+
+  it('sync asks sinfo again while slurmctld is busy, and gives up at once on any other sinfo error', async () => {
+    // Prepare: a sinfo that times out twice (slurmctld stalled), then answers; SLURM_BIN_DIR puts it first
+    const bin = join(dir, 'bin');
+    await rm(bin, { recursive: true, force: true });
+    await mkdir(bin);
+    const count = join(dir, 'sinfo-calls');
+    await writeFile(count, '');
+    const fake = (busy: string) => `#!/bin/bash\necho x >> ${count}\nn=$(wc -l < ${count})\nif [ "$n" -le 2 ]; then echo "${busy}" >&2; exit 1; fi\necho 'idle~||hpc-[1-2]'\n`;
+    await writeFile(join(bin, 'sinfo'), fake('slurm_load_node: Socket timed out on send/recv operation'), { mode: 0o755 });
+    const file = await settings(`SLURM_BIN_DIR=${bin}\n`);
+    seen.length = 0;
+    // Act
+    const code = await run(file, 'sync', '');
+    // Assess: three sinfo calls, then one sync POST with Slurm's view
+    expect(code).toBe(0);
+    expect((await readFile(count, 'utf8')).trim().split('\n')).toHaveLength(3);
+    const syncs = seen.filter((x) => x.path.startsWith('/api/slurm/sync'));
+    expect(syncs).toHaveLength(1);
+    expect(JSON.parse(syncs[0]!.body)).toMatchObject({ cluster: 'hpc', lines: [{ state: 'idle~', nodes: 'hpc-[1-2]' }] });
+
+    // Any other failure: no retry, no POST, exit 3 with the reason in the log
+    await writeFile(count, '');
+    await writeFile(join(bin, 'sinfo'), fake('sinfo: error: invalid option'), { mode: 0o755 });
+    seen.length = 0;
+    expect(await run(file, 'sync', '')).toBe(3);
+    expect((await readFile(count, 'utf8')).trim().split('\n')).toHaveLength(1);
+    expect(seen).toEqual([]);
+    expect(await readFile(join(dir, 'power.log'), 'utf8')).toContain('sinfo failed: sinfo: error: invalid option');
+  });
 });
