@@ -141,6 +141,13 @@ function shape<T>(schema: z.ZodType<T>, value: unknown, log: Logger, what: strin
   return value as T;
 }
 
+/** A scale request that names no tenant is the one its function key belongs to (docs/api.md, Tenants). */
+function withKeyTenant<M extends RequestMessage>(deps: HttpDeps, request: HttpRequest, message: M): M {
+  if (message.kind !== 'scale' || message.tenant !== undefined || !deps.tenants) return message;
+  const tenant = deps.tenants.forKey(request.headers.get('x-functions-key') ?? new URL(request.url).searchParams.get('code') ?? undefined);
+  return tenant === DEFAULT_TENANT ? message : { ...message, tenant };
+}
+
 async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 'scale-requests' | 'terminate'): Promise<HttpResponseInit> {
   const body = await readSignedJson(deps, request, log);
   if (!body.ok) return body.response;
@@ -156,12 +163,7 @@ async function intake(deps: HttpDeps, request: HttpRequest, log: Logger, route: 
     log.info('request refused: invalid', { fields: parsed.errors.map((e) => e.path).slice(0, 20) });
     return validationProblem(parsed.errors);
   }
-  let message = parsed.value;
-  // A scale request that names no tenant is the one its function key belongs to (docs/api.md, Tenants).
-  if (message.kind === 'scale' && message.tenant === undefined && deps.tenants) {
-    const tenant = deps.tenants.forKey(request.headers.get('x-functions-key') ?? new URL(request.url).searchParams.get('code') ?? undefined);
-    if (tenant !== DEFAULT_TENANT) message = { ...message, tenant };
-  }
+  const message = withKeyTenant(deps, request, parsed.value);
   const refusals = intakeRefusals(message, deps.callbackTarget, deps.tenants);
   if (refusals.length > 0) {
     log.info('request refused: invalid', { fields: refusals.map((r) => r.path) });
@@ -474,7 +476,7 @@ function slurmPower(action: SlurmAction): RouteHandler {
       snapshot = await deps.readLive(call.cluster).catch(() => null);
     }
     const result = await admitSlurmRequests(
-      { getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(m, { scheduler: true }), now: deps.now },
+      { getRecord: (id) => deps.ledger.getRecord(id), submitRequest: (m) => deps.submitRequest(withKeyTenant(deps, request, m), { scheduler: true }), now: deps.now },
       action,
       call,
       snapshot,

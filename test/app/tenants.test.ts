@@ -108,6 +108,17 @@ describe('tenants', () => {
     expect((await s.pipeline.ledger.getRecord('t-key-2'))?.tenant).toBeUndefined(); // default
   });
 
+  it("gives a Slurm resume the tenant of the head node's function key", async () => {
+    const route = ROUTES.find((r) => r.name === 'slurmResume')!.handler;
+    const res = await route(
+      s.http,
+      httpRequest('POST', '/api/slurm/resume', { body: { cluster: 'hpc', nodes: 'ondemand-[40-41]' }, headers: { 'x-functions-key': 'cfd-function-key' } }),
+    );
+    expect(res.status, JSON.stringify(res.jsonBody)).toBe(202);
+    const [id] = (res.jsonBody as { requestIds: string[] }).requestIds;
+    expect((await s.pipeline.ledger.getRecord(id!))?.tenant).toBe('cfd');
+  });
+
   it('refuses an undeclared tenant at intake, naming the field and the declared ones', async () => {
     const route = ROUTES.find((r) => r.name === 'scaleRequestsSubmit')!.handler;
     const res = await route(s.http, httpRequest('POST', '/api/scale-requests', { body: hc('t-bad-1', 'nobody', 1) }));
