@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { keyHash, parseTenantsDocument, tenantsOf } from '../../src/platform/tenants.ts';
+import { intakeRefusals } from '../../src/requests/intake.ts';
 
 const doc = (tenants: unknown) => JSON.stringify({ tenants });
 
@@ -38,5 +39,14 @@ describe('the tenants document', () => {
     expect(t.refusal('ml', 'hpc')).toBe('tenant "ml" is not declared (declared: cfd, default)');
     expect(tenantsOf(undefined).refusal('anyone', 'hpc')).toBeNull();
     expect(tenantsOf(undefined).declared).toBe(false);
+  });
+
+  it('refuses at intake a request that names no tenant when the document does not declare default', () => {
+    const parsed = parseTenantsDocument(doc({ cfd: {} }));
+    const t = tenantsOf(parsed.ok ? parsed.value : undefined);
+    const message = { kind: 'scale' as const, requestId: 'q-1', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1 }] };
+    expect(intakeRefusals(message, undefined, t)).toEqual([{ path: 'tenant', message: 'tenant "default" is not declared (declared: cfd)' }]);
+    expect(intakeRefusals({ ...message, tenant: 'cfd' }, undefined, t)).toEqual([]);
+    expect(intakeRefusals(message, undefined, undefined)).toEqual([]);
   });
 });
