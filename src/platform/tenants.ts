@@ -55,8 +55,9 @@ export function parseTenantsDocument(text: string): { ok: true; value: TenantsDo
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, problem: `is not JSON (${(error as Error).message})` };
+  } catch {
+    // Not JSON.parse's message: it quotes the text, which may come from a Key Vault secret.
+    return { ok: false, problem: 'is not JSON' };
   }
   const parsed = TenantsDocument.safeParse(json);
   if (parsed.success) return { ok: true, value: parsed.data };

@@ -156,7 +156,9 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
         let setCount = 0;
         deferred = new Set();
         // What each tenant holds (tagged nodes, reservations since the snapshot) and takes in this batch.
-        const held = tenantHoldings(snapshot, items, takenAtMs);
+        // Without a tenants document and with one tenant in the batch nothing reads them: not counted.
+        const oneTenant = fairClaims.every((c) => c.tenant === fairClaims[0]!.tenant);
+        const held = deps.tenants || !oneTenant ? tenantHoldings(snapshot, items, takenAtMs) : new Map<string, { nodes: number; cores: number }>();
         const fair = new FairQueue(fairClaims, sharesOf(deps.tenants, held, new Set(fairClaims.map((c) => c.tenant))), clusterSize(snapshot));
         for (let claim = fair.next(); claim; claim = fair.next()) {
           const i = claim.key;

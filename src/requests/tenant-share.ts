@@ -50,12 +50,20 @@ export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly
     h.cores += cores;
     out.set(tenant, h);
   };
+  // One lookup per nodearray and machine type, not per node (a snapshot may list thousands).
+  const vcpus = new Map<string, number>();
+  const vcpu = (nodearray: string | null | undefined, machineType: string | null | undefined): number => {
+    const key = `${nodearray ?? ''}\u0000${machineType ?? ''}`;
+    let v = vcpus.get(key);
+    if (v === undefined) vcpus.set(key, (v = vcpuOf(snapshot, nodearray, machineType)));
+    return v;
+  };
   const listed = new Map<string, number>();
   for (const n of snapshot.nodes ?? []) {
     if (!n.mark) continue;
     listed.set(n.mark.cycleCloudRequestId, (listed.get(n.mark.cycleCloudRequestId) ?? 0) + 1);
     if (GONE.has(n.status)) continue;
-    add(n.mark.tenant ?? DEFAULT_TENANT, 1, vcpuOf(snapshot, n.nodearray, n.machineType));
+    add(n.mark.tenant ?? DEFAULT_TENANT, 1, vcpu(n.nodearray, n.machineType));
   }
   for (const r of reservations) {
     // Not counted by the snapshot yet: all of it. Counted by time: what the node list does not show
@@ -68,7 +76,7 @@ export function tenantHoldings(snapshot: ClusterSnapshot, reservations: readonly
     for (const s of r.sets) {
       const unseen = Math.max(0, s.count - seen);
       seen = Math.max(0, seen - s.count);
-      if (unseen > 0) add(r.tenant ?? DEFAULT_TENANT, unseen, unseen * vcpuOf(snapshot, s.nodearray, s.machineType));
+      if (unseen > 0) add(r.tenant ?? DEFAULT_TENANT, unseen, unseen * vcpu(s.nodearray, s.machineType));
     }
   }
   return out;
