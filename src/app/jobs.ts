@@ -6,6 +6,7 @@ import { captureSnapshots, type CaptureResult } from '../snapshots/capture.ts';
 import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.ts';
 import { reconcileOrphans, type OrphanResult } from '../tracking/orphans.ts';
 import { reconcileEvictions, type EvictionResult } from '../tracking/evictions.ts';
+import { meterSweep, type MeterResult } from '../tracking/meter.ts';
 import type { Reservation } from '../requests/reservations.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import { pruneReplayCache } from '../platform/replay-cache.ts';
@@ -28,6 +29,8 @@ export interface SnapshotJobResult {
   captured: CaptureResult[];
   reconciled: (ReconcileResult & { cluster: string })[];
   orphans: (OrphanResult & { cluster: string })[];
+  /** Cost meter sweeps (with a price table), per cluster. */
+  meters: (MeterResult & { cluster: string })[];
   /** Spot evictions found this tick (clusters with none are left out). */
   evictions: (EvictionResult & { cluster: string })[];
   trackerWakeups: number;
@@ -110,6 +113,24 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
       logger.error('eviction reconciliation failed', { cluster: r.cluster, error });
     }
   }
+  // Cost (docs/api.md, Cost): the Retail Prices cache looked at (a day old: fetched again), then
+  // each cluster's meter accrues the time since its last sweep.
+  const regions = [...new Set(captured.flatMap((r) => (r.ok ? r.snapshot.nodearrays.flatMap((na) => (na.region ? [na.region] : [])) : [])))].sort();
+  await s.refreshPrices(regions).catch((error: unknown) => logger.warn('could not refresh the Retail Prices cache', { error }));
+  const meters: SnapshotJobResult['meters'] = [];
+  if (s.prices()) {
+    for (const r of captured) {
+      if (!r.ok || !r.snapshot.nodes) continue;
+      try {
+        meters.push({
+          cluster: r.cluster,
+          ...(await meterSweep({ table: () => s.storage.table(s.names.stateTable), ledger: s.pipeline.ledger, prices: s.prices, logger }, r.cluster, r.snapshot)),
+        });
+      } catch (error) {
+        logger.warn('cost meter sweep failed', { cluster: r.cluster, error });
+      }
+    }
+  }
   // Reservations this snapshot counts (or whose create is over) stop being subtracted.
   for (const r of captured) {
     if (!r.ok) continue;
@@ -123,7 +144,7 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   const requestWakeups = await wakeLostRequests(s, open, now(), logger);
   const leases = await leaseSweep(s, now(), logger);
   const expired = await expireOld(s, now(), logger);
-  return { captured, reconciled, orphans, evictions, trackerWakeups, requestWakeups, expired, leases };
+  return { captured, reconciled, orphans, evictions, meters, trackerWakeups, requestWakeups, expired, leases };
 }
 
 /** Leases and lifetimes past due, and releases not yet carried out: the backstop for a lost reminder or a crash. */

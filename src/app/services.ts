@@ -40,11 +40,21 @@ import type { CapacityBackoff } from '../planning/types.ts';
 import { SharedRead } from '../platform/shared-read.ts';
 import type { MetricsHost } from '../platform/metrics-host.ts';
 import { processMetrics } from './telemetry.ts';
+import { type Prices, pricesOf } from '../platform/prices.ts';
+import { RetailPriceCache, fetchRetailPrices } from '../platform/retail-prices.ts';
+import { meterSpend } from '../tracking/meter.ts';
+import type { TenantSpend } from '../requests/tenant-share.ts';
 
 /** How long one process shares a snapshot or backoff read between its runs. */
 const SHARED_READ_MS = 1_000;
 export interface Services {
   config: Config;
+  /** The price table in force (PRICES_FILE, and the Retail Prices cache where it answers); undefined = no cost. */
+  prices(): Prices | undefined;
+  /** With PRICES_FROM_AZURE: the Retail Prices cache for these regions, refreshed when a day old (the snapshot timer calls it). */
+  refreshPrices(regions: readonly string[]): Promise<void>;
+  /** Per tenant, what it spent today and this month (UTC) on every configured cluster (the cost meter; 5 s cache). */
+  tenantSpend(nowMs: number): Promise<TenantSpend>;
   logger: Logger;
   names: StorageNames;
   storage: Storage;
@@ -161,6 +171,34 @@ export async function createServices(env: Record<string, string | undefined>, op
     return tenantsOf(parsed.value);
   }
 
+  // Prices: the Retail Prices cache (when enabled and it has answered) before the local file.
+  let prices = pricesOf(config.priceDocument);
+  const retail = config.pricesFromAzure
+    ? new RetailPriceCache({
+        table: storage.table(names.stateTable),
+        now,
+        fetchPrices: (regions) => fetchRetailPrices({ baseUrl: config.pricesApiUrl, regions, currency: config.priceDocument?.currency ?? 'USD' }),
+        logger: logger.child({ component: 'retail-prices' }),
+      })
+    : undefined;
+  const refreshPrices = async (regions: readonly string[]): Promise<void> => {
+    if (!retail || regions.length === 0) return;
+    prices = pricesOf(await retail.current([...regions]), config.priceDocument);
+  };
+  const spendRead = new SharedRead<TenantSpend>(5_000, now);
+  const tenantSpend = (nowMs: number): Promise<TenantSpend> =>
+    spendRead.get('all', async () => {
+      const total = new Map<string, { today: number; month: number }>();
+      const table = storage.table(names.stateTable);
+      for (const cluster of config.cycleCloudClusters ?? []) {
+        for (const [tenant, x] of await meterSpend(table, cluster, nowMs)) {
+          const t = total.get(tenant) ?? { today: 0, month: 0 };
+          total.set(tenant, { today: t.today + x.today, month: t.month + x.month });
+        }
+      }
+      return total;
+    });
+
   const snapshots = new SnapshotStore(storage, names, {
     now,
     historySize: config.snapshotHistory,
@@ -240,6 +278,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     now,
     logger,
     target: callbackTarget,
+    prices: () => prices,
   });
   const tracker = createTracker({
     cyclecloud,
@@ -270,6 +309,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     governor,
     callbackTarget,
     ...(tenants ? { tenants } : {}),
+    budgets: { spend: tenantSpend, currency: () => prices?.currency ?? '' },
     tracker,
     snapshots: { getFresh: freshSnapshot, forget: () => sharedSnapshots.forget() },
     capacity: runCapacity,
@@ -312,6 +352,8 @@ export async function createServices(env: Record<string, string | undefined>, op
     slurmGaveUp: (cluster, names) => closeGivenUp(slurmSyncDeps, cluster, names),
     ...(options.metrics ? { metricsText: options.metrics.prometheusText } : {}),
     ...(tenants ? { tenants } : {}),
+    prices: () => prices,
+    tenantCosts: async (nowMs) => (prices ? tenantSpend(nowMs) : new Map()),
     tenantUsage: async (cluster) => {
       const snapshot = await snapshots.latest(cluster);
       if (!snapshot) return null;
@@ -357,6 +399,9 @@ export async function createServices(env: Record<string, string | undefined>, op
 
   return {
     config,
+    prices: () => prices,
+    refreshPrices,
+    tenantSpend,
     logger,
     names,
     storage,

@@ -4,6 +4,7 @@
  * tests pass fakes. Every member is shaped after the real module's method of the same name so a
  * real instance can be passed as is.
  */
+import type { Prices } from '../platform/prices.ts';
 import type { Tenants } from '../platform/tenants.ts';
 import type { TenantUsageReader } from './tenant-routes.ts';
 import type { GovernorView } from '../cyclecloud/governor.ts';
@@ -104,6 +105,10 @@ export interface HttpDeps {
   tenants?: Tenants;
   /** Per cluster, what each tenant holds and the cluster's size, for `GET /api/tenants`; absent = no usage shown. */
   tenantUsage?: TenantUsageReader;
+  /** The price table in force (docs/api.md, Cost); absent or undefined = records carry no cost. */
+  prices?: () => Prices | undefined;
+  /** Per tenant: cost today and this month (UTC) over every configured cluster; absent = `costToday` null. */
+  tenantCosts?: (nowMs: number) => Promise<ReadonlyMap<string, { today: number; month: number }>>;
   /** The request list and histories; absent = the list, timeline and trends routes answer 404. */
   requests?: RequestsReader;
   state: ScalerStateApi;

@@ -259,7 +259,10 @@ export const getScaleRequest: RouteHandler = guarded('scale-request-status', asy
   // `?explain=true` adds each demand's nodearray, bucket and explanation (issue 11); without it the
   // record is exactly docs/api.md §5.
   const explain = request.query?.get('explain') === 'true';
-  return json(200, shape(explain ? ExplainedRequestRecord : PublicRequestRecord, publicRecord(record, { explain }), log, 'request record'));
+  return json(
+    200,
+    shape(explain ? ExplainedRequestRecord : PublicRequestRecord, publicRecord(record, { explain, prices: deps.prices?.(), nowMs: deps.now() }), log, 'request record'),
+  );
 });
 
 function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallback: number | null): number | null {
@@ -399,6 +402,21 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
     });
     const governor = deps.governor ? await probe(() => deps.governor!.view(clusters.map((c) => c.cluster)), deadline) : undefined;
     const leases = deps.leases ? await probe(() => deps.leases!.view(nowMs), deadline) : undefined;
+    const prices = deps.prices?.();
+    const budgeted = (deps.tenants?.names ?? []).filter((t) => deps.tenants!.get(t)?.budget);
+    const spend = prices && deps.tenantCosts && budgeted.length > 0 ? await probe(() => deps.tenantCosts!(nowMs), deadline) : undefined;
+    const budgets = spend
+      ? spend.ok
+        ? {
+            currency: prices!.currency,
+            past: budgeted.flatMap((tenant) => {
+              const monthly = deps.tenants!.get(tenant)!.budget!.monthly;
+              const spent = spend.value.get(tenant)?.month ?? 0;
+              return spent >= monthly ? [{ tenant, monthly, spent }] : [];
+            }),
+          }
+        : null
+      : undefined;
     const reachable = [listed, depth, poison, counters, paused, ...healths].every((p) => p.ok);
     const healthy = reachable && clusters.every((c) => !c.stale);
     const body: HealthBody = {
@@ -413,6 +431,7 @@ export const getHealth: RouteHandler = guarded('health', async (deps, _request, 
       paused: paused.ok ? paused.value : null,
       ...(governor ? { governor: governor.ok ? governor.value : null } : {}),
       ...(leases ? { leases: leases.ok ? leases.value : null } : {}),
+      ...(budgets !== undefined ? { budgets } : {}),
     };
     if (!healthy) log.warn('health degraded', { reachable, stale: clusters.filter((c) => c.stale).map((c) => c.cluster) });
     return json(healthy ? 200 : 503, body);

@@ -99,6 +99,14 @@ export const Health = z.object({
     })
     .nullable()
     .optional(),
+  /**
+   * With a price table and budgets: the tenants whose spend this month reached their monthly budget
+   * (their new demands wait; docs/api.md, Cost). Does not make the status degraded. null = could not be read.
+   */
+  budgets: z
+    .object({ currency: z.string(), past: z.array(z.object({ tenant: z.string(), monthly: z.number(), spent: z.number() })) })
+    .nullable()
+    .optional(),
 });
 export type Health = z.infer<typeof Health>;
 

@@ -1,7 +1,8 @@
 /**
  * `GET /api/tenants` (docs/api.md, Tenants): each tenant's weight, caps and what it holds per cluster
  * (nodes and cores: its tagged nodes in the newest snapshot plus its reservations since), with its
- * dominant share of each cluster. `costToday` is null until the price table lands (issue 22 item 4).
+ * dominant share of each cluster, and with a price table what it spent today and this month (the
+ * cost meter) against its monthly budget.
  */
 import { z } from 'zod';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
@@ -30,9 +31,16 @@ export const TenantsResponse = z.object({
       usage: z.record(z.string(), Holding),
       /** Per cluster: the larger of its node and core fractions of the cluster (0–1), before weight. */
       share: z.record(z.string(), z.number()),
-      costToday: z.null(),
+      /** What its nodes cost today (UTC) over every configured cluster, in `currency`; null without a price table. */
+      costToday: z.number().nullable(),
+      /** The same over this calendar month (UTC); null without a price table. */
+      costMonth: z.number().nullable(),
+      /** Its monthly budget and whether this month's spend reached it (new demands then wait); null = none. */
+      budget: z.object({ monthly: z.number(), spent: z.number().nullable(), past: z.boolean() }).nullable(),
     }),
   ),
+  /** The price table's currency; null without one. */
+  currency: z.string().nullable(),
 });
 export type TenantsResponse = z.infer<typeof TenantsResponse>;
 
@@ -46,6 +54,9 @@ export function tenantRoutes(guarded: (route: string, impl: (deps: HttpDeps, req
     const usage = await Promise.all(clusters.map(async (c) => [c, (await deps.tenantUsage?.(c)) ?? null] as const));
     const names = new Set<string>(deps.tenants?.names ?? []);
     for (const [, u] of usage) for (const t of u?.holdings.keys() ?? []) names.add(t);
+    const prices = deps.prices?.();
+    const spend = prices && deps.tenantCosts ? await deps.tenantCosts(deps.now()) : undefined;
+    for (const t of spend?.keys() ?? []) names.add(t);
     if (names.size === 0) names.add(DEFAULT_TENANT);
     const tenants = [...names].sort().map((name) => {
       const t = deps.tenants?.get(name);
@@ -63,10 +74,14 @@ export function tenantRoutes(guarded: (route: string, impl: (deps: HttpDeps, req
         caps: { maxCores: t?.maxCores ?? {}, maxNodes: t?.maxNodes ?? {}, clusters: t?.clusters ?? null },
         usage: held,
         share,
-        costToday: null,
+        costToday: spend ? (spend.get(name)?.today ?? 0) : null,
+        costMonth: spend ? (spend.get(name)?.month ?? 0) : null,
+        budget: t?.budget
+          ? { monthly: t.budget.monthly, spent: spend ? (spend.get(name)?.month ?? 0) : null, past: spend ? (spend.get(name)?.month ?? 0) >= t.budget.monthly : false }
+          : null,
       };
     });
-    return json(200, { declared: deps.tenants?.declared ?? false, tenants } satisfies TenantsResponse);
+    return json(200, { declared: deps.tenants?.declared ?? false, currency: prices?.currency ?? null, tenants } satisfies TenantsResponse);
   });
   return [
     {
@@ -76,7 +91,7 @@ export function tenantRoutes(guarded: (route: string, impl: (deps: HttpDeps, req
       authLevel: 'function',
       summary: "Each tenant's weight, caps, and the nodes and cores it holds per cluster, with its dominant share",
       description:
-        "docs/api.md, Tenants. Usage is the tenant's tagged nodes in the newest snapshot of each configured cluster plus its reservations since; `costToday` is null until prices are configured.",
+        "docs/api.md, Tenants. Usage is the tenant's tagged nodes in the newest snapshot of each configured cluster plus its reservations since; `costToday` and `costMonth` (the cost meter, docs/api.md Cost) are null without a price table.",
       responseSchema: TenantsResponse,
       handler,
     },

@@ -240,7 +240,13 @@ export interface NodeStateUpdate {
   outcome: NodeOutcome;
   /** The node is in a spot bucket (recorded on the node; never unset). */
   spot?: boolean;
+  /** Its VM size and region as listed (kept once known). */
+  machineType?: string | null;
+  region?: string | null;
 }
+
+/** Outcomes after which a node no longer runs (its cost stops). */
+const ENDED: ReadonlySet<NodeOutcome> = new Set(['failed', 'gone', 'timed_out']);
 
 /**
  * Applies the tracker's view of one operation's nodes: updates `record.nodes`, demands' created/ready
@@ -251,6 +257,9 @@ export function applyNodeStates(entry: LedgerEntry, cycleCloudRequestId: string,
   const next = clone(entry);
   const outcomes = (next.nodeOutcomes ??= {});
   const list = next.record.nodes;
+  // A node costs from its create's acceptance (the VM is being allocated from then on).
+  const attempt = next.attempts.find((a) => a.cycleCloudRequestId === cycleCloudRequestId);
+  const startedAt = iso(attempt?.acceptedAtMs ?? attempt?.submittedAtMs ?? nowMs);
   for (const n of nodes) {
     // The same node by id; else the latest of that name whose id is unknown (or, for an update
     // without id, the latest of that name) — never a different node that had the name before.
@@ -259,6 +268,8 @@ export function applyNodeStates(entry: LedgerEntry, cycleCloudRequestId: string,
     let ref: NodeStatusRef;
     if (i < 0) {
       ref = { name: n.name, id: n.id, status: n.status, demand: n.demand, ...(n.spot ? { spot: true as const } : {}) };
+      // Nodes first heard of from a terminate (not ours to price) carry no start.
+      if (attempt) ref.startedAt = startedAt;
       list.push(ref);
     } else {
       if (n.spot) list[i]!.spot = true;
@@ -271,6 +282,10 @@ export function applyNodeStates(entry: LedgerEntry, cycleCloudRequestId: string,
       }
       if (n.demand !== null) ref.demand = n.demand;
     }
+    if (n.machineType && !ref.machineType) ref.machineType = n.machineType;
+    if (n.region && !ref.region) ref.region = n.region;
+    const before = outcomes[nodeKey(ref)];
+    if (ref.startedAt && !ref.endedAt && ENDED.has(n.outcome) && !(before && ENDED.has(before))) ref.endedAt = iso(nowMs);
     outcomes[nodeKey(ref)] = n.outcome;
   }
   const op = next.record.operations.find((o) => o.cycleCloudRequestId === cycleCloudRequestId);

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { CallbackUrl, LEASE_SECONDS, MAX_LIFETIME_SECONDS, NodeAttributes, nestingError } from './limits.ts';
 import { TenantName } from '../platform/tenants.ts';
+import type { Prices } from '../platform/prices.ts';
+import { requestCost } from './cost.ts';
 
 export const RequestId = z
   .string()
@@ -275,8 +277,28 @@ export const NodeStatusRef = z.object({
   demand: z.number().int().nullable(),
   /** Created in a spot bucket (its nodearray is `Interruptible`); absent = regular. */
   spot: z.literal(true).optional(),
+  /** Its VM size and region, as CycleCloud listed them (what the price table prices it by). */
+  machineType: z.string().optional(),
+  region: z.string().optional(),
+  /** When its create was accepted: the node costs from then (docs/api.md, Cost). */
+  startedAt: z.string().optional(),
+  /** When the scaler first saw it gone, failed or out of time: the node costs until then. */
+  endedAt: z.string().optional(),
 });
 export type NodeStatusRef = z.infer<typeof NodeStatusRef>;
+
+/** A request's cost so far: node-seconds × each node's hourly price / 3600 (docs/api.md, Cost). */
+export const RequestCost = z.object({
+  currency: z.string(),
+  /** Rounded to 4 decimals. */
+  amount: z.number(),
+  /** Seconds its nodes ran (from create accepted to seen gone; the still running ones until `asOf`). */
+  nodeSeconds: z.number(),
+  asOf: z.string(),
+  /** Machine types (`region/type`) the price table has no price for: their node-seconds are not in `amount`. */
+  unpriced: z.array(z.string()),
+});
+export type RequestCost = z.infer<typeof RequestCost>;
 
 /** Why a request's nodes were shut down by the scaler's own lifecycle (docs/api.md §5 `released.reason`). */
 export const ReleaseReason = z.enum(['lease expired', 'released', 'max lifetime']);
@@ -304,6 +326,8 @@ export const RequestRecord = z.object({
   maxLifetime: z.object({ seconds: z.number().int(), endsAt: z.string() }).optional(),
   /** Once the scaler shut the request's nodes down of its own (lease, release, max lifetime): when and why. */
   released: z.object({ at: z.string(), reason: ReleaseReason }).optional(),
+  /** With a price table: what its nodes cost so far (computed when read; docs/api.md, Cost). */
+  cost: RequestCost.optional(),
 });
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
@@ -323,7 +347,12 @@ export type ExplainedRequestRecord = z.infer<typeof ExplainedRequestRecord>;
  * unless `explain`). A record that does not parse (an older stored shape) is returned with only
  * `operations[].action` and the demands' choice removed.
  */
-export function publicRecord(record: RequestRecord, options: { explain?: boolean } = {}): PublicRequestRecord | ExplainedRequestRecord {
+export function publicRecord(
+  record: RequestRecord,
+  options: { explain?: boolean; prices?: Prices | undefined; nowMs?: number } = {},
+): PublicRequestRecord | ExplainedRequestRecord {
+  // What its nodes cost so far, as of now (scale requests only: a terminate's nodes are others').
+  if (options.prices && record.kind === 'scale') record = { ...record, cost: requestCost(record, options.prices, options.nowMs ?? Date.now()) };
   const parsed = (options.explain ? ExplainedRequestRecord : PublicRequestRecord).safeParse({ ...record, operations: record.operations.map(publicOperation) });
   if (parsed.success) return parsed.data;
   return {

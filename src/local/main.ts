@@ -14,6 +14,7 @@
  * exits at once. If our parent dies (npm killed), we stop too; azurite and the temp-folder reaper
  * watch a pipe from us and go when we go, even after a SIGKILL.
  */
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -217,6 +218,8 @@ async function main(): Promise<void> {
     env.CYCLECLOUD_USERNAME = sim.username;
     env.CYCLECLOUD_PASSWORD = sim.password;
     env.CYCLECLOUD_CLUSTERS ??= sim.clusters.join(',');
+    // Illustrative list prices of the simulator's machine types, so records and tenants show a cost.
+    env.PRICES_FILE ??= fileURLToPath(new URL('../simulator/prices.json', import.meta.url));
     // The password is not printed: it goes to a file only this user can read. In memory mode that
     // file is in a temp folder removed on every exit path (the reaper covers a SIGKILL).
     let folder: string;

@@ -429,6 +429,7 @@ export function plan(input: PlanInput): Plan {
     const clCores = Math.floor((cluster.maxCoreCount - cluster.usedCores) / vcpu);
     if (clCores < r) r = clCores;
     for (const q of quotas) {
+      if (q.blocked !== undefined) r = 0;
       if (q.maxNodes !== undefined && q.maxNodes - q.usedNodes < r) r = q.maxNodes - q.usedNodes;
       if (q.maxCores !== undefined) {
         const qCores = Math.floor((q.maxCores - q.usedCores) / vcpu);
@@ -474,6 +475,7 @@ export function plan(input: PlanInput): Plan {
       `cluster ${snapshot.cluster} allows ${cluster.maxCoreCount} cores; ${cluster.usedCores} are active, in flight or planned and ${bucket.machineType} needs ${bucket.vcpuCount} per node`,
     );
     for (const q of quotas) {
+      if (q.blocked !== undefined) consider(0, `tenant ${q.tenant} budget`, q.blocked);
       if (q.maxNodes !== undefined) {
         consider(q.maxNodes - q.usedNodes, `tenant ${q.tenant} maxNodes ${q.maxNodes} ${q.scope}`, `tenant ${q.tenant} at ${q.usedNodes} of ${q.maxNodes} nodes ${q.scope}`);
       }

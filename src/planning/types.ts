@@ -35,6 +35,8 @@ export interface TenantQuota {
   maxCores?: number;
   usedNodes: number;
   usedCores: number;
+  /** Set when the tenant may take nothing now whatever its caps (past its monthly budget): the words why. */
+  blocked?: string;
 }
 
 export interface PlanOptions {

@@ -9,6 +9,7 @@
  * test/docs-settings.test.ts checks against the names and defaults this file reads.
  */
 import { parseTenantsDocument, type TenantsDocument } from './tenants.ts';
+import { parsePriceDocument, type PriceDocument } from './prices.ts';
 import { readFileSync } from 'node:fs';
 import { CronPattern } from 'croner';
 import { z } from 'zod';
@@ -93,6 +94,11 @@ export interface Config {
   readonly tenantsDocument: TenantsDocument | undefined;
   /** `TENANTS_SECRET_NAME`: the Key Vault secret holding the tenants document. */
   readonly tenantsSecretName: string | undefined;
+  /** `PRICES_FILE`, read and parsed at start-up (docs/api.md, Cost); undefined = no local price table. */
+  readonly priceDocument: PriceDocument | undefined;
+  /** `PRICES_FROM_AZURE`: refresh prices daily from the Azure Retail Prices API (`PRICES_API_URL`). */
+  readonly pricesFromAzure: boolean;
+  readonly pricesApiUrl: string;
   readonly storagePrefix: string;
   readonly azureClientId: string | undefined;
   readonly logLevel: LogLevel;
@@ -379,6 +385,22 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
   if (tenantsSecretName && tenantsDocument) throw new ConfigError('TENANTS_SECRET_NAME', 'set TENANTS or TENANTS_SECRET_NAME, not both');
   if (tenantsSecretName && !keyVaultUrl) throw new ConfigError('TENANTS_SECRET_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
 
+  const pricesPath = raw(env, 'PRICES_FILE');
+  let priceDocument: PriceDocument | undefined;
+  if (pricesPath !== undefined) {
+    let text: string;
+    try {
+      text = readFile(pricesPath);
+    } catch (cause) {
+      throw new ConfigError('PRICES_FILE', 'names a file that cannot be read', { cause });
+    }
+    const parsed = parsePriceDocument(text);
+    if (!parsed.ok) throw new ConfigError('PRICES_FILE', `(${pricesPath}): ${parsed.problem}`);
+    priceDocument = parsed.value;
+  }
+  const pricesFromAzure = parse(env, 'PRICES_FROM_AZURE', boolean) ?? false;
+  const pricesApiUrl = parse(env, 'PRICES_API_URL', httpUrl(['https', 'http'])) ?? 'https://prices.azure.com/api/retail/prices';
+
   const signingSecretName = parse(env, 'SIGNING_SECRET_NAME', secretName);
   if (signingSecretName && !keyVaultUrl) throw new ConfigError('SIGNING_SECRET_NAME', 'needs KEY_VAULT_URL (the vault that holds it)');
   const signingSecret = env.SCALER_SIGNING_SECRET ? env.SCALER_SIGNING_SECRET : undefined;
@@ -406,6 +428,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions): Config {
     keyVaultUrl,
     tenantsDocument,
     tenantsSecretName,
+    priceDocument,
+    pricesFromAzure,
+    pricesApiUrl,
     cycleCloudCredentialsSecret,
     cycleCloudCredentials,
     cycleCloudCaPem,

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { type DocumentResult, parseJsonDocument } from './json-document.ts';
 
 export const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const DEFAULT_TENANT = 'default';
@@ -25,6 +26,11 @@ export const Tenant = z
     maxNodes: caps.optional(),
     /** Clusters it may use; absent = every cluster. */
     clusters: z.array(z.string().min(1)).min(1, 'lists at least one cluster (or leave it out: every cluster)').optional(),
+    /** Spend per calendar month (UTC) in the price table's currency: past it, new demands wait (docs/api.md, Cost). */
+    budget: z
+      .object({ monthly: z.number({ error: 'must be an amount > 0' }).positive('must be an amount > 0') })
+      .strict()
+      .optional(),
     /** `sha256:<hex>` of function keys whose requests belong to this tenant when they name none. */
     keys: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 lower-case hex digits> of a function key')).optional(),
   })
@@ -51,20 +57,8 @@ export interface Tenants {
 }
 
 /** The text of one document problem: `tenants.cfd.weight: must be > 0`. */
-export function parseTenantsDocument(text: string): { ok: true; value: TenantsDocument } | { ok: false; problem: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Not JSON.parse's message: it quotes the text, which may come from a Key Vault secret.
-    return { ok: false, problem: 'is not JSON' };
-  }
-  const parsed = TenantsDocument.safeParse(json);
-  if (parsed.success) return { ok: true, value: parsed.data };
-  const issue = parsed.error.issues[0]!;
-  // A bad record key (a tenant's name) carries the key's own problem inside.
-  const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
-  return { ok: false, problem: `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${inner ?? issue.message}` };
+export function parseTenantsDocument(text: string): DocumentResult<TenantsDocument> {
+  return parseJsonDocument(TenantsDocument, text);
 }
 
 export const keyHash = (key: string): string => `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;

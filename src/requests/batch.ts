@@ -15,7 +15,7 @@ import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { LedgerEntry, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest } from '../ledger/schemas.ts';
 import { inFlightOf, SnapshotBehindReservationsError } from './reservations.ts';
-import { addInFlight, clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
+import { addInFlight, budgetBlock, clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
 import { type FairClaim, FairQueue } from '../planning/fair-share.ts';
 import { DEFAULT_TENANT } from '../platform/tenants.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
@@ -143,6 +143,10 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
   const acceptedAt = (i: number) => members[i]!.entry.record.createdAt;
   const tenantOf = (i: number) => members[i]!.request.tenant ?? DEFAULT_TENANT;
   const fairClaims: FairClaim[] = live.map((i) => ({ key: i, tenant: tenantOf(i), priority: members[i]!.request.priority ?? 0, acceptedAt: acceptedAt(i) }));
+  // Tenants past their monthly budget take nothing new: their members wait with the reason.
+  const budgeted = deps.budgets && deps.tenants ? fairClaims.filter((c) => deps.tenants!.get(c.tenant)?.budget) : [];
+  const spend = budgeted.length > 0 ? await deps.budgets!.spend(deps.now()) : undefined;
+  const overBudget = (tenant: string) => budgetBlock(deps.tenants, tenant, spend, deps.budgets?.currency() ?? '');
   let plans: (Plan | undefined)[];
   // Members past CREATE_MAX_SETS plan again and join the next batch.
   let deferred = new Set<number>();
@@ -164,7 +168,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
           const i = claim.key;
           const m = members[i]!;
           const used = held.get(claim.tenant) ?? { nodes: 0, cores: 0 };
-          const quotas = quotasFor(deps.tenants, claim.tenant, cluster, used);
+          const quotas = quotasFor(deps.tenants, claim.tenant, cluster, used, overBudget(claim.tenant));
           const planStartedAt = performance.now();
           const planSpan = startSpan('plan', m.ctx.traceparent, SpanKind.INTERNAL, { 'scaler.cluster': cluster, 'scaler.demands': m.request.demands.length });
           const p = (deps.plan ?? defaultPlan)({

@@ -3,6 +3,7 @@
  * dependencies and settings, the run's context, the ledger update of the run's entry, and how a
  * run ends (done, or put back to wait with a backoff).
  */
+import type { TenantSpend } from './tenant-share.ts';
 import type { Tenants } from '../platform/tenants.ts';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { Logger } from '../platform/log.ts';
@@ -113,6 +114,14 @@ export interface SubmitDeps {
   batcher?: CreateBatcher;
   /** The tenants document (weights and caps); absent: every request is the `default` tenant's, weight 1, no cap. */
   tenants?: Tenants;
+  /** What tenants spent this month (the cost meter), for budgets; absent: budgets are not enforced (no price table). */
+  budgets?: Budgets;
+}
+
+/** The cost meter as a batch reads it for tenants' monthly budgets. */
+export interface Budgets {
+  spend(nowMs: number): Promise<TenantSpend>;
+  currency(): string;
 }
 
 export type SubmitErrorCode = 'SUBMIT_UNRESOLVED' | 'SUBMIT_NOT_LISTED_YET';

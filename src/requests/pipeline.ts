@@ -5,6 +5,7 @@
  * handler's deps and the HTTP admission function.
  */
 import type { Tenants } from '../platform/tenants.ts';
+import type { Budgets } from './context.ts';
 import type { CallbackTargetPolicy } from '../platform/callback-target.ts';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { Logger } from '../platform/log.ts';
@@ -75,6 +76,8 @@ export interface RequestPipelineOptions {
   lifecycleDefaults?: LifecycleDefaults;
   /** The tenants document: intake refuses undeclared tenants, batches share by weight and keep caps. Default: none (every request `default`). */
   tenants?: Tenants;
+  /** Tenants' spend this month (the cost meter): a tenant past its monthly budget gets nothing new. Default: not enforced. */
+  budgets?: Budgets;
 }
 
 export interface RequestPipeline {
@@ -136,6 +139,7 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     ...(o.onFinal ? { onFinal: o.onFinal } : {}),
     ...(o.callbackTarget ? { callbackTarget: o.callbackTarget } : {}),
     ...(o.tenants ? { tenants: o.tenants } : {}),
+    ...(o.budgets ? { budgets: o.budgets } : {}),
     leases,
     ...(o.lifecycleDefaults ? { lifecycleDefaults: o.lifecycleDefaults } : {}),
   };

@@ -106,11 +106,11 @@ export function sharesOf(tenants: Tenants | undefined, holdings: ReadonlyMap<str
 }
 
 /** The planner quotas of `tenant` on `cluster`, given what it holds (and took earlier in the batch). */
-export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster: string, used: Holding): TenantQuota[] {
+export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster: string, used: Holding, overBudget?: string): TenantQuota[] {
   const t = tenants?.get(tenant);
   const maxCores = t?.maxCores?.[cluster];
   const maxNodes = t?.maxNodes?.[cluster];
-  if (maxCores === undefined && maxNodes === undefined) return [];
+  if (maxCores === undefined && maxNodes === undefined && overBudget === undefined) return [];
   return [
     {
       tenant,
@@ -119,8 +119,24 @@ export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster:
       ...(maxNodes !== undefined ? { maxNodes } : {}),
       usedNodes: used.nodes,
       usedCores: used.cores,
+      ...(overBudget !== undefined ? { blocked: overBudget } : {}),
     },
   ];
+}
+
+/** Spend of a tenant this month, as the meter counts it (src/tracking/meter.ts). */
+export type TenantSpend = ReadonlyMap<string, { today: number; month: number }>;
+
+/**
+ * Why `tenant` may take no more nodes now, or undefined: its month's spend reached its monthly
+ * budget (`tenant cfd past its monthly budget: 1012.40 of 1000 USD spent this month`).
+ */
+export function budgetBlock(tenants: Tenants | undefined, tenant: string, spend: TenantSpend | undefined, currency: string): string | undefined {
+  const budget = tenants?.get(tenant)?.budget?.monthly;
+  if (budget === undefined || !spend) return undefined;
+  const spent = spend.get(tenant)?.month ?? 0;
+  if (spent < budget) return undefined;
+  return `tenant ${tenant} past its monthly budget: ${spent.toFixed(2)} of ${budget} ${currency} spent this month`;
 }
 
 /**

@@ -355,6 +355,11 @@ export class Simulator {
   readonly faults = new FaultList();
   /** Every CycleCloud HTTP call, oldest first (the latest 10,000). */
   readonly calls: CallRecord[] = [];
+  /**
+   * Test aid: every node's life on the simulator's clock, by NodeId: created (the create's answer)
+   * until terminated and removed, or Off/Deallocated. What a VM is billed for, as tests measure cost.
+   */
+  readonly lifetimes = new Map<string, { name: string; cluster: string; machineType: string; createdAtMs: number; endedAtMs?: number }>();
   readonly stepMs: number;
   readonly now: () => number;
   #clusters = new Map<string, Cluster>();
@@ -466,6 +471,12 @@ export class Simulator {
     if (evict.remaining === 0) cluster.evictNext = undefined;
   }
 
+  /** A node's VM is gone (terminated, or deallocated) at `atMs`: its lifetime ends, once. */
+  #ended(r: NodeRecord, atMs: number): void {
+    const life = this.lifetimes.get(r.NodeId as string);
+    if (life && life.endedAtMs === undefined) life.endedAtMs = atMs;
+  }
+
   #advance(cluster: Cluster, node: SimNode): void {
     const r = node.record;
     switch (node.flow) {
@@ -484,6 +495,7 @@ export class Simulator {
         node.flow = undefined;
         return;
       case 'terminating':
+        this.#ended(r, node.stepAtMs);
         if (r.Fixed === true) {
           Object.assign(r, { Status: 'Off', State: 'Terminated' });
           delete r.PrivateIp;
@@ -494,6 +506,7 @@ export class Simulator {
         node.flow = undefined;
         return;
       case 'deallocating':
+        this.#ended(r, node.stepAtMs);
         Object.assign(r, { Status: 'Deallocated', State: 'Deallocated' });
         node.flow = undefined;
         return;
@@ -785,6 +798,7 @@ export class Simulator {
       Configuration: { ...naConfig, ...setConfig },
     };
     const node: SimNode = { record, nodearray: na, bucket, flow: 'acquiring', stepAtMs: this.now(), held: false, failOnBoot: undefined, createdAtMs: this.now() };
+    this.lifetimes.set(record.NodeId as string, { name: record.Name, cluster: cluster.spec.name, machineType: bucket.spec.machineType, createdAtMs: this.now() });
     const tags = attributes.Tags;
     if (tags && typeof tags === 'object' && !Array.isArray(tags)) this.#tagsAtCreation.set(record.NodeId as string, { ...(tags as Record<string, unknown>) });
     if (attributes.StartAutomatically === false) {

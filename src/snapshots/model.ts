@@ -31,6 +31,8 @@ export interface BucketSnapshot {
 
 export interface NodearraySnapshot {
   name: string;
+  /** The nodearray record's `Region` (what its nodes are priced by); absent when it has none. */
+  region?: string;
   maxCount: number;
   maxCoreCount: number;
   buckets: BucketSnapshot[];
@@ -46,6 +48,10 @@ export interface SnapshotNodeRef {
   /** The scaler's tags (src/cyclecloud/tags.ts), on nodes the scaler created. */
   mark?: { requestId: string; cycleCloudRequestId: string; tenant?: string };
   machineType?: string | null;
+  /** On nodes the scaler created: the node's `Region`, else its nodearray's (what prices it). */
+  region?: string;
+  /** On nodes the scaler created in a spot bucket (`Interruptible` nodearray). */
+  spot?: true;
   /** CycleCloud's StatusMessage, kept only for a Failed node the scaler created (an eviction says so there). */
   statusMessage?: string;
 }

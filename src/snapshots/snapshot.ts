@@ -19,6 +19,7 @@ export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: nu
     maxCoreCount: status.maxCoreCount,
     nodearrays: status.nodearrays.map((na) => ({
       name: na.name,
+      ...(typeof na.nodearray.Region === 'string' && na.nodearray.Region !== '' ? { region: na.nodearray.Region } : {}),
       maxCount: na.maxCount,
       maxCoreCount: na.maxCoreCount,
       buckets: na.buckets.map((b): BucketSnapshot => {
@@ -45,9 +46,15 @@ export function toSnapshot(cluster: string, status: ClusterStatus, takenAtMs: nu
     })),
   };
   if (status.nodes) {
+    const arrays = new Map(status.nodearrays.map((na) => [na.name, na.nodearray]));
+    const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
     snapshot.nodes = status.nodes.map((n) => {
       const mark = markOf(n);
+      const array = n.Template !== undefined ? arrays.get(n.Template) : undefined;
+      const region = mark ? (text(n.Region) ?? text(array?.Region)) : undefined;
       return {
+        ...(region ? { region } : {}),
+        ...(mark && array?.Interruptible === true ? { spot: true as const } : {}),
         name: n.Name,
         id: n.NodeId ?? null,
         status: n.Status ?? 'Unknown',

@@ -62,6 +62,8 @@ export interface ObservedNode {
   /** CycleCloud `Template` (the nodearray). */
   nodearray?: string | null;
   machineType?: string | null;
+  /** CycleCloud `Region` (undocumented on node records, read where present: it prices the node). */
+  region?: string | null;
   placementGroupId?: string | null;
   privateIp?: string | null;
 }
@@ -82,6 +84,9 @@ export interface TrackedNode {
   /** This tracker asked CycleCloud to terminate it (timeout or broken gang): its outcome is settled here. */
   terminating: boolean;
   changedAtMs: number;
+  /** As listed (kept once seen): what the price table prices the node by. */
+  machineType?: string;
+  region?: string;
 }
 
 /** What the operation is (as handed over at start) plus what the tracker learned about it. */
@@ -384,6 +389,8 @@ export function step(prev: TrackerState, input: StepInput, config: MachineConfig
         changed = true;
       }
       node.seen = true;
+      if (o.machineType && !node.machineType) node.machineType = o.machineType;
+      if (o.region && !node.region) node.region = o.region;
       if (o.id && node.id !== o.id) {
         node.id = o.id;
         changed = true;

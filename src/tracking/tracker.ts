@@ -144,9 +144,10 @@ export function trackerConfigFrom(c: {
 }
 
 /** A listed node as the machine reads it (absent documented fields are null; an absent Status is empty). */
-function observe({ Name, NodeId, Status, StatusMessage, Template, MachineType, PlacementGroupId, PrivateIp }: NodeRecord): ObservedNode {
+function observe({ Name, NodeId, Status, StatusMessage, Template, MachineType, PlacementGroupId, PrivateIp, Region }: NodeRecord): ObservedNode {
   const orNull = <T>(v: T | undefined): T | null => v ?? null;
   return {
+    region: typeof Region === 'string' ? Region : null,
     name: Name,
     id: orNull(NodeId),
     status: Status ?? '',
@@ -253,7 +254,17 @@ export function createTracker(deps: TrackerDeps): Tracker {
           // An eviction (Azure Spot) is a failure with its own name in the record (evictions.ts).
           if (outcome === 'failed' && isEvictionMessage(n.statusMessage)) status = EVICTED_STATUS;
           const spot = state.action === 'create' && n.setIndex !== null && state.sets[n.setIndex]?.spot === true;
-          return { name: n.name, id: n.id, status, demand: state.action === 'create' ? n.demandIndex : null, outcome, ...(spot ? { spot } : {}) };
+          const set = state.action === 'create' && n.setIndex !== null ? state.sets[n.setIndex] : undefined;
+          const priced = { machineType: n.machineType ?? set?.machineType ?? null, region: n.region ?? null };
+          return {
+            name: n.name,
+            id: n.id,
+            status,
+            demand: state.action === 'create' ? n.demandIndex : null,
+            outcome,
+            ...(spot ? { spot } : {}),
+            ...(state.action === 'create' ? priced : {}),
+          };
         });
         const next = applyNodeStates(entry, state.cycleCloudRequestId, updates, nowMs);
         if (state.action === 'create') {

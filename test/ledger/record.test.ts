@@ -154,7 +154,7 @@ describe('record: submissions and node states', () => {
     let e = applySubmission(newEntry(scale(), T0, DEADLINE), attempt(), T0);
     e = applyNodeStates(e, 'job-1-g0', [node('od-1', 1, 'pending', 'Acquiring')], T0);
     e = applyNodeStates(e, 'job-1-g0', [{ name: 'od-1', id: null, status: 'Ready', demand: null, outcome: 'ready' }], T0);
-    expect(e.record.nodes[0]).toEqual({ name: 'od-1', id: 'id-od-1', status: 'Ready', demand: 1 });
+    expect(e.record.nodes[0]).toEqual({ name: 'od-1', id: 'id-od-1', status: 'Ready', demand: 1, startedAt: new Date(T0).toISOString() });
     expect(e.record.demands[1]!.ready).toBe(1);
   });
 });

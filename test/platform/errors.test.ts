@@ -9,6 +9,7 @@ import { clearRegisteredSecrets, registerSecret } from '../../src/platform/log.t
 import { formatForTerminal } from '../../src/platform/console-format.ts';
 import { CredentialError } from '../../src/platform/credentials.ts';
 import { DocumentTooLargeError } from '../../src/platform/table-json.ts';
+import { RetailPricesError } from '../../src/platform/retail-prices.ts';
 import { ConfigError } from '../../src/platform/config.ts';
 import { HostlistError } from '../../src/slurm/hostlist.ts';
 import { SnapshotStoreError } from '../../src/snapshots/store.ts';
@@ -31,6 +32,7 @@ const root = new Error('socket hang up');
 const families: Array<[Error, string, string, string]> = [
   [new CredentialError('SECRET_NOT_FOUND', 'secret "cc" does not exist', { cause: root, secretName: 'cc' }), 'CredentialError', 'SECRET_NOT_FOUND', 'secret "cc" does not exist'],
   [new DocumentTooLargeError('document is 2 bytes', { cause: root }), 'DocumentTooLargeError', 'STORAGE_DOCUMENT_TOO_LARGE', 'document is 2 bytes'],
+  [new RetailPricesError('prices page 1: 500', { cause: root }), 'RetailPricesError', 'RETAIL_PRICES_UNAVAILABLE', 'prices page 1: 500'],
   [new ConfigError('PORT', 'must be a whole number', { cause: root }), 'ConfigError', 'CONFIG_INVALID', 'Setting PORT must be a whole number'],
   [new HostlistError('unbalanced "]"', { cause: root }), 'HostlistError', 'SLURM_BAD_HOSTLIST', 'unbalanced "]"'],
   [new SnapshotStoreError('SNAPSHOT_STORE_CONTENDED', 'contended', { cause: root }), 'SnapshotStoreError', 'SNAPSHOT_STORE_CONTENDED', 'contended'],
