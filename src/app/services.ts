@@ -310,6 +310,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     callbackTarget,
     ...(tenants ? { tenants } : {}),
     budgets: { spend: tenantSpend, currency: () => prices?.currency ?? '' },
+    ...(config.cycleCloudClusters ? { clusters: config.cycleCloudClusters } : {}),
     tracker,
     snapshots: { getFresh: freshSnapshot, forget: () => sharedSnapshots.forget() },
     capacity: runCapacity,

@@ -161,7 +161,9 @@ export class Governor {
         const what =
           pool === 'create'
             ? `${limit} create(s) of cluster ${cluster} are in flight across the fleet (CYCLECLOUD_MAX_CONCURRENT_CREATES)`
-            : `a batch for cluster ${cluster} is being sent (by another instance)`;
+            : cluster.startsWith('\u0000')
+              ? 'a batch of a tenant capped over all clusters is being sent (by another instance)'
+              : `a batch for cluster ${cluster} is being sent (by another instance)`;
         throw new CycleCloudError('CC_THROTTLED', `${what}; not sent, trying again shortly`, { retryAfterMs: Math.min(5_000, Math.max(1_000, result.freeAtMs - nowMs)) });
       }
       await this.#sleep(Math.min(250, 25 * attempt) * (0.5 + this.#random()));

@@ -15,7 +15,7 @@ import type { ClusterSnapshot } from '../snapshots/model.ts';
 import type { LedgerEntry, SubmissionAttempt } from '../ledger/types.ts';
 import type { ScaleRequest } from '../ledger/schemas.ts';
 import { inFlightOf, SnapshotBehindReservationsError } from './reservations.ts';
-import { addInFlight, budgetBlock, clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
+import { addInFlight, budgetBlock, capsAllClusters, clusterSize, quotasFor, sharesOf, tenantHoldings, vcpuOf } from './tenant-share.ts';
 import { type FairClaim, FairQueue } from '../planning/fair-share.ts';
 import { DEFAULT_TENANT } from '../platform/tenants.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
@@ -68,22 +68,34 @@ export interface BatchLease {
  * so no two instances race on the reservation row; a lease that stays taken makes the members wait
  * (`CC_THROTTLED`, nothing sent) and the next batch takes them up.
  */
-export function createBatcher(options: BatcherOptions, lease?: BatchLease): CreateBatcher {
+export function createBatcher(options: BatcherOptions, lease?: BatchLease, capsAll?: (tenant: string) => boolean): CreateBatcher {
   return new Batcher<BatchMember, MemberOutcome>(options, async (cluster, members) => {
     if (!lease) return flushCreates(cluster, members, options.maxWeight);
-    let id: string;
+    // A tenant capped over every cluster: batches holding one go one at a time fleet-wide, so two
+    // clusters' batches cannot each see the other's room (always taken after the cluster's slot).
+    const slots = [cluster, ...(capsAll && members.some((m) => capsAll(m.request.tenant ?? DEFAULT_TENANT)) ? [ALL_CLUSTERS_SLOT] : [])];
+    const held: [string, string][] = [];
+    const giveBack = async () => {
+      for (const [slot, id] of held.reverse()) {
+        await lease.release('batch', slot, id).catch((error: unknown) => members[0]?.ctx.logger.warn('could not give the batch slot back (it expires)', { error }));
+      }
+    };
     try {
-      id = await lease.acquire('batch', cluster);
+      for (const slot of slots) held.push([slot, await lease.acquire('batch', slot)]);
     } catch (error) {
+      await giveBack();
       return members.map(() => ({ kind: 'error', error }));
     }
     try {
       return await flushCreates(cluster, members, options.maxWeight);
     } finally {
-      await lease.release('batch', cluster, id).catch((error: unknown) => members[0]?.ctx.logger.warn('could not give the batch slot back (it expires)', { error }));
+      await giveBack();
     }
   });
 }
+
+/** The governor's batch slot for tenants capped over every cluster (no cluster name holds a control character). */
+export const ALL_CLUSTERS_SLOT = '\u0000all-clusters';
 
 /** A batch's CycleCloud requestId: new for each batch, so it never collides with a solo create's `<requestId>-g<n>`. */
 export const batchRequestId = (nowMs: number): string => `ccb-${nowMs.toString(36)}-${randomBytes(6).toString('hex')}`;
@@ -147,6 +159,8 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
   const budgeted = deps.budgets && deps.tenants ? fairClaims.filter((c) => deps.tenants!.get(c.tenant)?.budget) : [];
   const spend = budgeted.length > 0 ? await deps.budgets!.spend(deps.now()) : undefined;
   const overBudget = (tenant: string) => budgetBlock(deps.tenants, tenant, spend, deps.budgets?.currency() ?? '');
+  // Caps over every cluster (`*`) count what the tenant holds on the other clusters too.
+  const elsewhere = deps.holdingsElsewhere && fairClaims.some((c) => capsAllClusters(deps.tenants, c.tenant)) ? await deps.holdingsElsewhere(cluster) : undefined;
   let plans: (Plan | undefined)[];
   // Members past CREATE_MAX_SETS plan again and join the next batch.
   let deferred = new Set<number>();
@@ -168,7 +182,7 @@ export async function flushCreates(cluster: string, members: BatchMember[], maxS
           const i = claim.key;
           const m = members[i]!;
           const used = held.get(claim.tenant) ?? { nodes: 0, cores: 0 };
-          const quotas = quotasFor(deps.tenants, claim.tenant, cluster, used, overBudget(claim.tenant));
+          const quotas = quotasFor(deps.tenants, claim.tenant, cluster, used, overBudget(claim.tenant), elsewhere?.get(claim.tenant));
           const planStartedAt = performance.now();
           const planSpan = startSpan('plan', m.ctx.traceparent, SpanKind.INTERNAL, { 'scaler.cluster': cluster, 'scaler.demands': m.request.demands.length });
           const p = (deps.plan ?? defaultPlan)({

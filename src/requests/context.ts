@@ -116,6 +116,11 @@ export interface SubmitDeps {
   tenants?: Tenants;
   /** What tenants spent this month (the cost meter), for budgets; absent: budgets are not enforced (no price table). */
   budgets?: Budgets;
+  /**
+   * Per tenant, what it holds on every cluster but `cluster` (their newest snapshots and
+   * reservations), for caps over all clusters (`*`); absent: those caps count this cluster only.
+   */
+  holdingsElsewhere?: (cluster: string) => Promise<ReadonlyMap<string, { nodes: number; cores: number }>>;
 }
 
 /** The cost meter as a batch reads it for tenants' monthly budgets. */

@@ -6,6 +6,7 @@
  */
 import type { Tenants } from '../platform/tenants.ts';
 import type { Budgets } from './context.ts';
+import { capsAllClusters, holdingsOn } from './tenant-share.ts';
 import type { CallbackTargetPolicy } from '../platform/callback-target.ts';
 import type { CycleCloudApi } from '../cyclecloud/api.ts';
 import type { Logger } from '../platform/log.ts';
@@ -78,6 +79,8 @@ export interface RequestPipelineOptions {
   tenants?: Tenants;
   /** Tenants' spend this month (the cost meter): a tenant past its monthly budget gets nothing new. Default: not enforced. */
   budgets?: Budgets;
+  /** Every configured cluster: caps over all clusters (`*`) count a tenant's holdings on the others. */
+  clusters?: readonly string[];
 }
 
 export interface RequestPipeline {
@@ -134,12 +137,26 @@ export function createRequestPipeline(o: RequestPipelineOptions): RequestPipelin
     config: submitConfig,
     now,
     ...(o.createWindow && o.createWindow.windowMs > 0
-      ? { batcher: createBatcher({ windowMs: o.createWindow.windowMs, windowMaxMs: o.createWindow.windowMaxMs, maxWeight: o.createWindow.maxSets }, o.governor) }
+      ? {
+          batcher: createBatcher({ windowMs: o.createWindow.windowMs, windowMaxMs: o.createWindow.windowMaxMs, maxWeight: o.createWindow.maxSets }, o.governor, (tenant) =>
+            capsAllClusters(o.tenants, tenant),
+          ),
+        }
       : {}),
     ...(o.onFinal ? { onFinal: o.onFinal } : {}),
     ...(o.callbackTarget ? { callbackTarget: o.callbackTarget } : {}),
     ...(o.tenants ? { tenants: o.tenants } : {}),
     ...(o.budgets ? { budgets: o.budgets } : {}),
+    ...(o.clusters && o.tenants
+      ? {
+          holdingsElsewhere: (cluster: string) =>
+            holdingsOn(
+              o.clusters!.filter((c) => c !== cluster),
+              o.snapshots,
+              reservations,
+            ),
+        }
+      : {}),
     leases,
     ...(o.lifecycleDefaults ? { lifecycleDefaults: o.lifecycleDefaults } : {}),
   };

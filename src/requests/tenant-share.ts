@@ -106,13 +106,13 @@ export function sharesOf(tenants: Tenants | undefined, holdings: ReadonlyMap<str
 }
 
 /** The planner quotas of `tenant` on `cluster`, given what it holds (and took earlier in the batch). */
-export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster: string, used: Holding, overBudget?: string): TenantQuota[] {
+export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster: string, used: Holding, overBudget?: string, elsewhere?: Holding): TenantQuota[] {
   const t = tenants?.get(tenant);
+  const out: TenantQuota[] = [];
   const maxCores = t?.maxCores?.[cluster];
   const maxNodes = t?.maxNodes?.[cluster];
-  if (maxCores === undefined && maxNodes === undefined && overBudget === undefined) return [];
-  return [
-    {
+  if (maxCores !== undefined || maxNodes !== undefined || overBudget !== undefined) {
+    out.push({
       tenant,
       scope: `on ${cluster}`,
       ...(maxCores !== undefined ? { maxCores } : {}),
@@ -120,8 +120,31 @@ export function quotasFor(tenants: Tenants | undefined, tenant: string, cluster:
       usedNodes: used.nodes,
       usedCores: used.cores,
       ...(overBudget !== undefined ? { blocked: overBudget } : {}),
-    },
-  ];
+    });
+  }
+  // `*`: a cap over every cluster, counting what the tenant holds on the others too.
+  const allCores = t?.maxCores?.[ALL_CLUSTERS];
+  const allNodes = t?.maxNodes?.[ALL_CLUSTERS];
+  if (allCores !== undefined || allNodes !== undefined) {
+    out.push({
+      tenant,
+      scope: 'in all clusters',
+      ...(allCores !== undefined ? { maxCores: allCores } : {}),
+      ...(allNodes !== undefined ? { maxNodes: allNodes } : {}),
+      usedNodes: used.nodes + (elsewhere?.nodes ?? 0),
+      usedCores: used.cores + (elsewhere?.cores ?? 0),
+    });
+  }
+  return out;
+}
+
+/** The key of a cap over every cluster in `maxCores` and `maxNodes`. */
+export const ALL_CLUSTERS = '*';
+
+/** Whether the tenant has a cap over every cluster (its batches then count the other clusters). */
+export function capsAllClusters(tenants: Tenants | undefined, tenant: string): boolean {
+  const t = tenants?.get(tenant);
+  return t?.maxCores?.[ALL_CLUSTERS] !== undefined || t?.maxNodes?.[ALL_CLUSTERS] !== undefined;
 }
 
 /** Spend of a tenant this month, as the meter counts it (src/tracking/meter.ts). */
@@ -148,4 +171,28 @@ export function addInFlight(list: InFlightAllocation[], x: InFlightAllocation): 
   const same = list.find((e) => e.nodearray === x.nodearray && e.machineType === x.machineType && e.placementGroupId === x.placementGroupId);
   if (same) same.count += x.count;
   else list.push({ nodearray: x.nodearray, machineType: x.machineType, placementGroupId: x.placementGroupId, count: x.count });
+}
+
+/**
+ * Per tenant, what it holds over `clusters` (each one's newest stored snapshot and its reservations),
+ * for caps over all clusters. A cluster whose snapshot cannot be read counts its reservations only.
+ */
+export async function holdingsOn(
+  clusters: readonly string[],
+  snapshots: { getFresh(cluster: string, maxAgeMs: number): Promise<ClusterSnapshot | null> },
+  reservations: { read(cluster: string): Promise<{ items: Reservation[] }> },
+): Promise<Map<string, Holding>> {
+  const total = new Map<string, Holding>();
+  await Promise.all(
+    clusters.map(async (cluster) => {
+      const [snapshot, { items }] = await Promise.all([snapshots.getFresh(cluster, Number.POSITIVE_INFINITY).catch(() => null), reservations.read(cluster)]);
+      const empty: ClusterSnapshot = { cluster, takenAt: new Date(0).toISOString(), maxCount: 0, maxCoreCount: 0, nodearrays: [] };
+      const held = tenantHoldings(snapshot ?? empty, items, snapshot ? Date.parse(snapshot.takenAt) : 0);
+      for (const [tenant, h] of held) {
+        const t = total.get(tenant) ?? { nodes: 0, cores: 0 };
+        total.set(tenant, { nodes: t.nodes + h.nodes, cores: t.cores + h.cores });
+      }
+    }),
+  );
+  return total;
 }

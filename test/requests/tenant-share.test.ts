@@ -1,6 +1,7 @@
 /** What a batch counts per tenant (src/requests/tenant-share.ts): tagged live nodes, reservations the snapshot does not count yet, caps as quotas. */
 import { describe, expect, it } from 'vitest';
-import { addInFlight, clusterSize, quotasFor, tenantHoldings } from '../../src/requests/tenant-share.ts';
+import { addInFlight, budgetBlock, clusterSize, quotasFor, tenantHoldings } from '../../src/requests/tenant-share.ts';
+import { plan } from '../../src/planning/planner.ts';
 import type { Reservation } from '../../src/requests/reservations.ts';
 import { tenantsOf } from '../../src/platform/tenants.ts';
 import type { InFlightAllocation } from '../../src/planning/types.ts';
@@ -74,6 +75,36 @@ describe('tenant holdings', () => {
     expect(quotasFor(tenants, 'cfd', 'hpc', { nodes: 3, cores: 96 })).toEqual([{ tenant: 'cfd', scope: 'on hpc', maxCores: 512, maxNodes: 10, usedNodes: 3, usedCores: 96 }]);
     expect(quotasFor(tenants, 'ml', 'hpc', { nodes: 3, cores: 96 })).toEqual([]);
     expect(quotasFor(undefined, 'cfd', 'hpc', { nodes: 0, cores: 0 })).toEqual([]);
+  });
+
+  it('adds a cap over every cluster (`*`) counting the holdings elsewhere, and a budget block', () => {
+    const tenants = tenantsOf({ tenants: { cfd: { weight: 1, maxCores: { hpc: 512, '*': 600 }, maxNodes: { '*': 12 }, budget: { monthly: 100 } } } });
+    expect(quotasFor(tenants, 'cfd', 'hpc', { nodes: 3, cores: 96 }, undefined, { nodes: 5, cores: 400 })).toEqual([
+      { tenant: 'cfd', scope: 'on hpc', maxCores: 512, usedNodes: 3, usedCores: 96 },
+      { tenant: 'cfd', scope: 'in all clusters', maxCores: 600, maxNodes: 12, usedNodes: 8, usedCores: 496 },
+    ]);
+    expect(budgetBlock(tenants, 'cfd', new Map([['cfd', { today: 3, month: 99.99 }]]), 'USD')).toBeUndefined();
+    const why = budgetBlock(tenants, 'cfd', new Map([['cfd', { today: 3, month: 100.5 }]]), 'USD');
+    expect(why).toBe('tenant cfd past its monthly budget: 100.50 of 100 USD spent this month');
+    expect(budgetBlock(tenants, 'ml', new Map([['ml', { today: 3, month: 1e6 }]]), 'USD')).toBeUndefined();
+    expect(budgetBlock(tenants, 'cfd', undefined, 'USD')).toBeUndefined();
+
+    // The planner: a blocked tenant waits with the words (not rejected); the in-all cap binds with its scope.
+    const request = { kind: 'scale' as const, requestId: 'r', cluster: 'hpc', demands: [{ nodearray: 'ondemand', count: 1, machineTypes: ['Standard_HC44rs'] }] };
+    const blocked = plan({ request, snapshot: seedSnapshot(), inFlight: [], backoffs: [], nowMs: T0, quotas: quotasFor(tenants, 'cfd', 'hpc', { nodes: 0, cores: 0 }, why) });
+    expect(blocked.sets).toEqual([]);
+    expect(blocked.demands[0]!.status).toBe('waiting');
+    expect(blocked.demands[0]!.reason).toContain(why);
+    const full = plan({
+      request,
+      snapshot: seedSnapshot(),
+      inFlight: [],
+      backoffs: [],
+      nowMs: T0,
+      quotas: quotasFor(tenants, 'cfd', 'hpc', { nodes: 1, cores: 44 }, undefined, { nodes: 11, cores: 540 }),
+    });
+    expect(full.sets).toEqual([]);
+    expect(full.demands[0]!.reason).toContain('tenant cfd at 12 of 12 nodes in all clusters');
   });
 
   it('merges in-flight entries of one bucket and group, keeping others apart', () => {
