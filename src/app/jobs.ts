@@ -7,6 +7,9 @@ import { reconcileSnapshot, type ReconcileResult } from '../tracking/reconcile.t
 import { reconcileOrphans, type OrphanResult } from '../tracking/orphans.ts';
 import { reconcileEvictions, type EvictionResult } from '../tracking/evictions.ts';
 import { meterSweep, type MeterResult } from '../tracking/meter.ts';
+import { fairWakes } from '../requests/fair-wake.ts';
+import type { ClusterSnapshot } from '../snapshots/model.ts';
+import { budgetBlock } from '../requests/tenant-share.ts';
 import type { Reservation } from '../requests/reservations.ts';
 import { encodeQueueMessage } from '../platform/storage.ts';
 import { pruneReplayCache } from '../platform/replay-cache.ts';
@@ -29,6 +32,8 @@ export interface SnapshotJobResult {
   captured: CaptureResult[];
   reconciled: (ReconcileResult & { cluster: string })[];
   orphans: (OrphanResult & { cluster: string })[];
+  /** Sleeping requests woken because they would get room now, in fair order (src/requests/fair-wake.ts). */
+  fairWakeups: number;
   /** Cost meter sweeps (with a price table), per cluster. */
   meters: (MeterResult & { cluster: string })[];
   /** Spot evictions found this tick (clusters with none are left out). */
@@ -140,11 +145,21 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
       logger.warn('could not prune capacity reservations', { cluster: r.cluster, error });
     }
   }
+  // Fair share across batches: sleeping requests that would get room now are woken to meet in one batch.
+  let fairWakeups = 0;
+  for (const r of captured) {
+    if (!r.ok) continue;
+    try {
+      fairWakeups += await wakeFairly(s, r.cluster, r.snapshot, open, now(), logger);
+    } catch (error) {
+      logger.warn('could not wake waiting requests in fair order', { cluster: r.cluster, error });
+    }
+  }
   const trackerWakeups = await s.tracker.sweep(now(), logger);
   const requestWakeups = await wakeLostRequests(s, open, now(), logger);
   const leases = await leaseSweep(s, now(), logger);
   const expired = await expireOld(s, now(), logger);
-  return { captured, reconciled, orphans, evictions, meters, trackerWakeups, requestWakeups, expired, leases };
+  return { captured, reconciled, orphans, evictions, meters, fairWakeups, trackerWakeups, requestWakeups, expired, leases };
 }
 
 /** Leases and lifetimes past due, and releases not yet carried out: the backstop for a lost reminder or a crash. */
@@ -207,6 +222,29 @@ async function pruneSeenSignatures(s: Services, nowMs: number, logger: Logger): 
 }
 
 /** Open requests not being tracked whose next attempt is long overdue get a continue message. */
+async function wakeFairly(s: Services, cluster: string, snapshot: ClusterSnapshot, open: readonly LedgerEntry[], nowMs: number, logger: Logger): Promise<number> {
+  const here = open.filter((e) => e.record.cluster === cluster);
+  if (!here.some((e) => e.nextAttemptAtMs !== null && e.nextAttemptAtMs > nowMs)) return 0;
+  if (await s.pipeline.state.isPaused()) return 0;
+  const tenants = s.http.tenants;
+  const budgeted = s.prices() && tenants?.names.some((t) => tenants.get(t)?.budget);
+  const spend = budgeted ? await s.tenantSpend(nowMs) : undefined;
+  const ids = fairWakes({
+    cluster,
+    snapshot,
+    reservations: (await s.pipeline.reservations.read(cluster)).items,
+    backoffs: await s.capacity.active(cluster, nowMs),
+    open: here,
+    tenants,
+    blocked: (t) => budgetBlock(tenants, t, spend, s.prices()?.currency ?? ''),
+    nowMs,
+  });
+  const queue = s.storage.queue(s.names.scaleQueue);
+  await Promise.all(ids.map((requestId) => queue.sendMessage(encodeQueueMessage({ $scaler: 'continue', requestId, reason: 'fair-share' }))));
+  if (ids.length > 0) logger.info('woke waiting requests that have room now, in fair order', { cluster, count: ids.length });
+  return ids.length;
+}
+
 async function wakeLostRequests(s: Services, open: readonly LedgerEntry[], nowMs: number, logger: Logger): Promise<number> {
   const lost = open.filter((e) => isLost(e, nowMs));
   await Promise.all(

@@ -423,11 +423,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
   program
     .command('tenants')
-    .description('each tenant: weight, caps, and the nodes and cores it holds per cluster with its share')
+    .description('each tenant: weight, caps, cost today and this month, budget, and the nodes and cores it holds per cluster with its share')
     .action(async (_flags: unknown, cmd: Command) => {
       const { client, json } = context(cmd);
       const { body } = await client.tenants();
-      out(json ? JSON.stringify(body) : renderTenants(body));
+      out(json ? JSON.stringify(body) : renderTenants(body, paint));
     });
 
   for (const action of ['pause', 'resume'] as const) {

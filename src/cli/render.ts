@@ -109,7 +109,18 @@ export function renderRecord(record: RequestRecord, paint: Paint, width = DEFAUL
     out.push(ops.toString());
   }
   out.push(`nodes: ${nodesSummary(record)}`);
+  if (record.cost) out.push(costLine(record.cost));
   return out.join('\n');
+}
+
+/** `12.34 USD`; `-` when unknown (no price table). */
+export const money = (amount: number | null | undefined, currency: string | null, digits = 2): string =>
+  amount === null || amount === undefined ? '-' : `${amount.toFixed(digits)}${currency ? ` ${currency}` : ''}`;
+
+/** `cost: 0.0421 USD for 0.03 node-hours, as of …` and the machine types the table has no price for. */
+export function costLine(cost: NonNullable<RequestRecord['cost']>): string {
+  const line = `cost: ${money(cost.amount, cost.currency, 4)} for ${(cost.nodeSeconds / 3600).toFixed(2)} node-hours, as of ${cost.asOf}`;
+  return cost.unpriced.length ? `${line}\n  no price for ${cost.unpriced.join(', ')}: their node-hours are not in the amount` : line;
 }
 
 /**
@@ -180,13 +191,26 @@ export function renderHealth(health: Health, paint: Paint): string {
   return lines.join('\n');
 }
 
-/** `ccscale tenants`: one line per tenant and cluster. */
-export function renderTenants(view: TenantsResponse): string {
+/**
+ * `ccscale tenants`: one line per tenant (weight, caps, and with a price table what it spent today and
+ * this month, UTC, over every cluster; its monthly budget), then one per cluster it may use.
+ */
+export function renderTenants(view: TenantsResponse, paint: Paint = painter(false)): string {
   const lines = [view.declared ? 'tenants (from the tenants document):' : "no tenants document: every request is default's, weight 1, no cap"];
   for (const t of view.tenants) {
     const clusters = Object.keys(t.usage);
-    const caps = [...Object.entries(t.caps.maxCores).map(([c, n]) => `${n} cores on ${c}`), ...Object.entries(t.caps.maxNodes).map(([c, n]) => `${n} nodes on ${c}`)];
-    lines.push(`  ${t.name}  weight ${t.weight}${caps.length ? `  caps: ${caps.join(', ')}` : ''}${t.caps.clusters ? `  clusters: ${t.caps.clusters.join(', ')}` : ''}`);
+    const where = (c: string) => (c === '*' ? 'in all clusters' : `on ${c}`);
+    const caps = [...Object.entries(t.caps.maxCores).map(([c, n]) => `${n} cores ${where(c)}`), ...Object.entries(t.caps.maxNodes).map(([c, n]) => `${n} nodes ${where(c)}`)];
+    const costs = view.currency !== null ? `  cost today ${money(t.costToday, view.currency)}  this month ${money(t.costMonth, view.currency)}` : '';
+    // With a price table every tenant shows its budget (`-`: none); without one only a declared budget (not enforced then)
+    const budget = t.budget
+      ? `  budget ${t.budget.monthly}${view.currency ? ` ${view.currency}` : ''}${t.budget.past ? ` ${paint('red', '(past)')}` : ''}`
+      : view.currency !== null
+        ? '  budget -'
+        : '';
+    lines.push(
+      `  ${t.name}  weight ${t.weight}${caps.length ? `  caps: ${caps.join(', ')}` : ''}${t.caps.clusters ? `  clusters: ${t.caps.clusters.join(', ')}` : ''}${costs}${budget}`,
+    );
     for (const c of clusters) {
       const u = t.usage[c]!;
       const cap = t.caps.maxCores[c];

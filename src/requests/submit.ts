@@ -107,7 +107,7 @@ export async function processEntry(deps: SubmitDeps, requestId: string, logger: 
 // Scale requests
 
 /** The request as the planner sees it: spot-first demands that gave spot up (the tracker's fallback) plan regular. */
-function planned(request: ScaleRequest, entry: LedgerEntry): ScaleRequest {
+export function planned(request: ScaleRequest, entry: LedgerEntry): ScaleRequest {
   const regular = new Set(entry.regularOnly ?? []);
   if (regular.size === 0) return request;
   return { ...request, demands: request.demands.map((d, i) => (regular.has(i) && d.capacity === 'spot-first' ? { ...d, capacity: 'regular' as const } : d)) };

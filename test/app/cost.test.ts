@@ -10,19 +10,16 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createServices, type Services } from '../../src/app/services.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Services } from '../../src/app/services.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
-import { createCycleCloudClient } from '../../src/cyclecloud/client.ts';
 import { ROUTES } from '../../src/http/routes.ts';
 import type { RequestRecord, ScaleRequest } from '../../src/ledger/schemas.ts';
-import { staticCredentialProvider } from '../../src/platform/credentials.ts';
 import { silentLogger } from '../../src/platform/log.ts';
 import type { PriceDocument } from '../../src/platform/prices.ts';
-import { Storage } from '../../src/platform/storage.ts';
-import { startSimulator, type SimulatorHandle } from '../../src/simulator/server.ts';
-import { CrashSwitch, VirtualClock, VirtualQueues, chaosCycleCloud, chaosStorage, decodeBody } from '../chaos/harness.ts';
-import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
+import { type VirtualScaler, virtualScaler } from '../helpers/virtual-scaler.ts';
 import { httpRequest } from '../http/fakes.ts';
 
 const START_MS = Date.parse('2026-12-08T00:10:00.000Z');
@@ -32,11 +29,9 @@ const PRICES: PriceDocument = { currency: 'USD', prices: { westeurope: { Standar
 // cfd may spend 15 USD a month: two HC44rs for two hours (12.67) and one more hour of one (3.17) pass it.
 const TENANTS = { tenants: { cfd: { budget: { monthly: 15 } }, ml: {}, default: {} } };
 
-let sim: SimulatorHandle;
+let v: VirtualScaler;
+let sim: VirtualScaler['sim'];
 let s: Services;
-const clock = new VirtualClock(START_MS);
-const queues = new VirtualQueues(clock);
-const crash = new CrashSwitch();
 let nextTimerAt = START_MS + TIMER_MS;
 
 const hc = (requestId: string, tenant: string, count: number): ScaleRequest => ({
@@ -50,57 +45,23 @@ const hc = (requestId: string, tenant: string, count: number): ScaleRequest => (
 beforeAll(async () => {
   const folder = mkdtempSync(join(tmpdir(), 'ccscale-cost-'));
   writeFileSync(join(folder, 'prices.json'), JSON.stringify(PRICES));
-  sim = await startSimulator({ port: 0, stepMs: 2_000, now: clock.now });
-  const client = createCycleCloudClient({
-    baseUrl: sim.url,
-    credentials: staticCredentialProvider({ username: sim.username, password: sim.password }),
-    now: clock.now,
-    sleep: async () => {},
-  });
-  const connection = inject('storageConnectionString');
-  s = await createServices(
-    scalerEnv(sim, freshPrefix('co'), { CREATE_WINDOW_MS: '0', LOG_LEVEL: 'error', PRICES_FILE: join(folder, 'prices.json'), TENANTS: JSON.stringify(TENANTS) }, connection),
-    {
-      mode: 'local',
-      now: clock.now,
-      logger: silentLogger,
-      storage: chaosStorage(Storage.fromConnectionString(connection), queues, crash),
-      cyclecloud: chaosCycleCloud(client, crash),
-      fastPathConcurrency: 0,
-      governorWaitMs: 0,
-    },
-  );
+  v = await virtualScaler('co', START_MS, { PRICES_FILE: join(folder, 'prices.json'), TENANTS: JSON.stringify(TENANTS) });
+  ({ sim, s } = v);
 });
 afterAll(async () => {
-  await s?.close();
-  await sim?.close();
+  await v?.close();
 });
 
 /** Every due message delivered, and the timer run each minute, until `untilMs` (virtual). */
 async function runUntil(untilMs: number, done?: () => Promise<boolean>): Promise<void> {
-  const names = s.names;
-  const handlers: Record<string, (body: unknown, n: number) => Promise<unknown>> = {
-    [names.scaleQueue]: (body, n) => s.pipeline.handle(body, { messageId: `m${n}`, dequeueCount: n, maxDequeueCount: 50, poisonQueue: names.scalePoisonQueue }, silentLogger),
-    [names.trackerQueue]: (body, n) => s.tracker.handleTrackerMessage(body, { dequeueCount: n }, silentLogger),
-    [names.callbackQueue]: async () => undefined,
-  };
-  while (clock.nowMs < untilMs) {
+  while (v.clock.nowMs < untilMs) {
     if (done && (await done())) return;
-    const visible = queues.visible();
-    if (visible.length > 0) {
-      const m = visible[0]!;
-      m.dequeueCount += 1;
-      try {
-        await handlers[m.queue]!(decodeBody(m), m.dequeueCount);
-        queues.remove(m);
-      } catch {
-        m.visibleAtMs = clock.nowMs + 2_000;
-      }
+    if (v.queues.visible().length > 0) {
+      await v.deliverVisible();
       continue;
     }
-    const next = Math.min(queues.nextVisibleAtMs(), nextTimerAt, untilMs);
-    clock.advanceTo(next);
-    if (clock.nowMs >= nextTimerAt) {
+    v.clock.advanceTo(Math.min(v.queues.nextVisibleAtMs(), nextTimerAt, untilMs));
+    if (v.clock.nowMs >= nextTimerAt) {
       nextTimerAt += TIMER_MS;
       await runSnapshotJob(s, { isPastDue: false }, silentLogger);
     }
@@ -132,17 +93,17 @@ describe('cost', () => {
     ]);
 
     // Two hours on: the first node goes by a terminate request.
-    const upAt = clock.nowMs;
+    const upAt = v.clock.nowMs;
     await runUntil(upAt + 2 * 3_600_000);
     const [first, second] = cfd.nodes;
     await s.pipeline.submitRequest({ kind: 'terminate', requestId: 'cost-stop-1', cluster: 'hpc', names: [first!.name] });
-    await runUntil(clock.nowMs + 10 * 60_000, async () => (await record('cost-stop-1')).state === 'fulfilled');
+    await runUntil(v.clock.nowMs + 10 * 60_000, async () => (await record('cost-stop-1')).state === 'fulfilled');
     expect((await record('cost-stop-1')).state).toBe('fulfilled');
 
     // One more hour: the second goes by a shutdown outside the scaler (CycleCloud's UI); the meter sees it go.
     await runUntil(upAt + 3 * 3_600_000);
     sim.sim.manage('hpc', 'terminate', { names: [second!.name] });
-    await runUntil(clock.nowMs + 5 * 60_000);
+    await runUntil(v.clock.nowMs + 5 * 60_000);
     const ended = await record('cost-cfd');
     expect(
       ended.nodes.every((n) => n.endedAt),
@@ -151,14 +112,14 @@ describe('cost', () => {
 
     // The record's cost against the simulator's own lives of those VMs.
     const priced = await publicView('cost-cfd');
-    const truth = simCost(ended, clock.nowMs);
+    const truth = simCost(ended, v.clock.nowMs);
     expect(priced.cost!.currency).toBe('USD');
     expect(priced.cost!.unpriced).toEqual([]);
     expect(Math.abs(priced.cost!.amount - truth) / truth, `record ${priced.cost!.amount} vs simulator ${truth}`).toBeLessThan(0.01);
     expect(truth).toBeGreaterThan(5 * HC * 0.99); // ~2 h + ~3 h of HC44rs
     // Still running: ml's node costs until now, and grows.
     const ml = await publicView('cost-ml');
-    expect(Math.abs(ml.cost!.amount - simCost(ml, clock.nowMs)) / simCost(ml, clock.nowMs)).toBeLessThan(0.01);
+    expect(Math.abs(ml.cost!.amount - simCost(ml, v.clock.nowMs)) / simCost(ml, v.clock.nowMs)).toBeLessThan(0.01);
 
     // Per tenant: the meter samples each minute; its sum is within 2 % of the records'.
     const tenants = ROUTES.find((r) => r.name === 'tenants')!.handler;
@@ -177,7 +138,7 @@ describe('cost', () => {
     // Past its budget: cfd's next demand waits, saying why; ml's is created.
     await s.pipeline.submitRequest(hc('cost-cfd-2', 'cfd', 1));
     await s.pipeline.submitRequest(hc('cost-ml-2', 'ml', 1));
-    await runUntil(clock.nowMs + 5 * 60_000, async () => (await record('cost-ml-2')).state === 'fulfilled');
+    await runUntil(v.clock.nowMs + 5 * 60_000, async () => (await record('cost-ml-2')).state === 'fulfilled');
     const waiting = await record('cost-cfd-2');
     expect(waiting.operations).toEqual([]);
     expect(waiting.reason).toMatch(/tenant cfd past its monthly budget: 1\d\.\d\d of 15 USD spent this month/);
@@ -191,4 +152,69 @@ describe('cost', () => {
     expect(body.budgets.past.map((p) => [p.tenant, p.monthly])).toEqual([['cfd', 15]]);
     expect(body.budgets.past[0]!.spent).toBeGreaterThanOrEqual(15);
   });
+});
+
+describe('prices from the Azure Retail Prices API', () => {
+  it('are fetched for the regions of the clusters at the first tick, cached, and price the records', async () => {
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      const items = [
+        {
+          currencyCode: 'USD',
+          retailPrice: 3.5,
+          unitPrice: 3.5,
+          armRegionName: 'westeurope',
+          armSkuName: 'Standard_HC44rs',
+          skuName: 'HC44rs',
+          productName: 'Virtual Machines HC Series',
+          serviceName: 'Virtual Machines',
+          type: 'Consumption',
+          unitOfMeasure: '1 Hour',
+        },
+        {
+          currencyCode: 'USD',
+          retailPrice: 7,
+          unitPrice: 7,
+          armRegionName: 'westeurope',
+          armSkuName: 'Standard_HC44rs',
+          skuName: 'HC44rs',
+          productName: 'Virtual Machines HC Series Windows',
+          serviceName: 'Virtual Machines',
+          type: 'Consumption',
+          unitOfMeasure: '1 Hour',
+        },
+      ];
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ BillingCurrency: 'USD', Items: items, NextPageLink: null, Count: items.length }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/retail/prices`;
+    const w = await virtualScaler('rp', START_MS, { PRICES_FROM_AZURE: 'true', PRICES_API_URL: url });
+    try {
+      expect(w.s.prices()).toBeUndefined();
+      await runSnapshotJob(w.s, { isPastDue: false }, silentLogger);
+      expect(asked).toHaveLength(1);
+      expect(new URL(asked[0]!, 'http://x').searchParams.get('$filter')).toContain("armRegionName eq 'westeurope'");
+      expect(w.s.prices()?.hourly({ machineType: 'Standard_HC44rs', region: 'westeurope' })).toBe(3.5);
+      // The next tick reads the cache: no second call within the day.
+      w.clock.advanceTo(START_MS + 60_000);
+      await runSnapshotJob(w.s, { isPastDue: false }, silentLogger);
+      expect(asked).toHaveLength(1);
+
+      await w.s.pipeline.submitRequest(hc('rp-1', 'default', 1));
+      for (let i = 0; i < 60 && (await w.s.pipeline.ledger.getRecord('rp-1'))?.state !== 'fulfilled'; i++) {
+        await w.deliverVisible();
+        w.clock.advanceTo(Math.min(w.queues.nextVisibleAtMs(), w.clock.nowMs + 5_000));
+      }
+      w.clock.advanceTo(w.clock.nowMs + 3_600_000);
+      const route = ROUTES.find((r) => r.name === 'scaleRequestsGet')!.handler;
+      const view = (await route(w.s.http, httpRequest('GET', '/api/scale-requests/rp-1', { params: { requestId: 'rp-1' } }))).jsonBody as RequestRecord;
+      expect(view.state).toBe('fulfilled');
+      expect(view.cost!.amount).toBeGreaterThan(3.5);
+      expect(view.cost!.amount).toBeLessThan(3.5 * 1.01);
+    } finally {
+      await w.close();
+      server.close();
+    }
+  }, 60_000);
 });

@@ -1,4 +1,5 @@
 import { tenantsOf } from '../../src/platform/tenants.ts';
+import { pricesOf } from '../../src/platform/prices.ts';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
@@ -162,6 +163,32 @@ describe('ccscale status', () => {
       expect(run.stdout).toContain(text);
     }
     expect(run.stdout).toMatch(/┌|\+-/); // a drawn table, not a JSON dump
+  });
+
+  it("prints the record's cost with a price table, and --json keeps the API's cost", async () => {
+    const { deps, world } = fakeDeps({ prices: () => pricesOf({ currency: 'USD', prices: { '*': { Standard_HC44rs: { regular: 3.6 } } } }) });
+    const base = progressRecord('fulfilled', 2, 2);
+    const startedAt = new Date(world.nowMs - 1800_000).toISOString();
+    const record: RequestRecord = {
+      ...base,
+      nodes: [
+        { ...base.nodes[0]!, machineType: 'Standard_HC44rs', region: 'westeurope', startedAt },
+        { ...base.nodes[1]!, machineType: 'Standard_Unknown', region: 'westeurope', startedAt, endedAt: new Date(world.nowMs - 900_000).toISOString() },
+      ],
+    };
+    world.records.set('job-8', { record, hash: 'h' });
+    api = await startFakeApi(deps);
+    const run = await runCli(['status', 'job-8', ...auth()]);
+    expect(run.code).toBe(0);
+    // Half an hour of a 3.60/h node, and a quarter hour of one the table cannot price
+    expect(run.stdout).toContain(`cost: 1.8000 USD for 0.75 node-hours, as of ${new Date(world.nowMs).toISOString()}`);
+    expect(run.stdout).toContain('no price for westeurope/Standard_Unknown: their node-hours are not in the amount');
+    const json = JSON.parse((await runCli(['status', 'job-8', '--json', ...auth()])).stdout) as RequestRecord;
+    expect(json.cost).toEqual({ currency: 'USD', amount: 1.8, nodeSeconds: 2700, asOf: new Date(world.nowMs).toISOString(), unpriced: ['westeurope/Standard_Unknown'] });
+    // No price table: no cost line
+    await api.close();
+    await serve({}, (w) => w.records.set('job-8', { record, hash: 'h' }));
+    expect((await runCli(['status', 'job-8', ...auth()])).stdout).not.toContain('cost:');
   });
 
   it('--json prints the record as JSON', async () => {
@@ -438,24 +465,58 @@ describe('ccscale plan, clusters, health', () => {
     expect(JSON.parse(degraded.stdout)).toMatchObject({ status: 'degraded' });
   });
 
-  it('lists tenants with caps, usage and share, and submits with --tenant', async () => {
+  it('lists tenants with caps, usage, share, cost and budget, and submits with --tenant', async () => {
     const world = await serve({
-      tenants: tenantsOf({ tenants: { cfd: { weight: 2, maxCores: { hpc: 512 } }, default: { weight: 1 } } }),
+      tenants: tenantsOf({
+        tenants: { cfd: { weight: 2, maxCores: { hpc: 512 }, budget: { monthly: 15 } }, ml: { weight: 1, budget: { monthly: 1000 } }, default: { weight: 1 } },
+      }),
       configuredClusters: () => ['hpc'],
       tenantUsage: async () => ({ holdings: new Map([['cfd', { nodes: 3, cores: 132 }]]), size: { nodes: 100, cores: 1000 } }),
+      prices: () => pricesOf({ currency: 'USD', prices: { '*': { Standard_HC44rs: { regular: 3.168 } } } }),
+      tenantCosts: async () =>
+        new Map([
+          ['cfd', { today: 1.2345, month: 15.8391 }],
+          ['ml', { today: 0, month: 12.5 }],
+        ]),
     });
     const human = await runCli(['tenants', ...auth()]);
     expect(human.code).toBe(0);
-    expect(human.stdout).toContain('cfd  weight 2  caps: 512 cores on hpc');
+    const lines = human.stdout.split('\n');
+    // Per tenant: cost today and this month (2 decimals, the table's currency) and its budget, marked once spent
+    expect(lines).toContain('  cfd  weight 2  caps: 512 cores on hpc  cost today 1.23 USD  this month 15.84 USD  budget 15 USD (past)');
+    expect(lines).toContain('  ml  weight 1  cost today 0.00 USD  this month 12.50 USD  budget 1000 USD');
+    expect(lines).toContain('  default  weight 1  cost today 0.00 USD  this month 0.00 USD  budget -');
     expect(human.stdout).toContain('hpc: 3 nodes, 132 of 512 cores, share 13.2 %');
     const json = JSON.parse((await runCli(['tenants', '--json', ...auth()])).stdout);
-    expect(json).toMatchObject({ declared: true, tenants: [{ name: 'cfd', usage: { hpc: { nodes: 3, cores: 132 } }, share: { hpc: 0.132 } }, { name: 'default' }] });
+    // --json is the API's answer as it is
+    expect(json).toMatchObject({
+      declared: true,
+      currency: 'USD',
+      tenants: [
+        {
+          name: 'cfd',
+          usage: { hpc: { nodes: 3, cores: 132 } },
+          share: { hpc: 0.132 },
+          costToday: 1.2345,
+          costMonth: 15.8391,
+          budget: { monthly: 15, spent: 15.8391, past: true },
+        },
+        { name: 'default', costToday: 0, costMonth: 0, budget: null },
+        { name: 'ml', costMonth: 12.5, budget: { monthly: 1000, spent: 12.5, past: false } },
+      ],
+    });
     const submit = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '1', '--tenant', 'cfd', '--request-id', 'tn-1', ...auth()]);
     expect(submit.code).toBe(0);
     expect(world.submitted.at(-1)).toMatchObject({ requestId: 'tn-1', tenant: 'cfd' });
     const bad = await runCli(['submit', '--cluster', 'hpc', '--nodearray', 'ondemand', '--count', '1', '--tenant', 'Bad Name', ...auth()]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('tenant');
+    // Without a price table: no cost figures, a declared budget still shown
+    await api!.close();
+    await serve({ tenants: tenantsOf({ tenants: { cfd: { weight: 1, budget: { monthly: 15 } }, default: { weight: 1 } } }), configuredClusters: () => ['hpc'] });
+    const unpriced = (await runCli(['tenants', ...auth()])).stdout.split('\n');
+    expect(unpriced).toContain('  cfd  weight 1  budget 15');
+    expect(unpriced).toContain('  default  weight 1');
   });
 
   it('pauses and resumes scale-out', async () => {

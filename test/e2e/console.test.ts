@@ -165,6 +165,29 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     expect(await page.$$eval('tr[data-node]', (rows) => rows.length)).toBe(2);
     expect(await page.$eval('#request-lease', (el) => el.textContent)).toMatch(/^3600 s, expires .* \(in (59|60) min/);
     expect(await page.$eval('tr[data-demand="0"]', (el) => el.textContent)).toContain('4711');
+    // Its cost (npm start prices the simulator's machine types): the page's figure is the record's, read
+    // right after it; the nodes still run, so the record may have grown by a refresh or two since.
+    await page.waitForSelector('#request-cost [data-amount]', { timeout: 10_000 });
+    const costText = await page.$eval('#request-cost', (el) => el.textContent);
+    const record = (await (await host.api('/scale-requests/console-e2e-1')).json()) as {
+      cost: { currency: string; amount: number; nodeSeconds: number; unpriced: string[] };
+      nodes: { name: string; startedAt?: string; endedAt?: string }[];
+    };
+    const shown = /^(\d+\.\d{4}) USD for (\d+\.\d{2}) node-hours, as of \S/.exec(costText ?? '');
+    expect(shown, costText ?? '').not.toBeNull();
+    expect(record.cost).toMatchObject({ currency: 'USD', unpriced: [] });
+    expect(record.cost.amount).toBeGreaterThan(0);
+    const [shownAmount, shownHours] = [Number(shown![1]), Number(shown![2])];
+    expect(shownAmount).toBeLessThanOrEqual(record.cost.amount + 0.00005);
+    expect(record.cost.amount - shownAmount).toBeLessThan(0.01); // 2 × Standard_F32s_v2 at 1.52 USD/h: 0.01 is about 12 s
+    expect(Math.abs(record.cost.nodeSeconds / 3600 - shownHours)).toBeLessThanOrEqual(0.01 + 12 / 3600);
+    expect(await page.$('#request-cost [data-unpriced]')).toBeNull();
+    // Each node's start, as the record has it
+    const started = await page.$$eval('tr[data-node]', (rows) =>
+      rows.map((r) => [r.getAttribute('data-node'), r.querySelector('[data-started]')?.getAttribute('datetime') ?? null]),
+    );
+    expect(Object.fromEntries(started)).toEqual(Object.fromEntries(record.nodes.map((n) => [n.name, n.startedAt ?? null])));
+    expect(record.nodes.every((n) => typeof n.startedAt === 'string' && n.endedAt === undefined)).toBe(true);
     const timeline = await page.$$eval('[data-timeline] [data-state]', (els) => els.map((e) => e.getAttribute('data-state')));
     expect(timeline[0]).toBe('queued');
     expect(timeline.at(-1)).toBe('fulfilled');
@@ -195,6 +218,28 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
       { timeout: 20_000 },
       6,
     );
+    // Its cost today and this month (the cost meter, in the price table's currency) and budget (none
+    // without a tenants document): the cells say what /api/tenants says. The meter adds at each
+    // snapshot, so both are read again until they agree (the page refreshes every second).
+    type Spend = { currency: string | null; tenants: { name: string; costToday: number | null; costMonth: number | null; budget: unknown }[] };
+    const cellsOf = () => page.$$eval('tr[data-tenant="default"] [data-cost]', (tds) => tds.map((td) => [td.getAttribute('data-cost'), td.textContent]));
+    let spend: Spend | undefined;
+    let cells: string[][] = [];
+    let want: Record<string, string> = {};
+    for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 300))) {
+      cells = (await cellsOf()) as string[][];
+      spend = (await (await host.api('/tenants')).json()) as Spend;
+      const d = spend.tenants.find((t) => t.name === 'default')!;
+      const money = (v: number | null) => (v === null ? '—' : `${v.toFixed(2)} ${spend!.currency}`);
+      want = { today: money(d.costToday), month: money(d.costMonth), budget: '—' };
+      if (JSON.stringify(Object.fromEntries(cells)) === JSON.stringify(want)) break;
+    }
+    expect(Object.fromEntries(cells)).toEqual(want);
+    expect(spend!.currency).toBe('USD');
+    const defaultSpend = spend!.tenants.find((t) => t.name === 'default')!;
+    expect(defaultSpend.budget).toBeNull();
+    expect(defaultSpend.costToday).toEqual(expect.any(Number));
+    expect(defaultSpend.costMonth!).toBeGreaterThanOrEqual(defaultSpend.costToday!);
     await shot(page, 'clusters');
 
     // Health: pause from the page, see it through the API, resume

@@ -57,6 +57,9 @@
     [r.released ? `released: ${r.released}` : r.leaseExpiresAt ? `lease ${until(r.leaseExpiresAt)}` : '', r.spot ? `${r.spot} spot` : '', r.evicted ? `${r.evicted} evicted` : '']
       .filter(Boolean)
       .join(' · ');
+  // Money as docs/api.md's Cost writes it: `12.34 USD` (a budget as declared: `15 USD`), — when unknown.
+  const money = (v, currency, digits = 2) => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(digits)}${currency ? ` ${currency}` : ''}` : dash);
+  const budgetAmount = (v, currency) => `${v}${currency ? ` ${currency}` : ''}`;
   const stateBadge = (s) => h('span', { class: `badge state-${s}`, 'data-state': s, text: s.replace('_', ' ') });
 
   // ---- the function key and the API ----
@@ -262,10 +265,27 @@
     );
   }
 
-  /** Per tenant and cluster: nodes, cores (of its cap) and its dominant share, from GET /api/tenants. */
+  /** A tenant's monthly budget: `15 USD`, marked past once this month's spend reached it. */
+  function budgetCell(x, currency, rows) {
+    const b = x.budget;
+    const title = b && b.spent !== null ? `${money(b.spent, currency)} spent this month` : null;
+    return h(
+      'td',
+      { 'data-label': 'Budget', class: 'num', rowspan: rows > 1 ? rows : null, 'data-cost': 'budget', 'data-past': b ? String(b.past) : null, title },
+      b ? budgetAmount(b.monthly, currency) : dash,
+      b?.past ? [' ', h('span', { class: 'badge bad', title: 'new demands wait until next month', text: 'past' })] : null,
+    );
+  }
+
+  /**
+   * Per tenant and cluster: nodes, cores (of its cap) and its dominant share, from GET /api/tenants;
+   * per tenant (over every cluster, on its first row) what it spent today and this month and its budget.
+   */
   function tenantsPanel(t) {
     if (!t?.tenants.length) return null;
-    const clusters = [...new Set(t.tenants.flatMap((x) => Object.keys(x.usage)))].sort();
+    const found = [...new Set(t.tenants.flatMap((x) => Object.keys(x.usage)))].sort();
+    // No configured cluster: one row per tenant still, for its costs
+    const clusters = found.length ? found : [null];
     const pct = (v) => `${Math.round((v || 0) * 1000) / 10} %`;
     return h(
       'section',
@@ -273,7 +293,9 @@
       h('h2', { id: 'tenants-title', text: 'Tenants' }),
       h('p', {
         class: 'muted',
-        text: t.declared ? 'From the tenants document: weight, caps, what each holds and its share of the cluster.' : 'No tenants document: every request is the default tenant’s.',
+        text: `${
+          t.declared ? 'From the tenants document: weight, caps, what each holds and its share of the cluster.' : 'No tenants document: every request is the default tenant’s.'
+        } ${t.currency ? 'Costs are UTC days and months, over every cluster.' : 'No price table: no costs.'}`,
       }),
       h(
         'div',
@@ -287,31 +309,47 @@
             h(
               'tr',
               {},
-              ['Tenant', 'Weight', 'Cluster', 'Nodes', 'Cores', 'Share'].map((x, i) => h('th', { scope: 'col', class: i === 1 || i > 2 ? 'num' : null, text: x })),
+              ['Tenant', 'Weight', 'Cluster', 'Nodes', 'Cores', 'Share', 'Cost today', 'This month', 'Budget'].map((x, i) =>
+                h('th', { scope: 'col', class: i === 1 || i > 2 ? 'num' : null, text: x }),
+              ),
             ),
           ),
           h(
             'tbody',
             {},
             t.tenants.flatMap((x) =>
-              clusters.map((c) => {
-                const u = x.usage[c] || { nodes: 0, cores: 0 };
-                const cap = x.caps.maxCores[c];
-                const nodeCap = x.caps.maxNodes[c];
+              clusters.map((c, i) => {
+                const u = (c !== null && x.usage[c]) || { nodes: 0, cores: 0 };
+                const cap = c === null ? undefined : x.caps.maxCores[c];
+                const nodeCap = c === null ? undefined : x.caps.maxNodes[c];
+                const span = clusters.length > 1 ? clusters.length : null;
                 return h(
                   'tr',
                   { 'data-tenant': x.name, 'data-cluster': c },
                   h('td', { 'data-label': 'Tenant', class: 'mono', text: x.name }),
                   h('td', { 'data-label': 'Weight', class: 'num', text: num(x.weight) }),
-                  h('td', { 'data-label': 'Cluster', text: c }),
+                  h('td', { 'data-label': 'Cluster', text: c ?? dash }),
                   h('td', {
                     'data-label': 'Nodes',
                     class: 'num',
                     'data-nodes': String(u.nodes),
-                    text: nodeCap === undefined ? num(u.nodes) : `${num(u.nodes)} of ${num(nodeCap)}`,
+                    text: c === null ? dash : nodeCap === undefined ? num(u.nodes) : `${num(u.nodes)} of ${num(nodeCap)}`,
                   }),
-                  h('td', { 'data-label': 'Cores', class: 'num', 'data-cores': String(u.cores), text: cap === undefined ? num(u.cores) : `${num(u.cores)} of ${num(cap)}` }),
-                  h('td', { 'data-label': 'Share', class: 'num', text: pct(x.share[c]) }),
+                  h('td', {
+                    'data-label': 'Cores',
+                    class: 'num',
+                    'data-cores': String(u.cores),
+                    text: c === null ? dash : cap === undefined ? num(u.cores) : `${num(u.cores)} of ${num(cap)}`,
+                  }),
+                  h('td', { 'data-label': 'Share', class: 'num', text: c === null ? dash : pct(x.share[c]) }),
+                  // Costs and budget are the tenant's over every cluster: once, beside its first cluster
+                  i === 0
+                    ? [
+                        h('td', { 'data-label': 'Cost today', class: 'num', rowspan: span, 'data-cost': 'today', text: money(x.costToday, t.currency) }),
+                        h('td', { 'data-label': 'This month', class: 'num', rowspan: span, 'data-cost': 'month', text: money(x.costMonth, t.currency) }),
+                        budgetCell(x, t.currency, clusters.length),
+                      ]
+                    : null,
                 );
               }),
             ),
@@ -590,6 +628,20 @@
                 : null,
               r.maxLifetime ? [h('dt', { text: 'Max lifetime' }), h('dd', { text: `ends ${clock(r.maxLifetime.endsAt)} (${until(r.maxLifetime.endsAt)})` })] : null,
               r.released ? [h('dt', { text: 'Released' }), h('dd', { id: 'request-released', text: `${r.released.reason} at ${clock(r.released.at)}` })] : null,
+              r.cost
+                ? [
+                    h('dt', { text: 'Cost' }),
+                    h(
+                      'dd',
+                      { id: 'request-cost' },
+                      h('b', { 'data-amount': String(r.cost.amount), text: money(r.cost.amount, r.cost.currency, 4) }),
+                      ` for ${(r.cost.nodeSeconds / 3600).toFixed(2)} node-hours, as of ${clock(r.cost.asOf)}`,
+                      r.cost.unpriced.length
+                        ? h('div', { class: 'muted', 'data-unpriced': '', text: `no price for ${r.cost.unpriced.join(', ')}: their node-hours are not in the amount` })
+                        : null,
+                    ),
+                  ]
+                : null,
               r.nodes?.some((n) => n.spot)
                 ? [h('dt', { text: 'Spot' }), h('dd', { text: `${r.nodes.filter((n) => n.spot).length} spot, ${r.nodes.filter((n) => !n.spot).length} regular node(s)` })]
                 : null,
@@ -658,7 +710,7 @@
           h('h3', { text: `Nodes (${r.nodes.length})` }),
           tableOf(
             'Nodes',
-            ['Name', 'Status', 'Demand', 'Node id'],
+            ['Name', 'Status', 'Demand', 'Started', 'Ended', 'Node id'],
             r.nodes.map((n) =>
               h(
                 'tr',
@@ -666,6 +718,8 @@
                 h('td', { class: 'mono', text: n.name }),
                 h('td', { text: n.status }),
                 h('td', { text: n.demand ?? dash }),
+                h('td', {}, n.startedAt ? h('time', { datetime: n.startedAt, 'data-started': '', text: clock(n.startedAt) }) : dash),
+                h('td', {}, n.endedAt ? h('time', { datetime: n.endedAt, 'data-ended': '', text: clock(n.endedAt) }) : dash),
                 h('td', { class: 'mono muted', text: n.id ?? dash }),
               ),
             ),
@@ -718,6 +772,23 @@
           ),
         ),
       ),
+    ];
+  }
+
+  /** Tenants past their monthly budget (their new demands wait); nothing when none is, or without budgets. */
+  function budgetsNote(b) {
+    if (b === null) return h('p', { class: 'muted', 'data-budgets': '', text: 'Budgets: the cost meter could not be read.' });
+    if (!b?.past.length) return null;
+    return [
+      h('h3', { text: 'Budgets' }),
+      h(
+        'ul',
+        { class: 'panel budgets', 'data-budgets': '' },
+        b.past.map((p) =>
+          h('li', { 'data-tenant': p.tenant, text: `tenant ${p.tenant} past its monthly budget: ${p.spent.toFixed(2)} of ${budgetAmount(p.monthly, b.currency)}` }),
+        ),
+      ),
+      h('p', { class: 'muted', text: 'Their new demands wait until the next month (or a larger budget); running nodes keep running.' }),
     ];
   }
 
@@ -785,6 +856,7 @@
             card('Orphans terminated', val(orphans.terminated), 'orphans-terminated'),
             card('Over-ask', val(health.overAsk), 'over-ask'),
           ),
+          budgetsNote(health.budgets),
           h('h3', { text: 'Snapshots' }),
           h(
             'div',
