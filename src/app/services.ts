@@ -185,6 +185,16 @@ export async function createServices(env: Record<string, string | undefined>, op
     if (!retail || regions.length === 0) return;
     prices = pricesOf(await retail.current([...regions]), config.priceDocument);
   };
+  // A budget in another currency than the price table's could never be compared: refused at start-up.
+  for (const name of tenants?.names ?? []) {
+    const budget = tenants!.get(name)?.budget;
+    if (budget?.currency && prices && budget.currency !== prices.currency) {
+      throw new ConfigError(
+        config.tenantsSecretName ? 'TENANTS_SECRET_NAME' : 'TENANTS',
+        `tenants.${name}.budget.currency: is ${budget.currency} but the price table's is ${prices.currency}`,
+      );
+    }
+  }
   const spendRead = new SharedRead<TenantSpend>(5_000, now);
   const tenantSpend = (nowMs: number): Promise<TenantSpend> =>
     spendRead.get('all', async () => {
@@ -278,7 +288,6 @@ export async function createServices(env: Record<string, string | undefined>, op
     now,
     logger,
     target: callbackTarget,
-    prices: () => prices,
   });
   const tracker = createTracker({
     cyclecloud,
@@ -309,7 +318,7 @@ export async function createServices(env: Record<string, string | undefined>, op
     governor,
     callbackTarget,
     ...(tenants ? { tenants } : {}),
-    budgets: { spend: tenantSpend, currency: () => prices?.currency ?? '' },
+    budgets: { spend: async (nowMs) => (prices ? tenantSpend(nowMs) : new Map()), currency: () => prices?.currency ?? '' },
     ...(config.cycleCloudClusters ? { clusters: config.cycleCloudClusters } : {}),
     tracker,
     snapshots: { getFresh: freshSnapshot, forget: () => sharedSnapshots.forget() },

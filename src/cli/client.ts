@@ -137,8 +137,9 @@ export class ScalerClient {
   }
 
   /** The record; `explain` adds each demand's nodearray, bucket and explanation. */
-  record(requestId: string, options: { explain?: boolean } = {}): Promise<ApiResponse<RequestRecord>> {
-    return this.call('GET', `scale-requests/${encodeURIComponent(requestId)}${options.explain ? '?explain=true' : ''}`);
+  record(requestId: string, options: { explain?: boolean; cost?: boolean } = {}): Promise<ApiResponse<RequestRecord>> {
+    const query = [...(options.explain ? ['explain=true'] : []), ...(options.cost ? ['cost=true'] : [])].join('&');
+    return this.call('GET', `scale-requests/${encodeURIComponent(requestId)}${query ? `?${query}` : ''}`);
   }
 
   plan(message: unknown): Promise<ApiResponse<PlanResponse>> {

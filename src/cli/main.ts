@@ -332,9 +332,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .description('show a request: state, demands (with where the planner put them and why), operations, nodes')
     .argument('<requestId>')
     .option('--explain', "with --json: add each demand's nodearray, bucketId and explanation (the table always shows them)")
-    .action(async (requestId: string, flags: { explain?: boolean }, cmd: Command) => {
+    .option('--cost', "with --json: add the request's cost and its nodes' times (the table always shows the cost)")
+    .action(async (requestId: string, flags: { explain?: boolean; cost?: boolean }, cmd: Command) => {
       const { client, json } = context(cmd);
-      const { body } = await client.record(requestId, { explain: !json || flags.explain === true });
+      const { body } = await client.record(requestId, { explain: !json || flags.explain === true, cost: !json || flags.cost === true });
       out(json ? JSON.stringify(body) : renderRecord(body, paint, width));
       exitCode = FINAL_STATES.has(body.state) ? exitCodeFor(body) : EXIT.ok;
     });

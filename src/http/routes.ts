@@ -12,8 +12,8 @@ import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } fro
 import type { z } from 'zod';
 import {
   ClusterName,
-  ExplainedRequestRecord,
   PublicRequestRecord,
+  recordSchema,
   ReleaseBody,
   RenewBody,
   RequestId,
@@ -259,10 +259,10 @@ export const getScaleRequest: RouteHandler = guarded('scale-request-status', asy
   // `?explain=true` adds each demand's nodearray, bucket and explanation (issue 11); without it the
   // record is exactly docs/api.md §5.
   const explain = request.query?.get('explain') === 'true';
-  return json(
-    200,
-    shape(explain ? ExplainedRequestRecord : PublicRequestRecord, publicRecord(record, { explain, prices: deps.prices?.(), nowMs: deps.now() }), log, 'request record'),
-  );
+  // `?cost=true` adds what its nodes cost so far and their times (docs/api.md, Cost).
+  const cost = request.query?.get('cost') === 'true';
+  const view = publicRecord(record, { explain, ...(cost ? { cost: { prices: deps.prices?.(), nowMs: deps.now() } } : {}) });
+  return json(200, shape(recordSchema({ explain, cost }), view, log, 'request record'));
 });
 
 function ageSecondsOf(takenAt: string | null | undefined, nowMs: number, fallback: number | null): number | null {
@@ -581,7 +581,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     authLevel: 'function',
     summary: 'The request record: state, per-demand progress, operations and nodes',
     description:
-      'Exactly the record of docs/api.md §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others).',
+      "Exactly the record of docs/api.md §5. With `?explain=true`, each demand also says where the planner put it and why: `nodearray`, `bucketId` and `explanation` (which bucket and placement group, and why not the others). With `?cost=true` (and a price table), `cost: {currency, amount, nodeSeconds, asOf, unpriced}` as of now and each node's `machineType`, `region`, `startedAt`, `endedAt` (docs/api.md, Cost).",
     responseSchema: PublicRequestRecord,
     problemStatuses: [400, 404],
     params: { requestId: "The caller's requestId" },

@@ -269,7 +269,7 @@ export function applyNodeStates(entry: LedgerEntry, cycleCloudRequestId: string,
     if (i < 0) {
       ref = { name: n.name, id: n.id, status: n.status, demand: n.demand, ...(n.spot ? { spot: true as const } : {}) };
       // Nodes first heard of from a terminate (not ours to price) carry no start.
-      if (attempt) ref.startedAt = startedAt;
+      if (attempt && next.record.kind === 'scale') ref.startedAt = startedAt;
       list.push(ref);
     } else {
       if (n.spot) list[i]!.spot = true;

@@ -331,9 +331,25 @@ export const RequestRecord = z.object({
 });
 export type RequestRecord = z.infer<typeof RequestRecord>;
 
-/** The record exactly as docs/api.md §5 publishes it (GET and callbacks): internal fields stripped. */
-export const PublicRequestRecord = RequestRecord.extend({ operations: z.array(PublicOperationRef), demands: z.array(PublicDemandStatus) });
+/** A node's fields that price it: in the record, published only with `?cost=true`. */
+const NODE_COST_FIELDS = { machineType: true, region: true, startedAt: true, endedAt: true } as const;
+
+/** A node exactly as docs/api.md §5 publishes it. */
+export const PublicNodeStatusRef = NodeStatusRef.omit(NODE_COST_FIELDS);
+
+/**
+ * The record exactly as docs/api.md §5 publishes it (GET and callbacks): internal fields stripped.
+ * It changes only when the request does, so a callback's body equals a GET made after it.
+ */
+export const PublicRequestRecord = RequestRecord.omit({ cost: true }).extend({
+  operations: z.array(PublicOperationRef),
+  demands: z.array(PublicDemandStatus),
+  nodes: z.array(PublicNodeStatusRef),
+});
 export type PublicRequestRecord = z.infer<typeof PublicRequestRecord>;
+
+/** `?cost=true`: the public record plus its `cost` as of now and each node's machine type, region and times. */
+export const CostedRequestRecord = PublicRequestRecord.extend({ nodes: z.array(NodeStatusRef), cost: RequestCost.optional() });
 
 /**
  * `GET /api/scale-requests/{id}?explain=true`: the public record whose demands also say where the
@@ -347,19 +363,28 @@ export type ExplainedRequestRecord = z.infer<typeof ExplainedRequestRecord>;
  * unless `explain`). A record that does not parse (an older stored shape) is returned with only
  * `operations[].action` and the demands' choice removed.
  */
-export function publicRecord(
-  record: RequestRecord,
-  options: { explain?: boolean; prices?: Prices | undefined; nowMs?: number } = {},
-): PublicRequestRecord | ExplainedRequestRecord {
+export function publicRecord(record: RequestRecord, options: { explain?: boolean; cost?: { prices: Prices | undefined; nowMs: number } } = {}): PublishedRecord {
+  const { cost: _stored, ...plain } = record;
+  let shown: RequestRecord = plain;
   // What its nodes cost so far, as of now (scale requests only: a terminate's nodes are others').
-  if (options.prices && record.kind === 'scale') record = { ...record, cost: requestCost(record, options.prices, options.nowMs ?? Date.now()) };
-  const parsed = (options.explain ? ExplainedRequestRecord : PublicRequestRecord).safeParse({ ...record, operations: record.operations.map(publicOperation) });
+  if (options.cost?.prices && record.kind === 'scale') shown = { ...plain, cost: requestCost(record, options.cost.prices, options.cost.nowMs) };
+  const parsed = recordSchema({ explain: options.explain === true, cost: options.cost !== undefined }).safeParse({ ...shown, operations: shown.operations.map(publicOperation) });
   if (parsed.success) return parsed.data;
   return {
-    ...record,
-    operations: record.operations.map(publicOperation),
-    demands: options.explain ? record.demands : record.demands.map(({ nodearray: _n, bucketId: _b, explanation: _e, ...d }) => d),
+    ...shown,
+    operations: shown.operations.map(publicOperation),
+    demands: options.explain ? shown.demands : shown.demands.map(({ nodearray: _n, bucketId: _b, explanation: _e, ...d }) => d),
+    nodes: options.cost ? shown.nodes : shown.nodes.map(({ machineType: _m, region: _r, startedAt: _s, endedAt: _e, ...n }) => n),
   };
+}
+
+/** A record as published: §5, with the demands' choice (`explain`) and cost and node times (`cost`) when asked. */
+export type PublishedRecord = Omit<PublicRequestRecord, 'nodes' | 'demands'> & { demands: DemandStatus[]; nodes: NodeStatusRef[]; cost?: RequestCost | undefined };
+
+/** The schema of a published record: §5, plus the demands' choice with `explain`, plus cost and node times with `cost`. */
+export function recordSchema(options: { explain: boolean; cost: boolean }): z.ZodType<PublishedRecord> {
+  if (!options.cost) return options.explain ? ExplainedRequestRecord : PublicRequestRecord;
+  return options.explain ? CostedRequestRecord.extend({ demands: z.array(DemandStatus) }) : CostedRequestRecord;
 }
 
 /** `POST /api/scale-requests/{id}/renew`: `{}` renews for the lease's own length, `{"seconds": N}` for N. */

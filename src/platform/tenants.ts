@@ -28,7 +28,14 @@ export const Tenant = z
     clusters: z.array(z.string().min(1)).min(1, 'lists at least one cluster (or leave it out: every cluster)').optional(),
     /** Spend per calendar month (UTC) in the price table's currency: past it, new demands wait (docs/api.md, Cost). */
     budget: z
-      .object({ monthly: z.number({ error: 'must be an amount > 0' }).positive('must be an amount > 0') })
+      .object({
+        monthly: z.number({ error: 'must be an amount > 0' }).positive('must be an amount > 0'),
+        /** Optional; must be the price table's (checked at start-up). */
+        currency: z
+          .string()
+          .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code such as USD')
+          .optional(),
+      })
       .strict()
       .optional(),
     /** `sha256:<hex>` of function keys whose requests belong to this tenant when they name none. */

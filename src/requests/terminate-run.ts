@@ -23,6 +23,9 @@ export async function processTerminate(ctx: Ctx, start: LedgerEntry, request: Te
       generation: 0,
       sets: [],
       nodeNames: entry.record.nodes.map((n) => n.name),
+      // By NodeId where CycleCloud's answer gave it: a node created since under the freed name is
+      // not the one terminated (the tracker would otherwise follow it and wait for it to go).
+      nodeIds: Object.fromEntries(entry.record.nodes.flatMap((n) => (n.id ? [[n.name, n.id] as const] : []))),
     });
     entry = await update(ctx, (e) => settle(e, deps.now()));
     return done(entry, isFinal(entry) ? 'final' : 'tracking');

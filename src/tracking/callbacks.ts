@@ -14,7 +14,6 @@
  * receiver's `Retry-After` lengthens a delay), then given up and logged. The secret, the signature
  * and the URL's query string are never logged.
  */
-import type { Prices } from '../platform/prices.ts';
 import { parseRetryAfterMs } from '../platform/retry-after.ts';
 import type { Storage } from '../platform/storage.ts';
 import { decodeQueueMessage, encodeQueueMessage, statusOf } from '../platform/storage.ts';
@@ -55,8 +54,6 @@ export interface CallbackSenderDeps {
   fetch?: typeof fetch;
   /** Where callbacks may go (README "Security"). Default: public https hosts only. */
   target?: CallbackTargetPolicy;
-  /** The price table in force: the record sent carries its cost (docs/api.md, Cost). */
-  prices?: () => Prices | undefined;
   now: () => number;
   logger: Logger;
   /** Delays before retries. Default {@link DEFAULT_CALLBACK_RETRY_DELAYS_MS}. */
@@ -219,7 +216,7 @@ export function createCallbackSender(deps: CallbackSenderDeps): CallbackSender {
       return;
     }
 
-    const body = JSON.stringify(publicRecord(entry.record, { prices: deps.prices?.() }));
+    const body = JSON.stringify(publicRecord(entry.record));
     // The receiver gets the request's trace: a child span of the accept span, as `traceparent`.
     const span = startSpan('callback', entry.traceparent, SpanKind.CLIENT, { 'http.request.method': 'POST', 'scaler.callback.attempt': msg.attempt });
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Scaler-Request-Id': msg.requestId, traceparent: span.traceparent };

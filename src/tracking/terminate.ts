@@ -90,7 +90,11 @@ export async function terminateAndTrack(
   const result = await sendTerminate(cyclecloud, order, signal);
   const refused = new Set(result.nodes.filter((n) => n.status === 'Error').map((n) => n.name));
   const names = order.follow ? order.follow.names.filter((n) => !refused.has(n)) : result.nodes.filter((n) => n.status !== 'Error').map((n) => n.name);
-  const nodeIds = order.follow?.nodeIds ? Object.fromEntries(Object.entries(order.follow.nodeIds).filter(([name]) => names.includes(name))) : undefined;
+  // By NodeId, always where known: once CycleCloud removes a terminated node it gives the name to the
+  // next node it creates, and following the name would then wait for that new node to go.
+  const taken = Object.fromEntries(result.nodes.flatMap((n) => (n.status !== 'Error' && n.id ? [[n.name, n.id] as const] : [])));
+  const known = { ...taken, ...(order.follow?.nodeIds ?? {}) };
+  const nodeIds = Object.fromEntries(Object.entries(known).filter(([name]) => names.includes(name)));
   await start({
     cluster: order.cluster,
     operationId: result.operationId,
@@ -100,7 +104,7 @@ export async function terminateAndTrack(
     generation: order.generation,
     sets: [],
     nodeNames: names,
-    ...(nodeIds ? { nodeIds } : {}),
+    ...(Object.keys(nodeIds).length > 0 ? { nodeIds } : {}),
   });
   return result;
 }

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Services } from '../../src/app/services.ts';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createServices, type Services } from '../../src/app/services.ts';
+import { freshPrefix, scalerEnv } from '../helpers/scaler-env.ts';
 import { runSnapshotJob } from '../../src/app/jobs.ts';
 import { ROUTES } from '../../src/http/routes.ts';
 import type { RequestRecord, ScaleRequest } from '../../src/ledger/schemas.ts';
@@ -33,6 +34,7 @@ let v: VirtualScaler;
 let sim: VirtualScaler['sim'];
 let s: Services;
 let nextTimerAt = START_MS + TIMER_MS;
+const pricesFile = join(mkdtempSync(join(tmpdir(), 'ccscale-cost-')), 'prices.json');
 
 const hc = (requestId: string, tenant: string, count: number): ScaleRequest => ({
   kind: 'scale',
@@ -43,9 +45,8 @@ const hc = (requestId: string, tenant: string, count: number): ScaleRequest => (
 });
 
 beforeAll(async () => {
-  const folder = mkdtempSync(join(tmpdir(), 'ccscale-cost-'));
-  writeFileSync(join(folder, 'prices.json'), JSON.stringify(PRICES));
-  v = await virtualScaler('co', START_MS, { PRICES_FILE: join(folder, 'prices.json'), TENANTS: JSON.stringify(TENANTS) });
+  writeFileSync(pricesFile, JSON.stringify(PRICES));
+  v = await virtualScaler('co', START_MS, { PRICES_FILE: pricesFile, TENANTS: JSON.stringify(TENANTS) });
   ({ sim, s } = v);
 });
 afterAll(async () => {
@@ -71,7 +72,7 @@ async function runUntil(untilMs: number, done?: () => Promise<boolean>): Promise
 const record = async (id: string): Promise<RequestRecord> => (await s.pipeline.ledger.getRecord(id))!;
 const publicView = async (id: string) => {
   const route = ROUTES.find((r) => r.name === 'scaleRequestsGet')!.handler;
-  return (await route(s.http, httpRequest('GET', `/api/scale-requests/${id}`, { params: { requestId: id } }))).jsonBody as RequestRecord;
+  return (await route(s.http, httpRequest('GET', `/api/scale-requests/${id}`, { params: { requestId: id }, query: 'cost=true' }))).jsonBody as RequestRecord;
 };
 /** What the simulator says the request's VMs cost: Σ (terminated − created) × price. */
 const simCost = (r: RequestRecord, untilMs: number) =>
@@ -208,7 +209,7 @@ describe('prices from the Azure Retail Prices API', () => {
       }
       w.clock.advanceTo(w.clock.nowMs + 3_600_000);
       const route = ROUTES.find((r) => r.name === 'scaleRequestsGet')!.handler;
-      const view = (await route(w.s.http, httpRequest('GET', '/api/scale-requests/rp-1', { params: { requestId: 'rp-1' } }))).jsonBody as RequestRecord;
+      const view = (await route(w.s.http, httpRequest('GET', '/api/scale-requests/rp-1', { params: { requestId: 'rp-1' }, query: 'cost=true' }))).jsonBody as RequestRecord;
       expect(view.state).toBe('fulfilled');
       expect(view.cost!.amount).toBeGreaterThan(3.5);
       expect(view.cost!.amount).toBeLessThan(3.5 * 1.01);
@@ -217,4 +218,19 @@ describe('prices from the Azure Retail Prices API', () => {
       server.close();
     }
   }, 60_000);
+});
+
+describe('budgets and the price table', () => {
+  it("refuse a budget in another currency than the price table's at start-up, naming the field", async () => {
+    const env = scalerEnv(
+      { url: 'http://127.0.0.1:9', username: 'u', password: 'p' },
+      freshPrefix('cb'),
+      {
+        PRICES_FILE: pricesFile,
+        TENANTS: JSON.stringify({ tenants: { cfd: { budget: { monthly: 10, currency: 'EUR' } }, default: {} } }),
+      },
+      inject('storageConnectionString'),
+    );
+    await expect(createServices(env, { mode: 'local', logger: silentLogger })).rejects.toThrow("Setting TENANTS tenants.cfd.budget.currency: is EUR but the price table's is USD");
+  });
 });

@@ -183,7 +183,9 @@ describe('ccscale status', () => {
     // Half an hour of a 3.60/h node, and a quarter hour of one the table cannot price
     expect(run.stdout).toContain(`cost: 1.8000 USD for 0.75 node-hours, as of ${new Date(world.nowMs).toISOString()}`);
     expect(run.stdout).toContain('no price for westeurope/Standard_Unknown: their node-hours are not in the amount');
-    const json = JSON.parse((await runCli(['status', 'job-8', '--json', ...auth()])).stdout) as RequestRecord;
+    // --json prints the API's record: §5 exactly, and the cost only with --cost
+    expect((JSON.parse((await runCli(['status', 'job-8', '--json', ...auth()])).stdout) as RequestRecord).cost).toBeUndefined();
+    const json = JSON.parse((await runCli(['status', 'job-8', '--json', '--cost', ...auth()])).stdout) as RequestRecord;
     expect(json.cost).toEqual({ currency: 'USD', amount: 1.8, nodeSeconds: 2700, asOf: new Date(world.nowMs).toISOString(), unpriced: ['westeurope/Standard_Unknown'] });
     // No price table: no cost line
     await api.close();

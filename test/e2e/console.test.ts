@@ -169,7 +169,7 @@ describe.skipIf(!haveChromium)('operator console in a real browser', () => {
     // right after it; the nodes still run, so the record may have grown by a refresh or two since.
     await page.waitForSelector('#request-cost [data-amount]', { timeout: 10_000 });
     const costText = await page.$eval('#request-cost', (el) => el.textContent);
-    const record = (await (await host.api('/scale-requests/console-e2e-1')).json()) as {
+    const record = (await (await host.api('/scale-requests/console-e2e-1?cost=true')).json()) as {
       cost: { currency: string; amount: number; nodeSeconds: number; unpriced: string[] };
       nodes: { name: string; startedAt?: string; endedAt?: string }[];
     };

@@ -114,9 +114,9 @@ describe("a request's cost", () => {
     let e = applySubmission(newEntry(request, T0, 3_600_000), accepted(T0), T0);
     e = applyNodeStates(e, 'job-1-g0', [node('hpc-1', 'ready')], T0 + 30_000);
     expect(publicRecord(e.record).cost).toBeUndefined();
-    const priced = publicRecord(e.record, { prices: pricesOf(DOC), nowMs: T0 + 1_800_000 });
+    const priced = publicRecord(e.record, { cost: { prices: pricesOf(DOC), nowMs: T0 + 1_800_000 } });
     expect(priced.cost).toMatchObject({ currency: 'USD', amount: 1.8, nodeSeconds: 1800 });
     const terminate = newEntry({ kind: 'terminate', requestId: 't-1', cluster: 'hpc', names: ['hpc-1'] }, T0, 60_000);
-    expect(publicRecord(terminate.record, { prices: pricesOf(DOC), nowMs: T0 }).cost).toBeUndefined();
+    expect(publicRecord(terminate.record, { cost: { prices: pricesOf(DOC), nowMs: T0 } }).cost).toBeUndefined();
   });
 });

@@ -590,7 +590,7 @@
       title: requestId,
       async update() {
         const [r, t] = await Promise.all([
-          api(`/scale-requests/${encodeURIComponent(requestId)}`),
+          api(`/scale-requests/${encodeURIComponent(requestId)}?cost=true`),
           api(`/scale-requests/${encodeURIComponent(requestId)}/timeline`).catch(() => null),
         ]);
         const events = [
