@@ -6,12 +6,11 @@
  * - entry rows: PartitionKey = requestId, RowKey = `r`; the whole {@link LedgerEntry} packed with
  *   `packJson` (records can hold thousands of nodes), plus `state`, `cluster`, `kind` for humans.
  * - open index rows: PartitionKey = `~open~<encoded cluster>` (`~` cannot occur in a requestId),
- *   RowKey = requestId; a few hundred bytes: whether the entry is final and what its creates asked
- *   for, with when. `listOpen` reads one small partition instead of scanning every
- *   record. The index row is written after the entry row (different partitions cannot share a
- *   transaction): a crash between the two leaves it one step behind until the entry's next update;
- *   `listOpen` double-checks against the entry row and heals stale rows. Rows of final entries stay
- *   while their creates are recent enough to matter to a snapshot ({@link RequestLedgerOptions.indexRetentionMs}).
+ *   RowKey = requestId; one row per open entry, written at admission (before the entry row) and
+ *   deleted when the entry becomes final: no other update touches it, so a request's claim and
+ *   answer cost no index round trip. `listOpen` reads one small partition instead of scanning every
+ *   record, double-checks each row against its entry and heals a row a crash left behind.
+ *   (What in-flight creates hold is the cluster's reservation row's business, src/requests/reservations.ts.)
  * - tombstones: PartitionKey = requestId, RowKey = `x`: left by the retention sweep ({@link RequestLedger.expire})
  *   in place of a deleted final entry, so `GET` can say the request expired rather than never existed.
  * - the retention marker: PartitionKey = `~retention~`, RowKey = `marker`: the last listing day
@@ -23,7 +22,6 @@ import { statusOf, type Storage } from '../platform/storage.ts';
 import type { StorageNames } from '../platform/names.ts';
 import { packJson, unpackJson } from '../platform/table-json.ts';
 import { conditionalUpdate, readRow } from '../platform/conditional.ts';
-import type { InFlightAllocation } from '../planning/types.ts';
 import type { AdmitOptions, AdmitResult, LedgerEntry, RequestLedgerApi } from './types.ts';
 import type { RequestMessage, RequestRecord } from './schemas.ts';
 import { isFinal, newEntry, rejectedEntry } from './record.ts';
@@ -38,8 +36,6 @@ export interface RequestLedgerOptions {
   now?: () => number;
   /** Time budget of a new request (docs/api.md §2: REQUEST_DEADLINE_MINUTES). Default 30 minutes. */
   deadlineMs?: number;
-  /** How long the index keeps a final entry's row after its last create. Default 1 hour. */
-  indexRetentionMs?: number;
   /** Attempts of a read-modify-write that keeps losing ETag races. Default 25. */
   maxUpdateAttempts?: number;
   /**
@@ -57,10 +53,6 @@ export class LedgerError extends ScalerError<LedgerErrorCode> {
   constructor(code: LedgerErrorCode, message: string, options?: ErrorOptions) {
     super(code, message, options);
   }
-}
-
-interface IndexAllocation extends InFlightAllocation {
-  atMs: number;
 }
 
 const ENTRY_ROW = 'r';
@@ -88,22 +80,6 @@ export interface Tombstone {
 // `~` is encoded too so every index partition sorts between `~open~` and `~open~~`.
 const indexPartition = (cluster: string): string => `~open~${encodeURIComponent(cluster).replace(/~/g, '%7E')}`;
 
-/** What the open-index row of an entry says (final flag and allocations), to skip rewriting it unchanged. */
-const indexView = (entry: LedgerEntry): string => JSON.stringify([isFinal(entry), allocationsOf(entry)]);
-
-/** What a request's creates asked for, for the planner: accepted sets count what was added; an intent or unknown outcome counts what was asked (it may exist). */
-export function allocationsOf(entry: LedgerEntry): IndexAllocation[] {
-  const out: IndexAllocation[] = [];
-  for (const a of entry.attempts) {
-    if (a.state === 'failed') continue;
-    for (const s of a.sets) {
-      const count = a.state === 'accepted' ? (s.added ?? 0) : s.count;
-      if (count > 0) out.push({ nodearray: s.nodearray, machineType: s.machineType, placementGroupId: s.placementGroupId, count, atMs: a.submittedAtMs });
-    }
-  }
-  return out;
-}
-
 function fromEntity(entity: Record<string, unknown> & { etag?: string }): LedgerEntry {
   const entry = unpackJson<LedgerEntry>(entity);
   if (entity.etag) entry.etag = String(entity.etag);
@@ -114,7 +90,6 @@ export class RequestLedger implements RequestLedgerApi {
   readonly #table: TableClient;
   readonly #now: () => number;
   readonly #deadlineMs: number;
-  readonly #retentionMs: number;
   readonly #maxAttempts: number;
   readonly #onFinal: ((entry: LedgerEntry) => Promise<void>) | undefined;
   /** The request list (`listing.ts`): newest-first summaries by day, for the console and `GET /api/scale-requests`. */
@@ -124,7 +99,6 @@ export class RequestLedger implements RequestLedgerApi {
     this.#table = options.storage.table(options.names.requestsTable);
     this.#now = options.now ?? Date.now;
     this.#deadlineMs = options.deadlineMs ?? 30 * 60_000;
-    this.#retentionMs = options.indexRetentionMs ?? 60 * 60_000;
     this.#maxAttempts = options.maxUpdateAttempts ?? 25;
     this.#onFinal = options.onFinal;
     this.listing = new RequestListing(this.#table, this.#now, (id) => this.get(id));
@@ -238,9 +212,9 @@ export class RequestLedger implements RequestLedgerApi {
   }
 
   async #afterWrite(current: LedgerEntry, next: LedgerEntry): Promise<LedgerEntry> {
-    // The open-index row holds only the final flag and the allocations: most updates (an annotate,
-    // a wait, a node's status) change neither, and skip its round trip.
-    if (isFinal(next) || indexView(current) !== indexView(next)) await this.#writeIndex(next);
+    // The open-index row says only that the entry is open: it goes when the entry becomes final, and
+    // no other update (a claim, an answer, a node's status) touches it.
+    if (isFinal(next) && !isFinal(current)) await this.#writeIndex(next);
     if (!isFinal(current) && isFinal(next)) {
       // After the conditional write that made it final: counted once, whichever instance wrote it.
       recordMetric('scaler.requests.completed', 1, { cluster: next.record.cluster, outcome: next.record.state });
@@ -381,7 +355,7 @@ export class RequestLedger implements RequestLedgerApi {
   /** Creates the row; null when the requestId already exists. */
   async #create(entry: LedgerEntry): Promise<LedgerEntry | null> {
     entry.transitions ??= nextTransitions(null, entry, this.#now());
-    // The open-index row first (only if absent: an existing entry's row carries its allocations).
+    // The open-index row first (only if absent).
     // Written after the entry, a worker dying in between left an open entry no sweeper could list:
     // a request admitted over HTTP whose enqueue never happened then waited for ever.
     await this.#createIndexRow(entry);
@@ -415,41 +389,35 @@ export class RequestLedger implements RequestLedgerApi {
         partitionKey: indexPartition(entry.record.cluster),
         rowKey: entry.record.requestId,
         final: false,
-        allocations: JSON.stringify(allocationsOf(entry)),
       });
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
     }
   }
 
+  /** An open entry's index row exists (written at admission); a final entry's goes. */
   async #writeIndex(entry: LedgerEntry): Promise<void> {
-    if (!entry.record.cluster || entry.request === null) return; // rejected-unparsed: nothing in flight, never open
-    const allocations = allocationsOf(entry);
-    const final = isFinal(entry);
-    const newest = allocations.reduce((m, a) => Math.max(m, a.atMs), 0);
+    if (!entry.record.cluster || entry.request === null) return; // rejected-unparsed: never open
     const pk = indexPartition(entry.record.cluster);
-    if (final && newest < this.#now() - this.#retentionMs) {
+    if (isFinal(entry)) {
       await this.#table.deleteEntity(pk, entry.record.requestId).catch((e: unknown) => {
         if (statusOf(e) !== 404) throw e;
       });
       return;
     }
-    await this.#table.upsertEntity({ partitionKey: pk, rowKey: entry.record.requestId, final, allocations: JSON.stringify(allocations) }, 'Replace');
+    await this.#table.upsertEntity({ partitionKey: pk, rowKey: entry.record.requestId, final: false }, 'Replace');
   }
 
-  async #indexRowsOf(pk: string): Promise<{ requestId: string; final: boolean; allocations: IndexAllocation[] }[]> {
-    const out: { requestId: string; final: boolean; allocations: IndexAllocation[] }[] = [];
+  async #indexRowsOf(pk: string): Promise<{ requestId: string; final: boolean }[]> {
+    const out: { requestId: string; final: boolean }[] = [];
     const filter = `PartitionKey eq '${pk.replace(/'/g, "''")}'`;
-    const cutoff = this.#now() - this.#retentionMs;
-    for await (const row of this.#table.listEntities<{ final?: boolean; allocations?: string }>({ queryOptions: { filter } })) {
-      const allocations = JSON.parse(row.allocations ?? '[]') as IndexAllocation[];
-      const final = Boolean(row.final);
-      if (final && allocations.every((a) => a.atMs < cutoff)) {
-        // Lazy clean-up: a final entry whose creates every snapshot now counts.
+    for await (const row of this.#table.listEntities<{ final?: boolean }>({ queryOptions: { filter } })) {
+      if (row.final) {
+        // A row an older version kept for its final entry: nobody reads it.
         await this.#table.deleteEntity(pk, row.rowKey!).catch(() => undefined);
         continue;
       }
-      out.push({ requestId: row.rowKey!, final, allocations });
+      out.push({ requestId: row.rowKey!, final: false });
     }
     return out;
   }

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Storage } from '../../src/platform/storage.ts';
 import { RequestLedger } from '../../src/ledger/ledger.ts';
 import { ScalerState } from '../../src/requests/state.ts';
-import { applySubmission, settle, closeDemand } from '../../src/ledger/record.ts';
+import { applySubmission, setState, settle, closeDemand } from '../../src/ledger/record.ts';
 import type { ScaleRequest } from '../../src/ledger/schemas.ts';
 import { uniqueNames } from '../helpers/names.ts';
 
@@ -38,35 +38,46 @@ describe('RequestLedger on azurite', () => {
     expect(await ledger.getRecord('nope')).toBeNull();
   });
 
-  it('rewrites the open-index row only when its final flag or allocations change (one round trip saved per other update)', async () => {
+  it('writes the open-index row at admission and deletes it when final; no other update touches it', async () => {
     await ledger.admit(request('job-idx'), now);
     const table = storage.table(names.requestsTable);
-    const indexEtag = async () => (await table.getEntity('~open~hpc', 'job-idx')).etag;
+    const indexEtag = async () => (await table.getEntity('~open~hpc', 'job-idx').catch(() => null))?.etag ?? null;
     const before = await indexEtag();
-    // An update that changes neither (a reason, a wait) leaves the row alone
+    expect(before).not.toBeNull();
+    // A wait, a claim (intent) and an answer leave the row alone: no index round trip on the create path
     await ledger.update('job-idx', (e) => {
       e.record.reason = 'waiting for capacity';
       e.waits = 3;
     });
+    const attempt = (state: 'intent' | 'accepted') => ({
+      generation: 0,
+      cycleCloudRequestId: 'job-idx-g0',
+      state,
+      operationId: state === 'accepted' ? 'op-1' : null,
+      submittedAtMs: now,
+      sets: [
+        { nodearray: 'ondemand', machineType: 'HC', placementGroupId: null, count: 2, added: state === 'accepted' ? 2 : null, message: null, demands: [{ index: 0, count: 2 }] },
+      ],
+    });
+    await ledger.update('job-idx', (e) => applySubmission(e, attempt('intent'), now));
+    await ledger.update('job-idx', (e) => applySubmission(e, attempt('accepted'), now));
     expect(await indexEtag()).toBe(before);
-    // An intent changes the allocations: the row is rewritten
-    await ledger.update('job-idx', (e) =>
-      applySubmission(
-        e,
-        {
-          generation: 0,
-          cycleCloudRequestId: 'job-idx-g0',
-          state: 'intent',
-          operationId: null,
-          submittedAtMs: now,
-          sets: [{ nodearray: 'ondemand', machineType: 'HC', placementGroupId: null, count: 2, added: null, message: null, demands: [{ index: 0, count: 2 }] }],
-        },
-        now,
-      ),
-    );
-    const afterIntent = await indexEtag();
-    expect(afterIntent).not.toBe(before);
     expect((await ledger.listOpen('hpc')).map((e) => e.record.requestId)).toContain('job-idx');
+    // Final: the row goes, and the entry is no longer listed as open
+    await ledger.update('job-idx', (e) => setState(e, 'failed', 'given up', now));
+    expect(await indexEtag()).toBeNull();
+    expect((await ledger.listOpen('hpc')).map((e) => e.record.requestId)).not.toContain('job-idx');
+  });
+
+  it('heals an index row a crash left behind for a final entry, and drops rows an older version kept', async () => {
+    await ledger.admit(request('job-heal'), now);
+    await ledger.update('job-heal', (e) => setState(e, 'failed', 'given up', now));
+    const table = storage.table(names.requestsTable);
+    await table.upsertEntity({ partitionKey: '~open~hpc', rowKey: 'job-heal', final: false }, 'Replace');
+    await table.upsertEntity({ partitionKey: '~open~hpc', rowKey: 'job-old', final: true, allocations: '[]' }, 'Replace');
+    expect((await ledger.listOpen('hpc')).map((e) => e.record.requestId)).not.toContain('job-heal');
+    expect(await table.getEntity('~open~hpc', 'job-heal').catch(() => null)).toBeNull();
+    expect(await table.getEntity('~open~hpc', 'job-old').catch(() => null)).toBeNull();
   });
 
   it('serialises concurrent updates with ETags (no lost writes)', async () => {
