@@ -121,7 +121,9 @@ export async function runSnapshotJob(s: Services, timer: { isPastDue: boolean },
   // Cost (docs/api.md, Cost): the Retail Prices cache looked at (a day old: fetched again), then
   // each cluster's meter accrues the time since its last sweep.
   const regions = [...new Set(captured.flatMap((r) => (r.ok ? r.snapshot.nodearrays.flatMap((na) => (na.region ? [na.region] : [])) : [])))].sort();
-  await s.refreshPrices(regions).catch((error: unknown) => logger.warn('could not refresh the Retail Prices cache', { error }));
+  // Only with every cluster read: a capture that fails now and then must not change the region set
+  // (and so refetch the prices) from tick to tick.
+  if (captured.every((r) => r.ok)) await s.refreshPrices(regions).catch((error: unknown) => logger.warn('could not refresh the Retail Prices cache', { error }));
   const meters: SnapshotJobResult['meters'] = [];
   if (s.prices()) {
     for (const r of captured) {
